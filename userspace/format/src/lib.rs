@@ -1,0 +1,1 @@
+//! memray capture files.
