@@ -1,0 +1,1 @@
+//! Test library loaded into Python with ctypes: walks its own thread stack in-process

@@ -1,0 +1,1 @@
+//! Reports over memray captures: stats, summary, tree, transform, flame graphs
