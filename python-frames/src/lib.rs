@@ -1,4 +1,33 @@
 //! CPython introspection: find the interpreter, walk thread stacks, read code
-//! objects and decode their line tables, for CPython 3.8 to 3.14.
+//! objects and decode their line tables, for CPython 3.8 to 3.14 on x86-64.
+//!
+//! * In process (the LD_PRELOAD tracker): [`InProcess::new`] once, then
+//!   [`InProcess::walk_current_thread`] at each allocation.
+//! * Another process (tools, tests, the eBPF mode's userspace side):
+//!   [`PythonProcess::attach`] then [`PythonProcess::snapshot`].
+//! * Either way, name frames with [`CodeCache`] / [`read_code`] and
+//!   [`linetable::line_number`].
+//!
+//! `linetable`, `layout` and `walk` use only `core` and allocate nothing.
 
+pub mod code;
+pub mod discover;
+pub mod dump;
+pub mod error;
+pub mod inprocess;
+pub mod layout;
 pub mod linetable;
+pub mod memory;
+pub mod process;
+pub mod threads;
+pub mod walk;
+
+pub use code::{read_code, CodeCache, CodeInfo};
+pub use dump::dump_stacks;
+pub use error::Error;
+pub use inprocess::InProcess;
+pub use layout::{FrameKind, Layout};
+pub use memory::{LocalMemory, Memory, PageCache, RemoteMemory, SnapshotMemory};
+pub use process::{PythonProcess, ThreadStack};
+pub use threads::{thread_states, ThreadState};
+pub use walk::{walk_stack, RawFrame, StackWalk, Target};

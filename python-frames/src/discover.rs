@@ -1,0 +1,160 @@
+//! Finding CPython inside another process: which mapped file exports
+//! `_PyRuntime` (libpython, or the executable for static, stripped or LTO
+//! builds), where it is loaded, and which version it is.
+
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSegment, ObjectSymbol};
+
+use crate::error::Error;
+
+/// The symbols of one ELF file that locate an interpreter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PythonSymbols {
+    /// Link-time addresses (add the load bias).
+    pub runtime: u64,
+    pub py_version: Option<u64>,
+    pub code_type: Option<u64>,
+    /// Link-time address of the first loadable segment with file offset 0.
+    pub first_segment: u64,
+}
+
+impl PythonSymbols {
+    /// Parses an ELF image; `Ok(None)` if it does not export `_PyRuntime`.
+    pub fn parse(binary: &Path, data: &[u8]) -> Result<Option<PythonSymbols>, Error> {
+        let file = object::File::parse(data).map_err(|e| Error::Elf {
+            binary: binary.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let find = |name: &str| {
+            file.dynamic_symbols()
+                .chain(file.symbols())
+                .find(|s| s.name() == Ok(name) && s.address() != 0)
+                .map(|s| s.address())
+        };
+        let Some(runtime) = find("_PyRuntime") else {
+            return Ok(None);
+        };
+        let first_segment = file
+            .segments()
+            .filter(|s| s.file_range().0 == 0)
+            .map(|s| s.address() & !0xfff)
+            .min()
+            .unwrap_or(0);
+        Ok(Some(PythonSymbols {
+            runtime,
+            py_version: find("Py_Version"),
+            code_type: find("PyCode_Type"),
+            first_segment,
+        }))
+    }
+}
+
+/// One file mapped into the target, with the address its offset 0 is mapped at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedFile {
+    pub path: PathBuf,
+    pub base: u64,
+}
+
+/// Files mapped at offset 0 in `/proc/<pid>/maps`, in address order.
+pub fn mapped_files(maps: &str) -> Vec<MappedFile> {
+    let mut files: Vec<MappedFile> = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(_perms), Some(offset), Some(_dev), Some(_inode)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            continue;
+        };
+        let path: String = fields.collect::<Vec<_>>().join(" ");
+        if !path.starts_with('/') || u64::from_str_radix(offset, 16) != Ok(0) {
+            continue;
+        }
+        let Some(base) = range
+            .split('-')
+            .next()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+        else {
+            continue;
+        };
+        if !files.iter().any(|f| f.path.as_os_str() == path.as_str()) {
+            files.push(MappedFile {
+                path: PathBuf::from(path),
+                base,
+            });
+        }
+    }
+    files
+}
+
+/// Whether a file's name says it is a Python executable or libpython.
+pub fn looks_like_python(path: &Path) -> bool {
+    file_name(path).contains("python")
+}
+
+/// `(major, minor)` from a name like `libpython3.9.so.1.0` or `python3.10`.
+pub fn version_from_name(path: &Path) -> Option<(u32, u32)> {
+    let name = file_name(path);
+    let rest = &name[name.find("python")? + "python".len()..];
+    let mut parts = rest.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_python_files_mapped_at_offset_zero() {
+        let maps = "\
+55d0c0000000-55d0c0001000 r--p 00000000 08:01 11 /usr/bin/python3.11
+55d0c0001000-55d0c0100000 r-xp 00001000 08:01 11 /usr/bin/python3.11
+7f0000000000-7f0000001000 r--p 00000000 08:01 12 /lib/libc.so.6
+7f0000100000-7f0000101000 r--p 00000000 08:01 13 /opt/py/lib/libpython3.9.so.1.0
+7ffd00000000-7ffd00001000 rw-p 00000000 00:00 0 [stack]
+";
+        let found: Vec<_> = mapped_files(maps)
+            .into_iter()
+            .filter(|f| looks_like_python(&f.path))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                MappedFile {
+                    path: "/usr/bin/python3.11".into(),
+                    base: 0x55d0c0000000
+                },
+                MappedFile {
+                    path: "/opt/py/lib/libpython3.9.so.1.0".into(),
+                    base: 0x7f0000100000
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn versions_from_file_names() {
+        assert_eq!(
+            version_from_name(Path::new("/x/libpython3.9.so.1.0")),
+            Some((3, 9))
+        );
+        assert_eq!(
+            version_from_name(Path::new("/usr/bin/python3.10")),
+            Some((3, 10))
+        );
+        assert_eq!(version_from_name(Path::new("/usr/bin/python")), None);
+    }
+}

@@ -1,0 +1,333 @@
+//! Every offset the walker reads, as plain data: built-in tables for 3.8-3.12
+//! (measured with `pyoffsets.c`), CPython's own `_Py_DebugOffsets` for 3.13+.
+//! `#[repr(C)]` and `core`-only so the same struct can be handed to a BPF
+//! program through a map.
+
+use crate::linetable::LineTableKind;
+
+/// An offset that this version does not have.
+pub const ABSENT: u64 = u64::MAX;
+
+/// Frame owner values at and above this mark the C-stack/interpreter boundary
+/// frames of 3.12+ (`FRAME_OWNED_BY_CSTACK` = 3 in 3.12/3.13,
+/// `FRAME_OWNED_BY_INTERPRETER` = 3 and `..._CSTACK` = 4 in 3.14).
+pub const ENTRY_OWNER_MIN: u8 = 3;
+
+/// How frames are chained and how the instruction offset is found.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// 3.8/3.9 `PyFrameObject`, `f_lasti` in bytes.
+    FrameObjectBytes = 0,
+    /// 3.10 `PyFrameObject`, `f_lasti` in code units.
+    FrameObjectUnits = 1,
+    /// 3.11+ `_PyInterpreterFrame`: instruction pointer into `co_code_adaptive`.
+    Interpreter = 2,
+}
+
+/// Offsets (bytes) for one CPython minor version on x86-64.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub major: u32,
+    pub minor: u32,
+    pub frame_kind: FrameKind,
+    pub linetable_kind: u32,
+    /// `_PyRuntime._finalizing` (a thread-state pointer, non-NULL once finalizing).
+    pub runtime_finalizing: u64,
+    pub runtime_interpreters_head: u64,
+    pub interp_threads_head: u64,
+    /// 3.14: `interp->_code_object_generation`, bumped at every code-object dealloc.
+    pub interp_code_object_generation: u64,
+    pub tstate_next: u64,
+    /// `frame` (3.8-3.10), `cframe` (3.11, 3.12) or `current_frame` (3.13+).
+    pub tstate_frame: u64,
+    /// `_PyCFrame.current_frame` (3.11, 3.12), else `ABSENT`.
+    pub cframe_current_frame: u64,
+    pub tstate_thread_id: u64,
+    pub tstate_native_thread_id: u64,
+    pub frame_code: u64,
+    pub frame_previous: u64,
+    /// `f_lasti` (int) up to 3.10; `prev_instr`/`instr_ptr` (pointer) after.
+    pub frame_instr: u64,
+    /// 3.12+ `owner` (3.11 marks entry frames with `is_entry` instead).
+    pub frame_owner: u64,
+    /// 3.11 `is_entry`.
+    pub frame_is_entry: u64,
+    pub code_filename: u64,
+    pub code_name: u64,
+    pub code_qualname: u64,
+    pub code_firstlineno: u64,
+    pub code_linetable: u64,
+    pub code_adaptive: u64,
+    pub object_type: u64,
+    pub unicode_length: u64,
+    pub unicode_state: u64,
+    /// Where the characters of a compact ASCII string start (`sizeof(PyASCIIObject)`).
+    pub unicode_ascii_data: u64,
+    /// Where a compact non-ASCII string's characters (or a legacy string's data
+    /// pointer) start (`sizeof(PyCompactUnicodeObject)`).
+    pub unicode_compact_data: u64,
+    pub bytes_size: u64,
+    pub bytes_data: u64,
+    /// Mask applied to `f_executable` (3.14 tags the low bits of stack references).
+    pub code_pointer_mask: u64,
+}
+
+/// Why a `Layout` could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// Not a version this crate knows.
+    Unsupported { major: u32, minor: u32 },
+    /// `_PyRuntime` does not start with `_Py_DebugOffsets` ("xdebugpy").
+    NoDebugOffsets,
+    /// A free-threaded (no-GIL) build, whose frames this walker does not read.
+    FreeThreaded,
+}
+
+impl core::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LayoutError::Unsupported { major, minor } => write!(
+                f,
+                "CPython {major}.{minor} is not supported (supported: 3.8 to 3.14)"
+            ),
+            LayoutError::NoDebugOffsets => {
+                f.write_str("_PyRuntime does not start with CPython's debug offsets")
+            }
+            LayoutError::FreeThreaded => {
+                f.write_str("free-threaded CPython builds are not supported")
+            }
+        }
+    }
+}
+
+/// The `_Py_DebugOffsets` cookie.
+pub const DEBUG_OFFSETS_COOKIE: &[u8; 8] = b"xdebugpy";
+
+/// Bytes of `_Py_DebugOffsets` that `from_debug_offsets` reads (3.14's groups
+/// up to `code_object` are the longest).
+pub const DEBUG_OFFSETS_PREFIX: usize = 8 * 60;
+
+impl Layout {
+    /// The built-in table for 3.8-3.12.
+    pub fn builtin(major: u32, minor: u32) -> Result<Layout, LayoutError> {
+        let base = |minor| Layout {
+            major,
+            minor,
+            frame_kind: FrameKind::FrameObjectBytes,
+            linetable_kind: linetable_code(LineTableKind::for_version(major, minor)),
+            runtime_finalizing: 16,
+            runtime_interpreters_head: 32,
+            interp_threads_head: 8,
+            interp_code_object_generation: ABSENT,
+            tstate_next: 8,
+            tstate_frame: 24,
+            cframe_current_frame: ABSENT,
+            tstate_thread_id: 176,
+            tstate_native_thread_id: ABSENT,
+            frame_code: 32,
+            frame_previous: 24,
+            frame_instr: 104,
+            frame_owner: ABSENT,
+            frame_is_entry: ABSENT,
+            code_filename: 104,
+            code_name: 112,
+            code_qualname: ABSENT,
+            code_firstlineno: 40,
+            code_linetable: 120,
+            code_adaptive: ABSENT,
+            object_type: 8,
+            unicode_length: 16,
+            unicode_state: 32,
+            unicode_ascii_data: 48,
+            unicode_compact_data: 72,
+            bytes_size: 16,
+            bytes_data: 32,
+            code_pointer_mask: !0,
+        };
+        match (major, minor) {
+            (3, 8) | (3, 9) => Ok(base(minor)),
+            (3, 10) => Ok(Layout {
+                frame_kind: FrameKind::FrameObjectUnits,
+                frame_instr: 96,
+                ..base(minor)
+            }),
+            (3, 11) => Ok(Layout {
+                frame_kind: FrameKind::Interpreter,
+                runtime_finalizing: 24,
+                runtime_interpreters_head: 40,
+                interp_threads_head: 16,
+                tstate_frame: 56,
+                cframe_current_frame: 8,
+                tstate_thread_id: 152,
+                tstate_native_thread_id: 160,
+                frame_code: 32,
+                frame_previous: 48,
+                frame_instr: 56,
+                frame_is_entry: 68,
+                code_filename: 112,
+                code_name: 120,
+                code_qualname: 128,
+                code_firstlineno: 72,
+                code_linetable: 136,
+                code_adaptive: 184,
+                ..base(minor)
+            }),
+            (3, 12) => Ok(Layout {
+                frame_kind: FrameKind::Interpreter,
+                runtime_finalizing: 24,
+                runtime_interpreters_head: 40,
+                interp_threads_head: 72,
+                tstate_frame: 56,
+                cframe_current_frame: 0,
+                tstate_thread_id: 136,
+                tstate_native_thread_id: 144,
+                frame_code: 0,
+                frame_previous: 8,
+                frame_instr: 56,
+                frame_owner: 70,
+                code_filename: 112,
+                code_name: 120,
+                code_qualname: 128,
+                code_firstlineno: 68,
+                code_linetable: 136,
+                code_adaptive: 192,
+                unicode_ascii_data: 40,
+                unicode_compact_data: 56,
+                ..base(minor)
+            }),
+            _ => Err(LayoutError::Unsupported { major, minor }),
+        }
+    }
+
+    /// 3.13 and 3.14, from the start of `_PyRuntime` (at least
+    /// `DEBUG_OFFSETS_PREFIX` bytes, read from memory or the `.PyRuntime` section).
+    pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, LayoutError> {
+        if bytes.len() < DEBUG_OFFSETS_PREFIX || &bytes[..8] != DEBUG_OFFSETS_COOKIE {
+            return Err(LayoutError::NoDebugOffsets);
+        }
+        let slot = |index: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[index * 8..index * 8 + 8]);
+            u64::from_le_bytes(word)
+        };
+        let (major, minor) = version_of_hex(slot(1) as u32);
+        if slot(2) != 0 {
+            return Err(LayoutError::FreeThreaded);
+        }
+        // Slot of the first `thread_state` field; 3.14 has three more
+        // `interpreter_state` fields (threads_main, code_object_generation,
+        // tlbc_generation) and two more `interpreter_frame` fields.
+        let (thread, frame_extra, code_generation) = match (major, minor) {
+            (3, 13) => (19, 0, ABSENT),
+            (3, 14) => (22, 2, slot(20)),
+            _ => return Err(LayoutError::Unsupported { major, minor }),
+        };
+        let frame = thread + 9;
+        let code = frame + 6 + frame_extra;
+        Ok(Layout {
+            major,
+            minor,
+            frame_kind: FrameKind::Interpreter,
+            linetable_kind: linetable_code(LineTableKind::Locations),
+            runtime_finalizing: slot(4),
+            runtime_interpreters_head: slot(5),
+            interp_threads_head: slot(9),
+            interp_code_object_generation: code_generation,
+            tstate_next: slot(thread + 2),
+            tstate_frame: slot(thread + 4),
+            cframe_current_frame: ABSENT,
+            tstate_thread_id: slot(thread + 5),
+            tstate_native_thread_id: slot(thread + 6),
+            frame_code: slot(frame + 2),
+            frame_previous: slot(frame + 1),
+            frame_instr: slot(frame + 3),
+            frame_owner: slot(frame + 5),
+            frame_is_entry: ABSENT,
+            code_filename: slot(code + 1),
+            code_name: slot(code + 2),
+            code_qualname: slot(code + 3),
+            code_linetable: slot(code + 4),
+            code_firstlineno: slot(code + 5),
+            code_adaptive: slot(code + 9),
+            object_type: 8,
+            unicode_length: 16,
+            unicode_state: 32,
+            unicode_ascii_data: 40,
+            unicode_compact_data: 56,
+            bytes_size: 16,
+            bytes_data: 32,
+            // Py_TAG_BITS is 3 in the default (GIL) build.
+            code_pointer_mask: if minor >= 14 { !3 } else { !0 },
+        })
+    }
+
+    /// The line-table format of this version's code objects.
+    pub fn linetable(&self) -> LineTableKind {
+        match self.linetable_kind {
+            0 => LineTableKind::Lnotab,
+            1 => LineTableKind::Pep626,
+            _ => LineTableKind::Locations,
+        }
+    }
+
+    /// Bytes of a frame that hold every field the walker reads.
+    pub fn frame_read_size(&self) -> usize {
+        let fields = [
+            self.frame_code + 8,
+            self.frame_previous + 8,
+            self.frame_instr + 8,
+            present(self.frame_owner).map_or(0, |o| o + 1),
+            present(self.frame_is_entry).map_or(0, |o| o + 1),
+        ];
+        fields.iter().copied().max().unwrap_or(0) as usize
+    }
+}
+
+/// `(major, minor)` of a `PY_VERSION_HEX` value.
+pub fn version_of_hex(hex: u32) -> (u32, u32) {
+    (hex >> 24, (hex >> 16) & 0xff)
+}
+
+/// `Some(offset)` unless the field is `ABSENT`.
+pub fn present(offset: u64) -> Option<u64> {
+    (offset != ABSENT).then_some(offset)
+}
+
+fn linetable_code(kind: LineTableKind) -> u32 {
+    match kind {
+        LineTableKind::Lnotab => 0,
+        LineTableKind::Pep626 => 1,
+        LineTableKind::Locations => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_tables_cover_3_8_to_3_12_only() {
+        for minor in 8..=12 {
+            let layout = Layout::builtin(3, minor).unwrap();
+            assert_eq!(layout.linetable(), LineTableKind::for_version(3, minor));
+        }
+        assert_eq!(
+            Layout::builtin(3, 13),
+            Err(LayoutError::Unsupported {
+                major: 3,
+                minor: 13
+            })
+        );
+    }
+
+    #[test]
+    fn debug_offsets_need_the_cookie() {
+        let bytes = [0u8; DEBUG_OFFSETS_PREFIX];
+        assert_eq!(
+            Layout::from_debug_offsets(&bytes),
+            Err(LayoutError::NoDebugOffsets)
+        );
+    }
+}

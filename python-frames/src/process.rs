@@ -1,0 +1,228 @@
+//! Reading the Python stacks of another process.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::code::{CodeCache, CodeInfo};
+use crate::discover::{looks_like_python, mapped_files, version_from_name, PythonSymbols};
+use crate::error::Error;
+use crate::layout::{version_of_hex, Layout, DEBUG_OFFSETS_COOKIE, DEBUG_OFFSETS_PREFIX};
+use crate::memory::{MemoryExt, PageCache, RemoteMemory};
+use crate::threads::{is_finalizing, thread_states, ThreadState};
+use crate::walk::{walk_stack, RawFrame, StackWalk, Target};
+
+/// A CPython process, located and ready to be read.
+#[derive(Debug)]
+pub struct PythonProcess {
+    memory: RemoteMemory,
+    target: Target,
+    binary: PathBuf,
+}
+
+/// One thread's stack at the time of a snapshot.
+#[derive(Clone, Debug)]
+pub struct ThreadStack {
+    pub thread: ThreadState,
+    /// The OS thread id: CPython's own record on 3.11+, else read from glibc's
+    /// `struct pthread` behind `thread_id` and checked against `/proc/<pid>/task`.
+    pub native_thread_id: Option<u32>,
+    /// Innermost first.
+    pub frames: Vec<RawFrame>,
+    pub walk: StackWalk,
+}
+
+impl PythonProcess {
+    /// Finds the interpreter of process `pid`.
+    pub fn attach(pid: i32) -> Result<PythonProcess, Error> {
+        let maps =
+            std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { pid },
+                _ => Error::NoSuchProcess { pid },
+            })?;
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let memory = RemoteMemory::new(pid);
+        for file in mapped_files(&maps)
+            .into_iter()
+            .filter(|f| looks_like_python(&f.path) || Some(&f.path) == exe.as_ref())
+        {
+            let data = read_target_file(pid, &file.path)?;
+            let Some(symbols) = PythonSymbols::parse(&file.path, &data)? else {
+                continue;
+            };
+            let bias = file.base.wrapping_sub(symbols.first_segment);
+            let target = locate(&memory, &file.path, &symbols, bias)?;
+            return Ok(PythonProcess {
+                memory,
+                target,
+                binary: file.path,
+            });
+        }
+        Err(Error::NotPython { pid })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.memory.pid()
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.target.layout
+    }
+
+    /// The file that exports `_PyRuntime` (libpython or the executable).
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    pub fn memory(&self) -> &RemoteMemory {
+        &self.memory
+    }
+
+    pub fn is_finalizing(&self) -> bool {
+        is_finalizing(&self.memory, &self.target)
+    }
+
+    /// Every thread's stack, up to `max_depth` innermost frames each. The
+    /// process keeps running, so a thread that moves during the read can give
+    /// a torn stack (marked `broken` when a pointer goes bad).
+    pub fn snapshot(&self, max_depth: usize) -> Result<Vec<ThreadStack>, Error> {
+        let pages = PageCache::new(self.memory);
+        let runtime = self.target.runtime;
+        let threads = thread_states(&pages, &self.target).ok_or(Error::Unreadable {
+            what: "the thread list",
+            address: runtime,
+        })?;
+        let native_ids = self.native_thread_ids(&pages, &threads);
+        let mut buffer = vec![RawFrame::default(); max_depth];
+        Ok(threads
+            .into_iter()
+            .zip(native_ids)
+            .map(|(thread, native_thread_id)| {
+                let walk = walk_stack(&pages, &self.target, thread.address, &mut buffer);
+                ThreadStack {
+                    thread,
+                    native_thread_id,
+                    frames: buffer[..walk.depth].to_vec(),
+                    walk,
+                }
+            })
+            .collect())
+    }
+
+    /// The code object at `code`, through `cache`.
+    pub fn code(&self, cache: &mut CodeCache, code: u64) -> Result<Arc<CodeInfo>, Error> {
+        cache
+            .get_or_read(&self.memory, &self.target.layout, code)
+            .map_err(|e| Error::Unreadable {
+                what: "a code object",
+                address: e.address,
+            })
+    }
+
+    fn native_thread_ids<M: MemoryExt>(
+        &self,
+        mem: &M,
+        threads: &[ThreadState],
+    ) -> Vec<Option<u32>> {
+        if threads.iter().all(|t| t.native_thread_id.is_some()) {
+            return threads.iter().map(|t| t.native_thread_id).collect();
+        }
+        let tasks = task_ids(self.pid());
+        let offset = pthread_tid_offset(mem, threads, &tasks);
+        threads
+            .iter()
+            .map(|t| offset.and_then(|o| mem.read_u32(t.thread_id + o)))
+            .collect()
+    }
+}
+
+/// Builds the `Target` of an interpreter whose file is loaded at `bias`.
+fn locate(
+    memory: &RemoteMemory,
+    binary: &Path,
+    symbols: &PythonSymbols,
+    bias: u64,
+) -> Result<Target, Error> {
+    let runtime = bias.wrapping_add(symbols.runtime);
+    let mut head = vec![0u8; DEBUG_OFFSETS_PREFIX];
+    if let Err(err) = memory.read_checked(runtime, &mut head) {
+        return Err(match err.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => Error::PermissionDenied { pid: memory.pid() },
+            Some(libc::ESRCH) => Error::NoSuchProcess { pid: memory.pid() },
+            _ => Error::Unreadable {
+                what: "_PyRuntime",
+                address: runtime,
+            },
+        });
+    }
+    let layout = if &head[..8] == DEBUG_OFFSETS_COOKIE {
+        Layout::from_debug_offsets(&head)?
+    } else {
+        let (major, minor) = match symbols.py_version {
+            Some(at) => memory
+                .read_u32(bias.wrapping_add(at))
+                .map(version_of_hex)
+                .ok_or(Error::Unreadable {
+                    what: "Py_Version",
+                    address: bias.wrapping_add(at),
+                })?,
+            None => version_from_name(binary).ok_or_else(|| Error::UnknownVersion {
+                binary: binary.to_path_buf(),
+            })?,
+        };
+        Layout::builtin(major, minor)?
+    };
+    Ok(Target {
+        layout,
+        runtime,
+        code_type: symbols.code_type.map_or(0, |at| bias.wrapping_add(at)),
+    })
+}
+
+/// A file as the target sees it (through its root, so containers and deleted
+/// files work).
+fn read_target_file(pid: i32, path: &Path) -> Result<Vec<u8>, Error> {
+    let through_root =
+        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
+    std::fs::read(&through_root)
+        .or_else(|_| std::fs::read(path))
+        .map_err(|e| Error::Elf {
+            binary: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
+fn task_ids(pid: i32) -> HashSet<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// glibc keeps the kernel thread id in `struct pthread` (what `pthread_t`
+/// points to), at 0x2d0 in current x86-64 releases. Accept an offset only if
+/// it gives every thread a distinct id of a live task of the process.
+fn pthread_tid_offset<M: MemoryExt>(
+    mem: &M,
+    threads: &[ThreadState],
+    tasks: &HashSet<u32>,
+) -> Option<u64> {
+    const GLIBC_TID: u64 = 0x2d0;
+    let fits = |offset: u64| {
+        let mut seen = HashSet::new();
+        threads.iter().all(|t| {
+            mem.read_u32(t.thread_id + offset)
+                .is_some_and(|tid| tasks.contains(&tid) && seen.insert(tid))
+        })
+    };
+    std::iter::once(GLIBC_TID)
+        .chain((0..0x800).step_by(4))
+        .find(|&offset| fits(offset))
+}
