@@ -41,7 +41,9 @@ pub fn supported() -> Vec<Interpreter> {
 
 /// The interpreter for `major.minor`, if installed.
 pub fn find(major: u32, minor: u32) -> Option<Interpreter> {
-    supported().into_iter().find(|i| i.version == (major, minor))
+    supported()
+        .into_iter()
+        .find(|i| i.version == (major, minor))
 }
 
 /// The interpreter the reference memray runs on: 3.11 if present (the version
@@ -109,7 +111,10 @@ fn pyenv_root() -> Option<PathBuf> {
 
 fn version_of(python: &Path) -> Option<(u32, u32)> {
     let out = Command::new(python)
-        .args(["-c", "import sys; print(sys.version_info[0], sys.version_info[1])"])
+        .args([
+            "-c",
+            "import sys; print(sys.version_info[0], sys.version_info[1])",
+        ])
         .output()
         .ok()?;
     if !out.status.success() {

@@ -41,7 +41,13 @@ pub fn reference_memray() -> ReferenceMemray {
         .expect("run python -m venv");
     assert!(status.success(), "creating {} failed", venv.display());
     let status = Command::new(&installed.python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .arg(format!("memray=={REFERENCE_VERSION}"))
         .status()
         .expect("run pip");

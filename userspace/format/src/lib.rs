@@ -1,1 +1,62 @@
-//! memray capture files.
+//! memray's capture files (memray-format.md): a streaming reader for format
+//! versions 11, 12 and 13 (plain or LZ4, ALL_ALLOCATIONS or AGGREGATED),
+//! a replay layer that rebuilds stacks, and v13 writers that produce the
+//! bytes memray 1.20 writes.
+//!
+//! Reading:
+//! * [`CaptureReader::open`] then [`CaptureReader::next_record`] yields
+//!   [`Record`]s (strings borrow the reader's buffer); [`CaptureReader::is_truncated`]
+//!   tells a cut-off capture from a complete one.
+//! * [`Replay`] wraps a reader and yields [`Event`]s (allocations with their
+//!   thread, Python trie node, native frame id and segment generation);
+//!   [`Replay::python_stack`] renders a node leaf first.
+//!
+//! Writing: the tracker holds a `Box<dyn CaptureWriter>`, either
+//!
+//! ```text
+//! trait CaptureWriter: Send {
+//!     fn write_memory_record(&mut self, time_ms, rss);
+//!     fn write_code_object(&mut self, id, function, filename, firstlineno, linetable);
+//!     fn write_frame_push(&mut self, tid, code_object_id, instruction_offset, is_entry);
+//!     fn write_frame_pop(&mut self, tid, count);
+//!     fn write_native_trace_index(&mut self, ip, parent);
+//!     fn write_allocation(&mut self, tid, address, size, allocator, native_frame_id);
+//!     fn write_thread_name(&mut self, tid, name);
+//!     fn write_mappings(&mut self, images);
+//!     fn write_object_record(&mut self, tid, address, created, native_frame_id);
+//!     fn finish(&mut self, end_time_ms);   // trailer + header rewrite
+//! }
+//! ```
+//!
+//! implemented by [`StreamingWriter`] (ALL_ALLOCATIONS, written as it goes)
+//! and [`AggregatingWriter`] (AGGREGATED_ALLOCATIONS, written at `finish`).
+//! Both take a [`Sink`] ([`MmapFileSink`], [`BufferedFileSink`],
+//! [`MemorySink`]) and a caller-filled [`Header`]. After `finish` and
+//! dropping the writer, [`compress_file`] applies memray's compress-on-exit.
+
+mod aggregate;
+mod allocator;
+mod decode;
+pub mod dump;
+pub mod encoding;
+mod error;
+mod frame_tree;
+mod header;
+mod reader;
+mod record;
+pub mod replay;
+pub mod sink;
+mod writer;
+
+pub use aggregate::AggregatingWriter;
+pub use allocator::{Allocator, AllocatorKind};
+pub use error::FormatError;
+pub use frame_tree::{FrameTree, Registry};
+pub use header::{
+    FileFormat, Header, PythonAllocator, TrackerStats, CURRENT_VERSION, MAGIC, READABLE_VERSIONS,
+};
+pub use reader::{CaptureReader, LZ4_MAGIC};
+pub use record::{AggregatedAllocation, AllocationRecord, Record};
+pub use replay::{AllocationEvent, Event, Replay, StackFrame};
+pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
+pub use writer::{CaptureWriter, Image, Segment, StreamingWriter};

@@ -1,0 +1,306 @@
+//! Interoperability with memray 1.20: captures recorded by the reference
+//! memray are dumped identically by our `memray parse`, replayed into the
+//! same stacks as memray's `FileReader`, and re-encoded by our writer into
+//! the very same bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use memray_format::{
+    CaptureReader, CaptureWriter, Event, FileFormat, Image, MemorySink, Record, Replay, Segment,
+    StreamingWriter,
+};
+use memray_tests::paths::{fixtures, memray_bin};
+use memray_tests::reference::reference_memray;
+use memray_tests::run::stdout_of;
+use serde_json::{json, Value};
+
+fn script() -> PathBuf {
+    fixtures().join("captures").join("alloc_script.py")
+}
+
+/// Records `alloc_script.py` with the reference memray and `flags`.
+fn capture(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let out = dir.join(format!("{name}.bin"));
+    let mut args: Vec<String> = vec!["run".into(), "-q".into(), "-f".into(), "-o".into()];
+    args.push(out.display().to_string());
+    args.extend(flags.iter().map(|f| f.to_string()));
+    args.push(script().display().to_string());
+    stdout_of(reference_memray().memray, &args);
+    out
+}
+
+fn parse_lines(memray: &Path, capture: &Path, aggregated: bool) -> Vec<String> {
+    let dump = stdout_of(memray, [Path::new("parse"), capture]);
+    let mut lines: Vec<String> = dump.lines().map(String::from).collect();
+    if aggregated {
+        // memray's golden test sorts runs of same-type lines (unordered maps).
+        let mut sorted = Vec::new();
+        let mut run: Vec<String> = Vec::new();
+        let kind = |l: &str| l.split(' ').next().unwrap_or("").to_string();
+        for line in lines.drain(..) {
+            if run.first().is_some_and(|f| kind(f) != kind(&line)) {
+                run.sort();
+                sorted.append(&mut run);
+            }
+            run.push(line);
+        }
+        run.sort();
+        sorted.append(&mut run);
+        lines = sorted;
+    }
+    lines
+}
+
+#[test]
+fn our_parse_equals_memrays_on_real_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let variants: &[(&str, &[&str], bool)] = &[
+        ("plain", &["--no-compress"], false),
+        ("compressed", &[], false),
+        ("native", &["--native"], false),
+        (
+            "python_allocators",
+            &["--trace-python-allocators", "--no-compress"],
+            false,
+        ),
+        ("aggregated", &["--aggregate"], true),
+        (
+            "aggregated_native",
+            &["--aggregate", "--native", "--no-compress"],
+            true,
+        ),
+    ];
+    for &(name, flags, aggregated) in variants {
+        let path = capture(dir.path(), name, flags);
+        let ours = parse_lines(&memray_bin(), &path, aggregated);
+        let theirs = parse_lines(&reference_memray().memray, &path, aggregated);
+        assert!(ours.len() > 100, "{name}: only {} lines", ours.len());
+        assert_eq!(ours.len(), theirs.len(), "{name}: line counts differ");
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(a, b, "{name}: line {i} differs");
+        }
+    }
+}
+
+fn file_reader_view(capture: &Path) -> Value {
+    let helper = fixtures().join("captures").join("file_reader_dump.py");
+    let out = stdout_of(reference_memray().python, [helper.as_path(), capture]);
+    serde_json::from_str(&out).unwrap()
+}
+
+fn stack_json(replay: &mut Replay, node: u32, tid: u64) -> Value {
+    let frames = replay.python_stack(node, tid);
+    Value::Array(
+        frames
+            .iter()
+            .map(|f| json!([&*f.function, &*f.filename, f.lineno]))
+            .collect(),
+    )
+}
+
+#[test]
+fn replay_agrees_with_memrays_file_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, flags) in [
+        ("stream", &["--native"][..]),
+        ("pyalloc", &["--trace-python-allocators"][..]),
+    ] {
+        let path = capture(dir.path(), name, flags);
+        let expected = file_reader_view(&path);
+        let mut replay = Replay::open(&path).unwrap();
+        let mut events = Vec::new();
+        while let Some(event) = replay.next_event().unwrap() {
+            if let Event::Allocation(a) = event {
+                events.push(a);
+            }
+        }
+        assert!(!replay.is_truncated());
+        let ours: Vec<Value> = events
+            .iter()
+            .map(|a| {
+                let stack = if a.allocator.is_deallocator() {
+                    Value::Null
+                } else {
+                    stack_json(&mut replay, a.python_node, a.tid)
+                };
+                json!([a.tid, a.address, a.size, a.allocator.id(), stack])
+            })
+            .collect();
+        let theirs = expected["records"].as_array().unwrap();
+        assert_eq!(ours.len(), theirs.len(), "{name}: record counts");
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            assert_eq!(a, b, "{name}: allocation record {i}");
+        }
+        assert!(
+            ours.iter()
+                .any(|r| r[4].as_array().is_some_and(|s| s.len() >= 2)),
+            "{name}: some stacks are deep (a meaningful comparison)"
+        );
+    }
+}
+
+#[test]
+fn aggregated_replay_agrees_with_memrays_high_water_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = capture(dir.path(), "agg", &["--aggregate"]);
+    let expected = file_reader_view(&path);
+    let mut replay = Replay::open(&path).unwrap();
+    let mut aggregated = Vec::new();
+    while let Some(event) = replay.next_event().unwrap() {
+        if let Event::AggregatedAllocation(a) = event {
+            aggregated.push(a);
+        }
+    }
+    // memray groups by (tid, python node, native id); so do we.
+    let mut groups: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
+    let mut leaked = 0;
+    for a in &aggregated {
+        *groups
+            .entry((a.tid, a.python_frame_id, a.native_frame_id))
+            .or_default() += a.bytes_in_high_water_mark;
+        leaked += a.bytes_leaked;
+    }
+    let mut ours: Vec<Value> = groups
+        .into_iter()
+        .filter(|&(_, size)| size > 0)
+        .map(|((tid, node, _), size)| json!([tid, size, stack_json(&mut replay, node as u32, tid)]))
+        .collect();
+    ours.sort_by_key(|v| v.to_string());
+    let mut theirs = expected["high_water_mark"].as_array().unwrap().clone();
+    theirs.sort_by_key(|v| v.to_string());
+    assert_eq!(ours, theirs);
+    assert_eq!(json!(leaked), expected["leaked_bytes"]);
+    let peak: u64 = aggregated.iter().map(|a| a.bytes_in_high_water_mark).sum();
+    assert_eq!(json!(peak), expected["peak_memory"]);
+}
+
+/// Feeds every record of `capture` to our writer, as the tracker would.
+fn rewrite(capture: &Path) -> Vec<u8> {
+    let mut reader = CaptureReader::open(capture).unwrap();
+    assert_eq!(reader.header().file_format, FileFormat::AllAllocations);
+    let header = reader.header().clone();
+    let end_time = header.stats.end_time_ms as u64;
+    let mut w = StreamingWriter::new(MemorySink::default(), header).unwrap();
+    let mut tid = 0;
+    let mut images: Option<Vec<Image>> = None;
+    while let Some(record) = reader.next_record().unwrap() {
+        let in_mappings = matches!(
+            record,
+            Record::SegmentHeader { .. } | Record::Segment { .. }
+        );
+        if !in_mappings {
+            if let Some(done) = images.take() {
+                w.write_mappings(&done).unwrap();
+            }
+        }
+        match record {
+            Record::Allocation(a) => w
+                .write_allocation(
+                    tid,
+                    a.address,
+                    a.size,
+                    a.allocator,
+                    a.native_frame_id as u32,
+                )
+                .unwrap(),
+            Record::FramePush {
+                code_object_id,
+                instruction_offset,
+                is_entry_frame,
+            } => w
+                .write_frame_push(tid, code_object_id, instruction_offset, is_entry_frame)
+                .unwrap(),
+            Record::FramePop { count } => w.write_frame_pop(tid, count).unwrap(),
+            Record::ObjectRecord {
+                address,
+                created,
+                native_frame_id,
+            } => w
+                .write_object_record(tid, address, created, native_frame_id as u32)
+                .unwrap(),
+            Record::MemoryRecord { time_ms, rss } => w.write_memory_record(time_ms, rss).unwrap(),
+            Record::NativeTraceIndex { ip, parent } => {
+                w.write_native_trace_index(ip, parent as u32).unwrap()
+            }
+            Record::MemoryMapStart => images = Some(Vec::new()),
+            Record::SegmentHeader {
+                filename,
+                load_address,
+                ..
+            } => images.as_mut().unwrap().push(Image {
+                filename: String::from_utf8(filename.to_vec()).unwrap(),
+                load_address,
+                segments: Vec::new(),
+            }),
+            Record::Segment { vaddr, memsz } => {
+                let image = images.as_mut().unwrap().last_mut().unwrap();
+                image.segments.push(Segment { vaddr, memsz });
+            }
+            Record::ThreadRecord { name } => w.write_thread_name(tid, name).unwrap(),
+            Record::ContextSwitch { tid: next } => tid = next,
+            Record::CodeObject {
+                code_object_id,
+                function_name,
+                filename,
+                firstlineno,
+                linetable,
+            } => w
+                .write_code_object(
+                    code_object_id,
+                    function_name,
+                    filename,
+                    firstlineno,
+                    linetable,
+                )
+                .unwrap(),
+            Record::Trailer => break,
+            other => panic!("unexpected record in a stream: {other:?}"),
+        }
+    }
+    w.finish(end_time).unwrap();
+    w.into_sink().bytes
+}
+
+#[test]
+fn our_writer_reencodes_real_captures_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, flags) in [
+        ("native", &["--native", "--no-compress"][..]),
+        (
+            "pyalloc",
+            &["--trace-python-allocators", "--no-compress"][..],
+        ),
+    ] {
+        let path = capture(dir.path(), name, flags);
+        let original = std::fs::read(&path).unwrap();
+        let end = original.iter().rposition(|&b| b != 0).unwrap() + 1;
+        let rewritten = rewrite(&path);
+        assert_eq!(rewritten.len(), end, "{name}: same length");
+        assert!(rewritten == original[..end], "{name}: same bytes");
+
+        // And memray reads what we wrote (compressed, as `memray run` leaves it).
+        let ours = dir.path().join(format!("{name}-ours.bin"));
+        std::fs::write(&ours, &rewritten).unwrap();
+        memray_format::compress_file(&ours).unwrap();
+        let stats = |capture: &Path| {
+            let json_out = capture.with_extension("json");
+            stdout_of(
+                reference_memray().memray,
+                [
+                    "stats".as_ref(),
+                    "--json".as_ref(),
+                    "-f".as_ref(),
+                    "-o".as_ref(),
+                    json_out.as_os_str(),
+                    capture.as_os_str(),
+                ],
+            );
+            let mut v: Value =
+                serde_json::from_str(&std::fs::read_to_string(&json_out).unwrap()).unwrap();
+            v["metadata"]["file_name"] = Value::Null;
+            v
+        };
+        assert_eq!(stats(&ours), stats(&path), "{name}: memray stats --json");
+    }
+}

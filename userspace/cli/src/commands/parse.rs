@@ -1,0 +1,47 @@
+//! `memray parse FILE`: every record of a capture, one line each, exactly as
+//! memray 1.20 prints them (the dump itself lives in `memray_format::dump`).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use memray_format::dump::{dump, DumpEnd};
+use memray_format::CaptureReader;
+
+use crate::error::{CliError, CliResult};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Results of the tracker run
+    results: PathBuf,
+}
+
+pub fn run(args: Args) -> CliResult {
+    if std::io::stdout().is_terminal() {
+        return Err(CliError::new(
+            "You must redirect stdout to a file or shell pipeline.",
+        ));
+    }
+    let failed = |reason: &dyn std::fmt::Display| {
+        CliError::new(format!(
+            "Failed to parse allocation records in {}\nReason: {reason}",
+            args.results.display()
+        ))
+    };
+    let mut reader = CaptureReader::open(&args.results).map_err(|e| failed(&e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let end = dump(&mut reader, &mut out).and_then(|end| out.flush().map(|()| end));
+    match end {
+        Ok(DumpEnd::Complete) | Ok(DumpEnd::Corrupt(_)) => Ok(()),
+        Ok(DumpEnd::Truncated) => {
+            // memray prints nothing here; a note on stderr leaves stdout identical.
+            eprintln!(
+                "warning: {} ends without a trailer: the capture was cut off",
+                args.results.display()
+            );
+            Ok(())
+        }
+        // A closed pipe (`memray parse f | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(failed(&e)),
+    }
+}

@@ -1,0 +1,355 @@
+//! Record grammars (memray-format.md §5, §7, §8). Each decoder reads one
+//! record at `pos` and commits its delta/cache state only once the whole
+//! record was there, so an incomplete record can be retried after a refill.
+
+use crate::allocator::Allocator;
+use crate::encoding::{Cursor, DecodeError, DeltaState, PointerCache, CACHE_MISS};
+use crate::header::{FileFormat, Header};
+use crate::record::{AggregatedAllocation, AllocationRecord, Record, AGGREGATED_ALLOCATION_SIZE};
+
+/// Decoding state shared by all records of one stream.
+pub struct Decoder {
+    grammar: Grammar,
+    native_traces: bool,
+    start_time_ms: u64,
+    last: DeltaState,
+    cache: PointerCache,
+    /// v11 deltas that v12+ dropped.
+    last_frame_id: u64,
+    last_lineno: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grammar {
+    Stream,
+    Aggregated,
+    LegacyStream,
+    LegacyAggregated,
+}
+
+type Decoded<'a> = Result<(Record<'a>, usize), DecodeError>;
+
+impl Decoder {
+    pub fn new(header: &Header) -> Decoder {
+        let legacy = header.version < 12;
+        let grammar = match (header.file_format, legacy) {
+            (FileFormat::AllAllocations, false) => Grammar::Stream,
+            (FileFormat::AggregatedAllocations, false) => Grammar::Aggregated,
+            (FileFormat::AllAllocations, true) => Grammar::LegacyStream,
+            (FileFormat::AggregatedAllocations, true) => Grammar::LegacyAggregated,
+        };
+        Decoder {
+            grammar,
+            native_traces: header.native_traces,
+            start_time_ms: header.stats.start_time_ms as u64,
+            last: DeltaState::default(),
+            cache: PointerCache::default(),
+            last_frame_id: 0,
+            last_lineno: 0,
+        }
+    }
+
+    /// The record at `pos` and the position after it.
+    #[inline]
+    pub fn decode<'a>(&mut self, data: &'a [u8], pos: usize) -> Decoded<'a> {
+        match self.grammar {
+            Grammar::Stream => self.stream(data, pos),
+            Grammar::Aggregated => self.aggregated(data, pos, false),
+            Grammar::LegacyStream => self.legacy_stream(data, pos),
+            Grammar::LegacyAggregated => self.aggregated(data, pos, true),
+        }
+    }
+
+    #[inline]
+    fn stream<'a>(&mut self, data: &'a [u8], pos: usize) -> Decoded<'a> {
+        let mut c = Cursor::new(data, pos);
+        let token = c.u8()?;
+        let record = if token & 0x80 != 0 {
+            self.allocation(&mut c, token)?
+        } else if token & 0x40 != 0 {
+            Record::FramePush {
+                code_object_id: c.varint()?,
+                instruction_offset: c.svarint()?,
+                is_entry_frame: token & 1 != 0,
+            }
+        } else if token & 0x20 != 0 {
+            self.object_record(&mut c, token)?
+        } else if token & 0x10 != 0 {
+            Record::FramePop {
+                count: (token & 0x0f) as u32 + 1,
+            }
+        } else {
+            match token {
+                0x01 => Record::Trailer,
+                0x02 => {
+                    let rss = c.varint()?;
+                    let delta = c.varint()?;
+                    Record::MemoryRecord {
+                        time_ms: self.start_time_ms.wrapping_add(delta),
+                        rss,
+                    }
+                }
+                0x05 => self.native_trace_index(&mut c)?,
+                0x0e => self.code_object(&mut c)?,
+                _ => self.shared_simple(&mut c, token)?,
+            }
+        };
+        Ok((record, c.pos()))
+    }
+
+    /// Records encoded alike in every grammar and version.
+    fn shared_simple<'a>(
+        &mut self,
+        c: &mut Cursor<'a>,
+        token: u8,
+    ) -> Result<Record<'a>, DecodeError> {
+        Ok(match token {
+            0x06 => Record::MemoryMapStart,
+            0x07 => Record::SegmentHeader {
+                filename: c.cstr()?,
+                num_segments: c.varint()?,
+                load_address: c.u64_raw()?,
+            },
+            0x08 => Record::Segment {
+                vaddr: c.u64_raw()?,
+                memsz: c.varint()?,
+            },
+            0x0a => Record::ThreadRecord { name: c.cstr()? },
+            0x0c => Record::ContextSwitch { tid: c.u64_raw()? },
+            _ => return Err(DecodeError::Invalid),
+        })
+    }
+
+    #[inline]
+    fn allocation<'a>(&mut self, c: &mut Cursor<'a>, token: u8) -> Result<Record<'a>, DecodeError> {
+        let slot = (token >> 3) & 0x0f;
+        let mut data_pointer = self.last.data_pointer;
+        let address = if slot == CACHE_MISS {
+            data_pointer = c.delta(data_pointer)?;
+            data_pointer << 3
+        } else {
+            self.cache.get(slot)
+        };
+        let allocator_id = match token & 0x07 {
+            0 => c.u8()?,
+            id => id,
+        };
+        let allocator = Allocator::from_id(allocator_id).ok_or(DecodeError::Invalid)?;
+        let mut native_frame_id = self.last.native_frame_id;
+        let (size, native) = if allocator.is_simple_deallocator() {
+            (0, 0)
+        } else {
+            if self.native_traces {
+                native_frame_id = c.delta(native_frame_id)?;
+            }
+            (
+                c.varint()?,
+                if self.native_traces {
+                    native_frame_id
+                } else {
+                    0
+                },
+            )
+        };
+        // Complete: commit.
+        if slot == CACHE_MISS {
+            self.last.data_pointer = data_pointer;
+            self.cache.insert(address);
+        }
+        self.last.native_frame_id = native_frame_id;
+        Ok(Record::Allocation(AllocationRecord {
+            address,
+            size,
+            allocator,
+            native_frame_id: native,
+        }))
+    }
+
+    fn object_record<'a>(
+        &mut self,
+        c: &mut Cursor<'a>,
+        token: u8,
+    ) -> Result<Record<'a>, DecodeError> {
+        let slot = (token >> 1) & 0x0f;
+        let created = token & 1 != 0;
+        let mut data_pointer = self.last.data_pointer;
+        let address = if slot == CACHE_MISS {
+            data_pointer = c.delta(data_pointer)?;
+            data_pointer << 3
+        } else {
+            self.cache.get(slot)
+        };
+        let mut native_frame_id = self.last.native_frame_id;
+        if self.native_traces && created {
+            native_frame_id = c.delta(native_frame_id)?;
+        }
+        if slot == CACHE_MISS {
+            self.last.data_pointer = data_pointer;
+            self.cache.insert(address);
+        }
+        self.last.native_frame_id = native_frame_id;
+        Ok(Record::ObjectRecord {
+            address,
+            created,
+            native_frame_id: if self.native_traces && created {
+                native_frame_id
+            } else {
+                0
+            },
+        })
+    }
+
+    /// Aggregated files start these deltas from zero too: the decoder is fresh.
+    fn native_trace_index<'a>(&mut self, c: &mut Cursor<'a>) -> Result<Record<'a>, DecodeError> {
+        let ip = c.delta(self.last.instruction_pointer)?;
+        let parent = c.delta(self.last.native_frame_id)?;
+        self.last.instruction_pointer = ip;
+        self.last.native_frame_id = parent;
+        Ok(Record::NativeTraceIndex { ip, parent })
+    }
+
+    fn code_object<'a>(&mut self, c: &mut Cursor<'a>) -> Result<Record<'a>, DecodeError> {
+        let code_object_id = c.varint()?;
+        let function_name = c.cstr()?;
+        let filename = c.cstr()?;
+        let firstlineno = c.delta(self.last.code_firstlineno)?;
+        let len = c.varint()?;
+        let linetable = c.bytes(usize::try_from(len).map_err(|_| DecodeError::Invalid)?)?;
+        self.last.code_firstlineno = firstlineno;
+        Ok(Record::CodeObject {
+            code_object_id,
+            function_name,
+            filename,
+            firstlineno: firstlineno as i32,
+            linetable,
+        })
+    }
+
+    fn aggregated<'a>(&mut self, data: &'a [u8], pos: usize, legacy: bool) -> Decoded<'a> {
+        let mut c = Cursor::new(data, pos);
+        let token = c.u8()?;
+        let record = match token {
+            0x01 => Record::MemorySnapshot {
+                time_ms: c.u64_raw()?,
+                rss: c.u64_raw()?,
+                heap: c.u64_raw()?,
+            },
+            0x02 => {
+                let bytes: &[u8; AGGREGATED_ALLOCATION_SIZE] = c
+                    .bytes(AGGREGATED_ALLOCATION_SIZE)?
+                    .try_into()
+                    .expect("exact length");
+                let allocator = if legacy {
+                    Allocator::from_v11_id(bytes[8])
+                } else {
+                    Allocator::from_id(bytes[8])
+                };
+                let allocator = allocator.ok_or(DecodeError::Invalid)?;
+                Record::AggregatedAllocation(AggregatedAllocation::decode(bytes, allocator))
+            }
+            0x03 if legacy => Record::PythonTraceIndex {
+                frame_id: c.u64_raw()?,
+                parent_index: c.u64_raw()?,
+            },
+            0x03 => Record::PythonTraceIndex {
+                frame_id: c.varint()?,
+                parent_index: c.varint()?,
+            },
+            0x04 if legacy => Record::LegacyPythonFrameIndex {
+                frame_id: c.u64_raw()?,
+                function_name: c.cstr()?,
+                filename: c.cstr()?,
+                lineno: c.i32_raw()?,
+                is_entry_frame: c.u8()? != 0,
+            },
+            0x04 => Record::PythonFrameIndex {
+                frame_id: c.varint()?,
+                code_object_id: c.varint()?,
+                instruction_offset: c.svarint()?,
+                is_entry_frame: c.u8()? != 0,
+            },
+            0x05 => self.native_trace_index(&mut c)?,
+            0x0d => {
+                let address = c.varint()? << 3;
+                let native_frame_id = if self.native_traces { c.varint()? } else { 0 };
+                Record::SurvivingObject {
+                    address,
+                    native_frame_id,
+                }
+            }
+            0x0e if !legacy => self.code_object(&mut c)?,
+            0x0f => Record::Trailer,
+            _ => self.shared_simple(&mut c, token)?,
+        };
+        Ok((record, c.pos()))
+    }
+
+    /// v11: low nibble = record type, high nibble = flags.
+    fn legacy_stream<'a>(&mut self, data: &'a [u8], pos: usize) -> Decoded<'a> {
+        let mut c = Cursor::new(data, pos);
+        let token = c.u8()?;
+        let (kind, flags) = (token & 0x0f, token >> 4);
+        let record = match kind {
+            0 if flags == 1 => Record::Trailer,
+            1 | 2 => {
+                let allocator = Allocator::from_v11_id(flags).ok_or(DecodeError::Invalid)?;
+                let address = c.delta(self.last.data_pointer)?;
+                let size = if allocator.is_simple_deallocator() {
+                    0
+                } else {
+                    c.varint()?
+                };
+                let native_frame_id = if kind == 2 {
+                    c.delta(self.last.native_frame_id)?
+                } else {
+                    0
+                };
+                self.last.data_pointer = address;
+                if kind == 2 {
+                    self.last.native_frame_id = native_frame_id;
+                }
+                Record::Allocation(AllocationRecord {
+                    address,
+                    size,
+                    allocator,
+                    native_frame_id,
+                })
+            }
+            3 => {
+                let frame_id = c.delta(self.last_frame_id)?;
+                let function_name = c.cstr()?;
+                let filename = c.cstr()?;
+                let lineno = c.delta(self.last_lineno)?;
+                self.last_frame_id = frame_id;
+                self.last_lineno = lineno;
+                Record::LegacyFrameIndex {
+                    frame_id,
+                    function_name,
+                    filename,
+                    lineno: lineno as i32,
+                    is_entry_frame: flags & 1 == 0,
+                }
+            }
+            4 => {
+                let frame_id = c.delta(self.last_frame_id)?;
+                self.last_frame_id = frame_id;
+                Record::LegacyFramePush { frame_id }
+            }
+            5 => self.native_trace_index(&mut c)?,
+            9 => Record::FramePop {
+                count: flags as u32 + 1,
+            },
+            11 => {
+                let rss = c.varint()?;
+                let delta = c.varint()?;
+                Record::MemoryRecord {
+                    time_ms: self.start_time_ms.wrapping_add(delta),
+                    rss,
+                }
+            }
+            6 | 7 | 8 | 10 | 12 if flags == 0 => self.shared_simple(&mut c, kind)?,
+            _ => return Err(DecodeError::Invalid),
+        };
+        Ok((record, c.pos()))
+    }
+}

@@ -1,0 +1,142 @@
+//! memray's `FrameTree` (a trie of stacks: node 0 is the root, new nodes get
+//! 1, 2, 3… in creation order) and its deduplicating frame `Registry`.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// The Fx hash (rustc's): keys here are small integers, and SipHash would
+/// dominate the replay's per-FRAME_PUSH cost.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(word as u64);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.write_u64(byte as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+#[derive(Default, Debug, Clone)]
+pub struct FrameTree {
+    /// `(frame_id, parent)` of nodes 1..; index 0 of the vector is node 1.
+    nodes: Vec<(u64, u32)>,
+    children: FxHashMap<(u32, u64), u32>,
+}
+
+impl FrameTree {
+    /// The child of `parent` for `frame_id`, created if new.
+    #[inline]
+    pub fn trace_index(&mut self, parent: u32, frame_id: u64) -> u32 {
+        let next = self.nodes.len() as u32 + 1;
+        let node = *self.children.entry((parent, frame_id)).or_insert(next);
+        if node == next {
+            self.nodes.push((frame_id, parent));
+        }
+        node
+    }
+
+    /// `(frame_id, parent)` of `node`, `None` for the root or unknown nodes.
+    #[inline]
+    pub fn node(&self, node: u32) -> Option<(u64, u32)> {
+        self.nodes.get((node as usize).wrapping_sub(1)).copied()
+    }
+
+    /// Number of nodes besides the root.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// Assigns ids 0, 1, 2… to distinct values in first-seen order.
+#[derive(Debug, Clone)]
+pub struct Registry<T> {
+    ids: FxHashMap<T, u64>,
+    values: Vec<T>,
+}
+
+impl<T> Default for Registry<T> {
+    fn default() -> Self {
+        Registry {
+            ids: FxHashMap::default(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T: Hash + Eq + Clone> Registry<T> {
+    #[inline]
+    pub fn register(&mut self, value: T) -> u64 {
+        let next = self.values.len() as u64;
+        let id = *self.ids.entry(value.clone()).or_insert(next);
+        if id == next {
+            self.values.push(value);
+        }
+        id
+    }
+
+    pub fn get(&self, id: u64) -> Option<&T> {
+        self.values.get(id as usize)
+    }
+
+    pub fn values(&self) -> &[T] {
+        &self.values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trie_numbers_nodes_in_creation_order() {
+        let mut tree = FrameTree::default();
+        assert_eq!(tree.trace_index(0, 0), 1);
+        assert_eq!(tree.trace_index(1, 1), 2);
+        assert_eq!(tree.trace_index(0, 2), 3);
+        assert_eq!(tree.trace_index(1, 1), 2);
+        assert_eq!(tree.node(2), Some((1, 1)));
+        assert_eq!(tree.node(0), None);
+        assert_eq!(tree.len(), 3);
+    }
+
+    #[test]
+    fn registry_dedups_in_first_seen_order() {
+        let mut reg = Registry::default();
+        assert_eq!(reg.register("a"), 0);
+        assert_eq!(reg.register("b"), 1);
+        assert_eq!(reg.register("a"), 0);
+        assert_eq!(reg.get(1), Some(&"b"));
+    }
+}

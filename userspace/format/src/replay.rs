@@ -1,0 +1,467 @@
+//! Replays a capture into memray's reconstruction state (memray-format.md
+//! §6): per-thread Python stacks as trie nodes, code objects and lazily
+//! computed line numbers, the native trie, segment generations and thread
+//! names. The analysis engine consumes the [`Event`]s and asks for stacks.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use python_frames::linetable::{line_number, LineTableKind};
+
+use crate::allocator::Allocator;
+use crate::error::FormatError;
+use crate::frame_tree::{FrameTree, Registry};
+use crate::header::Header;
+use crate::reader::CaptureReader;
+use crate::record::{AggregatedAllocation, Record};
+use crate::writer::{Image, Segment};
+
+/// One ALLOCATION record with the context it was made in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocationEvent {
+    pub tid: u64,
+    pub address: u64,
+    pub size: u64,
+    pub allocator: Allocator,
+    /// Python trie node (0 = no Python frames; always 0 for deallocations).
+    pub python_node: u32,
+    pub native_frame_id: u64,
+    /// MEMORY_MAP_START records seen before this one.
+    pub native_segment_generation: u32,
+    /// 0-based position among the file's ALLOCATION records.
+    pub record_index: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Allocation(AllocationEvent),
+    /// MEMORY_RECORD: absolute time and resident set size.
+    Memory {
+        time_ms: u64,
+        rss: u64,
+    },
+    Object {
+        tid: u64,
+        address: u64,
+        created: bool,
+        native_frame_id: u64,
+    },
+    // Aggregated files.
+    MemorySnapshot {
+        time_ms: u64,
+        rss: u64,
+        heap: u64,
+    },
+    /// `python_frame_id` is a Python trie node, renderable like `python_node`.
+    AggregatedAllocation(AggregatedAllocation),
+    SurvivingObject {
+        address: u64,
+        native_frame_id: u64,
+    },
+}
+
+/// One rendered Python frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackFrame {
+    pub function: Arc<str>,
+    pub filename: Arc<str>,
+    pub lineno: i32,
+}
+
+/// A frame as FRAME_PUSH (v12+) or FRAME_INDEX (v11) identifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum FrameKey {
+    Code {
+        code_object_id: u64,
+        instruction_offset: i64,
+        is_entry: bool,
+    },
+    Legacy(u64),
+}
+
+struct CodeObject {
+    function: Arc<str>,
+    filename: Arc<str>,
+    firstlineno: i32,
+    linetable: Box<[u8]>,
+}
+
+/// The reconstruction state, separate from the reader so that events can
+/// borrow neither.
+struct State {
+    main_tid: u64,
+    skipped_frames_on_main_tid: usize,
+    line_table: LineTableKind,
+    tid: u64,
+    stack: Vec<u32>,
+    other_stacks: HashMap<u64, Vec<u32>>,
+    frames: Registry<FrameKey>,
+    tree: FrameTree,
+    code_objects: HashMap<u64, CodeObject>,
+    legacy_frames: HashMap<u64, StackFrame>,
+    rendered: Vec<Option<StackFrame>>,
+    native_nodes: Vec<(u64, u64)>,
+    generations: Vec<Vec<Image>>,
+    segments_expected: u64,
+    thread_names: HashMap<u64, String>,
+    allocations: u64,
+}
+
+pub struct Replay {
+    reader: CaptureReader,
+    state: State,
+}
+
+fn text(bytes: &[u8]) -> Arc<str> {
+    Arc::from(String::from_utf8_lossy(bytes).as_ref())
+}
+
+impl Replay {
+    pub fn open(path: impl AsRef<Path>) -> Result<Replay, FormatError> {
+        Ok(Replay::new(CaptureReader::open(path)?))
+    }
+
+    pub fn new(reader: CaptureReader) -> Replay {
+        let header = reader.header();
+        let (major, minor) = header.python_major_minor();
+        let state = State {
+            main_tid: header.main_tid,
+            skipped_frames_on_main_tid: header.skipped_frames_on_main_tid as usize,
+            line_table: LineTableKind::for_version(major, minor),
+            tid: 0,
+            stack: Vec::new(),
+            other_stacks: HashMap::new(),
+            frames: Registry::default(),
+            tree: FrameTree::default(),
+            code_objects: HashMap::new(),
+            legacy_frames: HashMap::new(),
+            rendered: Vec::new(),
+            native_nodes: Vec::new(),
+            generations: Vec::new(),
+            segments_expected: 0,
+            thread_names: HashMap::new(),
+            allocations: 0,
+        };
+        Replay { reader, state }
+    }
+
+    pub fn header(&self) -> &Header {
+        self.reader.header()
+    }
+
+    /// See [`CaptureReader::is_truncated`].
+    pub fn is_truncated(&self) -> bool {
+        self.reader.is_truncated()
+    }
+
+    pub fn records_read(&self) -> u64 {
+        self.reader.records_read()
+    }
+
+    /// The next event; `None` at the end of the capture.
+    pub fn next_event(&mut self) -> Result<Option<Event>, FormatError> {
+        let state = &mut self.state;
+        while let Some(record) = self.reader.next_record()? {
+            if let Some(event) = state.apply(record).map_err(FormatError::Inconsistent)? {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The Python stack at `node`, leaf first, with the outermost
+    /// `skipped_frames_on_main_tid` frames dropped when `tid` is the main tid.
+    pub fn python_stack(&mut self, node: u32, tid: u64) -> Vec<StackFrame> {
+        let mut out = Vec::new();
+        self.python_stack_into(node, tid, &mut out);
+        out
+    }
+
+    /// Like [`Replay::python_stack`], reusing `out`'s allocation.
+    pub fn python_stack_into(&mut self, node: u32, tid: u64, out: &mut Vec<StackFrame>) {
+        out.clear();
+        let mut node = node;
+        while let Some((frame_id, parent)) = self.state.tree.node(node) {
+            if let Some(frame) = self.state.render(frame_id) {
+                out.push(frame);
+            }
+            node = parent;
+        }
+        if tid == self.state.main_tid {
+            let keep = out
+                .len()
+                .saturating_sub(self.state.skipped_frames_on_main_tid);
+            out.truncate(keep);
+        }
+    }
+
+    /// `(frame_id, parent node)` of a Python trie node (for callers that
+    /// build their own trees); `None` for the root.
+    pub fn python_node(&self, node: u32) -> Option<(u64, u32)> {
+        self.state.tree.node(node)
+    }
+
+    /// The instruction pointers of native trie node `id`, leaf first.
+    pub fn native_stack(&self, id: u64) -> impl Iterator<Item = u64> + '_ {
+        let nodes = &self.state.native_nodes;
+        let mut next = id;
+        std::iter::from_fn(move || {
+            let &(ip, parent) = nodes.get((next as usize).checked_sub(1)?)?;
+            // Parents always precede their children; anything else is corrupt.
+            next = if parent < next { parent } else { 0 };
+            Some(ip)
+        })
+    }
+
+    /// The loaded objects of a segment generation (1-based, as allocations
+    /// count them; generation 0 has none).
+    pub fn images(&self, generation: u32) -> &[Image] {
+        (generation as usize)
+            .checked_sub(1)
+            .and_then(|g| self.state.generations.get(g))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub fn thread_name(&self, tid: u64) -> Option<&str> {
+        self.state.thread_names.get(&tid).map(String::as_str)
+    }
+}
+
+impl State {
+    fn switch_to(&mut self, tid: u64) {
+        if tid != self.tid {
+            let previous = std::mem::take(&mut self.stack);
+            self.other_stacks.insert(self.tid, previous);
+            self.stack = self.other_stacks.remove(&tid).unwrap_or_default();
+            self.tid = tid;
+        }
+    }
+
+    fn push(&mut self, key: FrameKey) {
+        let frame_id = self.frames.register(key);
+        let node = self
+            .tree
+            .trace_index(self.stack.last().copied().unwrap_or(0), frame_id);
+        self.stack.push(node);
+    }
+
+    /// Updates the state; returns the event the record produces, if any.
+    #[inline]
+    fn apply(&mut self, record: Record<'_>) -> Result<Option<Event>, &'static str> {
+        if self.segments_expected > 0 {
+            let Record::Segment { vaddr, memsz } = record else {
+                return Err("a SEGMENT_HEADER is not followed by its SEGMENT records");
+            };
+            let image = self
+                .generations
+                .last_mut()
+                .and_then(|g| g.last_mut())
+                .ok_or("a SEGMENT outside any MEMORY_MAP_START")?;
+            image.segments.push(Segment { vaddr, memsz });
+            self.segments_expected -= 1;
+            return Ok(None);
+        }
+        Ok(match record {
+            Record::Allocation(a) => {
+                let python_node = if a.allocator.is_deallocator() {
+                    0
+                } else {
+                    self.stack.last().copied().unwrap_or(0)
+                };
+                let record_index = self.allocations;
+                self.allocations += 1;
+                Some(Event::Allocation(AllocationEvent {
+                    tid: self.tid,
+                    address: a.address,
+                    size: a.size,
+                    allocator: a.allocator,
+                    python_node,
+                    native_frame_id: a.native_frame_id,
+                    native_segment_generation: self.generations.len() as u32,
+                    record_index,
+                }))
+            }
+            Record::FramePush {
+                code_object_id,
+                instruction_offset,
+                is_entry_frame,
+            } => {
+                self.push(FrameKey::Code {
+                    code_object_id,
+                    instruction_offset,
+                    is_entry: is_entry_frame,
+                });
+                None
+            }
+            Record::LegacyFramePush { frame_id } => {
+                self.push(FrameKey::Legacy(frame_id));
+                None
+            }
+            Record::FramePop { count } => {
+                let keep = self.stack.len().saturating_sub(count as usize);
+                self.stack.truncate(keep);
+                None
+            }
+            Record::ObjectRecord {
+                address,
+                created,
+                native_frame_id,
+            } => Some(Event::Object {
+                tid: self.tid,
+                address,
+                created,
+                native_frame_id,
+            }),
+            Record::MemoryRecord { time_ms, rss } => Some(Event::Memory { time_ms, rss }),
+            Record::NativeTraceIndex { ip, parent } => {
+                self.native_nodes.push((ip, parent));
+                None
+            }
+            Record::MemoryMapStart => {
+                self.generations.push(Vec::new());
+                None
+            }
+            Record::SegmentHeader {
+                filename,
+                num_segments,
+                load_address,
+            } => {
+                let generation = self
+                    .generations
+                    .last_mut()
+                    .ok_or("a SEGMENT_HEADER outside any MEMORY_MAP_START")?;
+                generation.push(Image {
+                    filename: String::from_utf8_lossy(filename).into_owned(),
+                    load_address,
+                    segments: Vec::new(),
+                });
+                self.segments_expected = num_segments;
+                None
+            }
+            Record::Segment { .. } => return Err("a SEGMENT without a SEGMENT_HEADER"),
+            Record::ThreadRecord { name } => {
+                self.thread_names
+                    .insert(self.tid, String::from_utf8_lossy(name).into_owned());
+                None
+            }
+            Record::ContextSwitch { tid } => {
+                self.switch_to(tid);
+                None
+            }
+            Record::CodeObject {
+                code_object_id,
+                function_name,
+                filename,
+                firstlineno,
+                linetable,
+            } => {
+                self.code_objects.insert(
+                    code_object_id,
+                    CodeObject {
+                        function: text(function_name),
+                        filename: text(filename),
+                        firstlineno,
+                        linetable: linetable.into(),
+                    },
+                );
+                None
+            }
+            Record::LegacyFrameIndex {
+                frame_id,
+                function_name,
+                filename,
+                lineno,
+                ..
+            }
+            | Record::LegacyPythonFrameIndex {
+                frame_id,
+                function_name,
+                filename,
+                lineno,
+                ..
+            } => {
+                let frame = StackFrame {
+                    function: text(function_name),
+                    filename: text(filename),
+                    lineno,
+                };
+                self.legacy_frames.insert(frame_id, frame);
+                if matches!(record, Record::LegacyPythonFrameIndex { .. }) {
+                    self.frames.register(FrameKey::Legacy(frame_id));
+                }
+                None
+            }
+            Record::PythonFrameIndex {
+                frame_id,
+                code_object_id,
+                instruction_offset,
+                is_entry_frame,
+            } => {
+                let registered = self.frames.register(FrameKey::Code {
+                    code_object_id,
+                    instruction_offset,
+                    is_entry: is_entry_frame,
+                });
+                if registered != frame_id {
+                    return Err("Frame ID mismatch");
+                }
+                None
+            }
+            Record::PythonTraceIndex {
+                frame_id,
+                parent_index,
+            } => {
+                let parent =
+                    u32::try_from(parent_index).map_err(|_| "a trie parent out of range")?;
+                self.tree.trace_index(parent, frame_id);
+                None
+            }
+            Record::MemorySnapshot { time_ms, rss, heap } => {
+                Some(Event::MemorySnapshot { time_ms, rss, heap })
+            }
+            Record::AggregatedAllocation(a) => Some(Event::AggregatedAllocation(a)),
+            Record::SurvivingObject {
+                address,
+                native_frame_id,
+            } => Some(Event::SurvivingObject {
+                address,
+                native_frame_id,
+            }),
+            Record::Trailer => None,
+        })
+    }
+
+    /// The frame registered as `frame_id`, rendered once and cached.
+    fn render(&mut self, frame_id: u64) -> Option<StackFrame> {
+        let index = frame_id as usize;
+        if let Some(Some(frame)) = self.rendered.get(index) {
+            return Some(frame.clone());
+        }
+        let frame = match *self.frames.get(frame_id)? {
+            FrameKey::Code {
+                code_object_id,
+                instruction_offset,
+                ..
+            } => {
+                let code = self.code_objects.get(&code_object_id)?;
+                StackFrame {
+                    function: code.function.clone(),
+                    filename: code.filename.clone(),
+                    lineno: line_number(
+                        self.line_table,
+                        &code.linetable,
+                        code.firstlineno,
+                        instruction_offset,
+                    ),
+                }
+            }
+            FrameKey::Legacy(id) => self.legacy_frames.get(&id)?.clone(),
+        };
+        if self.rendered.len() <= index {
+            self.rendered.resize(index + 1, None);
+        }
+        self.rendered[index] = Some(frame.clone());
+        Some(frame)
+    }
+}

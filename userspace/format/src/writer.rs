@@ -1,0 +1,336 @@
+//! The v13 writers' common interface, and the ALL_ALLOCATIONS stream writer
+//! (memray's `StreamingRecordWriter`), byte for byte.
+
+use std::io;
+
+use crate::allocator::Allocator;
+use crate::encoding::{put_cstr, put_delta, put_varint, DeltaState, PointerCache, RecordBuf};
+use crate::header::{FileFormat, Header, CURRENT_VERSION};
+use crate::sink::Sink;
+
+/// One loaded object: a SEGMENT_HEADER and its SEGMENTs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub filename: String,
+    /// The load bias (`dlpi_addr`).
+    pub load_address: u64,
+    pub segments: Vec<Segment>,
+}
+
+/// One `PT_LOAD` program header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub memsz: u64,
+}
+
+/// What the tracker calls, whichever file format it writes. Implemented by
+/// [`StreamingWriter`] (ALL_ALLOCATIONS) and
+/// [`AggregatingWriter`](crate::AggregatingWriter) (AGGREGATED_ALLOCATIONS).
+pub trait CaptureWriter: Send {
+    fn write_memory_record(&mut self, time_ms: u64, rss: u64) -> io::Result<()>;
+    fn write_code_object(
+        &mut self,
+        id: u64,
+        function: &[u8],
+        filename: &[u8],
+        firstlineno: i32,
+        linetable: &[u8],
+    ) -> io::Result<()>;
+    fn write_frame_push(
+        &mut self,
+        tid: u64,
+        code_object_id: u64,
+        instruction_offset: i64,
+        is_entry: bool,
+    ) -> io::Result<()>;
+    fn write_frame_pop(&mut self, tid: u64, count: u32) -> io::Result<()>;
+    /// Defines native trie node N+1 (nodes are numbered in call order from 1).
+    fn write_native_trace_index(&mut self, ip: u64, parent: u32) -> io::Result<()>;
+    fn write_allocation(
+        &mut self,
+        tid: u64,
+        address: u64,
+        size: u64,
+        allocator: Allocator,
+        native_frame_id: u32,
+    ) -> io::Result<()>;
+    fn write_thread_name(&mut self, tid: u64, name: &[u8]) -> io::Result<()>;
+    /// MEMORY_MAP_START, then each image's SEGMENT_HEADER and SEGMENTs.
+    fn write_mappings(&mut self, images: &[Image]) -> io::Result<()>;
+    fn write_object_record(
+        &mut self,
+        tid: u64,
+        address: u64,
+        created: bool,
+        native_frame_id: u32,
+    ) -> io::Result<()>;
+    /// Trailer, then the header rewritten with `n_allocations` and `end_time`.
+    fn finish(&mut self, end_time_ms: u64) -> io::Result<()>;
+}
+
+/// Token values of the stream grammar.
+pub(crate) mod token {
+    pub const TRAILER: u8 = 0x01;
+    pub const MEMORY_RECORD: u8 = 0x02;
+    pub const NATIVE_TRACE_INDEX: u8 = 0x05;
+    pub const MEMORY_MAP_START: u8 = 0x06;
+    pub const SEGMENT_HEADER: u8 = 0x07;
+    pub const SEGMENT: u8 = 0x08;
+    pub const THREAD_RECORD: u8 = 0x0a;
+    pub const CONTEXT_SWITCH: u8 = 0x0c;
+    pub const CODE_OBJECT: u8 = 0x0e;
+    pub const FRAME_POP: u8 = 0x10;
+    pub const OBJECT_RECORD: u8 = 0x20;
+    pub const FRAME_PUSH: u8 = 0x40;
+    pub const ALLOCATION: u8 = 0x80;
+}
+
+/// MEMORY_MAP_START + SEGMENT_HEADER/SEGMENT records (shared by both writers).
+pub(crate) fn encode_mappings(out: &mut Vec<u8>, images: &[Image]) {
+    out.push(token::MEMORY_MAP_START);
+    for image in images {
+        out.push(token::SEGMENT_HEADER);
+        put_cstr(out, image.filename.as_bytes());
+        put_varint(out, image.segments.len() as u64);
+        out.extend_from_slice(&image.load_address.to_ne_bytes());
+        for segment in &image.segments {
+            out.push(token::SEGMENT);
+            out.extend_from_slice(&segment.vaddr.to_ne_bytes());
+            put_varint(out, segment.memsz);
+        }
+    }
+}
+
+/// CODE_OBJECT (shared by both writers; `last_firstlineno` is the delta base).
+pub(crate) fn encode_code_object(
+    out: &mut Vec<u8>,
+    last_firstlineno: &mut u64,
+    id: u64,
+    function: &[u8],
+    filename: &[u8],
+    firstlineno: i32,
+    linetable: &[u8],
+) {
+    out.push(token::CODE_OBJECT);
+    put_varint(out, id);
+    put_cstr(out, function);
+    put_cstr(out, filename);
+    put_delta(out, last_firstlineno, firstlineno as i64 as u64);
+    put_varint(out, linetable.len() as u64);
+    out.extend_from_slice(linetable);
+}
+
+/// Prepares a caller-filled header for writing with this writer's format.
+pub(crate) fn normalized_header(mut header: Header, format: FileFormat) -> Header {
+    header.version = CURRENT_VERSION;
+    header.file_format = format;
+    header.stats.n_allocations = 0;
+    header.stats.n_frames = 0;
+    header.stats.end_time_ms = header.stats.start_time_ms;
+    header
+}
+
+/// Writes ALL_ALLOCATIONS captures as they happen (memray's
+/// `StreamingRecordWriter`). The header is written at creation.
+pub struct StreamingWriter<S: Sink> {
+    sink: S,
+    header: Header,
+    last: DeltaState,
+    cache: PointerCache,
+    /// Reused for variable-length records (strings, mappings).
+    scratch: Vec<u8>,
+}
+
+impl<S: Sink> StreamingWriter<S> {
+    /// Fill `header` with the process's details and `stats.start_time_ms`;
+    /// version, file format and the other stats are set here.
+    pub fn new(mut sink: S, header: Header) -> io::Result<Self> {
+        let header = normalized_header(header, FileFormat::AllAllocations);
+        sink.write_all(&header.encode())?;
+        Ok(StreamingWriter {
+            sink,
+            header,
+            last: DeltaState::default(),
+            cache: PointerCache::default(),
+            scratch: Vec::new(),
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+
+    #[inline]
+    fn context_switch(&mut self, buf: &mut RecordBuf<48>, tid: u64) {
+        if self.last.thread_id != tid {
+            self.last.thread_id = tid;
+            buf.byte(token::CONTEXT_SWITCH);
+            buf.raw(&tid.to_ne_bytes());
+        }
+    }
+
+    /// Writes `scratch` to the sink (variable-length records).
+    fn flush_scratch(&mut self) -> io::Result<()> {
+        let result = self.sink.write_all(&self.scratch);
+        self.scratch.clear();
+        result
+    }
+}
+
+impl<S: Sink> CaptureWriter for StreamingWriter<S> {
+    fn write_memory_record(&mut self, time_ms: u64, rss: u64) -> io::Result<()> {
+        let mut buf = RecordBuf::<48>::default();
+        buf.byte(token::MEMORY_RECORD);
+        buf.varint(rss);
+        buf.varint(time_ms.wrapping_sub(self.header.stats.start_time_ms as u64));
+        self.sink.write_all(buf.as_slice())?;
+        self.sink.flush()
+    }
+
+    fn write_code_object(
+        &mut self,
+        id: u64,
+        function: &[u8],
+        filename: &[u8],
+        firstlineno: i32,
+        linetable: &[u8],
+    ) -> io::Result<()> {
+        encode_code_object(
+            &mut self.scratch,
+            &mut self.last.code_firstlineno,
+            id,
+            function,
+            filename,
+            firstlineno,
+            linetable,
+        );
+        self.flush_scratch()
+    }
+
+    #[inline]
+    fn write_frame_push(
+        &mut self,
+        tid: u64,
+        code_object_id: u64,
+        instruction_offset: i64,
+        is_entry: bool,
+    ) -> io::Result<()> {
+        let mut buf = RecordBuf::<48>::default();
+        self.context_switch(&mut buf, tid);
+        buf.byte(token::FRAME_PUSH | is_entry as u8);
+        buf.varint(code_object_id);
+        buf.svarint(instruction_offset);
+        self.sink.write_all(buf.as_slice())
+    }
+
+    #[inline]
+    fn write_frame_pop(&mut self, tid: u64, count: u32) -> io::Result<()> {
+        let mut buf = RecordBuf::<48>::default();
+        self.context_switch(&mut buf, tid);
+        let mut left = count;
+        while left > 0 {
+            // Tokens pop 1-16 frames; write what fits, flushing long pops.
+            if buf.as_slice().len() == 48 {
+                self.sink.write_all(buf.as_slice())?;
+                buf.clear();
+            }
+            let n = left.min(16);
+            buf.byte(token::FRAME_POP | (n - 1) as u8);
+            left -= n;
+        }
+        self.sink.write_all(buf.as_slice())
+    }
+
+    #[inline]
+    fn write_native_trace_index(&mut self, ip: u64, parent: u32) -> io::Result<()> {
+        let mut buf = RecordBuf::<48>::default();
+        buf.byte(token::NATIVE_TRACE_INDEX);
+        buf.delta(&mut self.last.instruction_pointer, ip);
+        buf.delta(&mut self.last.native_frame_id, parent as u64);
+        self.sink.write_all(buf.as_slice())
+    }
+
+    #[inline]
+    fn write_allocation(
+        &mut self,
+        tid: u64,
+        address: u64,
+        size: u64,
+        allocator: Allocator,
+        native_frame_id: u32,
+    ) -> io::Result<()> {
+        let mut buf = RecordBuf::<48>::default();
+        self.context_switch(&mut buf, tid);
+        self.header.stats.n_allocations += 1;
+        let id = allocator.id();
+        let slot = self.cache.lookup_or_insert(address);
+        let mut token = token::ALLOCATION | (slot.unwrap_or(15) << 3);
+        if id < 8 {
+            token |= id;
+        }
+        buf.byte(token);
+        if slot.is_none() {
+            buf.delta(&mut self.last.data_pointer, address >> 3);
+        }
+        if id >= 8 {
+            buf.byte(id);
+        }
+        if !allocator.is_simple_deallocator() {
+            if self.header.native_traces {
+                buf.delta(&mut self.last.native_frame_id, native_frame_id as u64);
+            }
+            buf.varint(size);
+        }
+        self.sink.write_all(buf.as_slice())
+    }
+
+    fn write_thread_name(&mut self, tid: u64, name: &[u8]) -> io::Result<()> {
+        let mut buf = RecordBuf::<48>::default();
+        self.context_switch(&mut buf, tid);
+        self.scratch.extend_from_slice(buf.as_slice());
+        self.scratch.push(token::THREAD_RECORD);
+        put_cstr(&mut self.scratch, name);
+        self.flush_scratch()
+    }
+
+    fn write_mappings(&mut self, images: &[Image]) -> io::Result<()> {
+        encode_mappings(&mut self.scratch, images);
+        self.flush_scratch()
+    }
+
+    fn write_object_record(
+        &mut self,
+        tid: u64,
+        address: u64,
+        created: bool,
+        native_frame_id: u32,
+    ) -> io::Result<()> {
+        let mut buf = RecordBuf::<48>::default();
+        self.context_switch(&mut buf, tid);
+        let slot = self.cache.lookup_or_insert(address);
+        buf.byte(token::OBJECT_RECORD | (slot.unwrap_or(15) << 1) | created as u8);
+        if slot.is_none() {
+            buf.delta(&mut self.last.data_pointer, address >> 3);
+        }
+        if self.header.native_traces && created {
+            buf.delta(&mut self.last.native_frame_id, native_frame_id as u64);
+        }
+        self.sink.write_all(buf.as_slice())
+    }
+
+    fn finish(&mut self, end_time_ms: u64) -> io::Result<()> {
+        self.sink.write_all(&[token::TRAILER])?;
+        self.header.stats.end_time_ms = end_time_ms as i64;
+        self.sink.rewrite_header(&self.header.encode())?;
+        self.sink.flush()
+    }
+}
