@@ -24,12 +24,15 @@ struct Cli {
 enum Command {
     /// Debug a results file by parsing and printing each record in it
     Parse(commands::parse::Args),
+    /// Print the Python stack of every thread of a running process
+    DumpStacks(commands::dump_stacks::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => commands::parse::run(args),
+        Command::DumpStacks(args) => commands::dump_stacks::run(args),
     };
     if let Err(CliError { message, exit_code }) = result {
         eprintln!("{message}");
