@@ -1,0 +1,106 @@
+//! The benchmarks. Adding one means adding an entry to [`all`]: a name, and a
+//! `prepare` function that creates (or reuses, from the cache) its inputs and
+//! returns the command pairs to compare.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, Result};
+
+use super::measure::BenchCommand;
+use super::{Benchmark, Context, Extra, Variant};
+use crate::process::{cargo_program, execute};
+
+pub fn all() -> Vec<Benchmark> {
+    vec![Benchmark {
+        name: "read",
+        about: "`memray parse FILE > /dev/null` on a capture of a few million records",
+        prepare: prepare_read,
+    }]
+}
+
+/// Rounds of bench/workloads/alloc_churn.py: ~3.3 M records.
+const CHURN_ROUNDS: &str = "30";
+
+fn prepare_read(context: &Context) -> Result<Vec<Variant>> {
+    let plain = context.cache.join("alloc_churn-plain.bin");
+    if !plain.exists() {
+        record_churn(context, &plain)?;
+    }
+    let compressed = context.cache.join("alloc_churn-lz4.bin");
+    if !compressed.exists() {
+        lz4_compress(&plain, &compressed)?;
+    }
+    let variants = [("plain", plain), ("lz4", compressed)]
+        .into_iter()
+        .map(|(label, file)| Variant {
+            label: label.to_string(),
+            ours: BenchCommand::new(&context.ours, [OsStr::new("parse"), file.as_os_str()]),
+            theirs: BenchCommand::new(
+                &context.reference.memray,
+                [OsStr::new("parse"), file.as_os_str()],
+            ),
+            extra: read_throughput(context, &file),
+        })
+        .collect();
+    Ok(variants)
+}
+
+/// Records the churn workload with the reference memray, uncompressed.
+fn record_churn(context: &Context, output: &Path) -> Result<()> {
+    let partial = output.with_extension("partial");
+    execute(
+        Command::new(&context.reference.memray)
+            .args([
+                "run",
+                "--quiet",
+                "--force",
+                "--trace-python-allocators",
+                "--no-compress",
+                "-o",
+            ])
+            .arg(&partial)
+            .arg(context.workloads.join("alloc_churn.py"))
+            .arg(CHURN_ROUNDS),
+    )?;
+    std::fs::rename(&partial, output).with_context(|| format!("rename to {}", output.display()))
+}
+
+/// The same bytes as one LZ4 frame: what memray writes when it compresses a
+/// finished capture.
+fn lz4_compress(plain: &Path, compressed: &Path) -> Result<()> {
+    let partial = compressed.with_extension("partial");
+    let mut input = File::open(plain).with_context(|| plain.display().to_string())?;
+    let output = File::create(&partial).with_context(|| partial.display().to_string())?;
+    let mut encoder = lz4_flex::frame::FrameEncoder::new(BufWriter::new(output));
+    std::io::copy(&mut input, &mut encoder)?;
+    encoder.finish()?;
+    std::fs::rename(&partial, compressed)?;
+    Ok(())
+}
+
+/// The format crate's own reader benchmark (records/second), once it exists.
+fn read_throughput(context: &Context, file: &Path) -> Option<Extra> {
+    let example = context
+        .root
+        .join("userspace/format/examples/read_throughput.rs");
+    if !example.exists() {
+        return None;
+    }
+    let manifest = context.root.join("Cargo.toml");
+    let cargo_args = ["run", "--quiet", "--release", "--manifest-path"];
+    let example_args = ["-p", "memray-format", "--example", "read_throughput", "--"];
+    let args = cargo_args
+        .iter()
+        .map(OsStr::new)
+        .chain([manifest.as_os_str()])
+        .chain(example_args.iter().map(OsStr::new))
+        .chain([file.as_os_str()]);
+    Some(Extra {
+        label: "memray-format read_throughput",
+        command: BenchCommand::new(cargo_program(), args),
+    })
+}

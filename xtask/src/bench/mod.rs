@@ -1,0 +1,180 @@
+//! `cargo xtask bench [NAME…]`: each benchmark's command pairs run side by side
+//! with memray 1.20, interleaved (ours, memray's, ours, memray's …) so that
+//! machine noise hits both alike; medians of wall time and peak RSS are
+//! compared and written under bench/results/.
+
+mod catalog;
+mod measure;
+mod report;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use memray_tests::reference::ReferenceMemray;
+
+use crate::process::{cargo, execute, target_dir, workspace_root};
+use measure::{measure, BenchCommand, Sample};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Benchmarks to run (default: all). `--list` shows them.
+    names: Vec<String>,
+    /// Timed runs of each side (after one untimed warm-up run each).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// List the benchmarks and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// One entry of the catalog.
+pub struct Benchmark {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Creates or reuses the inputs and returns the command pairs to compare.
+    pub prepare: fn(&Context) -> Result<Vec<Variant>>,
+}
+
+/// A pair of equivalent commands: ours and memray's.
+pub struct Variant {
+    pub label: String,
+    pub ours: BenchCommand,
+    pub theirs: BenchCommand,
+    /// A command run once whose last output line is reported alongside.
+    pub extra: Option<Extra>,
+}
+
+pub struct Extra {
+    pub label: &'static str,
+    pub command: BenchCommand,
+}
+
+/// What `prepare` functions may use.
+pub struct Context {
+    pub root: PathBuf,
+    /// Where generated inputs are kept between runs.
+    pub cache: PathBuf,
+    pub workloads: PathBuf,
+    /// Our release `memray` binary.
+    pub ours: PathBuf,
+    pub reference: ReferenceMemray,
+}
+
+/// Everything measured for one variant.
+pub struct Outcome {
+    pub benchmark: &'static str,
+    pub variant: String,
+    pub ours: Side,
+    pub theirs: Side,
+    pub extra: Option<(String, String)>,
+}
+
+pub struct Side {
+    pub command: String,
+    /// The timed samples, or why the command failed.
+    pub samples: Result<Vec<Sample>, String>,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let catalog = catalog::all();
+    if args.list {
+        for benchmark in &catalog {
+            println!("{:<12} {}", benchmark.name, benchmark.about);
+        }
+        return Ok(());
+    }
+    if let Some(unknown) = args
+        .names
+        .iter()
+        .find(|n| !catalog.iter().any(|b| b.name == *n))
+    {
+        bail!("no benchmark named {unknown:?} (`cargo xtask bench --list`)");
+    }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let selected: Vec<&Benchmark> = catalog
+        .iter()
+        .filter(|b| args.names.is_empty() || args.names.iter().any(|n| n == b.name))
+        .collect();
+
+    execute(cargo().args(["build", "--release", "--bin", "memray"]))?;
+    let root = workspace_root();
+    let context = Context {
+        cache: memray_tests::paths::cache_dir().join("bench"),
+        workloads: root.join("bench/workloads"),
+        ours: target_dir().join("release/memray"),
+        reference: memray_tests::reference::reference_memray(),
+        root,
+    };
+    std::fs::create_dir_all(&context.cache)?;
+
+    let mut outcomes = Vec::new();
+    for benchmark in selected {
+        println!("== {}: {}", benchmark.name, benchmark.about);
+        for variant in (benchmark.prepare)(&context)? {
+            let outcome = run_variant(benchmark.name, variant, args.rounds);
+            report::print_outcome(&outcome);
+            outcomes.push(outcome);
+        }
+    }
+    let written = report::write(&context.root.join("bench/results"), &outcomes)?;
+    println!("results written to {}", written.display());
+    Ok(())
+}
+
+fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outcome {
+    let sides = [&variant.ours, &variant.theirs];
+    // Warm-up (page cache, lazy imports); a failure here ends that side.
+    let mut samples: Vec<Result<Vec<Sample>, String>> = sides
+        .iter()
+        .map(|c| measure(c).map(|_| Vec::new()))
+        .collect();
+    for _ in 0..rounds {
+        for (command, collected) in sides.iter().zip(samples.iter_mut()) {
+            if let Ok(list) = collected {
+                match measure(command) {
+                    Ok(sample) => list.push(sample),
+                    Err(why) => *collected = Err(why),
+                }
+            }
+        }
+    }
+    let [ours, theirs] = [0, 1].map(|i| Side {
+        command: sides[i].display(),
+        samples: samples[i].clone(),
+    });
+    let extra = variant
+        .extra
+        .map(|extra| (extra.label.to_string(), last_stdout_line(&extra.command)));
+    Outcome {
+        benchmark,
+        variant: variant.label,
+        ours,
+        theirs,
+        extra,
+    }
+}
+
+/// The command's last stdout line, or why it failed.
+fn last_stdout_line(command: &BenchCommand) -> String {
+    match std::process::Command::new(&command.program)
+        .args(&command.args)
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("(no output)")
+            .to_string(),
+        Ok(out) => format!(
+            "failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ),
+        Err(e) => format!("cannot start: {e}"),
+    }
+}

@@ -1,0 +1,158 @@
+//! Printing and saving benchmark results (JSON and markdown).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result};
+use serde_json::{json, Value};
+
+use super::measure::Sample;
+use super::{Outcome, Side};
+
+/// Medians of one side.
+struct Summary {
+    wall: Duration,
+    peak_rss_kib: u64,
+}
+
+fn summarize(samples: &[Sample]) -> Option<Summary> {
+    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+    let mut rss: Vec<u64> = samples.iter().map(|s| s.peak_rss_kib).collect();
+    Some(Summary {
+        wall: median(&mut walls)?,
+        peak_rss_kib: median(&mut rss)?,
+    })
+}
+
+fn median<T: Ord + Copy>(values: &mut [T]) -> Option<T> {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied()
+}
+
+fn side_summary(side: &Side) -> Result<Summary, String> {
+    match &side.samples {
+        Ok(samples) => summarize(samples).ok_or_else(|| "no samples".to_string()),
+        Err(why) => Err(why.clone()),
+    }
+}
+
+fn ratio(ours: f64, theirs: f64) -> Option<f64> {
+    (theirs > 0.0).then(|| ours / theirs)
+}
+
+fn describe(summary: &Result<Summary, String>) -> String {
+    match summary {
+        Ok(s) => format!(
+            "{:>9.3} s  {:>8.1} MiB",
+            s.wall.as_secs_f64(),
+            s.peak_rss_kib as f64 / 1024.0
+        ),
+        Err(why) => format!("FAILED: {why}"),
+    }
+}
+
+pub fn print_outcome(outcome: &Outcome) {
+    let ours = side_summary(&outcome.ours);
+    let theirs = side_summary(&outcome.theirs);
+    println!("-- {} [{}]", outcome.benchmark, outcome.variant);
+    println!(
+        "   ours    {}   ({})",
+        describe(&ours),
+        outcome.ours.command
+    );
+    println!(
+        "   memray  {}   ({})",
+        describe(&theirs),
+        outcome.theirs.command
+    );
+    if let (Ok(o), Ok(t)) = (&ours, &theirs) {
+        let time = ratio(o.wall.as_secs_f64(), t.wall.as_secs_f64());
+        let rss = ratio(o.peak_rss_kib as f64, t.peak_rss_kib as f64);
+        println!(
+            "   ours/memray: time {}  peak RSS {}",
+            format_ratio(time),
+            format_ratio(rss)
+        );
+    }
+    if let Some((label, line)) = &outcome.extra {
+        println!("   {label}: {line}");
+    }
+}
+
+fn format_ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}x"))
+}
+
+/// Writes `<dir>/<unix time>.json` and `.md`; returns the JSON path.
+pub fn write(dir: &Path, outcomes: &[Outcome]) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let json_path = dir.join(format!("{stamp}.json"));
+    let records: Vec<Value> = outcomes.iter().map(outcome_json).collect();
+    std::fs::write(&json_path, serde_json::to_string_pretty(&records)?)?;
+    std::fs::write(dir.join(format!("{stamp}.md")), markdown(outcomes))?;
+    Ok(json_path)
+}
+
+fn side_json(side: &Side) -> Value {
+    let samples = match &side.samples {
+        Ok(samples) => samples,
+        Err(why) => return json!({ "command": side.command, "error": why }),
+    };
+    let Some(summary) = summarize(samples) else {
+        return json!({ "command": side.command, "error": "no samples" });
+    };
+    json!({
+        "command": side.command,
+        "median_wall_seconds": summary.wall.as_secs_f64(),
+        "median_peak_rss_kib": summary.peak_rss_kib,
+        "wall_seconds": samples.iter().map(|s| s.wall.as_secs_f64()).collect::<Vec<_>>(),
+        "peak_rss_kib": samples.iter().map(|s| s.peak_rss_kib).collect::<Vec<_>>(),
+    })
+}
+
+fn outcome_json(outcome: &Outcome) -> Value {
+    json!({
+        "benchmark": outcome.benchmark,
+        "variant": outcome.variant,
+        "ours": side_json(&outcome.ours),
+        "memray": side_json(&outcome.theirs),
+        "extra": outcome.extra.as_ref().map(|(label, line)| json!({ "label": label, "output": line })),
+    })
+}
+
+fn markdown(outcomes: &[Outcome]) -> String {
+    let mut text = String::from(
+        "| benchmark | variant | ours (s) | memray (s) | time ratio | ours RSS (MiB) | memray RSS (MiB) | RSS ratio |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for outcome in outcomes {
+        let cells = match (side_summary(&outcome.ours), side_summary(&outcome.theirs)) {
+            (Ok(o), Ok(t)) => {
+                let mib = |kib: u64| kib as f64 / 1024.0;
+                format!(
+                    "{:.3} | {:.3} | {} | {:.1} | {:.1} | {}",
+                    o.wall.as_secs_f64(),
+                    t.wall.as_secs_f64(),
+                    format_ratio(ratio(o.wall.as_secs_f64(), t.wall.as_secs_f64())),
+                    mib(o.peak_rss_kib),
+                    mib(t.peak_rss_kib),
+                    format_ratio(ratio(o.peak_rss_kib as f64, t.peak_rss_kib as f64)),
+                )
+            }
+            (ours, theirs) => format!(
+                "{} | {} | | | | ",
+                ours.err().unwrap_or_default(),
+                theirs.err().unwrap_or_default()
+            ),
+        };
+        text.push_str(&format!(
+            "| {} | {} | {cells} |\n",
+            outcome.benchmark, outcome.variant
+        ));
+    }
+    text
+}

@@ -1,0 +1,165 @@
+//! `cargo xtask setup`: installs what is missing, and only that, so that a
+//! second run takes seconds. Each step says what it found or did.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::process::{cargo, cargo_bin_dir, execute, stdout_of, succeeds, workspace_root};
+
+/// LLVM major version of the pinned nightly; bpf-linker must link the same one.
+const LLVM_MAJOR: u32 = 22;
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The CPython the tests need beyond pyenv's, unpacked into the cache.
+const EXTRA_PYTHON: &str = "3.14";
+
+/// Debian packages: LLVM for bpf-linker, patchelf and the archive keyring for
+/// unpacking CPython, chromium for the browser tests, venv for the reference memray.
+fn apt_packages() -> Vec<String> {
+    let llvm = [
+        format!("llvm-{LLVM_MAJOR}-dev"),
+        format!("libpolly-{LLVM_MAJOR}-dev"),
+    ];
+    let others = [
+        "zlib1g-dev",
+        "libzstd-dev",
+        "patchelf",
+        "debian-archive-keyring",
+        "chromium",
+        "chromium-driver",
+        "python3-venv",
+    ];
+    llvm.into_iter().chain(others.map(String::from)).collect()
+}
+
+pub fn run() -> Result<()> {
+    apt()?;
+    ebpf_toolchain()?;
+    bpf_linker()?;
+    extra_python()?;
+    reference_memray();
+    println!("setup: done");
+    Ok(())
+}
+
+fn apt() -> Result<()> {
+    let missing: Vec<String> = apt_packages()
+        .into_iter()
+        .filter(|package| !dpkg_installed(package))
+        .collect();
+    if missing.is_empty() {
+        println!("setup: apt packages present");
+        return Ok(());
+    }
+    println!("setup: installing {}", missing.join(" "));
+    let apt_get = || {
+        let mut command = Command::new("apt-get");
+        command.env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    execute(apt_get().args(["update", "-q"]))?;
+    execute(
+        apt_get()
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing),
+    )
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    stdout_of("dpkg-query", &["-W", "-f=${Status}", package])
+        .is_some_and(|status| status.ends_with(" installed"))
+}
+
+/// The nightly named in ebpf/rust-toolchain.toml, with its components:
+/// `rustup toolchain install` with no name installs what that file names.
+fn ebpf_toolchain() -> Result<()> {
+    let mut command = Command::new("rustup");
+    command
+        .args(["toolchain", "install"])
+        .current_dir(workspace_root().join("ebpf"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTUP_AUTO_INSTALL");
+    execute(&mut command).context("installing the eBPF toolchain")
+}
+
+fn bpf_linker() -> Result<()> {
+    let installed = cargo_bin_dir().join("bpf-linker");
+    let version = stdout_of(&installed, &["--version"]).unwrap_or_default();
+    if version.split_whitespace().last() == Some(BPF_LINKER_VERSION) {
+        println!("setup: {version} present");
+        return Ok(());
+    }
+    let prefix = llvm_prefix()?;
+    println!(
+        "setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} at {}",
+        prefix.display()
+    );
+    // Its build script links the LLVM found through LLVM_PREFIX (else the first
+    // `llvm-config` on PATH, which is Debian's default LLVM, not 22), and
+    // llvm-sys looks for llvm-config under LLVM_SYS_<version>_PREFIX.
+    let path = std::env::join_paths(std::iter::once(prefix.join("bin")).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
+    execute(
+        cargo()
+            .args([
+                "install",
+                "--locked",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
+            .args([
+                "--no-default-features",
+                "--features",
+                &format!("llvm-{LLVM_MAJOR}"),
+            ])
+            .env("LLVM_PREFIX", &prefix)
+            // llvm-sys numbers its releases <LLVM major><minor digit>: 221 for LLVM 22.1.
+            .env(format!("LLVM_SYS_{LLVM_MAJOR}1_PREFIX"), &prefix)
+            .env("PATH", path),
+    )
+}
+
+fn llvm_prefix() -> Result<PathBuf> {
+    let config = format!("llvm-config-{LLVM_MAJOR}");
+    match stdout_of(&config, &["--prefix"]) {
+        Some(prefix) => Ok(PathBuf::from(prefix)),
+        None => bail!("{config} not found: llvm-{LLVM_MAJOR}-dev did not install"),
+    }
+}
+
+fn extra_python() -> Result<()> {
+    let prefix = memray_tests::paths::cache_dir().join(format!("python{EXTRA_PYTHON}"));
+    let python = prefix.join("usr/bin").join(format!("python{EXTRA_PYTHON}"));
+    if succeeds(&python, &["-c", "import ctypes"]) {
+        println!(
+            "setup: CPython {EXTRA_PYTHON} present at {}",
+            python.display()
+        );
+        return Ok(());
+    }
+    let script = workspace_root().join("xtask/scripts/install-debian-python.sh");
+    execute(
+        Command::new("bash")
+            .arg(&script)
+            .arg(EXTRA_PYTHON)
+            .arg(&prefix),
+    )
+    .with_context(|| {
+        format!(
+            "installing CPython {EXTRA_PYTHON} into {}",
+            prefix.display()
+        )
+    })
+}
+
+fn reference_memray() {
+    let reference = memray_tests::reference::reference_memray();
+    println!(
+        "setup: reference memray {} at {}",
+        memray_tests::reference::REFERENCE_VERSION,
+        reference.memray.display()
+    );
+}
