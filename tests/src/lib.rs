@@ -2,6 +2,7 @@
 //! interpreters this machine has, and a throwaway virtualenv with memray 1.20 to
 //! compare against.
 
+pub mod captures;
 pub mod interpreters;
 pub mod paths;
 pub mod reference;

@@ -22,6 +22,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate a terminal-based tree view of the allocations at the high water mark
+    Tree(commands::tree::Args),
+    /// Generate a terminal-based summary report of the functions that allocate most memory
+    Summary(commands::summary::Args),
+    /// Generate high level stats of the memory usage in the terminal
+    Stats(commands::stats::Args),
+    /// Generate reports files in different formats
+    Transform(commands::transform::Args),
+    /// Compare two captures: what grew and what shrank, by location
+    Diff(commands::diff::Args),
     /// Debug a results file by parsing and printing each record in it
     Parse(commands::parse::Args),
     /// Print the Python stack of every thread of a running process
@@ -29,13 +39,28 @@ enum Command {
 }
 
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Tree(args) => commands::tree::run(args),
+        Command::Summary(args) => commands::summary::run(args),
+        Command::Stats(args) => commands::stats::run(args),
+        Command::Transform(args) => commands::transform::run(args),
+        Command::Diff(args) => commands::diff::run(args),
         Command::Parse(args) => commands::parse::run(args),
         Command::DumpStacks(args) => commands::dump_stacks::run(args),
     };
     if let Err(CliError { message, exit_code }) = result {
         eprintln!("{message}");
         std::process::exit(exit_code);
+    }
+}
+
+/// Rust ignores SIGPIPE, which turns `memray stats x.bin | head` into a write
+/// error; like any Unix filter, die quietly when the reader goes away.
+fn restore_default_sigpipe() {
+    // SAFETY: resetting a signal disposition to its default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -1,1 +1,17 @@
-//! Reports over memray captures: stats, summary, tree, transform, flame graphs
+//! Reports over memray captures: `stats`, `summary`, `tree`, `transform`
+//! and `diff`, laid out as memray 1.20 lays them out.
+
+pub mod diff;
+pub mod input;
+pub mod metadata;
+mod pprof;
+pub mod pyjson;
+pub mod size;
+pub mod stats;
+pub mod summary;
+mod table;
+pub mod transform;
+pub mod tree;
+
+pub use metadata::Metadata;
+pub use size::size_fmt;

@@ -1,4 +1,9 @@
 //! One module per subcommand; each exposes `Args` (its flags) and `run`.
 
+pub mod diff;
 pub mod dump_stacks;
 pub mod parse;
+pub mod stats;
+pub mod summary;
+pub mod transform;
+pub mod tree;

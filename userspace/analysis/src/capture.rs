@@ -1,0 +1,180 @@
+//! The queries reports ask, run over any capture that can replay its events:
+//! each is one or two streaming passes, holding only live allocations and
+//! per-location totals.
+
+use std::ops::ControlFlow;
+
+use crate::error::{AnalysisError, STATISTICS_ON_AGGREGATED, TEMPORARY_ON_AGGREGATED};
+use crate::event::{Allocation, Event, MemorySnapshot};
+use crate::groups::{AllocationGroup, Grouper};
+use crate::live::LiveAllocations;
+use crate::memory;
+use crate::peak::{HighWaterMark, PeakFinder};
+use crate::stats::StatsCollector;
+use crate::temporary::TemporaryAllocations;
+
+/// A capture file, or anything else that can replay a capture's events.
+pub trait Capture {
+    /// Whether this is an AGGREGATED_ALLOCATIONS capture.
+    fn is_aggregated(&self) -> bool;
+
+    /// Replays the events in file order, from the start, until `visit`
+    /// breaks or the capture ends.
+    fn replay(&self, visit: &mut dyn FnMut(&Event) -> ControlFlow<()>)
+        -> Result<(), AnalysisError>;
+}
+
+/// What one pass over the whole capture learns (memray's `FileReader`
+/// constructor): the peak, the record count and memory over time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overview {
+    pub high_water_mark: HighWaterMark,
+    /// Allocation records (or aggregated records) seen.
+    pub records: u64,
+    /// Memory snapshots after downsampling.
+    pub memory: Vec<MemorySnapshot>,
+    /// The downsampling stride (0 = none); temporal reports reuse it.
+    pub memory_stride: usize,
+}
+
+/// Replays only the allocation records of a streaming capture.
+fn for_each_allocation(
+    capture: &dyn Capture,
+    mut visit: impl FnMut(&Allocation) -> ControlFlow<()>,
+) -> Result<(), AnalysisError> {
+    capture.replay(&mut |event| match event {
+        Event::Allocation(allocation) => visit(allocation),
+        _ => ControlFlow::Continue(()),
+    })
+}
+
+/// Pass 1: the high-water mark, the number of records and memory snapshots
+/// (each MEMORY_RECORD gets the heap size at that point).
+pub fn overview(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+) -> Result<Overview, AnalysisError> {
+    let mut peak = PeakFinder::default();
+    let mut memory = Vec::new();
+    capture.replay(&mut |event| {
+        match event {
+            Event::Allocation(allocation) => peak.add(allocation),
+            Event::Aggregated(aggregated) => peak.add(&aggregated.to_high_water_mark()),
+            Event::MemoryRecord { time_ms, rss } => memory.push(MemorySnapshot {
+                time_ms: *time_ms,
+                rss: *rss,
+                heap: peak.current(),
+            }),
+            Event::MemorySnapshot(snapshot) => memory.push(*snapshot),
+        }
+        ControlFlow::Continue(())
+    })?;
+    let memory_stride = memory::stride(memory.len(), max_memory_records);
+    Ok(Overview {
+        high_water_mark: peak.high_water_mark(),
+        records: peak.records_seen(),
+        memory: memory::downsample(memory, memory_stride),
+        memory_stride,
+    })
+}
+
+/// Groups an aggregated capture's stored contributions (memray's
+/// `AggregatedCaptureReaggregator`); locations that contributed nothing are left out.
+fn reaggregate(
+    capture: &dyn Capture,
+    merge_threads: bool,
+    contribution: fn(&crate::event::AggregatedAllocation) -> Allocation,
+) -> Result<Vec<AllocationGroup>, AnalysisError> {
+    let mut grouper = Grouper::new(merge_threads);
+    let mut index = 0;
+    capture.replay(&mut |event| {
+        if let Event::Aggregated(aggregated) = event {
+            let allocation = contribution(aggregated);
+            if allocation.n_allocations != 0 {
+                grouper.add(&allocation, allocation.size, index);
+                index += 1;
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(grouper.finish())
+}
+
+/// Live allocations after replaying the first `records` allocation records.
+fn live_after(
+    capture: &dyn Capture,
+    records: Option<u64>,
+    merge_threads: bool,
+) -> Result<Vec<AllocationGroup>, AnalysisError> {
+    let mut live = LiveAllocations::default();
+    let mut remaining = records;
+    for_each_allocation(capture, |allocation| {
+        if remaining == Some(0) {
+            return ControlFlow::Break(());
+        }
+        live.add(allocation);
+        remaining = remaining.map(|r| r - 1);
+        ControlFlow::Continue(())
+    })?;
+    Ok(live.groups(merge_threads))
+}
+
+/// What was allocated at the high-water mark, grouped by location.
+pub fn high_water_mark(
+    capture: &dyn Capture,
+    overview: &Overview,
+    merge_threads: bool,
+) -> Result<Vec<AllocationGroup>, AnalysisError> {
+    if capture.is_aggregated() {
+        return reaggregate(capture, merge_threads, |a| a.to_high_water_mark());
+    }
+    if overview.records == 0 {
+        return Ok(Vec::new());
+    }
+    live_after(
+        capture,
+        Some(overview.high_water_mark.index + 1),
+        merge_threads,
+    )
+}
+
+/// What was still allocated when tracking stopped, grouped by location.
+pub fn leaks(
+    capture: &dyn Capture,
+    merge_threads: bool,
+) -> Result<Vec<AllocationGroup>, AnalysisError> {
+    if capture.is_aggregated() {
+        return reaggregate(capture, merge_threads, |a| a.to_leaks());
+    }
+    live_after(capture, None, merge_threads)
+}
+
+/// Allocations freed by their own thread within `threshold` later allocations.
+pub fn temporary_allocations(
+    capture: &dyn Capture,
+    threshold: usize,
+    merge_threads: bool,
+) -> Result<Vec<AllocationGroup>, AnalysisError> {
+    if capture.is_aggregated() {
+        return Err(AnalysisError::Unsupported(TEMPORARY_ON_AGGREGATED));
+    }
+    let mut temporary = TemporaryAllocations::new(threshold);
+    for_each_allocation(capture, |allocation| {
+        temporary.add(allocation);
+        ControlFlow::Continue(())
+    })?;
+    Ok(temporary.groups(merge_threads))
+}
+
+/// One pass collecting what `memray stats` needs.
+pub fn statistics(capture: &dyn Capture) -> Result<StatsCollector, AnalysisError> {
+    if capture.is_aggregated() {
+        return Err(AnalysisError::Unsupported(STATISTICS_ON_AGGREGATED));
+    }
+    let mut collector = StatsCollector::default();
+    for_each_allocation(capture, |allocation| {
+        collector.add(allocation);
+        ControlFlow::Continue(())
+    })?;
+    Ok(collector)
+}

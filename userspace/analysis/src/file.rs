@@ -1,0 +1,186 @@
+//! A capture file as a [`Capture`] and a [`StackResolver`]: every pass
+//! re-reads the file through memray-format's replay layer, and the replay of
+//! the latest pass renders stacks (its tries only grow, so they cover every
+//! node that pass produced).
+
+use std::cell::RefCell;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender};
+use std::thread;
+
+use memray_format::{replay, FileFormat, FormatError, Header, Replay};
+
+use crate::capture::Capture;
+use crate::error::AnalysisError;
+use crate::event::{AggregatedAllocation, Allocation, Event, MemorySnapshot};
+use crate::stack::{Frame, StackResolver};
+
+pub struct CaptureFile {
+    path: PathBuf,
+    header: Header,
+    latest: RefCell<Option<Replay>>,
+}
+
+impl From<FormatError> for AnalysisError {
+    fn from(error: FormatError) -> Self {
+        AnalysisError::Capture(error.to_string())
+    }
+}
+
+fn convert(event: replay::Event) -> Option<Event> {
+    Some(match event {
+        replay::Event::Allocation(a) => Event::Allocation(Allocation {
+            tid: a.tid,
+            address: a.address,
+            size: a.size,
+            allocator: a.allocator,
+            python_node: a.python_node,
+            native_node: a.native_frame_id,
+            generation: a.native_segment_generation,
+            n_allocations: 1,
+        }),
+        replay::Event::Memory { time_ms, rss } => Event::MemoryRecord { time_ms, rss },
+        replay::Event::MemorySnapshot { time_ms, rss, heap } => {
+            Event::MemorySnapshot(MemorySnapshot { time_ms, rss, heap })
+        }
+        replay::Event::AggregatedAllocation(a) => Event::Aggregated(AggregatedAllocation {
+            tid: a.tid,
+            allocator: a.allocator,
+            python_node: a.python_frame_id as u32,
+            native_node: a.native_frame_id,
+            generation: a.native_segment_generation as u32,
+            n_allocations_in_high_water_mark: a.n_allocations_in_high_water_mark,
+            n_allocations_leaked: a.n_allocations_leaked,
+            bytes_in_high_water_mark: a.bytes_in_high_water_mark,
+            bytes_leaked: a.bytes_leaked,
+        }),
+        replay::Event::Object { .. } | replay::Event::SurvivingObject { .. } => return None,
+    })
+}
+
+impl CaptureFile {
+    /// Opens a capture and reads its header.
+    pub fn open(path: impl AsRef<Path>) -> Result<CaptureFile, FormatError> {
+        let replay = Replay::open(path.as_ref())?;
+        Ok(CaptureFile {
+            path: path.as_ref().to_path_buf(),
+            header: replay.header().clone(),
+            latest: RefCell::new(Some(replay)),
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with_replay<T>(&self, f: impl FnOnce(&mut Replay) -> T) -> Option<T> {
+        self.latest.borrow_mut().as_mut().map(f)
+    }
+}
+
+impl Capture for CaptureFile {
+    fn is_aggregated(&self) -> bool {
+        self.header.file_format == FileFormat::AggregatedAllocations
+    }
+
+    /// Decoding runs on its own thread, a few batches ahead of `visit`: on
+    /// large captures the two halves of the work overlap.
+    fn replay(
+        &self,
+        visit: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+    ) -> Result<(), AnalysisError> {
+        // The previous pass's reader is replaced, not kept alongside this one.
+        self.latest.borrow_mut().take();
+        let (batches, received) = mpsc::sync_channel::<Vec<Event>>(BATCHES_AHEAD);
+        let path = &self.path;
+        let (replay, decoded) = thread::scope(|scope| {
+            let decoder = scope.spawn(move || decode(path, batches));
+            'consume: for batch in received {
+                for event in &batch {
+                    if visit(event).is_break() {
+                        break 'consume;
+                    }
+                }
+            }
+            decoder.join().expect("the decoding thread does not panic")
+        });
+        if let Some(replay) = replay {
+            *self.latest.borrow_mut() = Some(replay);
+        }
+        decoded
+    }
+}
+
+const BATCH: usize = 2048;
+const BATCHES_AHEAD: usize = 4;
+
+/// Sends the capture's events in batches until the end, an error, or the
+/// consumer hanging up; returns the replay state for stack rendering.
+fn decode(
+    path: &Path,
+    batches: SyncSender<Vec<Event>>,
+) -> (Option<Replay>, Result<(), AnalysisError>) {
+    let mut replay = match Replay::open(path) {
+        Ok(replay) => replay,
+        Err(error) => return (None, Err(error.into())),
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    let result = loop {
+        match replay.next_event() {
+            Ok(Some(event)) => {
+                batch.extend(convert(event));
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if batches.send(full).is_err() {
+                        break Ok(());
+                    }
+                }
+            }
+            Ok(None) => {
+                let _ = batches.send(batch);
+                break Ok(());
+            }
+            Err(error) => {
+                let _ = batches.send(batch);
+                break Err(error.into());
+            }
+        }
+    };
+    (Some(replay), result)
+}
+
+impl StackResolver for CaptureFile {
+    fn python_frames(&self, node: u32) -> Vec<Frame> {
+        // Any tid but the main one renders the stack without skipping frames.
+        let not_main = self.header.main_tid.wrapping_add(1);
+        self.with_replay(|replay| {
+            replay
+                .python_stack(node, not_main)
+                .into_iter()
+                .map(|f| Frame {
+                    function: f.function,
+                    filename: f.filename,
+                    lineno: i64::from(f.lineno),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    fn main_thread(&self) -> (u64, usize) {
+        (
+            self.header.main_tid,
+            self.header.skipped_frames_on_main_tid as usize,
+        )
+    }
+
+    fn thread_name(&self, tid: u64) -> Option<String> {
+        self.with_replay(|replay| replay.thread_name(tid).map(str::to_owned))
+            .flatten()
+    }
+}

@@ -1,0 +1,179 @@
+//! `memray stats`: totals, sizes, allocators, top locations and modules
+//! (memray's `AllocationStatsAggregator` plus `compute_statistics`).
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::event::Allocation;
+use crate::modules::{ModuleResolver, PathInfo};
+use crate::peak::PeakFinder;
+use crate::stack::{Frame, StackResolver};
+use memray_format::Allocator;
+
+/// Per distinct Python stack: allocations, bytes, first record index.
+#[derive(Debug, Clone, Copy, Default)]
+struct StackTotals {
+    count: u64,
+    bytes: u64,
+    first_index: u64,
+}
+
+/// Streams allocation records; memory grows with distinct sizes and stacks.
+#[derive(Debug, Default)]
+pub struct StatsCollector {
+    peak: PeakFinder,
+    total_allocations: u64,
+    total_bytes: u64,
+    count_by_size: HashMap<u64, u64>,
+    /// Indexed by allocator id.
+    count_by_allocator: [u64; 16],
+    /// Indexed by Python trie node (dense ids); `count == 0` = never seen.
+    by_stack: Vec<StackTotals>,
+}
+
+/// Allocations and bytes of one module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleTotals {
+    pub module: String,
+    pub num_allocations: u64,
+    pub total_bytes: u64,
+}
+
+/// Everything `memray stats` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statistics {
+    /// Allocation records, deallocations excluded.
+    pub total_allocations: u64,
+    pub total_bytes: u64,
+    pub peak_bytes: u64,
+    /// Every allocation record, deallocations included.
+    pub records: u64,
+    /// (size, count), by increasing size.
+    pub count_by_size: Vec<(u64, u64)>,
+    /// By decreasing count (ties by allocator id).
+    pub count_by_allocator: Vec<(Allocator, u64)>,
+    /// Top locations (leaf Python frame; `None` = no Python stack) by bytes.
+    pub top_locations_by_size: Vec<(Option<Frame>, u64)>,
+    pub top_locations_by_count: Vec<(Option<Frame>, u64)>,
+    pub top_modules_by_size: Vec<ModuleTotals>,
+    pub top_modules_by_count: Vec<ModuleTotals>,
+}
+
+impl StatsCollector {
+    pub fn add(&mut self, allocation: &Allocation) {
+        let index = self.peak.records_seen();
+        self.peak.add(allocation);
+        if allocation.allocator.is_deallocator() {
+            return;
+        }
+        self.total_allocations += 1;
+        self.total_bytes += allocation.size;
+        *self.count_by_size.entry(allocation.size).or_default() += 1;
+        self.count_by_allocator[usize::from(allocation.allocator.id())] += 1;
+        let node = allocation.python_node as usize;
+        if node >= self.by_stack.len() {
+            self.by_stack.resize(node + 1, StackTotals::default());
+        }
+        let stack = &mut self.by_stack[node];
+        if stack.count == 0 {
+            stack.first_index = index;
+        }
+        stack.count += 1;
+        stack.bytes += allocation.size;
+    }
+
+    /// Resolves locations and modules and keeps the `num_largest` of each.
+    pub fn finish(
+        self,
+        stacks: &dyn StackResolver,
+        paths: PathInfo,
+        num_largest: usize,
+    ) -> Statistics {
+        let mut stacks_in_order: Vec<(u32, StackTotals)> = (0u32..)
+            .zip(self.by_stack)
+            .filter(|(_, totals)| totals.count > 0)
+            .collect();
+        stacks_in_order.sort_by_key(|(_, totals)| totals.first_index);
+
+        // Locations, numbered in order of first appearance like memray's registry.
+        let mut location_ids: HashMap<Frame, usize> = HashMap::default();
+        let mut locations: Vec<(Option<Frame>, u64, u64)> = Vec::new();
+        let mut no_location: Option<usize> = None;
+        let mut modules: Vec<ModuleTotals> = Vec::new();
+        let mut module_ids: HashMap<String, usize> = HashMap::default();
+        let mut resolver = ModuleResolver::new(paths);
+        for (node, totals) in &stacks_in_order {
+            let frames = stacks.python_frames(*node);
+            let slot = match frames.first() {
+                Some(leaf) => *location_ids.entry(leaf.clone()).or_insert_with(|| {
+                    locations.push((Some(leaf.clone()), 0, 0));
+                    locations.len() - 1
+                }),
+                None => *no_location.get_or_insert_with(|| {
+                    locations.push((None, 0, 0));
+                    locations.len() - 1
+                }),
+            };
+            locations[slot].1 += totals.bytes;
+            locations[slot].2 += totals.count;
+
+            let module = resolver.module_for_stack(&frames);
+            let id = *module_ids.entry(module.clone()).or_insert_with(|| {
+                modules.push(ModuleTotals {
+                    module,
+                    num_allocations: 0,
+                    total_bytes: 0,
+                });
+                modules.len() - 1
+            });
+            modules[id].num_allocations += totals.count;
+            modules[id].total_bytes += totals.bytes;
+        }
+
+        let top_locations = |value: fn(&(Option<Frame>, u64, u64)) -> u64| {
+            // memray pops a max-heap of (value, location id): ties go to the
+            // later location, and "no location" loses ties.
+            let mut ranked: Vec<(u64, Option<usize>, usize)> = locations
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (value(l), l.0.as_ref().map(|_| i), i))
+                .collect();
+            ranked.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
+            ranked
+                .into_iter()
+                .take(num_largest)
+                .map(|(v, _, i)| (locations[i].0.clone(), v))
+                .collect::<Vec<_>>()
+        };
+        let top_locations_by_size = top_locations(|l| l.1);
+        let top_locations_by_count = top_locations(|l| l.2);
+
+        let top_modules = |value: fn(&ModuleTotals) -> u64| {
+            let mut ranked = modules.clone();
+            ranked.sort_by_key(|m| std::cmp::Reverse(value(m)));
+            ranked.truncate(num_largest);
+            ranked
+        };
+
+        let mut count_by_size: Vec<(u64, u64)> = self.count_by_size.into_iter().collect();
+        count_by_size.sort_unstable();
+        let mut count_by_allocator: Vec<(Allocator, u64)> = (0u8..)
+            .zip(self.count_by_allocator)
+            .filter(|(_, count)| *count > 0)
+            .filter_map(|(id, count)| Some((Allocator::from_id(id)?, count)))
+            .collect();
+        count_by_allocator.sort_by_key(|(a, c)| (std::cmp::Reverse(*c), *a));
+
+        Statistics {
+            total_allocations: self.total_allocations,
+            total_bytes: self.total_bytes,
+            peak_bytes: self.peak.high_water_mark().bytes,
+            records: self.peak.records_seen(),
+            count_by_size,
+            count_by_allocator,
+            top_locations_by_size,
+            top_locations_by_count,
+            top_modules_by_size: top_modules(|m| m.total_bytes),
+            top_modules_by_count: top_modules(|m| m.num_allocations),
+        }
+    }
+}

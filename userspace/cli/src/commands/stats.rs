@@ -1,0 +1,76 @@
+//! `memray stats`: high-level statistics of a capture, as text or JSON.
+
+use std::path::{Path, PathBuf};
+
+use memray_analysis::{statistics, PathInfo};
+use memray_reporters::input::open_capture;
+use memray_reporters::{stats, Metadata};
+
+use crate::error::{CliError, CliResult};
+
+/// Generate high level stats of the memory usage in the terminal
+#[derive(clap::Args)]
+pub struct Args {
+    /// Results of the tracker run
+    results: String,
+    /// Displays the top 'n' largest allocating functions. Default is 5
+    #[arg(short = 'n', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    num_largest: u32,
+    /// Exports stats to a JSON file
+    #[arg(long)]
+    json: bool,
+    /// Output file name for JSON output
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// If the JSON output file already exists, overwrite it
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// memray's default: `memray-stats-<capture name without "memray-">.json`
+/// next to the capture.
+fn default_json_path(results: &Path) -> PathBuf {
+    let name = results
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = format!("{name}.json");
+    let name = name.strip_prefix("memray-").unwrap_or(&name);
+    results.with_file_name(format!("memray-stats-{name}"))
+}
+
+pub fn run(args: Args) -> CliResult {
+    let capture =
+        open_capture(&args.results, "Failed to compute statistics for").map_err(CliError::new)?;
+    let json_path = args.json.then(|| {
+        args.output
+            .clone()
+            .unwrap_or_else(|| default_json_path(Path::new(&args.results)))
+    });
+    if let Some(path) = &json_path {
+        if path.exists() && !args.force {
+            return Err(CliError::new(format!(
+                "File already exists, will not overwrite without --force: {}",
+                path.display()
+            )));
+        }
+    }
+    let collector = statistics(&capture).map_err(|e| CliError::new(e.to_string()))?;
+    let header = capture.header();
+    let paths = PathInfo::from_header(&header.libdest, &header.site_packages, &header.sys_path);
+    let stats = collector.finish(&capture, paths, args.num_largest as usize);
+    let metadata = Metadata::new(header, stats.records, stats.peak_bytes);
+    match json_path {
+        Some(path) => {
+            std::fs::write(&path, stats::render_json(&stats, &metadata))
+                .map_err(|e| CliError::new(format!("Cannot write {}: {e}", path.display())))?;
+            println!("Wrote {}", path.display());
+        }
+        // memray's progress display leaves one empty line on stdout first.
+        None => print!(
+            "\n{}",
+            stats::render_text(&stats, &metadata, args.num_largest as usize)
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `memray transform FORMAT`: the peak, leaks or temporary allocations as a
+//! gprof2dot, csv, speedscope or pprof file.
+
+use std::path::{Path, PathBuf};
+
+use memray_reporters::input::{open_capture, select, Selection};
+use memray_reporters::transform::{render, Format, TransformInput};
+
+use crate::error::{CliError, CliResult};
+
+/// Generate reports files in different formats
+#[derive(clap::Args)]
+pub struct Args {
+    /// Format to use for the report. Available formats: gprof2dot, csv, speedscope, pprof
+    format: String,
+    /// Results of the tracker run
+    results: String,
+    /// Output file name
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// If the output file already exists, overwrite it
+    #[arg(short, long)]
+    force: bool,
+    /// Show memory leaks, instead of peak memory usage
+    #[arg(long, conflicts_with_all = ["temporary_allocation_threshold", "temporary_allocations"])]
+    leaks: bool,
+    #[command(flatten)]
+    temporary: super::summary::TemporaryArgs,
+}
+
+/// memray's default: `memray-<format>-<capture stem without "memray-"><suffix>`.
+fn default_output(results: &Path, format: Format) -> PathBuf {
+    let stem = results
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = format!("{stem}{}", format.suffix());
+    let name = name.strip_prefix("memray-").unwrap_or(&name);
+    results.with_file_name(format!("memray-{}-{name}", format.name()))
+}
+
+pub fn run(args: Args) -> CliResult {
+    let format = Format::from_name(&args.format)
+        .ok_or_else(|| CliError::new(format!("Format not supported: {}", args.format)))?;
+    let failure = "Failed to parse allocation records in";
+    let capture = open_capture(&args.results, failure).map_err(CliError::new)?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(Path::new(&args.results), format));
+    if output.exists() && !args.force {
+        return Err(CliError::new(format!(
+            "File already exists, will not overwrite without --force: {}",
+            output.display()
+        )));
+    }
+    let selection = Selection::from_flags(args.leaks, args.temporary.threshold());
+    let (_, groups) =
+        select(&capture, selection, true).map_err(|e| CliError::new(e.to_string()))?;
+    let input = TransformInput {
+        groups: &groups,
+        stacks: &capture,
+        command_line: &capture.header().command_line,
+    };
+    std::fs::write(&output, render(format, &input))
+        .map_err(|e| CliError::new(format!("Cannot write {}: {e}", output.display())))?;
+    println!("Wrote {}", output.display());
+    if format == Format::Gprof2dot {
+        println!("\nTo generate a graph from the transform file, run for example:");
+        println!(
+            "gprof2dot -f json {} | dot -Tpng -o output.png",
+            output.display()
+        );
+    }
+    Ok(())
+}

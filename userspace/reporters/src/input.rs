@@ -1,0 +1,57 @@
+//! Opening a capture for a report and choosing which allocations it shows,
+//! with memray's error wording.
+
+use std::path::Path;
+
+use memray_analysis::{
+    high_water_mark, leaks, memory, overview, temporary_allocations, AllocationGroup,
+    AnalysisError, CaptureFile, Overview,
+};
+
+/// Which allocations a report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    HighWaterMark,
+    Leaks,
+    /// Freed within `threshold` later allocations of the same thread.
+    Temporary(usize),
+}
+
+impl Selection {
+    /// From memray's flags: `--leaks`, `--temporary-allocation-threshold N`
+    /// / `--temporary-allocations` (N = 1).
+    pub fn from_flags(leaks: bool, temporary_threshold: Option<usize>) -> Selection {
+        match (leaks, temporary_threshold) {
+            (_, Some(n)) => Selection::Temporary(n),
+            (true, None) => Selection::Leaks,
+            (false, None) => Selection::HighWaterMark,
+        }
+    }
+}
+
+/// Opens `results`, or explains in one line why not. `failure` starts the
+/// message for unreadable files (memray: "Failed to parse allocation records in").
+pub fn open_capture(results: &str, failure: &str) -> Result<CaptureFile, String> {
+    let path = Path::new(results);
+    if !path.is_file() {
+        return Err(format!("No such file: {results}"));
+    }
+    CaptureFile::open(path).map_err(|e| format!("{failure} {results}: {e}"))
+}
+
+/// The pass-1 overview and the selected groups.
+pub fn select(
+    capture: &CaptureFile,
+    selection: Selection,
+    merge_threads: bool,
+) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
+    let overview = overview(capture, memory::DEFAULT_MAX_MEMORY_RECORDS)?;
+    let groups = match selection {
+        Selection::HighWaterMark => high_water_mark(capture, &overview, merge_threads)?,
+        Selection::Leaks => leaks(capture, merge_threads)?,
+        Selection::Temporary(threshold) => {
+            temporary_allocations(capture, threshold, merge_threads)?
+        }
+    };
+    Ok((overview, groups))
+}
