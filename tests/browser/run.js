@@ -1,0 +1,349 @@
+// Drives the sample reports written by memray-html's `sample_pages` example
+// through headless Chromium (the system's, via playwright-core) and checks
+// what a user would see and do.
+//
+//   node run.js PAGES_DIR SCREENSHOT_DIR
+//
+// PAGES_DIR holds the pages and expectations.json. Prints one JSON line of
+// measurements; exits non-zero listing every failed check.
+
+"use strict";
+
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { execFileSync } = require("child_process");
+const { chromium } = require("playwright-core");
+
+const [pagesDir, shotsDir] = process.argv.slice(2);
+if (!pagesDir || !shotsDir) {
+  console.error("usage: node run.js PAGES_DIR SCREENSHOT_DIR");
+  process.exit(2);
+}
+const expect = JSON.parse(fs.readFileSync(path.join(pagesDir, "expectations.json"), "utf8"));
+fs.mkdirSync(shotsDir, { recursive: true });
+
+const failures = [];
+const measurements = {};
+
+function check(condition, message) {
+  if (!condition) failures.push(message);
+}
+
+function checkEqual(actual, expected, message) {
+  check(actual === expected, `${message}: got ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+}
+
+function chromiumPath() {
+  if (process.env.CHROMIUM) return process.env.CHROMIUM;
+  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
+    try {
+      return execFileSync("which", [name], { encoding: "utf8" }).trim();
+    } catch (_) {
+      // not this one
+    }
+  }
+  throw new Error("no chromium on PATH (apt-get install chromium)");
+}
+
+// Opens `file` and records console errors and every request that is not the
+// page itself.
+async function openPage(context, file) {
+  const page = await context.newPage();
+  const url = "file://" + path.resolve(pagesDir, file);
+  const problems = { console: [], requests: [] };
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.console.push(message.text());
+  });
+  page.on("pageerror", (error) => problems.console.push(String(error)));
+  page.on("request", (request) => {
+    if (request.url() !== url && !request.url().startsWith("data:")) problems.requests.push(request.url());
+  });
+  // A script error means the page never gets ready: report it at once.
+  const failed = new Promise((_, reject) => page.once("pageerror", reject));
+  const started = Date.now();
+  await Promise.race([page.goto(url, { waitUntil: "load", timeout: 60000 }), failed]);
+  await Promise.race([page.waitForSelector("body[data-ready=true]", { timeout: 60000 }), failed]);
+  const wallMs = Date.now() - started;
+  return { page, problems, wallMs };
+}
+
+function checkClean(name, problems) {
+  checkEqual(problems.console.length, 0, `${name}: console errors ${problems.console.join(" | ")}`);
+  checkEqual(problems.requests.length, 0, `${name}: network requests ${problems.requests.join(" ")}`);
+}
+
+const viewTotal = (page) => page.$eval("#view-total", (e) => Number(e.dataset.totalBytes));
+const zoomBytes = (page) => page.$eval("#view-total", (e) => Number(e.dataset.zoomBytes));
+const drawn = (page) => page.evaluate(() => window.memrayPage.drawnFunctions());
+
+async function clickFrame(page, name) {
+  const center = await page.evaluate((n) => window.memrayPage.frameCenter(n), name);
+  if (!center) throw new Error(`frame ${name} is not drawn`);
+  await page.mouse.click(center.x, center.y);
+  return center;
+}
+
+async function pixelAt(page, center) {
+  return page.evaluate(({ x, y }) => {
+    const canvas = document.getElementById("flame");
+    const box = canvas.getBoundingClientRect();
+    const ratio = canvas.width / box.width;
+    const data = canvas.getContext("2d").getImageData((x - box.left) * ratio, (y - box.top) * ratio, 1, 1).data;
+    return [data[0], data[1], data[2]];
+  }, center);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(shotsDir, name + ".png"), fullPage: true });
+}
+
+async function flamegraphChecks(context) {
+  const e = expect.flamegraph;
+  const { page, problems } = await openPage(context, "flamegraph.html");
+  checkEqual(await viewTotal(page), e.total_bytes, "flamegraph total");
+  const duration = await page.$eval('[data-fact="Duration"]', (el) => el.textContent);
+  check(duration.includes(e.duration_text), `duration shown: ${duration}`);
+  check(!(await drawn(page)).includes(e.uninteresting_function), "uninteresting frames hidden by default");
+  await shot(page, "flamegraph-initial");
+
+  // Tooltip with bytes, share, count, location and the source line.
+  const target = await page.evaluate((n) => window.memrayPage.frameCenter(n), e.zoom.function);
+  await page.mouse.move(target.x, target.y);
+  const tooltip = await page.$eval("#tooltip", (el) => (el.hidden ? "" : el.textContent));
+  check(tooltip.includes("app.py:25"), `tooltip location: ${tooltip}`);
+  check(tooltip.includes(e.source_line.trim()), `tooltip source line: ${tooltip}`);
+  check(/allocations/.test(tooltip) && /% of the total/.test(tooltip), `tooltip figures: ${tooltip}`);
+  await shot(page, "flamegraph-tooltip");
+
+  // Click to zoom, then reset.
+  await clickFrame(page, e.zoom.function);
+  checkEqual(await page.evaluate(() => window.memrayPage.zoomedFunction()), e.zoom.function, "zoomed frame");
+  checkEqual(await zoomBytes(page), e.zoom.bytes, "zoomed bytes");
+  const zoomedWidth = (await page.evaluate((n) => window.memrayPage.frameCenter(n), "transform")).width;
+  const fullWidth = await page.$eval("#flame", (el) => el.getBoundingClientRect().width);
+  check(Math.abs(zoomedWidth - fullWidth) < 2, `zoomed child fills the width: ${zoomedWidth} of ${fullWidth}`);
+  check((await page.textContent("#breadcrumb")).endsWith(e.zoom.function), "breadcrumb shows the zoom");
+  await shot(page, "flamegraph-zoomed");
+  await page.click("#reset-zoom");
+  checkEqual(await zoomBytes(page), e.total_bytes, "reset zoom");
+
+  // Search highlights matches and reports their share.
+  await page.fill("#search", e.search.term);
+  const matched = await page.$eval("#search-info", (el) => Number(el.dataset.matchedBytes));
+  checkEqual(matched, e.search.bytes, "search matched bytes");
+  const loads = await page.evaluate(() => window.memrayPage.frameCenter("loads"));
+  const [r, g, b] = await pixelAt(page, { x: loads.x, y: loads.y - 5 });
+  check(r > 240 && g > 120 && g < 160 && b < 60, `matched frame drawn orange, got rgb(${r},${g},${b})`);
+  await shot(page, "flamegraph-search");
+  await page.fill("#search", "");
+
+  // Threads.
+  for (const [index, thread] of e.thread_bytes.entries()) {
+    await page.selectOption("#thread-select", String(index));
+    checkEqual(await viewTotal(page), thread.bytes, `total of ${thread.name}`);
+  }
+  check(!(await drawn(page)).includes("main"), "main thread frames gone in a worker's view");
+  await shot(page, "flamegraph-thread");
+  await page.selectOption("#thread-select", "-1");
+  checkEqual(await viewTotal(page), e.total_bytes, "all threads again");
+
+  // Import system hiding keeps the total and lifts the frames below.
+  check((await drawn(page)).includes(e.import_system_function), "import frames shown by default");
+  await page.check("#hide-import-system");
+  const withoutImports = await drawn(page);
+  check(!withoutImports.includes(e.import_system_function), "import frames hidden");
+  check(withoutImports.includes("build_table"), "frames under the import system stay");
+  checkEqual(await viewTotal(page), e.total_bytes, "total without import frames");
+  await page.uncheck("#hide-import-system");
+  await page.uncheck("#hide-uninteresting");
+  check((await drawn(page)).includes(e.uninteresting_function), "uninteresting frames shown on request");
+  await page.check("#hide-uninteresting");
+
+  // Module filter.
+  await page.fill("#module-filter", e.module.term);
+  await page.waitForFunction((bytes) => Number(document.getElementById("view-total").dataset.totalBytes) === bytes, e.module.bytes, { timeout: 5000 }).catch(() => {});
+  checkEqual(await viewTotal(page), e.module.bytes, "module filter total");
+  await page.fill("#module-filter", "");
+  await page.waitForFunction((bytes) => Number(document.getElementById("view-total").dataset.totalBytes) === bytes, e.total_bytes, { timeout: 5000 }).catch(() => {});
+
+  // Inverted view: the allocating frames sit right under the root.
+  await page.check("#invert");
+  checkEqual(await viewTotal(page), e.total_bytes, "inverted total");
+  const bases = new Set(await page.evaluate(() => window.memrayPage.drawnAtDepth(1)));
+  checkEqual([...bases].sort().join(), [...e.inverted_roots].sort().join(), "inverted view's base frames");
+  await page.check("#flames");
+  await shot(page, "flamegraph-inverted-flames");
+  await page.uncheck("#invert");
+  await page.check("#icicles");
+
+  // Jump to peak.
+  await page.click("#jump-to-peak");
+  const peakInfo = await page.textContent("#peak-info");
+  check(peakInfo.startsWith("Heap peak"), `peak info: ${peakInfo}`);
+  await shot(page, "flamegraph-peak");
+  checkClean("flamegraph", problems);
+  await page.close();
+}
+
+// Moves the temporal window's sliders with the keyboard, as a user would.
+async function moveWindow(page, snapshots, [start, end]) {
+  await page.focus("#window-end");
+  for (let i = snapshots - 1; i > end; i--) await page.keyboard.press("ArrowLeft");
+  await page.focus("#window-start");
+  for (let i = 0; i < start; i++) await page.keyboard.press("ArrowRight");
+  await page
+    .waitForFunction(
+      (prefix) => document.getElementById("window-info").textContent.startsWith(prefix),
+      `Snapshots ${start}–${end} `,
+      { timeout: 5000 }
+    )
+    .catch(() => {});
+}
+
+async function temporalLeaksChecks(context) {
+  const e = expect.temporal;
+  const { page, problems } = await openPage(context, "temporal_leaks.html");
+  check(await page.isVisible("#pymalloc-warning"), "temporal leaks: pymalloc warning shown");
+  await moveWindow(page, e.snapshots, e.window);
+  const viewBytes = await page.$eval("#window-info", (el) => Number(el.dataset.viewBytes));
+  checkEqual(viewBytes, e.leaks_window_bytes, "temporal leaks: leaked in the window");
+  checkEqual(await viewTotal(page), e.leaks_window_bytes, "temporal leaks: graph total");
+  await shot(page, "temporal-leaks-window");
+  checkClean("temporal leaks", problems);
+  await page.close();
+}
+
+async function temporalChecks(context) {
+  const e = expect.temporal;
+  const { page, problems } = await openPage(context, "temporal.html");
+  const info = () => page.$eval("#window-info", (el) => ({ ...el.dataset }));
+  let now = await info();
+  checkEqual(Number(now.peakBytes), e.full_peak_bytes, "temporal: peak of the whole run");
+  checkEqual(Number(now.viewBytes), e.full_peak_bytes, "temporal: graph total at the peak");
+  await moveWindow(page, e.snapshots, e.window);
+  now = await info();
+  checkEqual(Number(now.peakSnapshot), e.window_peak_snapshot, "temporal: peak snapshot in the window");
+  checkEqual(Number(now.peakBytes), e.window_peak_bytes, "temporal: peak in the window");
+  checkEqual(Number(now.viewBytes), e.window_peak_bytes, "temporal: graph total in the window");
+  checkEqual(await viewTotal(page), e.window_peak_bytes, "temporal: status total in the window");
+  await shot(page, "temporal-window");
+  // Dragging across the whole plot selects the whole run again.
+  const plot = await page.$eval("#memory-plot", (el) => {
+    const box = el.getBoundingClientRect();
+    return { left: box.left, right: box.right, y: box.top + box.height / 2 };
+  });
+  await page.mouse.move(plot.left + 80, plot.y);
+  const readout = await page.$eval("#tooltip", (el) => (el.hidden ? "" : el.textContent));
+  check(readout.includes("Heap size") && readout.includes("Resident size"), `plot readout: ${readout}`);
+  await page.mouse.down();
+  await page.mouse.move(plot.right - 2, plot.y, { steps: 5 });
+  await page.mouse.up();
+  now = await info();
+  checkEqual(Number(now.peakSnapshot), e.full_peak_snapshot, "temporal: dragged window's peak snapshot");
+  checkEqual(Number(now.viewBytes), e.full_peak_bytes, "temporal: dragged window's total");
+  await page.click("#jump-to-peak");
+  now = await info();
+  checkEqual(Number(now.peakSnapshot), e.full_peak_snapshot, "temporal: jump to peak snapshot");
+  checkEqual(Number(now.viewBytes), e.full_peak_bytes, "temporal: graph total after jumping to the peak");
+  await shot(page, "temporal-peak");
+  checkClean("temporal", problems);
+  await page.close();
+}
+
+async function tableChecks(context) {
+  const e = expect.table;
+  const { page, problems } = await openPage(context, "table.html");
+  const summary = () => page.$eval("#summary", (el) => ({ rows: Number(el.dataset.visibleRows), bytes: Number(el.dataset.visibleBytes) }));
+  const column = (index) =>
+    page.$$eval(`#rows tr td:nth-child(${index})`, (cells) => cells.map((c) => Number(c.dataset.value)));
+  checkEqual((await summary()).rows, e.rows, "table rows");
+  const sizes = await column(2);
+  checkEqual(sizes[0], e.max_size, "sorted by size, largest first");
+  check(sizes.every((v, i) => i === 0 || sizes[i - 1] >= v), "sizes descending");
+  await page.click('th[data-column="size"]');
+  const ascending = await column(2);
+  checkEqual(ascending[0], e.min_size, "sorted by size, smallest first");
+  check(ascending.every((v, i) => i === 0 || ascending[i - 1] <= v), "sizes ascending");
+  await page.click('th[data-column="count"]');
+  checkEqual((await column(4))[0], e.max_count, "sorted by allocations");
+  await page.click("#next-page");
+  check((await page.textContent("#page-info")).startsWith("Page 2 of"), "next page");
+  await page.fill("#filter", e.filter.term);
+  await page.waitForFunction((rows) => Number(document.getElementById("summary").dataset.visibleRows) === rows, e.filter.rows, { timeout: 5000 }).catch(() => {});
+  const filtered = await summary();
+  checkEqual(filtered.rows, e.filter.rows, "filtered rows");
+  checkEqual(filtered.bytes, e.filter.bytes, "filtered bytes");
+  const locations = await page.$$eval("#rows tr td.location summary", (cells) => cells.map((c) => c.textContent));
+  check(locations.length > 0 && locations.every((l) => l.includes(e.filter.term)), "only matching rows shown");
+  await shot(page, "table-filtered");
+  checkClean("table", problems);
+  await page.close();
+}
+
+async function bigChecks(context) {
+  const file = path.join(pagesDir, "big.html");
+  if (!fs.existsSync(file)) return;
+  const { page, problems, wallMs } = await openPage(context, "big.html");
+  const loadMs = await page.evaluate(() => window.memrayPage.loadMs);
+  checkEqual(await viewTotal(page), expect.big.total_bytes, "big: total");
+  await shot(page, "big-initial");
+  let started = Date.now();
+  await page.fill("#search", "function_12");
+  const searchMs = Date.now() - started;
+  started = Date.now();
+  await page.check("#invert");
+  const invertMs = Date.now() - started;
+  checkEqual(await viewTotal(page), expect.big.total_bytes, "big: inverted total");
+  await shot(page, "big-inverted");
+  measurements.big = {
+    html_bytes: fs.statSync(file).size,
+    model_nodes: expect.big.model_nodes,
+    page_nodes: await page.evaluate(() => window.memrayPage.nodes),
+    load_ms: Math.round(loadMs),
+    wall_ms_to_ready: wallMs,
+    search_ms: searchMs,
+    invert_ms: invertMs,
+  };
+  checkClean("big", problems);
+  await page.close();
+}
+
+async function main() {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "memray-html-profile-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath(),
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+      "--disable-sync",
+    ],
+  });
+  try {
+    for (const suite of [flamegraphChecks, temporalChecks, temporalLeaksChecks, tableChecks, bigChecks]) {
+      try {
+        await suite(context);
+      } catch (error) {
+        failures.push(`${suite.name}: ${error.stack || error}`);
+      }
+    }
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify({ measurements, failures: failures.length }));
+  if (failures.length) {
+    for (const failure of failures) console.error("FAIL: " + failure);
+    process.exit(1);
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,99 @@
+//! The HTML reports in a real browser: memray-html's `sample_pages` example
+//! writes flame graph, temporal, table and million-stack pages with the
+//! figures they must show; `tests/browser/run.js` drives them through
+//! headless Chromium (no network, no console errors, zoom, search, threads,
+//! filters, inverted view, temporal window, jump to peak, table sorting and
+//! filtering) and saves screenshots under `target/html-report-tests/`.
+//!
+//! Needs `chromium` and `node` (skipped with a message when absent) and
+//! `npm ci` run in tests/browser.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use memray_tests::paths;
+
+/// The million distinct stacks the issue asks the page to survive.
+const BIG_STACKS: &str = "1000000";
+const MAX_BIG_PAGE_BYTES: u64 = 50 * 1024 * 1024;
+const MAX_BIG_LOAD_MS: u64 = 5_000;
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+fn output_dir() -> PathBuf {
+    let dir = paths::profile_dir()
+        .parent()
+        .expect("the profile directory lives in the target directory")
+        .join("html-report-tests");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).expect("clear previous pages");
+    }
+    dir
+}
+
+fn write_sample_pages(dir: &Path) {
+    let generator = paths::built_artifact("examples/sample_pages");
+    let status = Command::new(&generator)
+        .arg(dir)
+        .args(["--big", BIG_STACKS])
+        .status()
+        .expect("run sample_pages");
+    assert!(status.success(), "sample_pages failed: {status}");
+}
+
+#[test]
+fn reports_work_in_headless_chromium() {
+    let (Some(chromium), Some(node)) = (on_path("chromium"), on_path("node")) else {
+        eprintln!("skipping: chromium and node are needed (apt-get install chromium nodejs)");
+        return;
+    };
+    let browser_tests = paths::workspace_root().join("tests").join("browser");
+    assert!(
+        browser_tests
+            .join("node_modules")
+            .join("playwright-core")
+            .is_dir(),
+        "playwright-core is missing: run `npm ci` in {}",
+        browser_tests.display()
+    );
+    let dir = output_dir();
+    write_sample_pages(&dir);
+
+    let big_page = std::fs::metadata(dir.join("big.html"))
+        .expect("big.html")
+        .len();
+    eprintln!("million-stack page: {:.1} MB", big_page as f64 / 1e6);
+    assert!(
+        big_page < MAX_BIG_PAGE_BYTES,
+        "big.html is {big_page} bytes"
+    );
+
+    let run = Command::new(node)
+        .current_dir(&browser_tests)
+        .arg("run.js")
+        .arg(&dir)
+        .arg(dir.join("screenshots"))
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        run.status.success(),
+        "browser checks failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("run.js prints JSON");
+    let load_ms = report["measurements"]["big"]["load_ms"]
+        .as_u64()
+        .expect("the big page's load time");
+    assert!(
+        load_ms < MAX_BIG_LOAD_MS,
+        "the million-stack page took {load_ms} ms to open"
+    );
+}
