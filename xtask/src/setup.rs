@@ -38,6 +38,7 @@ pub fn run() -> Result<()> {
     ebpf_toolchain()?;
     bpf_linker()?;
     extra_python()?;
+    browser_test_packages()?;
     reference_memray();
     println!("setup: done");
     Ok(())
@@ -153,6 +154,22 @@ fn extra_python() -> Result<()> {
             prefix.display()
         )
     })
+}
+
+/// playwright-core (no browser download: the tests drive Debian's chromium),
+/// as pinned by tests/browser/package-lock.json.
+fn browser_test_packages() -> Result<()> {
+    let dir = workspace_root().join("tests/browser");
+    if dir.join("node_modules/playwright-core").exists() {
+        println!("setup: browser test packages present");
+        return Ok(());
+    }
+    execute(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+    )
+    .context("installing the browser test packages (npm ci in tests/browser)")
 }
 
 fn reference_memray() {
