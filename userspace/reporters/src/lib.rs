@@ -2,6 +2,7 @@
 //! and `diff`, laid out as memray 1.20 lays them out.
 
 pub mod diff;
+pub mod html_report;
 pub mod input;
 pub mod metadata;
 mod pprof;

@@ -1,0 +1,1 @@
+//! Flame graph and table pages built from the analysis engine (memray flamegraph, memray table).
