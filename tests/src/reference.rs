@@ -1,5 +1,6 @@
 //! memray 1.20 from PyPI in a throwaway virtualenv: the reference our files,
-//! dumps and reports are compared with. Created once per cache directory and
+//! dumps and reports are compared with (and older releases, for the older
+//! capture formats). Created once per cache directory and
 //! shared by every test process (guarded by a file lock).
 
 use std::fs::File;
@@ -23,8 +24,15 @@ pub struct ReferenceMemray {
 
 /// Returns the reference memray, creating its virtualenv on first use.
 pub fn reference_memray() -> ReferenceMemray {
+    reference_memray_version(REFERENCE_VERSION)
+}
+
+/// memray `version` from PyPI (e.g. "1.18.0", the last release writing
+/// format 11), in its own virtualenv created on first use: older releases
+/// are the reference for the older capture formats.
+pub fn reference_memray_version(version: &str) -> ReferenceMemray {
     let python = reference_python();
-    let venv = cache_dir().join(format!("memray-{REFERENCE_VERSION}-py{}", python.label()));
+    let venv = cache_dir().join(format!("memray-{version}-py{}", python.label()));
     let installed = ReferenceMemray {
         python: venv.join("bin/python"),
         memray: venv.join("bin/memray"),
@@ -48,12 +56,12 @@ pub fn reference_memray() -> ReferenceMemray {
             "--quiet",
             "--disable-pip-version-check",
         ])
-        .arg(format!("memray=={REFERENCE_VERSION}"))
+        .arg(format!("memray=={version}"))
         .status()
         .expect("run pip");
     assert!(
         status.success(),
-        "pip install memray=={REFERENCE_VERSION} failed (PyPI must be reachable)"
+        "pip install memray=={version} failed (PyPI must be reachable)"
     );
     installed
 }

@@ -1,21 +1,26 @@
 //! Damaged captures: cut-off and bit-flipped files, plain and LZ4, must give
 //! a "cut off" result or a clear error, never a panic; bad inputs give
-//! memray's messages.
+//! memray's messages, and cut-off files dump as memray's `parse` dumps them.
 
 use std::path::{Path, PathBuf};
 
 use memray_format::{CaptureReader, FormatError, Replay};
 use memray_tests::paths::{fixtures, memray_bin};
-use memray_tests::reference::reference_memray;
+use memray_tests::reference::{reference_memray, reference_memray_version, REFERENCE_VERSION};
 use memray_tests::run::{output, stdout_of};
 
 fn capture(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    capture_with(REFERENCE_VERSION, dir, name, flags)
+}
+
+/// Records the fixture script with memray `version`.
+fn capture_with(version: &str, dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let script = fixtures().join("captures").join("alloc_script.py");
     let mut args = vec!["run", "-q", "-f", "-o", out.to_str().unwrap()];
     args.extend(flags);
     args.push(script.to_str().unwrap());
-    stdout_of(reference_memray().memray, &args);
+    stdout_of(reference_memray_version(version).memray, &args);
     out
 }
 
@@ -131,4 +136,39 @@ fn bad_inputs_give_memrays_messages() {
         CaptureReader::open(&missing),
         Err(FormatError::NoSuchFile(_))
     ));
+}
+
+/// memray prints a record's name before parsing it, so a dump of a file cut
+/// inside a record ends with that name and no newline; ours does the same,
+/// in each release's dialect.
+#[test]
+fn cut_off_files_dump_like_each_releases_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ended_inside_a_record = 0;
+    for version in ["1.18.0", "1.19.3", REFERENCE_VERSION] {
+        let theirs_bin = reference_memray_version(version).memray;
+        for (name, flags) in [
+            ("native.bin", &["--native", "--no-compress"][..]),
+            ("agg.bin", &["--aggregate", "--no-compress"][..]),
+        ] {
+            let path = capture_with(version, dir.path(), name, flags);
+            let bytes = std::fs::read(&path).unwrap();
+            let header_len = memray_format::Header::decode(&bytes).unwrap().1;
+            let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+            let cut_path = dir.path().join("cut.bin");
+            for cut in (header_len + 1..end).step_by((end - header_len) / 13) {
+                std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+                let ours = output(memray_bin(), [Path::new("parse"), &cut_path]);
+                let theirs = output(&theirs_bin, [Path::new("parse"), &cut_path]);
+                assert!(ours.status.success(), "{version} {name} cut at {cut}");
+                assert_eq!(
+                    String::from_utf8_lossy(&ours.stdout),
+                    String::from_utf8_lossy(&theirs.stdout),
+                    "memray {version}, {name} cut at {cut}"
+                );
+                ended_inside_a_record += (ours.stdout.last() == Some(&b' ')) as u32;
+            }
+        }
+    }
+    assert!(ended_inside_a_record > 0, "some cuts fall inside a record");
 }

@@ -1,91 +1,111 @@
-//! Interoperability with memray 1.20: captures recorded by the reference
-//! memray are dumped identically by our `memray parse`, replayed into the
-//! same stacks as memray's `FileReader`, and re-encoded by our writer into
-//! the very same bytes.
+//! Interoperability with the memray releases that wrote each capture format
+//! we read: 1.18 (format 11), 1.19 (format 12) and 1.20 (format 13). Captures
+//! recorded by each release are dumped identically by our `memray parse` and
+//! that release's, and replayed into the same records, stacks, peak and
+//! leaks as that release's `FileReader`; 1.20 captures are also re-encoded
+//! by our writer into the very same bytes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use memray_format::{
-    CaptureReader, CaptureWriter, Event, FileFormat, Image, MemorySink, Record, Replay, Segment,
-    StreamingWriter,
+    AllocatorKind, CaptureReader, CaptureWriter, Event, FileFormat, Image, MemorySink, Record,
+    Replay, Segment, StreamingWriter,
 };
 use memray_tests::paths::{fixtures, memray_bin};
-use memray_tests::reference::reference_memray;
+use memray_tests::reference::{reference_memray, reference_memray_version, REFERENCE_VERSION};
 use memray_tests::run::stdout_of;
 use serde_json::{json, Value};
+
+/// A memray release and the format version it writes.
+#[derive(Clone, Copy)]
+struct Release {
+    version: &'static str,
+    format: i32,
+}
+
+const RELEASES: [Release; 3] = [
+    Release {
+        version: "1.18.0",
+        format: 11,
+    },
+    Release {
+        version: "1.19.3",
+        format: 12,
+    },
+    Release {
+        version: REFERENCE_VERSION,
+        format: 13,
+    },
+];
 
 fn script() -> PathBuf {
     fixtures().join("captures").join("alloc_script.py")
 }
 
-/// Records `alloc_script.py` with the reference memray and `flags`.
-fn capture(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
-    let out = dir.join(format!("{name}.bin"));
+/// Records `alloc_script.py` with `release` and `flags`.
+fn capture(release: Release, dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let out = dir.join(format!("{name}-{}.bin", release.version));
     let mut args: Vec<String> = vec!["run".into(), "-q".into(), "-f".into(), "-o".into()];
     args.push(out.display().to_string());
     args.extend(flags.iter().map(|f| f.to_string()));
     args.push(script().display().to_string());
-    stdout_of(reference_memray().memray, &args);
+    stdout_of(reference_memray_version(release.version).memray, &args);
+    let header = CaptureReader::open(&out).unwrap().header().clone();
+    assert_eq!(
+        header.version, release.format,
+        "{name}: memray {}",
+        release.version
+    );
     out
 }
 
-fn parse_lines(memray: &Path, capture: &Path, aggregated: bool) -> Vec<String> {
-    let dump = stdout_of(memray, [Path::new("parse"), capture]);
-    let mut lines: Vec<String> = dump.lines().map(String::from).collect();
-    if aggregated {
-        // memray's golden test sorts runs of same-type lines (unordered maps).
-        let mut sorted = Vec::new();
-        let mut run: Vec<String> = Vec::new();
-        let kind = |l: &str| l.split(' ').next().unwrap_or("").to_string();
-        for line in lines.drain(..) {
-            if run.first().is_some_and(|f| kind(f) != kind(&line)) {
-                run.sort();
-                sorted.append(&mut run);
-            }
-            run.push(line);
-        }
-        run.sort();
-        sorted.append(&mut run);
-        lines = sorted;
-    }
-    lines
-}
-
 #[test]
-fn our_parse_equals_memrays_on_real_captures() {
+fn our_parse_equals_each_releases_parse_on_its_captures() {
     let dir = tempfile::tempdir().unwrap();
-    let variants: &[(&str, &[&str], bool)] = &[
-        ("plain", &["--no-compress"], false),
-        ("compressed", &[], false),
-        ("native", &["--native"], false),
+    let variants: &[(&str, &[&str])] = &[
+        ("plain", &["--no-compress"]),
+        ("compressed", &[]),
+        ("native", &["--native"]),
         (
             "python_allocators",
             &["--trace-python-allocators", "--no-compress"],
-            false,
         ),
-        ("aggregated", &["--aggregate"], true),
+        ("aggregated", &["--aggregate"]),
         (
             "aggregated_native",
             &["--aggregate", "--native", "--no-compress"],
-            true,
         ),
     ];
-    for &(name, flags, aggregated) in variants {
-        let path = capture(dir.path(), name, flags);
-        let ours = parse_lines(&memray_bin(), &path, aggregated);
-        let theirs = parse_lines(&reference_memray().memray, &path, aggregated);
-        assert!(ours.len() > 100, "{name}: only {} lines", ours.len());
-        assert_eq!(ours.len(), theirs.len(), "{name}: line counts differ");
-        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-            assert_eq!(a, b, "{name}: line {i} differs");
+    for release in RELEASES {
+        let theirs_bin = reference_memray_version(release.version).memray;
+        for &(name, flags) in variants {
+            let path = capture(release, dir.path(), name, flags);
+            let ours = stdout_of(memray_bin(), [Path::new("parse"), &path]);
+            let theirs = stdout_of(&theirs_bin, [Path::new("parse"), &path]);
+            let what = format!("{name} by memray {}", release.version);
+            assert!(
+                ours.lines().count() > 100,
+                "{what}: only {} lines",
+                ours.lines().count()
+            );
+            assert_eq!(
+                ours.lines().count(),
+                theirs.lines().count(),
+                "{what}: line counts differ"
+            );
+            for (i, (a, b)) in ours.lines().zip(theirs.lines()).enumerate() {
+                assert_eq!(a, b, "{what}: line {i} differs");
+            }
+            assert_eq!(ours, theirs, "{what}: same bytes");
         }
     }
 }
 
-fn file_reader_view(capture: &Path) -> Value {
+fn file_reader_view(release: Release, capture: &Path) -> Value {
     let helper = fixtures().join("captures").join("file_reader_dump.py");
-    let out = stdout_of(reference_memray().python, [helper.as_path(), capture]);
+    let python = reference_memray_version(release.version).python;
+    let out = stdout_of(python, [helper.as_path(), capture]);
     serde_json::from_str(&out).unwrap()
 }
 
@@ -99,80 +119,159 @@ fn stack_json(replay: &mut Replay, node: u32, tid: u64) -> Value {
     )
 }
 
-#[test]
-fn replay_agrees_with_memrays_file_reader() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, flags) in [
-        ("stream", &["--native"][..]),
-        ("pyalloc", &["--trace-python-allocators"][..]),
-    ] {
-        let path = capture(dir.path(), name, flags);
-        let expected = file_reader_view(&path);
-        let mut replay = Replay::open(&path).unwrap();
-        let mut events = Vec::new();
-        while let Some(event) = replay.next_event().unwrap() {
-            if let Event::Allocation(a) = event {
-                events.push(a);
+/// The heap as memray's high-water-mark finder sees it: live simple
+/// allocations by address, and mapped ranges that munmap can split.
+#[derive(Default)]
+struct Heap {
+    live: BTreeMap<u64, u64>,
+    mapped: Vec<(u64, u64)>,
+    current: u64,
+    peak: u64,
+}
+
+impl Heap {
+    fn apply(&mut self, address: u64, size: u64, kind: AllocatorKind) {
+        match kind {
+            AllocatorKind::SimpleAllocator => {
+                if let Some(old) = self.live.insert(address, size) {
+                    self.current -= old;
+                }
+                self.current += size;
+            }
+            AllocatorKind::SimpleDeallocator => {
+                self.current -= self.live.remove(&address).unwrap_or(0);
+            }
+            AllocatorKind::RangedAllocator => {
+                self.mapped.push((address, address + size));
+                self.current += size;
+            }
+            AllocatorKind::RangedDeallocator => {
+                let (start, end) = (address, address + size);
+                let mut kept = Vec::new();
+                for &(a, b) in &self.mapped {
+                    let (cut_a, cut_b) = (a.max(start), b.min(end));
+                    if cut_a >= cut_b {
+                        kept.push((a, b));
+                        continue;
+                    }
+                    self.current -= cut_b - cut_a;
+                    kept.extend([(a, cut_a), (cut_b, b)].into_iter().filter(|(x, y)| x < y));
+                }
+                self.mapped = kept;
             }
         }
-        assert!(!replay.is_truncated());
-        let ours: Vec<Value> = events
-            .iter()
-            .map(|a| {
-                let stack = if a.allocator.is_deallocator() {
-                    Value::Null
-                } else {
-                    stack_json(&mut replay, a.python_node, a.tid)
-                };
-                json!([a.tid, a.address, a.size, a.allocator.id(), stack])
-            })
-            .collect();
-        let theirs = expected["records"].as_array().unwrap();
-        assert_eq!(ours.len(), theirs.len(), "{name}: record counts");
-        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-            assert_eq!(a, b, "{name}: allocation record {i}");
-        }
-        assert!(
-            ours.iter()
-                .any(|r| r[4].as_array().is_some_and(|s| s.len() >= 2)),
-            "{name}: some stacks are deep (a meaningful comparison)"
-        );
+        self.peak = self.peak.max(self.current);
+    }
+
+    fn leaked(&self) -> u64 {
+        self.current
     }
 }
 
 #[test]
-fn aggregated_replay_agrees_with_memrays_high_water_mark() {
+fn replay_agrees_with_each_releases_file_reader() {
     let dir = tempfile::tempdir().unwrap();
-    let path = capture(dir.path(), "agg", &["--aggregate"]);
-    let expected = file_reader_view(&path);
-    let mut replay = Replay::open(&path).unwrap();
-    let mut aggregated = Vec::new();
-    while let Some(event) = replay.next_event().unwrap() {
-        if let Event::AggregatedAllocation(a) = event {
-            aggregated.push(a);
+    for release in RELEASES {
+        for (name, flags) in [
+            ("stream", &["--native"][..]),
+            ("pyalloc", &["--trace-python-allocators"][..]),
+            ("plain", &["--no-compress"][..]),
+        ] {
+            let what = format!("{name} by memray {}", release.version);
+            let path = capture(release, dir.path(), name, flags);
+            let expected = file_reader_view(release, &path);
+            let mut replay = Replay::open(&path).unwrap();
+            let mut events = Vec::new();
+            let mut heap = Heap::default();
+            while let Some(event) = replay.next_event().unwrap() {
+                if let Event::Allocation(a) = event {
+                    heap.apply(a.address, a.size, a.allocator.kind());
+                    events.push(a);
+                }
+            }
+            assert!(!replay.is_truncated(), "{what}");
+            let ours: Vec<Value> = events
+                .iter()
+                .map(|a| {
+                    let stack = if a.allocator.is_deallocator() {
+                        Value::Null
+                    } else {
+                        stack_json(&mut replay, a.python_node, a.tid)
+                    };
+                    json!([
+                        a.tid,
+                        a.address,
+                        a.size,
+                        a.allocator.name(),
+                        a.native_frame_id,
+                        a.native_segment_generation,
+                        stack
+                    ])
+                })
+                .collect();
+            let theirs = expected["records"].as_array().unwrap();
+            assert_eq!(ours.len(), theirs.len(), "{what}: record counts");
+            for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+                assert_eq!(a, b, "{what}: allocation record {i}");
+            }
+            assert!(
+                ours.iter()
+                    .any(|r| r[6].as_array().is_some_and(|s| s.len() >= 2)),
+                "{what}: some stacks are deep (a meaningful comparison)"
+            );
+            assert_eq!(json!(heap.peak), expected["peak_memory"], "{what}: peak");
+            assert_eq!(
+                json!(heap.leaked()),
+                expected["leaked_bytes"],
+                "{what}: leaks"
+            );
         }
     }
-    // memray groups by (tid, python node, native id); so do we.
-    let mut groups: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
-    let mut leaked = 0;
-    for a in &aggregated {
-        *groups
-            .entry((a.tid, a.python_frame_id, a.native_frame_id))
-            .or_default() += a.bytes_in_high_water_mark;
-        leaked += a.bytes_leaked;
+}
+
+#[test]
+fn aggregated_replay_agrees_with_each_releases_high_water_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    for release in RELEASES {
+        for (name, flags) in [
+            ("agg", &["--aggregate"][..]),
+            ("agg_native", &["--aggregate", "--native"][..]),
+        ] {
+            let what = format!("{name} by memray {}", release.version);
+            let path = capture(release, dir.path(), name, flags);
+            let expected = file_reader_view(release, &path);
+            let mut replay = Replay::open(&path).unwrap();
+            let mut aggregated = Vec::new();
+            while let Some(event) = replay.next_event().unwrap() {
+                if let Event::AggregatedAllocation(a) = event {
+                    aggregated.push(a);
+                }
+            }
+            // memray groups by (tid, python node, native id); so do we.
+            let mut groups: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
+            let mut leaked = 0;
+            for a in &aggregated {
+                *groups
+                    .entry((a.tid, a.python_frame_id, a.native_frame_id))
+                    .or_default() += a.bytes_in_high_water_mark;
+                leaked += a.bytes_leaked;
+            }
+            let mut ours: Vec<Value> = groups
+                .into_iter()
+                .filter(|&(_, size)| size > 0)
+                .map(|((tid, node, _), size)| {
+                    json!([tid, size, stack_json(&mut replay, node as u32, tid)])
+                })
+                .collect();
+            ours.sort_by_key(|v| v.to_string());
+            let mut theirs = expected["high_water_mark"].as_array().unwrap().clone();
+            theirs.sort_by_key(|v| v.to_string());
+            assert_eq!(ours, theirs, "{what}: high-water mark");
+            assert_eq!(json!(leaked), expected["leaked_bytes"], "{what}: leaks");
+            let peak: u64 = aggregated.iter().map(|a| a.bytes_in_high_water_mark).sum();
+            assert_eq!(json!(peak), expected["peak_memory"], "{what}: peak");
+        }
     }
-    let mut ours: Vec<Value> = groups
-        .into_iter()
-        .filter(|&(_, size)| size > 0)
-        .map(|((tid, node, _), size)| json!([tid, size, stack_json(&mut replay, node as u32, tid)]))
-        .collect();
-    ours.sort_by_key(|v| v.to_string());
-    let mut theirs = expected["high_water_mark"].as_array().unwrap().clone();
-    theirs.sort_by_key(|v| v.to_string());
-    assert_eq!(ours, theirs);
-    assert_eq!(json!(leaked), expected["leaked_bytes"]);
-    let peak: u64 = aggregated.iter().map(|a| a.bytes_in_high_water_mark).sum();
-    assert_eq!(json!(peak), expected["peak_memory"]);
 }
 
 /// Feeds every record of `capture` to our writer, as the tracker would.
@@ -272,7 +371,7 @@ fn our_writer_reencodes_real_captures_byte_for_byte() {
             &["--trace-python-allocators", "--no-compress"][..],
         ),
     ] {
-        let path = capture(dir.path(), name, flags);
+        let path = capture(RELEASES[2], dir.path(), name, flags);
         let original = std::fs::read(&path).unwrap();
         let end = original.iter().rposition(|&b| b != 0).unwrap() + 1;
         let rewritten = rewrite(&path);

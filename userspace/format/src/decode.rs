@@ -247,9 +247,10 @@ impl Decoder {
                 let allocator = allocator.ok_or(DecodeError::Invalid)?;
                 Record::AggregatedAllocation(AggregatedAllocation::decode(bytes, allocator))
             }
+            // v11: raw `frame_id_t` (u64) and `FrameTree::index_t` (u32).
             0x03 if legacy => Record::PythonTraceIndex {
                 frame_id: c.u64_raw()?,
-                parent_index: c.u64_raw()?,
+                parent_index: c.u32_raw()? as u64,
             },
             0x03 => Record::PythonTraceIndex {
                 frame_id: c.varint()?,
@@ -269,7 +270,7 @@ impl Decoder {
                 is_entry_frame: c.u8()? != 0,
             },
             0x05 => self.native_trace_index(&mut c)?,
-            0x0d => {
+            0x0d if !legacy => {
                 let address = c.varint()? << 3;
                 let native_frame_id = if self.native_traces { c.varint()? } else { 0 };
                 Record::SurvivingObject {
@@ -291,7 +292,7 @@ impl Decoder {
         let (kind, flags) = (token & 0x0f, token >> 4);
         let record = match kind {
             0 if flags == 1 => Record::Trailer,
-            1 | 2 => {
+            1 => {
                 let allocator = Allocator::from_v11_id(flags).ok_or(DecodeError::Invalid)?;
                 let address = c.delta(self.last.data_pointer)?;
                 let size = if allocator.is_simple_deallocator() {
@@ -299,16 +300,23 @@ impl Decoder {
                 } else {
                     c.varint()?
                 };
-                let native_frame_id = if kind == 2 {
-                    c.delta(self.last.native_frame_id)?
-                } else {
-                    0
-                };
                 self.last.data_pointer = address;
-                if kind == 2 {
-                    self.last.native_frame_id = native_frame_id;
-                }
                 Record::Allocation(AllocationRecord {
+                    address,
+                    size,
+                    allocator,
+                    native_frame_id: 0,
+                })
+            }
+            // ALLOCATION_WITH_NATIVE always carries a size, frees included.
+            2 => {
+                let allocator = Allocator::from_v11_id(flags).ok_or(DecodeError::Invalid)?;
+                let address = c.delta(self.last.data_pointer)?;
+                let size = c.varint()?;
+                let native_frame_id = c.delta(self.last.native_frame_id)?;
+                self.last.data_pointer = address;
+                self.last.native_frame_id = native_frame_id;
+                Record::LegacyNativeAllocation(AllocationRecord {
                     address,
                     size,
                     allocator,

@@ -1,12 +1,18 @@
 //! memray's `memray parse` dump (`record_reader.cpp::dumpAllRecords*`), line
-//! for line, quirks included (memray-format.md §10).
+//! for line, quirks included (memray-format.md §10), in the dialect of the
+//! memray release that wrote the file:
 //!
-//! Legacy files print the same lines; v11-only records, which memray 1.20
-//! cannot read, print as `FRAME_INDEX frame_id=N function_name=F filename=P
-//! lineno=N is_entry_frame=B` and `FRAME_PUSH frame_id=N` (and
-//! `PYTHON_FRAME_INDEX frame_id=N function_name=F filename=P lineno=N
-//! is_entry_frame=B` in aggregated files); header fields a version lacks
-//! print as their defaults (`python_version=00000000`, empty lists).
+//! * v13 (1.20) and v12 (1.19) print the same record lines; the v12 HEADER
+//!   line stops after `track_object_lifetimes`.
+//! * v11 (1.11-1.18) has no `python_version` nor anything after
+//!   `trace_python_allocators` in its HEADER line, and its own record lines:
+//!   `ALLOCATION` without `native_frame_id`, `ALLOCATION_WITH_NATIVE`,
+//!   `FRAME_ID`, `FRAME_PUSH frame_id=N`, and `MEMORY_RECORD` with the RSS
+//!   in hex.
+//!
+//! A capture that ends in the middle of a record (a killed process, a cut
+//! file) ends the dump as memray's does: with that record's name and a
+//! space, and no newline, since memray prints the name before parsing.
 
 use std::io::{self, Write};
 
@@ -31,24 +37,106 @@ pub enum DumpEnd {
 pub fn dump(reader: &mut CaptureReader, out: &mut impl Write) -> io::Result<DumpEnd> {
     let header = reader.header().clone();
     write_header(&header, out)?;
-    let aggregated = header.file_format == FileFormat::AggregatedAllocations;
+    let dialect = Dialect::of(&header);
     loop {
         match reader.next_record() {
-            Ok(Some(record)) => write_record(&record, aggregated, out)?,
+            Ok(Some(record)) => write_record(&record, dialect, out)?,
             Ok(None) => break,
             Err(error) => {
                 if let FormatError::CorruptRecord { token, .. } = error {
-                    writeln!(out, "UNKNOWN RECORD TYPE {token}")?;
+                    write_unreadable_record(token, dialect, out)?;
                 }
                 return Ok(DumpEnd::Corrupt(error));
             }
         }
     }
-    Ok(if reader.is_truncated() {
-        DumpEnd::Truncated
-    } else {
-        DumpEnd::Complete
-    })
+    if !reader.is_truncated() {
+        return Ok(DumpEnd::Complete);
+    }
+    if let Some(token) = reader.cut_off_token() {
+        write_unreadable_record(token, dialect, out)?;
+    }
+    Ok(DumpEnd::Truncated)
+}
+
+/// Which memray's dump to reproduce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dialect {
+    legacy: bool,
+    aggregated: bool,
+}
+
+impl Dialect {
+    fn of(header: &Header) -> Dialect {
+        Dialect {
+            legacy: header.version < 12,
+            aggregated: header.file_format == FileFormat::AggregatedAllocations,
+        }
+    }
+
+    /// The name memray prints (before parsing the payload) for `token`;
+    /// `None` for tokens it does not know.
+    fn record_name(self, token: u8) -> Option<&'static str> {
+        if self.aggregated {
+            return Some(match token {
+                0x01 => "MEMORY_SNAPSHOT",
+                0x02 => "AGGREGATED_ALLOCATION",
+                0x03 => "PYTHON_TRACE_INDEX",
+                0x04 => "PYTHON_FRAME_INDEX",
+                0x05 => "NATIVE_TRACE_INDEX",
+                0x07 => "SEGMENT_HEADER",
+                0x08 => "SEGMENT",
+                0x0a => "THREAD_RECORD",
+                0x0c => "CONTEXT_SWITCH",
+                0x0d if !self.legacy => "SURVIVING_OBJECT",
+                0x0e if !self.legacy => "CODE_OBJECT",
+                _ => return None,
+            });
+        }
+        if self.legacy {
+            return Some(match token & 0x0f {
+                1 => "ALLOCATION",
+                2 => "ALLOCATION_WITH_NATIVE",
+                3 => "FRAME_ID",
+                4 => "FRAME_PUSH",
+                5 => "NATIVE_FRAME_ID",
+                7 => "SEGMENT_HEADER",
+                8 => "SEGMENT",
+                10 => "THREAD",
+                11 => "MEMORY_RECORD",
+                12 => "CONTEXT_SWITCH",
+                _ => return None,
+            });
+        }
+        Some(match token {
+            t if t & 0x80 != 0 => "ALLOCATION",
+            t if t & 0x40 != 0 => "FRAME_PUSH",
+            t if t & 0x20 != 0 => "OBJECT_RECORD",
+            0x02 => "MEMORY_RECORD",
+            0x05 => "NATIVE_FRAME_ID",
+            0x07 => "SEGMENT_HEADER",
+            0x08 => "SEGMENT",
+            0x0a => "THREAD",
+            0x0c => "CONTEXT_SWITCH",
+            0x0e => "CODE_OBJECT",
+            _ => return None,
+        })
+    }
+}
+
+/// What memray prints for a record it could not read: the record's name (its
+/// payload was cut off or bad), or that the token is unknown.
+fn write_unreadable_record(token: u8, dialect: Dialect, out: &mut impl Write) -> io::Result<()> {
+    if let Some(name) = dialect.record_name(token) {
+        return write!(out, "{name} ");
+    }
+    match (dialect.legacy, dialect.aggregated) {
+        (true, false) if token & 0x0f == 0 => {
+            writeln!(out, "UNKNOWN OTHER RECORD TYPE {}", token >> 4)
+        }
+        (true, false) => writeln!(out, "UNKNOWN RECORD TYPE {}", token & 0x0f),
+        _ => writeln!(out, "UNKNOWN RECORD TYPE {token}"),
+    }
 }
 
 /// C's `%p` with glibc: `(nil)` for 0.
@@ -85,16 +173,18 @@ fn header_allocator_name(id: u8) -> &'static str {
     }
 }
 
+/// The HEADER line: each version prints the fields it has.
 fn write_header(h: &Header, out: &mut impl Write) -> io::Result<()> {
-    writeln!(
+    write!(out, "HEADER magic=memray version={}", h.version)?;
+    if h.version >= 12 {
+        write!(out, " python_version={:08x}", h.python_version)?;
+    }
+    write!(
         out,
-        "HEADER magic=memray version={} python_version={:08x} native_traces={} file_format={} \
+        " native_traces={} file_format={} \
          n_allocations={} n_frames={} start_time={} end_time={} pid={} main_tid={} \
          skipped_frames_on_main_tid={} command_line={} python_allocator={} \
-         trace_python_allocators={} track_object_lifetimes={} libdest={} site_packages=[{}] \
-         sys.path=[{}]",
-        h.version,
-        h.python_version,
+         trace_python_allocators={}",
         h.native_traces,
         h.file_format.name(),
         h.stats.n_allocations as i64,
@@ -107,15 +197,40 @@ fn write_header(h: &Header, out: &mut impl Write) -> io::Result<()> {
         h.command_line,
         header_allocator_name(h.python_allocator),
         h.trace_python_allocators,
-        h.track_object_lifetimes,
-        h.libdest,
-        h.site_packages.join(", "),
-        h.sys_path.join(", "),
-    )
+    )?;
+    if h.version >= 12 {
+        write!(out, " track_object_lifetimes={}", h.track_object_lifetimes)?;
+    }
+    if h.version >= 13 {
+        write!(
+            out,
+            " libdest={} site_packages=[{}] sys.path=[{}]",
+            h.libdest,
+            h.site_packages.join(", "),
+            h.sys_path.join(", "),
+        )?;
+    }
+    writeln!(out)
 }
 
-fn write_record(record: &Record<'_>, aggregated: bool, out: &mut impl Write) -> io::Result<()> {
+fn write_record(record: &Record<'_>, dialect: Dialect, out: &mut impl Write) -> io::Result<()> {
+    let aggregated = dialect.aggregated;
     match *record {
+        Record::Allocation(a) if dialect.legacy => writeln!(
+            out,
+            "ALLOCATION address={} size={} allocator={}",
+            Ptr(a.address),
+            a.size as i64,
+            a.allocator.name(),
+        ),
+        Record::LegacyNativeAllocation(a) => writeln!(
+            out,
+            "ALLOCATION_WITH_NATIVE address={} size={} allocator={} native_frame_id={}",
+            Ptr(a.address),
+            a.size as i64,
+            a.allocator.name(),
+            a.native_frame_id as i64
+        ),
         Record::Allocation(a) => writeln!(
             out,
             "ALLOCATION address={} size={} allocator={} native_frame_id={}",
@@ -144,6 +259,10 @@ fn write_record(record: &Record<'_>, aggregated: bool, out: &mut impl Write) -> 
             Ptr(address),
             native_frame_id as i64
         ),
+        // v11 printed the RSS with PRIxPTR.
+        Record::MemoryRecord { time_ms, rss } if dialect.legacy => {
+            writeln!(out, "MEMORY_RECORD time={time_ms} memory={rss:x}")
+        }
         Record::MemoryRecord { time_ms, rss } => {
             writeln!(out, "MEMORY_RECORD time={time_ms} memory={}", rss as i64)
         }
@@ -202,13 +321,16 @@ fn write_record(record: &Record<'_>, aggregated: bool, out: &mut impl Write) -> 
             is_entry_frame,
         } => writeln!(
             out,
-            "FRAME_INDEX frame_id={frame_id} function_name={} filename={} lineno={lineno} \
+            "FRAME_ID frame_id={} function_name={} filename={} lineno={lineno} \
              is_entry_frame={}",
+            frame_id as i64,
             Raw(function_name),
             Raw(filename),
             is_entry_frame as u8
         ),
-        Record::LegacyFramePush { frame_id } => writeln!(out, "FRAME_PUSH frame_id={frame_id}"),
+        Record::LegacyFramePush { frame_id } => {
+            writeln!(out, "FRAME_PUSH frame_id={}", frame_id as i64)
+        }
         Record::MemorySnapshot { time_ms, rss, heap } => writeln!(
             out,
             "MEMORY_SNAPSHOT time={time_ms} rss={} heap={}",

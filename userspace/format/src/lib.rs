@@ -6,7 +6,8 @@
 //! Reading:
 //! * [`CaptureReader::open`] then [`CaptureReader::next_record`] yields
 //!   [`Record`]s (strings borrow the reader's buffer); [`CaptureReader::is_truncated`]
-//!   tells a cut-off capture from a complete one.
+//!   tells a cut-off capture from a complete one, and
+//!   [`CaptureReader::cut_off_token`] which record the data stopped inside.
 //! * [`Replay`] wraps a reader and yields [`Event`]s (allocations with their
 //!   thread, Python trie node, native frame id and segment generation);
 //!   [`Replay::python_stack`] renders a node leaf first.

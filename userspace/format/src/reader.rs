@@ -102,6 +102,7 @@ pub struct CaptureReader {
     records: u64,
     finished: bool,
     truncated: bool,
+    cut_off_token: Option<u8>,
 }
 
 impl CaptureReader {
@@ -163,6 +164,7 @@ impl CaptureReader {
             records: 0,
             finished: false,
             truncated: false,
+            cut_off_token: None,
         })
     }
 
@@ -181,6 +183,12 @@ impl CaptureReader {
         self.truncated
     }
 
+    /// After a truncated end: the token of the record the data stopped in
+    /// the middle of (`None` if it stopped between two records).
+    pub fn cut_off_token(&self) -> Option<u8> {
+        self.cut_off_token
+    }
+
     /// The next record, `None` after the trailer or at the end of the data.
     #[inline]
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, FormatError> {
@@ -194,12 +202,17 @@ impl CaptureReader {
             // dropped. The borrow checker cannot see through this loop.
             let data: &[u8] = unsafe { &*(self.input.data() as *const [u8]) };
             match data.get(self.pos) {
-                None | Some(0) => {
-                    // End of data, or the zero padding that follows it.
-                    if data.get(self.pos) == Some(&0) || !self.refill() {
-                        return Ok(self.end_without_trailer());
+                None => {
+                    if !self.refill() {
+                        return Ok(self.end_without_trailer(None));
                     }
                     continue;
+                }
+                // Decompressed data keeps the writer's zero padding: it ends
+                // the stream. (Plain inputs had it trimmed at open, so a zero
+                // token there is corruption, reported below.)
+                Some(0) if matches!(self.input, Input::Lz4(_)) => {
+                    return Ok(self.end_without_trailer(None));
                 }
                 Some(_) => {}
             }
@@ -214,8 +227,9 @@ impl CaptureReader {
                     return Ok(Some(record));
                 }
                 Err(DecodeError::Incomplete) => {
+                    let token = data[self.pos];
                     if !self.refill() {
-                        return Ok(self.end_without_trailer());
+                        return Ok(self.end_without_trailer(Some(token)));
                     }
                 }
                 Err(DecodeError::Invalid) => {
@@ -229,9 +243,10 @@ impl CaptureReader {
         }
     }
 
-    fn end_without_trailer(&mut self) -> Option<Record<'static>> {
+    fn end_without_trailer(&mut self, cut_inside: Option<u8>) -> Option<Record<'static>> {
         self.finished = true;
         self.truncated = true;
+        self.cut_off_token = cut_inside;
         None
     }
 

@@ -132,6 +132,9 @@ pub enum Record<'a> {
     LegacyFramePush {
         frame_id: u64,
     },
+    /// v11 ALLOCATION_WITH_NATIVE (the tracker ran with native traces):
+    /// replayed like [`Record::Allocation`], dumped under its own name.
+    LegacyNativeAllocation(AllocationRecord),
 
     // ---- AGGREGATED_ALLOCATIONS ----
     MemorySnapshot {

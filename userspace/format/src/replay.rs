@@ -12,7 +12,7 @@ use python_frames::linetable::{line_number, LineTableKind};
 use crate::allocator::Allocator;
 use crate::error::FormatError;
 use crate::frame_tree::{FrameTree, Registry};
-use crate::header::Header;
+use crate::header::{FileFormat, Header};
 use crate::reader::CaptureReader;
 use crate::record::{AggregatedAllocation, Record};
 use crate::writer::{Image, Segment};
@@ -27,7 +27,7 @@ pub struct AllocationEvent {
     /// Python trie node (0 = no Python frames; always 0 for deallocations).
     pub python_node: u32,
     pub native_frame_id: u64,
-    /// MEMORY_MAP_START records seen before this one.
+    /// MEMORY_MAP_START records seen before this one (0 for deallocations).
     pub native_segment_generation: u32,
     /// 0-based position among the file's ALLOCATION records.
     pub record_index: u64,
@@ -100,6 +100,9 @@ struct State {
     tree: FrameTree,
     code_objects: HashMap<u64, CodeObject>,
     legacy_frames: HashMap<u64, StackFrame>,
+    /// v11 aggregated tries hold the file's own frame ids (PYTHON_FRAME_INDEX
+    /// records come in no particular order), not registration order.
+    trie_holds_legacy_ids: bool,
     rendered: Vec<Option<StackFrame>>,
     native_nodes: Vec<(u64, u64)>,
     generations: Vec<Vec<Image>>,
@@ -136,6 +139,8 @@ impl Replay {
             tree: FrameTree::default(),
             code_objects: HashMap::new(),
             legacy_frames: HashMap::new(),
+            trie_holds_legacy_ids: header.version < 12
+                && header.file_format == FileFormat::AggregatedAllocations,
             rendered: Vec::new(),
             native_nodes: Vec::new(),
             generations: Vec::new(),
@@ -263,11 +268,15 @@ impl State {
             return Ok(None);
         }
         Ok(match record {
-            Record::Allocation(a) => {
-                let python_node = if a.allocator.is_deallocator() {
-                    0
+            Record::Allocation(a) | Record::LegacyNativeAllocation(a) => {
+                // As memray: a deallocation has no stack and no generation.
+                let (python_node, native_segment_generation) = if a.allocator.is_deallocator() {
+                    (0, 0)
                 } else {
-                    self.stack.last().copied().unwrap_or(0)
+                    (
+                        self.stack.last().copied().unwrap_or(0),
+                        self.generations.len() as u32,
+                    )
                 };
                 let record_index = self.allocations;
                 self.allocations += 1;
@@ -278,7 +287,7 @@ impl State {
                     allocator: a.allocator,
                     python_node,
                     native_frame_id: a.native_frame_id,
-                    native_segment_generation: self.generations.len() as u32,
+                    native_segment_generation,
                     record_index,
                 }))
             }
@@ -387,9 +396,6 @@ impl State {
                     lineno,
                 };
                 self.legacy_frames.insert(frame_id, frame);
-                if matches!(record, Record::LegacyPythonFrameIndex { .. }) {
-                    self.frames.register(FrameKey::Legacy(frame_id));
-                }
                 None
             }
             Record::PythonFrameIndex {
@@ -412,8 +418,12 @@ impl State {
                 frame_id,
                 parent_index,
             } => {
-                let parent =
-                    u32::try_from(parent_index).map_err(|_| "a trie parent out of range")?;
+                // Parents precede their children: anything else could make
+                // a cycle that stack walks would never leave.
+                let parent = u32::try_from(parent_index)
+                    .ok()
+                    .filter(|&p| p as usize <= self.tree.len())
+                    .ok_or("a trie parent out of range")?;
                 self.tree.trace_index(parent, frame_id);
                 None
             }
@@ -437,6 +447,9 @@ impl State {
         let index = frame_id as usize;
         if let Some(Some(frame)) = self.rendered.get(index) {
             return Some(frame.clone());
+        }
+        if self.trie_holds_legacy_ids {
+            return self.legacy_frames.get(&frame_id).cloned();
         }
         let frame = match *self.frames.get(frame_id)? {
             FrameKey::Code {

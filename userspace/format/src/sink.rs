@@ -9,9 +9,26 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
+use crate::encoding::RecordBuf;
+
 /// A byte destination that can rewrite the header in place at the end.
 pub trait Sink: Send {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Writes one record of at most `N` bytes that `encode` puts in the
+    /// buffer it is given (the hot path: an ALLOCATION inside malloc).
+    #[inline]
+    fn write_with<const N: usize>(
+        &mut self,
+        encode: impl FnOnce(&mut RecordBuf<'_, N>),
+    ) -> io::Result<()>
+    where
+        Self: Sized,
+    {
+        let mut bytes = [0; N];
+        let mut record = RecordBuf::new(&mut bytes);
+        encode(&mut record);
+        self.write_all(record.as_slice())
+    }
     /// Overwrites the first `header.len()` bytes (the header never changes size).
     fn rewrite_header(&mut self, header: &[u8]) -> io::Result<()>;
     /// Makes everything written so far visible to readers of the file.
@@ -165,6 +182,32 @@ impl MmapFileSink {
 }
 
 impl Sink for MmapFileSink {
+    #[inline]
+    fn write_with<const N: usize>(
+        &mut self,
+        encode: impl FnOnce(&mut RecordBuf<'_, N>),
+    ) -> io::Result<()> {
+        match self.window {
+            // Room for N bytes in the window (which lies inside the file):
+            // encode straight into the mapping.
+            Some(window) if self.window_len - self.needle >= N => {
+                // SAFETY: `needle + N <= window_len <= WINDOW`: inside the
+                // mapping, and no other reference to it exists.
+                let bytes = unsafe { &mut *window.as_ptr().add(self.needle).cast::<[u8; N]>() };
+                let mut record = RecordBuf::new(bytes);
+                encode(&mut record);
+                self.needle += record.len();
+                Ok(())
+            }
+            _ => {
+                let mut bytes = [0; N];
+                let mut record = RecordBuf::new(&mut bytes);
+                encode(&mut record);
+                self.write_all(record.as_slice())
+            }
+        }
+    }
+
     #[inline]
     fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         if self.bytes_beyond_needle() < data.len() as u64 {

@@ -4,7 +4,9 @@
 use std::io;
 
 use crate::allocator::Allocator;
-use crate::encoding::{put_cstr, put_delta, put_varint, DeltaState, PointerCache, RecordBuf};
+use crate::encoding::{
+    put_cstr, put_delta, put_varint, DeltaState, PointerCache, RecordBuf, CACHE_MISS,
+};
 use crate::header::{FileFormat, Header, CURRENT_VERSION};
 use crate::sink::Sink;
 
@@ -121,6 +123,36 @@ pub(crate) fn encode_code_object(
     out.extend_from_slice(linetable);
 }
 
+/// The largest fixed-size record (ALLOCATION with a CONTEXT_SWITCH before
+/// it: 9 + 1 + 10 + 1 + 10 + 10 bytes), rounded up.
+const SMALL_RECORD: usize = 48;
+
+/// CONTEXT_SWITCH when `tid` is not the stream's current thread.
+#[inline]
+fn context_switch(last: &mut DeltaState, buf: &mut RecordBuf<'_, SMALL_RECORD>, tid: u64) {
+    if last.thread_id != tid {
+        last.thread_id = tid;
+        buf.byte(token::CONTEXT_SWITCH);
+        buf.raw(&tid.to_ne_bytes());
+    }
+}
+
+/// FRAME_POP tokens (each pops 1-16 frames) for up to 512 of `count`
+/// frames, so that they fit after a context switch; returns what is left.
+#[inline]
+fn frame_pop_tokens(buf: &mut RecordBuf<'_, SMALL_RECORD>, count: u32) -> u32 {
+    let mut left = count;
+    for _ in 0..32 {
+        if left == 0 {
+            break;
+        }
+        let n = left.min(16);
+        buf.byte(token::FRAME_POP | (n - 1) as u8);
+        left -= n;
+    }
+    left
+}
+
 /// Prepares a caller-filled header for writing with this writer's format.
 pub(crate) fn normalized_header(mut header: Header, format: FileFormat) -> Header {
     header.version = CURRENT_VERSION;
@@ -169,15 +201,6 @@ impl<S: Sink> StreamingWriter<S> {
         self.sink
     }
 
-    #[inline]
-    fn context_switch(&mut self, buf: &mut RecordBuf<48>, tid: u64) {
-        if self.last.thread_id != tid {
-            self.last.thread_id = tid;
-            buf.byte(token::CONTEXT_SWITCH);
-            buf.raw(&tid.to_ne_bytes());
-        }
-    }
-
     /// Writes `scratch` to the sink (variable-length records).
     fn flush_scratch(&mut self) -> io::Result<()> {
         let result = self.sink.write_all(&self.scratch);
@@ -188,11 +211,12 @@ impl<S: Sink> StreamingWriter<S> {
 
 impl<S: Sink> CaptureWriter for StreamingWriter<S> {
     fn write_memory_record(&mut self, time_ms: u64, rss: u64) -> io::Result<()> {
-        let mut buf = RecordBuf::<48>::default();
-        buf.byte(token::MEMORY_RECORD);
-        buf.varint(rss);
-        buf.varint(time_ms.wrapping_sub(self.header.stats.start_time_ms as u64));
-        self.sink.write_all(buf.as_slice())?;
+        let start_time_ms = self.header.stats.start_time_ms as u64;
+        self.sink.write_with::<SMALL_RECORD>(|buf| {
+            buf.byte(token::MEMORY_RECORD);
+            buf.varint(rss);
+            buf.varint(time_ms.wrapping_sub(start_time_ms));
+        })?;
         self.sink.flush()
     }
 
@@ -224,39 +248,38 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         instruction_offset: i64,
         is_entry: bool,
     ) -> io::Result<()> {
-        let mut buf = RecordBuf::<48>::default();
-        self.context_switch(&mut buf, tid);
-        buf.byte(token::FRAME_PUSH | is_entry as u8);
-        buf.varint(code_object_id);
-        buf.svarint(instruction_offset);
-        self.sink.write_all(buf.as_slice())
+        let last = &mut self.last;
+        self.sink.write_with::<SMALL_RECORD>(|buf| {
+            context_switch(last, buf, tid);
+            buf.byte(token::FRAME_PUSH | is_entry as u8);
+            buf.varint(code_object_id);
+            buf.svarint(instruction_offset);
+        })
     }
 
     #[inline]
     fn write_frame_pop(&mut self, tid: u64, count: u32) -> io::Result<()> {
-        let mut buf = RecordBuf::<48>::default();
-        self.context_switch(&mut buf, tid);
+        let last = &mut self.last;
         let mut left = count;
+        self.sink.write_with::<SMALL_RECORD>(|buf| {
+            context_switch(last, buf, tid);
+            left = frame_pop_tokens(buf, left);
+        })?;
         while left > 0 {
-            // Tokens pop 1-16 frames; write what fits, flushing long pops.
-            if buf.as_slice().len() == 48 {
-                self.sink.write_all(buf.as_slice())?;
-                buf.clear();
-            }
-            let n = left.min(16);
-            buf.byte(token::FRAME_POP | (n - 1) as u8);
-            left -= n;
+            self.sink
+                .write_with::<SMALL_RECORD>(|buf| left = frame_pop_tokens(buf, left))?;
         }
-        self.sink.write_all(buf.as_slice())
+        Ok(())
     }
 
     #[inline]
     fn write_native_trace_index(&mut self, ip: u64, parent: u32) -> io::Result<()> {
-        let mut buf = RecordBuf::<48>::default();
-        buf.byte(token::NATIVE_TRACE_INDEX);
-        buf.delta(&mut self.last.instruction_pointer, ip);
-        buf.delta(&mut self.last.native_frame_id, parent as u64);
-        self.sink.write_all(buf.as_slice())
+        let last = &mut self.last;
+        self.sink.write_with::<SMALL_RECORD>(|buf| {
+            buf.byte(token::NATIVE_TRACE_INDEX);
+            buf.delta(&mut last.instruction_pointer, ip);
+            buf.delta(&mut last.native_frame_id, parent as u64);
+        })
     }
 
     #[inline]
@@ -268,35 +291,37 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         allocator: Allocator,
         native_frame_id: u32,
     ) -> io::Result<()> {
-        let mut buf = RecordBuf::<48>::default();
-        self.context_switch(&mut buf, tid);
         self.header.stats.n_allocations += 1;
-        let id = allocator.id();
-        let slot = self.cache.lookup_or_insert(address);
-        let mut token = token::ALLOCATION | (slot.unwrap_or(15) << 3);
-        if id < 8 {
-            token |= id;
-        }
-        buf.byte(token);
-        if slot.is_none() {
-            buf.delta(&mut self.last.data_pointer, address >> 3);
-        }
-        if id >= 8 {
-            buf.byte(id);
-        }
-        if !allocator.is_simple_deallocator() {
-            if self.header.native_traces {
-                buf.delta(&mut self.last.native_frame_id, native_frame_id as u64);
+        let native_traces = self.header.native_traces;
+        let (last, cache) = (&mut self.last, &mut self.cache);
+        self.sink.write_with::<SMALL_RECORD>(|buf| {
+            context_switch(last, buf, tid);
+            let id = allocator.id();
+            let slot = cache.lookup_or_insert(address);
+            let mut token = token::ALLOCATION | (slot.unwrap_or(CACHE_MISS) << 3);
+            if id < 8 {
+                token |= id;
             }
-            buf.varint(size);
-        }
-        self.sink.write_all(buf.as_slice())
+            buf.byte(token);
+            if slot.is_none() {
+                buf.delta(&mut last.data_pointer, address >> 3);
+            }
+            if id >= 8 {
+                buf.byte(id);
+            }
+            if !allocator.is_simple_deallocator() {
+                if native_traces {
+                    buf.delta(&mut last.native_frame_id, native_frame_id as u64);
+                }
+                buf.varint(size);
+            }
+        })
     }
 
     fn write_thread_name(&mut self, tid: u64, name: &[u8]) -> io::Result<()> {
-        let mut buf = RecordBuf::<48>::default();
-        self.context_switch(&mut buf, tid);
-        self.scratch.extend_from_slice(buf.as_slice());
+        let last = &mut self.last;
+        self.sink
+            .write_with::<SMALL_RECORD>(|buf| context_switch(last, buf, tid))?;
         self.scratch.push(token::THREAD_RECORD);
         put_cstr(&mut self.scratch, name);
         self.flush_scratch()
@@ -314,17 +339,19 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         created: bool,
         native_frame_id: u32,
     ) -> io::Result<()> {
-        let mut buf = RecordBuf::<48>::default();
-        self.context_switch(&mut buf, tid);
-        let slot = self.cache.lookup_or_insert(address);
-        buf.byte(token::OBJECT_RECORD | (slot.unwrap_or(15) << 1) | created as u8);
-        if slot.is_none() {
-            buf.delta(&mut self.last.data_pointer, address >> 3);
-        }
-        if self.header.native_traces && created {
-            buf.delta(&mut self.last.native_frame_id, native_frame_id as u64);
-        }
-        self.sink.write_all(buf.as_slice())
+        let native_traces = self.header.native_traces;
+        let (last, cache) = (&mut self.last, &mut self.cache);
+        self.sink.write_with::<SMALL_RECORD>(|buf| {
+            context_switch(last, buf, tid);
+            let slot = cache.lookup_or_insert(address);
+            buf.byte(token::OBJECT_RECORD | (slot.unwrap_or(CACHE_MISS) << 1) | created as u8);
+            if slot.is_none() {
+                buf.delta(&mut last.data_pointer, address >> 3);
+            }
+            if native_traces && created {
+                buf.delta(&mut last.native_frame_id, native_frame_id as u64);
+            }
+        })
     }
 
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()> {
@@ -332,5 +359,33 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         self.header.stats.end_time_ms = end_time_ms as i64;
         self.sink.rewrite_header(&self.header.encode())?;
         self.sink.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::MemorySink;
+    use crate::{CaptureReader, Record};
+
+    #[test]
+    fn long_frame_pops_span_several_small_records() {
+        let mut w = StreamingWriter::new(MemorySink::default(), Header::default()).unwrap();
+        w.write_frame_pop(7, 1000).unwrap();
+        w.finish(0).unwrap();
+        let mut reader = CaptureReader::from_bytes(w.into_sink().bytes).unwrap();
+        let mut popped = 0;
+        let mut records = Vec::new();
+        while let Some(record) = reader.next_record().unwrap() {
+            if let Record::FramePop { count } = record {
+                popped += count;
+            }
+            records.push(format!("{record:?}"));
+        }
+        assert_eq!(popped, 1000);
+        // One context switch, 62 pops of 16 and one of 8, the trailer.
+        assert_eq!(records.len(), 1 + 63 + 1);
+        assert_eq!(records[0], "ContextSwitch { tid: 7 }");
+        assert!(!reader.is_truncated());
     }
 }

@@ -1,5 +1,6 @@
 //! `memray parse FILE`: every record of a capture, one line each, exactly as
-//! memray 1.20 prints them (the dump itself lives in `memray_format::dump`).
+//! the memray release that wrote it prints them (1.18 for format 11, 1.19
+//! for 12, 1.20 for 13; the dump itself lives in `memray_format::dump`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -33,7 +34,8 @@ pub fn run(args: Args) -> CliResult {
     match end {
         Ok(DumpEnd::Complete) | Ok(DumpEnd::Corrupt(_)) => Ok(()),
         Ok(DumpEnd::Truncated) => {
-            // memray prints nothing here; a note on stderr leaves stdout identical.
+            // stdout ends as memray's (with the cut record's name, if any);
+            // the note goes to stderr, which memray leaves empty.
             eprintln!(
                 "warning: {} ends without a trailer: the capture was cut off",
                 args.results.display()
