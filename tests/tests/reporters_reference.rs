@@ -347,7 +347,7 @@ fn aggregated_captures_are_refused_where_memray_refuses() {
 }
 
 #[test]
-fn bad_input_fails_with_one_line() {
+fn bad_input_fails_as_memray_words_it() {
     let garbage = scratch("garbage.bin");
     std::fs::write(&garbage, b"definitely not a capture").unwrap();
     for command in [
@@ -356,27 +356,56 @@ fn bad_input_fails_with_one_line() {
         &["tree"],
         &["transform", "csv"],
     ] {
-        for (input, expected) in [
-            ("nosuchfile.bin", "No such file: nosuchfile.bin".to_owned()),
-            (s(&garbage), format!("{}", garbage.display())),
-        ] {
-            let mut args = command.to_vec();
-            args.push(input);
-            let out = ours(&args);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-            assert!(stderr.contains(&expected), "{args:?}: {stderr}");
-        }
+        let mut args = command.to_vec();
+        args.push("nosuchfile.bin");
+        let out = ours(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "No such file: nosuchfile.bin\n"
+        );
+
+        // memray's two lines: "Failed to … <path>" then "Reason: …", where
+        // only the reason's wording is ours.
+        args.pop();
+        args.push(s(&garbage));
+        let (mine, theirs) = (ours(&args), reference(&args));
+        assert_eq!(mine.status.code(), Some(1), "{args:?}");
+        assert_eq!(theirs.status.code(), Some(1), "{args:?}");
+        let (mine, theirs) = (
+            String::from_utf8_lossy(&mine.stderr),
+            String::from_utf8_lossy(&theirs.stderr),
+        );
+        let first_line = |text: &str| text.lines().next().unwrap_or_default().to_owned();
+        assert_eq!(first_line(&mine), first_line(&theirs), "{args:?}");
+        assert_eq!(mine.lines().count(), 2, "{args:?}: {mine}");
+        assert!(
+            mine.lines().nth(1).unwrap().starts_with("Reason: "),
+            "{mine}"
+        );
     }
-    let out = ours(&[
-        "transform",
-        "csv",
-        "--leaks",
-        "--temporary-allocations",
-        s(&captures().plain),
-    ]);
-    assert!(!out.status.success());
+    for (flags, message) in [
+        (
+            ["--leaks", "--temporary-allocations"],
+            "argument --temporary-allocations: not allowed with argument --leaks",
+        ),
+        (
+            ["--temporary-allocations", "--leaks"],
+            "argument --leaks: not allowed with argument --temporary-allocations",
+        ),
+    ] {
+        let mut args = vec!["transform", "csv"];
+        args.extend(flags);
+        args.push(s(&captures().plain));
+        let out = ours(&args);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("memray transform: error: {message}\n")
+        );
+        let theirs = String::from_utf8_lossy(&reference(&args).stderr).into_owned();
+        assert!(theirs.ends_with(&format!("{message}\n")), "{theirs}");
+    }
     let out = ours(&["transform", "nosuchformat", s(&captures().plain)]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

@@ -4,13 +4,19 @@
 
 use std::ops::ControlFlow;
 
-use crate::error::{AnalysisError, STATISTICS_ON_AGGREGATED, TEMPORARY_ON_AGGREGATED};
+use crate::error::{
+    AnalysisError, HISTORY_ON_AGGREGATED, STATISTICS_ON_AGGREGATED, TEMPORARY_ON_AGGREGATED,
+};
 use crate::event::{Allocation, Event, MemorySnapshot};
 use crate::groups::{AllocationGroup, Grouper};
+use crate::lifetimes::AllocationLifetimes;
 use crate::live::LiveAllocations;
 use crate::memory;
 use crate::peak::{HighWaterMark, PeakFinder};
+use crate::peak_groups::PeakAllocations;
 use crate::stats::StatsCollector;
+use crate::temporal::{TemporalHighWaterMark, TemporalRecord};
+use crate::temporal_peak::HighWaterMarkHistory;
 use crate::temporary::TemporaryAllocations;
 
 /// A capture file, or anything else that can replay a capture's events.
@@ -48,13 +54,67 @@ fn for_each_allocation(
     })
 }
 
+/// Follows the heap through a replay (a [`PeakFinder`], or one that also
+/// remembers what is live at the peak).
+trait HeapTracker {
+    fn add(&mut self, allocation: &Allocation);
+    fn current(&self) -> u64;
+    fn high_water_mark(&self) -> HighWaterMark;
+    fn records_seen(&self) -> u64;
+}
+
+macro_rules! heap_tracker {
+    ($tracker:ty) => {
+        impl HeapTracker for $tracker {
+            fn add(&mut self, allocation: &Allocation) {
+                <$tracker>::add(self, allocation)
+            }
+            fn current(&self) -> u64 {
+                <$tracker>::current(self)
+            }
+            fn high_water_mark(&self) -> HighWaterMark {
+                <$tracker>::high_water_mark(self)
+            }
+            fn records_seen(&self) -> u64 {
+                <$tracker>::records_seen(self)
+            }
+        }
+    };
+}
+heap_tracker!(PeakFinder);
+heap_tracker!(PeakAllocations);
+
 /// Pass 1: the high-water mark, the number of records and memory snapshots
 /// (each MEMORY_RECORD gets the heap size at that point).
 pub fn overview(
     capture: &dyn Capture,
     max_memory_records: usize,
 ) -> Result<Overview, AnalysisError> {
-    let mut peak = PeakFinder::default();
+    overview_with(capture, max_memory_records, &mut PeakFinder::default())
+}
+
+/// The overview and what was allocated at the high-water mark, grouped by
+/// location, in a single pass.
+pub fn overview_and_high_water_mark(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    merge_threads: bool,
+) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
+    if capture.is_aggregated() {
+        let overview = overview(capture, max_memory_records)?;
+        let groups = high_water_mark(capture, &overview, merge_threads)?;
+        return Ok((overview, groups));
+    }
+    let mut peak = PeakAllocations::default();
+    let overview = overview_with(capture, max_memory_records, &mut peak)?;
+    Ok((overview, peak.groups(merge_threads)))
+}
+
+fn overview_with(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    peak: &mut impl HeapTracker,
+) -> Result<Overview, AnalysisError> {
     let mut memory = Vec::new();
     capture.replay(&mut |event| {
         match event {
@@ -177,4 +237,90 @@ pub fn statistics(capture: &dyn Capture) -> Result<StatsCollector, AnalysisError
         ControlFlow::Continue(())
     })?;
     Ok(collector)
+}
+
+/// What a temporal aggregator needs from a replay.
+trait SnapshotAggregator {
+    fn add(&mut self, allocation: &Allocation);
+    fn capture_snapshot(&mut self);
+}
+
+impl SnapshotAggregator for HighWaterMarkHistory {
+    fn add(&mut self, allocation: &Allocation) {
+        HighWaterMarkHistory::add(self, allocation)
+    }
+    fn capture_snapshot(&mut self) {
+        HighWaterMarkHistory::capture_snapshot(self)
+    }
+}
+
+impl SnapshotAggregator for AllocationLifetimes {
+    fn add(&mut self, allocation: &Allocation) {
+        AllocationLifetimes::add(self, allocation)
+    }
+    fn capture_snapshot(&mut self) {
+        AllocationLifetimes::capture_snapshot(self)
+    }
+}
+
+/// Feeds the allocation records to `aggregator`, closing a snapshot at every
+/// MEMORY_RECORD that downsampling keeps (memray #759: the stride of the
+/// memory plot). Like memray, it stops at the last allocation record.
+fn replay_snapshots(
+    capture: &dyn Capture,
+    overview: &Overview,
+    merge_threads: bool,
+    aggregator: &mut dyn SnapshotAggregator,
+) -> Result<(), AnalysisError> {
+    if capture.is_aggregated() {
+        return Err(AnalysisError::Unsupported(HISTORY_ON_AGGREGATED));
+    }
+    let mut remaining = overview.records;
+    let mut memory_records = 0usize;
+    capture.replay(&mut |event| {
+        if remaining == 0 {
+            return ControlFlow::Break(());
+        }
+        match event {
+            Event::Allocation(allocation) => {
+                let mut allocation = *allocation;
+                if merge_threads {
+                    allocation.tid = 0;
+                }
+                aggregator.add(&allocation);
+                remaining -= 1;
+            }
+            Event::MemoryRecord { .. } => {
+                let stride = overview.memory_stride;
+                if stride == 0 || memory_records.is_multiple_of(stride) {
+                    aggregator.capture_snapshot();
+                }
+                memory_records += 1;
+            }
+            Event::Aggregated(_) | Event::MemorySnapshot(_) => {}
+        }
+        ControlFlow::Continue(())
+    })
+}
+
+/// Each location's contribution to the peak of every snapshot, and those peaks.
+pub fn temporal_high_water_mark(
+    capture: &dyn Capture,
+    overview: &Overview,
+    merge_threads: bool,
+) -> Result<TemporalHighWaterMark, AnalysisError> {
+    let mut history = HighWaterMarkHistory::default();
+    replay_snapshots(capture, overview, merge_threads, &mut history)?;
+    Ok(history.finish())
+}
+
+/// Per location, when allocations were made and when (if ever) freed.
+pub fn temporal_leaks(
+    capture: &dyn Capture,
+    overview: &Overview,
+    merge_threads: bool,
+) -> Result<Vec<TemporalRecord>, AnalysisError> {
+    let mut lifetimes = AllocationLifetimes::default();
+    replay_snapshots(capture, overview, merge_threads, &mut lifetimes)?;
+    Ok(lifetimes.finish())
 }

@@ -9,17 +9,22 @@ mod event;
 mod file;
 mod groups;
 pub mod histogram;
+mod lifetimes;
 mod live;
 pub mod memory;
 mod modules;
 mod peak;
+mod peak_groups;
 mod ranges;
 mod stack;
 mod stats;
+mod temporal;
+mod temporal_peak;
 mod temporary;
 
 pub use capture::{
-    high_water_mark, leaks, overview, statistics, temporary_allocations, Capture, Overview,
+    high_water_mark, leaks, overview, overview_and_high_water_mark, statistics,
+    temporal_high_water_mark, temporal_leaks, temporary_allocations, Capture, Overview,
 };
 pub use error::{
     AnalysisError, HISTORY_ON_AGGREGATED, STATISTICS_ON_AGGREGATED, TEMPORARY_ON_AGGREGATED,
@@ -34,4 +39,5 @@ pub use peak::{HighWaterMark, PeakFinder};
 pub use ranges::{RangeSet, Removal};
 pub use stack::{Frame, StackResolver};
 pub use stats::{ModuleTotals, Statistics, StatsCollector};
+pub use temporal::{Interval, TemporalHighWaterMark, TemporalLocation, TemporalRecord};
 pub use temporary::TemporaryAllocations;

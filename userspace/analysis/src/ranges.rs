@@ -22,6 +22,13 @@ impl<T> Removal<T> {
             Removal::Freed(b, _) | Removal::Shrunk(b, _) | Removal::Split(b, _) => *b,
         }
     }
+
+    /// The value of the mapping it touched.
+    pub fn value(&self) -> &T {
+        match self {
+            Removal::Freed(_, v) | Removal::Shrunk(_, v) | Removal::Split(_, v) => v,
+        }
+    }
 }
 
 /// Live ranges `[start, end)`, each carrying a value (overlaps are allowed,

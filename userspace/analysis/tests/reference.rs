@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use memray_analysis::{
-    high_water_mark, leaks, overview, temporary_allocations, AllocationGroup, Capture, CaptureFile,
-    StackResolver,
+    high_water_mark, leaks, overview, overview_and_high_water_mark, temporary_allocations,
+    AllocationGroup, Capture, CaptureFile, Overview, StackResolver,
 };
 use memray_tests::captures::record_with_reference;
 use memray_tests::paths::fixtures;
@@ -68,6 +68,12 @@ fn without_allocator(records: &Value) -> Value {
     records
 }
 
+fn single_pass(capture: &CaptureFile, two_pass: &Overview, merge: bool) -> Vec<AllocationGroup> {
+    let (overview, groups) = overview_and_high_water_mark(capture, 10_000, merge).unwrap();
+    assert_eq!(&overview, two_pass);
+    groups
+}
+
 fn check(capture_path: &Path) {
     let expected = reference_records(capture_path);
     let capture = CaptureFile::open(capture_path).expect("our reader opens memray's capture");
@@ -95,6 +101,9 @@ fn check(capture_path: &Path) {
             "hwm_split",
             high_water_mark(&capture, &overview, false).unwrap(),
         ),
+        // The single-pass variant must find the same peak and the same groups.
+        ("hwm_merged", single_pass(&capture, &overview, true)),
+        ("hwm_split", single_pass(&capture, &overview, false)),
         ("leaks_merged", leaks(&capture, true).unwrap()),
         ("leaks_split", leaks(&capture, false).unwrap()),
     ];

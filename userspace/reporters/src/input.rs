@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use memray_analysis::{
-    high_water_mark, leaks, memory, overview, temporary_allocations, AllocationGroup,
+    leaks, memory, overview, overview_and_high_water_mark, temporary_allocations, AllocationGroup,
     AnalysisError, CaptureFile, Overview,
 };
 
@@ -29,14 +29,14 @@ impl Selection {
     }
 }
 
-/// Opens `results`, or explains in one line why not. `failure` starts the
+/// Opens `results`, or explains why not, in memray's words. `failure` starts the
 /// message for unreadable files (memray: "Failed to parse allocation records in").
 pub fn open_capture(results: &str, failure: &str) -> Result<CaptureFile, String> {
     let path = Path::new(results);
     if !path.is_file() {
         return Err(format!("No such file: {results}"));
     }
-    CaptureFile::open(path).map_err(|e| format!("{failure} {results}: {e}"))
+    CaptureFile::open(path).map_err(|e| format!("{failure} {results}\nReason: {e}"))
 }
 
 /// The pass-1 overview and the selected groups.
@@ -45,13 +45,18 @@ pub fn select(
     selection: Selection,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
-    let overview = overview(capture, memory::DEFAULT_MAX_MEMORY_RECORDS)?;
-    let groups = match selection {
-        Selection::HighWaterMark => high_water_mark(capture, &overview, merge_threads)?,
-        Selection::Leaks => leaks(capture, merge_threads)?,
-        Selection::Temporary(threshold) => {
-            temporary_allocations(capture, threshold, merge_threads)?
+    let max_records = memory::DEFAULT_MAX_MEMORY_RECORDS;
+    Ok(match selection {
+        Selection::HighWaterMark => {
+            overview_and_high_water_mark(capture, max_records, merge_threads)?
         }
-    };
-    Ok((overview, groups))
+        Selection::Leaks => (
+            overview(capture, max_records)?,
+            leaks(capture, merge_threads)?,
+        ),
+        Selection::Temporary(threshold) => (
+            overview(capture, max_records)?,
+            temporary_allocations(capture, threshold, merge_threads)?,
+        ),
+    })
 }

@@ -15,11 +15,41 @@ use super::{Benchmark, Context, Extra, Variant};
 use crate::process::{cargo_program, execute};
 
 pub fn all() -> Vec<Benchmark> {
-    vec![Benchmark {
-        name: "read",
-        about: "`memray parse FILE > /dev/null` on a capture of a few million records",
-        prepare: prepare_read,
-    }]
+    vec![
+        Benchmark {
+            name: "read",
+            about: "`memray parse FILE > /dev/null` on a capture of a few million records",
+            prepare: prepare_read,
+        },
+        Benchmark {
+            name: "stats",
+            about: "`memray stats FILE` on a capture of over 50 million records",
+            prepare: |context| prepare_big_report(context, "stats"),
+        },
+        Benchmark {
+            name: "summary",
+            about: "`memray summary FILE` on a capture of over 50 million records",
+            prepare: |context| prepare_big_report(context, "summary"),
+        },
+    ]
+}
+
+/// Rounds of bench/workloads/alloc_churn.py for the big capture: ~51 M records.
+const BIG_CHURN_ROUNDS: &str = "720";
+
+/// One reporter on the big churn capture, recorded once and cached.
+fn prepare_big_report(context: &Context, reporter: &str) -> Result<Vec<Variant>> {
+    let capture = context.cache.join("alloc_churn-big.bin");
+    if !capture.exists() {
+        record_churn(context, &capture, BIG_CHURN_ROUNDS)?;
+    }
+    let args = [OsStr::new(reporter), capture.as_os_str()];
+    Ok(vec![Variant {
+        label: "51M records".to_string(),
+        ours: BenchCommand::new(&context.ours, args),
+        theirs: BenchCommand::new(&context.reference.memray, args),
+        extra: None,
+    }])
 }
 
 /// Rounds of bench/workloads/alloc_churn.py: ~3.3 M records.
@@ -28,7 +58,7 @@ const CHURN_ROUNDS: &str = "30";
 fn prepare_read(context: &Context) -> Result<Vec<Variant>> {
     let plain = context.cache.join("alloc_churn-plain.bin");
     if !plain.exists() {
-        record_churn(context, &plain)?;
+        record_churn(context, &plain, CHURN_ROUNDS)?;
     }
     let compressed = context.cache.join("alloc_churn-lz4.bin");
     if !compressed.exists() {
@@ -50,7 +80,7 @@ fn prepare_read(context: &Context) -> Result<Vec<Variant>> {
 }
 
 /// Records the churn workload with the reference memray, uncompressed.
-fn record_churn(context: &Context, output: &Path) -> Result<()> {
+fn record_churn(context: &Context, output: &Path, rounds: &str) -> Result<()> {
     let partial = output.with_extension("partial");
     execute(
         Command::new(&context.reference.memray)
@@ -64,7 +94,7 @@ fn record_churn(context: &Context, output: &Path) -> Result<()> {
             ])
             .arg(&partial)
             .arg(context.workloads.join("alloc_churn.py"))
-            .arg(CHURN_ROUNDS),
+            .arg(rounds),
     )?;
     std::fs::rename(&partial, output).with_context(|| format!("rename to {}", output.display()))
 }

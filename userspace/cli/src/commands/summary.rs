@@ -41,6 +41,16 @@ impl TemporaryArgs {
         self.temporary_allocation_threshold
             .or(self.temporary_allocations.then_some(1))
     }
+
+    /// The flag that was given, as the user spelled it.
+    pub fn flag(&self) -> Option<&'static str> {
+        if self.temporary_allocations {
+            Some("--temporary-allocations")
+        } else {
+            self.temporary_allocation_threshold
+                .map(|_| "--temporary-allocation-threshold")
+        }
+    }
 }
 
 /// memray's default row count: the terminal's height minus 5 (24 lines

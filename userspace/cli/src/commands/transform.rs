@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(short, long)]
     force: bool,
     /// Show memory leaks, instead of peak memory usage
-    #[arg(long, conflicts_with_all = ["temporary_allocation_threshold", "temporary_allocations"])]
+    #[arg(long)]
     leaks: bool,
     #[command(flatten)]
     temporary: super::summary::TemporaryArgs,
@@ -39,7 +39,26 @@ fn default_output(results: &Path, format: Format) -> PathBuf {
     results.with_file_name(format!("memray-{}-{name}", format.name()))
 }
 
+/// argparse's refusal of two mutually exclusive flags: it names the later one first.
+fn not_allowed_together(first: &str, second: &str) -> CliError {
+    let position = |flag: &str| std::env::args().position(|a| a.starts_with(flag));
+    let (earlier, later) = if position(first) > position(second) {
+        (second, first)
+    } else {
+        (first, second)
+    };
+    CliError {
+        message: format!(
+            "memray transform: error: argument {later}: not allowed with argument {earlier}"
+        ),
+        exit_code: 2,
+    }
+}
+
 pub fn run(args: Args) -> CliResult {
+    if let (true, Some(temporary)) = (args.leaks, args.temporary.flag()) {
+        return Err(not_allowed_together("--leaks", temporary));
+    }
     let format = Format::from_name(&args.format)
         .ok_or_else(|| CliError::new(format!("Format not supported: {}", args.format)))?;
     let failure = "Failed to parse allocation records in";
