@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the specified application and track memory usage
+    Run(commands::run::Args),
     /// Generate a terminal-based tree view of the allocations at the high water mark
     Tree(commands::tree::Args),
     /// Generate a terminal-based summary report of the functions that allocate most memory
@@ -42,6 +44,7 @@ fn main() {
     restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
         Command::Tree(args) => commands::tree::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Stats(args) => commands::stats::run(args),

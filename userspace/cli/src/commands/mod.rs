@@ -3,6 +3,7 @@
 pub mod diff;
 pub mod dump_stacks;
 pub mod parse;
+pub mod run;
 pub mod stats;
 pub mod summary;
 pub mod transform;

@@ -1,0 +1,1 @@
+"""An empty program: measures the tracker's start-up cost."""

@@ -1,0 +1,67 @@
+//! fork: without `--follow-fork` the child stops recording; with it, the child
+//! writes its own capture to `<output>.<child pid>`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Once;
+
+use crate::guard::RecursionGuard;
+use crate::recorder;
+use crate::session::Session;
+use crate::thread;
+
+static INSTALLED: Once = Once::new();
+
+pub fn install_handlers() {
+    INSTALLED.call_once(|| {
+        // SAFETY: registering plain extern "C" callbacks.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    });
+}
+
+// Nothing the forking thread does inside fork() itself is recorded.
+extern "C" fn prepare() {
+    RecursionGuard::set(true);
+}
+
+extern "C" fn parent() {
+    RecursionGuard::set(false);
+}
+
+extern "C" fn child() {
+    if recorder::is_active() {
+        follow_or_stop();
+    }
+    RecursionGuard::set(false);
+}
+
+fn follow_or_stop() {
+    let Some(parent_session) = recorder::session() else {
+        return;
+    };
+    // Another thread may have held the parent's lock at fork: never touch it again.
+    recorder::abandon();
+    if !parent_session.settings.options.follow_fork {
+        return;
+    }
+    let mut settings = parent_session.settings.clone();
+    settings.output = child_output(&settings.output);
+    thread::forget_stack_after_fork();
+    if let Ok(session) = Session::open(settings, thread::current_tid()) {
+        recorder::start(session);
+        if let Some(session) = recorder::session() {
+            session.start_sampling();
+        }
+    }
+}
+
+/// memray's naming: the parent's name without a trailing `.<parent pid>`, then `.<child pid>`.
+fn child_output(parent_output: &std::path::Path) -> PathBuf {
+    // SAFETY: plain syscalls.
+    let (parent_pid, child_pid) = unsafe { (libc::getppid(), libc::getpid()) };
+    let name = parent_output.as_os_str().to_string_lossy();
+    let base = name
+        .strip_suffix(&format!(".{parent_pid}"))
+        .unwrap_or(&name);
+    PathBuf::from(OsString::from(format!("{base}.{child_pid}")))
+}

@@ -1,0 +1,293 @@
+//! The interposed C functions. Each one calls the real function and, while a
+//! capture is active and the thread is not already inside the tracker, records
+//! it with memray's semantics: failed calls are not recorded, frees are
+//! recorded before the real call (so another thread cannot reuse the address
+//! first), `calloc(n, size)` is `n*size` bytes, `realloc` is FREE + REALLOC.
+
+use std::ffi::{c_int, c_void, CStr};
+
+use libc::{c_char, c_ulong, off_t, size_t};
+
+use crate::arena;
+use crate::guard::RecursionGuard;
+use crate::real;
+use crate::recorder::{self, Allocator};
+
+/// Runs `body` under the recursion guard when a capture is active; otherwise,
+/// or when the thread is already inside the tracker, runs `fallback`.
+#[inline(always)]
+fn tracked<T>(body: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
+    if !recorder::is_active() {
+        return fallback();
+    }
+    match RecursionGuard::enter() {
+        Some(_guard) => body(),
+        None => fallback(),
+    }
+}
+
+#[inline(always)]
+fn record_if_allocated(ptr: *mut c_void, size: usize, allocator: Allocator) -> *mut c_void {
+    if !ptr.is_null() {
+        recorder::allocation(ptr as usize, size, allocator);
+    }
+    ptr
+}
+
+/// # Safety
+/// C `malloc`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
+    if !real::ensure_resolved() {
+        return arena::allocate(size).cast();
+    }
+    tracked(
+        || record_if_allocated(unsafe { real::malloc(size) }, size, Allocator::Malloc),
+        || unsafe { real::malloc(size) },
+    )
+}
+
+/// # Safety
+/// C `calloc`.
+#[no_mangle]
+pub unsafe extern "C" fn calloc(count: size_t, size: size_t) -> *mut c_void {
+    if !real::ensure_resolved() {
+        return arena::allocate(count.saturating_mul(size)).cast();
+    }
+    tracked(
+        || {
+            let ptr = unsafe { real::calloc(count, size) };
+            record_if_allocated(ptr, count.wrapping_mul(size), Allocator::Calloc)
+        },
+        || unsafe { real::calloc(count, size) },
+    )
+}
+
+/// # Safety
+/// C `realloc`.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
+    if arena::contains(ptr.cast()) || !real::ensure_resolved() {
+        return unsafe { realloc_from_arena(ptr, size) };
+    }
+    tracked(
+        || {
+            let new = unsafe { real::realloc(ptr, size) };
+            if !new.is_null() {
+                if !ptr.is_null() {
+                    recorder::deallocation(ptr as usize, Allocator::Free);
+                }
+                recorder::allocation(new as usize, size, Allocator::Realloc);
+            }
+            new
+        },
+        || unsafe { real::realloc(ptr, size) },
+    )
+}
+
+/// Moves an arena block (or a new block while resolving) to fresh memory.
+unsafe fn realloc_from_arena(ptr: *mut c_void, size: size_t) -> *mut c_void {
+    let new = if real::ensure_resolved() {
+        unsafe { malloc(size) }
+    } else {
+        arena::allocate(size).cast()
+    };
+    if !new.is_null() && !ptr.is_null() {
+        let count = size.min(arena::bytes_after(ptr.cast()));
+        // SAFETY: both blocks are at least `count` bytes long and distinct.
+        unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), new.cast::<u8>(), count) };
+    }
+    new
+}
+
+/// # Safety
+/// C `free`.
+#[no_mangle]
+pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    if ptr.is_null() || arena::contains(ptr.cast()) {
+        return;
+    }
+    tracked(
+        || {
+            recorder::deallocation(ptr as usize, Allocator::Free);
+            unsafe { real::free(ptr) }
+        },
+        || unsafe { real::free(ptr) },
+    )
+}
+
+/// # Safety
+/// C23 `free_sized`: recorded as FREE; falls back to `free` where libc lacks it.
+#[no_mangle]
+pub unsafe extern "C" fn free_sized(ptr: *mut c_void, size: size_t) {
+    if !real::is_available("free_sized") {
+        return unsafe { free(ptr) };
+    }
+    if ptr.is_null() {
+        return unsafe { real::free_sized(ptr, size) };
+    }
+    tracked(
+        || {
+            recorder::deallocation(ptr as usize, Allocator::Free);
+            unsafe { real::free_sized(ptr, size) }
+        },
+        || unsafe { real::free_sized(ptr, size) },
+    )
+}
+
+/// # Safety
+/// C23 `free_aligned_sized`: recorded as FREE; falls back to `free` where libc lacks it.
+#[no_mangle]
+pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, alignment: size_t, size: size_t) {
+    if !real::is_available("free_aligned_sized") {
+        return unsafe { free(ptr) };
+    }
+    if ptr.is_null() {
+        return unsafe { real::free_aligned_sized(ptr, alignment, size) };
+    }
+    tracked(
+        || {
+            recorder::deallocation(ptr as usize, Allocator::Free);
+            unsafe { real::free_aligned_sized(ptr, alignment, size) }
+        },
+        || unsafe { real::free_aligned_sized(ptr, alignment, size) },
+    )
+}
+
+/// # Safety
+/// C `posix_memalign`.
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    alignment: size_t,
+    size: size_t,
+) -> c_int {
+    tracked(
+        || {
+            let rc = unsafe { real::posix_memalign(out, alignment, size) };
+            if rc == 0 {
+                // SAFETY: on success `*out` holds the new block.
+                recorder::allocation(unsafe { *out } as usize, size, Allocator::PosixMemalign);
+            }
+            rc
+        },
+        || unsafe { real::posix_memalign(out, alignment, size) },
+    )
+}
+
+macro_rules! aligned_hook {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) => $allocator:expr, size = $size:ident) => {
+        $(#[$doc])*
+        /// # Safety
+        /// Same contract as the C function.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> *mut c_void {
+            tracked(
+                || record_if_allocated(unsafe { real::$name($($arg),*) }, $size, $allocator),
+                || unsafe { real::$name($($arg),*) },
+            )
+        }
+    };
+}
+
+aligned_hook!(
+    /// C `aligned_alloc`.
+    aligned_alloc(alignment: size_t, size: size_t) => Allocator::AlignedAlloc, size = size
+);
+aligned_hook!(
+    /// C `memalign`.
+    memalign(alignment: size_t, size: size_t) => Allocator::Memalign, size = size
+);
+aligned_hook!(
+    /// C `valloc`.
+    valloc(size: size_t) => Allocator::Valloc, size = size
+);
+aligned_hook!(
+    /// C `pvalloc`.
+    pvalloc(size: size_t) => Allocator::Pvalloc, size = size
+);
+
+/// # Safety
+/// C `mmap`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    length: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: off_t,
+) -> *mut c_void {
+    tracked(
+        || {
+            let ptr = unsafe { real::mmap(addr, length, prot, flags, fd, offset) };
+            record_mapping(ptr, length)
+        },
+        || unsafe { real::mmap(addr, length, prot, flags, fd, offset) },
+    )
+}
+
+/// # Safety
+/// C `mmap64` (`Python.h` renames `mmap` to it under large-file settings).
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    length: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: off_t,
+) -> *mut c_void {
+    tracked(
+        || {
+            let ptr = unsafe { real::mmap64(addr, length, prot, flags, fd, offset) };
+            record_mapping(ptr, length)
+        },
+        || unsafe { real::mmap64(addr, length, prot, flags, fd, offset) },
+    )
+}
+
+fn record_mapping(ptr: *mut c_void, length: usize) -> *mut c_void {
+    if ptr != libc::MAP_FAILED {
+        recorder::allocation(ptr as usize, length, Allocator::Mmap);
+    }
+    ptr
+}
+
+/// # Safety
+/// C `munmap`.
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, length: size_t) -> c_int {
+    tracked(
+        || {
+            recorder::ranged_deallocation(addr as usize, length, Allocator::Munmap);
+            unsafe { real::munmap(addr, length) }
+        },
+        || unsafe { real::munmap(addr, length) },
+    )
+}
+
+/// # Safety
+/// C `prctl`. Declared with five integer arguments: on the Linux ABIs variadic
+/// integer arguments travel in the same registers, and `prctl` reads five.
+#[no_mangle]
+pub unsafe extern "C" fn prctl(
+    option: c_int,
+    arg2: c_ulong,
+    arg3: c_ulong,
+    arg4: c_ulong,
+    arg5: c_ulong,
+) -> c_int {
+    let rc = unsafe { real::prctl(option, arg2, arg3, arg4, arg5) };
+    if rc == 0 && option == libc::PR_SET_NAME && arg2 != 0 {
+        tracked(
+            || {
+                // SAFETY: PR_SET_NAME takes a NUL-terminated string.
+                let name = unsafe { CStr::from_ptr(arg2 as *const c_char) };
+                recorder::thread_name(name.to_bytes());
+            },
+            || (),
+        );
+    }
+    rc
+}

@@ -1,0 +1,109 @@
+//! The calling thread's Python frames and code objects, read straight from
+//! memory with `python-frames` (never by calling into CPython: a hook may run
+//! while the interpreter is half-way through growing an arena).
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+use python_frames::memory::MemoryExt;
+use python_frames::{walk_stack, InProcess, LocalMemory, RawFrame};
+
+/// The deepest stack the tracker keeps (innermost frames win beyond it).
+const MAX_DEPTH: usize = 16 * 1024;
+const INITIAL_DEPTH: usize = 128;
+
+static INTERPRETER: OnceLock<InProcess> = OnceLock::new();
+
+/// Learns the running interpreter's layout. Called at activation.
+pub fn init() -> Result<(), String> {
+    if INTERPRETER.get().is_none() {
+        let interpreter = InProcess::new().map_err(|e| format!("memray: {e}"))?;
+        let _ = INTERPRETER.set(interpreter);
+    }
+    Ok(())
+}
+
+/// A symbol of the interpreter (the executable or libpython).
+pub fn symbol(name: &CStr) -> Option<usize> {
+    // SAFETY: dlsym with a NUL-terminated name.
+    let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!address.is_null()).then_some(address as usize)
+}
+
+/// A walk buffer and how much of it the last walk filled.
+#[derive(Default)]
+pub struct Frames {
+    buffer: Vec<RawFrame>,
+    depth: usize,
+}
+
+impl Frames {
+    pub fn innermost_first(&self) -> &[RawFrame] {
+        &self.buffer[..self.depth]
+    }
+}
+
+/// Fills `frames` with the calling thread's own Python stack: empty for
+/// threads without a thread state, and for every thread but the finalizing
+/// one once finalization started (their states may be freed under them).
+pub fn walk_current_thread(frames: &mut Frames) {
+    frames.depth = 0;
+    let Some(interpreter) = INTERPRETER.get() else {
+        return;
+    };
+    let tstate = interpreter.current_thread_state();
+    if tstate == 0 || finalizing_elsewhere(interpreter, tstate) {
+        return;
+    }
+    if frames.buffer.is_empty() {
+        frames.buffer.resize(INITIAL_DEPTH, RawFrame::default());
+    }
+    loop {
+        let walk = walk_stack(
+            &LocalMemory,
+            interpreter.target(),
+            tstate,
+            &mut frames.buffer,
+        );
+        frames.depth = walk.depth;
+        if !walk.truncated || frames.buffer.len() >= MAX_DEPTH {
+            return;
+        }
+        let bigger = (frames.buffer.len() * 2).min(MAX_DEPTH);
+        frames.buffer.resize(bigger, RawFrame::default());
+    }
+}
+
+fn finalizing_elsewhere(interpreter: &InProcess, tstate: u64) -> bool {
+    let target = interpreter.target();
+    let finalizing = LocalMemory
+        .read_u64(target.runtime + target.layout.runtime_finalizing)
+        .unwrap_or(0);
+    finalizing != 0 && finalizing != tstate
+}
+
+/// What a CODE_OBJECT record says about a code object.
+pub struct CodeObject {
+    pub function: Vec<u8>,
+    pub filename: Vec<u8>,
+    pub firstlineno: i32,
+    pub linetable: Vec<u8>,
+}
+
+/// Reads the code object at `address` (alive: a frame of this thread holds it).
+pub fn read_code_object(address: u64) -> CodeObject {
+    match INTERPRETER.get().and_then(|i| i.code(address).ok()) {
+        Some(code) => CodeObject {
+            function: code.name.into_bytes(),
+            filename: code.filename.into_bytes(),
+            firstlineno: code.firstlineno,
+            linetable: code.linetable,
+        },
+        None => CodeObject {
+            function: b"<unknown>".to_vec(),
+            filename: b"<unknown>".to_vec(),
+            firstlineno: 0,
+            linetable: Vec::new(),
+        },
+    }
+}

@@ -1,0 +1,106 @@
+//! The next definitions (normally libc's) of every function the tracker
+//! interposes, found with `dlsym(RTLD_NEXT, …)` once, at load time or at the
+//! first call, whichever comes first.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use libc::{c_ulong, off_t, size_t};
+
+const UNRESOLVED: u8 = 0;
+const RESOLVING: u8 = 1;
+const RESOLVED: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNRESOLVED);
+
+macro_rules! real_functions {
+    ($($name:ident : fn($($arg:ident : $ty:ty),*) -> $ret:ty;)*) => {
+        struct Slots { $($name: AtomicUsize,)* }
+
+        static SLOTS: Slots = Slots { $($name: AtomicUsize::new(0),)* };
+
+        fn resolve_all() {
+            $(
+                let symbol = concat!(stringify!($name), "\0");
+                let symbol = CStr::from_bytes_with_nul(symbol.as_bytes()).expect("NUL-terminated");
+                // SAFETY: dlsym with a valid NUL-terminated name.
+                let address = unsafe { libc::dlsym(libc::RTLD_NEXT, symbol.as_ptr()) };
+                SLOTS.$name.store(address as usize, Ordering::Release);
+            )*
+        }
+
+        $(
+            /// Calls the real function. It must exist (`is_available` says whether it does).
+            ///
+            /// # Safety
+            /// Same contract as the C function.
+            #[inline]
+            pub unsafe fn $name($($arg: $ty),*) -> $ret {
+                let address = SLOTS.$name.load(Ordering::Acquire);
+                // SAFETY: the slot holds the address of a function with this signature.
+                let function: unsafe extern "C" fn($($ty),*) -> $ret =
+                    unsafe { std::mem::transmute::<usize, _>(address) };
+                unsafe { function($($arg),*) }
+            }
+        )*
+
+        /// Whether the next library defines the function (e.g. `free_sized` is recent).
+        pub fn is_available(name: &str) -> bool {
+            match name {
+                $(stringify!($name) => SLOTS.$name.load(Ordering::Acquire) != 0,)*
+                _ => false,
+            }
+        }
+    };
+}
+
+real_functions! {
+    malloc: fn(size: size_t) -> *mut c_void;
+    free: fn(ptr: *mut c_void) -> ();
+    calloc: fn(count: size_t, size: size_t) -> *mut c_void;
+    realloc: fn(ptr: *mut c_void, size: size_t) -> *mut c_void;
+    posix_memalign: fn(out: *mut *mut c_void, alignment: size_t, size: size_t) -> c_int;
+    aligned_alloc: fn(alignment: size_t, size: size_t) -> *mut c_void;
+    memalign: fn(alignment: size_t, size: size_t) -> *mut c_void;
+    valloc: fn(size: size_t) -> *mut c_void;
+    pvalloc: fn(size: size_t) -> *mut c_void;
+    mmap: fn(addr: *mut c_void, length: size_t, prot: c_int, flags: c_int, fd: c_int, offset: off_t) -> *mut c_void;
+    mmap64: fn(addr: *mut c_void, length: size_t, prot: c_int, flags: c_int, fd: c_int, offset: off_t) -> *mut c_void;
+    munmap: fn(addr: *mut c_void, length: size_t) -> c_int;
+    free_sized: fn(ptr: *mut c_void, size: size_t) -> ();
+    free_aligned_sized: fn(ptr: *mut c_void, alignment: size_t, size: size_t) -> ();
+    prctl: fn(option: c_int, arg2: c_ulong, arg3: c_ulong, arg4: c_ulong, arg5: c_ulong) -> c_int;
+}
+
+/// Resolves every real function unless done. Returns false while a resolution
+/// is under way on some thread (the caller must then serve from the arena).
+#[inline]
+pub fn ensure_resolved() -> bool {
+    match STATE.load(Ordering::Acquire) {
+        RESOLVED => true,
+        _ => resolve_slow(),
+    }
+}
+
+#[cold]
+fn resolve_slow() -> bool {
+    if STATE
+        .compare_exchange(UNRESOLVED, RESOLVING, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        resolve_all();
+        STATE.store(RESOLVED, Ordering::Release);
+        return true;
+    }
+    STATE.load(Ordering::Acquire) == RESOLVED
+}
+
+// Resolve when the library is loaded, before the program starts threads.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static RESOLVE_AT_LOAD: extern "C" fn() = {
+    extern "C" fn resolve_at_load() {
+        ensure_resolved();
+    }
+    resolve_at_load
+};
