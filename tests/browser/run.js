@@ -1,10 +1,11 @@
-// Drives the sample reports written by memray-html's `sample_pages` example
-// through headless Chromium (the system's, via playwright-core) and checks
+// Drives HTML reports (memray-html's `sample_pages`, or pages of a real
+// capture) through headless Chromium (the system's, via playwright-core) and checks
 // what a user would see and do.
 //
 //   node run.js PAGES_DIR SCREENSHOT_DIR
 //
-// PAGES_DIR holds the pages and expectations.json. Prints one JSON line of
+// PAGES_DIR holds the pages and expectations.json; a suite runs when the
+// expectations have its key. Prints one JSON line of
 // measurements; exits non-zero listing every failed check.
 
 "use strict";
@@ -309,6 +310,55 @@ async function bigChecks(context) {
   await page.close();
 }
 
+// Pages of a real capture (memray flamegraph on a two-thread program) with
+// figures taken from memray 1.20's own pages of the same capture.
+async function captureChecks(context) {
+  const e = expect.capture;
+  const merged = await openPage(context, "capture_flamegraph.html");
+  let page = merged.page;
+  checkEqual(await viewTotal(page), e.peak_bytes, "capture: total shown is the peak");
+  await shot(page, "capture-initial");
+  await clickFrame(page, e.zoom.function);
+  checkEqual(await page.evaluate(() => window.memrayPage.zoomedFunction()), e.zoom.function, "capture: zoomed frame");
+  checkEqual(await zoomBytes(page), e.zoom.bytes, "capture: zoomed bytes");
+  await shot(page, "capture-zoomed");
+  await page.click("#reset-zoom");
+  checkEqual(await zoomBytes(page), e.peak_bytes, "capture: reset zoom");
+  await page.fill("#search", e.search.term);
+  checkEqual(await page.$eval("#search-info", (el) => Number(el.dataset.matchedBytes)), e.search.bytes, "capture: search");
+  await shot(page, "capture-search");
+  checkClean("capture flame graph", merged.problems);
+  await page.close();
+
+  const split = await openPage(context, "capture_split.html");
+  page = split.page;
+  for (const thread of e.threads) {
+    await page.selectOption("#thread-select", String(thread.index));
+    checkEqual(await viewTotal(page), thread.bytes, `capture: total of ${thread.name}`);
+    await shot(page, `capture-thread-${thread.index}`);
+  }
+  await page.selectOption("#thread-select", "-1");
+  checkEqual(await viewTotal(page), e.peak_bytes, "capture: all threads");
+  checkClean("capture split threads", split.problems);
+  await page.close();
+
+  const temporal = await openPage(context, "capture_temporal.html");
+  page = temporal.page;
+  const info = () => page.$eval("#window-info", (el) => ({ ...el.dataset }));
+  let now = await info();
+  checkEqual(Number(now.peakBytes), e.temporal.full_peak_bytes, "capture temporal: peak of the run");
+  checkEqual(Number(now.viewBytes), e.temporal.full_peak_bytes, "capture temporal: graph total at the peak");
+  await shot(page, "capture-temporal");
+  await moveWindow(page, e.temporal.snapshots, e.temporal.window);
+  now = await info();
+  checkEqual(Number(now.peakSnapshot), e.temporal.window_peak_snapshot, "capture temporal: window's peak snapshot");
+  checkEqual(Number(now.peakBytes), e.temporal.window_peak_bytes, "capture temporal: window's peak");
+  checkEqual(Number(now.viewBytes), e.temporal.window_peak_bytes, "capture temporal: graph total in the window");
+  await shot(page, "capture-temporal-window");
+  checkClean("capture temporal", temporal.problems);
+  await page.close();
+}
+
 async function main() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "memray-html-profile-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -325,7 +375,17 @@ async function main() {
     ],
   });
   try {
-    for (const suite of [flamegraphChecks, temporalChecks, temporalLeaksChecks, tableChecks, bigChecks]) {
+    const suites = [
+      ["flamegraph", flamegraphChecks],
+      ["temporal", temporalChecks],
+      ["temporal", temporalLeaksChecks],
+      ["table", tableChecks],
+      ["big", bigChecks],
+      ["capture", captureChecks],
+    ];
+    // Each suite runs when PAGES_DIR has expectations for it.
+    for (const [key, suite] of suites) {
+      if (!expect[key]) continue;
       try {
         await suite(context);
       } catch (error) {

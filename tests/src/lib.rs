@@ -3,6 +3,7 @@
 //! compare against.
 
 pub mod captures;
+pub mod html_pages;
 pub mod interpreters;
 pub mod paths;
 pub mod reference;

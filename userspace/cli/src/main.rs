@@ -24,6 +24,10 @@ struct Cli {
 enum Command {
     /// Run the specified application and track memory usage
     Run(commands::run::Args),
+    /// Generate an HTML flame graph for peak memory usage
+    Flamegraph(commands::flamegraph::Args),
+    /// Generate an HTML table with all records in the peak memory usage
+    Table(commands::table::Args),
     /// Generate a terminal-based tree view of the allocations at the high water mark
     Tree(commands::tree::Args),
     /// Generate a terminal-based summary report of the functions that allocate most memory
@@ -45,6 +49,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
+        Command::Flamegraph(args) => commands::flamegraph::run(args),
+        Command::Table(args) => commands::table::run(args),
         Command::Tree(args) => commands::tree::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Stats(args) => commands::stats::run(args),

@@ -2,9 +2,11 @@
 
 pub mod diff;
 pub mod dump_stacks;
+pub mod flamegraph;
 pub mod parse;
 pub mod run;
 pub mod stats;
 pub mod summary;
+pub mod table;
 pub mod transform;
 pub mod tree;

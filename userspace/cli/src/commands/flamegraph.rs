@@ -1,0 +1,211 @@
+//! `memray flamegraph`: the peak, leaks, temporary or temporal allocations
+//! as an interactive HTML flame graph. Also home of what the HTML reporters
+//! share: output naming, overwrite refusal and the allocation flags.
+
+use std::path::{Path, PathBuf};
+
+use memray_analysis::{AnalysisError, CaptureFile};
+use memray_format::FileFormat;
+use memray_reporters::html_report::{
+    flamegraph_html, ConfidentialFiles, FlameGraphMode, FlameGraphOptions, ReportError,
+};
+use memray_reporters::input::{open_capture, Selection};
+
+use super::summary::TemporaryArgs;
+use crate::error::{CliError, CliResult};
+
+/// Flags and checks every HTML reporter shares (memray's `HighWatermarkCommand`).
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Results of the tracker run
+    results: String,
+    /// Output file name
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// If the output file already exists, overwrite it
+    #[arg(short, long)]
+    force: bool,
+    /// Show memory leaks, instead of peak memory usage
+    #[arg(long, conflicts_with_all = ["temporary_allocation_threshold", "temporary_allocations"])]
+    leaks: bool,
+    #[command(flatten)]
+    temporary: TemporaryArgs,
+    /// Do not merge allocations across threads
+    #[arg(long)]
+    split_threads: bool,
+    /// Use local assets instead of fetching from CDN (pages are always self-contained)
+    #[arg(long)]
+    no_web: bool,
+}
+
+/// An opened capture and where its report goes.
+pub struct ReportTarget {
+    pub capture: CaptureFile,
+    pub output: PathBuf,
+}
+
+impl ReportArgs {
+    pub fn selection(&self) -> Selection {
+        Selection::from_flags(self.leaks, self.temporary.threshold())
+    }
+
+    /// memray skips its big-capture hint for temporary allocations.
+    pub fn is_temporary(&self) -> bool {
+        self.temporary.threshold().is_some()
+    }
+
+    pub fn merge_threads(&self) -> bool {
+        !self.split_threads
+    }
+
+    /// Checks the file names as memray does (missing input, existing output
+    /// without --force), then opens the capture.
+    pub fn open(&self, reporter: &str) -> Result<ReportTarget, CliError> {
+        let results = Path::new(&self.results);
+        if !results.is_file() {
+            return Err(CliError::new(format!("No such file: {}", self.results)));
+        }
+        let output = self
+            .output
+            .clone()
+            .unwrap_or_else(|| default_output(results, reporter));
+        if output.exists() && !self.force {
+            return Err(CliError::new(format!(
+                "File already exists, will not overwrite without --force: {}",
+                output.display()
+            )));
+        }
+        let capture = open_capture(&self.results, PARSE_FAILURE).map_err(CliError::new)?;
+        Ok(ReportTarget { capture, output })
+    }
+}
+
+impl ReportTarget {
+    /// Writes the page and says so, as memray does.
+    pub fn write(&self, page: &str) -> CliResult {
+        std::fs::write(&self.output, page)
+            .map_err(|e| CliError::new(format!("Cannot write {}: {e}", self.output.display())))?;
+        println!("Wrote {}", self.output.display());
+        Ok(())
+    }
+
+    /// What the user sees when the report cannot be made: the refusal itself
+    /// for questions the capture cannot answer, else memray's parse failure.
+    pub fn failure(&self, error: ReportError) -> CliError {
+        match error {
+            ReportError::Analysis(AnalysisError::Unsupported(refusal)) => CliError::new(refusal),
+            error => CliError::new(format!(
+                "{PARSE_FAILURE} {}: {error}",
+                self.capture.path().display()
+            )),
+        }
+    }
+
+    /// memray's hint for big captures that were not recorded with --aggregate.
+    pub fn warn_if_large(&self) {
+        let large = std::fs::metadata(self.capture.path()).is_ok_and(|m| m.len() > LARGE_CAPTURE);
+        if large && self.capture.header().file_format == FileFormat::AllAllocations {
+            println!("{LARGE_CAPTURE_WARNING}");
+        }
+    }
+}
+
+/// memray's message for captures it cannot read.
+const PARSE_FAILURE: &str = "Failed to parse allocation records in";
+const LARGE_CAPTURE: u64 = 10 * 1000 * 1000;
+const LARGE_CAPTURE_WARNING: &str =
+    "\u{26a0}  This capture file is large and may take a long time to process  \u{26a0}\n\n\
+Next time, consider using the `--aggregate` option to `memray run` to reduce the\n\
+size of the file.\n\
+Check https://bloomberg.github.io/memray/run.html#aggregated-capture-files for \n\
+more information.\n";
+
+/// memray's default: `memray-<reporter>-<capture name, suffix replaced by
+/// .html, without a leading "memray-">`, next to the capture.
+pub fn default_output(results: &Path, reporter: &str) -> PathBuf {
+    let stem = results
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = format!("{stem}.html");
+    let name = name.strip_prefix("memray-").unwrap_or(&name);
+    results.with_file_name(format!("memray-{reporter}-{name}"))
+}
+
+/// Generate an HTML flame graph for peak memory usage
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    report: ReportArgs,
+    /// Generate a dynamic flame graph that can analyze allocations in a user-selected time range.
+    #[arg(long)]
+    temporal: bool,
+    /// Invert flame graph
+    #[arg(long)]
+    inverted: bool,
+    /// Maximum number of memory records to display
+    #[arg(long, default_value_t = memray_analysis::memory::DEFAULT_MAX_MEMORY_RECORDS)]
+    max_memory_records: usize,
+    /// Control what source code is included in the flame graph. If set to 'all', all files are
+    /// treated as confidential and no source code is included in the report (only function
+    /// names, file names, and line numbers). If set to 'none', no files are treated as
+    /// confidential and lines from any file may be included in the report. If set to 'default'
+    /// (the default) Memray uses heuristics to guess whether each file is likely to contain
+    /// secrets. It includes source lines from .py files and from any file that is
+    /// world-readable or executable, and excludes lines from other files.
+    #[arg(long, default_value = "default", value_parser = ["all", "none", "default"])]
+    confidential_files: String,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let selection = args.report.selection();
+    let mode = match (args.temporal, selection) {
+        (false, selection) => FlameGraphMode::Snapshot(selection),
+        (true, Selection::HighWaterMark) => FlameGraphMode::TemporalHighWaterMark,
+        (true, Selection::Leaks) => FlameGraphMode::TemporalLeaks,
+        (true, Selection::Temporary(_)) => {
+            return Err(CliError {
+                message: "memray flamegraph: error: Can't create a temporal flame graph of \
+                          temporary allocations"
+                    .to_owned(),
+                exit_code: 2,
+            })
+        }
+    };
+    let target = args.report.open("flamegraph")?;
+    if !args.temporal && !args.report.is_temporary() {
+        target.warn_if_large();
+    }
+    let options = FlameGraphOptions {
+        mode,
+        merge_threads: args.report.merge_threads(),
+        inverted: args.inverted,
+        max_memory_records: args.max_memory_records,
+        confidential_files: ConfidentialFiles::from_name(&args.confidential_files)
+            .expect("clap accepts only the three names"),
+    };
+    let page = flamegraph_html(&target.capture, &options).map_err(|e| target.failure(e))?;
+    target.write(&page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_follow_memray() {
+        let name = |capture: &str| default_output(Path::new(capture), "flamegraph");
+        assert_eq!(
+            name("result.bin"),
+            Path::new("memray-flamegraph-result.html")
+        );
+        assert_eq!(
+            name("/tmp/memray-app.py.1234.bin"),
+            Path::new("/tmp/memray-flamegraph-app.py.1234.html")
+        );
+        assert_eq!(
+            name("dir/capture"),
+            Path::new("dir/memray-flamegraph-capture.html")
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! `memray table`: the peak, leaks or temporary allocations as a sortable,
+//! filterable HTML table.
+
+use memray_reporters::html_report::table_html;
+
+use super::flamegraph::ReportArgs;
+use crate::error::CliResult;
+
+/// Generate an HTML table with all records in the peak memory usage
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let target = args.report.open("table")?;
+    let selection = args.report.selection();
+    if !args.report.is_temporary() {
+        target.warn_if_large();
+    }
+    let page = table_html(&target.capture, selection, args.report.merge_threads())
+        .map_err(|e| target.failure(e))?;
+    target.write(&page)
+}

@@ -1,0 +1,183 @@
+//! The flame graph model of a capture (memray's `FlameGraphReporter`): the
+//! selected allocations as a call tree split by thread, memory over time,
+//! source lines and, for temporal reports, when each location's memory
+//! was live.
+
+use memray_analysis::{
+    high_water_mark, leaks, overview, temporal_high_water_mark, temporal_leaks,
+    temporary_allocations, AnalysisError, CaptureFile, Overview, StackResolver, TemporalRecord,
+};
+use memray_html::{
+    FlameGraph, FlameGraphBuilder, Interval, MemorySample, NodeId, ReportKind, Temporal,
+};
+
+use super::sources::{ConfidentialFiles, SourceLines};
+use super::stacks::{flame_path, thread_label};
+use crate::input::Selection;
+
+/// What the flame graph shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlameGraphMode {
+    /// The allocations `Selection` picks, at one moment (`memray flamegraph`).
+    Snapshot(Selection),
+    /// `--temporal`: the high-water mark of any window the user picks.
+    TemporalHighWaterMark,
+    /// `--temporal --leaks`: what a window allocated and never freed.
+    TemporalLeaks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlameGraphOptions {
+    pub mode: FlameGraphMode,
+    /// memray's default; `--split-threads` turns it off.
+    pub merge_threads: bool,
+    /// Open the page inverted (`--inverted`).
+    pub inverted: bool,
+    /// memray's `--max-memory-records` (0: keep every record).
+    pub max_memory_records: usize,
+    pub confidential_files: ConfidentialFiles,
+}
+
+impl Default for FlameGraphOptions {
+    fn default() -> Self {
+        FlameGraphOptions {
+            mode: FlameGraphMode::Snapshot(Selection::HighWaterMark),
+            merge_threads: true,
+            inverted: false,
+            max_memory_records: memray_analysis::memory::DEFAULT_MAX_MEMORY_RECORDS,
+            confidential_files: ConfidentialFiles::Default,
+        }
+    }
+}
+
+impl FlameGraphMode {
+    fn kind(self) -> ReportKind {
+        match self {
+            FlameGraphMode::Snapshot(Selection::HighWaterMark)
+            | FlameGraphMode::TemporalHighWaterMark => ReportKind::Peak,
+            FlameGraphMode::Snapshot(Selection::Leaks) | FlameGraphMode::TemporalLeaks => {
+                ReportKind::Leaks
+            }
+            FlameGraphMode::Snapshot(Selection::Temporary(_)) => ReportKind::Temporary,
+        }
+    }
+}
+
+/// Adds stacks to a builder, keyed as memray keys its nodes: frame, parent
+/// and thread name.
+struct TreeBuilder<'a> {
+    graph: FlameGraphBuilder,
+    stacks: &'a dyn StackResolver,
+    sources: SourceLines,
+}
+
+impl TreeBuilder<'_> {
+    fn add(&mut self, python_node: u32, tid: u64, bytes: u64, n_allocations: u64) -> NodeId {
+        let thread = self.graph.thread(&thread_label(self.stacks, tid));
+        let stack = self.stacks.python_stack(python_node, tid);
+        let path = flame_path(&stack);
+        for frame in &path {
+            self.sources.want(frame.filename, frame.lineno);
+        }
+        self.graph.add_stack(thread, &path, bytes, n_allocations)
+    }
+
+    fn add_temporal(&mut self, records: &[TemporalRecord]) -> Result<(), AnalysisError> {
+        for record in records {
+            let location = record.location;
+            let node = self.add(location.python_node, location.tid, 0, 0);
+            for interval in &record.intervals {
+                self.graph.add_interval(Interval {
+                    allocated_before: snapshot_number(interval.allocated_before_snapshot)?,
+                    deallocated_before: interval
+                        .deallocated_before_snapshot
+                        .map(snapshot_number)
+                        .transpose()?,
+                    node,
+                    n_allocations: interval.n_allocations,
+                    bytes: interval.n_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn snapshot_number(snapshot: u64) -> Result<u32, AnalysisError> {
+    u32::try_from(snapshot)
+        .map_err(|_| AnalysisError::Capture(format!("too many memory snapshots ({snapshot})")))
+}
+
+/// The flame graph of `capture`.
+pub fn flamegraph_model(
+    capture: &CaptureFile,
+    options: &FlameGraphOptions,
+) -> Result<FlameGraph, AnalysisError> {
+    let overview = overview(capture, options.max_memory_records)?;
+    let kind = options.mode.kind();
+    let mut metadata = super::page_metadata(capture, &overview, kind, options.merge_threads);
+    metadata.inverted = options.inverted;
+    let mut tree = TreeBuilder {
+        graph: FlameGraphBuilder::new(metadata),
+        stacks: capture,
+        sources: SourceLines::default(),
+    };
+    add_memory(&mut tree.graph, &overview);
+    let merge = options.merge_threads;
+    match options.mode {
+        FlameGraphMode::Snapshot(selection) => {
+            let groups = match selection {
+                Selection::HighWaterMark => high_water_mark(capture, &overview, merge)?,
+                Selection::Leaks => leaks(capture, merge)?,
+                Selection::Temporary(threshold) => {
+                    temporary_allocations(capture, threshold, merge)?
+                }
+            };
+            for group in &groups {
+                let python_node = group.allocation.python_node;
+                tree.add(python_node, group.tid(), group.size, group.n_allocations);
+            }
+        }
+        FlameGraphMode::TemporalHighWaterMark => {
+            let temporal = temporal_high_water_mark(capture, &overview, merge)?;
+            tree.add_temporal(&temporal.records)?;
+            let marks = marks_for_every_snapshot(temporal.high_water_mark_by_snapshot, &overview);
+            tree.graph.set_high_water_mark_by_snapshot(marks);
+        }
+        FlameGraphMode::TemporalLeaks => {
+            tree.add_temporal(&temporal_leaks(capture, &overview, merge)?)?;
+        }
+    }
+    let TreeBuilder {
+        mut graph, sources, ..
+    } = tree;
+    sources.embed(options.confidential_files, &mut graph);
+    let mut graph = graph.finish();
+    if options.mode == FlameGraphMode::TemporalLeaks {
+        // A capture that leaked nothing still gets the temporal page.
+        graph.temporal.get_or_insert_with(Temporal::default);
+    }
+    Ok(graph)
+}
+
+/// memray stops at the last allocation record, so snapshots that close
+/// after it have no mark; the heap no longer changes there, so their peak is
+/// the final heap, which the last memory sample holds.
+fn marks_for_every_snapshot(mut marks: Vec<u64>, overview: &Overview) -> Vec<u64> {
+    let snapshots = overview.memory.len() + 1;
+    if marks.len() < snapshots {
+        let final_heap = overview.memory.last().map_or(0, |sample| sample.heap);
+        marks.resize(snapshots, final_heap);
+    }
+    marks
+}
+
+fn add_memory(graph: &mut FlameGraphBuilder, overview: &Overview) {
+    for snapshot in &overview.memory {
+        graph.add_memory_sample(MemorySample {
+            time_ms: snapshot.time_ms,
+            rss: snapshot.rss,
+            heap: snapshot.heap,
+        });
+    }
+}
