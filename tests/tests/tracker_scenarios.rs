@@ -41,7 +41,11 @@ fn test_extension(python: &Interpreter) -> PathBuf {
         _ => true,
     };
     if stale {
-        let tmp = directory.join(format!("building-{}{suffix}", std::process::id()));
+        // Test threads of this process may build the same extension at once:
+        // each writes its own file, and the last rename wins.
+        static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let build = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = directory.join(format!("building-{}-{build}{suffix}", std::process::id()));
         // The parent directory too: Debian's pyconfig.h includes a multiarch one.
         let include_parent = Path::new(&include).parent().expect("include has a parent");
         let status = Command::new("gcc")
