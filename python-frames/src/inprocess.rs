@@ -9,7 +9,7 @@ use crate::discover::version_from_name;
 use crate::error::Error;
 use crate::layout::{version_of_hex, Layout, DEBUG_OFFSETS_COOKIE, DEBUG_OFFSETS_PREFIX};
 use crate::memory::{LocalMemory, Memory};
-use crate::threads::is_finalizing;
+use crate::threads::{finalizing_thread, is_finalizing};
 use crate::walk::{walk_stack, RawFrame, StackWalk, Target};
 
 type ThisThreadStateFn = unsafe extern "C" fn() -> *mut c_void;
@@ -71,12 +71,14 @@ impl InProcess {
     }
 
     /// Walks the calling thread's stack into `out` (innermost first). An
-    /// empty walk if the thread has no Python state or the runtime is
-    /// finalizing (thread states may then be freed under running threads).
+    /// empty walk if the thread has no Python state, or once the runtime is
+    /// finalizing on any thread but the finalizing one: other threads' states
+    /// may then be freed under them, while the finalizing thread's own stays
+    /// valid (and its allocations, e.g. atexit handlers', have real stacks).
     #[inline]
     pub fn walk_current_thread(&self, out: &mut [RawFrame]) -> StackWalk {
         let tstate = self.current_thread_state();
-        if tstate == 0 || self.is_finalizing() {
+        if tstate == 0 || self.finalizing_elsewhere(tstate) {
             return StackWalk::default();
         }
         walk_stack(&LocalMemory, &self.target, tstate, out)
@@ -84,6 +86,11 @@ impl InProcess {
 
     pub fn is_finalizing(&self) -> bool {
         is_finalizing(&LocalMemory, &self.target)
+    }
+
+    /// Whether the runtime is finalizing on a thread other than `tstate`'s.
+    fn finalizing_elsewhere(&self, tstate: u64) -> bool {
+        finalizing_thread(&LocalMemory, &self.target).is_some_and(|finalizing| finalizing != tstate)
     }
 
     /// Reads a code object seen on this thread's stack (allocates the strings).

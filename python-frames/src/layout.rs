@@ -271,18 +271,6 @@ impl Layout {
             _ => LineTableKind::Locations,
         }
     }
-
-    /// Bytes of a frame that hold every field the walker reads.
-    pub fn frame_read_size(&self) -> usize {
-        let fields = [
-            self.frame_code + 8,
-            self.frame_previous + 8,
-            self.frame_instr + 8,
-            present(self.frame_owner).map_or(0, |o| o + 1),
-            present(self.frame_is_entry).map_or(0, |o| o + 1),
-        ];
-        fields.iter().copied().max().unwrap_or(0) as usize
-    }
 }
 
 /// `(major, minor)` of a `PY_VERSION_HEX` value.

@@ -45,8 +45,13 @@ pub fn thread_states<M: Memory + ?Sized>(mem: &M, target: &Target) -> Option<Vec
 /// Whether `Py_Finalize` has started (`_PyRuntime._finalizing` is set). Once
 /// it has, other threads' states may be freed under them: stop walking.
 pub fn is_finalizing<M: Memory + ?Sized>(mem: &M, target: &Target) -> bool {
+    finalizing_thread(mem, target).is_some()
+}
+
+/// The thread state running `Py_Finalize` (`_PyRuntime._finalizing`), if any.
+pub fn finalizing_thread<M: Memory + ?Sized>(mem: &M, target: &Target) -> Option<u64> {
     mem.read_u64(target.runtime + target.layout.runtime_finalizing)
-        .is_some_and(|tstate| tstate != 0)
+        .filter(|&tstate| tstate != 0)
 }
 
 /// 3.14's `interp->_code_object_generation`, which CPython bumps whenever a

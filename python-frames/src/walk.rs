@@ -41,9 +41,6 @@ pub struct StackWalk {
     pub broken: bool,
 }
 
-/// Bound on the bytes of a frame the walker reads (3.8's `f_lasti` ends at 108).
-const MAX_FRAME_READ: usize = 128;
-
 /// The innermost frame of a thread state (0 if it has none).
 pub fn top_frame<M: Memory + ?Sized>(mem: &M, layout: &Layout, tstate: u64) -> Option<u64> {
     let frame_or_cframe = mem.read_u64(tstate + layout.tstate_frame)?;
@@ -67,6 +64,7 @@ pub fn walk_stack<M: Memory + ?Sized>(
         walk.broken = true;
         return walk;
     };
+    let offsets = FrameOffsets::new(target);
     // Bounds the loop even if boundary frames form a cycle.
     let mut budget = out.len() * 2 + 64;
     while frame != 0 {
@@ -75,7 +73,7 @@ pub fn walk_stack<M: Memory + ?Sized>(
             break;
         }
         budget -= 1;
-        let Some(fields) = FrameFields::read(mem, target, frame) else {
+        let Some(fields) = offsets.read(mem, frame) else {
             walk.broken = true;
             break;
         };
@@ -107,58 +105,89 @@ struct FrameFields {
 }
 
 impl FrameFields {
-    fn read<M: Memory + ?Sized>(mem: &M, target: &Target, frame: u64) -> Option<FrameFields> {
+    fn skipped(previous: u64, is_boundary: bool) -> FrameFields {
+        FrameFields {
+            previous,
+            is_boundary,
+            python_frame: None,
+        }
+    }
+}
+
+/// What the walker reads of each frame, decided once per walk from the layout.
+/// Each field is read on its own: copying a frame's whole prefix and then
+/// reading words back out of the copy stalls on store forwarding, and that
+/// was most of the in-process walk's cost.
+struct FrameOffsets {
+    previous: u64,
+    code: u64,
+    code_pointer_mask: u64,
+    instr: u64,
+    /// 3.12+: the frame's `owner` byte.
+    owner: Option<u64>,
+    /// 3.11: the frame's `is_entry` byte.
+    is_entry: Option<u64>,
+    /// 3.11+: the instruction pointer is an address inside the code object.
+    instr_is_pointer: bool,
+    code_adaptive: u64,
+    object_type: u64,
+    code_type: u64,
+}
+
+impl FrameOffsets {
+    fn new(target: &Target) -> FrameOffsets {
         let layout = &target.layout;
-        let mut bytes = [0u8; MAX_FRAME_READ];
-        let size = layout.frame_read_size().min(MAX_FRAME_READ);
-        if !mem.read(frame, &mut bytes[..size]) {
-            return None;
+        FrameOffsets {
+            previous: layout.frame_previous,
+            code: layout.frame_code,
+            code_pointer_mask: layout.code_pointer_mask,
+            instr: layout.frame_instr,
+            owner: present(layout.frame_owner),
+            is_entry: present(layout.frame_is_entry),
+            instr_is_pointer: layout.frame_kind == FrameKind::Interpreter,
+            code_adaptive: layout.code_adaptive,
+            object_type: layout.object_type,
+            code_type: target.code_type,
         }
-        let word = |offset: u64| {
-            let at = offset as usize;
-            u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-        };
-        let byte = |offset: u64| present(offset).map(|at| bytes[at as usize]);
-        let previous = word(layout.frame_previous);
-        let code = word(layout.frame_code) & layout.code_pointer_mask;
-        if byte(layout.frame_owner).is_some_and(|owner| owner >= ENTRY_OWNER_MIN) {
-            return Some(FrameFields {
-                previous,
-                is_boundary: true,
-                python_frame: None,
-            });
+    }
+
+    #[inline(always)]
+    fn read<M: Memory + ?Sized>(&self, mem: &M, frame: u64) -> Option<FrameFields> {
+        let previous = mem.read_u64(frame + self.previous)?;
+        if let Some(owner) = self.owner {
+            if mem.read_u8(frame + owner)? >= ENTRY_OWNER_MIN {
+                return Some(FrameFields::skipped(previous, true));
+            }
         }
-        let instruction_offset = match layout.frame_kind {
-            FrameKind::FrameObjectBytes | FrameKind::FrameObjectUnits => {
-                i64::from(word(layout.frame_instr) as u32 as i32)
+        let code = mem.read_u64(frame + self.code)? & self.code_pointer_mask;
+        let instruction_offset = if self.instr_is_pointer {
+            let first_instruction = code.wrapping_add(self.code_adaptive);
+            let delta = mem
+                .read_u64(frame + self.instr)?
+                .wrapping_sub(first_instruction) as i64;
+            // Incomplete 3.11+ frames (pushed, not started) have no instruction yet.
+            if delta < 0 {
+                return Some(FrameFields::skipped(previous, false));
             }
-            FrameKind::Interpreter => {
-                let first_instruction = code.wrapping_add(layout.code_adaptive);
-                let delta = word(layout.frame_instr).wrapping_sub(first_instruction) as i64;
-                if delta < 0 {
-                    -1
-                } else {
-                    delta
-                }
-            }
+            delta
+        } else {
+            i64::from(mem.read_i32(frame + self.instr)?)
         };
         let is_code = code != 0
-            && (target.code_type == 0
-                || mem.read_u64(code + layout.object_type) == Some(target.code_type));
-        // Incomplete 3.11+ frames (pushed, not started) have no instruction yet.
-        let complete = layout.frame_kind != FrameKind::Interpreter || instruction_offset >= 0;
-        let python_frame = (is_code && complete).then(|| RawFrame {
-            code,
-            instruction_offset,
-            is_entry: match byte(layout.frame_is_entry) {
-                Some(flag) => flag != 0,
-                None => layout.frame_kind != FrameKind::Interpreter,
-            },
-        });
+            && (self.code_type == 0
+                || mem.read_u64(code + self.object_type) == Some(self.code_type));
+        let is_entry = match self.is_entry {
+            Some(offset) => mem.read_u8(frame + offset)? != 0,
+            None => !self.instr_is_pointer,
+        };
         Some(FrameFields {
             previous,
             is_boundary: false,
-            python_frame,
+            python_frame: is_code.then_some(RawFrame {
+                code,
+                instruction_offset,
+                is_entry,
+            }),
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod ffi;
 mod fork;
 mod guard;
 pub mod hooks;
+mod loader;
 mod pymalloc;
 mod python;
 mod real;

@@ -5,8 +5,7 @@
 use std::ffi::CStr;
 use std::sync::OnceLock;
 
-use python_frames::memory::MemoryExt;
-use python_frames::{walk_stack, InProcess, LocalMemory, RawFrame};
+use python_frames::{InProcess, RawFrame};
 
 /// The deepest stack the tracker keeps (innermost frames win beyond it).
 const MAX_DEPTH: usize = 16 * 1024;
@@ -43,28 +42,19 @@ impl Frames {
     }
 }
 
-/// Fills `frames` with the calling thread's own Python stack: empty for
-/// threads without a thread state, and for every thread but the finalizing
-/// one once finalization started (their states may be freed under them).
+/// Fills `frames` with the calling thread's own Python stack (empty where
+/// python-frames declines to walk: no thread state, or finalization running
+/// on another thread).
 pub fn walk_current_thread(frames: &mut Frames) {
     frames.depth = 0;
     let Some(interpreter) = INTERPRETER.get() else {
         return;
     };
-    let tstate = interpreter.current_thread_state();
-    if tstate == 0 || finalizing_elsewhere(interpreter, tstate) {
-        return;
-    }
     if frames.buffer.is_empty() {
         frames.buffer.resize(INITIAL_DEPTH, RawFrame::default());
     }
     loop {
-        let walk = walk_stack(
-            &LocalMemory,
-            interpreter.target(),
-            tstate,
-            &mut frames.buffer,
-        );
+        let walk = interpreter.walk_current_thread(&mut frames.buffer);
         frames.depth = walk.depth;
         if !walk.truncated || frames.buffer.len() >= MAX_DEPTH {
             return;
@@ -72,14 +62,6 @@ pub fn walk_current_thread(frames: &mut Frames) {
         let bigger = (frames.buffer.len() * 2).min(MAX_DEPTH);
         frames.buffer.resize(bigger, RawFrame::default());
     }
-}
-
-fn finalizing_elsewhere(interpreter: &InProcess, tstate: u64) -> bool {
-    let target = interpreter.target();
-    let finalizing = LocalMemory
-        .read_u64(target.runtime + target.layout.runtime_finalizing)
-        .unwrap_or(0);
-    finalizing != 0 && finalizing != tstate
 }
 
 /// What a CODE_OBJECT record says about a code object.

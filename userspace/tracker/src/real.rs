@@ -5,7 +5,7 @@
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use libc::{c_ulong, off_t, size_t};
+use libc::{c_char, c_ulong, off_t, size_t};
 
 const UNRESOLVED: u8 = 0;
 const RESOLVING: u8 = 1;
@@ -69,6 +69,8 @@ real_functions! {
     munmap: fn(addr: *mut c_void, length: size_t) -> c_int;
     free_sized: fn(ptr: *mut c_void, size: size_t) -> ();
     free_aligned_sized: fn(ptr: *mut c_void, alignment: size_t, size: size_t) -> ();
+    dlopen: fn(filename: *const c_char, flags: c_int) -> *mut c_void;
+    dlclose: fn(handle: *mut c_void) -> c_int;
     prctl: fn(option: c_int, arg2: c_ulong, arg3: c_ulong, arg4: c_ulong, arg5: c_ulong) -> c_int;
 }
 

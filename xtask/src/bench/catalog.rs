@@ -31,6 +31,11 @@ pub fn all() -> Vec<Benchmark> {
             about: "`memray summary FILE` on a capture of over 50 million records",
             prepare: |context| prepare_big_report(context, "summary"),
         },
+        Benchmark {
+            name: "run",
+            about: "`memray run` of the tracker workloads, against plain Python",
+            prepare: super::tracker::prepare,
+        },
     ]
 }
 
@@ -48,6 +53,7 @@ fn prepare_big_report(context: &Context, reporter: &str) -> Result<Vec<Variant>>
         label: "51M records".to_string(),
         ours: BenchCommand::new(&context.ours, args),
         theirs: BenchCommand::new(&context.reference.memray, args),
+        profiled: None,
         extra: None,
     }])
 }
@@ -73,6 +79,7 @@ fn prepare_read(context: &Context) -> Result<Vec<Variant>> {
                 &context.reference.memray,
                 [OsStr::new("parse"), file.as_os_str()],
             ),
+            profiled: None,
             extra: read_throughput(context, &file),
         })
         .collect();

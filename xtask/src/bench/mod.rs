@@ -1,11 +1,14 @@
 //! `cargo xtask bench [NAME…]`: each benchmark's command pairs run side by side
 //! with memray 1.20, interleaved (ours, memray's, ours, memray's …) so that
 //! machine noise hits both alike; medians of wall time and peak RSS are
-//! compared and written under bench/results/.
+//! compared and written under bench/results/. Profiling benchmarks also run
+//! the program alone in the same rotation: what matters there is the time each
+//! profiler adds to it, and the size of the capture each one writes.
 
 mod catalog;
 mod measure;
 mod report;
+mod tracker;
 
 use std::path::PathBuf;
 
@@ -40,8 +43,18 @@ pub struct Variant {
     pub label: String,
     pub ours: BenchCommand,
     pub theirs: BenchCommand,
+    /// Set when both commands run a program under a profiler.
+    pub profiled: Option<Profiled>,
     /// A command run once whose last output line is reported alongside.
     pub extra: Option<Extra>,
+}
+
+/// What a profiling variant adds: the program run alone, and the capture
+/// file each side writes (rewritten by every run).
+pub struct Profiled {
+    pub plain: BenchCommand,
+    /// Ours, then memray's.
+    pub captures: [PathBuf; 2],
 }
 
 pub struct Extra {
@@ -66,6 +79,10 @@ pub struct Outcome {
     pub variant: String,
     pub ours: Side,
     pub theirs: Side,
+    /// The program without a profiler (profiling variants only).
+    pub plain: Option<Side>,
+    /// Bytes of ours and memray's capture after the last run (profiling variants only).
+    pub capture_bytes: Option<[Option<u64>; 2]>,
     pub extra: Option<(String, String)>,
 }
 
@@ -98,7 +115,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .filter(|b| args.names.is_empty() || args.names.iter().any(|n| n == b.name))
         .collect();
 
-    execute(cargo().args(["build", "--release", "--bin", "memray"]))?;
+    // `memray run` needs the tracker library next to the binary.
+    execute(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "memray-cli",
+        "-p",
+        "memray-tracker",
+    ]))?;
     let root = workspace_root();
     let context = Context {
         cache: memray_tests::paths::cache_dir().join("bench"),
@@ -124,7 +149,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outcome {
-    let sides = [&variant.ours, &variant.theirs];
+    let mut sides = vec![&variant.ours, &variant.theirs];
+    sides.extend(variant.profiled.as_ref().map(|p| &p.plain));
     // Warm-up (page cache, lazy imports); a failure here ends that side.
     let mut samples: Vec<Result<Vec<Sample>, String>> = sides
         .iter()
@@ -140,10 +166,22 @@ fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outc
             }
         }
     }
-    let [ours, theirs] = [0, 1].map(|i| Side {
-        command: sides[i].display(),
-        samples: samples[i].clone(),
+    let mut sides: Vec<Side> = sides
+        .iter()
+        .zip(samples)
+        .map(|(command, samples)| Side {
+            command: command.display(),
+            samples,
+        })
+        .collect();
+    let plain = variant.profiled.as_ref().and_then(|_| sides.pop());
+    let capture_bytes = variant.profiled.as_ref().map(|p| {
+        p.captures
+            .each_ref()
+            .map(|capture| std::fs::metadata(capture).ok().map(|m| m.len()))
     });
+    let theirs = sides.pop().expect("memray's side");
+    let ours = sides.pop().expect("our side");
     let extra = variant
         .extra
         .map(|extra| (extra.label.to_string(), last_stdout_line(&extra.command)));
@@ -152,6 +190,8 @@ fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outc
         variant: variant.label,
         ours,
         theirs,
+        plain,
+        capture_bytes,
         extra,
     }
 }

@@ -74,9 +74,58 @@ pub fn print_outcome(outcome: &Outcome) {
             format_ratio(rss)
         );
     }
+    if let Some(plain) = &outcome.plain {
+        print_profiled(plain, &ours, &theirs, outcome.capture_bytes);
+    }
     if let Some((label, line)) = &outcome.extra {
         println!("   {label}: {line}");
     }
+}
+
+/// The program alone, the time each profiler adds to it, and the captures' sizes.
+fn print_profiled(
+    plain: &Side,
+    ours: &Result<Summary, String>,
+    theirs: &Result<Summary, String>,
+    capture_bytes: Option<[Option<u64>; 2]>,
+) {
+    println!(
+        "   plain   {}   ({})",
+        describe(&side_summary(plain)),
+        plain.command
+    );
+    let plain = side_summary(plain);
+    if let (Ok(p), Ok(o), Ok(t)) = (&plain, ours, theirs) {
+        let [ours_added, theirs_added] = added_seconds(p, o, t);
+        println!(
+            "   added time: ours {ours_added:.3} s, memray {theirs_added:.3} s, ours/memray {}",
+            format_ratio(ratio(ours_added, theirs_added))
+        );
+    }
+    if let Some([ours, theirs]) = capture_bytes {
+        println!(
+            "   capture: ours {}, memray {}, ours/memray {}",
+            format_bytes(ours),
+            format_bytes(theirs),
+            format_ratio(
+                ours.zip(theirs)
+                    .and_then(|(o, t)| ratio(o as f64, t as f64))
+            )
+        );
+    }
+}
+
+/// Median seconds each profiler adds to the plain run (ours, memray's).
+fn added_seconds(plain: &Summary, ours: &Summary, theirs: &Summary) -> [f64; 2] {
+    let base = plain.wall.as_secs_f64();
+    [ours, theirs].map(|side| side.wall.as_secs_f64() - base)
+}
+
+fn format_bytes(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "missing".to_string(),
+        |b| format!("{:.1} KiB", b as f64 / 1024.0),
+    )
 }
 
 fn format_ratio(value: Option<f64>) -> String {
@@ -120,6 +169,8 @@ fn outcome_json(outcome: &Outcome) -> Value {
         "variant": outcome.variant,
         "ours": side_json(&outcome.ours),
         "memray": side_json(&outcome.theirs),
+        "plain": outcome.plain.as_ref().map(side_json),
+        "capture_bytes": outcome.capture_bytes.map(|[ours, memray]| json!({ "ours": ours, "memray": memray })),
         "extra": outcome.extra.as_ref().map(|(label, line)| json!({ "label": label, "output": line })),
     })
 }
@@ -154,5 +205,62 @@ fn markdown(outcomes: &[Outcome]) -> String {
             outcome.benchmark, outcome.variant
         ));
     }
+    text.push_str(&profiled_markdown(outcomes));
     text
+}
+
+/// The profiling variants: plain / ours / memray medians and what each adds.
+fn profiled_markdown(outcomes: &[Outcome]) -> String {
+    let mut text = String::from(
+        "\n| benchmark | variant | plain (s) | ours (s) | memray (s) | added ours/memray | \
+         plain RSS (MiB) | ours RSS (MiB) | memray RSS (MiB) | ours capture (KiB) | memray capture (KiB) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut any = false;
+    for outcome in outcomes {
+        let Some(plain) = &outcome.plain else {
+            continue;
+        };
+        any = true;
+        let summaries = (
+            side_summary(plain),
+            side_summary(&outcome.ours),
+            side_summary(&outcome.theirs),
+        );
+        let cells = match summaries {
+            (Ok(p), Ok(o), Ok(t)) => {
+                let [ours_added, theirs_added] = added_seconds(&p, &o, &t);
+                let mib = |s: &Summary| s.peak_rss_kib as f64 / 1024.0;
+                let [ours_capture, theirs_capture] = outcome
+                    .capture_bytes
+                    .unwrap_or_default()
+                    .map(|b| b.map_or_else(String::new, |b| format!("{:.1}", b as f64 / 1024.0)));
+                format!(
+                    "{:.3} | {:.3} | {:.3} | {} | {:.1} | {:.1} | {:.1} | {ours_capture} | {theirs_capture}",
+                    p.wall.as_secs_f64(),
+                    o.wall.as_secs_f64(),
+                    t.wall.as_secs_f64(),
+                    format_ratio(ratio(ours_added, theirs_added)),
+                    mib(&p),
+                    mib(&o),
+                    mib(&t),
+                )
+            }
+            (p, o, t) => format!(
+                "{} | {} | {} | | | | | | ",
+                p.err().unwrap_or_default(),
+                o.err().unwrap_or_default(),
+                t.err().unwrap_or_default()
+            ),
+        };
+        text.push_str(&format!(
+            "| {} | {} | {cells} |\n",
+            outcome.benchmark, outcome.variant
+        ));
+    }
+    if any {
+        text
+    } else {
+        String::new()
+    }
 }

@@ -13,6 +13,7 @@ _quiet = _quiet == "1"
 
 
 def _fail(message):
+    sys.stdout.flush()
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
     import os
@@ -107,17 +108,27 @@ def _name_threads(tracker):
     threading.Thread._ident = _Intercept("_ident")
 
 
-def _deactivate(tracker, pid):
+def _deactivate(tracker, pid, report=True):
     import os
 
     tracker.memray_tracker_deactivate()
-    if not _quiet and pid == os.getpid():
+    if report and not _quiet and pid == os.getpid():
         print(
             "[memray] Successfully generated profile results.\n\n"
             "You can now generate reports from the stored allocation records.\n"
             "Some example commands to generate reports:\n\n"
             "%s flamegraph %s" % (_memray, _output)
         )
+
+
+def _run_module():
+    # runpy's `python -m` path, minus its own "No module named" exit, so that
+    # a module that cannot be found is reported the way memray reports it.
+    import runpy
+
+    _, spec, code = runpy._get_module_details(_target)
+    sys.argv[0] = spec.origin
+    runpy._run_code(code, sys.modules["__main__"].__dict__, None, "__main__", spec)
 
 
 def _announce():
@@ -146,17 +157,23 @@ def _compile_program():
 _pid = __import__("os").getpid()
 _unpreload()
 if _mode == "module":
-    import runpy
-
     _announce()
     sys.argv = ["-m", *_program_args]
     sys.path[0] = __import__("os").getcwd()
     _fresh_main()
     _tracker = _activate(skipped_frames=3)
     try:
-        runpy._run_module_as_main(_target, alter_argv=True)
+        _run_module()
+    except ImportError as _error:
+        if _error.name not in (None, _target):
+            _error.__traceback__ = _error.__traceback__.tb_next.tb_next
+            _deactivate(_tracker, _pid)
+            raise
+        # Like memray: the module itself could not be imported.
+        _deactivate(_tracker, _pid, report=False)
+        _fail("memray: %s" % _error)
     except BaseException as _error:
-        _error.__traceback__ = _error.__traceback__.tb_next
+        _error.__traceback__ = _error.__traceback__.tb_next.tb_next
         _deactivate(_tracker, _pid)
         raise
     _deactivate(_tracker, _pid)

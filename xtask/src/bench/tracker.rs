@@ -1,0 +1,135 @@
+//! `memray run` on the tracker workloads (bench/workloads/tracker_*.py): the
+//! program alone, under our tracker and under memray 1.20, all with the same
+//! interpreter. The numpy workload runs in a virtualenv of its own (numpy and
+//! memray 1.20 from PyPI), created once in the cache.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::measure::BenchCommand;
+use super::{Context, Profiled, Variant};
+use crate::process::execute;
+
+/// Label, workload file, its arguments, and whether it needs numpy.
+const WORKLOADS: [(&str, &str, &[&str], bool); 5] = [
+    ("empty start-up", "tracker_empty.py", &[], false),
+    ("dict/list/str churn", "tracker_churn.py", &["100"], false),
+    ("4 threads", "tracker_threads.py", &["50"], false),
+    ("500 MB buffers", "tracker_large_buffers.py", &["3"], false),
+    ("numpy", "tracker_numpy.py", &["30"], true),
+];
+
+pub fn prepare(context: &Context) -> Result<Vec<Variant>> {
+    let numpy = numpy_environment(context)?;
+    let plain_environment = Environment {
+        python: context.reference.python.clone(),
+        memray: context.reference.memray.clone(),
+    };
+    Ok(WORKLOADS
+        .iter()
+        .map(|&(label, file, args, needs_numpy)| {
+            let environment = if needs_numpy {
+                &numpy
+            } else {
+                &plain_environment
+            };
+            variant(
+                context,
+                environment,
+                label,
+                &context.workloads.join(file),
+                args,
+            )
+        })
+        .collect())
+}
+
+/// An interpreter and the memray 1.20 installed for it.
+struct Environment {
+    python: PathBuf,
+    memray: PathBuf,
+}
+
+fn variant(
+    context: &Context,
+    environment: &Environment,
+    label: &str,
+    workload: &Path,
+    args: &[&str],
+) -> Variant {
+    let stem = workload
+        .file_stem()
+        .map_or_else(|| "workload".into(), |s| s.to_string_lossy());
+    let captures = [
+        context.cache.join(format!("{stem}-ours.bin")),
+        context.cache.join(format!("{stem}-memray.bin")),
+    ];
+    let program: Vec<OsString> = std::iter::once(workload.as_os_str().to_os_string())
+        .chain(args.iter().map(OsString::from))
+        .collect();
+    // `memray run [--python PATH] --quiet --force --no-compress -o OUT program…`
+    let run = |python: Option<&Path>, output: &Path| -> Vec<OsString> {
+        let python = python.map(|p| [OsString::from("--python"), p.as_os_str().to_os_string()]);
+        std::iter::once(OsString::from("run"))
+            .chain(python.into_iter().flatten())
+            .chain(["--quiet", "--force", "--no-compress", "-o"].map(OsString::from))
+            .chain([output.as_os_str().to_os_string()])
+            .chain(program.iter().cloned())
+            .collect()
+    };
+    Variant {
+        label: label.to_string(),
+        ours: BenchCommand::new(&context.ours, run(Some(&environment.python), &captures[0])),
+        theirs: BenchCommand::new(&environment.memray, run(None, &captures[1])),
+        profiled: Some(Profiled {
+            plain: BenchCommand::new(&environment.python, program.clone()),
+            captures,
+        }),
+        extra: None,
+    }
+}
+
+/// A virtualenv of the reference interpreter with numpy and memray 1.20,
+/// created once (a `ready` file marks a complete installation).
+fn numpy_environment(context: &Context) -> Result<Environment> {
+    let venv = context.cache.join("numpy-venv");
+    let environment = Environment {
+        python: venv.join("bin/python"),
+        memray: venv.join("bin/memray"),
+    };
+    let ready = venv.join("ready");
+    if ready.exists() {
+        return Ok(environment);
+    }
+    let python = memray_tests::interpreters::reference_python();
+    execute(
+        Command::new(&python.path)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    let version = memray_tests::reference::REFERENCE_VERSION;
+    execute(
+        Command::new(&environment.python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg(format!("memray=={version}"))
+            .arg("numpy"),
+    )
+    .context("installing numpy and memray from PyPI")?;
+    if !environment.memray.exists() {
+        bail!(
+            "{} is missing after pip install",
+            environment.memray.display()
+        );
+    }
+    std::fs::write(&ready, "")?;
+    Ok(environment)
+}
