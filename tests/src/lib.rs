@@ -8,3 +8,4 @@ pub mod interpreters;
 pub mod paths;
 pub mod reference;
 pub mod run;
+pub mod tmux;

@@ -29,6 +29,7 @@ fn apt_packages() -> Vec<String> {
         "chromium",
         "chromium-driver",
         "python3-venv",
+        "tmux",
     ];
     llvm.into_iter().chain(others.map(String::from)).collect()
 }

@@ -1,12 +1,15 @@
 //! Opening a capture for a report and choosing which allocations it shows,
 //! with memray's error wording.
 
+use std::fmt::Display;
 use std::path::Path;
 
 use memray_analysis::{
     leaks, memory, overview, overview_and_high_water_mark, temporary_allocations, AllocationGroup,
     AnalysisError, CaptureFile, Overview,
 };
+
+use crate::progress::WithProgress;
 
 /// Which allocations a report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +39,31 @@ pub fn open_capture(results: &str, failure: &str) -> Result<CaptureFile, String>
     if !path.is_file() {
         return Err(format!("No such file: {results}"));
     }
-    CaptureFile::open(path).map_err(|e| format!("{failure} {results}\nReason: {e}"))
+    CaptureFile::open(path).map_err(|e| unreadable(results, failure, e))
 }
 
-/// The pass-1 overview and the selected groups.
+/// Why a report over `results` failed, in memray's words: a refusal as it
+/// is, a capture that stops being readable part-way like one that cannot be
+/// opened ("{failure} {results}" then "Reason: …").
+pub fn report_failure(results: &str, failure: &str, error: AnalysisError) -> String {
+    match error {
+        AnalysisError::Unsupported(refusal) => refusal.to_owned(),
+        AnalysisError::Capture(reason) => unreadable(results, failure, reason),
+    }
+}
+
+fn unreadable(results: &str, failure: &str, reason: impl Display) -> String {
+    format!("{failure} {results}\nReason: {reason}")
+}
+
+/// The pass-1 overview and the selected groups, with a progress bar on
+/// stderr if it is a terminal.
 pub fn select(
     capture: &CaptureFile,
     selection: Selection,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
+    let capture = &WithProgress::new(capture);
     let max_records = memory::DEFAULT_MAX_MEMORY_RECORDS;
     Ok(match selection {
         Selection::HighWaterMark => {

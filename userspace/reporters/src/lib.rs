@@ -6,6 +6,7 @@ pub mod html_report;
 pub mod input;
 pub mod metadata;
 mod pprof;
+pub mod progress;
 pub mod pyjson;
 pub mod size;
 pub mod stats;
@@ -13,6 +14,7 @@ pub mod summary;
 mod table;
 pub mod transform;
 pub mod tree;
+pub mod tree_view;
 
 pub use metadata::Metadata;
 pub use size::size_fmt;

@@ -1,71 +1,150 @@
-//! `memray tree` as plain text: the biggest peak allocations as a call tree,
-//! root first, with each node's share of the peak (memray's `TreeReporter`
-//! data; the interactive view is memray's Textual app).
+//! `memray tree`'s model (memray's `TreeReporter.from_snapshot`): the
+//! biggest allocation locations as a call tree, root first, each node holding
+//! what was allocated below it. [`Tree::render`] is the plain-text form; the
+//! interactive view is [`crate::tree_view`].
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
 use memray_analysis::{AllocationGroup, Frame, StackResolver};
+use memray_html::{is_import_system, is_interesting};
 
 use crate::size::size_fmt;
 
-#[derive(Debug, Default)]
-struct Node {
-    size: u64,
-    n_allocations: u64,
-    children: Vec<(Frame, Node)>,
-    index: HashMap<Frame, usize>,
+/// memray's `MAX_STACKS`: frames deeper than the default recursion limit
+/// (1000) / 2.5 are not added to the tree.
+const MAX_DEPTH: usize = 400;
+
+/// One frame of the tree and everything allocated below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeNode {
+    /// `None` for the root.
+    pub frame: Option<Frame>,
+    pub size: u64,
+    pub n_allocations: u64,
+    /// The thread of the last location added below this frame, as memray
+    /// labels it: `0x1f (name)`.
+    pub thread: String,
+    /// memray hides uninteresting frames (runpy, CPython's call machinery,
+    /// the import system) by default, showing their children in their place.
+    pub interesting: bool,
+    pub import_system: bool,
+    /// Biggest first.
+    pub children: Vec<TreeNode>,
 }
 
-impl Node {
-    fn child(&mut self, frame: &Frame) -> &mut Node {
-        let next = self.children.len();
-        let i = *self.index.entry(frame.clone()).or_insert(next);
-        if i == next {
-            self.children.push((frame.clone(), Node::default()));
-        }
-        &mut self.children[i].1
-    }
+/// The locations left out of the tree because they are smaller than the
+/// `cutoff` biggest ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Elided {
+    pub cutoff: usize,
+    pub locations: u64,
+    pub allocations: u64,
+    pub bytes: u64,
 }
 
 /// The tree built from at most `biggest` groups (by size), and what was left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
-    root: Node,
-    elided_locations: u64,
-    elided_bytes: u64,
-    biggest: usize,
+    /// Counts every group, shown or elided.
+    pub root: TreeNode,
+    pub elided: Elided,
+}
+
+/// A node under construction: children found by frame.
+#[derive(Default)]
+struct Builder {
+    size: u64,
+    n_allocations: u64,
+    thread: String,
+    children: Vec<(Frame, Builder)>,
+    index: HashMap<Frame, usize>,
+}
+
+impl Builder {
+    fn child(&mut self, frame: &Frame) -> &mut Builder {
+        let next = self.children.len();
+        let i = *self.index.entry(frame.clone()).or_insert(next);
+        if i == next {
+            self.children.push((frame.clone(), Builder::default()));
+        }
+        &mut self.children[i].1
+    }
+
+    fn add(&mut self, group: &AllocationGroup) {
+        self.size += group.size;
+        self.n_allocations += group.n_allocations;
+    }
+
+    fn finish(self, frame: Option<Frame>) -> TreeNode {
+        let mut children: Vec<TreeNode> = self
+            .children
+            .into_iter()
+            .map(|(frame, child)| child.finish(Some(frame)))
+            .collect();
+        children.sort_by_key(|child| std::cmp::Reverse(child.size));
+        let (interesting, import_system) = frame.as_ref().map_or((true, false), |f| {
+            let import_system = is_import_system(&f.function, &f.filename);
+            (
+                !import_system && is_interesting(&f.function, &f.filename),
+                import_system,
+            )
+        });
+        TreeNode {
+            frame,
+            interesting,
+            import_system,
+            size: self.size,
+            n_allocations: self.n_allocations,
+            thread: self.thread,
+            children,
+        }
+    }
 }
 
 impl Tree {
+    /// Threads are not merged: pass groups split by thread, as memray does.
     pub fn new(groups: &[AllocationGroup], stacks: &dyn StackResolver, biggest: usize) -> Tree {
         let mut sorted: Vec<&AllocationGroup> = groups.iter().collect();
         sorted.sort_by_key(|g| std::cmp::Reverse(g.size));
-        let mut root = Node::default();
-        let (mut elided_locations, mut elided_bytes) = (0, 0);
+        let mut root = Builder::default();
+        let mut elided = Elided {
+            cutoff: biggest,
+            ..Elided::default()
+        };
         for (i, group) in sorted.iter().enumerate() {
-            root.size += group.size;
-            root.n_allocations += group.n_allocations;
+            root.add(group);
             if i >= biggest {
-                elided_locations += 1;
-                elided_bytes += group.size;
+                elided.locations += 1;
+                elided.allocations += group.n_allocations;
+                elided.bytes += group.size;
                 continue;
             }
+            let thread = thread_label(stacks, group.tid());
             let stack = stacks.python_stack(group.allocation.python_node, group.tid());
             let mut node = &mut root;
-            for frame in stack.iter().rev() {
+            for frame in stack.iter().rev().take(MAX_DEPTH) {
                 node = node.child(frame);
-                node.size += group.size;
-                node.n_allocations += group.n_allocations;
+                node.add(group);
+                node.thread.clone_from(&thread);
             }
         }
         Tree {
-            root,
-            elided_locations,
-            elided_bytes,
-            biggest,
+            root: root.finish(None),
+            elided,
         }
     }
 
+    /// The node's share of everything the tree counts, in percent.
+    pub fn share(&self, bytes: u64) -> f64 {
+        if self.root.size == 0 {
+            0.0
+        } else {
+            bytes as f64 / self.root.size as f64 * 100.0
+        }
+    }
+
+    /// The tree as text, for when stdout is not a terminal.
     pub fn render(&self) -> String {
         let total = self.root.size;
         let mut out = format!(
@@ -74,45 +153,48 @@ impl Tree {
             self.root.n_allocations,
             size_fmt(total)
         );
-        render_children(&mut out, &self.root, total, "");
-        if self.elided_locations > 0 {
+        self.render_children(&mut out, &self.root, "");
+        if self.elided.locations > 0 {
             let _ = writeln!(
                 out,
                 "\nOnly the top {} allocation locations are shown; {} more ({}) are elided.",
-                self.biggest,
-                self.elided_locations,
-                size_fmt(self.elided_bytes)
+                self.elided.cutoff,
+                self.elided.locations,
+                size_fmt(self.elided.bytes)
             );
         }
         out
     }
+
+    fn render_children(&self, out: &mut String, node: &TreeNode, prefix: &str) {
+        for (i, child) in node.children.iter().enumerate() {
+            let last = i == node.children.len() - 1;
+            let icon = if child.children.is_empty() {
+                "📄"
+            } else {
+                "📂"
+            };
+            let frame = child.frame.as_ref().expect("only the root has no frame");
+            let _ = writeln!(
+                out,
+                "{prefix}{}{icon} {} ({:.2} %) {}  {}:{}",
+                if last { "└── " } else { "├── " },
+                size_fmt(child.size),
+                self.share(child.size),
+                frame.function,
+                frame.filename,
+                frame.lineno
+            );
+            let deeper = format!("{prefix}{}", if last { "    " } else { "│   " });
+            self.render_children(out, child, &deeper);
+        }
+    }
 }
 
-fn render_children(out: &mut String, node: &Node, total: u64, prefix: &str) {
-    let mut children: Vec<&(Frame, Node)> = node.children.iter().collect();
-    children.sort_by_key(|(_, n)| std::cmp::Reverse(n.size));
-    for (i, (frame, child)) in children.iter().enumerate() {
-        let last = i == children.len() - 1;
-        let percent = if total == 0 {
-            0.0
-        } else {
-            child.size as f64 / total as f64 * 100.0
-        };
-        let icon = if child.children.is_empty() {
-            "📄"
-        } else {
-            "📂"
-        };
-        let _ = writeln!(
-            out,
-            "{prefix}{}{icon} {} ({percent:.2} %) {}  {}:{}",
-            if last { "└── " } else { "├── " },
-            size_fmt(child.size),
-            frame.function,
-            frame.filename,
-            frame.lineno
-        );
-        let deeper = format!("{prefix}{}", if last { "    " } else { "│   " });
-        render_children(out, child, total, &deeper);
+/// memray's `format_thread_name`: the tid in hex, then the name if known.
+fn thread_label(stacks: &dyn StackResolver, tid: u64) -> String {
+    match stacks.thread_name(tid) {
+        Some(name) if !name.is_empty() => format!("{tid:#x} ({name})"),
+        _ => format!("{tid:#x}"),
     }
 }

@@ -1,7 +1,11 @@
-//! `memray tree`: the biggest allocations at the peak as a call tree.
+//! `memray tree`: the biggest allocations at the peak as a call tree, to
+//! browse when stdout is a terminal, as text otherwise.
 
-use memray_reporters::input::{open_capture, select, Selection};
+use std::io::IsTerminal;
+
+use memray_reporters::input::{open_capture, report_failure, select, Selection};
 use memray_reporters::tree::Tree;
+use memray_reporters::{tree_view, Metadata};
 
 use super::summary::TemporaryArgs;
 use crate::error::{CliError, CliResult};
@@ -18,18 +22,32 @@ pub struct Args {
     temporary: TemporaryArgs,
 }
 
+const PARSE_FAILURE: &str = "Failed to parse allocation records in";
+
 pub fn run(args: Args) -> CliResult {
-    let failure = "Failed to parse allocation records in";
-    let capture = open_capture(&args.results, failure).map_err(CliError::new)?;
+    let capture = open_capture(&args.results, PARSE_FAILURE).map_err(CliError::new)?;
     let selection = args
         .temporary
         .threshold()
         .map_or(Selection::HighWaterMark, Selection::Temporary);
-    let (_, groups) =
-        select(&capture, selection, false).map_err(|e| CliError::new(e.to_string()))?;
-    print!(
-        "{}",
-        Tree::new(&groups, &capture, args.biggest_allocs).render()
+    let (overview, groups) = select(&capture, selection, false)
+        .map_err(|e| CliError::new(report_failure(&args.results, PARSE_FAILURE, e)))?;
+    let tree = Tree::new(&groups, &capture, args.biggest_allocs);
+    if !std::io::stdout().is_terminal() {
+        print!("{}", tree.render());
+        return Ok(());
+    }
+    let metadata = Metadata::new(
+        capture.header(),
+        overview.records,
+        overview.high_water_mark.bytes,
     );
-    Ok(())
+    let context = tree_view::Context::new(
+        &args.results,
+        &metadata,
+        selection,
+        &capture.header().sys_path,
+    );
+    tree_view::explore(&tree, &context)
+        .map_err(|e| CliError::new(format!("Cannot show the tree: {e}")))
 }

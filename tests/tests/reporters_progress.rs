@@ -1,0 +1,91 @@
+//! The progress bar reports draw on stderr while they read a capture: drawn
+//! when stderr is a terminal (tmux), never when it is piped, and never on stdout.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use memray_tests::captures::record_with_reference;
+use memray_tests::paths::memray_bin;
+use memray_tests::run::output;
+use memray_tests::tmux::Terminal;
+
+/// Enough allocation records (some 400k) that the bar is updated many times.
+const MANY_ALLOCATIONS: &str = "\
+for i in range(200_000):
+    buffer = bytearray(1000 + i % 500)
+    del buffer
+";
+
+struct Capture {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn big_capture() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("many.py");
+        std::fs::write(&script, MANY_ALLOCATIONS).unwrap();
+        let path = record_with_reference(dir.path(), "many", &[], &[], &script);
+        Capture { dir, path }
+    })
+}
+
+#[test]
+fn a_terminal_sees_the_bar_while_the_capture_is_read() {
+    if !Terminal::available() {
+        eprintln!("skipped: tmux is not installed (cargo xtask setup installs it)");
+        return;
+    }
+    let capture = big_capture();
+    let dir = capture.dir.path();
+    let term = Terminal::start(120, 30, dir);
+    let log = dir.join("terminal.log");
+    term.record_output(&log);
+    // stdout goes to a file: only stderr is the terminal.
+    term.run(&format!(
+        "{} summary {} > summary.txt; echo summary-status:$?",
+        memray_bin().display(),
+        capture.path.display()
+    ));
+    let screen = term.wait_for("the summary to finish", |s| {
+        s.lines().any(|line| line.starts_with("summary-status:"))
+    });
+    assert!(
+        screen.lines().any(|line| line == "summary-status:0"),
+        "{screen}"
+    );
+
+    let drawn = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(
+        drawn.contains("Reading allocation records"),
+        "the bar was drawn: {drawn:?}"
+    );
+    assert!(drawn.contains("% "), "with a percentage: {drawn:?}");
+    assert!(
+        !screen.contains("Reading allocation records"),
+        "and erased once done:\n{screen}"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("Location"), "the table: {summary}");
+    assert!(
+        !summary.contains("Reading allocation records"),
+        "stdout stays clean"
+    );
+}
+
+#[test]
+fn piped_stderr_gets_no_bar() {
+    let capture = big_capture();
+    for command in ["summary", "tree"] {
+        let out = output(memray_bin(), [command, capture.path.to_str().unwrap()]);
+        assert!(out.status.success(), "{command}");
+        assert!(!out.stdout.is_empty(), "{command} printed its report");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "{command}: nothing on a piped stderr"
+        );
+    }
+}
