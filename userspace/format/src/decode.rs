@@ -2,10 +2,14 @@
 //! record at `pos` and commits its delta/cache state only once the whole
 //! record was there, so an incomplete record can be retried after a refill.
 
+use std::ops::ControlFlow;
+
 use crate::allocator::Allocator;
 use crate::encoding::{Cursor, DecodeError, DeltaState, PointerCache, CACHE_MISS};
 use crate::header::{FileFormat, Header};
-use crate::record::{AggregatedAllocation, AllocationRecord, Record, AGGREGATED_ALLOCATION_SIZE};
+use crate::record::{
+    AggregatedAllocation, AllocationRecord, LegacyFrame, Record, AGGREGATED_ALLOCATION_SIZE,
+};
 
 /// Decoding state shared by all records of one stream.
 pub struct Decoder {
@@ -28,6 +32,79 @@ enum Grammar {
 }
 
 type Decoded<'a> = Result<(Record<'a>, usize), DecodeError>;
+
+/// The longest hot record: an ALLOCATION with a 10-byte address delta, its
+/// allocator byte, a 10-byte native frame delta and a 10-byte size.
+pub const MAX_HOT_RECORD_LEN: usize = 32;
+
+/// Receives the records of a v12/v13 stream that replay applies most often
+/// (ALLOCATION, FRAME_PUSH, FRAME_POP, NATIVE_TRACE_INDEX, CONTEXT_SWITCH)
+/// field by field: moving a whole [`Record`] through `Result`/`Option`
+/// wrappers for each of them cost more than decoding them.
+pub trait HotRecords {
+    /// `Break` stops the run after this record (an event is ready).
+    fn allocation(&mut self, record: AllocationRecord) -> ControlFlow<()>;
+    fn frame_push(&mut self, code_object_id: u64, instruction_offset: i64, is_entry_frame: bool);
+    fn frame_pop(&mut self, count: u32);
+    fn native_trace_index(&mut self, ip: u64, parent: u64);
+    fn context_switch(&mut self, tid: u64);
+}
+
+/// Where a [`Decoder::hot_run`] ended.
+pub struct HotRun {
+    /// The position after the last record applied.
+    pub pos: usize,
+    pub applied: u64,
+    /// The sink asked to stop (otherwise a record needs `decode`).
+    pub stopped: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Hot {
+    Applied,
+    Stop,
+    /// Another kind of record: nothing was consumed.
+    Cold,
+}
+
+/// Turns a hot record back into a [`Record`], for [`Decoder::decode`].
+struct RecordSlot(Option<Record<'static>>);
+
+impl HotRecords for RecordSlot {
+    #[inline(always)]
+    fn allocation(&mut self, record: AllocationRecord) -> ControlFlow<()> {
+        self.0 = Some(Record::Allocation(record));
+        ControlFlow::Break(())
+    }
+
+    #[inline(always)]
+    fn frame_push(&mut self, code_object_id: u64, instruction_offset: i64, is_entry_frame: bool) {
+        self.0 = Some(Record::FramePush {
+            code_object_id,
+            instruction_offset,
+            is_entry_frame,
+        });
+    }
+
+    #[inline(always)]
+    fn frame_pop(&mut self, count: u32) {
+        self.0 = Some(Record::FramePop { count });
+    }
+
+    #[inline(always)]
+    fn native_trace_index(&mut self, ip: u64, parent: u64) {
+        self.0 = Some(native_trace_index_record((ip, parent)));
+    }
+
+    #[inline(always)]
+    fn context_switch(&mut self, tid: u64) {
+        self.0 = Some(Record::ContextSwitch { tid });
+    }
+}
+
+fn native_trace_index_record((ip, parent): (u64, u64)) -> Record<'static> {
+    Record::NativeTraceIndex { ip, parent }
+}
 
 impl Decoder {
     pub fn new(header: &Header) -> Decoder {
@@ -64,37 +141,95 @@ impl Decoder {
     fn stream<'a>(&mut self, data: &'a [u8], pos: usize) -> Decoded<'a> {
         let mut c = Cursor::new(data, pos);
         let token = c.u8()?;
-        let record = if token & 0x80 != 0 {
-            self.allocation(&mut c, token)?
-        } else if token & 0x40 != 0 {
-            Record::FramePush {
-                code_object_id: c.varint()?,
-                instruction_offset: c.svarint()?,
-                is_entry_frame: token & 1 != 0,
-            }
-        } else if token & 0x20 != 0 {
+        let mut slot = RecordSlot(None);
+        if self.hot_record(&mut c, token, &mut slot)? != Hot::Cold {
+            let record = slot.0.expect("a hot record fills the slot");
+            return Ok((record, c.pos()));
+        }
+        let record = if token & 0x20 != 0 {
             self.object_record(&mut c, token)?
-        } else if token & 0x10 != 0 {
-            Record::FramePop {
-                count: (token & 0x0f) as u32 + 1,
-            }
         } else {
             match token {
                 0x01 => Record::Trailer,
-                0x02 => {
-                    let rss = c.varint()?;
-                    let delta = c.varint()?;
-                    Record::MemoryRecord {
-                        time_ms: self.start_time_ms.wrapping_add(delta),
-                        rss,
-                    }
-                }
-                0x05 => self.native_trace_index(&mut c)?,
+                0x02 => self.memory_record(&mut c)?,
                 0x0e => self.code_object(&mut c)?,
                 _ => self.shared_simple(&mut c, token)?,
             }
         };
         Ok((record, c.pos()))
+    }
+
+    /// Decodes a v12/v13 record of a hot kind (token already read) straight
+    /// into `sink`; `Hot::Cold` for any other kind (nothing consumed).
+    #[inline(always)]
+    fn hot_record<S: HotRecords>(
+        &mut self,
+        c: &mut Cursor<'_>,
+        token: u8,
+        sink: &mut S,
+    ) -> Result<Hot, DecodeError> {
+        if token & 0x80 != 0 {
+            let record = self.allocation(c, token)?;
+            return Ok(match sink.allocation(record) {
+                ControlFlow::Continue(()) => Hot::Applied,
+                ControlFlow::Break(()) => Hot::Stop,
+            });
+        }
+        if token & 0x40 != 0 {
+            let code_object_id = c.varint()?;
+            let instruction_offset = c.svarint()?;
+            sink.frame_push(code_object_id, instruction_offset, token & 1 != 0);
+        } else if token & 0x30 == 0x10 {
+            sink.frame_pop((token & 0x0f) as u32 + 1);
+        } else if token == 0x05 {
+            let (ip, parent) = self.native_trace_index(c)?;
+            sink.native_trace_index(ip, parent);
+        } else if token == 0x0c {
+            sink.context_switch(c.u64_raw()?);
+        } else {
+            return Ok(Hot::Cold);
+        }
+        Ok(Hot::Applied)
+    }
+
+    /// Applies the hot records from `pos` on (see [`HotRecords`]) until the
+    /// sink stops, another kind of record comes, or fewer than
+    /// [`MAX_HOT_RECORD_LEN`] bytes are left; stops before a record that does
+    /// not decode, leaving it to [`Decoder::decode`].
+    #[inline]
+    pub fn hot_run<S: HotRecords>(&mut self, data: &[u8], pos: usize, sink: &mut S) -> HotRun {
+        let mut run = HotRun {
+            pos,
+            applied: 0,
+            stopped: false,
+        };
+        if self.grammar != Grammar::Stream {
+            return run;
+        }
+        while data.len() - run.pos >= MAX_HOT_RECORD_LEN {
+            let mut c = Cursor::new(data, run.pos + 1);
+            let outcome = self.hot_record(&mut c, data[run.pos], sink);
+            if !matches!(outcome, Ok(Hot::Applied | Hot::Stop)) {
+                break;
+            }
+            run.pos = c.pos();
+            run.applied += 1;
+            if outcome == Ok(Hot::Stop) {
+                run.stopped = true;
+                break;
+            }
+        }
+        run
+    }
+
+    /// MEMORY_RECORD: the time is stored relative to the header's start time.
+    fn memory_record<'a>(&self, c: &mut Cursor<'a>) -> Result<Record<'a>, DecodeError> {
+        let rss = c.varint()?;
+        let delta = c.varint()?;
+        Ok(Record::MemoryRecord {
+            time_ms: self.start_time_ms.wrapping_add(delta),
+            rss,
+        })
     }
 
     /// Records encoded alike in every grammar and version.
@@ -120,16 +255,15 @@ impl Decoder {
         })
     }
 
-    #[inline]
-    fn allocation<'a>(&mut self, c: &mut Cursor<'a>, token: u8) -> Result<Record<'a>, DecodeError> {
-        let slot = (token >> 3) & 0x0f;
-        let mut data_pointer = self.last.data_pointer;
-        let address = if slot == CACHE_MISS {
-            data_pointer = c.delta(data_pointer)?;
-            data_pointer << 3
-        } else {
-            self.cache.get(slot)
-        };
+    /// Always inlined: returned through memory, the record was re-read
+    /// with wider loads than it was stored with (a store-forwarding stall).
+    #[inline(always)]
+    fn allocation(
+        &mut self,
+        c: &mut Cursor<'_>,
+        token: u8,
+    ) -> Result<AllocationRecord, DecodeError> {
+        let (address, missed) = self.address(c, (token >> 3) & 0x0f)?;
         let allocator_id = match token & 0x07 {
             0 => c.u8()?,
             id => id,
@@ -152,17 +286,37 @@ impl Decoder {
             )
         };
         // Complete: commit.
-        if slot == CACHE_MISS {
-            self.last.data_pointer = data_pointer;
-            self.cache.insert(address);
-        }
+        self.commit_address(address, missed);
         self.last.native_frame_id = native_frame_id;
-        Ok(Record::Allocation(AllocationRecord {
+        Ok(AllocationRecord {
             address,
             size,
             allocator,
             native_frame_id: native,
-        }))
+        })
+    }
+
+    /// The address of an ALLOCATION or OBJECT_RECORD: the pointer cache's
+    /// `slot`, or on a miss a delta from the last data pointer (in 8-byte
+    /// units), returned for [`Decoder::commit_address`].
+    #[inline(always)]
+    fn address(&self, c: &mut Cursor<'_>, slot: u8) -> Result<(u64, Option<u64>), DecodeError> {
+        if slot == CACHE_MISS {
+            let data_pointer = c.delta(self.last.data_pointer)?;
+            Ok((data_pointer << 3, Some(data_pointer)))
+        } else {
+            Ok((self.cache.get(slot), None))
+        }
+    }
+
+    /// Once the record is complete: a missed address becomes the last data
+    /// pointer and enters the cache.
+    #[inline(always)]
+    fn commit_address(&mut self, address: u64, missed: Option<u64>) {
+        if let Some(data_pointer) = missed {
+            self.last.data_pointer = data_pointer;
+            self.cache.insert(address);
+        }
     }
 
     fn object_record<'a>(
@@ -170,23 +324,13 @@ impl Decoder {
         c: &mut Cursor<'a>,
         token: u8,
     ) -> Result<Record<'a>, DecodeError> {
-        let slot = (token >> 1) & 0x0f;
         let created = token & 1 != 0;
-        let mut data_pointer = self.last.data_pointer;
-        let address = if slot == CACHE_MISS {
-            data_pointer = c.delta(data_pointer)?;
-            data_pointer << 3
-        } else {
-            self.cache.get(slot)
-        };
+        let (address, missed) = self.address(c, (token >> 1) & 0x0f)?;
         let mut native_frame_id = self.last.native_frame_id;
         if self.native_traces && created {
             native_frame_id = c.delta(native_frame_id)?;
         }
-        if slot == CACHE_MISS {
-            self.last.data_pointer = data_pointer;
-            self.cache.insert(address);
-        }
+        self.commit_address(address, missed);
         self.last.native_frame_id = native_frame_id;
         Ok(Record::ObjectRecord {
             address,
@@ -200,12 +344,13 @@ impl Decoder {
     }
 
     /// Aggregated files start these deltas from zero too: the decoder is fresh.
-    fn native_trace_index<'a>(&mut self, c: &mut Cursor<'a>) -> Result<Record<'a>, DecodeError> {
+    /// `(ip, parent)`.
+    fn native_trace_index(&mut self, c: &mut Cursor<'_>) -> Result<(u64, u64), DecodeError> {
         let ip = c.delta(self.last.instruction_pointer)?;
         let parent = c.delta(self.last.native_frame_id)?;
         self.last.instruction_pointer = ip;
         self.last.native_frame_id = parent;
-        Ok(Record::NativeTraceIndex { ip, parent })
+        Ok((ip, parent))
     }
 
     fn code_object<'a>(&mut self, c: &mut Cursor<'a>) -> Result<Record<'a>, DecodeError> {
@@ -256,20 +401,20 @@ impl Decoder {
                 frame_id: c.varint()?,
                 parent_index: c.varint()?,
             },
-            0x04 if legacy => Record::LegacyPythonFrameIndex {
+            0x04 if legacy => Record::LegacyPythonFrameIndex(LegacyFrame {
                 frame_id: c.u64_raw()?,
                 function_name: c.cstr()?,
                 filename: c.cstr()?,
                 lineno: c.i32_raw()?,
                 is_entry_frame: c.u8()? != 0,
-            },
+            }),
             0x04 => Record::PythonFrameIndex {
                 frame_id: c.varint()?,
                 code_object_id: c.varint()?,
                 instruction_offset: c.svarint()?,
                 is_entry_frame: c.u8()? != 0,
             },
-            0x05 => self.native_trace_index(&mut c)?,
+            0x05 => native_trace_index_record(self.native_trace_index(&mut c)?),
             0x0d if !legacy => {
                 let address = c.varint()? << 3;
                 let native_frame_id = if self.native_traces { c.varint()? } else { 0 };
@@ -330,31 +475,24 @@ impl Decoder {
                 let lineno = c.delta(self.last_lineno)?;
                 self.last_frame_id = frame_id;
                 self.last_lineno = lineno;
-                Record::LegacyFrameIndex {
+                Record::LegacyFrameIndex(LegacyFrame {
                     frame_id,
                     function_name,
                     filename,
                     lineno: lineno as i32,
                     is_entry_frame: flags & 1 == 0,
-                }
+                })
             }
             4 => {
                 let frame_id = c.delta(self.last_frame_id)?;
                 self.last_frame_id = frame_id;
                 Record::LegacyFramePush { frame_id }
             }
-            5 => self.native_trace_index(&mut c)?,
+            5 => native_trace_index_record(self.native_trace_index(&mut c)?),
             9 => Record::FramePop {
                 count: flags as u32 + 1,
             },
-            11 => {
-                let rss = c.varint()?;
-                let delta = c.varint()?;
-                Record::MemoryRecord {
-                    time_ms: self.start_time_ms.wrapping_add(delta),
-                    rss,
-                }
-            }
+            11 => self.memory_record(&mut c)?,
             6 | 7 | 8 | 10 | 12 if flags == 0 => self.shared_simple(&mut c, kind)?,
             _ => return Err(DecodeError::Invalid),
         };

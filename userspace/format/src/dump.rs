@@ -19,7 +19,7 @@ use std::io::{self, Write};
 use crate::error::FormatError;
 use crate::header::{FileFormat, Header};
 use crate::reader::CaptureReader;
-use crate::record::Record;
+use crate::record::{LegacyFrame, Record};
 
 /// How a dump ended.
 #[derive(Debug)]
@@ -213,6 +213,23 @@ fn write_header(h: &Header, out: &mut impl Write) -> io::Result<()> {
     writeln!(out)
 }
 
+/// A v11 frame with its location; `frame_id` as that record prints it.
+fn legacy_frame(
+    out: &mut impl Write,
+    label: &str,
+    frame_id: impl std::fmt::Display,
+    frame: LegacyFrame<'_>,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "{label} frame_id={frame_id} function_name={} filename={} lineno={} is_entry_frame={}",
+        Raw(frame.function_name),
+        Raw(frame.filename),
+        frame.lineno,
+        frame.is_entry_frame as u8
+    )
+}
+
 fn write_record(record: &Record<'_>, dialect: Dialect, out: &mut impl Write) -> io::Result<()> {
     let aggregated = dialect.aggregated;
     match *record {
@@ -223,17 +240,13 @@ fn write_record(record: &Record<'_>, dialect: Dialect, out: &mut impl Write) -> 
             a.size as i64,
             a.allocator.name(),
         ),
-        Record::LegacyNativeAllocation(a) => writeln!(
+        Record::Allocation(a) | Record::LegacyNativeAllocation(a) => writeln!(
             out,
-            "ALLOCATION_WITH_NATIVE address={} size={} allocator={} native_frame_id={}",
-            Ptr(a.address),
-            a.size as i64,
-            a.allocator.name(),
-            a.native_frame_id as i64
-        ),
-        Record::Allocation(a) => writeln!(
-            out,
-            "ALLOCATION address={} size={} allocator={} native_frame_id={}",
+            "{} address={} size={} allocator={} native_frame_id={}",
+            match record {
+                Record::LegacyNativeAllocation(_) => "ALLOCATION_WITH_NATIVE",
+                _ => "ALLOCATION",
+            },
             Ptr(a.address),
             a.size as i64,
             a.allocator.name(),
@@ -313,21 +326,10 @@ fn write_record(record: &Record<'_>, dialect: Dialect, out: &mut impl Write) -> 
         ),
         Record::Trailer if aggregated => writeln!(out, "AGGREGATED_TRAILER"),
         Record::Trailer => writeln!(out, "TRAILER"),
-        Record::LegacyFrameIndex {
-            frame_id,
-            function_name,
-            filename,
-            lineno,
-            is_entry_frame,
-        } => writeln!(
-            out,
-            "FRAME_ID frame_id={} function_name={} filename={} lineno={lineno} \
-             is_entry_frame={}",
-            frame_id as i64,
-            Raw(function_name),
-            Raw(filename),
-            is_entry_frame as u8
-        ),
+        // memray 1.18 prints the stream's frame ids signed, the aggregated ones not.
+        Record::LegacyFrameIndex(frame) => {
+            legacy_frame(out, "FRAME_ID", frame.frame_id as i64, frame)
+        }
         Record::LegacyFramePush { frame_id } => {
             writeln!(out, "FRAME_PUSH frame_id={}", frame_id as i64)
         }
@@ -362,20 +364,9 @@ fn write_record(record: &Record<'_>, dialect: Dialect, out: &mut impl Write) -> 
              is_entry_frame={}",
             frame_id as i64, code_object_id as i64, instruction_offset as i32, is_entry_frame as u8
         ),
-        Record::LegacyPythonFrameIndex {
-            frame_id,
-            function_name,
-            filename,
-            lineno,
-            is_entry_frame,
-        } => writeln!(
-            out,
-            "PYTHON_FRAME_INDEX frame_id={frame_id} function_name={} filename={} \
-             lineno={lineno} is_entry_frame={}",
-            Raw(function_name),
-            Raw(filename),
-            is_entry_frame as u8
-        ),
+        Record::LegacyPythonFrameIndex(frame) => {
+            legacy_frame(out, "PYTHON_FRAME_INDEX", frame.frame_id, frame)
+        }
         Record::PythonTraceIndex {
             frame_id,
             parent_index,

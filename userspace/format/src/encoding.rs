@@ -206,13 +206,19 @@ impl<'a> Cursor<'a> {
         Ok(i32::from_ne_bytes(b.try_into().expect("4 bytes")))
     }
 
-    #[inline]
+    /// Inlined for the common one-byte case only; longer ones take a call.
+    #[inline(always)]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
-        // Fast path: a one-byte varint.
         let first = self.u8()?;
         if first < 0x80 {
             return Ok(first as u64);
         }
+        self.varint_tail(first)
+    }
+
+    /// The rest of a varint whose first byte was `first` (>= 0x80).
+    #[inline(never)]
+    fn varint_tail(&mut self, first: u8) -> Result<u64, DecodeError> {
         let mut value = (first & 0x7f) as u64;
         let mut shift = 7;
         loop {

@@ -31,6 +31,12 @@ impl Hasher for FxHasher {
         self.write_u64(word as u64);
     }
 
+    /// Enum discriminants (derived `Hash`) come through here.
+    #[inline]
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
     #[inline]
     fn write_u8(&mut self, byte: u8) {
         self.write_u64(byte as u64);
@@ -76,6 +82,47 @@ impl FrameTree {
 
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+}
+
+/// A direct-mapped cache of `(parent node, frame) -> child node`, in front of
+/// a [`Registry`] and a [`FrameTree`]: replaying a loop pushes the same few
+/// frames (one per line that allocates) under the same parent over and over,
+/// and two hash-map lookups each time cost more than the rest of the replay.
+pub struct ChildCache<K> {
+    slots: Box<[Option<(u32, K, u32)>]>,
+}
+
+const CHILD_CACHE_BITS: u32 = 10;
+
+impl<K> Default for ChildCache<K> {
+    fn default() -> Self {
+        ChildCache {
+            slots: (0..1 << CHILD_CACHE_BITS).map(|_| None).collect(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> ChildCache<K> {
+    #[inline]
+    fn slot(parent: u32, key: &K) -> usize {
+        let mut hasher = FxHasher::default();
+        hasher.write_u32(parent);
+        key.hash(&mut hasher);
+        (hasher.finish() >> (64 - CHILD_CACHE_BITS)) as usize
+    }
+
+    #[inline]
+    pub fn get(&self, parent: u32, key: &K) -> Option<u32> {
+        match self.slots[Self::slot(parent, key)] {
+            Some((p, k, node)) if p == parent && k == *key => Some(node),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub fn insert(&mut self, parent: u32, key: K, node: u32) {
+        self.slots[Self::slot(parent, &key)] = Some((parent, key, node));
     }
 }
 

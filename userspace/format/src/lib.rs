@@ -9,8 +9,11 @@
 //!   tells a cut-off capture from a complete one, and
 //!   [`CaptureReader::cut_off_token`] which record the data stopped inside.
 //! * [`Replay`] wraps a reader and yields [`Event`]s (allocations with their
-//!   thread, Python trie node, native frame id and segment generation);
-//!   [`Replay::python_stack`] renders a node leaf first.
+//!   thread, Python trie node, native frame id and segment generation), one
+//!   at a time ([`Replay::next_event`]) or in batches ([`Replay::next_events`]);
+//!   [`Replay::python_stack`] renders a node leaf first. The records replay
+//!   applies most (ALLOCATION, FRAME_PUSH/POP, NATIVE_TRACE_INDEX,
+//!   CONTEXT_SWITCH) go from the bytes to its state without a [`Record`].
 //!
 //! Writing: the tracker holds a `Box<dyn CaptureWriter>`, either
 //!
@@ -57,7 +60,7 @@ pub use header::{
     FileFormat, Header, PythonAllocator, TrackerStats, CURRENT_VERSION, MAGIC, READABLE_VERSIONS,
 };
 pub use reader::{CaptureReader, LZ4_MAGIC};
-pub use record::{AggregatedAllocation, AllocationRecord, Record};
+pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
 pub use replay::{AllocationEvent, Event, Replay, StackFrame};
 pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
 pub use writer::{CaptureWriter, Image, Segment, StreamingWriter};

@@ -6,23 +6,33 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 
-use crate::decode::Decoder;
+use crate::decode::{Decoder, HotRecords};
 use crate::encoding::DecodeError;
 use crate::error::FormatError;
 use crate::header::Header;
 use crate::record::Record;
 
 pub const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
-const LZ4_CHUNK: usize = 1 << 20;
+/// The least free room a refill decompresses into: memray's LZ4 blocks are
+/// 64 KiB. The sliding buffer starts at 4 chunks (256 KiB) and grows only for
+/// a record longer than what is buffered.
+const LZ4_CHUNK: usize = 64 << 10;
+
+/// Plain captures: every this many decoded bytes, the mapped pages behind
+/// are dropped from the process (the page cache keeps them), so that reading
+/// a large capture does not keep all of it resident.
+const RELEASE_STEP: usize = 8 << 20;
 
 /// Where the decoded bytes come from.
 enum Input {
-    /// `data = map[..end]`, `end` = last non-zero byte + 1.
+    /// `data = map[..end]`, `end` = last non-zero byte + 1; the pages
+    /// before `released` were handed back (see [`RELEASE_STEP`]).
     Mapped {
         map: Mmap,
         end: usize,
+        released: usize,
     },
     Bytes(Vec<u8>),
     Lz4(Box<Lz4Input>),
@@ -73,10 +83,33 @@ impl Lz4Input {
 }
 
 impl Input {
+    /// Drops the mapped pages wholly before `pos` from the process.
+    fn release_before(&mut self, pos: usize) {
+        if let Input::Mapped { map, released, .. } = self {
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+            let upto = pos / page * page;
+            if upto > *released {
+                // SAFETY: a read-only shared file mapping: dropped pages are
+                // read back from the file if touched again, so no byte seen
+                // through `map` changes (as for the mapping itself, if the
+                // file is not rewritten under us).
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        UncheckedAdvice::DontNeed,
+                        *released,
+                        upto - *released,
+                    )
+                };
+                *released = upto;
+            }
+        }
+    }
+
     #[inline]
     fn data(&self) -> &[u8] {
         match self {
-            Input::Mapped { map, end } => &map[..*end],
+            Input::Mapped { map, end, .. } => &map[..*end],
             Input::Bytes(bytes) => bytes,
             Input::Lz4(lz4) => &lz4.buf[..lz4.filled],
         }
@@ -100,6 +133,8 @@ pub struct CaptureReader {
     pos: usize,
     decoder: Decoder,
     records: u64,
+    /// `pos` at which to release the pages decoded so far.
+    release_at: usize,
     finished: bool,
     truncated: bool,
     cut_off_token: Option<u8>,
@@ -129,7 +164,13 @@ impl CaptureReader {
             return Self::from_lz4(Box::new(file));
         }
         let end = readable_end(&map);
-        Self::start(Input::Mapped { map, end })
+        // Best effort: only the readahead changes.
+        let _ = map.advise(Advice::Sequential);
+        Self::start(Input::Mapped {
+            map,
+            end,
+            released: 0,
+        })
     }
 
     /// Reads a capture held in memory (plain or LZ4).
@@ -162,6 +203,7 @@ impl CaptureReader {
             input,
             pos,
             records: 0,
+            release_at: RELEASE_STEP,
             finished: false,
             truncated: false,
             cut_off_token: None,
@@ -195,6 +237,7 @@ impl CaptureReader {
         if self.finished {
             return Ok(None);
         }
+        self.release_decoded();
         loop {
             // SAFETY: `data` borrows the input's buffer. On success we return
             // a record borrowing it and touch nothing else; on the paths that
@@ -240,6 +283,31 @@ impl CaptureReader {
                     });
                 }
             }
+        }
+    }
+
+    /// Hands the hot records ahead (see [`HotRecords`]) to `sink` until it
+    /// stops (true), or a record needs [`CaptureReader::next_record`]
+    /// (false): another kind, the end of the buffered data, a damaged record.
+    #[inline]
+    pub(crate) fn apply_hot_records<S: HotRecords>(&mut self, sink: &mut S) -> bool {
+        if self.finished {
+            return false;
+        }
+        self.release_decoded();
+        let run = self.decoder.hot_run(self.input.data(), self.pos, sink);
+        self.pos = run.pos;
+        self.records += run.applied;
+        run.stopped
+    }
+
+    /// Every [`RELEASE_STEP`] bytes: drops what is behind `pos` (no record
+    /// borrows it any more: the caller asks for the next one).
+    #[inline]
+    fn release_decoded(&mut self) {
+        if self.pos >= self.release_at {
+            self.input.release_before(self.pos);
+            self.release_at = self.pos + RELEASE_STEP;
         }
     }
 

@@ -68,6 +68,17 @@ impl AggregatedAllocation {
     }
 }
 
+/// A v11 frame with its resolved location (FRAME_INDEX in the stream,
+/// PYTHON_FRAME_INDEX in aggregated files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegacyFrame<'a> {
+    pub frame_id: u64,
+    pub function_name: &'a [u8],
+    pub filename: &'a [u8],
+    pub lineno: i32,
+    pub is_entry_frame: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
     // ---- ALL_ALLOCATIONS stream (v12/v13; v11 maps onto these where it can) ----
@@ -122,13 +133,7 @@ pub enum Record<'a> {
     Trailer,
 
     // ---- v11 only: frames carried their resolved location ----
-    LegacyFrameIndex {
-        frame_id: u64,
-        function_name: &'a [u8],
-        filename: &'a [u8],
-        lineno: i32,
-        is_entry_frame: bool,
-    },
+    LegacyFrameIndex(LegacyFrame<'a>),
     LegacyFramePush {
         frame_id: u64,
     },
@@ -150,13 +155,7 @@ pub enum Record<'a> {
         is_entry_frame: bool,
     },
     /// v11 aggregated frames carried their resolved location.
-    LegacyPythonFrameIndex {
-        frame_id: u64,
-        function_name: &'a [u8],
-        filename: &'a [u8],
-        lineno: i32,
-        is_entry_frame: bool,
-    },
+    LegacyPythonFrameIndex(LegacyFrame<'a>),
     PythonTraceIndex {
         frame_id: u64,
         parent_index: u64,
