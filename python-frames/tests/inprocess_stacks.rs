@@ -7,7 +7,7 @@ use memray_tests::{interpreters, paths, run};
 fn inprocess_walk_matches_the_interpreters_own_view() {
     let lib = paths::built_artifact("libpython_frames_testlib.so");
     let script = paths::fixtures().join("python-frames/inprocess_walk.py");
-    for python in interpreters::supported() {
+    for python in interpreters::all_for_tests() {
         let out = run::output(&python.path, [script.as_os_str(), lib.as_os_str()]);
         assert!(
             out.status.success(),

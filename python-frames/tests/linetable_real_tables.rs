@@ -15,9 +15,7 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
 #[test]
 fn real_tables_give_the_interpreters_lines() {
     let script = paths::fixtures().join("python-frames/dump_linetables.py");
-    let all = interpreters::supported();
-    assert!(!all.is_empty(), "no CPython 3.8+ found");
-    for python in all {
+    for python in interpreters::all_for_tests() {
         let dump: Value = serde_json::from_str(&run::stdout_of(&python.path, [&script]))
             .expect("the dump is JSON");
         let kind = LineTableKind::for_version(python.version.0, python.version.1);

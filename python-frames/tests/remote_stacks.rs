@@ -2,16 +2,13 @@
 //! outside, compared frame for frame with what the process reports itself;
 //! and the human-readable dump built on it.
 
-mod common;
-
-use common::ParkedPython;
 use memray_tests::interpreters::{self, Interpreter};
+use memray_tests::parked_python::ParkedPython;
 use python_frames::{dump_stacks, CodeCache, Error, PythonProcess};
 
 #[test]
 fn remote_stacks_match_the_interpreters_own_view() {
-    let all = interpreters::supported();
-    assert!(!all.is_empty(), "no CPython 3.8+ found");
+    let all = interpreters::all_for_tests();
     for python in all.iter().chain(&system_pythons(&all)) {
         let parked = ParkedPython::start(&python.path);
         let process = PythonProcess::attach(parked.pid())

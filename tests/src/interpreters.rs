@@ -39,6 +39,14 @@ pub fn supported() -> Vec<Interpreter> {
     found
 }
 
+/// [`supported`], which must not be empty: a test run over no interpreter
+/// would pass without checking anything.
+pub fn all_for_tests() -> Vec<Interpreter> {
+    let all = supported();
+    assert!(!all.is_empty(), "no CPython 3.8+ found (pyenv or PATH)");
+    all
+}
+
 /// The interpreter for `major.minor`, if installed.
 pub fn find(major: u32, minor: u32) -> Option<Interpreter> {
     supported()

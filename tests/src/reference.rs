@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::interpreters::reference_python;
@@ -22,6 +22,16 @@ pub struct ReferenceMemray {
     pub memray: PathBuf,
 }
 
+impl ReferenceMemray {
+    /// The interpreter and console script of the virtualenv at `venv`.
+    pub fn in_venv(venv: &Path) -> ReferenceMemray {
+        ReferenceMemray {
+            python: venv.join("bin/python"),
+            memray: venv.join("bin/memray"),
+        }
+    }
+}
+
 /// Returns the reference memray, creating its virtualenv on first use.
 pub fn reference_memray() -> ReferenceMemray {
     reference_memray_version(REFERENCE_VERSION)
@@ -33,37 +43,58 @@ pub fn reference_memray() -> ReferenceMemray {
 pub fn reference_memray_version(version: &str) -> ReferenceMemray {
     let python = reference_python();
     let venv = cache_dir().join(format!("memray-{version}-py{}", python.label()));
-    let installed = ReferenceMemray {
-        python: venv.join("bin/python"),
-        memray: venv.join("bin/memray"),
-    };
     std::fs::create_dir_all(cache_dir()).expect("create the cache directory");
     let _lock = FileLock::acquire(cache_dir().join("reference-memray.lock"));
+    let installed = ReferenceMemray::in_venv(&venv);
     if installed.memray.exists() {
         return installed;
     }
-    let status = Command::new(&python.path)
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv)
-        .status()
-        .expect("run python -m venv");
-    assert!(status.success(), "creating {} failed", venv.display());
-    let status = Command::new(&installed.python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .arg(format!("memray=={version}"))
-        .status()
-        .expect("run pip");
-    assert!(
-        status.success(),
-        "pip install memray=={version} failed (PyPI must be reachable)"
-    );
-    installed
+    create_memray_venv(&python.path, &venv, version, &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A fresh virtualenv at `venv`, made by `python`, with memray `version` and
+/// the `extra` packages from PyPI.
+pub fn create_memray_venv(
+    python: &Path,
+    venv: &Path,
+    version: &str,
+    extra: &[&str],
+) -> Result<ReferenceMemray, String> {
+    let installed = ReferenceMemray::in_venv(venv);
+    succeed(
+        Command::new(python)
+            .args(["-m", "venv", "--clear"])
+            .arg(venv),
+        &format!("creating the virtualenv {}", venv.display()),
+    )?;
+    succeed(
+        Command::new(&installed.python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg(format!("memray=={version}"))
+            .args(extra),
+        &format!("pip install memray=={version} {extra:?} (PyPI must be reachable)"),
+    )?;
+    if !installed.memray.exists() {
+        return Err(format!(
+            "{} is missing after pip install",
+            installed.memray.display()
+        ));
+    }
+    Ok(installed)
+}
+
+fn succeed(command: &mut Command, what: &str) -> Result<(), String> {
+    match command.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("{what} failed ({status})")),
+        Err(error) => Err(format!("{what}: cannot start: {error}")),
+    }
 }
 
 /// An exclusive `flock` held until dropped.

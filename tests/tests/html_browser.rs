@@ -8,32 +8,16 @@
 //! Needs `chromium` and `node` (skipped with a message when absent) and
 //! `npm ci` run in tests/browser.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use memray_tests::browser::{fresh_output_dir, Browser};
 use memray_tests::paths;
 
 /// The million distinct stacks the issue asks the page to survive.
 const BIG_STACKS: &str = "1000000";
 const MAX_BIG_PAGE_BYTES: u64 = 50 * 1024 * 1024;
 const MAX_BIG_LOAD_MS: u64 = 5_000;
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
-fn output_dir() -> PathBuf {
-    let dir = paths::profile_dir()
-        .parent()
-        .expect("the profile directory lives in the target directory")
-        .join("html-report-tests");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).expect("clear previous pages");
-    }
-    dir
-}
 
 fn write_sample_pages(dir: &Path) {
     let generator = paths::built_artifact("examples/sample_pages");
@@ -47,20 +31,10 @@ fn write_sample_pages(dir: &Path) {
 
 #[test]
 fn reports_work_in_headless_chromium() {
-    let (Some(chromium), Some(node)) = (on_path("chromium"), on_path("node")) else {
-        eprintln!("skipping: chromium and node are needed (apt-get install chromium nodejs)");
+    let Some(browser) = Browser::find() else {
         return;
     };
-    let browser_tests = paths::workspace_root().join("tests").join("browser");
-    assert!(
-        browser_tests
-            .join("node_modules")
-            .join("playwright-core")
-            .is_dir(),
-        "playwright-core is missing: run `npm ci` in {}",
-        browser_tests.display()
-    );
-    let dir = output_dir();
+    let dir = fresh_output_dir("html-report-tests");
     write_sample_pages(&dir);
 
     let big_page = std::fs::metadata(dir.join("big.html"))
@@ -72,21 +46,7 @@ fn reports_work_in_headless_chromium() {
         "big.html is {big_page} bytes"
     );
 
-    let run = Command::new(node)
-        .current_dir(&browser_tests)
-        .arg("run.js")
-        .arg(&dir)
-        .arg(dir.join("screenshots"))
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    eprintln!("{stdout}");
-    assert!(
-        run.status.success(),
-        "browser checks failed:\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = browser.check_pages(&dir);
     let report: serde_json::Value =
         serde_json::from_str(stdout.trim()).expect("run.js prints JSON");
     let load_ms = report["measurements"]["big"]["load_ms"]

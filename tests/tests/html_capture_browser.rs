@@ -10,21 +10,15 @@
 //! Needs `chromium` and `node` (skipped with a message when absent) and
 //! `npm ci` run in tests/browser.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
+use memray_tests::browser::{fresh_output_dir, Browser};
 use memray_tests::captures::record_with_reference;
 use memray_tests::html_pages::{memray_packed_data, memray_tree, our_payload, FlatTree};
-use memray_tests::paths::{self, fixtures, memray_bin};
+use memray_tests::paths::{fixtures, memray_bin};
 use memray_tests::reference::reference_memray;
 use memray_tests::run::stdout_of;
 use serde_json::{json, Value};
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
 
 fn make_page(program: &Path, page: &Path, flags: &[&str], capture: &Path) {
     let mut args = vec!["flamegraph", "-f", "-o", page.to_str().unwrap()];
@@ -117,26 +111,10 @@ fn expectations(dir: &Path, reference: &Path) -> Value {
 
 #[test]
 fn a_real_capture_s_flame_graph_works_in_headless_chromium() {
-    let (Some(chromium), Some(node)) = (on_path("chromium"), on_path("node")) else {
-        eprintln!("skipping: chromium and node are needed (apt-get install chromium nodejs)");
+    let Some(browser) = Browser::find() else {
         return;
     };
-    let browser_tests = paths::workspace_root().join("tests").join("browser");
-    assert!(
-        browser_tests
-            .join("node_modules")
-            .join("playwright-core")
-            .is_dir(),
-        "playwright-core is missing: run `npm ci` in {}",
-        browser_tests.display()
-    );
-    let out = paths::profile_dir()
-        .parent()
-        .unwrap()
-        .join("html-capture-tests");
-    if out.exists() {
-        std::fs::remove_dir_all(&out).unwrap();
-    }
+    let out = fresh_output_dir("html-capture-tests");
     let reference = out.join("memray-1.20");
     std::fs::create_dir_all(&reference).unwrap();
     let script = fixtures().join("flamegraph").join("two_threads.py");
@@ -169,18 +147,5 @@ fn a_real_capture_s_flame_graph_works_in_headless_chromium() {
     let expect = expectations(&out, &reference);
     std::fs::write(out.join("expectations.json"), expect.to_string()).unwrap();
 
-    let run = Command::new(node)
-        .current_dir(&browser_tests)
-        .arg("run.js")
-        .arg(&out)
-        .arg(out.join("screenshots"))
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("run node");
-    eprintln!("{}", String::from_utf8_lossy(&run.stdout));
-    assert!(
-        run.status.success(),
-        "browser checks failed:\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    browser.check_pages(&out);
 }

@@ -127,7 +127,7 @@ fn allocations_inside_dlopen_are_not_recorded_and_runpath_still_works() {
     );
     assert!(output.status.success(), "memray 1.20: {output:?}");
     check_capture(&workdir.path().join("memray.bin"), "memray 1.20");
-    for python in interpreters::supported() {
+    for python in interpreters::all_for_tests() {
         let capture = format!("ours-{}.bin", python.label());
         let args = run_args(&capture);
         let output = ours(

@@ -161,16 +161,9 @@ impl Run<'_> {
     }
 }
 
-/// Every installed interpreter.
-fn every_python() -> Vec<Interpreter> {
-    let all = interpreters::supported();
-    assert!(!all.is_empty(), "no CPython 3.8+ found");
-    all
-}
-
 /// Runs `scenario` `case` with `flags` on every installed interpreter.
 fn on_every_python(scenario: &str, case: &str, flags: &[&str]) {
-    for python in &every_python() {
+    for python in &interpreters::all_for_tests() {
         Run {
             python,
             scenario,
@@ -298,7 +291,7 @@ fn s13_fork_pools_with_and_without_follow_fork() {
 
 #[test]
 fn s14_a_capture_survives_sigkill() {
-    for python in &every_python() {
+    for python in &interpreters::all_for_tests() {
         Run {
             python,
             scenario: "sigkill",
@@ -314,7 +307,7 @@ fn s14_a_capture_survives_sigkill() {
 fn s16_header_metadata() {
     on_every_python("header_meta", "default", &[]);
     for allocator in ["malloc", "pymalloc", "pymalloc_debug"] {
-        for python in &every_python() {
+        for python in &interpreters::all_for_tests() {
             Run {
                 python,
                 scenario: "header_meta",

@@ -38,6 +38,9 @@ pub fn run() -> Result<()> {
             .arg(&capture),
     )?;
     execute(Command::new(&memray).arg("summary").arg(&capture))?;
-    println!("\nOpen {} in a browser to explore the peak.", flamegraph.display());
+    println!(
+        "\nOpen {} in a browser to explore the peak.",
+        flamegraph.display()
+    );
     Ok(())
 }

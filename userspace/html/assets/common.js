@@ -37,6 +37,17 @@ function formatCount(n) {
   return Number(n).toLocaleString("en-US");
 }
 
+// Calls `apply(value)` once typing in the input `id` has paused for `delayMs`,
+// so that a big report is not filtered again on every keystroke.
+function onSettledInput(id, delayMs, apply) {
+  const input = document.getElementById(id);
+  let pending = null;
+  input.addEventListener("input", () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => apply(input.value), delayMs);
+  });
+}
+
 function escapeHtml(text) {
   return String(text)
     .replace(/&/g, "&amp;")

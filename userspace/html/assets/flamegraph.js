@@ -602,14 +602,9 @@ function initFlameEvents() {
       render();
     });
   }
-  const moduleFilter = document.getElementById("module-filter");
-  let pending = null;
-  moduleFilter.addEventListener("input", () => {
-    clearTimeout(pending);
-    pending = setTimeout(() => {
-      state.module = moduleFilter.value;
-      rebuild();
-    }, 200);
+  onSettledInput("module-filter", 200, (value) => {
+    state.module = value;
+    rebuild();
   });
   initThreadSelect();
   let resizing = null;

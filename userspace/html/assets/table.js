@@ -104,15 +104,10 @@ function renderPage() {
 function main() {
   renderHeader(meta, [["Locations", formatCount(rowCount)]]);
   renderHeaderRow();
-  const filter = document.getElementById("filter");
-  let pending = null;
-  filter.addEventListener("input", () => {
-    clearTimeout(pending);
-    pending = setTimeout(() => {
-      state.filter = filter.value;
-      state.page = 0;
-      refresh();
-    }, 120);
+  onSettledInput("filter", 120, (value) => {
+    state.filter = value;
+    state.page = 0;
+    refresh();
   });
   document.getElementById("previous-page").onclick = () => {
     state.page--;

@@ -65,13 +65,15 @@ use std::borrow::Cow;
 use page::{assemble, PageAssets};
 
 const FLAMEGRAPH: PageAssets = PageAssets {
-    template: include_str!("../assets/flamegraph.html"),
+    report: "flame graph",
+    body: include_str!("../assets/flamegraph.html"),
     css: include_str!("../assets/flamegraph.css"),
     js: include_str!("../assets/flamegraph.js"),
 };
 
 const TABLE: PageAssets = PageAssets {
-    template: include_str!("../assets/table.html"),
+    report: "table",
+    body: include_str!("../assets/table.html"),
     css: include_str!("../assets/table.css"),
     js: include_str!("../assets/table.js"),
 };

@@ -1,14 +1,19 @@
-//! Assembles one self-contained HTML file: template, styles, script and the
-//! JSON payload, all inline.
+//! Assembles one self-contained HTML file: the shared page (head, header,
+//! pymalloc warning), the report's own markup, styles, script and the JSON
+//! payload, all inline.
 
 use serde::Serialize;
 
+const PAGE: &str = include_str!("../assets/page.html");
 const COMMON_CSS: &str = include_str!("../assets/common.css");
 const COMMON_JS: &str = include_str!("../assets/common.js");
 
 /// One page kind's assets.
 pub struct PageAssets {
-    pub template: &'static str,
+    /// The report's name in the page heading ("memray <report>: …").
+    pub report: &'static str,
+    /// The report's own markup, between the shared header and the payload.
+    pub body: &'static str,
     pub css: &'static str,
     pub js: &'static str,
 }
@@ -18,9 +23,11 @@ pub fn assemble(assets: &PageAssets, title: &str, payload: &impl Serialize) -> S
     let styles = format!("{COMMON_CSS}\n{}", assets.css);
     let script = format!("{COMMON_JS}\n{}", assets.js);
     fill_template(
-        assets.template,
+        PAGE,
         &[
             ("title", &escape_html(title)),
+            ("report", assets.report),
+            ("body", assets.body),
             ("styles", &styles),
             ("script", &script),
             ("data", &escape_script(&data)),

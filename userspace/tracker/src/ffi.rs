@@ -10,17 +10,7 @@ use memray_format::{Header, PythonAllocator};
 
 use crate::guard::RecursionGuard;
 use crate::session::{Options, Session, Settings};
-use crate::{code_watch, fork, pymalloc, python, recorder, thread};
-
-/// Activation flags (kept in step with `memray run`).
-mod flags {
-    pub const AGGREGATE: u32 = 1;
-    pub const FOLLOW_FORK: u32 = 2;
-    pub const TRACE_PYTHON_ALLOCATORS: u32 = 4;
-    pub const COMPRESS: u32 = 8;
-    pub const BUFFERED: u32 = 16;
-    pub const FORCE: u32 = 32;
-}
+use crate::{code_watch, flags, fork, pymalloc, python, recorder, thread};
 
 static LAST_ERROR: Mutex<Option<CString>> = Mutex::new(None);
 

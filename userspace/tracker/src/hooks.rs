@@ -218,13 +218,9 @@ pub unsafe extern "C" fn mmap(
     fd: c_int,
     offset: off_t,
 ) -> *mut c_void {
-    tracked(
-        || {
-            let ptr = unsafe { real::mmap(addr, length, prot, flags, fd, offset) };
-            record_mapping(ptr, length)
-        },
-        || unsafe { real::mmap(addr, length, prot, flags, fd, offset) },
-    )
+    tracked_mapping(length, || unsafe {
+        real::mmap(addr, length, prot, flags, fd, offset)
+    })
 }
 
 /// # Safety
@@ -238,20 +234,24 @@ pub unsafe extern "C" fn mmap64(
     fd: c_int,
     offset: off_t,
 ) -> *mut c_void {
-    tracked(
-        || {
-            let ptr = unsafe { real::mmap64(addr, length, prot, flags, fd, offset) };
-            record_mapping(ptr, length)
-        },
-        || unsafe { real::mmap64(addr, length, prot, flags, fd, offset) },
-    )
+    tracked_mapping(length, || unsafe {
+        real::mmap64(addr, length, prot, flags, fd, offset)
+    })
 }
 
-fn record_mapping(ptr: *mut c_void, length: usize) -> *mut c_void {
-    if ptr != libc::MAP_FAILED {
-        recorder::allocation(ptr as usize, length, Allocator::Mmap);
-    }
-    ptr
+/// Maps with `map` (the real `mmap` or `mmap64`) and records a mapping that succeeded.
+#[inline(always)]
+fn tracked_mapping(length: size_t, map: impl Fn() -> *mut c_void) -> *mut c_void {
+    tracked(
+        || {
+            let ptr = map();
+            if ptr != libc::MAP_FAILED {
+                recorder::allocation(ptr as usize, length, Allocator::Mmap);
+            }
+            ptr
+        },
+        &map,
+    )
 }
 
 /// # Safety

@@ -9,6 +9,7 @@ mod arena;
 mod code_watch;
 mod codes;
 pub mod ffi;
+mod flags;
 mod fork;
 mod guard;
 pub mod hooks;

@@ -4,14 +4,13 @@
 //! memray 1.20 from PyPI), created once in the cache.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
+use memray_tests::reference::{create_memray_venv, ReferenceMemray, REFERENCE_VERSION};
 
 use super::measure::BenchCommand;
 use super::{Context, Profiled, Variant};
-use crate::process::execute;
 
 /// Label, workload file, its arguments, and whether it needs numpy.
 const WORKLOADS: [(&str, &str, &[&str], bool); 5] = [
@@ -24,17 +23,13 @@ const WORKLOADS: [(&str, &str, &[&str], bool); 5] = [
 
 pub fn prepare(context: &Context) -> Result<Vec<Variant>> {
     let numpy = numpy_environment(context)?;
-    let plain_environment = Environment {
-        python: context.reference.python.clone(),
-        memray: context.reference.memray.clone(),
-    };
     Ok(WORKLOADS
         .iter()
         .map(|&(label, file, args, needs_numpy)| {
             let environment = if needs_numpy {
                 &numpy
             } else {
-                &plain_environment
+                &context.reference
             };
             variant(
                 context,
@@ -47,15 +42,9 @@ pub fn prepare(context: &Context) -> Result<Vec<Variant>> {
         .collect())
 }
 
-/// An interpreter and the memray 1.20 installed for it.
-struct Environment {
-    python: PathBuf,
-    memray: PathBuf,
-}
-
 fn variant(
     context: &Context,
-    environment: &Environment,
+    environment: &ReferenceMemray,
     label: &str,
     workload: &Path,
     args: &[&str],
@@ -94,42 +83,15 @@ fn variant(
 
 /// A virtualenv of the reference interpreter with numpy and memray 1.20,
 /// created once (a `ready` file marks a complete installation).
-fn numpy_environment(context: &Context) -> Result<Environment> {
+fn numpy_environment(context: &Context) -> Result<ReferenceMemray> {
     let venv = context.cache.join("numpy-venv");
-    let environment = Environment {
-        python: venv.join("bin/python"),
-        memray: venv.join("bin/memray"),
-    };
     let ready = venv.join("ready");
     if ready.exists() {
-        return Ok(environment);
+        return Ok(ReferenceMemray::in_venv(&venv));
     }
     let python = memray_tests::interpreters::reference_python();
-    execute(
-        Command::new(&python.path)
-            .args(["-m", "venv", "--clear"])
-            .arg(&venv),
-    )?;
-    let version = memray_tests::reference::REFERENCE_VERSION;
-    execute(
-        Command::new(&environment.python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(format!("memray=={version}"))
-            .arg("numpy"),
-    )
-    .context("installing numpy and memray from PyPI")?;
-    if !environment.memray.exists() {
-        bail!(
-            "{} is missing after pip install",
-            environment.memray.display()
-        );
-    }
+    let environment = create_memray_venv(&python.path, &venv, REFERENCE_VERSION, &["numpy"])
+        .map_err(anyhow::Error::msg)?;
     std::fs::write(&ready, "")?;
     Ok(environment)
 }

@@ -3,8 +3,9 @@
 
 use memray_analysis::CaptureFile;
 use memray_reporters::diff::{render_section, ByLocation};
-use memray_reporters::input::{open_capture, select, Selection};
+use memray_reporters::input::{open_capture, report_failure, select, Selection};
 
+use super::flamegraph::PARSE_FAILURE;
 use crate::error::{CliError, CliResult};
 
 /// Compare two captures: peak memory and leaks by location
@@ -19,23 +20,27 @@ pub struct Args {
     max_rows: usize,
 }
 
-fn by_location(capture: &CaptureFile, selection: Selection) -> Result<ByLocation, CliError> {
-    let (_, groups) = select(capture, selection, true).map_err(|e| CliError::new(e.to_string()))?;
+fn by_location(
+    results: &str,
+    capture: &CaptureFile,
+    selection: Selection,
+) -> Result<ByLocation, CliError> {
+    let (_, groups) = select(capture, selection, true)
+        .map_err(|e| CliError::new(report_failure(results, PARSE_FAILURE, e)))?;
     Ok(ByLocation::new(&groups, capture))
 }
 
 pub fn run(args: Args) -> CliResult {
-    let failure = "Failed to parse allocation records in";
-    let old = open_capture(&args.old, failure).map_err(CliError::new)?;
-    let new = open_capture(&args.new, failure).map_err(CliError::new)?;
+    let old = open_capture(&args.old, PARSE_FAILURE).map_err(CliError::new)?;
+    let new = open_capture(&args.new, PARSE_FAILURE).map_err(CliError::new)?;
     for (title, selection) in [
         ("Peak memory", Selection::HighWaterMark),
         ("Leaks", Selection::Leaks),
     ] {
         let section = render_section(
             title,
-            &by_location(&old, selection)?,
-            &by_location(&new, selection)?,
+            &by_location(&args.old, &old, selection)?,
+            &by_location(&args.new, &new, selection)?,
             args.max_rows,
         );
         println!("{section}");

@@ -1,15 +1,16 @@
 //! `memray flamegraph`: the peak, leaks, temporary or temporal allocations
-//! as an interactive HTML flame graph. Also home of what the HTML reporters
-//! share: output naming, overwrite refusal and the allocation flags.
+//! as an interactive HTML flame graph. Also home of what the reporters that
+//! write files share: output naming, overwrite refusal, memray's parse
+//! failure message, and the HTML reporters' allocation flags.
 
 use std::path::{Path, PathBuf};
 
-use memray_analysis::{AnalysisError, CaptureFile};
+use memray_analysis::CaptureFile;
 use memray_format::FileFormat;
 use memray_reporters::html_report::{
     flamegraph_html, ConfidentialFiles, FlameGraphMode, FlameGraphOptions, ReportError,
 };
-use memray_reporters::input::{open_capture, Selection};
+use memray_reporters::input::{open_capture, report_failure, Selection};
 
 use super::summary::TemporaryArgs;
 use crate::error::{CliError, CliResult};
@@ -69,12 +70,7 @@ impl ReportArgs {
             .output
             .clone()
             .unwrap_or_else(|| default_output(results, reporter));
-        if output.exists() && !self.force {
-            return Err(CliError::new(format!(
-                "File already exists, will not overwrite without --force: {}",
-                output.display()
-            )));
-        }
+        refuse_to_overwrite(&output, self.force)?;
         let capture = open_capture(&self.results, PARSE_FAILURE).map_err(CliError::new)?;
         Ok(ReportTarget { capture, output })
     }
@@ -92,13 +88,11 @@ impl ReportTarget {
     /// What the user sees when the report cannot be made: the refusal itself
     /// for questions the capture cannot answer, else memray's parse failure.
     pub fn failure(&self, error: ReportError) -> CliError {
-        match error {
-            ReportError::Analysis(AnalysisError::Unsupported(refusal)) => CliError::new(refusal),
-            error => CliError::new(format!(
-                "{PARSE_FAILURE} {}: {error}",
-                self.capture.path().display()
-            )),
-        }
+        let results = self.capture.path().to_string_lossy();
+        CliError::new(match error {
+            ReportError::Analysis(error) => report_failure(&results, PARSE_FAILURE, error),
+            error => format!("{PARSE_FAILURE} {results}: {error}"),
+        })
     }
 
     /// memray's hint for big captures that were not recorded with --aggregate.
@@ -111,7 +105,7 @@ impl ReportTarget {
 }
 
 /// memray's message for captures it cannot read.
-const PARSE_FAILURE: &str = "Failed to parse allocation records in";
+pub const PARSE_FAILURE: &str = "Failed to parse allocation records in";
 const LARGE_CAPTURE: u64 = 10 * 1000 * 1000;
 const LARGE_CAPTURE_WARNING: &str =
     "\u{26a0}  This capture file is large and may take a long time to process  \u{26a0}\n\n\
@@ -123,13 +117,33 @@ more information.\n";
 /// memray's default: `memray-<reporter>-<capture name, suffix replaced by
 /// .html, without a leading "memray-">`, next to the capture.
 pub fn default_output(results: &Path, reporter: &str) -> PathBuf {
-    let stem = results
+    next_to_capture(results, reporter, &format!("{}.html", file_stem(results)))
+}
+
+/// `memray-<reporter>-<name without a leading "memray-">`, in the capture's
+/// directory: how memray names every file a reporter writes by default.
+pub fn next_to_capture(results: &Path, reporter: &str, name: &str) -> PathBuf {
+    let name = name.strip_prefix("memray-").unwrap_or(name);
+    results.with_file_name(format!("memray-{reporter}-{name}"))
+}
+
+/// The capture's file name without its suffix.
+pub fn file_stem(results: &Path) -> String {
+    results
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = format!("{stem}.html");
-    let name = name.strip_prefix("memray-").unwrap_or(&name);
-    results.with_file_name(format!("memray-{reporter}-{name}"))
+        .unwrap_or_default()
+}
+
+/// memray never overwrites a file without --force.
+pub fn refuse_to_overwrite(output: &Path, force: bool) -> CliResult {
+    if output.exists() && !force {
+        return Err(CliError::new(format!(
+            "File already exists, will not overwrite without --force: {}",
+            output.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Generate an HTML flame graph for peak memory usage

@@ -103,14 +103,8 @@ impl Mode {
 }
 
 /// Tracker flags, as the library's activation function reads them.
-mod flags {
-    pub const AGGREGATE: u32 = 1;
-    pub const FOLLOW_FORK: u32 = 2;
-    pub const TRACE_PYTHON_ALLOCATORS: u32 = 4;
-    pub const COMPRESS: u32 = 8;
-    pub const BUFFERED: u32 = 16;
-    pub const FORCE: u32 = 32;
-}
+#[path = "../../../tracker/src/flags.rs"]
+mod flags;
 
 pub fn run(args: Args) -> CliResult {
     reject_unsupported(&args)?;

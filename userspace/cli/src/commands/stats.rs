@@ -3,10 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use memray_analysis::{statistics, PathInfo};
-use memray_reporters::input::open_capture;
+use memray_reporters::input::{open_capture, report_failure};
 use memray_reporters::{stats, Metadata};
 
+use super::flamegraph::{next_to_capture, refuse_to_overwrite};
 use crate::error::{CliError, CliResult};
+
+/// memray's message for captures it cannot compute statistics of.
+const STATS_FAILURE: &str = "Failed to compute statistics for";
 
 /// Generate high level stats of the memory usage in the terminal
 #[derive(clap::Args)]
@@ -30,32 +34,22 @@ pub struct Args {
 /// memray's default: `memray-stats-<capture name without "memray-">.json`
 /// next to the capture.
 fn default_json_path(results: &Path) -> PathBuf {
-    let name = results
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = format!("{name}.json");
-    let name = name.strip_prefix("memray-").unwrap_or(&name);
-    results.with_file_name(format!("memray-stats-{name}"))
+    let name = results.file_name().unwrap_or_default().to_string_lossy();
+    next_to_capture(results, "stats", &format!("{name}.json"))
 }
 
 pub fn run(args: Args) -> CliResult {
-    let capture =
-        open_capture(&args.results, "Failed to compute statistics for").map_err(CliError::new)?;
+    let capture = open_capture(&args.results, STATS_FAILURE).map_err(CliError::new)?;
     let json_path = args.json.then(|| {
         args.output
             .clone()
             .unwrap_or_else(|| default_json_path(Path::new(&args.results)))
     });
     if let Some(path) = &json_path {
-        if path.exists() && !args.force {
-            return Err(CliError::new(format!(
-                "File already exists, will not overwrite without --force: {}",
-                path.display()
-            )));
-        }
+        refuse_to_overwrite(path, args.force)?;
     }
-    let collector = statistics(&capture).map_err(|e| CliError::new(e.to_string()))?;
+    let collector = statistics(&capture)
+        .map_err(|e| CliError::new(report_failure(&args.results, STATS_FAILURE, e)))?;
     let header = capture.header();
     let paths = PathInfo::from_header(&header.libdest, &header.site_packages, &header.sys_path);
     let stats = collector.finish(&capture, paths, args.num_largest as usize);

@@ -1,8 +1,9 @@
 //! `memray summary`: the functions that allocate most memory, as a table.
 
-use memray_reporters::input::{open_capture, select, Selection};
+use memray_reporters::input::{open_capture, report_failure, select, Selection};
 use memray_reporters::summary::{Summary, N_COLUMNS};
 
+use super::flamegraph::PARSE_FAILURE;
 use crate::error::{CliError, CliResult};
 
 /// Generate a terminal-based summary report of the functions that allocate most memory
@@ -69,14 +70,13 @@ fn default_rows() -> usize {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let failure = "Failed to parse allocation records in";
-    let capture = open_capture(&args.results, failure).map_err(CliError::new)?;
+    let capture = open_capture(&args.results, PARSE_FAILURE).map_err(CliError::new)?;
     let (selection, merge_threads) = match args.temporary.threshold() {
         Some(n) => (Selection::Temporary(n), false),
         None => (Selection::HighWaterMark, true),
     };
-    let (_, groups) =
-        select(&capture, selection, merge_threads).map_err(|e| CliError::new(e.to_string()))?;
+    let (_, groups) = select(&capture, selection, merge_threads)
+        .map_err(|e| CliError::new(report_failure(&args.results, PARSE_FAILURE, e)))?;
     let summary = Summary::new(&groups, &capture);
     let rows = args
         .max_rows

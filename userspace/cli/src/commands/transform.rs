@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use memray_reporters::input::{open_capture, select, Selection};
+use memray_reporters::input::{open_capture, report_failure, select, Selection};
 use memray_reporters::transform::{render, Format, TransformInput};
 
+use super::flamegraph::{file_stem, next_to_capture, refuse_to_overwrite, PARSE_FAILURE};
 use crate::error::{CliError, CliResult};
 
 /// Generate reports files in different formats
@@ -30,13 +31,8 @@ pub struct Args {
 
 /// memray's default: `memray-<format>-<capture stem without "memray-"><suffix>`.
 fn default_output(results: &Path, format: Format) -> PathBuf {
-    let stem = results
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = format!("{stem}{}", format.suffix());
-    let name = name.strip_prefix("memray-").unwrap_or(&name);
-    results.with_file_name(format!("memray-{}-{name}", format.name()))
+    let name = format!("{}{}", file_stem(results), format.suffix());
+    next_to_capture(results, format.name(), &name)
 }
 
 /// argparse's refusal of two mutually exclusive flags: it names the later one first.
@@ -61,21 +57,15 @@ pub fn run(args: Args) -> CliResult {
     }
     let format = Format::from_name(&args.format)
         .ok_or_else(|| CliError::new(format!("Format not supported: {}", args.format)))?;
-    let failure = "Failed to parse allocation records in";
-    let capture = open_capture(&args.results, failure).map_err(CliError::new)?;
+    let capture = open_capture(&args.results, PARSE_FAILURE).map_err(CliError::new)?;
     let output = args
         .output
         .clone()
         .unwrap_or_else(|| default_output(Path::new(&args.results), format));
-    if output.exists() && !args.force {
-        return Err(CliError::new(format!(
-            "File already exists, will not overwrite without --force: {}",
-            output.display()
-        )));
-    }
+    refuse_to_overwrite(&output, args.force)?;
     let selection = Selection::from_flags(args.leaks, args.temporary.threshold());
-    let (_, groups) =
-        select(&capture, selection, true).map_err(|e| CliError::new(e.to_string()))?;
+    let (_, groups) = select(&capture, selection, true)
+        .map_err(|e| CliError::new(report_failure(&args.results, PARSE_FAILURE, e)))?;
     let input = TransformInput {
         groups: &groups,
         stacks: &capture,

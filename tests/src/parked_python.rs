@@ -1,10 +1,11 @@
-//! A fixture process that parks threads in known stacks and reports them.
+//! `parked_threads.py`: a CPython process that parks threads in known
+//! stacks and reports them, for the tests that read a live process's stacks.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use memray_tests::paths;
+use crate::paths;
 use serde_json::Value;
 
 /// One frame as the fixture's own interpreter reports it.
