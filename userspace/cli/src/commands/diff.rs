@@ -5,7 +5,7 @@ use memray_analysis::CaptureFile;
 use memray_reporters::diff::{render_section, ByLocation};
 use memray_reporters::input::{open_capture, report_failure, select, Selection};
 
-use super::flamegraph::PARSE_FAILURE;
+use super::report::PARSE_FAILURE;
 use crate::error::{CliError, CliResult};
 
 /// Compare two captures: peak memory and leaks by location

@@ -4,6 +4,7 @@ pub mod diff;
 pub mod dump_stacks;
 pub mod flamegraph;
 pub mod parse;
+pub mod report;
 pub mod run;
 pub mod stats;
 pub mod summary;

@@ -6,7 +6,7 @@ use memray_analysis::{statistics, PathInfo};
 use memray_reporters::input::{open_capture, report_failure};
 use memray_reporters::{stats, Metadata};
 
-use super::flamegraph::{next_to_capture, refuse_to_overwrite};
+use super::report::{next_to_capture, refuse_to_overwrite};
 use crate::error::{CliError, CliResult};
 
 /// memray's message for captures it cannot compute statistics of.

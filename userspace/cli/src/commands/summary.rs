@@ -3,7 +3,7 @@
 use memray_reporters::input::{open_capture, report_failure, select, Selection};
 use memray_reporters::summary::{Summary, N_COLUMNS};
 
-use super::flamegraph::PARSE_FAILURE;
+use super::report::PARSE_FAILURE;
 use crate::error::{CliError, CliResult};
 
 /// Generate a terminal-based summary report of the functions that allocate most memory

@@ -3,7 +3,7 @@
 
 use memray_reporters::html_report::table_html;
 
-use super::flamegraph::ReportArgs;
+use super::report::ReportArgs;
 use crate::error::CliResult;
 
 /// Generate an HTML table with all records in the peak memory usage

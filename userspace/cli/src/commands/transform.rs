@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use memray_reporters::input::{open_capture, report_failure, select, Selection};
 use memray_reporters::transform::{render, Format, TransformInput};
 
-use super::flamegraph::{file_stem, next_to_capture, refuse_to_overwrite, PARSE_FAILURE};
+use super::report::{file_stem, next_to_capture, refuse_to_overwrite, PARSE_FAILURE};
 use crate::error::{CliError, CliResult};
 
 /// Generate reports files in different formats

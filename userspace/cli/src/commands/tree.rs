@@ -7,6 +7,7 @@ use memray_reporters::input::{open_capture, report_failure, select, Selection};
 use memray_reporters::tree::Tree;
 use memray_reporters::{tree_view, Metadata};
 
+use super::report::PARSE_FAILURE;
 use super::summary::TemporaryArgs;
 use crate::error::{CliError, CliResult};
 
@@ -21,8 +22,6 @@ pub struct Args {
     #[command(flatten)]
     temporary: TemporaryArgs,
 }
-
-const PARSE_FAILURE: &str = "Failed to parse allocation records in";
 
 pub fn run(args: Args) -> CliResult {
     let capture = open_capture(&args.results, PARSE_FAILURE).map_err(CliError::new)?;
