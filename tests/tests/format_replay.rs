@@ -1,9 +1,9 @@
 //! The replay's fast path (hot records applied straight from the bytes)
 //! against a model of what was written: a generated capture with threads,
 //! deep stacks, frees, munmaps, native frames, mappings and long varints,
-//! replayed plain (past the reader's release of mapped pages) and
-//! LZ4-compressed (through many refills of the sliding buffer), one event at
-//! a time and in batches of several sizes.
+//! replayed plain and LZ4-compressed (each through many refills of the
+//! reader's sliding buffer), one event at a time and in batches of several
+//! sizes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -255,8 +255,7 @@ fn fast_replay_yields_every_allocation_as_written() {
     compress_file(&compressed).unwrap();
     assert!(
         std::fs::metadata(&plain).unwrap().len() > 9 << 20,
-        "the capture spans many refills of the LZ4 reader's buffer, and the \
-         plain reader releases the mapped pages behind it (every 8 MiB)"
+        "the capture spans many refills of the reader's 256 KiB buffer"
     );
 
     let mut records_read = Vec::new();

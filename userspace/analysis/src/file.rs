@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
 use memray_format::{replay, FileFormat, FormatError, Header, Replay};
@@ -92,20 +92,24 @@ impl Capture for CaptureFile {
     /// large captures the two halves of the work overlap.
     fn replay(
         &self,
-        visit: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(&[Event]) -> ControlFlow<()>,
     ) -> Result<(), AnalysisError> {
         // The previous pass's reader is replaced, not kept alongside this one.
         self.latest.borrow_mut().take();
-        let (batches, received) = mpsc::sync_channel::<Vec<Event>>(BATCHES_AHEAD);
+        let (full, received) = mpsc::sync_channel::<Vec<Event>>(BATCHES_AHEAD);
+        let (emptied, recycled) = mpsc::channel::<Vec<Event>>();
         let path = &self.path;
         let (replay, decoded) = thread::scope(|scope| {
-            let decoder = scope.spawn(move || decode(path, batches));
-            'consume: for batch in received {
-                for event in &batch {
-                    if visit(event).is_break() {
-                        break 'consume;
-                    }
+            let decoder = scope.spawn(move || decode(path, full, recycled));
+            // Leaving the loop drops `received`: a decoder still going stops
+            // at its next send.
+            for mut batch in received {
+                if visit(&batch).is_break() {
+                    break;
                 }
+                batch.clear();
+                // The decoder may be gone already; then the buffer just drops.
+                let _ = emptied.send(batch);
             }
             decoder.join().expect("the decoding thread does not panic")
         });
@@ -116,39 +120,41 @@ impl Capture for CaptureFile {
     }
 }
 
-const BATCH: usize = 2048;
-const BATCHES_AHEAD: usize = 4;
+/// Events per batch: big enough that handing a batch over (a futex wake-up
+/// when the consumer waits) is rare, small enough that the few batches in
+/// flight stay a small part of the peak memory.
+const BATCH: usize = 4096;
+/// Full batches queued ahead of the consumer; with the one being filled and
+/// the one being read, at most `BATCHES_AHEAD + 2` buffers exist.
+const BATCHES_AHEAD: usize = 2;
 
 /// Sends the capture's events in batches until the end, an error, or the
-/// consumer hanging up; returns the replay state for stack rendering.
+/// consumer hanging up; returns the replay state for stack rendering. Batch
+/// buffers come back through `recycled` and are refilled.
 fn decode(
     path: &Path,
-    batches: SyncSender<Vec<Event>>,
+    full: SyncSender<Vec<Event>>,
+    recycled: Receiver<Vec<Event>>,
 ) -> (Option<Replay>, Result<(), AnalysisError>) {
     let mut replay = match Replay::open(path) {
         Ok(replay) => replay,
         Err(error) => return (None, Err(error.into())),
     };
-    let mut batch = Vec::with_capacity(BATCH);
     let result = loop {
-        match replay.next_event() {
-            Ok(Some(event)) => {
-                batch.extend(convert(event));
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if batches.send(full).is_err() {
-                        break Ok(());
-                    }
-                }
+        let mut batch = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let decoded = replay.replay_until(|event| {
+            batch.extend(convert(event));
+            if batch.len() < BATCH {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
             }
-            Ok(None) => {
-                let _ = batches.send(batch);
-                break Ok(());
-            }
-            Err(error) => {
-                let _ = batches.send(batch);
-                break Err(error.into());
-            }
+        });
+        let more = matches!(decoded, Ok(true));
+        if (!batch.is_empty() && full.send(batch).is_err()) || !more {
+            break decoded.map(drop).map_err(AnalysisError::from);
         }
     };
     (Some(replay), result)

@@ -3,6 +3,7 @@
 //! (memray-behaviour.md §2). The engine consumes [`Event`]s from any
 //! [`Capture`]; stacks stay trie node ids until a [`StackResolver`] renders them.
 
+mod block;
 mod capture;
 mod error;
 mod event;

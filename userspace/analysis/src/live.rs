@@ -4,6 +4,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::block::LiveBlock;
 use crate::event::Allocation;
 use crate::groups::{AllocationGroup, Grouper};
 use crate::ranges::RangeSet;
@@ -12,7 +13,7 @@ use memray_format::AllocatorKind;
 #[derive(Debug, Default)]
 pub struct LiveAllocations {
     index: u64,
-    blocks: HashMap<u64, (Allocation, u64)>,
+    blocks: HashMap<u64, LiveBlock>,
     mappings: RangeSet<(Allocation, u64)>,
 }
 
@@ -22,7 +23,8 @@ impl LiveAllocations {
         self.index += 1;
         match allocation.allocator.kind() {
             AllocatorKind::SimpleAllocator => {
-                self.blocks.insert(allocation.address, (*allocation, index));
+                self.blocks
+                    .insert(allocation.address, LiveBlock::new(allocation, index));
             }
             AllocatorKind::SimpleDeallocator => {
                 // Frees of blocks allocated before tracking are not in the map.
@@ -42,8 +44,8 @@ impl LiveAllocations {
     /// surviving piece of a partially unmapped mapping counts as one allocation.
     pub fn groups(&self, merge_threads: bool) -> Vec<AllocationGroup> {
         let mut grouper = Grouper::new(merge_threads);
-        for (allocation, index) in self.blocks.values() {
-            grouper.add(allocation, allocation.size, *index);
+        for (address, block) in &self.blocks {
+            grouper.add(&block.allocation(*address), block.size, block.index);
         }
         for (size, (allocation, index)) in self.mappings.iter() {
             grouper.add(allocation, size, *index);

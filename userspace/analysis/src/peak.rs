@@ -26,19 +26,27 @@ pub struct PeakFinder {
 
 impl PeakFinder {
     pub fn add(&mut self, allocation: &Allocation) {
+        let freed_block = match allocation.allocator.kind() {
+            AllocatorKind::SimpleAllocator => {
+                // A reused address replaces the old size without freeing it, as in memray.
+                self.sizes.insert(allocation.address, allocation.size);
+                None
+            }
+            AllocatorKind::SimpleDeallocator => self.sizes.remove(&allocation.address),
+            AllocatorKind::RangedAllocator | AllocatorKind::RangedDeallocator => None,
+        };
+        self.account(allocation, freed_block);
+    }
+
+    /// Like [`PeakFinder::add`] for a caller that keeps the live blocks
+    /// itself (one map instead of two): `freed_block` is the size of the
+    /// block a simple deallocation removed, if it was live.
+    pub(crate) fn account(&mut self, allocation: &Allocation, freed_block: Option<u64>) {
         let index = self.seen;
         self.seen += 1;
         match allocation.allocator.kind() {
-            AllocatorKind::SimpleAllocator => {
-                self.current += allocation.size;
-                // A reused address replaces the old size without freeing it, as in memray.
-                self.sizes.insert(allocation.address, allocation.size);
-            }
-            AllocatorKind::SimpleDeallocator => {
-                if let Some(size) = self.sizes.remove(&allocation.address) {
-                    self.current -= size;
-                }
-            }
+            AllocatorKind::SimpleAllocator => self.current += allocation.size,
+            AllocatorKind::SimpleDeallocator => self.current -= freed_block.unwrap_or(0),
             AllocatorKind::RangedAllocator => {
                 self.mappings.add(allocation.address, allocation.size, ());
                 self.current += allocation.size;

@@ -8,6 +8,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::block::LiveBlock;
 use crate::event::Allocation;
 use crate::groups::{AllocationGroup, Grouper};
 use crate::peak::{HighWaterMark, PeakFinder};
@@ -16,10 +17,11 @@ use memray_format::AllocatorKind;
 
 #[derive(Debug, Default)]
 pub struct PeakAllocations {
+    /// Follows the heap size; the blocks' sizes are only kept here.
     peak: PeakFinder,
-    blocks: HashMap<u64, (Allocation, u64)>,
-    /// Blocks live at the candidate peak that are gone since.
-    gone_since_peak: Vec<(Allocation, u64)>,
+    blocks: HashMap<u64, LiveBlock>,
+    /// Blocks live at the candidate peak that are gone since, by address.
+    gone_since_peak: Vec<(u64, LiveBlock)>,
     /// Every mmap and munmap record, with its index.
     ranged: Vec<(Allocation, u64)>,
 }
@@ -28,21 +30,27 @@ impl PeakAllocations {
     pub fn add(&mut self, allocation: &Allocation) {
         let index = self.peak.records_seen();
         let peak_index = self.peak.high_water_mark().index;
-        let gone = match allocation.allocator.kind() {
+        let address = allocation.address;
+        let (gone, freed_block) = match allocation.allocator.kind() {
             AllocatorKind::SimpleAllocator => {
-                // A reused address replaces the old block, as in memray.
-                self.blocks.insert(allocation.address, (*allocation, index))
+                // A reused address replaces the old block (without freeing
+                // its bytes), as in memray.
+                let block = LiveBlock::new(allocation, index);
+                (self.blocks.insert(address, block), None)
             }
-            AllocatorKind::SimpleDeallocator => self.blocks.remove(&allocation.address),
+            AllocatorKind::SimpleDeallocator => {
+                let gone = self.blocks.remove(&address);
+                (gone, gone.map(|block| block.size))
+            }
             AllocatorKind::RangedAllocator | AllocatorKind::RangedDeallocator => {
                 self.ranged.push((*allocation, index));
-                None
+                (None, None)
             }
         };
-        if let Some(block) = gone.filter(|(_, made)| *made <= peak_index) {
-            self.gone_since_peak.push(block);
+        if let Some(block) = gone.filter(|block| block.index <= peak_index) {
+            self.gone_since_peak.push((address, block));
         }
-        self.peak.add(allocation);
+        self.peak.account(allocation, freed_block);
         if self.peak.high_water_mark().index == index {
             // Nothing freed before this record is live at the new peak.
             self.gone_since_peak.clear();
@@ -69,9 +77,16 @@ impl PeakAllocations {
             return grouper.finish();
         }
         let peak_index = self.high_water_mark().index;
-        let live_blocks = self.blocks.values().filter(|(_, made)| *made <= peak_index);
-        for (allocation, index) in live_blocks.chain(&self.gone_since_peak) {
-            grouper.add(allocation, allocation.size, *index);
+        let live_blocks = self
+            .blocks
+            .iter()
+            .filter(|(_, block)| block.index <= peak_index);
+        let gone_blocks = self
+            .gone_since_peak
+            .iter()
+            .map(|(address, block)| (address, block));
+        for (address, block) in live_blocks.chain(gone_blocks) {
+            grouper.add(&block.allocation(*address), block.size, block.index);
         }
         let mut mappings = RangeSet::default();
         for (event, index) in self.ranged.iter().take_while(|(_, i)| *i <= peak_index) {

@@ -173,17 +173,27 @@ impl Header {
 
     /// Parses a header at the start of `data`; returns it and its length.
     pub fn decode(data: &[u8]) -> Result<(Header, usize), FormatError> {
+        Self::decode_prefix(data)?.ok_or(FormatError::BadHeader)
+    }
+
+    /// Like [`Header::decode`], but `None` when `data` stops inside a header
+    /// that is valid so far (more data may complete it).
+    pub(crate) fn decode_prefix(data: &[u8]) -> Result<Option<(Header, usize)>, FormatError> {
         if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
             return Err(FormatError::NotMemray);
         }
         let mut c = Cursor::new(data, MAGIC.len());
-        let version = c.i32_raw().map_err(header_error)?;
+        let version = match c.i32_raw() {
+            Ok(version) => version,
+            Err(error) => return header_error(error),
+        };
         if !READABLE_VERSIONS.contains(&version) {
             return Err(FormatError::IncompatibleVersion(version));
         }
-        Self::decode_fields(&mut c, version)
-            .map(|h| (h, c.pos()))
-            .map_err(header_error)
+        match Self::decode_fields(&mut c, version) {
+            Ok(header) => Ok(Some((header, c.pos()))),
+            Err(error) => header_error(error),
+        }
     }
 
     fn decode_fields(c: &mut Cursor<'_>, version: i32) -> Result<Header, DecodeError> {
@@ -246,8 +256,11 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn header_error(_: DecodeError) -> FormatError {
-    FormatError::BadHeader
+fn header_error<T>(error: DecodeError) -> Result<Option<T>, FormatError> {
+    match error {
+        DecodeError::Incomplete => Ok(None),
+        DecodeError::Invalid => Err(FormatError::BadHeader),
+    }
 }
 
 #[cfg(test)]

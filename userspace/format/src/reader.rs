@@ -1,12 +1,13 @@
-//! Streaming capture reader. Plain files are memory-mapped (never read into
-//! memory as a whole) with their trailing zero padding ignored; LZ4-frame
-//! files are decompressed through a sliding buffer.
+//! Streaming capture reader. Plain files are read through a small sliding
+//! buffer (never mapped or read as a whole: the reports' peak memory must not
+//! grow with the capture), with their trailing zero padding ignored; LZ4-frame
+//! files are decompressed through the same kind of buffer.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
-
-use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::decode::{Decoder, HotRecords};
 use crate::encoding::DecodeError;
@@ -15,41 +16,46 @@ use crate::header::Header;
 use crate::record::Record;
 
 pub const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
-/// The least free room a refill decompresses into: memray's LZ4 blocks are
-/// 64 KiB. The sliding buffer starts at 4 chunks (256 KiB) and grows only for
-/// a record longer than what is buffered.
-const LZ4_CHUNK: usize = 64 << 10;
-
-/// Plain captures: every this many decoded bytes, the mapped pages behind
-/// are dropped from the process (the page cache keeps them), so that reading
-/// a large capture does not keep all of it resident.
-const RELEASE_STEP: usize = 8 << 20;
+/// The least free room a refill reads into: memray's LZ4 blocks are 64 KiB.
+/// The sliding buffer starts at 4 chunks (256 KiB) and grows only for a
+/// record (or header) longer than what is buffered.
+const CHUNK: usize = 64 << 10;
 
 /// Where the decoded bytes come from.
 enum Input {
-    /// `data = map[..end]`, `end` = last non-zero byte + 1; the pages
-    /// before `released` were handed back (see [`RELEASE_STEP`]).
-    Mapped {
-        map: Mmap,
-        end: usize,
-        released: usize,
-    },
     Bytes(Vec<u8>),
-    Lz4(Box<Lz4Input>),
+    Stream(Box<StreamInput>),
 }
 
-struct Lz4Input {
-    decoder: lz4_flex::frame::FrameDecoder<Box<dyn Read + Send>>,
+/// A file or an LZ4 frame, read through a sliding buffer.
+struct StreamInput {
+    source: Box<dyn Read + Send>,
     buf: Vec<u8>,
-    /// Bytes of `buf` holding decompressed data.
+    /// Bytes of `buf` holding data.
     filled: usize,
-    /// No more data will come (end of frame, or a cut-off/corrupt block).
+    /// No more data will come (end of input, or a cut-off/corrupt block).
     exhausted: bool,
-    /// Decompressed bytes dropped from the front of `buf` so far.
+    /// Bytes dropped from the front of `buf` so far.
     discarded: u64,
+    /// Decompressed data keeps the writer's zero padding, so a zero token
+    /// ends the stream (plain files have it trimmed before reading).
+    zero_token_ends: bool,
 }
 
-impl Lz4Input {
+impl StreamInput {
+    fn new(source: Box<dyn Read + Send>, zero_token_ends: bool) -> Box<StreamInput> {
+        let mut input = Box::new(StreamInput {
+            source,
+            buf: vec![0; 4 * CHUNK],
+            filled: 0,
+            exhausted: false,
+            discarded: 0,
+            zero_token_ends,
+        });
+        input.refill(0);
+        input
+    }
+
     /// Keeps `buf[keep_from..filled]` and appends more data; false at the end.
     fn refill(&mut self, keep_from: usize) -> bool {
         if self.exhausted {
@@ -58,17 +64,16 @@ impl Lz4Input {
         self.buf.copy_within(keep_from..self.filled, 0);
         self.filled -= keep_from;
         self.discarded += keep_from as u64;
-        if self.buf.len() - self.filled < LZ4_CHUNK {
+        if self.buf.len() - self.filled < CHUNK {
             // A record bigger than what is buffered: grow.
-            self.buf
-                .resize(self.filled + LZ4_CHUNK.max(self.buf.len()), 0);
+            self.buf.resize(self.filled + CHUNK.max(self.buf.len()), 0);
         }
         let mut got_any = false;
         while self.filled < self.buf.len() {
-            match self.decoder.read(&mut self.buf[self.filled..]) {
+            match self.source.read(&mut self.buf[self.filled..]) {
                 Ok(0) | Err(_) => {
-                    // An error means a cut-off or corrupt block: what was
-                    // decoded before it is still good.
+                    // An error means a cut-off or corrupt block (or an
+                    // unreadable file): what was read before it is still good.
                     self.exhausted = true;
                     break;
                 }
@@ -83,35 +88,11 @@ impl Lz4Input {
 }
 
 impl Input {
-    /// Drops the mapped pages wholly before `pos` from the process.
-    fn release_before(&mut self, pos: usize) {
-        if let Input::Mapped { map, released, .. } = self {
-            // SAFETY: sysconf has no preconditions.
-            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
-            let upto = pos / page * page;
-            if upto > *released {
-                // SAFETY: a read-only shared file mapping: dropped pages are
-                // read back from the file if touched again, so no byte seen
-                // through `map` changes (as for the mapping itself, if the
-                // file is not rewritten under us).
-                let _ = unsafe {
-                    map.unchecked_advise_range(
-                        UncheckedAdvice::DontNeed,
-                        *released,
-                        upto - *released,
-                    )
-                };
-                *released = upto;
-            }
-        }
-    }
-
     #[inline]
     fn data(&self) -> &[u8] {
         match self {
-            Input::Mapped { map, end, .. } => &map[..*end],
             Input::Bytes(bytes) => bytes,
-            Input::Lz4(lz4) => &lz4.buf[..lz4.filled],
+            Input::Stream(stream) => &stream.buf[..stream.filled],
         }
     }
 }
@@ -133,8 +114,6 @@ pub struct CaptureReader {
     pos: usize,
     decoder: Decoder,
     records: u64,
-    /// `pos` at which to release the pages decoded so far.
-    release_at: usize,
     finished: bool,
     truncated: bool,
     cut_off_token: Option<u8>,
@@ -151,26 +130,24 @@ impl CaptureReader {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(open_error)?;
+        let mut file = File::open(path).map_err(open_error)?;
         let len = file.metadata().map_err(open_error)?.len();
         if len == 0 {
             return Err(FormatError::NotMemray);
         }
-        // SAFETY: the map is read-only; a capture being written concurrently
-        // can only change bytes we have not decoded yet (the writer appends).
-        let map = unsafe { Mmap::map(&file) }.map_err(open_error)?;
-        if map.starts_with(&LZ4_MAGIC) {
-            drop(map);
+        let mut magic = [0; LZ4_MAGIC.len()];
+        let is_lz4 = file.read_exact_at(&mut magic, 0).is_ok() && magic == LZ4_MAGIC;
+        if is_lz4 {
             return Self::from_lz4(Box::new(file));
         }
-        let end = readable_end(&map);
-        // Best effort: only the readahead changes.
-        let _ = map.advise(Advice::Sequential);
-        Self::start(Input::Mapped {
-            map,
-            end,
-            released: 0,
-        })
+        let end = file_readable_end(&file, len).map_err(open_error)?;
+        file.seek(SeekFrom::Start(0)).map_err(open_error)?;
+        // SAFETY: a hint on our own open descriptor; only readahead changes.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+        Self::start(Input::Stream(StreamInput::new(
+            Box::new(file.take(end)),
+            false,
+        )))
     }
 
     /// Reads a capture held in memory (plain or LZ4).
@@ -184,26 +161,30 @@ impl CaptureReader {
     }
 
     fn from_lz4(source: Box<dyn Read + Send>) -> Result<CaptureReader, FormatError> {
-        let mut lz4 = Box::new(Lz4Input {
-            decoder: lz4_flex::frame::FrameDecoder::new(source),
-            buf: vec![0; 4 * LZ4_CHUNK],
-            filled: 0,
-            exhausted: false,
-            discarded: 0,
-        });
-        lz4.refill(0);
-        Self::start(Input::Lz4(lz4))
+        let decoder = lz4_flex::frame::FrameDecoder::new(source);
+        Self::start(Input::Stream(StreamInput::new(Box::new(decoder), true)))
     }
 
-    fn start(input: Input) -> Result<CaptureReader, FormatError> {
-        let (header, pos) = Header::decode(input.data())?;
+    fn start(mut input: Input) -> Result<CaptureReader, FormatError> {
+        let (header, pos) = loop {
+            if let Some(decoded) = Header::decode_prefix(input.data())? {
+                break decoded;
+            }
+            // A header longer than the buffer: read more of it.
+            let more = match &mut input {
+                Input::Stream(stream) => stream.refill(0),
+                Input::Bytes(_) => false,
+            };
+            if !more {
+                return Err(FormatError::BadHeader);
+            }
+        };
         Ok(CaptureReader {
             decoder: Decoder::new(&header),
             header,
             input,
             pos,
             records: 0,
-            release_at: RELEASE_STEP,
             finished: false,
             truncated: false,
             cut_off_token: None,
@@ -237,7 +218,6 @@ impl CaptureReader {
         if self.finished {
             return Ok(None);
         }
-        self.release_decoded();
         loop {
             // SAFETY: `data` borrows the input's buffer. On success we return
             // a record borrowing it and touch nothing else; on the paths that
@@ -254,7 +234,7 @@ impl CaptureReader {
                 // Decompressed data keeps the writer's zero padding: it ends
                 // the stream. (Plain inputs had it trimmed at open, so a zero
                 // token there is corruption, reported below.)
-                Some(0) if matches!(self.input, Input::Lz4(_)) => {
+                Some(0) if matches!(&self.input, Input::Stream(s) if s.zero_token_ends) => {
                     return Ok(self.end_without_trailer(None));
                 }
                 Some(_) => {}
@@ -294,21 +274,10 @@ impl CaptureReader {
         if self.finished {
             return false;
         }
-        self.release_decoded();
         let run = self.decoder.hot_run(self.input.data(), self.pos, sink);
         self.pos = run.pos;
         self.records += run.applied;
         run.stopped
-    }
-
-    /// Every [`RELEASE_STEP`] bytes: drops what is behind `pos` (no record
-    /// borrows it any more: the caller asks for the next one).
-    #[inline]
-    fn release_decoded(&mut self) {
-        if self.pos >= self.release_at {
-            self.input.release_before(self.pos);
-            self.release_at = self.pos + RELEASE_STEP;
-        }
     }
 
     fn end_without_trailer(&mut self, cut_inside: Option<u8>) -> Option<Record<'static>> {
@@ -318,24 +287,41 @@ impl CaptureReader {
         None
     }
 
-    /// More data after `pos`, for the LZ4 input; false if there is none.
+    /// More data after `pos`, for a streamed input; false if there is none.
     fn refill(&mut self) -> bool {
         match &mut self.input {
-            Input::Lz4(lz4) => {
-                let refilled = lz4.refill(self.pos);
+            Input::Stream(stream) => {
+                let refilled = stream.refill(self.pos);
                 self.pos = 0;
                 refilled
             }
-            _ => false,
+            Input::Bytes(_) => false,
         }
     }
 
     fn decoded_offset(&self) -> u64 {
         match &self.input {
-            Input::Lz4(lz4) => lz4.discarded + self.pos as u64,
-            _ => self.pos as u64,
+            Input::Stream(stream) => stream.discarded + self.pos as u64,
+            Input::Bytes(_) => self.pos as u64,
         }
     }
+}
+
+/// [`readable_end`] of a whole file, reading only its tail.
+fn file_readable_end(file: &File, len: u64) -> std::io::Result<u64> {
+    let mut tail = vec![0; CHUNK];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK as u64);
+        let block = &mut tail[..(end - start) as usize];
+        file.read_exact_at(block, start)?;
+        let data_end = readable_end(block);
+        if data_end > 0 {
+            return Ok(start + data_end as u64);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// The length without trailing zero bytes (memray's `findReadableSize`).

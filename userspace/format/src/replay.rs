@@ -204,12 +204,13 @@ impl Replay {
     }
 
     /// Applies records, handing their events to `emit`, until `emit` breaks
-    /// or the capture ends. Hot records skip [`Record`] (see [`HotRecords`]).
+    /// (true) or the capture ends (false): the cheapest way to consume
+    /// events. Hot records skip [`Record`] (see [`HotRecords`]).
     #[inline]
-    fn replay_until(
+    pub fn replay_until(
         &mut self,
         mut emit: impl FnMut(Event) -> ControlFlow<()>,
-    ) -> Result<(), FormatError> {
+    ) -> Result<bool, FormatError> {
         loop {
             // A SEGMENT_HEADER's SEGMENTs must come first: `apply` checks.
             if self.state.segments_expected == 0 {
@@ -218,18 +219,18 @@ impl Replay {
                     emit: &mut emit,
                 };
                 if self.reader.apply_hot_records(&mut applier) {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
             let Some(record) = self.reader.next_record()? else {
-                return Ok(());
+                return Ok(false);
             };
             let event = self
                 .state
                 .apply(record)
                 .map_err(FormatError::Inconsistent)?;
             if event.is_some_and(|event| emit(event).is_break()) {
-                return Ok(());
+                return Ok(true);
             }
         }
     }

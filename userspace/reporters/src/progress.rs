@@ -13,10 +13,6 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use memray_analysis::{AnalysisError, Capture, CaptureFile, Event};
 
-/// Records between two updates of the bar: keeps the per-record cost to a
-/// counter increment.
-const RECORDS_PER_UPDATE: u64 = 4096;
-
 /// `capture`, replayed with a progress bar.
 pub struct WithProgress<'c> {
     capture: &'c CaptureFile,
@@ -24,7 +20,8 @@ pub struct WithProgress<'c> {
 }
 
 impl<'c> WithProgress<'c> {
-    /// The bar shows only if stderr is a terminal.
+    /// The bar shows only if stderr is a terminal (otherwise replays cost
+    /// nothing extra).
     pub fn new(capture: &'c CaptureFile) -> WithProgress<'c> {
         WithProgress {
             capture,
@@ -33,9 +30,6 @@ impl<'c> WithProgress<'c> {
     }
 
     fn bar(&self) -> ProgressBar {
-        if !self.visible {
-            return ProgressBar::hidden();
-        }
         let total = self.capture.header().stats.n_allocations;
         let bar = ProgressBar::with_draw_target(
             (total > 0).then_some(total),
@@ -60,18 +54,21 @@ impl Capture for WithProgress<'_> {
 
     fn replay(
         &self,
-        visit: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(&[Event]) -> ControlFlow<()>,
     ) -> Result<(), AnalysisError> {
+        if !self.visible {
+            return self.capture.replay(visit);
+        }
         let bar = self.bar();
         let mut records = 0u64;
-        let result = self.capture.replay(&mut |event| {
-            if matches!(event, Event::Allocation(_) | Event::Aggregated(_)) {
-                records += 1;
-                if records.is_multiple_of(RECORDS_PER_UPDATE) {
-                    bar.set_position(records);
-                }
-            }
-            visit(event)
+        let result = self.capture.replay(&mut |batch| {
+            let counted = batch
+                .iter()
+                .filter(|event| matches!(event, Event::Allocation(_) | Event::Aggregated(_)))
+                .count();
+            records += counted as u64;
+            bar.set_position(records);
+            visit(batch)
         });
         bar.finish_and_clear();
         result
