@@ -5,6 +5,7 @@ mod bench;
 mod process;
 mod quickstart;
 mod setup;
+mod test_summary;
 mod workspace;
 
 use clap::{Parser, Subcommand};

@@ -7,11 +7,11 @@ use anyhow::Result;
 use crate::process::{cargo, execute, target_dir, workspace_root};
 
 /// Builds every target (binaries, cdylibs, tests, examples) first, so that the
-/// end-to-end tests find them, then runs the whole test suite. Nothing is
-/// printed after cargo test's own summary.
+/// end-to-end tests find them, then runs the whole test suite and closes with
+/// the totals over every test binary.
 pub fn test() -> Result<()> {
     build()?;
-    execute(cargo().args(["test", "--workspace"]))
+    crate::test_summary::run_and_total(cargo().args(["test", "--workspace"]))
 }
 
 pub fn build() -> Result<()> {
