@@ -160,24 +160,15 @@ impl FlameGraphBuilder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::ReportKind;
 
     pub(crate) fn metadata() -> Metadata {
         Metadata {
             capture_name: "test.bin".to_owned(),
             command_line: "python test.py".to_owned(),
             pid: Some(1),
-            start_time_ms: 0,
             end_time_ms: 1000,
-            peak_memory: 0,
-            total_allocations: 0,
-            kind: ReportKind::Peak,
             python_allocator: "pymalloc".to_owned(),
-            has_native_traces: false,
-            trace_python_allocators: false,
-            merge_threads: false,
-            inverted: false,
-            pymalloc_leaks_warning: false,
+            ..Metadata::default()
         }
     }
 

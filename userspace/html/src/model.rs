@@ -12,10 +12,11 @@ pub type StringId = u32;
 pub type NodeId = u32;
 
 /// Which allocations the graph accounts for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportKind {
     /// Memory live at the high-water mark (memray's default).
+    #[default]
     Peak,
     /// Memory still allocated when tracking stopped (`--leaks`).
     Leaks,
@@ -24,7 +25,7 @@ pub enum ReportKind {
 }
 
 /// Facts about the capture, shown in the page's header and stats panel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
     /// Usually the capture file's name; used as the page title.
     pub capture_name: String,

@@ -166,18 +166,9 @@ pub(crate) mod tests {
         Metadata {
             capture_name: "test.bin".to_owned(),
             command_line: "test.py".to_owned(),
-            pid: None,
-            start_time_ms: 0,
-            end_time_ms: 0,
-            peak_memory: 0,
-            total_allocations: 0,
-            kind: ReportKind::Peak,
             python_allocator: "pymalloc".to_owned(),
-            has_native_traces: false,
-            trace_python_allocators: false,
             merge_threads: true,
-            inverted: false,
-            pymalloc_leaks_warning: false,
+            ..Metadata::default()
         }
     }
 }
