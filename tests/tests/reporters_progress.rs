@@ -39,46 +39,63 @@ fn a_terminal_sees_the_bar_while_the_capture_is_read() {
         return;
     }
     let capture = big_capture();
+    for (name, arguments) in [
+        ("summary", "summary"),
+        ("stats", "stats"),
+        ("flamegraph", "flamegraph --force -o page.html"),
+    ] {
+        let (screen, drawn) = run_in_terminal(capture, name, arguments);
+        assert!(
+            drawn.contains("Reading allocation records"),
+            "{name}: the bar was drawn: {drawn:?}"
+        );
+        assert!(drawn.contains("% "), "{name}: with a percentage: {drawn:?}");
+        assert!(
+            !screen.contains("Reading allocation records"),
+            "{name}: and erased once done:\n{screen}"
+        );
+        let report = std::fs::read_to_string(capture.dir.path().join(format!("{name}.txt")))
+            .expect("the command's stdout");
+        assert!(
+            !report.contains("Reading allocation records"),
+            "{name}: stdout stays clean"
+        );
+    }
+    let summary = std::fs::read_to_string(capture.dir.path().join("summary.txt")).unwrap();
+    assert!(summary.contains("Location"), "the table: {summary}");
+}
+
+/// Runs `memray ARGUMENTS CAPTURE` in a fresh terminal with stdout sent to
+/// `<name>.txt`, so only stderr is the terminal; returns the final screen
+/// and everything drawn on it.
+fn run_in_terminal(capture: &Capture, name: &str, arguments: &str) -> (String, String) {
     let dir = capture.dir.path();
     let term = Terminal::start(120, 30, dir);
-    let log = dir.join("terminal.log");
+    let log = dir.join(format!("{name}-terminal.log"));
     term.record_output(&log);
-    // stdout goes to a file: only stderr is the terminal.
     term.run(&format!(
-        "{} summary {} > summary.txt; echo summary-status:$?",
+        "{} {arguments} {} > {name}.txt; echo {name}-status:$?",
         memray_bin().display(),
         capture.path.display()
     ));
-    let screen = term.wait_for("the summary to finish", |s| {
-        s.lines().any(|line| line.starts_with("summary-status:"))
+    let done = format!("{name}-status:");
+    let screen = term.wait_for(&format!("{name} to finish"), |s| {
+        s.lines().any(|line| line.starts_with(&done))
     });
     assert!(
-        screen.lines().any(|line| line == "summary-status:0"),
+        screen
+            .lines()
+            .any(|line| line == format!("{name}-status:0")),
         "{screen}"
     );
-
     let drawn = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
-    assert!(
-        drawn.contains("Reading allocation records"),
-        "the bar was drawn: {drawn:?}"
-    );
-    assert!(drawn.contains("% "), "with a percentage: {drawn:?}");
-    assert!(
-        !screen.contains("Reading allocation records"),
-        "and erased once done:\n{screen}"
-    );
-    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
-    assert!(summary.contains("Location"), "the table: {summary}");
-    assert!(
-        !summary.contains("Reading allocation records"),
-        "stdout stays clean"
-    );
+    (screen, drawn)
 }
 
 #[test]
 fn piped_stderr_gets_no_bar() {
     let capture = big_capture();
-    for command in ["summary", "tree"] {
+    for command in ["summary", "tree", "stats"] {
         let out = output(memray_bin(), [command, capture.path.to_str().unwrap()]);
         assert!(out.status.success(), "{command}");
         assert!(!out.stdout.is_empty(), "{command} printed its report");

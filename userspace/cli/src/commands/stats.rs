@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use memray_analysis::{statistics, PathInfo};
 use memray_reporters::input::{open_capture, report_failure};
+use memray_reporters::progress::WithProgress;
 use memray_reporters::{stats, Metadata};
 
 use super::report::{next_to_capture, refuse_to_overwrite};
@@ -48,7 +49,7 @@ pub fn run(args: Args) -> CliResult {
     if let Some(path) = &json_path {
         refuse_to_overwrite(path, args.force)?;
     }
-    let collector = statistics(&capture)
+    let collector = statistics(&WithProgress::new(&capture))
         .map_err(|e| CliError::new(report_failure(&args.results, STATS_FAILURE, e)))?;
     let header = capture.header();
     let paths = PathInfo::from_header(&header.libdest, &header.site_packages, &header.sys_path);

@@ -14,6 +14,7 @@ use memray_html::{
 use super::sources::{ConfidentialFiles, SourceLines};
 use super::stacks::{flame_path, thread_label};
 use crate::input::Selection;
+use crate::progress::WithProgress;
 
 /// What the flame graph shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +114,8 @@ pub fn flamegraph_model(
     capture: &CaptureFile,
     options: &FlameGraphOptions,
 ) -> Result<FlameGraph, AnalysisError> {
-    let overview = overview(capture, options.max_memory_records)?;
+    let replay = &WithProgress::new(capture);
+    let overview = overview(replay, options.max_memory_records)?;
     let kind = options.mode.kind();
     let mut metadata = super::page_metadata(capture, &overview, kind, options.merge_threads);
     metadata.inverted = options.inverted;
@@ -127,11 +129,9 @@ pub fn flamegraph_model(
     match options.mode {
         FlameGraphMode::Snapshot(selection) => {
             let groups = match selection {
-                Selection::HighWaterMark => high_water_mark(capture, &overview, merge)?,
-                Selection::Leaks => leaks(capture, merge)?,
-                Selection::Temporary(threshold) => {
-                    temporary_allocations(capture, threshold, merge)?
-                }
+                Selection::HighWaterMark => high_water_mark(replay, &overview, merge)?,
+                Selection::Leaks => leaks(replay, merge)?,
+                Selection::Temporary(threshold) => temporary_allocations(replay, threshold, merge)?,
             };
             for group in &groups {
                 let python_node = group.allocation.python_node;
@@ -139,13 +139,13 @@ pub fn flamegraph_model(
             }
         }
         FlameGraphMode::TemporalHighWaterMark => {
-            let temporal = temporal_high_water_mark(capture, &overview, merge)?;
+            let temporal = temporal_high_water_mark(replay, &overview, merge)?;
             tree.add_temporal(&temporal.records)?;
             let marks = marks_for_every_snapshot(temporal.high_water_mark_by_snapshot, &overview);
             tree.graph.set_high_water_mark_by_snapshot(marks);
         }
         FlameGraphMode::TemporalLeaks => {
-            tree.add_temporal(&temporal_leaks(capture, &overview, merge)?)?;
+            tree.add_temporal(&temporal_leaks(replay, &overview, merge)?)?;
         }
     }
     let TreeBuilder {
