@@ -2,8 +2,9 @@
 //! writes flame graph, temporal, table and million-stack pages with the
 //! figures they must show; `tests/browser/run.js` drives them through
 //! headless Chromium (no network, no console errors, zoom, search, threads,
-//! filters, inverted view, temporal window, jump to peak, table sorting and
-//! filtering) and saves screenshots under `target/html-report-tests/`.
+//! filters, inverted view, temporal window, jump to peak, views shared through
+//! the URL hash, table sorting and filtering) and saves screenshots under
+//! `target/html-report-tests/`.
 //!
 //! Needs `chromium` and `node` (skipped with a message when absent) and
 //! `npm ci` run in tests/browser.

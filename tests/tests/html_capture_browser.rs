@@ -4,8 +4,8 @@
 //! own pages of the same capture (peak, a frame's bytes, search, each
 //! thread's total, the temporal peaks). `tests/browser/run.js` drives the
 //! pages (no console error, no network request, zoom, search, thread switch,
-//! temporal window) and saves screenshots under
-//! `<target>/html-capture-tests/screenshots`.
+//! temporal window, the window and zoom restored from the URL hash) and
+//! saves screenshots under `<target>/html-capture-tests/screenshots`.
 //!
 //! Needs `chromium` and `node` (skipped with a message when absent) and
 //! `npm ci` run in tests/browser.

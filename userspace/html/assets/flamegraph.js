@@ -32,6 +32,8 @@ const state = {
   peakSnapshot: null, // temporal peak view: the snapshot the graph shows
   peakJumped: false,
 };
+// The settings a shared URL may change (see view_hash.js), as they are by default.
+const defaultView = { ...state };
 
 let view = null; // the current view tree
 let rects = null; // what the last layout placed on the canvas
@@ -474,6 +476,7 @@ function render() {
   ctx.globalAlpha = 1;
   updateStatus();
   showSearchInfo();
+  replaceHash(writeViewHash(state, defaultView));
 }
 
 function rowTop(depth) {
@@ -587,7 +590,6 @@ function initFlameEvents() {
   });
   const bindCheckbox = (id, key) => {
     const box = document.getElementById(id);
-    box.checked = state[key];
     box.addEventListener("change", () => {
       state[key] = box.checked;
       rebuild();
@@ -853,8 +855,6 @@ function initTemporalControls() {
   for (const slider of [start, end]) {
     slider.max = snapshotCount - 1;
   }
-  start.value = state.windowStart;
-  end.value = state.windowEnd;
   let pending = null;
   const onInput = (moved) => {
     let s = Number(start.value);
@@ -870,6 +870,31 @@ function initTemporalControls() {
   end.addEventListener("input", () => onInput(end));
 }
 
+// ------------------------------------------------------------- shared view
+
+// Applies the valid settings of the URL hash over the defaults.
+function showSharedView() {
+  const threads = meta.merge_threads || model.threads.length <= 1 ? 0 : model.threads.length;
+  const shared = readViewHash(location.hash, { threads, snapshots: temporal ? snapshotCount : 0 });
+  Object.assign(state, defaultView, shared);
+  syncControls();
+  rebuild();
+  if (shared.zoom > 0 && shared.zoom < view.size) zoomTo(shared.zoom);
+}
+
+// Makes the toolbar and sliders show `state`.
+function syncControls() {
+  document.getElementById("search").value = state.search;
+  document.getElementById("module-filter").value = state.module;
+  document.getElementById("thread-select").value = String(state.thread);
+  document.getElementById("hide-uninteresting").checked = state.hideUninteresting;
+  document.getElementById("hide-import-system").checked = state.hideImportSystem;
+  document.getElementById("invert").checked = state.inverted;
+  document.getElementById(state.icicles ? "icicles" : "flames").checked = true;
+  document.getElementById("window-start").value = state.windowStart;
+  document.getElementById("window-end").value = state.windowEnd;
+}
+
 // -------------------------------------------------------------------- main
 
 function main() {
@@ -877,12 +902,12 @@ function main() {
   if (!meta.merge_threads && model.threads.length > 1) extraFacts.push(["Threads", model.threads.length]);
   if (temporal) extraFacts.push(["View", "temporal"]);
   renderHeader(meta, extraFacts);
-  document.getElementById("invert").checked = state.inverted;
   initTemporalControls();
   initFlameEvents();
   initPlotEvents();
   document.getElementById("jump-to-peak").onclick = jumpToPeak;
-  rebuild();
+  showSharedView();
+  window.addEventListener("hashchange", showSharedView);
   window.memrayPage = {
     loadMs: performance.now(),
     nodes: model.n,

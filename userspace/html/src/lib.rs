@@ -68,7 +68,11 @@ const FLAMEGRAPH: PageAssets = PageAssets {
     report: "flame graph",
     body: include_str!("../assets/flamegraph.html"),
     css: include_str!("../assets/flamegraph.css"),
-    js: include_str!("../assets/flamegraph.js"),
+    js: concat!(
+        include_str!("../assets/view_hash.js"),
+        "\n",
+        include_str!("../assets/flamegraph.js")
+    ),
 };
 
 const TABLE: PageAssets = PageAssets {
