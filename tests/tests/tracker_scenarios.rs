@@ -304,6 +304,39 @@ fn s14_a_capture_survives_sigkill() {
 }
 
 #[test]
+fn a_program_leaving_through_os_exit_leaves_a_finished_capture() {
+    let flags: [&[&str]; 4] = [
+        &[],
+        &["--aggregate"],
+        &["--no-compress"],
+        &["--no-compress", "--aggregate"],
+    ];
+    for flags in flags {
+        for python in &interpreters::all_for_tests() {
+            Run {
+                python,
+                scenario: "os_exit",
+                case: "parent",
+                flags,
+                env: &[],
+            }
+            .ends_with(3);
+        }
+    }
+}
+
+#[test]
+fn a_child_whose_exec_fails_leaves_the_parents_capture_alone() {
+    on_every_python("os_exit", "failed_exec", &[]);
+}
+
+#[test]
+fn fork_pool_workers_leaving_through_os_exit_leave_finished_captures() {
+    on_every_python("os_exit", "pool", &["--follow-fork"]);
+    on_every_python("os_exit", "pool", &["--follow-fork", "--no-compress"]);
+}
+
+#[test]
 fn s16_header_metadata() {
     on_every_python("header_meta", "default", &[]);
     for allocator in ["malloc", "pymalloc", "pymalloc_debug"] {

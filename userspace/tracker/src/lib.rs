@@ -14,6 +14,7 @@ mod fork;
 mod guard;
 pub mod hooks;
 mod loader;
+mod process_exit;
 mod pymalloc;
 mod python;
 mod real;

@@ -72,6 +72,7 @@ real_functions! {
     dlopen: fn(filename: *const c_char, flags: c_int) -> *mut c_void;
     dlclose: fn(handle: *mut c_void) -> c_int;
     prctl: fn(option: c_int, arg2: c_ulong, arg3: c_ulong, arg4: c_ulong, arg5: c_ulong) -> c_int;
+    _exit: fn(status: c_int) -> !;
 }
 
 /// Resolves every real function unless done. Returns false while a resolution

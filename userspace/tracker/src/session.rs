@@ -3,14 +3,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use memray_format::{BufferedFileSink, FileFormat, Header, MmapFileSink, StreamingWriter};
 
 use crate::guard::RecursionGuard;
 use crate::recorder::{lock, Capture, Writer};
-use crate::rss;
+use crate::{process_exit, rss};
 
 /// memray's default `memory_interval_ms`.
 const MEMORY_INTERVAL: Duration = Duration::from_millis(10);
@@ -37,6 +37,8 @@ pub struct Settings {
 
 pub struct Session {
     pub settings: Settings,
+    /// The process that opened the file (a vfork child shares this memory).
+    pid: u32,
     pub capture: Mutex<Option<Capture>>,
     /// The RSS sampling thread, while it runs.
     sampler: Mutex<Option<libc::pthread_t>>,
@@ -62,6 +64,7 @@ impl Session {
         writer.write_memory_record(rss::now_ms(), rss::resident_set_size())?;
         Ok(Session {
             settings,
+            pid: std::process::id(),
             capture: Mutex::new(Some(Capture::new(writer))),
             sampler: Mutex::new(None),
             stop_sampling: Mutex::new(false),
@@ -74,6 +77,8 @@ impl Session {
     pub fn start_sampling(&'static self) {
         extern "C" fn sample(session: *mut libc::c_void) -> *mut libc::c_void {
             RecursionGuard::disable_tracking_for_this_thread();
+            // The program's signals go to the program's threads.
+            process_exit::block_signals_in_this_thread();
             // SAFETY: `start_sampling` passes a leaked, 'static session.
             let session = unsafe { &*(session as *const Session) };
             session.sample_until_stopped();
@@ -105,6 +110,12 @@ impl Session {
         }
     }
 
+    /// Whether the calling process is the one writing this capture.
+    pub fn belongs_to_this_process(&self) -> bool {
+        // getpid is a plain syscall: safe even in a vfork child.
+        self.pid == std::process::id()
+    }
+
     /// Stops sampling, writes the trailer and final header, compresses if asked.
     pub fn finish(&self) -> io::Result<()> {
         if let Some(thread) = lock(&self.sampler).take() {
@@ -113,7 +124,26 @@ impl Session {
             // SAFETY: a joinable thread created by `start_sampling`.
             unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
         }
-        let Some(mut capture) = lock(&self.capture).take() else {
+        let capture = lock(&self.capture).take();
+        self.complete(capture)
+    }
+
+    /// Finishes the file as `finish` does, for a process about to leave
+    /// without unwinding: waits at most `patience` for the capture lock
+    /// (leaving the file unfinished if another thread keeps it), and leaves
+    /// the sampler alone (it stops writing once the capture is taken).
+    pub fn finish_before_exit(&self, patience: Duration) -> io::Result<()> {
+        let Some(mut guard) = try_lock_for(&self.capture, patience) else {
+            return Ok(());
+        };
+        let capture = guard.take();
+        drop(guard);
+        self.complete(capture)
+    }
+
+    /// Writes the last memory record, the trailer and the final header, then compresses if asked.
+    fn complete(&self, capture: Option<Capture>) -> io::Result<()> {
+        let Some(mut capture) = capture else {
             return Ok(());
         };
         capture
@@ -125,6 +155,20 @@ impl Session {
             memray_format::compress_file(&self.settings.output)?;
         }
         Ok(())
+    }
+}
+
+/// Locks `mutex`, retrying for at most `patience`.
+fn try_lock_for<T>(mutex: &Mutex<T>, patience: Duration) -> Option<MutexGuard<'_, T>> {
+    const RETRY: Duration = Duration::from_millis(1);
+    let deadline = Instant::now() + patience;
+    loop {
+        match mutex.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() >= deadline => return None,
+            Err(TryLockError::WouldBlock) => std::thread::sleep(RETRY),
+        }
     }
 }
 
