@@ -75,10 +75,7 @@ impl ReportArgs {
 impl ReportTarget {
     /// Writes the page and says so, as memray does.
     pub fn write(&self, page: &str) -> CliResult {
-        std::fs::write(&self.output, page)
-            .map_err(|e| CliError::new(format!("Cannot write {}: {e}", self.output.display())))?;
-        println!("Wrote {}", self.output.display());
-        Ok(())
+        write_report(&self.output, page.as_bytes())
     }
 
     /// What the user sees when the report cannot be made: the refusal itself
@@ -129,6 +126,14 @@ pub fn file_stem(results: &Path) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// Writes a report file and says where, as memray does.
+pub fn write_report(output: &Path, contents: &[u8]) -> CliResult {
+    std::fs::write(output, contents)
+        .map_err(|e| CliError::new(format!("Cannot write {}: {e}", output.display())))?;
+    println!("Wrote {}", output.display());
+    Ok(())
 }
 
 /// memray never overwrites a file without --force.

@@ -7,7 +7,7 @@ use memray_reporters::input::{open_capture, report_failure};
 use memray_reporters::progress::WithProgress;
 use memray_reporters::{stats, Metadata};
 
-use super::report::{next_to_capture, refuse_to_overwrite};
+use super::report::{next_to_capture, refuse_to_overwrite, write_report};
 use crate::error::{CliError, CliResult};
 
 /// memray's message for captures it cannot compute statistics of.
@@ -57,9 +57,7 @@ pub fn run(args: Args) -> CliResult {
     let metadata = Metadata::new(header, stats.records, stats.peak_bytes);
     match json_path {
         Some(path) => {
-            std::fs::write(&path, stats::render_json(&stats, &metadata))
-                .map_err(|e| CliError::new(format!("Cannot write {}: {e}", path.display())))?;
-            println!("Wrote {}", path.display());
+            write_report(&path, stats::render_json(&stats, &metadata).as_bytes())?;
         }
         // memray's progress display leaves one empty line on stdout first.
         None => print!(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use memray_reporters::input::{open_capture, report_failure, select, Selection};
 use memray_reporters::transform::{render, Format, TransformInput};
 
-use super::report::{file_stem, next_to_capture, refuse_to_overwrite, PARSE_FAILURE};
+use super::report::{file_stem, next_to_capture, refuse_to_overwrite, write_report, PARSE_FAILURE};
 use crate::error::{CliError, CliResult};
 
 /// Generate reports files in different formats
@@ -71,9 +71,7 @@ pub fn run(args: Args) -> CliResult {
         stacks: &capture,
         command_line: &capture.header().command_line,
     };
-    std::fs::write(&output, render(format, &input))
-        .map_err(|e| CliError::new(format!("Cannot write {}: {e}", output.display())))?;
-    println!("Wrote {}", output.display());
+    write_report(&output, &render(format, &input))?;
     if format == Format::Gprof2dot {
         println!("\nTo generate a graph from the transform file, run for example:");
         println!(
