@@ -128,14 +128,13 @@ pub fn run(args: Args) -> CliResult {
         .output
         .clone()
         .unwrap_or_else(|| default_output(mode, target));
-    let library = tracker_library()?;
+    let memray = std::env::current_exe()
+        .map_err(|e| CliError::new(format!("memray run: cannot locate myself: {e}")))?;
+    let library = tracker_library(&memray)?;
     let python = args
         .python
         .clone()
         .unwrap_or_else(|| PathBuf::from("python3"));
-    let memray = std::env::current_exe()
-        .map(PathBuf::into_os_string)
-        .unwrap_or_else(|_| OsString::from("memray"));
 
     let mut command = Command::new(&python);
     command
@@ -147,7 +146,7 @@ pub fn run(args: Args) -> CliResult {
         .arg(mode.name())
         .arg(if args.quiet { "1" } else { "0" })
         .arg(&memray)
-        .arg(command_line(&memray))
+        .arg(command_line(memray.as_os_str()))
         .arg(target)
         .args(program_args)
         .env("LD_PRELOAD", preload_value(&library));
@@ -220,10 +219,8 @@ fn default_output(mode: Mode, target: &OsStr) -> PathBuf {
 }
 
 /// The tracker library is built next to the `memray` executable.
-fn tracker_library() -> Result<PathBuf, CliError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::new(format!("memray run: cannot locate myself: {e}")))?;
-    let library = exe.with_file_name(TRACKER_LIBRARY);
+fn tracker_library(memray: &Path) -> Result<PathBuf, CliError> {
+    let library = memray.with_file_name(TRACKER_LIBRARY);
     if library.exists() {
         Ok(library)
     } else {
