@@ -78,6 +78,13 @@ impl CaptureFile {
         &self.path
     }
 
+    /// After a pass that read to the end: the data ended without a trailer
+    /// (a killed process, or a cut-off file).
+    pub fn is_truncated(&self) -> bool {
+        self.with_replay(|replay| replay.is_truncated())
+            .unwrap_or(false)
+    }
+
     fn with_replay<T>(&self, f: impl FnOnce(&mut Replay) -> T) -> Option<T> {
         self.latest.borrow_mut().as_mut().map(f)
     }
