@@ -23,19 +23,34 @@ pub struct Args {
     temporary: TemporaryArgs,
 }
 
+/// The size of the terminal stdout writes to, if it is one.
+fn stdout_window() -> Option<libc::winsize> {
+    // SAFETY: TIOCGWINSZ only fills the winsize struct we own.
+    unsafe {
+        let mut size: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) == 0).then_some(size)
+    }
+}
+
 /// memray's default row count: the terminal's height minus 5 (24 lines
 /// when stdout is not a terminal), at least 10.
 fn default_rows() -> usize {
-    // SAFETY: TIOCGWINSZ only fills the winsize struct we own.
-    let lines = unsafe {
-        let mut size: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) == 0 && size.ws_row > 0 {
-            usize::from(size.ws_row)
-        } else {
-            24
-        }
-    };
+    let lines = stdout_window()
+        .map(|size| usize::from(size.ws_row))
+        .filter(|&rows| rows > 0)
+        .unwrap_or(24);
     lines.saturating_sub(5).max(10)
+}
+
+/// The width the table must fit, as rich finds it: `COLUMNS`, else the
+/// terminal's; none when piped, where the table stays uncut.
+fn table_width() -> Option<usize> {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok());
+    columns
+        .or_else(|| stdout_window().map(|size| usize::from(size.ws_col)))
+        .filter(|&width| width > 0)
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -50,6 +65,7 @@ pub fn run(args: Args) -> CliResult {
         .max_rows
         .filter(|r| *r > 0)
         .unwrap_or_else(default_rows);
-    print!("{}", summary.render(usize::from(args.sort_column), rows));
+    let sort_column = usize::from(args.sort_column);
+    print!("{}", summary.render(sort_column, rows, table_width()));
     Ok(())
 }
