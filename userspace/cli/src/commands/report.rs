@@ -4,7 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use memray_analysis::CaptureFile;
@@ -154,20 +154,45 @@ pub fn write_report(output: &Path, contents: &[u8]) -> CliResult {
 }
 
 fn write_whole(output: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let directory = match output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    // The mode a plain create gives (0666 less the umask), not tempfile's 0600.
-    let mut file = tempfile::Builder::new()
-        .prefix(".memray-report-")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(directory)?;
-    file.write_all(contents)?;
-    // Space a filesystem allocates late is claimed now, before the rename.
-    file.as_file().sync_all()?;
-    file.persist(output).map_err(|e| e.error)?;
-    Ok(())
+    let (mut file, temporary) = create_beside(output)?;
+    let written = file
+        .write_all(contents)
+        // Space a filesystem allocates late is claimed now, before the rename.
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, output));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// A new file `.<output name>.<pid>[.n].tmp` in `output`'s directory, with
+/// the mode a plain create gives (0666 less the umask).
+fn create_beside(output: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
+    let name = output.file_name().unwrap_or_default();
+    let mut attempt = 0;
+    loop {
+        let mut temporary = OsString::from(".");
+        temporary.push(name);
+        temporary.push(format!(".{}", std::process::id()));
+        if attempt > 0 {
+            temporary.push(format!(".{attempt}"));
+        }
+        temporary.push(".tmp");
+        let temporary = output.with_file_name(temporary);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&temporary);
+        match opened {
+            // Left over by an earlier run that had our pid: take another name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1
+            }
+            opened => return opened.map(|file| (file, temporary)),
+        }
+    }
 }
 
 /// memray never overwrites a file without --force.
