@@ -494,10 +494,10 @@ async function labelChecks(context) {
   const e = expect.labels;
   for (const want of e.pages) {
     const { page, problems } = await openPage(context, want.file);
-    const label = await page.evaluate((n) => window.memrayPage.boxLabelOf(n), want.function);
-    checkEqual(label, want.label, `${want.file}: the box of ${want.function}`);
     const peak = await page.$eval('[data-fact="Peak memory"]', (el) => el.textContent);
     checkEqual(peak, "Peak memory: " + e.peak_text, `${want.file}: peak in the header`);
+    const label = await page.evaluate((n) => window.memrayPage.boxLabelOf(n), want.function);
+    checkEqual(label, want.label, `${want.file}: the box of ${want.function}`);
     await shot(page, want.file.replace(".html", "-labels"));
     checkClean(want.file, problems);
     await page.close();

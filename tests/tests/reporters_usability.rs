@@ -336,6 +336,8 @@ fn a_report_is_written_whole_or_not_at_all() {
                 OsStr::new("capture.bin"),
             ],
         );
+        let left: Vec<_> = std::fs::read_dir(disk.0.path()).unwrap().collect();
+        assert!(left.is_empty(), "{reporter} left {left:?} on the full disk");
         assert_eq!(out.status.code(), Some(1), "{reporter}");
         assert_eq!(
             stderr(&out),
@@ -344,7 +346,5 @@ fn a_report_is_written_whole_or_not_at_all() {
                 target.display()
             )
         );
-        let left: Vec<_> = std::fs::read_dir(disk.0.path()).unwrap().collect();
-        assert!(left.is_empty(), "{reporter} left {left:?} on the full disk");
     }
 }
