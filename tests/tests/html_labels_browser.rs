@@ -20,13 +20,6 @@ use serde_json::{json, Value};
 /// The function whose box the test reads: it allocates at one source line.
 const FUNCTION: &str = "build";
 
-fn flamegraph(program: &Path, page: &Path, flags: &[&str], capture: &Path) {
-    let mut args = vec!["flamegraph", "-f", "-o", page.to_str().unwrap()];
-    args.extend_from_slice(flags);
-    args.push(capture.to_str().unwrap());
-    stdout_of(program, args);
-}
-
 /// The name memray gives the first node of `function` (its boxes' text; the
 /// SVG drops the source line's indentation and newline).
 fn memray_label(page: &Path, function: &str) -> String {
@@ -75,8 +68,20 @@ fn boxes_are_labelled_with_the_source_line_as_memray_does() {
         ("confidential.html", &["--confidential-files", "all"][..]),
     ] {
         let theirs = reference.join(name);
-        flamegraph(&memray, &theirs, flags, &capture);
-        flamegraph(&memray_bin(), &dir.join(name), flags, &capture);
+        for (program, page) in [(&memray, &theirs), (&memray_bin(), &dir.join(name))] {
+            let page: &Path = page;
+            let output = [
+                Path::new("flamegraph"),
+                Path::new("-f"),
+                Path::new("-o"),
+                page,
+            ];
+            let flags = flags.iter().map(Path::new);
+            stdout_of(
+                program,
+                output.into_iter().chain(flags).chain([capture.as_path()]),
+            );
+        }
         pages.push(json!({
             "file": name,
             "function": FUNCTION,

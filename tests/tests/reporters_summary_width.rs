@@ -17,19 +17,15 @@ fn table_lines(screen: &str) -> Vec<&str> {
         .collect()
 }
 
-/// The number cells of a table, row by row (the location is left out).
-fn numbers(table: &str) -> Vec<Vec<String>> {
-    table
-        .lines()
-        .filter(|line| line.starts_with('│'))
-        .map(|line| {
-            line.split('│')
-                .skip(2)
-                .map(|cell| cell.trim().to_owned())
-                .filter(|cell| !cell.is_empty())
-                .collect::<Vec<_>>()
-        })
-        .filter(|cells| !cells.is_empty())
+/// The number cells of a table in reading order (the location, the first
+/// cell of each line, is left out; continuation lines hold no number).
+fn numbers(table: &str) -> Vec<String> {
+    let body = table.lines().filter(|line| line.starts_with('│'));
+    let cells = body.flat_map(|line| line.split('│').skip(2));
+    cells
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
         .collect()
 }
 
@@ -64,7 +60,7 @@ fn assert_fits(table: &str, columns: usize, uncut: &str) {
             "{line:?} does not fit {columns} columns:\n{table}"
         );
     }
-    let fitted: Vec<Vec<String>> = numbers(&lines.join("\n"));
+    let fitted = numbers(&lines.join("\n"));
     assert_eq!(fitted, numbers(uncut), "the numbers, whole:\n{table}");
 }
 
