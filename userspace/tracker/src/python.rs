@@ -74,7 +74,10 @@ pub struct CodeObject {
 
 /// Reads the code object at `address` (alive: a frame of this thread holds it).
 pub fn read_code_object(address: u64) -> CodeObject {
-    match INTERPRETER.get().and_then(|i| i.code(address).ok()) {
+    let interpreter = INTERPRETER.get();
+    // SAFETY: callers pass code objects from this thread's current stack
+    // walk, which its frames keep alive.
+    match interpreter.and_then(|i| unsafe { i.code(address) }.ok()) {
         Some(code) => CodeObject {
             function: code.name.into_bytes(),
             filename: code.filename.into_bytes(),
