@@ -193,16 +193,21 @@ impl Drop for SmallDisk {
 /// 400 k allocations kept alive: about twice the records 1 MB holds.
 const FILLS_A_MEGABYTE: &str = "keep = [bytearray(600) for _ in range(400_000)]\nprint('done')\n";
 
+/// A command's stdout and stderr, as text.
+fn texts(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `memray parse`'s records and its warnings.
 fn records_and_cut_off(capture: &Path) -> (String, String) {
-    let parsed = run({
+    texts(&run({
         let mut command = Command::new(paths::memray_bin());
         command.arg("parse").arg(capture);
         command
-    });
-    (
-        String::from_utf8_lossy(&parsed.stdout).into_owned(),
-        String::from_utf8_lossy(&parsed.stderr).into_owned(),
-    )
+    }))
 }
 
 #[test]
@@ -227,10 +232,7 @@ fn a_disk_filling_up_during_the_run_is_said_and_leaves_a_capture_cut_off() {
             .arg("fill.py")
             .current_dir(workdir.path());
         let output = run(command);
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-        );
+        let (stdout, stderr) = texts(&output);
         let label = format!("compress={compress}: {stdout}{stderr}");
         // As memray 1.20: the program's own exit status, memray's words on stderr.
         assert_eq!(output.status.code(), Some(0), "{label}");
@@ -288,10 +290,7 @@ fn a_compression_that_fails_keeps_the_uncompressed_capture_and_says_so() {
         .arg(disk.path())
         .current_dir(workdir.path());
     let output = run(command);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    let (stdout, stderr) = texts(&output);
     let label = format!("{stdout}{stderr}");
     assert_eq!(output.status.code(), Some(0), "{label}");
     assert!(
