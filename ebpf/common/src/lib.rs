@@ -1,6 +1,8 @@
 //! Names and layouts shared by the eBPF probes and the userspace loader.
 #![no_std]
 
+pub mod python_stack;
+
 /// Slots of the per-CPU counters array: one `u64` per CPU per slot, summed by
 /// userspace (per-CPU slots need no atomics in the probes).
 #[repr(u32)]

@@ -11,16 +11,11 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use memray_ebpf_common::Counter;
-use python_frames_core::Target;
+
+mod python_stack;
 
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::ALL.len() as u32, 0);
-
-/// The interpreter of each profiled process (keyed by tgid), written by
-/// userspace from python-frames' remote reader: the offsets the probes walk
-/// Python stacks with are the ones every other walker uses.
-#[map]
-static PYTHON_TARGETS: HashMap<u32, Target> = HashMap::with_max_entries(1024, 0);
 
 /// Size requested by the `malloc` call in flight on each thread (keyed by
 /// pid_tgid), consumed by the return probe once the result is known.

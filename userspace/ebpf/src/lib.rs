@@ -7,6 +7,7 @@
 
 mod object;
 mod probes;
+pub mod python;
 
 pub use probes::{AllocationCounters, Error, MallocProbes};
 

@@ -1,0 +1,301 @@
+//! The Python stack of the calling thread, walked inside the probe.
+//!
+//! The thread's own `PyThreadState` comes from CPython's `autoTSSkey`, read
+//! in glibc's pthread-specific slots off the task's `fsbase` (right even when
+//! the thread released the GIL, unlike `_Py_tss_tstate` on 3.12+). Frames are
+//! decoded by the frame core's `FrameReader::step`, `FRAMES_PER_PROGRAM` per
+//! program, into per-CPU scratch; the walk program tail-calls itself to go on
+//! and, at the end, tail-calls the slot its starter named. See
+//! `memray_ebpf_common::python_stack` for the protocol.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel,
+        bpf_probe_read_user_buf,
+    },
+    macros::{map, uprobe},
+    maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    programs::ProbeContext,
+    EbpfContext,
+};
+use memray_ebpf_common::python_stack::{
+    StackFrame, StackHeader, StackRecord, StackSample, ThreadStateKey, WalkCounter,
+    FRAMES_PER_PROGRAM, MAX_FRAMES, MAX_WALK_PROGRAMS, SAMPLE_DONE_SLOT, STACK_WALK_SLOTS,
+    STATUS_BROKEN, STATUS_LOST, STATUS_TRUNCATED, WALK_SLOT,
+};
+use python_frames_core::{top_frame, CodeFingerprint, FrameReader, Memory, Target};
+
+/// The interpreter of each profiled process (keyed by tgid), written by
+/// userspace from python-frames' remote reader: the offsets the probes walk
+/// Python stacks with are the ones every other walker uses.
+#[map]
+static PYTHON_TARGETS: HashMap<u32, Target> = HashMap::with_max_entries(1024, 0);
+
+/// Where each profiled process keeps a thread's `PyThreadState` (by tgid).
+#[map]
+static PYTHON_THREAD_KEYS: HashMap<u32, ThreadStateKey> = HashMap::with_max_entries(1024, 0);
+
+/// New stacks' records (header and frames), sent once per stack id.
+#[map]
+static PYTHON_STACKS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// Stack ids already sent. An evicted id is only sent again.
+#[map]
+static SENT_STACKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(64 * 1024, 0);
+
+#[map]
+static PYTHON_STACK_COUNTERS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(WalkCounter::ALL.len() as u32, 0);
+
+#[map]
+static STACK_WALK_PROGRAMS: ProgramArray = ProgramArray::with_max_entries(STACK_WALK_SLOTS, 0);
+
+/// The sampling probe's reports.
+#[map]
+static STACK_SAMPLES: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// One walk in progress on this CPU (a probe runs to its end, tail calls
+/// included, without another walk starting on the same CPU).
+#[repr(C)]
+struct WalkState {
+    /// The next frame to decode (0: the stack is walked).
+    frame: u64,
+    hash: u64,
+    done_slot: u32,
+    programs: u32,
+    record: StackRecord,
+}
+
+#[map]
+static WALKS: PerCpuArray<WalkState> = PerCpuArray::with_max_entries(1, 0);
+
+/// The target process's memory, as the probe sees it.
+struct UserMemory;
+
+impl Memory for UserMemory {
+    #[inline(always)]
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        // SAFETY: bpf_probe_read_user checks the source and fails cleanly on
+        // unmapped memory; `buf` is a live exclusive buffer.
+        unsafe { bpf_probe_read_user_buf(addr as *const u8, buf) }.is_ok()
+    }
+}
+
+/// Starts walking the calling thread's Python stack; when it is done,
+/// `done_slot` of `STACK_WALK_PROGRAMS` runs and reads it with
+/// [`finished_stack`]. Returns only if a tail call failed.
+#[inline(always)]
+pub fn start<C: EbpfContext>(ctx: &C, done_slot: u32) {
+    count(WalkCounter::Walks);
+    let Some(state) = WALKS.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's walk state; nothing else runs on it until the walk ends.
+    let state = unsafe { &mut *state };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    state.done_slot = done_slot;
+    state.programs = 0;
+    state.hash = mix(0x6d65_6d72_6179_2d72, u64::from(tgid));
+    state.record.header = StackHeader {
+        id: 0,
+        tgid,
+        depth: 0,
+        status: 0,
+    };
+    state.frame = match first_frame(tgid) {
+        Ok(frame) => frame,
+        Err(reason) => {
+            count(reason);
+            0
+        }
+    };
+    let slot = if state.frame == 0 {
+        done_slot
+    } else {
+        WALK_SLOT
+    };
+    // SAFETY: the slots hold programs of this object, loaded by userspace.
+    unsafe { STACK_WALK_PROGRAMS.tail_call(ctx, slot) };
+}
+
+/// The stack of the walk that just ended on this CPU (for the done slot).
+#[inline(always)]
+pub fn finished_stack() -> Option<StackHeader> {
+    // SAFETY: read-only copy of this CPU's walk state.
+    WALKS.get(0).map(|state| state.record.header)
+}
+
+/// The innermost frame of the calling thread, through its own thread state.
+#[inline(always)]
+fn first_frame(tgid: u32) -> Result<u64, WalkCounter> {
+    // SAFETY: map values are plain integers, copied out.
+    let target = unsafe { PYTHON_TARGETS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
+    // SAFETY: as above.
+    let key = unsafe { PYTHON_THREAD_KEYS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
+    // SAFETY: bpf_get_current_task returns the current task_struct; the
+    // kernel read fails cleanly if the offset were wrong.
+    let fsbase = unsafe {
+        let task = bpf_get_current_task();
+        bpf_probe_read_kernel((task + key.task_fsbase) as *const u64)
+    }
+    .map_err(|_| WalkCounter::NoThreadState)?;
+    let mut tstate = [0u8; 8];
+    if !UserMemory.read(fsbase.wrapping_add(key.tstate_slot), &mut tstate) {
+        return Err(WalkCounter::NoThreadState);
+    }
+    let tstate = u64::from_le_bytes(tstate);
+    if tstate == 0 {
+        return Err(WalkCounter::NoThreadState);
+    }
+    top_frame(&UserMemory, &target.layout, tstate).ok_or(WalkCounter::UnreadableFrame)
+}
+
+/// Walks up to `FRAMES_PER_PROGRAM` frames, then goes on in a fresh program
+/// or ends the walk.
+#[uprobe]
+pub fn python_stack_walk(ctx: ProbeContext) -> u32 {
+    let Some(state) = WALKS.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's walk state, started by `start` in this chain.
+    let state = unsafe { &mut *state };
+    let tgid = state.record.header.tgid;
+    // SAFETY: a map value of plain integers, only read.
+    match unsafe { PYTHON_TARGETS.get(tgid) } {
+        Some(target) => walk_frames(state, target),
+        None => state.frame = 0,
+    }
+    state.programs += 1;
+    if state.frame != 0 {
+        if state.programs < MAX_WALK_PROGRAMS {
+            // SAFETY: slot WALK_SLOT holds this very program.
+            unsafe { STACK_WALK_PROGRAMS.tail_call(&ctx, WALK_SLOT) };
+        }
+        state.record.header.status |= STATUS_TRUNCATED;
+    }
+    finish(state);
+    // SAFETY: the done slot holds a program of this object.
+    unsafe { STACK_WALK_PROGRAMS.tail_call(&ctx, state.done_slot) };
+    0
+}
+
+#[inline(always)]
+fn walk_frames(state: &mut WalkState, target: &Target) {
+    let reader = FrameReader::new(target);
+    for _ in 0..FRAMES_PER_PROGRAM {
+        if state.frame == 0 {
+            return;
+        }
+        let Some(step) = reader.step(&UserMemory, state.frame) else {
+            state.record.header.status |= STATUS_BROKEN;
+            state.frame = 0;
+            return;
+        };
+        let depth = usize::from(state.record.header.depth);
+        if step.is_boundary {
+            // 3.12+: the frame inside this boundary entered the eval loop.
+            if depth > 0 {
+                frame_at(&mut state.record, depth - 1).is_entry = 1;
+                state.hash = mix(state.hash, depth as u64);
+            }
+        } else if let Some(raw) = step.python_frame {
+            if depth >= MAX_FRAMES {
+                state.record.header.status |= STATUS_TRUNCATED;
+                state.frame = 0;
+                return;
+            }
+            let slot = frame_at(&mut state.record, depth);
+            let fingerprint = CodeFingerprint::read(&UserMemory, &target.layout, raw.code)
+                .map_or(0, |f| f.digest());
+            slot.code = raw.code;
+            slot.fingerprint = fingerprint;
+            slot.instruction_offset = raw.instruction_offset as i32;
+            slot.is_entry = u32::from(raw.is_entry);
+            state.hash = mix(
+                mix(state.hash, raw.code ^ fingerprint),
+                raw.instruction_offset as u64,
+            );
+            state.record.header.depth += 1;
+        }
+        state.frame = step.previous;
+    }
+}
+
+/// Frame `index` (below `MAX_FRAMES`) of the record. The mask, not a
+/// comparison, bounds the index: the verifier follows a mask through the
+/// compiler's rewrites, not always a comparison.
+#[inline(always)]
+fn frame_at(record: &mut StackRecord, index: usize) -> &mut StackFrame {
+    const _: () = assert!(MAX_FRAMES.is_power_of_two());
+    &mut record.frames[index & (MAX_FRAMES - 1)]
+}
+
+/// Names the stack and sends its frames if they are new.
+#[inline(always)]
+fn finish(state: &mut WalkState) {
+    let header = &mut state.record.header;
+    if header.status & STATUS_BROKEN != 0 {
+        count(WalkCounter::UnreadableFrame);
+    }
+    if header.status & STATUS_TRUNCATED != 0 {
+        count(WalkCounter::DepthCut);
+    }
+    if header.depth == 0 {
+        return;
+    }
+    // Never 0, which means "no stack".
+    header.id = mix(state.hash, u64::from(header.status)) | 1;
+    if SENT_STACKS.get_ptr(header.id).is_some() {
+        return;
+    }
+    let size = size_of::<StackHeader>()
+        + usize::from(header.depth).min(MAX_FRAMES) * size_of::<StackFrame>();
+    let id = header.id;
+    // SAFETY: `size` is at most the size of the record, which it reads.
+    let bytes =
+        unsafe { core::slice::from_raw_parts((&raw const state.record).cast::<u8>(), size) };
+    if PYTHON_STACKS.output::<[u8]>(bytes, 0).is_ok() {
+        let _ = SENT_STACKS.insert(id, 0, 0);
+    } else {
+        state.record.header.status |= STATUS_LOST;
+        count(WalkCounter::StackLost);
+    }
+}
+
+/// Samples the Python stack of the thread that called the probed function.
+#[uprobe]
+pub fn python_stack_sample(ctx: ProbeContext) -> u32 {
+    start(&ctx, SAMPLE_DONE_SLOT);
+    0
+}
+
+/// Reports the sampled stack.
+#[uprobe]
+pub fn python_stack_sample_done(_ctx: ProbeContext) -> u32 {
+    let Some(stack) = finished_stack() else {
+        return 0;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let sample = StackSample {
+        tgid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        stack,
+    };
+    let _ = STACK_SAMPLES.output(sample, 0);
+    0
+}
+
+#[inline(always)]
+fn mix(hash: u64, value: u64) -> u64 {
+    (hash ^ value)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(29)
+}
+
+#[inline(always)]
+fn count(counter: WalkCounter) {
+    if let Some(slot) = PYTHON_STACK_COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, and a probe is not preempted on its CPU.
+        unsafe { *slot += 1 };
+    }
+}

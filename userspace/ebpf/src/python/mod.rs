@@ -1,0 +1,150 @@
+//! The userspace side of the probes' Python stack walk: registering a
+//! process (its interpreter's `Target` and where its threads keep their
+//! thread states), loading the walk programs, receiving the stacks, and
+//! naming their code objects.
+
+mod codes;
+mod kernel_btf;
+mod sampler;
+mod stacks;
+mod thread_key;
+
+use aya::maps::{HashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
+use aya::programs::UProbe;
+use aya::{Ebpf, Pod};
+use memray_ebpf_common::python_stack::{
+    ThreadStateKey, WalkCounter, PYTHON_STACKS_MAP, PYTHON_STACK_COUNTERS_MAP, PYTHON_TARGETS_MAP,
+    PYTHON_THREAD_KEYS_MAP, STACK_WALK_PROGRAM, STACK_WALK_PROGRAMS_MAP, WALK_SLOT,
+};
+use python_frames::{PythonProcess, Target};
+
+pub use codes::RemoteCodes;
+pub use sampler::{Sample, StackSampler};
+pub use stacks::{Stack, StackTable};
+pub use thread_key::thread_state_slot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("this memray was built without eBPF support (MEMRAY_SKIP_EBPF was set)")]
+    NotBuilt,
+    #[error(transparent)]
+    Python(#[from] python_frames::Error),
+    #[error("CPython {major}.{minor}: no known place for its thread-state key")]
+    Unsupported { major: u32, minor: u32 },
+    #[error("cannot find the threads' Python thread states: {0}")]
+    NoThreadKey(&'static str),
+    #[error("kernel BTF: {0}")]
+    KernelBtf(String),
+    #[error("cannot load the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program {name}: {source}")]
+    Program {
+        name: &'static str,
+        source: aya::programs::ProgramError,
+    },
+    #[error("the eBPF object has no {0}")]
+    Missing(&'static str),
+    #[error("eBPF map: {0}")]
+    Map(#[from] aya::maps::MapError),
+}
+
+/// Why walks gave up, summed over CPUs (indexed like `WalkCounter::ALL`).
+pub type WalkCounters = [u64; WalkCounter::ALL.len()];
+
+/// Makes the probes walk the Python stacks of `process`. `key_slot` gives
+/// the offset of a pthread key's value from the thread pointer in the
+/// target's libc (`None` for keys kept outside the thread).
+pub fn register(
+    ebpf: &mut Ebpf,
+    process: &PythonProcess,
+    key_slot: impl Fn(u32) -> Option<u64>,
+) -> Result<(), Error> {
+    let key = ThreadStateKey {
+        task_fsbase: kernel_btf::task_fsbase_offset().map_err(Error::KernelBtf)?,
+        tstate_slot: thread_state_slot(process, key_slot)?,
+    };
+    let tgid = process.pid() as u32;
+    let mut targets: HashMap<_, u32, TargetValue> =
+        HashMap::try_from(map(ebpf, PYTHON_TARGETS_MAP)?)?;
+    targets.insert(tgid, TargetValue(*process.target()), 0)?;
+    let mut keys: HashMap<_, u32, KeyValue> =
+        HashMap::try_from(map(ebpf, PYTHON_THREAD_KEYS_MAP)?)?;
+    keys.insert(tgid, KeyValue(key), 0)?;
+    Ok(())
+}
+
+/// The map values, as aya wants them (`Pod` is aya's trait, the types are not ours).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct TargetValue(Target);
+// SAFETY: `Target` is `#[repr(C)]` plain integers without padding.
+unsafe impl Pod for TargetValue {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct KeyValue(ThreadStateKey);
+// SAFETY: `ThreadStateKey` is `#[repr(C)]`, two `u64`s.
+unsafe impl Pod for KeyValue {}
+
+/// The filled program array of the walk. The kernel empties a program array
+/// when userspace closes it, so keep this as long as the probes run.
+pub struct WalkPrograms {
+    _slots: ProgramArray<MapData>,
+}
+
+/// Loads the walk program into its slot and each `(slot, program)` that
+/// ends a walk into its own.
+pub fn load_walk_programs(
+    ebpf: &mut Ebpf,
+    done: &[(u32, &'static str)],
+) -> Result<WalkPrograms, Error> {
+    for &(_, name) in std::iter::once(&(WALK_SLOT, STACK_WALK_PROGRAM)).chain(done) {
+        let program: &mut UProbe = ebpf
+            .program_mut(name)
+            .ok_or(Error::Missing(name))?
+            .try_into()
+            .map_err(|source| Error::Program { name, source })?;
+        program
+            .load()
+            .map_err(|source| Error::Program { name, source })?;
+    }
+    let mut slots = ProgramArray::try_from(
+        ebpf.take_map(STACK_WALK_PROGRAMS_MAP)
+            .ok_or(Error::Missing(STACK_WALK_PROGRAMS_MAP))?,
+    )?;
+    for &(slot, name) in std::iter::once(&(WALK_SLOT, STACK_WALK_PROGRAM)).chain(done) {
+        let fd = ebpf
+            .program(name)
+            .ok_or(Error::Missing(name))?
+            .fd()
+            .map_err(|source| Error::Program { name, source })?;
+        slots.set(slot, fd, 0)?;
+    }
+    Ok(WalkPrograms { _slots: slots })
+}
+
+/// The table of the stacks the probes send.
+pub fn stack_table(ebpf: &mut Ebpf) -> Result<StackTable, Error> {
+    let ring = RingBuf::try_from(
+        ebpf.take_map(PYTHON_STACKS_MAP)
+            .ok_or(Error::Missing(PYTHON_STACKS_MAP))?,
+    )?;
+    Ok(StackTable::new(ring))
+}
+
+/// The walk counters so far.
+pub fn walk_counters(ebpf: &Ebpf) -> Result<WalkCounters, Error> {
+    let array = PerCpuArray::<_, u64>::try_from(
+        ebpf.map(PYTHON_STACK_COUNTERS_MAP)
+            .ok_or(Error::Missing(PYTHON_STACK_COUNTERS_MAP))?,
+    )?;
+    let mut totals = WalkCounters::default();
+    for (slot, total) in totals.iter_mut().enumerate() {
+        *total = array.get(&(slot as u32), 0)?.iter().sum();
+    }
+    Ok(totals)
+}
+
+fn map<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::maps::Map, Error> {
+    ebpf.map_mut(name).ok_or(Error::Missing(name))
+}

@@ -1,0 +1,108 @@
+//! Python stacks sampled at a function of a process: a uprobe that walks
+//! the calling thread's stack each time the function is called. It shows
+//! where Python code calls a C function from, and it tests the walk.
+
+use std::num::NonZeroU32;
+
+use aya::maps::{MapData, RingBuf};
+use aya::programs::uprobe::UProbeScope;
+use aya::programs::UProbe;
+use aya::Ebpf;
+use memray_ebpf_common::python_stack::{
+    StackSample, SAMPLE_DONE_SLOT, STACK_SAMPLES_MAP, STACK_SAMPLE_DONE_PROGRAM,
+    STACK_SAMPLE_PROGRAM,
+};
+use python_frames::PythonProcess;
+
+use super::{
+    load_walk_programs, register, stack_table, walk_counters, Error, StackTable, WalkCounters,
+    WalkPrograms,
+};
+use crate::object::PROBES;
+
+/// One call of the sampled function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub tid: u32,
+    /// `STATUS_*` bits of the walk.
+    pub status: u16,
+    /// 0 if the thread had no Python stack; else a key of the stack table.
+    pub stack_id: u64,
+}
+
+/// The sampling probe attached to one function of one process.
+pub struct StackSampler {
+    ebpf: Ebpf,
+    _walk: WalkPrograms,
+    samples: RingBuf<MapData>,
+    stacks: StackTable,
+}
+
+impl StackSampler {
+    /// Walks the Python stack of every thread of `process` that calls
+    /// `function` of `library` (a path, or a name the process has mapped).
+    /// `key_slot` as in [`register`].
+    pub fn attach(
+        process: &PythonProcess,
+        key_slot: impl Fn(u32) -> Option<u64>,
+        library: &str,
+        function: &str,
+    ) -> Result<StackSampler, Error> {
+        let object = PROBES.ok_or(Error::NotBuilt)?;
+        let mut ebpf = Ebpf::load(object)?;
+        register(&mut ebpf, process, key_slot)?;
+        let walk = load_walk_programs(&mut ebpf, &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)])?;
+        let stacks = stack_table(&mut ebpf)?;
+        let samples = RingBuf::try_from(
+            ebpf.take_map(STACK_SAMPLES_MAP)
+                .ok_or(Error::Missing(STACK_SAMPLES_MAP))?,
+        )?;
+        let name = STACK_SAMPLE_PROGRAM;
+        let with_name = |source| Error::Program { name, source };
+        let program: &mut UProbe = ebpf
+            .program_mut(name)
+            .ok_or(Error::Missing(name))?
+            .try_into()
+            .map_err(with_name)?;
+        program.load().map_err(with_name)?;
+        let pid = NonZeroU32::new(process.pid() as u32).ok_or(Error::Missing("a process id"))?;
+        program
+            .attach(function, library, UProbeScope::OneProcess(pid))
+            .map_err(with_name)?;
+        Ok(StackSampler {
+            ebpf,
+            _walk: walk,
+            samples,
+            stacks,
+        })
+    }
+
+    /// The samples taken since the last call, with the stacks they name
+    /// taken into the table.
+    pub fn samples(&mut self) -> Vec<Sample> {
+        let mut out = Vec::new();
+        while let Some(record) = self.samples.next() {
+            if record.len() >= size_of::<StackSample>() {
+                // SAFETY: `StackSample` is plain integers; the record holds one.
+                let sample: StackSample =
+                    unsafe { record.as_ptr().cast::<StackSample>().read_unaligned() };
+                out.push(Sample {
+                    tid: sample.tid,
+                    status: sample.stack.status,
+                    stack_id: sample.stack.id,
+                });
+            }
+        }
+        // After the samples: every stack they name is in the ring by now.
+        self.stacks.drain();
+        out
+    }
+
+    pub fn stacks(&self) -> &StackTable {
+        &self.stacks
+    }
+
+    pub fn counters(&self) -> Result<WalkCounters, Error> {
+        walk_counters(&self.ebpf)
+    }
+}

@@ -1,0 +1,220 @@
+//! The probes' Python stack walk on real interpreters: a script calls
+//! `fsync` (through `os.fsync`, which releases the GIL) at known Python
+//! stacks, a sampling uprobe walks the calling thread's stack in BPF, and
+//! every stack, named from the process by `RemoteCodes`, must equal what
+//! the script's own `traceback` saw at that call. Every CPython 3.8-3.14 on
+//! the machine. Needs root (uprobes), like the eBPF mode itself.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use memray_ebpf::python::{thread_state_slot, RemoteCodes, Sample, StackSampler};
+use memray_ebpf_common::python_stack::{StackFrame, WalkCounter, STATUS_TRUNCATED};
+use memray_tests::interpreters::{all_for_tests, Interpreter};
+use python_frames::PythonProcess;
+
+const SCRIPT: &str = include_str!("scripts/stack_scenarios.py");
+const CODE_REUSE_ROUNDS: usize = 400;
+/// Stacks at least this deep are walked completely (the 300-deep recursion
+/// of the script needs 303 frames); the script's 700-deep one is cut.
+const COMPLETE_DEPTH: usize = 400;
+
+/// `(function, file, line)`, innermost first.
+type Named = Vec<(String, String, i32)>;
+
+struct Expected {
+    wait: bool,
+    tid: u32,
+    stack: Named,
+}
+
+fn parse_line(line: &str) -> Option<Expected> {
+    let rest = line.strip_prefix("STACK ")?;
+    let mut fields = rest.trim_end_matches('\n').split('\t');
+    let mut head = fields.next()?.split(' ');
+    let wait = head.next()? == "1";
+    let tid = head.next()?.parse().ok()?;
+    let mut stack: Named = fields
+        .map(|frame| {
+            let mut parts = frame.split('\x1f');
+            let name = parts.next().unwrap_or_default().to_string();
+            let file = parts.next().unwrap_or_default().to_string();
+            let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(-1);
+            (name, file, line)
+        })
+        .collect();
+    stack.reverse();
+    Some(Expected { wait, tid, stack })
+}
+
+/// The offset of a pthread key's value from the thread pointer, for keys
+/// kept in the thread: found here by trying candidate offsets of glibc's
+/// in-thread block (16-byte entries, value second) until the main thread's
+/// state is where CPython's key says. The product takes it from
+/// `pthread_getspecific`'s code instead.
+fn key_slot_for(process: &PythonProcess) -> impl Fn(u32) -> Option<u64> {
+    let base = (0..0x1000u64)
+        .step_by(8)
+        .find(|&base| {
+            thread_state_slot(process, |key| {
+                (key < 32).then(|| base + 16 * u64::from(key))
+            })
+            .is_ok()
+        })
+        .expect("no pthread-specific layout holds the main thread's state");
+    move |key| (key < 32).then(|| base + 16 * u64::from(key))
+}
+
+fn name_stack(codes: &mut RemoteCodes, process: &PythonProcess, frames: &[StackFrame]) -> Named {
+    frames
+        .iter()
+        .map(|f| match codes.name(f.code, f.fingerprint) {
+            Some(info) => (
+                info.name.clone(),
+                info.filename.clone(),
+                info.line(process.layout(), i64::from(f.instruction_offset)),
+            ),
+            None => ("<unnamed>".into(), String::new(), 0),
+        })
+        .collect()
+}
+
+fn check_interpreter(python: &Interpreter) {
+    let label = python.label();
+    let mut child = Command::new(&python.path)
+        .args(["-c", SCRIPT, &CODE_REUSE_ROUNDS.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "ready", "{label}: the script did not start");
+
+    let pid = i32::try_from(child.id()).expect("pid");
+    let process = PythonProcess::attach(pid).expect("attach python-frames");
+    let mut sampler = StackSampler::attach(&process, key_slot_for(&process), "libc", "fsync")
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let mut codes = RemoteCodes::new(*process.memory(), *process.layout());
+    writeln!(stdin, "go").expect("write");
+
+    let mut pending: HashMap<u32, VecDeque<Sample>> = HashMap::new();
+    let mut later: Vec<Expected> = Vec::new();
+    let mut checked = 0usize;
+    let mut generated_addresses = Vec::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line).expect("read") == 0 || line.trim() == "done" {
+            break;
+        }
+        let expected = parse_line(&line).unwrap_or_else(|| panic!("{label}: bad line {line:?}"));
+        if expected.wait {
+            for sample in sampler.samples() {
+                pending.entry(sample.tid).or_default().push_back(sample);
+            }
+            let sample = pending
+                .get_mut(&expected.tid)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or_else(|| panic!("{label}: no sample from thread {}", expected.tid));
+            let stack = sampler
+                .stacks()
+                .get(sample.stack_id)
+                .unwrap_or_else(|| panic!("{label}: stack {:#x} not received", sample.stack_id));
+            let named = name_stack(&mut codes, &process, &stack.frames);
+            if expected.stack.len() <= COMPLETE_DEPTH {
+                assert_eq!(sample.status, 0, "{label}: walk status");
+                assert_eq!(
+                    named, expected.stack,
+                    "{label}: stack of thread {}",
+                    expected.tid
+                );
+            } else {
+                // Cut: the innermost frames, marked.
+                assert_eq!(sample.status, STATUS_TRUNCATED, "{label}: deep walk status");
+                assert!(
+                    named.len() >= COMPLETE_DEPTH,
+                    "{label}: cut at {}",
+                    named.len()
+                );
+                assert_eq!(named, expected.stack[..named.len()], "{label}: deep stack");
+            }
+            if expected.stack[1].1 == "<template>" {
+                generated_addresses.push(stack.frames[1].code);
+            }
+            checked += 1;
+            writeln!(stdin).expect("write");
+        } else {
+            later.push(expected);
+        }
+    }
+    // The eight threads' stacks name module-level functions, alive till the end.
+    for sample in sampler.samples() {
+        pending.entry(sample.tid).or_default().push_back(sample);
+    }
+    let threads: HashSet<u32> = later.iter().map(|e| e.tid).collect();
+    assert_eq!(threads.len(), 8, "{label}: eight threads reported");
+    for expected in &later {
+        let sample = pending
+            .get_mut(&expected.tid)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| panic!("{label}: no sample from thread {}", expected.tid));
+        let stack = sampler
+            .stacks()
+            .get(sample.stack_id)
+            .expect("stack received");
+        let named = name_stack(&mut codes, &process, &stack.frames);
+        assert_eq!(
+            named, expected.stack,
+            "{label}: stack of thread {}",
+            expected.tid
+        );
+        checked += 1;
+    }
+    let counters = sampler.counters().expect("counters");
+    drop(sampler);
+    writeln!(stdin).expect("write");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{label}: the script failed: {status}");
+
+    let walks = 1 + 1 + 8 * 5 + 2 + CODE_REUSE_ROUNDS;
+    assert_eq!(checked, walks, "{label}: stacks checked");
+    let count = |counter: WalkCounter| counters[counter as usize];
+    assert_eq!(
+        count(WalkCounter::Walks),
+        walks as u64,
+        "{label}: {counters:?}"
+    );
+    assert_eq!(count(WalkCounter::DepthCut), 1, "{label}: {counters:?}");
+    for reason in [
+        WalkCounter::NoTarget,
+        WalkCounter::NoThreadState,
+        WalkCounter::UnreadableFrame,
+        WalkCounter::StackLost,
+    ] {
+        assert_eq!(count(reason), 0, "{label}: {reason:?} in {counters:?}");
+    }
+    let distinct: HashSet<u64> = generated_addresses.iter().copied().collect();
+    assert!(
+        distinct.len() < generated_addresses.len(),
+        "{label}: no code-object address was reused, the reuse case went untested"
+    );
+    eprintln!(
+        "{label}: {checked} stacks equal; {} generated code objects at {} addresses; counters {counters:?}",
+        generated_addresses.len(),
+        distinct.len()
+    );
+}
+
+#[test]
+fn probe_walked_stacks_equal_the_interpreters_own() {
+    if !memray_ebpf::is_built() {
+        eprintln!("skipped: built without the eBPF object");
+        return;
+    }
+    for python in all_for_tests() {
+        check_interpreter(&python);
+    }
+}
