@@ -9,14 +9,17 @@
 //! as a [`StackHeader`] followed by `depth` [`StackFrame`]s in the
 //! `PYTHON_STACKS` ring buffer, before any record that uses the id.
 
-/// Frames one program of the walk reads (what the 6.18 verifier accepts
-/// for the loop body, docs/cpython-frames.md).
-pub const FRAMES_PER_PROGRAM: usize = 16;
-/// The deepest stack kept (innermost frames); deeper stacks are cut and counted.
+/// Frames one program of the walk reads: what the 6.18 verifier accepts for
+/// this loop body (frame step plus the code object's fingerprint) with some
+/// margin; measured: 24 load, 32 exceed the million-instruction limit.
+pub const FRAMES_PER_PROGRAM: usize = 24;
+/// The deepest stack kept (innermost frames); deeper stacks are cut, marked
+/// `STATUS_TRUNCATED` and counted. A power of two (the probe masks indexes).
 pub const MAX_FRAMES: usize = 512;
-/// Programs of one walk (boundary frames are steps too, hence the headroom;
-/// the kernel allows 33 tail calls in a chain).
-pub const MAX_WALK_PROGRAMS: u32 = 30;
+/// Programs one walk may chain: enough for `MAX_FRAMES` frames plus the
+/// boundary frames of 3.12+ between them, and within the kernel's 33 tail
+/// calls per chain with room for the probe that starts the walk.
+pub const MAX_WALK_PROGRAMS: u32 = 24;
 
 /// Slots of `STACK_WALK_PROGRAMS`.
 pub const WALK_SLOT: u32 = 0;

@@ -10,15 +10,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 use memray_ebpf::python::{thread_state_slot, RemoteCodes, Sample, StackSampler};
-use memray_ebpf_common::python_stack::{StackFrame, WalkCounter, STATUS_TRUNCATED};
+use memray_ebpf_common::python_stack::{StackFrame, WalkCounter, MAX_FRAMES, STATUS_TRUNCATED};
+use memray_recorder::CodeNamer;
 use memray_tests::interpreters::{all_for_tests, Interpreter};
 use python_frames::PythonProcess;
 
 const SCRIPT: &str = include_str!("scripts/stack_scenarios.py");
 const CODE_REUSE_ROUNDS: usize = 400;
-/// Stacks at least this deep are walked completely (the 300-deep recursion
-/// of the script needs 303 frames); the script's 700-deep one is cut.
-const COMPLETE_DEPTH: usize = 400;
 
 /// `(function, file, line)`, innermost first.
 type Named = Vec<(String, String, i32)>;
@@ -66,10 +64,19 @@ fn key_slot_for(process: &PythonProcess) -> impl Fn(u32) -> Option<u64> {
     move |key| (key < 32).then(|| base + 16 * u64::from(key))
 }
 
-fn name_stack(codes: &mut RemoteCodes, process: &PythonProcess, frames: &[StackFrame]) -> Named {
+/// Names a stack as a capture does: its code objects noted first (counting
+/// the addresses that now hold another code object), then each named
+/// through the recorder's `CodeNamer`.
+fn name_stack(
+    codes: &mut RemoteCodes,
+    process: &PythonProcess,
+    frames: &[StackFrame],
+    replaced: &mut usize,
+) -> Named {
+    *replaced += codes.note(frames).len();
     frames
         .iter()
-        .map(|f| match codes.name(f.code, f.fingerprint) {
+        .map(|f| match codes.code(f.code) {
             Some(info) => (
                 info.name.clone(),
                 info.filename.clone(),
@@ -105,6 +112,7 @@ fn check_interpreter(python: &Interpreter) {
     let mut later: Vec<Expected> = Vec::new();
     let mut checked = 0usize;
     let mut generated_addresses = Vec::new();
+    let mut replaced = 0;
     loop {
         line.clear();
         if stdout.read_line(&mut line).expect("read") == 0 || line.trim() == "done" {
@@ -123,8 +131,8 @@ fn check_interpreter(python: &Interpreter) {
                 .stacks()
                 .get(sample.stack_id)
                 .unwrap_or_else(|| panic!("{label}: stack {:#x} not received", sample.stack_id));
-            let named = name_stack(&mut codes, &process, &stack.frames);
-            if expected.stack.len() <= COMPLETE_DEPTH {
+            let named = name_stack(&mut codes, &process, &stack.frames, &mut replaced);
+            if expected.stack.len() <= MAX_FRAMES {
                 assert_eq!(sample.status, 0, "{label}: walk status");
                 assert_eq!(
                     named, expected.stack,
@@ -134,12 +142,7 @@ fn check_interpreter(python: &Interpreter) {
             } else {
                 // Cut: the innermost frames, marked.
                 assert_eq!(sample.status, STATUS_TRUNCATED, "{label}: deep walk status");
-                assert!(
-                    named.len() >= COMPLETE_DEPTH,
-                    "{label}: cut at {}",
-                    named.len()
-                );
-                assert_eq!(named, expected.stack[..named.len()], "{label}: deep stack");
+                assert_eq!(named, expected.stack[..MAX_FRAMES], "{label}: deep stack");
             }
             if expected.stack[1].1 == "<template>" {
                 generated_addresses.push(stack.frames[1].code);
@@ -165,7 +168,7 @@ fn check_interpreter(python: &Interpreter) {
             .stacks()
             .get(sample.stack_id)
             .expect("stack received");
-        let named = name_stack(&mut codes, &process, &stack.frames);
+        let named = name_stack(&mut codes, &process, &stack.frames, &mut replaced);
         assert_eq!(
             named, expected.stack,
             "{label}: stack of thread {}",
@@ -201,8 +204,9 @@ fn check_interpreter(python: &Interpreter) {
         distinct.len() < generated_addresses.len(),
         "{label}: no code-object address was reused, the reuse case went untested"
     );
+    assert!(replaced > 0, "{label}: no reused address was noticed");
     eprintln!(
-        "{label}: {checked} stacks equal; {} generated code objects at {} addresses; counters {counters:?}",
+        "{label}: {checked} stacks equal; {} generated code objects at {} addresses, {replaced} replacements noticed; counters {counters:?}",
         generated_addresses.len(),
         distinct.len()
     );
