@@ -87,6 +87,35 @@ fn name_stack(
         .collect()
 }
 
+/// The samples received, per thread in call order.
+struct Samples {
+    label: String,
+    pending: HashMap<u32, VecDeque<Sample>>,
+}
+
+impl Samples {
+    /// The oldest unchecked sample of thread `tid`, with its stack's frames.
+    fn next(&mut self, sampler: &mut StackSampler, tid: u32) -> (Sample, Vec<StackFrame>) {
+        for sample in sampler.samples() {
+            self.pending
+                .entry(sample.tid)
+                .or_default()
+                .push_back(sample);
+        }
+        let label = &self.label;
+        let sample = self
+            .pending
+            .get_mut(&tid)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| panic!("{label}: no sample from thread {tid}"));
+        let stack = sampler
+            .stacks()
+            .get(sample.stack_id)
+            .unwrap_or_else(|| panic!("{label}: stack {:#x} not received", sample.stack_id));
+        (sample, stack.frames.clone())
+    }
+}
+
 fn check_interpreter(python: &Interpreter) {
     let label = python.label();
     let mut child = Command::new(&python.path)
@@ -108,7 +137,10 @@ fn check_interpreter(python: &Interpreter) {
     let mut codes = RemoteCodes::new(*process.memory(), *process.layout());
     writeln!(stdin, "go").expect("write");
 
-    let mut pending: HashMap<u32, VecDeque<Sample>> = HashMap::new();
+    let mut samples = Samples {
+        label: label.clone(),
+        pending: HashMap::new(),
+    };
     let mut later: Vec<Expected> = Vec::new();
     let mut checked = 0usize;
     let mut generated_addresses = Vec::new();
@@ -120,18 +152,8 @@ fn check_interpreter(python: &Interpreter) {
         }
         let expected = parse_line(&line).unwrap_or_else(|| panic!("{label}: bad line {line:?}"));
         if expected.wait {
-            for sample in sampler.samples() {
-                pending.entry(sample.tid).or_default().push_back(sample);
-            }
-            let sample = pending
-                .get_mut(&expected.tid)
-                .and_then(VecDeque::pop_front)
-                .unwrap_or_else(|| panic!("{label}: no sample from thread {}", expected.tid));
-            let stack = sampler
-                .stacks()
-                .get(sample.stack_id)
-                .unwrap_or_else(|| panic!("{label}: stack {:#x} not received", sample.stack_id));
-            let named = name_stack(&mut codes, &process, &stack.frames, &mut replaced);
+            let (sample, frames) = samples.next(&mut sampler, expected.tid);
+            let named = name_stack(&mut codes, &process, &frames, &mut replaced);
             if expected.stack.len() <= MAX_FRAMES {
                 assert_eq!(sample.status, 0, "{label}: walk status");
                 assert_eq!(
@@ -145,7 +167,7 @@ fn check_interpreter(python: &Interpreter) {
                 assert_eq!(named, expected.stack[..MAX_FRAMES], "{label}: deep stack");
             }
             if expected.stack[1].1 == "<template>" {
-                generated_addresses.push(stack.frames[1].code);
+                generated_addresses.push(frames[1].code);
             }
             checked += 1;
             writeln!(stdin).expect("write");
@@ -154,21 +176,11 @@ fn check_interpreter(python: &Interpreter) {
         }
     }
     // The eight threads' stacks name module-level functions, alive till the end.
-    for sample in sampler.samples() {
-        pending.entry(sample.tid).or_default().push_back(sample);
-    }
     let threads: HashSet<u32> = later.iter().map(|e| e.tid).collect();
     assert_eq!(threads.len(), 8, "{label}: eight threads reported");
     for expected in &later {
-        let sample = pending
-            .get_mut(&expected.tid)
-            .and_then(VecDeque::pop_front)
-            .unwrap_or_else(|| panic!("{label}: no sample from thread {}", expected.tid));
-        let stack = sampler
-            .stacks()
-            .get(sample.stack_id)
-            .expect("stack received");
-        let named = name_stack(&mut codes, &process, &stack.frames, &mut replaced);
+        let (_, frames) = samples.next(&mut sampler, expected.tid);
+        let named = name_stack(&mut codes, &process, &frames, &mut replaced);
         assert_eq!(
             named, expected.stack,
             "{label}: stack of thread {}",

@@ -99,14 +99,7 @@ pub fn load_walk_programs(
     done: &[(u32, &'static str)],
 ) -> Result<WalkPrograms, Error> {
     for &(_, name) in std::iter::once(&(WALK_SLOT, STACK_WALK_PROGRAM)).chain(done) {
-        let program: &mut UProbe = ebpf
-            .program_mut(name)
-            .ok_or(Error::Missing(name))?
-            .try_into()
-            .map_err(|source| Error::Program { name, source })?;
-        program
-            .load()
-            .map_err(|source| Error::Program { name, source })?;
+        loaded_uprobe(ebpf, name)?;
     }
     let mut slots = ProgramArray::try_from(
         ebpf.take_map(STACK_WALK_PROGRAMS_MAP)
@@ -143,6 +136,18 @@ pub fn walk_counters(ebpf: &Ebpf) -> Result<WalkCounters, Error> {
         *total = array.get(&(slot as u32), 0)?.iter().sum();
     }
     Ok(totals)
+}
+
+/// The uprobe program `name`, loaded into the kernel (not attached).
+fn loaded_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, Error> {
+    let with_name = |source| Error::Program { name, source };
+    let program: &mut UProbe = ebpf
+        .program_mut(name)
+        .ok_or(Error::Missing(name))?
+        .try_into()
+        .map_err(with_name)?;
+    program.load().map_err(with_name)?;
+    Ok(program)
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::maps::Map, Error> {

@@ -6,7 +6,6 @@ use std::num::NonZeroU32;
 
 use aya::maps::{MapData, RingBuf};
 use aya::programs::uprobe::UProbeScope;
-use aya::programs::UProbe;
 use aya::Ebpf;
 use memray_ebpf_common::python_stack::{
     StackSample, SAMPLE_DONE_SLOT, STACK_SAMPLES_MAP, STACK_SAMPLE_DONE_PROGRAM,
@@ -15,8 +14,8 @@ use memray_ebpf_common::python_stack::{
 use python_frames::PythonProcess;
 
 use super::{
-    load_walk_programs, register, stack_table, walk_counters, Error, StackTable, WalkCounters,
-    WalkPrograms,
+    load_walk_programs, loaded_uprobe, register, stack_table, walk_counters, Error, StackTable,
+    WalkCounters, WalkPrograms,
 };
 use crate::object::PROBES;
 
@@ -57,18 +56,13 @@ impl StackSampler {
             ebpf.take_map(STACK_SAMPLES_MAP)
                 .ok_or(Error::Missing(STACK_SAMPLES_MAP))?,
         )?;
-        let name = STACK_SAMPLE_PROGRAM;
-        let with_name = |source| Error::Program { name, source };
-        let program: &mut UProbe = ebpf
-            .program_mut(name)
-            .ok_or(Error::Missing(name))?
-            .try_into()
-            .map_err(with_name)?;
-        program.load().map_err(with_name)?;
         let pid = NonZeroU32::new(process.pid() as u32).ok_or(Error::Missing("a process id"))?;
-        program
+        loaded_uprobe(&mut ebpf, STACK_SAMPLE_PROGRAM)?
             .attach(function, library, UProbeScope::OneProcess(pid))
-            .map_err(with_name)?;
+            .map_err(|source| Error::Program {
+                name: STACK_SAMPLE_PROGRAM,
+                source,
+            })?;
         Ok(StackSampler {
             ebpf,
             _walk: walk,
