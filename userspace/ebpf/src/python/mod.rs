@@ -23,10 +23,11 @@ pub use sampler::{Sample, StackSampler};
 pub use stacks::{Stack, StackTable};
 pub use thread_key::thread_state_slot;
 
+/// Python-specific failures; loading and map errors are the crate's own.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("this memray was built without eBPF support (MEMRAY_SKIP_EBPF was set)")]
-    NotBuilt,
+    #[error(transparent)]
+    Ebpf(#[from] crate::Error),
     #[error(transparent)]
     Python(#[from] python_frames::Error),
     #[error("CPython {major}.{minor}: no known place for its thread-state key")]
@@ -35,17 +36,6 @@ pub enum Error {
     NoThreadKey(&'static str),
     #[error("kernel BTF: {0}")]
     KernelBtf(String),
-    #[error("cannot load the eBPF object: {0}")]
-    Load(#[from] aya::EbpfError),
-    #[error("eBPF program {name}: {source}")]
-    Program {
-        name: &'static str,
-        source: aya::programs::ProgramError,
-    },
-    #[error("the eBPF object has no {0}")]
-    Missing(&'static str),
-    #[error("eBPF map: {0}")]
-    Map(#[from] aya::maps::MapError),
 }
 
 /// Why walks gave up, summed over CPUs (indexed like `WalkCounter::ALL`).
@@ -63,6 +53,14 @@ pub fn register(
         task_fsbase: kernel_btf::task_fsbase_offset().map_err(Error::KernelBtf)?,
         tstate_slot: thread_state_slot(process, key_slot)?,
     };
+    Ok(fill_process_maps(ebpf, process, key)?)
+}
+
+fn fill_process_maps(
+    ebpf: &mut Ebpf,
+    process: &PythonProcess,
+    key: ThreadStateKey,
+) -> Result<(), crate::Error> {
     let tgid = process.pid() as u32;
     let mut targets: HashMap<_, u32, TargetValue> =
         HashMap::try_from(map(ebpf, PYTHON_TARGETS_MAP)?)?;
@@ -97,39 +95,39 @@ pub struct WalkPrograms {
 pub fn load_walk_programs(
     ebpf: &mut Ebpf,
     done: &[(u32, &'static str)],
-) -> Result<WalkPrograms, Error> {
+) -> Result<WalkPrograms, crate::Error> {
     for &(_, name) in std::iter::once(&(WALK_SLOT, STACK_WALK_PROGRAM)).chain(done) {
         loaded_uprobe(ebpf, name)?;
     }
     let mut slots = ProgramArray::try_from(
         ebpf.take_map(STACK_WALK_PROGRAMS_MAP)
-            .ok_or(Error::Missing(STACK_WALK_PROGRAMS_MAP))?,
+            .ok_or(crate::Error::Missing(STACK_WALK_PROGRAMS_MAP))?,
     )?;
     for &(slot, name) in std::iter::once(&(WALK_SLOT, STACK_WALK_PROGRAM)).chain(done) {
         let fd = ebpf
             .program(name)
-            .ok_or(Error::Missing(name))?
+            .ok_or(crate::Error::Missing(name))?
             .fd()
-            .map_err(|source| Error::Program { name, source })?;
+            .map_err(|source| crate::Error::Program { name, source })?;
         slots.set(slot, fd, 0)?;
     }
     Ok(WalkPrograms { _slots: slots })
 }
 
 /// The table of the stacks the probes send.
-pub fn stack_table(ebpf: &mut Ebpf) -> Result<StackTable, Error> {
+pub fn stack_table(ebpf: &mut Ebpf) -> Result<StackTable, crate::Error> {
     let ring = RingBuf::try_from(
         ebpf.take_map(PYTHON_STACKS_MAP)
-            .ok_or(Error::Missing(PYTHON_STACKS_MAP))?,
+            .ok_or(crate::Error::Missing(PYTHON_STACKS_MAP))?,
     )?;
     Ok(StackTable::new(ring))
 }
 
 /// The walk counters so far.
-pub fn walk_counters(ebpf: &Ebpf) -> Result<WalkCounters, Error> {
+pub fn walk_counters(ebpf: &Ebpf) -> Result<WalkCounters, crate::Error> {
     let array = PerCpuArray::<_, u64>::try_from(
         ebpf.map(PYTHON_STACK_COUNTERS_MAP)
-            .ok_or(Error::Missing(PYTHON_STACK_COUNTERS_MAP))?,
+            .ok_or(crate::Error::Missing(PYTHON_STACK_COUNTERS_MAP))?,
     )?;
     let mut totals = WalkCounters::default();
     for (slot, total) in totals.iter_mut().enumerate() {
@@ -139,17 +137,20 @@ pub fn walk_counters(ebpf: &Ebpf) -> Result<WalkCounters, Error> {
 }
 
 /// The uprobe program `name`, loaded into the kernel (not attached).
-fn loaded_uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, Error> {
-    let with_name = |source| Error::Program { name, source };
+fn loaded_uprobe<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut UProbe, crate::Error> {
+    let with_name = |source| crate::Error::Program { name, source };
     let program: &mut UProbe = ebpf
         .program_mut(name)
-        .ok_or(Error::Missing(name))?
+        .ok_or(crate::Error::Missing(name))?
         .try_into()
         .map_err(with_name)?;
     program.load().map_err(with_name)?;
     Ok(program)
 }
 
-fn map<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::maps::Map, Error> {
-    ebpf.map_mut(name).ok_or(Error::Missing(name))
+fn map<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::maps::Map, crate::Error> {
+    ebpf.map_mut(name).ok_or(crate::Error::Missing(name))
 }

@@ -47,19 +47,23 @@ impl StackSampler {
         library: &str,
         function: &str,
     ) -> Result<StackSampler, Error> {
-        let object = PROBES.ok_or(Error::NotBuilt)?;
-        let mut ebpf = Ebpf::load(object)?;
+        let object = PROBES.ok_or(crate::Error::NotBuilt)?;
+        let mut ebpf = Ebpf::load(object).map_err(crate::Error::from)?;
         register(&mut ebpf, process, key_slot)?;
         let walk = load_walk_programs(&mut ebpf, &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)])?;
         let stacks = stack_table(&mut ebpf)?;
         let samples = RingBuf::try_from(
             ebpf.take_map(STACK_SAMPLES_MAP)
-                .ok_or(Error::Missing(STACK_SAMPLES_MAP))?,
-        )?;
-        let pid = NonZeroU32::new(process.pid() as u32).ok_or(Error::Missing("a process id"))?;
+                .ok_or(crate::Error::Missing(STACK_SAMPLES_MAP))?,
+        )
+        .map_err(crate::Error::from)?;
+        let pid = u32::try_from(process.pid())
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or(crate::Error::InvalidPid(process.pid()))?;
         loaded_uprobe(&mut ebpf, STACK_SAMPLE_PROGRAM)?
             .attach(function, library, UProbeScope::OneProcess(pid))
-            .map_err(|source| Error::Program {
+            .map_err(|source| crate::Error::Program {
                 name: STACK_SAMPLE_PROGRAM,
                 source,
             })?;
@@ -96,7 +100,7 @@ impl StackSampler {
         &self.stacks
     }
 
-    pub fn counters(&self) -> Result<WalkCounters, Error> {
+    pub fn counters(&self) -> Result<WalkCounters, crate::Error> {
         walk_counters(&self.ebpf)
     }
 }
