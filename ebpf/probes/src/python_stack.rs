@@ -18,6 +18,7 @@ use aya_ebpf::{
     programs::ProbeContext,
     EbpfContext,
 };
+use aya_log_ebpf::debug;
 use memray_ebpf_common::python_stack::{
     StackFrame, StackHeader, StackRecord, StackSample, ThreadStateKey, WalkCounter,
     FRAMES_PER_PROGRAM, MAX_FRAMES, MAX_WALK_PROGRAMS, SAMPLE_DONE_SLOT, STACK_WALK_SLOTS,
@@ -106,6 +107,7 @@ pub fn start<C: EbpfContext>(ctx: &C, done_slot: u32) {
         Ok(frame) => frame,
         Err(reason) => {
             count(reason);
+            debug!(ctx, "python stack of {}: none ({})", tgid, reason as u32);
             0
         }
     };
@@ -173,7 +175,7 @@ pub fn python_stack_walk(ctx: ProbeContext) -> u32 {
         }
         state.record.header.status |= STATUS_TRUNCATED;
     }
-    finish(state);
+    finish(&ctx, state);
     // SAFETY: the done slot holds a program of this object.
     unsafe { STACK_WALK_PROGRAMS.tail_call(&ctx, state.done_slot) };
     0
@@ -232,13 +234,21 @@ fn frame_at(record: &mut StackRecord, index: usize) -> &mut StackFrame {
 
 /// Names the stack and sends its frames if they are new.
 #[inline(always)]
-fn finish(state: &mut WalkState) {
+fn finish(ctx: &ProbeContext, state: &mut WalkState) {
     let header = &mut state.record.header;
     if header.status & STATUS_BROKEN != 0 {
         count(WalkCounter::UnreadableFrame);
+        debug!(
+            ctx,
+            "python stack of {}: unreadable frame after {}", header.tgid, header.depth
+        );
     }
     if header.status & STATUS_TRUNCATED != 0 {
         count(WalkCounter::DepthCut);
+        debug!(
+            ctx,
+            "python stack of {}: cut at {} frames", header.tgid, header.depth
+        );
     }
     if header.depth == 0 {
         return;
@@ -259,6 +269,10 @@ fn finish(state: &mut WalkState) {
     } else {
         state.record.header.status |= STATUS_LOST;
         count(WalkCounter::StackLost);
+        debug!(
+            ctx,
+            "python stack of {}: ring buffer full", state.record.header.tgid
+        );
     }
 }
 

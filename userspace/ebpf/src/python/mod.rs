@@ -5,6 +5,7 @@
 
 mod codes;
 mod kernel_btf;
+mod probe_log;
 mod sampler;
 mod stacks;
 mod thread_key;

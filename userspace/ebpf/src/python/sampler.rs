@@ -13,6 +13,7 @@ use memray_ebpf_common::python_stack::{
 };
 use python_frames::PythonProcess;
 
+use super::probe_log::{self, ProbeLog};
 use super::{
     load_walk_programs, loaded_uprobe, register, stack_table, walk_counters, Error, StackTable,
     WalkCounters, WalkPrograms,
@@ -32,6 +33,7 @@ pub struct Sample {
 /// The sampling probe attached to one function of one process.
 pub struct StackSampler {
     ebpf: Ebpf,
+    log: ProbeLog,
     _walk: WalkPrograms,
     samples: RingBuf<MapData>,
     stacks: StackTable,
@@ -48,7 +50,8 @@ impl StackSampler {
         function: &str,
     ) -> Result<StackSampler, Error> {
         let object = PROBES.ok_or(crate::Error::NotBuilt)?;
-        let mut ebpf = Ebpf::load(object).map_err(crate::Error::from)?;
+        let mut ebpf = probe_log::load(object)?;
+        let log = ProbeLog::new(&mut ebpf);
         register(&mut ebpf, process, key_slot)?;
         let walk = load_walk_programs(&mut ebpf, &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)])?;
         let stacks = stack_table(&mut ebpf)?;
@@ -69,6 +72,7 @@ impl StackSampler {
             })?;
         Ok(StackSampler {
             ebpf,
+            log,
             _walk: walk,
             samples,
             stacks,
@@ -93,6 +97,7 @@ impl StackSampler {
         }
         // After the samples: every stack they name is in the ring by now.
         self.stacks.drain();
+        self.log.flush();
         out
     }
 

@@ -1,0 +1,65 @@
+//! The probes' aya-log lines: off unless `MEMRAY_EBPF_LOG` names a level
+//! (`error`, `warn`, `info`, `debug`, `trace`), then written to stderr.
+//! Off, the probes skip them at their first instruction (the level is a
+//! global patched in before load), so they cost nothing.
+
+use aya::{Ebpf, EbpfLoader};
+use aya_log::EbpfLogger;
+
+const VARIABLE: &str = "MEMRAY_EBPF_LOG";
+/// aya-log-ebpf's level global (its levels number like the `log` crate's).
+const LEVEL_GLOBAL: &str = "AYA_LOG_LEVEL";
+
+/// The level asked for (`Off` without the variable or with an unknown value).
+fn level() -> log::LevelFilter {
+    std::env::var(VARIABLE)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(log::LevelFilter::Off)
+}
+
+/// Loads `object` with the log level patched in.
+pub(super) fn load(object: &[u8]) -> Result<Ebpf, crate::Error> {
+    let level = level() as u8;
+    Ok(EbpfLoader::new()
+        .override_global(LEVEL_GLOBAL, &level, true)
+        .load(object)?)
+}
+
+/// The probes' log lines, when asked for.
+pub(super) struct ProbeLog {
+    logger: Option<EbpfLogger<Stderr>>,
+}
+
+impl ProbeLog {
+    pub(super) fn new(ebpf: &mut Ebpf) -> ProbeLog {
+        let enabled = level() != log::LevelFilter::Off;
+        ProbeLog {
+            // Without the log map the lines are lost, not the probes.
+            logger: enabled
+                .then(|| EbpfLogger::init_with_logger(ebpf, Stderr).ok())
+                .flatten(),
+        }
+    }
+
+    /// Writes the lines logged so far.
+    pub(super) fn flush(&mut self) {
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+}
+
+struct Stderr;
+
+impl log::Log for Stderr {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        eprintln!("memray ebpf {}: {}", record.level(), record.args());
+    }
+
+    fn flush(&self) {}
+}
