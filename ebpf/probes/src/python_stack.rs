@@ -123,14 +123,14 @@ pub fn start<C: EbpfContext>(ctx: &C, done_slot: u32) {
 /// The stack of the walk that just ended on this CPU (for the done slot).
 #[inline(always)]
 pub fn finished_stack() -> Option<StackHeader> {
-    // SAFETY: read-only copy of this CPU's walk state.
     WALKS.get(0).map(|state| state.record.header)
 }
 
 /// The innermost frame of the calling thread, through its own thread state.
 #[inline(always)]
 fn first_frame(tgid: u32) -> Result<u64, WalkCounter> {
-    // SAFETY: map values are plain integers, copied out.
+    // SAFETY: map values of plain integers, only read (userspace writes
+    // them before attaching and never while a walk runs).
     let target = unsafe { PYTHON_TARGETS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
     // SAFETY: as above.
     let key = unsafe { PYTHON_THREAD_KEYS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
