@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use crate::objects::Segment;
+
 /// A byte range of a mapped file, kept mapped as long as a module refers to it.
 #[derive(Clone)]
 pub struct MappedSlice {
@@ -38,17 +40,42 @@ pub struct UnwindSections {
     pub got: Option<Range<u64>>,
 }
 
+/// Maps a 64-bit little-endian ELF file; `None` if it cannot be read or is not one.
+fn map_elf(path: &Path) -> Option<Arc<Mmap>> {
+    let file = File::open(path).ok()?;
+    // SAFETY: a read-only private mapping; a file truncated under us could fault, as for the
+    // loader's own mapping of it, and every read of it is bounds-checked against its length.
+    let map = unsafe { Mmap::map(&file) }.ok()?;
+    (map.get(..6)? == b"\x7fELF\x02\x01").then(|| Arc::new(map))
+}
+
+/// The `PT_LOAD` segments of an ELF file, as its program headers state them: what the
+/// loader maps, so what a capture recorded if the file is unchanged.
+pub fn load_segments(path: &Path) -> Option<Vec<Segment>> {
+    let map = map_elf(path)?;
+    let bytes = &map[..];
+    let headers = read_u64(bytes, 0x20)? as usize;
+    let entry_size = usize::from(read_u16(bytes, 0x36)?);
+    let count = usize::from(read_u16(bytes, 0x38)?);
+    let mut segments = Vec::new();
+    for index in 0..count {
+        let header = bytes.get(headers + index * entry_size..)?.get(..56)?;
+        if read_u32(header, 0)? == libc::PT_LOAD {
+            segments.push(Segment {
+                vaddr: read_u64(header, 16)?,
+                memsz: read_u64(header, 40)?,
+                executable: read_u32(header, 4)? & libc::PF_X != 0,
+            });
+        }
+    }
+    Some(segments)
+}
+
 /// Maps `path` and finds its unwind sections; `None` when the file cannot be read or is not
 /// a 64-bit little-endian ELF file with section headers.
 pub fn unwind_sections(path: &Path) -> Option<UnwindSections> {
-    let file = File::open(path).ok()?;
-    // SAFETY: a read-only private mapping; a file truncated under us could fault, as for the
-    // loader's own mapping of it, and every read below is bounds-checked against its length.
-    let map = Arc::new(unsafe { Mmap::map(&file) }.ok()?);
+    let map = map_elf(path)?;
     let bytes = &map[..];
-    if bytes.get(..6)? != b"\x7fELF\x02\x01" {
-        return None;
-    }
     let section_headers = read_u64(bytes, 0x28)? as usize;
     let entry_size = usize::from(read_u16(bytes, 0x3a)?);
     let count = usize::from(read_u16(bytes, 0x3c)?);

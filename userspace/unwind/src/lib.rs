@@ -8,7 +8,8 @@
 //!   unwind information) and writes raw return addresses, innermost first, into a caller's
 //!   buffer without allocating, reading only inside the thread's stack.
 //! * [`loaded_objects`] lists the objects and their `PT_LOAD` segments as memray's
-//!   MEMORY_MAP_START / SEGMENT_HEADER / SEGMENT records describe them.
+//!   MEMORY_MAP_START / SEGMENT_HEADER / SEGMENT records describe them; [`load_segments`]
+//!   reads the same from a file, to tell at report time whether it changed since.
 
 mod elf_file;
 mod module_set;
@@ -16,6 +17,7 @@ mod objects;
 mod published;
 mod thread;
 
+pub use elf_file::load_segments;
 pub use module_set::refresh_modules;
 pub use objects::{loaded_objects, LoadedObject, Segment};
 pub use thread::ThreadUnwinder;
