@@ -13,5 +13,4 @@ mod symbolizer;
 
 pub use hidden::{is_cpython_internal, is_frame_from_import_system, is_frame_interesting};
 pub use hybrid::{hybrid_stack, is_eval_frame_symbol, HybridFrame};
-pub use memray_unwind::{LoadedObject, Segment};
 pub use symbolizer::{NativeFrame, NativeSymbolizer};

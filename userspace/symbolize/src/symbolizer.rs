@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{CodeInfo, Input, Symbolized, Symbolizer};
-use memray_unwind::{load_segments, LoadedObject, Segment};
+use memray_format::Image;
+use memray_unwind::load_segments;
 
 /// One resolved frame, as memray's reports show a native frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +38,7 @@ const UNKNOWN: &str = "<unknown>";
 pub struct NativeSymbolizer {
     symbolizer: Symbolizer,
     /// The capture's segment generations, in the order of its MEMORY_MAP_START records.
-    generations: Vec<Vec<LoadedObject>>,
+    generations: Vec<Vec<Image>>,
     /// When the capture started, to tell files changed since; `None` to check segments only.
     recorded_at: Option<SystemTime>,
     resolved: HashMap<(u64, usize), Rc<[NativeFrame]>>,
@@ -48,10 +49,10 @@ pub struct NativeSymbolizer {
 }
 
 impl NativeSymbolizer {
-    /// A symbolizer for a capture with these segment generations (generation `g` is the
-    /// list after the `g`-th MEMORY_MAP_START, from 0). Debug files are looked for beside
-    /// each file, through build ids and debug links, in `/usr/lib/debug` and `/lib/debug`.
-    pub fn new(generations: Vec<Vec<LoadedObject>>, recorded_at: Option<SystemTime>) -> Self {
+    /// A symbolizer for a capture with these segment generations, in the order of its
+    /// MEMORY_MAP_START records. Debug files are looked for beside each file, through build
+    /// ids and debug links, in `/usr/lib/debug` and `/lib/debug`.
+    pub fn new(generations: Vec<Vec<Image>>, recorded_at: Option<SystemTime>) -> Self {
         Self {
             symbolizer: Symbolizer::builder().build(),
             generations,
@@ -63,8 +64,9 @@ impl NativeSymbolizer {
         }
     }
 
-    /// The frames of the return address `ip` recorded under `generation`, innermost first
-    /// (inlined functions expanded, as memray's libbacktrace does); empty when `ip` is
+    /// The frames of the return address `ip` recorded under `generation` (counted as an
+    /// allocation's `native_segment_generation`: 1 for the first MEMORY_MAP_START), innermost
+    /// first (inlined functions expanded, as memray's libbacktrace does); empty when `ip` is
     /// outside every segment of that generation (memray drops those frames).
     pub fn frames(&mut self, ip: u64, generation: usize) -> Rc<[NativeFrame]> {
         if let Some(frames) = self.resolved.get(&(ip, generation)) {
@@ -88,7 +90,7 @@ impl NativeSymbolizer {
     /// The file whose segment holds `ip`, and the virtual offset memray looks up there:
     /// `ip - 1` (inside the call instruction) less the load address.
     fn object_of(&self, ip: u64, generation: usize) -> Option<(PathBuf, u64)> {
-        let objects = self.generations.get(generation)?;
+        let objects = self.generations.get(generation.checked_sub(1)?)?;
         let object = objects.iter().find(|object| {
             object.segments.iter().any(|segment| {
                 let start = object.load_address.wrapping_add(segment.vaddr);
@@ -96,7 +98,7 @@ impl NativeSymbolizer {
             })
         })?;
         Some((
-            object.path.clone(),
+            PathBuf::from(&object.filename),
             ip.wrapping_sub(1).wrapping_sub(object.load_address),
         ))
     }
@@ -106,15 +108,13 @@ impl NativeSymbolizer {
         if let Some(&usable) = self.usable.get(path) {
             return usable;
         }
-        let recorded = self.generations[generation]
+        let recorded = self.generations[generation - 1]
             .iter()
-            .find(|object| object.path == path)
-            .map(|object| placement(&object.segments));
+            .find(|object| Path::new(&object.filename) == path)
+            .map(|object| object.segments.clone());
         let problem = match (std::fs::metadata(path), load_segments(path)) {
             (Err(_), _) => Some("is missing"),
-            (Ok(_), segments) if segments.as_deref().map(placement) != recorded => {
-                Some("changed since the capture")
-            }
+            (Ok(_), segments) if segments != recorded => Some("changed since the capture"),
             (Ok(metadata), _) if self.modified_since_capture(&metadata) => {
                 Some("changed since the capture")
             }
@@ -160,14 +160,6 @@ impl NativeSymbolizer {
             )))
             .collect()
     }
-}
-
-/// What a capture records of segments: where they are and how large.
-fn placement(segments: &[Segment]) -> Vec<(u64, u64)> {
-    segments
-        .iter()
-        .map(|segment| (segment.vaddr, segment.memsz))
-        .collect()
 }
 
 fn frame(function: &str, code: Option<&CodeInfo<'_>>) -> NativeFrame {

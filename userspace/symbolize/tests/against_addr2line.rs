@@ -7,7 +7,8 @@ use std::ffi::{c_void, CString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use memray_symbolize::{LoadedObject, NativeFrame, NativeSymbolizer, Segment};
+use memray_format::{Image, Segment};
+use memray_symbolize::{NativeFrame, NativeSymbolizer};
 use memray_unwind::{loaded_objects, refresh_modules, ThreadUnwinder};
 
 fn build_library(name: &str) -> PathBuf {
@@ -105,7 +106,7 @@ fn compare_with_addr2line(path: &Path, stack: &[u64]) -> Vec<Vec<(String, String
     let generation = loaded_objects();
     let library = generation
         .iter()
-        .find(|object| object.path == path)
+        .find(|object| Path::new(&object.filename) == path)
         .unwrap()
         .clone();
     let mut symbolizer = NativeSymbolizer::new(vec![generation], None);
@@ -116,7 +117,7 @@ fn compare_with_addr2line(path: &Path, stack: &[u64]) -> Vec<Vec<(String, String
             (start..start + segment.memsz).contains(&ip)
         });
         if in_library {
-            let ours = as_triples(&symbolizer.frames(ip, 0));
+            let ours = as_triples(&symbolizer.frames(ip, 1));
             assert_eq!(
                 ours,
                 addr2line(path, ip - 1 - library.load_address),
@@ -171,7 +172,7 @@ fn libc_functions_as_addr2line_or_nm() {
     let generation = loaded_objects();
     let libc_object = generation
         .iter()
-        .find(|object| object.path.to_string_lossy().contains("libc.so"))
+        .find(|object| object.filename.contains("libc.so"))
         .unwrap()
         .clone();
     let mut symbolizer = NativeSymbolizer::new(vec![generation], None);
@@ -179,11 +180,11 @@ fn libc_functions_as_addr2line_or_nm() {
         let address = symbol(libc::RTLD_DEFAULT, name) as u64;
         let offset = address - libc_object.load_address;
         // A return address right after the function's first byte: `ip - 1` is its start.
-        let ours = as_triples(&symbolizer.frames(address + 1, 0));
-        let binutils = addr2line(&libc_object.path, offset);
+        let ours = as_triples(&symbolizer.frames(address + 1, 1));
+        let binutils = addr2line(Path::new(&libc_object.filename), offset);
         if binutils[0].0 == "??" {
             // No debug information (libc6-dbg) installed: the dynamic symbols decide.
-            let names = dynamic_names_at(&libc_object.path, offset);
+            let names = dynamic_names_at(Path::new(&libc_object.filename), offset);
             assert_eq!(ours.len(), 1);
             assert!(
                 names.contains(&ours[0].0),
@@ -197,48 +198,52 @@ fn libc_functions_as_addr2line_or_nm() {
 
 #[test]
 fn addresses_outside_every_segment_are_dropped() {
+    let getpid = symbol(libc::RTLD_DEFAULT, "getpid") as u64 + 1;
     let mut symbolizer = NativeSymbolizer::new(vec![loaded_objects()], None);
-    assert!(symbolizer.frames(8, 0).is_empty());
-    assert!(symbolizer
-        .frames(symbol(libc::RTLD_DEFAULT, "getpid") as u64 + 1, 7)
-        .is_empty());
+    assert!(!symbolizer.frames(getpid, 1).is_empty());
+    assert!(symbolizer.frames(8, 1).is_empty());
+    // Generation 0 is before any MEMORY_MAP_START; 7 does not exist.
+    assert!(symbolizer.frames(getpid, 0).is_empty());
+    assert!(symbolizer.frames(getpid, 7).is_empty());
 }
 
 #[test]
 fn a_missing_or_changed_file_is_warned_about_once() {
     let library = build_library("libmemray_symbolize_gone.so");
-    let gone = LoadedObject {
-        path: library.with_file_name("libmemray_symbolize_deleted.so"),
+    let gone = Image {
+        filename: library
+            .with_file_name("libmemray_symbolize_deleted.so")
+            .to_str()
+            .unwrap()
+            .into(),
         load_address: 0x10000,
         segments: vec![Segment {
             vaddr: 0,
             memsz: 0x1000,
-            executable: true,
         }],
     };
-    let changed = LoadedObject {
-        path: library.clone(),
+    let changed = Image {
+        filename: library.to_str().unwrap().into(),
         load_address: 0x20000,
         segments: vec![Segment {
             vaddr: 0,
             memsz: 0x1000,
-            executable: true,
         }],
     };
     let mut symbolizer = NativeSymbolizer::new(vec![vec![gone.clone(), changed.clone()]], None);
     for ip in [0x10010, 0x10020, 0x20010, 0x20020] {
-        assert_eq!(symbolizer.frames(ip, 0)[0].function, "<unknown>");
+        assert_eq!(symbolizer.frames(ip, 1)[0].function, "<unknown>");
     }
     assert_eq!(
         symbolizer.take_warnings(),
         [
             format!(
                 "warning: {} is missing: its native frames are shown as <unknown>",
-                gone.path.display()
+                gone.filename
             ),
             format!(
                 "warning: {} changed since the capture: its native frames are shown as <unknown>",
-                changed.path.display()
+                changed.filename
             ),
         ]
     );

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use crate::objects::Segment;
+use memray_format::Segment;
 
 /// A byte range of a mapped file, kept mapped as long as a module refers to it.
 #[derive(Clone)]
@@ -64,7 +64,6 @@ pub fn load_segments(path: &Path) -> Option<Vec<Segment>> {
             segments.push(Segment {
                 vaddr: read_u64(header, 16)?,
                 memsz: read_u64(header, 40)?,
-                executable: read_u32(header, 4)? & libc::PF_X != 0,
             });
         }
     }

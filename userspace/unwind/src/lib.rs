@@ -19,5 +19,5 @@ mod thread;
 
 pub use elf_file::load_segments;
 pub use module_set::refresh_modules;
-pub use objects::{loaded_objects, LoadedObject, Segment};
+pub use objects::loaded_objects;
 pub use thread::ThreadUnwinder;

@@ -1,13 +1,15 @@
 //! The set of modules the unwinder knows, rebuilt after `dlopen`/`dlclose` and published
 //! for lock-free use by unwinding threads.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use framehop::x86_64::UnwinderX86_64;
 use framehop::{ExplicitModuleSectionInfo, MustNotAllocateDuringUnwind, Unwinder};
 
 use crate::elf_file::{unwind_sections, MappedSlice, Section};
-use crate::objects::{loaded_objects, LoadedObject};
+use memray_format::Image;
+
+use crate::objects::loaded_objects;
 use crate::published::Published;
 
 pub type Module = framehop::Module<MappedSlice>;
@@ -17,7 +19,7 @@ pub type ModuleUnwinder = UnwinderX86_64<MappedSlice, MustNotAllocateDuringUnwin
 /// set reuses (shares) the modules of the objects still loaded.
 pub struct ModuleSet {
     pub unwinder: ModuleUnwinder,
-    modules: Vec<((PathBuf, u64), Module)>,
+    modules: Vec<((String, u64), Module)>,
 }
 
 pub static MODULES: Published<ModuleSet> = Published::empty();
@@ -32,7 +34,7 @@ pub fn refresh_modules() {
         let mut unwinder = ModuleUnwinder::new();
         let mut modules = Vec::with_capacity(objects.len());
         for object in objects {
-            let key = (object.path.clone(), object.load_address);
+            let key = (object.filename.clone(), object.load_address);
             let reused = previous
                 .and_then(|set| set.modules.iter().find(|(known, _)| *known == key))
                 .map(|(_, module)| module.clone());
@@ -45,14 +47,16 @@ pub fn refresh_modules() {
     });
 }
 
-/// The framehop module of an object: the span of its executable segments, with the unwind
-/// sections of its file. An object whose file cannot be read still gets a module (frame
-/// pointers are used there); one without executable segments gets none.
-fn module_of(object: &LoadedObject) -> Option<Module> {
-    let code = object.segments.iter().filter(|segment| segment.executable);
-    let start = code.clone().map(|segment| segment.vaddr).min()?;
-    let end = code.map(|segment| segment.vaddr + segment.memsz).max()?;
-    let sections = unwind_sections(&object.path).unwrap_or_default();
+/// The framehop module of an object: the span of its segments, with the unwind sections of
+/// its file. An object whose file cannot be read still gets a module (frame pointers are used
+/// there); one without segments gets none.
+fn module_of(object: &Image) -> Option<Module> {
+    let segments = object.segments.iter();
+    let start = segments.clone().map(|segment| segment.vaddr).min()?;
+    let end = segments
+        .map(|segment| segment.vaddr + segment.memsz)
+        .max()?;
+    let sections = unwind_sections(Path::new(&object.filename)).unwrap_or_default();
     let split = |section: Option<Section>| match section {
         Some(section) => (Some(section.svma), Some(section.data)),
         None => (None, None),
@@ -77,7 +81,7 @@ fn module_of(object: &LoadedObject) -> Option<Module> {
         text_segment: None,
     };
     Some(Module::new(
-        object.path.to_string_lossy().into_owned(),
+        object.filename.clone(),
         object.load_address + start..object.load_address + end,
         object.load_address,
         info,
