@@ -70,9 +70,13 @@ fn records_every_allocator_exactly() {
         .collect();
     assert_eq!(seen, expected);
     assert!(
-        events.iter().all(|e: &Event| e.tgid == pid && e.tid == pid && e.stack_id == 0),
+        events
+            .iter()
+            .all(|e: &Event| e.tgid == pid && e.tid == pid && e.stack_id == 0),
         "{events:?}"
     );
-    assert!(events.windows(2).all(|w| w[0].timestamp_ns <= w[1].timestamp_ns));
+    assert!(events
+        .windows(2)
+        .all(|w| w[0].timestamp_ns <= w[1].timestamp_ns));
     assert_eq!(session.drops(pid).expect("drops"), 0);
 }

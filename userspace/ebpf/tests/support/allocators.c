@@ -1,7 +1,9 @@
-/* Allocations known exactly, between two sync points: writes "ready", waits
- * for a byte on stdin, allocates, prints "<name> <hex value>" lines and
- * "done", waits for a byte, exits. Only write/read between the sync points:
- * nothing else allocates. Modes: all | loop N | fork. */
+/* Allocations known exactly, between sync points: writes "ready"; then for
+ * each byte read on stdin allocates, prints "<name> <hex value>" lines and
+ * "done"; exits at the end of stdin. Only write/read between the sync points:
+ * nothing else allocates. Built with -fno-builtin: every call is made as
+ * written (the compiler would drop free(malloc(n)) and turn realloc(NULL, n)
+ * into malloc(n)). Modes: all | loop N | fork. */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <stdint.h>
@@ -27,9 +29,9 @@ static void say(const char *name, uintptr_t value) {
     write(1, line, n);
 }
 
-static void wait_for_go(void) {
+static int go(void) {
     char byte;
-    if (read(0, &byte, 1) != 1) _exit(2);
+    return read(0, &byte, 1) == 1;
 }
 
 static void all(void) {
@@ -39,11 +41,9 @@ static void all(void) {
     say("calloc", (uintptr_t)c);
     void *r = realloc(p, 2002);
     say("realloc", (uintptr_t)r);
-    /* volatile: the compiler would turn realloc(NULL, n) into malloc(n). */
-    void *volatile nothing = NULL;
-    void *n = realloc(nothing, 3003);
+    void *n = realloc(NULL, 3003);
     say("realloc_null", (uintptr_t)n);
-    void *ra = reallocarray(nothing, 4, 1001);
+    void *ra = reallocarray(NULL, 4, 1001);
     say("reallocarray", (uintptr_t)ra);
     void *pm = NULL;
     if (posix_memalign(&pm, 64, 5005) != 0) _exit(3);
@@ -95,12 +95,12 @@ static void forked(void) {
 
 int main(int argc, char **argv) {
     write(1, "ready\n", 6);
-    wait_for_go();
-    if (argc > 1 && strcmp(argv[1], "all") == 0) all();
-    else if (argc > 2 && strcmp(argv[1], "loop") == 0) loop(atol(argv[2]));
-    else if (argc > 1 && strcmp(argv[1], "fork") == 0) forked();
-    else _exit(1);
-    write(1, "done\n", 5);
-    wait_for_go();
+    while (go()) {
+        if (argc > 1 && strcmp(argv[1], "all") == 0) all();
+        else if (argc > 2 && strcmp(argv[1], "loop") == 0) loop(atol(argv[2]));
+        else if (argc > 1 && strcmp(argv[1], "fork") == 0) forked();
+        else _exit(1);
+        write(1, "done\n", 5);
+    }
     return 0;
 }

@@ -33,7 +33,7 @@ pub fn workload_binary() -> PathBuf {
             let binary = dir.join("allocators");
             let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/allocators.c");
             let status = Command::new("cc")
-                .args(["-O1", "-o"])
+                .args(["-O1", "-fno-builtin", "-o"])
                 .arg(&binary)
                 .arg(source)
                 .status()
@@ -91,14 +91,20 @@ impl Workload {
                 return values;
             }
             let (name, value) = line.split_once(' ').expect("name value");
-            values.insert(name.to_string(), u64::from_str_radix(value, 16).expect("hex"));
+            values.insert(
+                name.to_string(),
+                u64::from_str_radix(value, 16).expect("hex"),
+            );
         }
     }
 
-    /// Lets it exit and checks that it succeeded.
-    pub fn finish(mut self) {
-        self.stdin.write_all(b"g").expect("write to the workload");
-        let status = self.child.wait().expect("wait");
+    /// Lets it exit (end of its stdin) and checks that it succeeded.
+    pub fn finish(self) {
+        let Workload {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let status = child.wait().expect("wait");
         assert!(status.success(), "the workload failed: {status}");
     }
 }
@@ -117,7 +123,8 @@ pub async fn drain_all(stream: &mut EventStream) -> Vec<Event> {
     let mut events = Vec::new();
     loop {
         let mut batch = Vec::new();
-        let waited = tokio::time::timeout(Duration::from_millis(100), stream.next_batch(&mut batch)).await;
+        let waited =
+            tokio::time::timeout(Duration::from_millis(100), stream.next_batch(&mut batch)).await;
         match waited {
             Ok(result) => {
                 result.expect("drain the ring buffer");
