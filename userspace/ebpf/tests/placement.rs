@@ -10,7 +10,12 @@ fn every_probed_function_of_this_libc() {
     let libc = LibcImage::of_process(std::process::id()).expect("our own libc");
     for function in Function::ALL {
         let Ok(code) = libc.function(function.symbol()) else {
-            assert_eq!(function, Function::Reallocarray, "libc has no {}", function.symbol());
+            assert_eq!(
+                function,
+                Function::Reallocarray,
+                "libc has no {}",
+                function.symbol()
+            );
             continue;
         };
         let placement = entry_placement(code.bytes, 3);
@@ -20,7 +25,12 @@ fn every_probed_function_of_this_libc() {
             .take_while(|i| i.ip() < placement.offset)
             .collect();
         let boundary = before.last().map_or(0, |i| i.next_ip());
-        assert_eq!(boundary, placement.offset, "{}: not an instruction boundary", function.symbol());
+        assert_eq!(
+            boundary,
+            placement.offset,
+            "{}: not an instruction boundary",
+            function.symbol()
+        );
         assert!(
             before.iter().all(|i| i.flow_control() == FlowControl::Next),
             "{}: the probe must not be past a branch",
@@ -31,9 +41,17 @@ fn every_probed_function_of_this_libc() {
             "{}: an earlier instruction is emulated",
             function.symbol()
         );
-        eprintln!("{:>14}: +{} emulated={}", function.symbol(), placement.offset, placement.emulated);
+        eprintln!(
+            "{:>14}: +{} emulated={}",
+            function.symbol(),
+            placement.offset,
+            placement.emulated
+        );
     }
     // glibc's free starts with `test %rdi,%rdi`, which the kernel single-steps.
     let free = libc.function("free").expect("free");
-    assert!(entry_placement(free.bytes, 1).emulated, "free's probe is not emulated");
+    assert!(
+        entry_placement(free.bytes, 1).emulated,
+        "free's probe is not emulated"
+    );
 }

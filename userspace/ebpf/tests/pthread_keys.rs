@@ -26,7 +26,9 @@ fn thread_states_through_the_gilstate_key() {
     let python = ParkedPython::start(&reference_python().path);
     let pid = python.pid();
     let libc = LibcImage::of_process(pid as u32).expect("libc");
-    let getspecific = libc.function("pthread_getspecific").expect("pthread_getspecific");
+    let getspecific = libc
+        .function("pthread_getspecific")
+        .expect("pthread_getspecific");
     let layout = PthreadKeyLayout::from_getspecific(getspecific.bytes).expect("decoded");
     eprintln!("{layout:?}");
 
@@ -39,7 +41,9 @@ fn thread_states_through_the_gilstate_key() {
     let keys: Vec<u32> = (0..layout.inline_keys)
         .filter(|&key| {
             threads.iter().all(|t| {
-                let slot = layout.value_address(t.thread.thread_id, key).expect("inline key");
+                let slot = layout
+                    .value_address(t.thread.thread_id, key)
+                    .expect("inline key");
                 read_u64(&memory, slot) == Some(t.thread.address)
             })
         })

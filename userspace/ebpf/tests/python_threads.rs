@@ -82,7 +82,10 @@ fn eight_threads_each_with_its_own_tid() {
             .filter(|e| e.allocator == Allocator::Malloc && e.size == size)
             .collect();
         assert_eq!(mallocs.len(), CALLS, "thread {i}");
-        assert!(mallocs.iter().all(|e| e.tid == *tid && e.tgid == pid), "thread {i}: {mallocs:?}");
+        assert!(
+            mallocs.iter().all(|e| e.tid == *tid && e.tgid == pid),
+            "thread {i}: {mallocs:?}"
+        );
         let freed = events
             .iter()
             .filter(|e| {
