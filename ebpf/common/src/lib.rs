@@ -3,7 +3,7 @@
 
 mod allocators;
 
-pub use allocators::{Allocator, AllocationEvent, Function, TrackedProcess};
+pub use allocators::{AllocationEvent, Allocator, Function, TrackedProcess};
 
 /// Slots of the per-CPU counters array: one `u64` per CPU per slot, summed by
 /// userspace (per-CPU slots need no atomics in the probes).

@@ -131,9 +131,7 @@ pub fn allocator_return(ctx: RetProbeContext) -> u32 {
                 emit(thread, Allocator::PosixMemalign, address, a2);
             }
         }
-        Function::AlignedAlloc if result != 0 => {
-            emit(thread, Allocator::AlignedAlloc, result, a1)
-        }
+        Function::AlignedAlloc if result != 0 => emit(thread, Allocator::AlignedAlloc, result, a1),
         Function::Memalign if result != 0 => emit(thread, Allocator::Memalign, result, a1),
         Function::Valloc if result != 0 => emit(thread, Allocator::Valloc, result, a0),
         Function::Pvalloc if result != 0 => emit(thread, Allocator::Pvalloc, result, a0),

@@ -27,7 +27,7 @@ pub fn check_field(
     }
 }
 
-/// `offset` of a format line such as `field:pid_t pid;	offset:24;	size:4;	signed:1;`
+/// `offset` of a format line such as `field:pid_t pid;<TAB>offset:24;<TAB>size:4;<TAB>signed:1;`
 /// when it declares `field`.
 fn field_offset(line: &str, field: &str) -> Option<usize> {
     let mut parts = line.split(';');
