@@ -98,14 +98,12 @@ impl Function {
     }
 }
 
-/// memray's allocator numbers (`hooks.h::Allocator`, capture format 12 and 13).
+/// The allocators these probes record, numbered as in memray's captures
+/// (`hooks.h::Allocator`, formats 12 and 13; memray-format's `Allocator` in
+/// userspace, checked equal by memray-ebpf's tests).
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Allocator {
-    PymallocFree = 1,
-    PymallocMalloc = 2,
-    PymallocCalloc = 3,
-    PymallocRealloc = 4,
     Free = 5,
     Malloc = 6,
     Realloc = 7,
@@ -120,38 +118,23 @@ pub enum Allocator {
 }
 
 impl Allocator {
-    pub const fn from_u32(value: u32) -> Option<Allocator> {
-        Some(match value {
-            1 => Allocator::PymallocFree,
-            2 => Allocator::PymallocMalloc,
-            3 => Allocator::PymallocCalloc,
-            4 => Allocator::PymallocRealloc,
-            5 => Allocator::Free,
-            6 => Allocator::Malloc,
-            7 => Allocator::Realloc,
-            8 => Allocator::Calloc,
-            9 => Allocator::PosixMemalign,
-            10 => Allocator::AlignedAlloc,
-            11 => Allocator::Memalign,
-            12 => Allocator::Valloc,
-            13 => Allocator::Pvalloc,
-            14 => Allocator::Mmap,
-            15 => Allocator::Munmap,
-            _ => return None,
-        })
-    }
-
-    /// Whether this record releases memory (its size is 0 or the unmapped length).
-    pub const fn is_deallocation(self) -> bool {
-        matches!(
-            self,
-            Allocator::PymallocFree | Allocator::Free | Allocator::Munmap
-        )
-    }
+    pub const ALL: [Allocator; 11] = [
+        Allocator::Free,
+        Allocator::Malloc,
+        Allocator::Realloc,
+        Allocator::Calloc,
+        Allocator::PosixMemalign,
+        Allocator::AlignedAlloc,
+        Allocator::Memalign,
+        Allocator::Valloc,
+        Allocator::Pvalloc,
+        Allocator::Mmap,
+        Allocator::Munmap,
+    ];
 }
 
 /// One record of the ring buffer. `kind` comes first in every record: values
-/// 1–15 are allocation records ([`Allocator`]); record kinds added later (stack
+/// 1–15 are allocation records (memray's allocator numbers, [`Allocator`]); record kinds added later (stack
 /// definitions) take values from 0x100 up.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

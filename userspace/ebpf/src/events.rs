@@ -8,7 +8,8 @@ use std::io;
 use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
-use memray_ebpf_common::{AllocationEvent, Allocator};
+use memray_ebpf_common::AllocationEvent;
+use memray_format::Allocator;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{interval, Interval, MissedTickBehavior};
@@ -19,6 +20,7 @@ pub const DRAIN_PERIOD: Duration = Duration::from_millis(10);
 /// One allocator call of a tracked process, as memray records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// As a capture records it.
     pub allocator: Allocator,
     pub tgid: u32,
     pub tid: u32,
@@ -42,7 +44,7 @@ impl Event {
         let raw: AllocationEvent =
             unsafe { record.as_ptr().cast::<AllocationEvent>().read_unaligned() };
         Some(Event {
-            allocator: Allocator::from_u32(raw.kind)?,
+            allocator: Allocator::from_id(u8::try_from(raw.kind).ok()?)?,
             tgid: raw.tgid,
             tid: raw.tid,
             address: raw.address,
@@ -103,5 +105,19 @@ impl EventStream {
             drained += 1;
         }
         drained
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use memray_ebpf_common::Allocator as ProbeAllocator;
+    use memray_format::Allocator;
+
+    #[test]
+    fn the_probes_number_allocators_as_captures_do() {
+        for allocator in ProbeAllocator::ALL {
+            let in_captures = Allocator::from_id(allocator as u8).expect("a capture allocator");
+            assert_eq!(format!("{allocator:?}"), format!("{in_captures:?}"));
+        }
     }
 }

@@ -5,8 +5,8 @@
 
 mod support;
 
-use memray_ebpf::{Allocator, Event, LibcImage, Options, Session};
-use support::{drain_all, runtime, unavailable, Workload};
+use memray_ebpf::{Allocator, Event, LibcImage, Options};
+use support::{unavailable, Recording, Workload};
 
 #[test]
 fn records_every_allocator_exactly() {
@@ -25,13 +25,10 @@ fn records_every_allocator_exactly() {
         Allocator::AlignedAlloc
     };
 
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let mut session = Session::load(Options::default()).expect("load the probes");
-    let mut stream = session.events(1024).expect("the ring buffer");
-    session.attach(pid, false).expect("attach");
+    let mut recording = Recording::start(Options::default());
+    recording.session.attach(pid, false).expect("attach");
     let at = workload.allocate();
-    let events = runtime.block_on(drain_all(&mut stream));
+    let events = recording.drain();
     workload.finish();
 
     let a = |name: &str| at[name];
@@ -78,5 +75,5 @@ fn records_every_allocator_exactly() {
     assert!(events
         .windows(2)
         .all(|w| w[0].timestamp_ns <= w[1].timestamp_ns));
-    assert_eq!(session.drops(pid).expect("drops"), 0);
+    assert_eq!(recording.session.drops(pid).expect("drops"), 0);
 }

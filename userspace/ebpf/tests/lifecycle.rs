@@ -4,8 +4,8 @@
 
 mod support;
 
-use memray_ebpf::{Allocator, Event, EventStream, Options, Session};
-use support::{drain_all, runtime, unavailable, Workload};
+use memray_ebpf::{Allocator, Event, Options};
+use support::{unavailable, Recording, Workload};
 
 const PAIRS: usize = 1000;
 const SIZE: u64 = 4242;
@@ -24,13 +24,15 @@ fn loop_pairs(events: &[Event], pid: u32) -> (usize, usize) {
     (mallocs.len(), frees)
 }
 
-fn allocate_and_drain(
-    workload: &mut Workload,
-    stream: &mut EventStream,
-    runtime: &tokio::runtime::Runtime,
-) -> Vec<Event> {
-    workload.allocate();
-    runtime.block_on(drain_all(stream))
+/// The loop workload and a recording attached to it.
+fn attached_loop(pairs: usize, options: Options) -> (Workload, Recording) {
+    let workload = Workload::start(&["loop", &pairs.to_string()]);
+    let mut recording = Recording::start(options);
+    recording
+        .session
+        .attach(workload.pid(), false)
+        .expect("attach");
+    (workload, recording)
 }
 
 #[test]
@@ -39,35 +41,31 @@ fn attach_detach_and_attach_again() {
         eprintln!("skipped: {why}");
         return;
     }
-    let mut workload = Workload::start(&["loop", &PAIRS.to_string()]);
+    let (mut workload, mut recording) = attached_loop(PAIRS, Options::default());
     let pid = workload.pid();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let mut session = Session::load(Options::default()).expect("load");
-    let mut stream = session.events(256).expect("ring buffer");
-
-    session.attach(pid, false).expect("attach");
-    let events = allocate_and_drain(&mut workload, &mut stream, &runtime);
+    workload.allocate();
+    let events = recording.drain();
     assert_eq!(loop_pairs(&events, pid), (PAIRS, PAIRS));
     assert_eq!(events.len(), 2 * PAIRS, "only the loop allocates");
 
-    session.detach(pid).expect("detach");
-    assert!(allocate_and_drain(&mut workload, &mut stream, &runtime).is_empty());
+    recording.session.detach(pid).expect("detach");
+    workload.allocate();
+    assert!(recording.drain().is_empty());
 
-    session.attach(pid, false).expect("attach again");
-    let events = allocate_and_drain(&mut workload, &mut stream, &runtime);
-    assert_eq!(loop_pairs(&events, pid), (PAIRS, PAIRS));
-    drop((stream, session));
+    recording.session.attach(pid, false).expect("attach again");
+    workload.allocate();
+    assert_eq!(loop_pairs(&recording.drain(), pid), (PAIRS, PAIRS));
+    drop(recording);
 
     // A new session on the same process, after the first one left.
-    let mut session = Session::load(Options::default()).expect("load again");
-    let mut stream = session.events(256).expect("ring buffer");
-    session
+    let mut recording = Recording::start(Options::default());
+    recording
+        .session
         .attach(pid, false)
         .expect("attach from a new session");
-    let events = allocate_and_drain(&mut workload, &mut stream, &runtime);
-    assert_eq!(loop_pairs(&events, pid), (PAIRS, PAIRS));
-    drop((stream, session));
+    workload.allocate();
+    assert_eq!(loop_pairs(&recording.drain(), pid), (PAIRS, PAIRS));
+    drop(recording);
     workload.finish();
 }
 
@@ -77,23 +75,18 @@ fn target_exits_while_attached() {
         eprintln!("skipped: {why}");
         return;
     }
-    let mut workload = Workload::start(&["loop", &PAIRS.to_string()]);
+    let (mut workload, mut recording) = attached_loop(PAIRS, Options::default());
     let pid = workload.pid();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let mut session = Session::load(Options::default()).expect("load");
-    let mut stream = session.events(256).expect("ring buffer");
-    session.attach(pid, false).expect("attach");
-    assert!(session.tracked().expect("pid set").contains(&pid));
+    assert!(recording.session.tracked().expect("pid set").contains(&pid));
     workload.allocate();
     workload.finish();
-    let events = runtime.block_on(drain_all(&mut stream));
-    assert_eq!(loop_pairs(&events, pid), (PAIRS, PAIRS));
+    assert_eq!(loop_pairs(&recording.drain(), pid), (PAIRS, PAIRS));
     assert!(
-        !session.tracked().expect("pid set").contains(&pid),
+        !recording.session.tracked().expect("pid set").contains(&pid),
         "the exit tracepoint removes the process"
     );
-    session
+    recording
+        .session
         .detach(pid)
         .expect("detach from a process that is gone");
 }
@@ -104,16 +97,13 @@ fn follows_forked_children_only_when_asked() {
         eprintln!("skipped: {why}");
         return;
     }
-    let runtime = runtime();
-    let _guard = runtime.enter();
     for follow_fork in [true, false] {
         let mut workload = Workload::start(&["fork"]);
         let pid = workload.pid();
-        let mut session = Session::load(Options::default()).expect("load");
-        let mut stream = session.events(256).expect("ring buffer");
-        session.attach(pid, follow_fork).expect("attach");
+        let mut recording = Recording::start(Options::default());
+        recording.session.attach(pid, follow_fork).expect("attach");
         let at = workload.allocate();
-        let events = runtime.block_on(drain_all(&mut stream));
+        let events = recording.drain();
         let child = at["child"] as u32;
         let seen = |tgid: u32, address: u64, size: u64| {
             let malloc = events.iter().any(|e| {
@@ -132,11 +122,9 @@ fn follows_forked_children_only_when_asked() {
             "follow_fork={follow_fork}: {events:?}"
         );
         assert!(events.iter().all(|e| e.tgid == pid || e.tgid == child));
-        assert!(
-            !session.tracked().expect("pid set").contains(&child),
-            "the child exited"
-        );
-        session.detach(pid).expect("detach");
+        let tracked = recording.session.tracked().expect("pid set");
+        assert!(!tracked.contains(&child), "the child exited");
+        recording.session.detach(pid).expect("detach");
         workload.finish();
     }
 }
@@ -148,20 +136,15 @@ fn records_lost_to_a_full_ring_buffer_are_counted_exactly() {
         return;
     }
     const MANY: usize = 5000;
-    let mut workload = Workload::start(&["loop", &MANY.to_string()]);
-    let pid = workload.pid();
-    let runtime = runtime();
-    let _guard = runtime.enter();
     // One page: room for about 70 records, and nobody drains while the loop runs.
-    let mut session = Session::load(Options {
+    let tiny = Options {
         ring_buffer_bytes: 4096,
-    })
-    .expect("load");
-    let mut stream = session.events(256).expect("ring buffer");
-    session.attach(pid, false).expect("attach");
+    };
+    let (mut workload, mut recording) = attached_loop(MANY, tiny);
+    let pid = workload.pid();
     workload.allocate();
-    let received = runtime.block_on(drain_all(&mut stream)).len() as u64;
-    let dropped = session.drops(pid).expect("drops");
+    let received = recording.drain().len() as u64;
+    let dropped = recording.session.drops(pid).expect("drops");
     eprintln!("{received} records received, {dropped} dropped");
     assert!(dropped > 0);
     assert_eq!(received + dropped, 2 * MANY as u64);

@@ -6,9 +6,9 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use memray_ebpf::{Allocator, Options, Session};
+use memray_ebpf::{Allocator, Options};
 use memray_tests::interpreters::reference_python;
-use support::{drain_all, runtime, unavailable};
+use support::{unavailable, Recording};
 
 const THREADS: u64 = 8;
 const CALLS: usize = 200;
@@ -66,14 +66,11 @@ fn eight_threads_each_with_its_own_tid() {
         .collect();
     assert_eq!(tids.len(), THREADS as usize);
 
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let mut session = Session::load(Options::default()).expect("load");
-    let mut stream = session.events(4096).expect("ring buffer");
-    session.attach(pid, false).expect("attach");
+    let mut recording = Recording::start(Options::default());
+    recording.session.attach(pid, false).expect("attach");
     writeln!(child.stdin.take().expect("stdin"), "go").expect("let it run");
     assert!(child.wait().expect("wait").success());
-    let events = runtime.block_on(drain_all(&mut stream));
+    let events = recording.drain();
 
     for (i, tid) in tids.iter().enumerate() {
         let size = BASE + i as u64;
@@ -96,5 +93,5 @@ fn eight_threads_each_with_its_own_tid() {
             .count();
         assert!(freed >= CALLS, "thread {i}: {freed} frees");
     }
-    assert_eq!(session.drops(pid).expect("drops"), 0);
+    assert_eq!(recording.session.drops(pid).expect("drops"), 0);
 }

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use memray_ebpf::{Event, EventStream};
+use memray_ebpf::{Event, EventStream, Options, Session};
 
 /// Why these tests cannot run here, if they cannot.
 pub fn unavailable() -> Option<&'static str> {
@@ -109,28 +109,51 @@ impl Workload {
     }
 }
 
-/// A current-thread runtime with time and I/O, for the consumer.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+/// Loaded probes and their records, drained on a current-thread runtime.
+pub struct Recording {
+    // Dropped in this order: the stream's registration before its runtime.
+    pub stream: EventStream,
+    pub session: Session,
+    pub runtime: tokio::runtime::Runtime,
 }
 
-/// Every record there after the probes had time to fire: drains until a
-/// drain period passes without records.
-pub async fn drain_all(stream: &mut EventStream) -> Vec<Event> {
-    let mut events = Vec::new();
-    loop {
-        let mut batch = Vec::new();
-        let waited =
-            tokio::time::timeout(Duration::from_millis(100), stream.next_batch(&mut batch)).await;
-        match waited {
-            Ok(result) => {
-                result.expect("drain the ring buffer");
-                events.extend(batch);
-            }
-            Err(_) => return events,
+impl Recording {
+    pub fn start(options: Options) -> Recording {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let mut session = Session::load(options).expect("load the probes");
+        let stream = {
+            let _entered = runtime.enter();
+            session.events(1024).expect("the ring buffer")
+        };
+        Recording {
+            stream,
+            session,
+            runtime,
         }
+    }
+
+    /// Every record there after the probes had time to fire: drains until
+    /// 100 ms pass without records.
+    pub fn drain(&mut self) -> Vec<Event> {
+        let stream = &mut self.stream;
+        self.runtime.block_on(async {
+            let mut events = Vec::new();
+            loop {
+                let mut batch = Vec::new();
+                let waited =
+                    tokio::time::timeout(Duration::from_millis(100), stream.next_batch(&mut batch))
+                        .await;
+                match waited {
+                    Ok(result) => {
+                        result.expect("drain the ring buffer");
+                        events.extend(batch);
+                    }
+                    Err(_) => return events,
+                }
+            }
+        })
     }
 }
