@@ -24,6 +24,10 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::ALL.l
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_DEFAULT_BYTES, 0);
 
+/// Whether this CPU has woken the consumer since the buffer passed half full.
+#[map]
+static WOKEN: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 static DROPS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(64 * 1024, 0);
 
@@ -192,15 +196,29 @@ fn emit(thread: u64, allocator: Allocator, address: u64, size: u64) {
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
         stack_id: 0,
     });
-    // No wake-up per record (userspace drains on a timer), except when the
-    // buffer is half full: then the consumer is woken before records are lost.
+    slot.submit(wake_up_flags());
+}
+
+/// No wake-up per record (userspace drains on a timer): a wake-up costs the
+/// allocating thread microseconds. Only when the buffer passes half full is
+/// the consumer woken, once per CPU until it has drained below half again.
+#[inline(always)]
+fn wake_up_flags() -> u64 {
     let half_full = EVENTS.query(BPF_RB_AVAIL_DATA) > EVENTS.query(BPF_RB_RING_SIZE) / 2;
-    let flags = if half_full {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
+    let Some(woken) = WOKEN.get_ptr_mut(0) else {
+        return BPF_RB_NO_WAKEUP as u64;
     };
-    slot.submit(flags as u64);
+    // SAFETY: per-CPU slot, and a probe is not preempted on its CPU.
+    unsafe {
+        if half_full && *woken == 0 {
+            *woken = 1;
+            return BPF_RB_FORCE_WAKEUP as u64;
+        }
+        if !half_full {
+            *woken = 0;
+        }
+    }
+    BPF_RB_NO_WAKEUP as u64
 }
 
 #[inline(always)]

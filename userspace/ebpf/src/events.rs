@@ -2,7 +2,8 @@
 //!
 //! The probes submit without waking anyone (a wake-up per record costs the
 //! allocating thread microseconds), so the consumer drains on a timer; the
-//! probes force a wake-up only once the buffer is half full.
+//! probes wake the consumer only when the buffer passes half full (once per
+//! CPU until it is drained below half).
 
 use std::io;
 use std::time::Duration;
