@@ -174,3 +174,18 @@ impl TrackedProcess {
     /// Children forked by this process are tracked too.
     pub const FOLLOW_FORK: u64 = 1;
 }
+
+/// An allocator call in flight on a thread, from its entry probe to its
+/// return probe: the value of the pending-call map, keyed by pid_tgid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingCall {
+    /// The [`Function`] (its cookie).
+    pub function: u32,
+    /// Allocator calls made from inside this one (glibc's `realloc(NULL, n)`
+    /// calls `malloc`): each of their return probes only decrements it, so the
+    /// outer call is recorded once.
+    pub depth: u32,
+    /// The first three arguments.
+    pub args: [u64; 3],
+}

@@ -3,7 +3,7 @@
 
 mod allocators;
 
-pub use allocators::{AllocationEvent, Allocator, Function, TrackedProcess};
+pub use allocators::{AllocationEvent, Allocator, Function, PendingCall, TrackedProcess};
 
 /// Slots of the per-CPU counters array: one `u64` per CPU per slot, summed by
 /// userspace (per-CPU slots need no atomics in the probes).
@@ -34,6 +34,8 @@ impl Counter {
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// The pid set: `HashMap<u32 tgid, TrackedProcess>`.
 pub const PROCESSES_MAP: &str = "PROCESSES";
+/// The allocator calls in flight: `LruHashMap<u64 pid_tgid, PendingCall>`.
+pub const PENDING_MAP: &str = "PENDING";
 /// The ring buffer of [`AllocationEvent`]s.
 pub const EVENTS_MAP: &str = "EVENTS";
 /// Records lost because the ring buffer was full: `PerCpuHashMap<u32 tgid, u64>`.

@@ -12,7 +12,8 @@ use aya_ebpf::{
     EbpfContext,
 };
 use memray_ebpf_common::{
-    AllocationEvent, Allocator, Counter, Function, TrackedProcess, EVENTS_DEFAULT_BYTES,
+    AllocationEvent, Allocator, Counter, Function, PendingCall, TrackedProcess,
+    EVENTS_DEFAULT_BYTES,
 };
 
 use crate::processes::PROCESSES;
@@ -31,20 +32,12 @@ static WOKEN: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static DROPS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(64 * 1024, 0);
 
-/// The allocator call in flight on each thread (keyed by pid_tgid), read by
-/// the return probe. LRU: a thread killed inside a call leaves no slot behind.
+/// The allocator call in flight on each thread, read by its return probe.
+/// Entries of exiting threads go at their exit, those of detached processes
+/// are removed by userspace (a stale one would make every later call look
+/// nested); LRU for whatever else is left.
 #[map]
-static PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(64 * 1024, 0);
-
-#[derive(Clone, Copy)]
-struct Pending {
-    function: u32,
-    /// Allocator calls made from inside this one (glibc's `realloc(NULL, n)`
-    /// calls `malloc`): each return probe of those only decrements it, so the
-    /// outer call is recorded once.
-    depth: u32,
-    args: [u64; 3],
-}
+pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(64 * 1024, 0);
 
 const BPF_RB_AVAIL_DATA: u64 = 0;
 const BPF_RB_RING_SIZE: u64 = 1;
@@ -83,7 +76,7 @@ pub fn allocator_entry(ctx: ProbeContext) -> u32 {
         }
         Function::Munmap => emit(thread, Allocator::Munmap, args[0], args[1]),
         _ => {
-            let pending = Pending {
+            let pending = PendingCall {
                 function: function as u32,
                 depth: 0,
                 args,

@@ -8,10 +8,10 @@ use aya::programs::uprobe::{UProbeAttachPoint, UProbeLinkId, UProbeScope};
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader, Pod};
 use memray_ebpf_common::{
-    Counter, Function, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM, ALLOCATOR_RETURN_PROGRAM,
-    COUNTERS_MAP, DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP, EXIT_PID_OFFSET, EXIT_TRACEPOINT,
-    FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT, PROCESSES_MAP, PROCESS_EXIT_PROGRAM,
-    PROCESS_FORK_PROGRAM,
+    Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
+    ALLOCATOR_RETURN_PROGRAM, COUNTERS_MAP, DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP,
+    EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT, PENDING_MAP,
+    PROCESSES_MAP, PROCESS_EXIT_PROGRAM, PROCESS_FORK_PROGRAM,
 };
 
 use crate::events::EventStream;
@@ -41,6 +41,13 @@ impl Default for Options {
 struct ProcessEntry(TrackedProcess);
 // SAFETY: repr(C) made of u64s: no padding, any bit pattern is valid.
 unsafe impl Pod for ProcessEntry {}
+
+/// A pending-call entry as aya reads it.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct PendingEntry(PendingCall);
+// SAFETY: repr(C), two u32s then u64s: no padding, any bit pattern is valid.
+unsafe impl Pod for PendingEntry {}
 
 /// The loaded probes. Dropping it detaches everything; the processes go on.
 pub struct Session {
@@ -107,6 +114,7 @@ impl Session {
             return Err(error);
         }
         self.attached.insert(pid, links);
+        self.forget_pending(&[pid])?;
         let entry = TrackedProcess {
             flags: if follow_fork {
                 TrackedProcess::FOLLOW_FORK
@@ -179,17 +187,40 @@ impl Session {
     pub fn detach(&mut self, pid: u32) -> Result<(), Error> {
         let links = self.attached.remove(&pid).ok_or(Error::NotAttached(pid))?;
         let mut processes = self.processes()?;
+        // The process itself even if it has exited (and left the set).
         let family: Vec<u32> = processes
             .iter()
             .filter_map(Result::ok)
-            .filter(|(_, entry)| entry.0.origin == u64::from(pid))
+            .filter(|(tgid, entry)| entry.0.origin == u64::from(pid) && *tgid != pid)
             .map(|(tgid, _)| tgid)
+            .chain([pid])
             .collect();
-        for tgid in family {
+        for tgid in &family {
             // Gone already if it exited meanwhile.
-            let _ = processes.remove(&tgid);
+            let _ = processes.remove(tgid);
         }
         self.detach_links(links);
+        self.forget_pending(&family)
+    }
+
+    /// Removes the calls left in flight by threads of `tgids` when their
+    /// return probes went away (or by an earlier session): a stale entry would
+    /// make the thread's next calls look nested inside it, never recorded.
+    fn forget_pending(&mut self, tgids: &[u32]) -> Result<(), Error> {
+        let map = self
+            .ebpf
+            .map_mut(PENDING_MAP)
+            .ok_or(Error::Missing(PENDING_MAP))?;
+        let mut pending = HashMap::<_, u64, PendingEntry>::try_from(map)?;
+        let stale: Vec<u64> = pending
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|thread| tgids.contains(&((thread >> 32) as u32)))
+            .collect();
+        for thread in stale {
+            // Its return probe may have consumed it meanwhile.
+            let _ = pending.remove(&thread);
+        }
         Ok(())
     }
 
