@@ -2,6 +2,7 @@
 //! through `/proc/PID/root` (so a process in another mount namespace gets its
 //! own libc), and its functions located in the ELF file.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use object::{Object, ObjectSegment, ObjectSymbol};
@@ -12,6 +13,8 @@ use crate::Error;
 pub struct LibcImage {
     /// `/proc/PID/root/<path in the process>`: attachable from outside.
     pub path: PathBuf,
+    /// The file's (device, inode): the same libc seen through different paths.
+    pub file_id: (u64, u64),
     data: Vec<u8>,
     /// The process's executable mapping of libc, `[start, end)`.
     pub text_range: (u64, u64),
@@ -36,11 +39,14 @@ impl LibcImage {
             what: "no C library (libc.so.6) is mapped".to_string(),
         })?;
         let path = PathBuf::from(format!("/proc/{pid}/root{inner_path}"));
-        let data = std::fs::read(&path).map_err(|e| Error::Process {
+        let unreadable = |e: std::io::Error| Error::Process {
             pid,
             what: format!("cannot read {}: {e}", path.display()),
-        })?;
+        };
+        let metadata = std::fs::metadata(&path).map_err(unreadable)?;
+        let data = std::fs::read(&path).map_err(unreadable)?;
         Ok(LibcImage {
+            file_id: (metadata.dev(), metadata.ino()),
             path,
             data,
             text_range,

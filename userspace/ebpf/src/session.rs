@@ -52,7 +52,16 @@ unsafe impl Pod for PendingEntry {}
 /// The loaded probes. Dropping it detaches everything; the processes go on.
 pub struct Session {
     ebpf: Ebpf,
-    attached: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    attached: StdHashMap<u32, Attachment>,
+}
+
+/// The probes placed for one attached process.
+struct Attachment {
+    links: Vec<(&'static str, UProbeLinkId)>,
+    /// Its libc file ([`LibcImage::file_id`]).
+    libc: (u64, u64),
+    /// Placed for every process mapping that libc (following forks).
+    every_process: bool,
 }
 
 impl Session {
@@ -107,13 +116,27 @@ impl Session {
             (false, Some(pid)) => UProbeScope::OneProcess(pid),
         };
         let libc = LibcImage::of_process(pid)?;
+        // Probes placed for every process on a libc fire for the processes
+        // with their own probes there too: each call would be seen twice.
+        let overlaps = self
+            .attached
+            .values()
+            .any(|a| a.libc == libc.file_id && (a.every_process || follow_fork));
+        if overlaps {
+            return Err(Error::SharedLibc(pid));
+        }
         let mut links = Vec::new();
         let result = self.attach_functions(&libc, scope, &mut links);
         if let Err(error) = result {
             self.detach_links(links);
             return Err(error);
         }
-        self.attached.insert(pid, links);
+        let attachment = Attachment {
+            links,
+            libc: libc.file_id,
+            every_process: follow_fork,
+        };
+        self.attached.insert(pid, attachment);
         self.forget_pending(&[pid])?;
         let entry = TrackedProcess {
             flags: if follow_fork {
@@ -185,7 +208,7 @@ impl Session {
     /// Stops recording process `pid` and the children it was followed into,
     /// and removes its probes. The processes go on.
     pub fn detach(&mut self, pid: u32) -> Result<(), Error> {
-        let links = self.attached.remove(&pid).ok_or(Error::NotAttached(pid))?;
+        let attachment = self.attached.remove(&pid).ok_or(Error::NotAttached(pid))?;
         let mut processes = self.processes()?;
         // The process itself even if it has exited (and left the set).
         let family: Vec<u32> = processes
@@ -199,7 +222,7 @@ impl Session {
             // Gone already if it exited meanwhile.
             let _ = processes.remove(tgid);
         }
-        self.detach_links(links);
+        self.detach_links(attachment.links);
         self.forget_pending(&family)
     }
 

@@ -150,3 +150,34 @@ fn records_lost_to_a_full_ring_buffer_are_counted_exactly() {
     assert_eq!(received + dropped, 2 * MANY as u64);
     workload.finish();
 }
+
+#[test]
+fn several_processes_in_one_session() {
+    if let Some(why) = unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let (mut first, mut recording) = attached_loop(PAIRS, Options::default());
+    let mut second = Workload::start(&["loop", &PAIRS.to_string()]);
+    recording
+        .session
+        .attach(second.pid(), false)
+        .expect("attach the second");
+    first.allocate();
+    second.allocate();
+    let events = recording.drain();
+    assert_eq!(loop_pairs(&events, first.pid()), (PAIRS, PAIRS));
+    assert_eq!(loop_pairs(&events, second.pid()), (PAIRS, PAIRS));
+    assert_eq!(events.len(), 4 * PAIRS);
+
+    // Following the forks of one would place probes that fire for both.
+    recording.session.detach(second.pid()).expect("detach");
+    let error = recording
+        .session
+        .attach(second.pid(), true)
+        .expect_err("overlap");
+    assert!(error.to_string().contains("seen twice"), "{error}");
+    drop(recording);
+    first.finish();
+    second.finish();
+}
