@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::fingerprint::CodeFingerprint;
 use crate::layout::{present, Layout};
 use crate::linetable::line_number;
 use crate::memory::{Memory, MemoryExt};
@@ -38,18 +39,11 @@ impl CodeInfo {
 }
 
 /// A code object (or one of its strings) could not be read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read the code object at {address:#x}")]
 pub struct UnreadableCode {
     pub address: u64,
 }
-
-impl std::fmt::Display for UnreadableCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot read the code object at {:#x}", self.address)
-    }
-}
-
-impl std::error::Error for UnreadableCode {}
 
 /// Reads the code object at `code`.
 pub fn read_code<M: Memory + ?Sized>(
@@ -126,27 +120,6 @@ pub fn read_bytes<M: Memory + ?Sized>(mem: &M, layout: &Layout, object: u64) -> 
         .then_some(out)
 }
 
-/// The fields that change when a freed code object's address is reused by a
-/// new one in almost every case (not all: see `CodeCache`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Fingerprint {
-    name: u64,
-    filename: u64,
-    linetable: u64,
-    firstlineno: i32,
-}
-
-impl Fingerprint {
-    fn read<M: Memory + ?Sized>(mem: &M, layout: &Layout, code: u64) -> Option<Fingerprint> {
-        Some(Fingerprint {
-            name: mem.read_u64(code + layout.code_name)?,
-            filename: mem.read_u64(code + layout.code_filename)?,
-            linetable: mem.read_u64(code + layout.code_linetable)?,
-            firstlineno: mem.read_i32(code + layout.code_firstlineno)?,
-        })
-    }
-}
-
 /// Code objects by address.
 ///
 /// Addresses are reused once a code object dies, and a new code object can
@@ -166,7 +139,7 @@ impl Fingerprint {
 /// stack when the generation moves.
 #[derive(Debug, Default)]
 pub struct CodeCache {
-    entries: HashMap<u64, (Fingerprint, Arc<CodeInfo>)>,
+    entries: HashMap<u64, (CodeFingerprint, Arc<CodeInfo>)>,
     generation: u64,
     interpreter_generation: Option<u64>,
 }
@@ -184,7 +157,7 @@ impl CodeCache {
         code: u64,
     ) -> Result<Arc<CodeInfo>, UnreadableCode> {
         let fingerprint =
-            Fingerprint::read(mem, layout, code).ok_or(UnreadableCode { address: code })?;
+            CodeFingerprint::read(mem, layout, code).ok_or(UnreadableCode { address: code })?;
         if let Some((cached, info)) = self.entries.get(&code) {
             if *cached == fingerprint {
                 return Ok(Arc::clone(info));

@@ -7,8 +7,8 @@ use std::path::Path;
 use crate::code::{read_code, CodeInfo, UnreadableCode};
 use crate::discover::version_from_name;
 use crate::error::Error;
-use crate::layout::{version_of_hex, Layout, DEBUG_OFFSETS_COOKIE, DEBUG_OFFSETS_PREFIX};
-use crate::memory::{LocalMemory, Memory};
+use crate::layout::{version_of_hex, Layout, DEBUG_OFFSETS_PREFIX};
+use crate::memory::{LocalMemory, Memory, MemoryExt};
 use crate::threads::{finalizing_thread, is_finalizing};
 use crate::walk::{walk_stack, RawFrame, StackWalk, Target};
 
@@ -20,6 +20,9 @@ type GetVersionFn = unsafe extern "C" fn() -> *const c_char;
 pub struct InProcess {
     target: Target,
     this_thread_state: ThisThreadStateFn,
+    /// Reads only what `new` found (`_PyRuntime`, `Py_Version`) and what the
+    /// calling thread's own thread state leads to.
+    memory: LocalMemory,
 }
 
 impl InProcess {
@@ -29,16 +32,16 @@ impl InProcess {
         let runtime = symbol("_PyRuntime").ok_or(Error::NoInterpreterHere)?;
         let this_thread_state =
             symbol("PyGILState_GetThisThreadState").ok_or(Error::NoInterpreterHere)?;
+        // SAFETY: this memory reads `_PyRuntime` (static data of the loaded
+        // interpreter, larger than the debug-offsets prefix), `Py_Version`,
+        // and, through `walk_current_thread` and `code`, only what the calling
+        // thread's own thread state leads to.
+        let memory = unsafe { LocalMemory::new() };
         let mut head = [0u8; DEBUG_OFFSETS_PREFIX];
-        if !LocalMemory.read(runtime, &mut head) {
+        if !memory.read(runtime, &mut head) {
             return Err(Error::NoInterpreterHere);
         }
-        let layout = if &head[..8] == DEBUG_OFFSETS_COOKIE {
-            Layout::from_debug_offsets(&head)?
-        } else {
-            let (major, minor) = version_here(runtime)?;
-            Layout::builtin(major, minor)?
-        };
+        let layout = Layout::for_runtime(&head, || version_here(&memory, runtime))?;
         Ok(InProcess {
             target: Target {
                 layout,
@@ -49,6 +52,7 @@ impl InProcess {
             this_thread_state: unsafe {
                 std::mem::transmute::<usize, ThisThreadStateFn>(this_thread_state as usize)
             },
+            memory,
         })
     }
 
@@ -81,21 +85,27 @@ impl InProcess {
         if tstate == 0 || self.finalizing_elsewhere(tstate) {
             return StackWalk::default();
         }
-        walk_stack(&LocalMemory, &self.target, tstate, out)
+        walk_stack(&self.memory, &self.target, tstate, out)
     }
 
     pub fn is_finalizing(&self) -> bool {
-        is_finalizing(&LocalMemory, &self.target)
+        is_finalizing(&self.memory, &self.target)
     }
 
     /// Whether the runtime is finalizing on a thread other than `tstate`'s.
     fn finalizing_elsewhere(&self, tstate: u64) -> bool {
-        finalizing_thread(&LocalMemory, &self.target).is_some_and(|finalizing| finalizing != tstate)
+        finalizing_thread(&self.memory, &self.target).is_some_and(|finalizing| finalizing != tstate)
     }
 
     /// Reads a code object seen on this thread's stack (allocates the strings).
-    pub fn code(&self, code: u64) -> Result<CodeInfo, UnreadableCode> {
-        read_code(&LocalMemory, &self.target.layout, code)
+    ///
+    /// # Safety
+    /// `code` must be the address of a live code object: one that a frame of
+    /// the calling thread's stack holds (from `walk_current_thread`, with that
+    /// frame still on the stack), or one otherwise kept alive. Any other
+    /// address is dereferenced all the same.
+    pub unsafe fn code(&self, code: u64) -> Result<CodeInfo, UnreadableCode> {
+        read_code(&self.memory, &self.target.layout, code)
     }
 }
 
@@ -109,13 +119,13 @@ fn symbol(name: &str) -> Option<u64> {
 
 /// This interpreter's `(major, minor)` before 3.13: `Py_Version` (3.11+),
 /// else the name of the file that holds `_PyRuntime`, else `Py_GetVersion()`.
-fn version_here(runtime: u64) -> Result<(u32, u32), Error> {
+fn version_here(memory: &LocalMemory, runtime: u64) -> Result<(u32, u32), Error> {
     if let Some(at) = symbol("Py_Version") {
-        let mut hex = [0u8; 4];
-        if LocalMemory.read(at, &mut hex) {
-            return Ok(version_of_hex(u32::from_le_bytes(hex)));
+        if let Some(hex) = memory.read_u32(at) {
+            return Ok(version_of_hex(hex));
         }
     }
+    // SAFETY: `Dl_info` is plain pointers, for which all zeroes is valid.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is a valid out-parameter; the address is `_PyRuntime`'s.
     if unsafe { libc::dladdr(runtime as *const c_void, &mut info) } != 0

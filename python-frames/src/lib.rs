@@ -8,19 +8,21 @@
 //! * Either way, name frames with [`CodeCache`] / [`read_code`] and
 //!   [`linetable::line_number`].
 //!
-//! `linetable`, `layout` and `walk` use only `core` and allocate nothing.
+//! `layout`, `linetable`, `walk` and the `Memory` trait come from the no_std
+//! core crate (`python-frames-core`), which the eBPF probes use too: one set
+//! of offsets and one frame walk for every walker.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod code;
 pub mod discover;
 pub mod dump;
 pub mod error;
 pub mod inprocess;
-pub mod layout;
-pub mod linetable;
 pub mod memory;
 pub mod process;
 pub mod threads;
-pub mod walk;
+
+pub use python_frames_core::{fingerprint, layout, linetable, walk};
 
 pub use code::{read_code, CodeCache, CodeInfo};
 pub use dump::dump_stacks;
@@ -30,4 +32,4 @@ pub use layout::{FrameKind, Layout};
 pub use memory::{LocalMemory, Memory, PageCache, RemoteMemory, SnapshotMemory};
 pub use process::{PythonProcess, ThreadStack};
 pub use threads::{thread_states, ThreadState};
-pub use walk::{walk_stack, RawFrame, StackWalk, Target};
+pub use walk::{walk_stack, FrameReader, FrameStep, RawFrame, StackWalk, Target};

@@ -1,37 +1,11 @@
-//! Where the walker's bytes come from: this process, another process, or a
-//! recorded snapshot. One small trait so that the same walker serves all three.
+//! The `Memory` implementations of userspace: this process, another
+//! process, a page cache over either, and recorded snapshots.
 
 use std::cell::RefCell;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
-/// A readable address space.
-pub trait Memory {
-    /// Fills `buf` with the bytes at `addr`; `false` if any of them is unreadable.
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool;
-}
-
-/// Fixed-size reads on top of `Memory`.
-pub trait MemoryExt: Memory {
-    fn read_array<const N: usize>(&self, addr: u64) -> Option<[u8; N]> {
-        let mut buf = [0u8; N];
-        self.read(addr, &mut buf).then_some(buf)
-    }
-    fn read_u64(&self, addr: u64) -> Option<u64> {
-        self.read_array(addr).map(u64::from_le_bytes)
-    }
-    fn read_u32(&self, addr: u64) -> Option<u32> {
-        self.read_array(addr).map(u32::from_le_bytes)
-    }
-    fn read_i32(&self, addr: u64) -> Option<i32> {
-        self.read_array(addr).map(i32::from_le_bytes)
-    }
-    fn read_u8(&self, addr: u64) -> Option<u8> {
-        self.read_array::<1>(addr).map(|[b]| b)
-    }
-}
-
-impl<M: Memory + ?Sized> MemoryExt for M {}
+pub use python_frames_core::memory::{Memory, MemoryExt};
 
 /// Lowest address treated as a pointer: catches NULL and small garbage.
 const MIN_POINTER: u64 = 4096;
@@ -45,9 +19,24 @@ const MIN_POINTER: u64 = 4096;
 /// thread's frames cannot change or be freed while it is inside the
 /// allocator, and every frame holds a strong reference to its code object,
 /// whose name, file name and line table it keeps alive in turn. Never use it
-/// to walk another thread.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LocalMemory;
+/// to walk another thread. Hence the `unsafe` constructor.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalMemory {
+    _only_through_new: (),
+}
+
+impl LocalMemory {
+    /// # Safety
+    /// Every address given to `read` must be readable for the whole length
+    /// asked, and stay so during the read: in practice, only addresses
+    /// reached from live objects of the calling thread's own Python stack
+    /// (or this process's own static data, such as `_PyRuntime`).
+    pub const unsafe fn new() -> LocalMemory {
+        LocalMemory {
+            _only_through_new: (),
+        }
+    }
+}
 
 impl Memory for LocalMemory {
     #[inline]
@@ -59,8 +48,8 @@ impl Memory for LocalMemory {
         if addr < MIN_POINTER || end > (1 << 47) {
             return false;
         }
-        // SAFETY: see the type's documentation: callers only pass addresses
-        // reached from live objects of the calling thread's own stack.
+        // SAFETY: the contract of `LocalMemory::new`: callers only pass
+        // addresses that are readable for `buf.len()` bytes.
         unsafe {
             core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len());
         }
@@ -164,6 +153,16 @@ impl<M: Memory> PageCache<M> {
         &self.inner
     }
 
+    /// The pages read so far, as a snapshot that replays the same reads
+    /// offline (one range per page: a read across a page boundary fails).
+    pub fn into_snapshot(self) -> SnapshotMemory {
+        let mut snapshot = SnapshotMemory::new();
+        for (page, bytes) in self.pages.into_inner() {
+            snapshot.insert(page, bytes.to_vec());
+        }
+        snapshot
+    }
+
     fn with_page<R>(&self, page: u64, use_page: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let mut pages = self.pages.borrow_mut();
         let bytes = match pages.entry(page) {
@@ -258,8 +257,11 @@ mod tests {
         let remote = RemoteMemory::new(std::process::id() as libc::pid_t);
         assert_eq!(remote.read_u64(addr), Some(value));
         assert_eq!(PageCache::new(remote).read_u64(addr), Some(value));
-        assert_eq!(LocalMemory.read_u64(addr), Some(value));
+        // SAFETY: reads only `value`, alive on this stack, and address 0,
+        // which `read` rejects before dereferencing.
+        let local = unsafe { LocalMemory::new() };
+        assert_eq!(local.read_u64(addr), Some(value));
         assert_eq!(remote.read_u64(8), None);
-        assert_eq!(LocalMemory.read_u64(0), None);
+        assert_eq!(local.read_u64(0), None);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::code::{CodeCache, CodeInfo};
 use crate::discover::{looks_like_python, mapped_files, version_from_name, PythonSymbols};
 use crate::error::Error;
-use crate::layout::{version_of_hex, Layout, DEBUG_OFFSETS_COOKIE, DEBUG_OFFSETS_PREFIX};
+use crate::layout::{version_of_hex, Layout, DEBUG_OFFSETS_PREFIX};
 use crate::memory::{MemoryExt, PageCache, RemoteMemory};
 use crate::threads::{is_finalizing, thread_states, ThreadState};
 use crate::walk::{walk_stack, RawFrame, StackWalk, Target};
@@ -159,23 +159,18 @@ fn locate(
             },
         });
     }
-    let layout = if &head[..8] == DEBUG_OFFSETS_COOKIE {
-        Layout::from_debug_offsets(&head)?
-    } else {
-        let (major, minor) = match symbols.py_version {
-            Some(at) => memory
-                .read_u32(bias.wrapping_add(at))
-                .map(version_of_hex)
-                .ok_or(Error::Unreadable {
-                    what: "Py_Version",
-                    address: bias.wrapping_add(at),
-                })?,
-            None => version_from_name(binary).ok_or_else(|| Error::UnknownVersion {
-                binary: binary.to_path_buf(),
-            })?,
-        };
-        Layout::builtin(major, minor)?
-    };
+    let layout = Layout::for_runtime(&head, || match symbols.py_version {
+        Some(at) => memory
+            .read_u32(bias.wrapping_add(at))
+            .map(version_of_hex)
+            .ok_or(Error::Unreadable {
+                what: "Py_Version",
+                address: bias.wrapping_add(at),
+            }),
+        None => version_from_name(binary).ok_or_else(|| Error::UnknownVersion {
+            binary: binary.to_path_buf(),
+        }),
+    })?;
     Ok(Target {
         layout,
         runtime,

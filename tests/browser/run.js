@@ -488,6 +488,22 @@ async function captureChecks(context) {
   await page.close();
 }
 
+// Box labels of a real capture, as memray labels them (the source line
+// that ran, or "function at file:line"), and the header's peak in memray's units.
+async function labelChecks(context) {
+  const e = expect.labels;
+  for (const want of e.pages) {
+    const { page, problems } = await openPage(context, want.file);
+    const peak = await page.$eval('[data-fact="Peak memory"]', (el) => el.textContent);
+    checkEqual(peak, "Peak memory: " + e.peak_text, `${want.file}: peak in the header`);
+    const label = await page.evaluate((n) => window.memrayPage.boxLabelOf(n), want.function);
+    checkEqual(label, want.label, `${want.file}: the box of ${want.function}`);
+    await shot(page, want.file.replace(".html", "-labels"));
+    checkClean(want.file, problems);
+    await page.close();
+  }
+}
+
 async function main() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "memray-html-profile-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -514,6 +530,7 @@ async function main() {
       ["big", bigChecks],
       ["capture", captureChecks],
       ["capture", sharedCaptureChecks],
+      ["labels", labelChecks],
     ];
     // Each suite runs when PAGES_DIR has expectations for it.
     for (const [key, suite] of suites) {

@@ -1,5 +1,5 @@
 //! `memray run` with our tracker, on every installed CPython: memray's
-//! acceptance scenarios (memray-behaviour.md §4.3), each a Python file under
+//! acceptance scenarios, each a Python file under
 //! `tests/fixtures/tracker/scenarios/` that runs under our tracker and then
 //! checks its capture with memray 1.20's own `FileReader` (which also proves
 //! that memray reads every capture we write).

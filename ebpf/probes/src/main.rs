@@ -1,10 +1,12 @@
 //! The eBPF probes: uprobes and uretprobes on libc's allocator functions
-//! (`allocators`) and the tracepoints that keep the pid set (`processes`).
+//! (`allocators`), the tracepoints that keep the pid set (`processes`) and
+//! the interpreters' layouts for the stack walk (`python`).
 #![no_std]
 #![no_main]
 
 mod allocators;
 mod processes;
+mod python;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -35,7 +35,8 @@ fn stack_json() -> Result<String, String> {
     }
     let mut out = Vec::with_capacity(walk.depth);
     for frame in &frames[..walk.depth] {
-        let code = here.code(frame.code).map_err(|e| e.to_string())?;
+        // SAFETY: a frame of this thread's stack, which is still on it.
+        let code = unsafe { here.code(frame.code) }.map_err(|e| e.to_string())?;
         let line = code.line(here.layout(), frame.instruction_offset);
         out.push(serde_json::json!([code.name, code.filename, line]));
     }
@@ -83,7 +84,8 @@ pub extern "C" fn frames_time_walk(iterations: u32, lookup: bool) -> f64 {
         for frame in frames[..walk.depth].iter().filter(|_| lookup) {
             if let Some(code) = cache.get(&frame.code) {
                 named += code.firstlineno as usize & 1;
-            } else if let Ok(code) = here.code(frame.code) {
+            // SAFETY: a frame of this thread's stack, which is still on it.
+            } else if let Ok(code) = unsafe { here.code(frame.code) } {
                 cache.insert(frame.code, code);
             }
         }

@@ -3,7 +3,7 @@
 //! the latest pass renders stacks (its tries only grow, so they cover every
 //! node that pass produced).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -20,6 +20,9 @@ pub struct CaptureFile {
     path: PathBuf,
     header: Header,
     latest: RefCell<Option<Replay>>,
+    /// Set by any pass that read to the end and found no trailer: a later
+    /// pass may stop early (at the peak) and never see the end.
+    cut_off: Cell<bool>,
 }
 
 impl From<FormatError> for AnalysisError {
@@ -67,6 +70,7 @@ impl CaptureFile {
             path: path.as_ref().to_path_buf(),
             header: replay.header().clone(),
             latest: RefCell::new(Some(replay)),
+            cut_off: Cell::new(false),
         })
     }
 
@@ -76,6 +80,12 @@ impl CaptureFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// After the passes: one that read to the end found the data ending
+    /// without a trailer (a killed process, or a cut-off file).
+    pub fn is_truncated(&self) -> bool {
+        self.cut_off.get()
     }
 
     fn with_replay<T>(&self, f: impl FnOnce(&mut Replay) -> T) -> Option<T> {
@@ -114,6 +124,9 @@ impl Capture for CaptureFile {
             decoder.join().expect("the decoding thread does not panic")
         });
         if let Some(replay) = replay {
+            if replay.is_truncated() {
+                self.cut_off.set(true);
+            }
             *self.latest.borrow_mut() = Some(replay);
         }
         decoded

@@ -42,6 +42,12 @@ enum Command {
     Parse(commands::parse::Args),
     /// Print the Python stack of every thread of a running process
     DumpStacks(commands::dump_stacks::Args),
+    /// Remotely monitor allocations in a text-based interface (not available yet)
+    Live(commands::unavailable::Args),
+    /// Begin tracking allocations in an already-started process (not available yet)
+    Attach(commands::unavailable::Args),
+    /// End the tracking started by a previous `memray attach` call (not available yet)
+    Detach(commands::unavailable::Args),
 }
 
 fn main() {
@@ -58,9 +64,12 @@ fn main() {
         Command::Diff(args) => commands::diff::run(args),
         Command::Parse(args) => commands::parse::run(args),
         Command::DumpStacks(args) => commands::dump_stacks::run(args),
+        Command::Live(_) => commands::unavailable::run("live"),
+        Command::Attach(_) => commands::unavailable::run("attach"),
+        Command::Detach(_) => commands::unavailable::run("detach"),
     };
     if let Err(CliError { message, exit_code }) = result {
-        eprintln!("{message}");
+        eprintln!("{}", error::without_os_error_codes(&message));
         std::process::exit(exit_code);
     }
 }

@@ -15,7 +15,7 @@
 //!   applies most (ALLOCATION, FRAME_PUSH/POP, NATIVE_TRACE_INDEX,
 //!   CONTEXT_SWITCH) go from the bytes to its state without a [`Record`].
 //!
-//! Writing: the tracker holds a `Box<dyn CaptureWriter>`, either
+//! Writing: the recorder (`memray-recorder`) holds a `Box<dyn CaptureWriter>`, either
 //!
 //! ```text
 //! trait CaptureWriter: Send {

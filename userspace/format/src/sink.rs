@@ -50,8 +50,10 @@ fn open_output(path: &Path, overwrite: bool) -> io::Result<File> {
             io::Error::new(
                 e.kind(),
                 format!(
+                    // memray also names its Python API's `overwrite=True`,
+                    // which does not exist here yet.
                     "Output file {} already exists. Memray can overwrite it with the \
-                     --force CLI argument or the overwrite=True API argument.",
+                     --force CLI argument.",
                     path.display()
                 ),
             )

@@ -5,15 +5,17 @@ function loadPayload() {
   return JSON.parse(document.getElementById("memray-data").textContent);
 }
 
+// memray's page sizes: 1000-based units, one decimal ("140.5 MB"), the
+// units of `memray stats` and `summary` ("140.475MB").
 function humanBytes(bytes) {
-  if (Math.abs(bytes) < 1024) return bytes + " B";
-  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+  if (Math.abs(bytes) < 1000) return bytes + " B";
+  const units = ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
   let value = bytes;
   let unit = -1;
   do {
-    value /= 1024;
+    value /= 1000;
     unit++;
-  } while (Math.abs(value) >= 1024 && unit < units.length - 1);
+  } while (Math.round(Math.abs(value) * 10) / 10 >= 1000 && unit < units.length - 1);
   return value.toFixed(1) + " " + units[unit];
 }
 
@@ -83,8 +85,5 @@ function renderHeader(meta, extraFacts) {
     span.innerHTML = "<b>" + escapeHtml(name) + ":</b> " + escapeHtml(value);
     span.dataset.fact = name;
     container.appendChild(span);
-  }
-  if (meta.pymalloc_leaks_warning) {
-    document.getElementById("pymalloc-warning").hidden = false;
   }
 }

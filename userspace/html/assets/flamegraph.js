@@ -439,9 +439,22 @@ function frameColor(node) {
   return "hsl(" + (200 + 30 * jitter) + ", 30%, " + (80 + 6 * jitter) + "%)";
 }
 
+// A frame's function: what the breadcrumb and the tooltip's title name.
 function frameLabel(node) {
   const frame = view.frame[node];
   return functionOf(frame);
+}
+
+// What a box says, as in memray: the source line that ran, else
+// "function at file:line" (no source embedded: unreadable or confidential).
+function boxLabel(node) {
+  const frame = view.frame[node];
+  if (node === 0) return functionOf(frame);
+  const source = sourceLine(frame);
+  if (source) return source;
+  const line = model.frameLine[frame];
+  if (line < 1 || !fileOf(frame)) return functionOf(frame);
+  return functionOf(frame) + " at " + fileOf(frame) + ":" + line;
 }
 
 function render() {
@@ -470,7 +483,7 @@ function render() {
     ctx.fillRect(x, y, Math.max(w - (w > 3 ? 1 : 0), 0.5), ROW_HEIGHT - 1);
     if (w >= MIN_LABEL_WIDTH) {
       ctx.fillStyle = "#1f2328";
-      ctx.fillText(fitText(ctx, frameLabel(node), w - 6), x + 3, y + ROW_HEIGHT / 2);
+      ctx.fillText(fitText(ctx, boxLabel(node), w - 6), x + 3, y + ROW_HEIGHT / 2);
     }
   }
   ctx.globalAlpha = 1;
@@ -924,6 +937,11 @@ function main() {
         }
       }
       return null;
+    },
+    // What the first drawn box of function `name` says.
+    boxLabelOf(name) {
+      const r = rects.node.findIndex((node, i) => frameLabel(node) === name && !rects.ancestor[i]);
+      return r < 0 ? null : boxLabel(rects.node[r]);
     },
     zoomedFunction: () => frameLabel(state.zoom),
     drawnFunctions: () => rects.node.map(frameLabel),

@@ -118,6 +118,7 @@ fn metadata(name: &str, kind: ReportKind) -> Metadata {
         merge_threads: false,
         inverted: false,
         pymalloc_leaks_warning: false,
+        cut_off: false,
     }
 }
 

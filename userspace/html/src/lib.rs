@@ -24,6 +24,7 @@
 //!     merge_threads: false,
 //!     inverted: false,
 //!     pymalloc_leaks_warning: false,
+//!     cut_off: false,
 //! };
 //! let mut graph = FlameGraphBuilder::new(metadata);
 //! let main = graph.thread("0x1 (MainThread)");
@@ -126,13 +127,18 @@ pub fn render_flamegraph(graph: &FlameGraph, options: &PageOptions) -> Result<St
     };
     let title = format!("memray flamegraph: {}", graph.metadata.capture_name);
     let payload = wire::flamegraph_payload(shown, &memory);
-    Ok(assemble(&FLAMEGRAPH, &title, &payload))
+    Ok(assemble(&FLAMEGRAPH, &title, &graph.metadata, &payload))
 }
 
 /// The table page for `table`.
 pub fn render_table(table: &Table) -> String {
     let title = format!("memray table: {}", table.metadata.capture_name);
-    assemble(&TABLE, &title, &table::table_payload(table))
+    assemble(
+        &TABLE,
+        &title,
+        &table.metadata,
+        &table::table_payload(table),
+    )
 }
 
 #[cfg(test)]

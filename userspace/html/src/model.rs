@@ -50,6 +50,9 @@ pub struct Metadata {
     /// Warn that a leaks report over an arena allocator (pymalloc) shows arenas,
     /// not objects (memray's `--leaks` warning).
     pub pymalloc_leaks_warning: bool,
+    /// The capture ends without a trailer (a killed process, a cut-off
+    /// file): the page shows only what was recorded before the cut.
+    pub cut_off: bool,
 }
 
 /// The call tree as parallel arrays, one entry per node.
@@ -325,6 +328,7 @@ mod tests {
             merge_threads: true,
             inverted: false,
             pymalloc_leaks_warning: false,
+            cut_off: false,
         };
         let mut builder = FlameGraphBuilder::new(metadata);
         let thread = builder.thread("merged");

@@ -1,12 +1,16 @@
 //! Assembles one self-contained HTML file: the shared page (head, header,
-//! pymalloc warning), the report's own markup, styles, script and the JSON
-//! payload, all inline.
+//! the warnings that apply), the report's own markup, styles, script and the
+//! JSON payload, all inline.
 
 use serde::Serialize;
+
+use crate::Metadata;
 
 const PAGE: &str = include_str!("../assets/page.html");
 const COMMON_CSS: &str = include_str!("../assets/common.css");
 const COMMON_JS: &str = include_str!("../assets/common.js");
+const PYMALLOC_WARNING: &str = include_str!("../assets/warning_pymalloc.html");
+const CUT_OFF_WARNING: &str = include_str!("../assets/warning_cut_off.html");
 
 /// One page kind's assets.
 pub struct PageAssets {
@@ -18,7 +22,12 @@ pub struct PageAssets {
     pub js: &'static str,
 }
 
-pub fn assemble(assets: &PageAssets, title: &str, payload: &impl Serialize) -> String {
+pub fn assemble(
+    assets: &PageAssets,
+    title: &str,
+    meta: &Metadata,
+    payload: &impl Serialize,
+) -> String {
     let data = serde_json::to_string(payload).expect("the payload holds only plain data");
     let styles = format!("{COMMON_CSS}\n{}", assets.css);
     let script = format!("{COMMON_JS}\n{}", assets.js);
@@ -27,12 +36,30 @@ pub fn assemble(assets: &PageAssets, title: &str, payload: &impl Serialize) -> S
         &[
             ("title", &escape_html(title)),
             ("report", assets.report),
+            ("warnings", &warnings(meta)),
             ("body", assets.body),
             ("styles", &styles),
             ("script", &script),
             ("data", &escape_script(&data)),
         ],
     )
+}
+
+/// The notes above the report, only those that apply: memray's warning for
+/// leaks over an arena allocator, and ours for a capture cut short.
+fn warnings(meta: &Metadata) -> String {
+    let mut html = String::new();
+    if meta.cut_off {
+        html.push_str(CUT_OFF_WARNING);
+    }
+    if meta.pymalloc_leaks_warning {
+        let allocator = escape_html(&meta.python_allocator);
+        html.push_str(&fill_template(
+            PYMALLOC_WARNING,
+            &[("allocator", &allocator)],
+        ));
+    }
+    html
 }
 
 /// Replaces each `{{name}}` of `template` in one pass, so substituted text is
@@ -87,6 +114,22 @@ mod tests {
     fn placeholders_are_filled_once() {
         let filled = fill_template("<{{a}}|{{b}}|{{c}}>", &[("a", "{{b}}"), ("b", "x")]);
         assert_eq!(filled, "<{{b}}|x|{{c}}>");
+    }
+
+    #[test]
+    fn only_the_warnings_that_apply_are_written() {
+        let mut meta = Metadata::default();
+        assert_eq!(warnings(&meta), "");
+        meta.pymalloc_leaks_warning = true;
+        meta.python_allocator = "pymalloc".to_owned();
+        let leaks = warnings(&meta);
+        assert!(
+            leaks.contains("Report generated using <code>--leaks</code> with an arena allocator")
+        );
+        assert!(leaks.contains("with the pymalloc allocator active"));
+        assert!(leaks.contains("PYTHONMALLOC=malloc") && !leaks.contains("cut off"));
+        meta.cut_off = true;
+        assert!(warnings(&meta).contains("The capture was cut off"));
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub fn render_section(title: &str, old: &ByLocation, new: &ByLocation, max_rows:
         .collect();
     let mut aligns = vec![Align::Right; headers.len()];
     aligns[0] = Align::Left;
-    out.push_str(&table::render(&headers, &aligns, &rows));
+    out.push_str(&table::render(&headers, &aligns, &rows, None));
     if all.len() > max_rows {
         out.push_str(&format!(
             "... and {} more locations\n",

@@ -34,26 +34,25 @@ impl Selection {
 
 /// Opens `results`, or explains why not, in memray's words. `failure` starts the
 /// message for unreadable files (memray: "Failed to parse allocation records in").
-pub fn open_capture(results: &str, failure: &str) -> Result<CaptureFile, String> {
-    let path = Path::new(results);
-    if !path.is_file() {
-        return Err(format!("No such file: {results}"));
+pub fn open_capture(results: &Path, failure: &str) -> Result<CaptureFile, String> {
+    if !results.is_file() {
+        return Err(format!("No such file: {}", results.display()));
     }
-    CaptureFile::open(path).map_err(|e| unreadable(results, failure, e))
+    CaptureFile::open(results).map_err(|e| unreadable(results, failure, e))
 }
 
 /// Why a report over `results` failed, in memray's words: a refusal as it
 /// is, a capture that stops being readable part-way like one that cannot be
 /// opened ("{failure} {results}" then "Reason: …").
-pub fn report_failure(results: &str, failure: &str, error: AnalysisError) -> String {
+pub fn report_failure(results: &Path, failure: &str, error: AnalysisError) -> String {
     match error {
         AnalysisError::Unsupported(refusal) => refusal.to_owned(),
         AnalysisError::Capture(reason) => unreadable(results, failure, reason),
     }
 }
 
-fn unreadable(results: &str, failure: &str, reason: impl Display) -> String {
-    format!("{failure} {results}\nReason: {reason}")
+fn unreadable(results: &Path, failure: &str, reason: impl Display) -> String {
+    format!("{failure} {}\nReason: {reason}", results.display())
 }
 
 /// The pass-1 overview and the selected groups, with a progress bar on

@@ -113,8 +113,9 @@ impl Summary {
         rows
     }
 
-    /// The table as text.
-    pub fn render(&self, sort_column: usize, max_rows: usize) -> String {
+    /// The table as text, fitted to `max_width` columns if given (memray
+    /// fits its terminal), else as wide as its cells.
+    pub fn render(&self, sort_column: usize, max_rows: usize, max_width: Option<usize>) -> String {
         let percent = |part: u64, whole: u64| {
             if whole == 0 {
                 0.0
@@ -140,6 +141,6 @@ impl Summary {
             .collect();
         let mut aligns = vec![Align::Right; HEADERS.len()];
         aligns[0] = Align::Left;
-        table::render(&headers, &aligns, &rows)
+        table::render(&headers, &aligns, &rows, max_width)
     }
 }

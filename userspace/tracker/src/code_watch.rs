@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::guard::RecursionGuard;
 use crate::python::symbol;
-use crate::recorder;
+use crate::tracking;
 
 /// `PY_CODE_EVENT_DESTROY` in `PyCodeEvent`.
 const CODE_EVENT_DESTROY: c_int = 1;
@@ -28,7 +28,7 @@ pub fn install(python_hexversion: u32) -> Result<(), String> {
 
 fn forget(code: *mut c_void) {
     if let Some(_guard) = RecursionGuard::enter() {
-        recorder::code_object_died(code as u64);
+        tracking::code_object_died(code as u64);
     }
 }
 

@@ -1,21 +1,25 @@
 //! The C entry points the `memray run` bootstrap calls through
 //! `ctypes.PyDLL` (which keeps the GIL held, so these may call CPython).
 
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString, OsString};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use libc::c_ulong;
-use memray_format::{Header, PythonAllocator};
+use memray_activation::{flags, ActivationOptions};
+use memray_recorder::{
+    describe_os_error, CaptureOptions, CaptureSettings, Header, PythonAllocator,
+};
 
 use crate::guard::RecursionGuard;
-use crate::session::{Options, Session, Settings};
-use crate::{code_watch, flags, fork, pymalloc, python, recorder, thread};
+use crate::session::Session;
+use crate::{code_watch, fork, pymalloc, python, thread, tracking};
 
 static LAST_ERROR: Mutex<Option<CString>> = Mutex::new(None);
 
 fn fail(message: impl Into<Vec<u8>>) -> c_int {
-    *recorder::lock(&LAST_ERROR) = CString::new(message).ok();
+    *tracking::lock(&LAST_ERROR) = CString::new(message).ok();
     -1
 }
 
@@ -23,85 +27,89 @@ fn fail(message: impl Into<Vec<u8>>) -> c_int {
 #[no_mangle]
 pub extern "C" fn memray_tracker_last_error() -> *const c_char {
     let _guard = RecursionGuard::enter();
-    recorder::lock(&LAST_ERROR)
+    tracking::lock(&LAST_ERROR)
         .as_ref()
         .map_or(c"unknown error".as_ptr(), |e| e.as_ptr())
 }
 
-/// Starts recording into `output`. Lists are NUL-separated and end with an
-/// empty string. Returns 0, or -1 (see `memray_tracker_last_error`).
+/// Starts recording as `options` say. Returns 0, or -1 (see
+/// `memray_tracker_last_error`).
 ///
 /// # Safety
-/// Every pointer is a valid NUL-terminated string; the GIL is held.
+/// `options` points to an [`ActivationOptions`] whose strings are null or
+/// valid NUL-terminated strings (lists: NUL-separated, closed by an empty
+/// one); the GIL is held.
 #[no_mangle]
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn memray_tracker_activate(
-    output: *const c_char,
-    flags: u32,
-    python_hexversion: u32,
-    python_allocator: *const c_char,
-    skipped_frames_on_main_tid: u64,
-    command_line: *const c_char,
-    libdest: *const c_char,
-    site_packages: *const c_char,
-    sys_path: *const c_char,
-) -> c_int {
+pub unsafe extern "C" fn memray_tracker_activate(options: *const ActivationOptions) -> c_int {
     let Some(_guard) = RecursionGuard::enter() else {
         return fail("memray_tracker_activate called from inside the tracker");
     };
-    if recorder::is_active() {
+    if tracking::is_active() {
         return fail("the tracker is already active");
     }
-    let options = Options {
-        aggregate: flags & flags::AGGREGATE != 0,
-        follow_fork: flags & flags::FOLLOW_FORK != 0,
-        trace_python_allocators: flags & flags::TRACE_PYTHON_ALLOCATORS != 0,
-        compress: flags & flags::COMPRESS != 0,
-        buffered: flags & flags::BUFFERED != 0,
-        overwrite: flags & flags::FORCE != 0,
-    };
-    // SAFETY: the caller passes valid strings.
-    let (allocator, header) = unsafe {
-        (
-            text(python_allocator),
-            Header {
-                python_version: python_hexversion,
-                command_line: text(command_line),
-                skipped_frames_on_main_tid,
-                libdest: text(libdest),
-                site_packages: list(site_packages),
-                sys_path: list(sys_path),
-                ..Header::default()
-            },
-        )
-    };
-    let header = Header {
-        python_allocator: PythonAllocator::from_name(&allocator) as u8,
-        ..header
-    };
-    let settings = Settings {
-        // SAFETY: as above.
-        output: PathBuf::from(unsafe { text(output) }),
-        options,
-        header,
-    };
-    match activate(settings, python_hexversion) {
+    // SAFETY: the caller passes a valid struct, whose first two fields
+    // (size and version) every layout shares, so they can be checked first.
+    let options = unsafe { &*options };
+    if !options.is_current() {
+        return fail(format!(
+            "memray_tracker_activate: options of version {} ({} bytes); this library reads version {} ({} bytes)",
+            options.version,
+            options.size,
+            memray_activation::VERSION,
+            size_of::<ActivationOptions>()
+        ));
+    }
+    // SAFETY: checked to be this crate's layout; the caller passes valid strings.
+    let settings = unsafe { capture_settings(options) };
+    match activate(settings, options) {
         Ok(()) => 0,
         Err(message) => fail(message),
     }
 }
 
-fn activate(settings: Settings, python_hexversion: u32) -> Result<(), String> {
+/// # Safety
+/// As for `memray_tracker_activate`, with the layout checked.
+unsafe fn capture_settings(options: &ActivationOptions) -> CaptureSettings {
+    // SAFETY: per the contract, every pointer is null or a valid string (list).
+    let header = unsafe {
+        Header {
+            python_version: options.python_hexversion,
+            python_allocator: PythonAllocator::from_name(&text(options.python_allocator)) as u8,
+            command_line: text(options.command_line),
+            skipped_frames_on_main_tid: options.skipped_frames_on_main_tid,
+            libdest: text(options.libdest),
+            site_packages: list(options.site_packages),
+            sys_path: list(options.sys_path),
+            ..Header::default()
+        }
+    };
+    CaptureSettings {
+        // SAFETY: as above.
+        output: PathBuf::from(OsString::from_vec(unsafe { bytes(options.output) })),
+        options: CaptureOptions {
+            aggregate: options.has(flags::AGGREGATE),
+            trace_python_allocators: options.has(flags::TRACE_PYTHON_ALLOCATORS),
+            compress: options.has(flags::COMPRESS),
+            buffered: options.has(flags::BUFFERED),
+            overwrite: options.has(flags::FORCE),
+        },
+        header,
+    }
+}
+
+fn activate(settings: CaptureSettings, options: &ActivationOptions) -> Result<(), String> {
     python::init()?;
     let trace_python_allocators = settings.options.trace_python_allocators;
-    let session = Session::open(settings, thread::current_tid()).map_err(|e| e.to_string())?;
-    code_watch::install(python_hexversion)?;
+    let follow_fork = options.has(flags::FOLLOW_FORK);
+    let session = Session::open(settings, follow_fork, thread::current_tid())
+        .map_err(|e| describe_os_error(&e))?;
+    code_watch::install(options.python_hexversion)?;
     if trace_python_allocators {
         pymalloc::install()?;
     }
     fork::install_handlers();
-    recorder::start(session);
-    if let Some(session) = recorder::session() {
+    tracking::start(session);
+    if let Some(session) = tracking::session() {
         session.start_sampling();
     }
     Ok(())
@@ -111,7 +119,7 @@ fn activate(settings: Settings, python_hexversion: u32) -> Result<(), String> {
 #[no_mangle]
 pub extern "C" fn memray_tracker_deactivate() -> c_int {
     let _guard = RecursionGuard::enter();
-    let Some(session) = recorder::stop() else {
+    let Some(session) = tracking::stop() else {
         return 0;
     };
     if session.settings.options.trace_python_allocators {
@@ -129,7 +137,7 @@ pub extern "C" fn memray_tracker_deactivate() -> c_int {
 /// `name` is a valid NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn memray_tracker_set_thread_name(ident: c_ulong, name: *const c_char) {
-    if !recorder::is_active() {
+    if !tracking::is_active() {
         return;
     }
     let Some(_guard) = RecursionGuard::enter() else {
@@ -139,22 +147,27 @@ pub unsafe extern "C" fn memray_tracker_set_thread_name(ident: c_ulong, name: *c
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
     // SAFETY: no preconditions.
     if ident as libc::pthread_t == unsafe { libc::pthread_self() } {
-        recorder::thread_name(name);
+        tracking::thread_name(name);
     } else {
-        recorder::other_thread_name(ident as libc::pthread_t, name);
+        tracking::other_thread_name(ident as libc::pthread_t, name);
     }
 }
 
 /// # Safety
 /// `text` is null or a valid NUL-terminated string.
-unsafe fn text(text: *const c_char) -> String {
+unsafe fn bytes(text: *const c_char) -> Vec<u8> {
     if text.is_null() {
-        return String::new();
+        return Vec::new();
     }
     // SAFETY: per the contract.
-    unsafe { CStr::from_ptr(text) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { CStr::from_ptr(text) }.to_bytes().to_vec()
+}
+
+/// # Safety
+/// `text` is null or a valid NUL-terminated string.
+unsafe fn text(text: *const c_char) -> String {
+    // SAFETY: per the contract.
+    String::from_utf8_lossy(&unsafe { bytes(text) }).into_owned()
 }
 
 /// # Safety

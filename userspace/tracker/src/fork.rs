@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 use crate::guard::RecursionGuard;
-use crate::recorder;
 use crate::session::Session;
 use crate::thread;
+use crate::tracking;
 
 static INSTALLED: Once = Once::new();
 
@@ -29,27 +29,27 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
-    if recorder::is_active() {
+    if tracking::is_active() {
         follow_or_stop();
     }
     RecursionGuard::set(false);
 }
 
 fn follow_or_stop() {
-    let Some(parent_session) = recorder::session() else {
+    let Some(parent_session) = tracking::session() else {
         return;
     };
     // Another thread may have held the parent's lock at fork: never touch it again.
-    recorder::abandon();
-    if !parent_session.settings.options.follow_fork {
+    tracking::abandon();
+    if !parent_session.follow_fork {
         return;
     }
     let mut settings = parent_session.settings.clone();
     settings.output = child_output(&settings.output);
     thread::forget_stack_after_fork();
-    if let Ok(session) = Session::open(settings, thread::current_tid()) {
-        recorder::start(session);
-        if let Some(session) = recorder::session() {
+    if let Ok(session) = Session::open(settings, true, thread::current_tid()) {
+        tracking::start(session);
+        if let Some(session) = tracking::session() {
             session.start_sampling();
         }
     }

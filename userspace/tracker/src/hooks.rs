@@ -11,13 +11,13 @@ use libc::{c_char, c_ulong, off_t, size_t};
 use crate::arena;
 use crate::guard::RecursionGuard;
 use crate::real;
-use crate::recorder::{self, Allocator};
+use crate::tracking::{self, Allocator};
 
 /// Runs `body` under the recursion guard when a capture is active; otherwise,
 /// or when the thread is already inside the tracker, runs `fallback`.
 #[inline(always)]
 fn tracked<T>(body: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
-    if !recorder::is_active() {
+    if !tracking::is_active() {
         return fallback();
     }
     match RecursionGuard::enter() {
@@ -29,7 +29,7 @@ fn tracked<T>(body: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
 #[inline(always)]
 fn record_if_allocated(ptr: *mut c_void, size: usize, allocator: Allocator) -> *mut c_void {
     if !ptr.is_null() {
-        recorder::allocation(ptr as usize, size, allocator);
+        tracking::allocation(ptr as usize, size, allocator);
     }
     ptr
 }
@@ -41,9 +41,11 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
     if !real::ensure_resolved() {
         return arena::allocate(size).cast();
     }
+    // SAFETY: the caller's own call, forwarded to the real function.
+    let call = || unsafe { real::malloc(size) };
     tracked(
-        || record_if_allocated(unsafe { real::malloc(size) }, size, Allocator::Malloc),
-        || unsafe { real::malloc(size) },
+        || record_if_allocated(call(), size, Allocator::Malloc),
+        call,
     )
 }
 
@@ -54,12 +56,11 @@ pub unsafe extern "C" fn calloc(count: size_t, size: size_t) -> *mut c_void {
     if !real::ensure_resolved() {
         return arena::allocate(count.saturating_mul(size)).cast();
     }
+    // SAFETY: the caller's own call, forwarded to the real function.
+    let call = || unsafe { real::calloc(count, size) };
     tracked(
-        || {
-            let ptr = unsafe { real::calloc(count, size) };
-            record_if_allocated(ptr, count.wrapping_mul(size), Allocator::Calloc)
-        },
-        || unsafe { real::calloc(count, size) },
+        || record_if_allocated(call(), count.wrapping_mul(size), Allocator::Calloc),
+        call,
     )
 }
 
@@ -68,26 +69,33 @@ pub unsafe extern "C" fn calloc(count: size_t, size: size_t) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
     if arena::contains(ptr.cast()) || !real::ensure_resolved() {
+        // SAFETY: `ptr` is null or an arena block, as realloc_from_arena needs.
         return unsafe { realloc_from_arena(ptr, size) };
     }
+    // SAFETY: the caller's own call, forwarded to the real function.
+    let call = || unsafe { real::realloc(ptr, size) };
     tracked(
         || {
-            let new = unsafe { real::realloc(ptr, size) };
+            let new = call();
             if !new.is_null() {
                 if !ptr.is_null() {
-                    recorder::deallocation(ptr as usize, Allocator::Free);
+                    tracking::deallocation(ptr as usize, Allocator::Free);
                 }
-                recorder::allocation(new as usize, size, Allocator::Realloc);
+                tracking::allocation(new as usize, size, Allocator::Realloc);
             }
             new
         },
-        || unsafe { real::realloc(ptr, size) },
+        call,
     )
 }
 
 /// Moves an arena block (or a new block while resolving) to fresh memory.
+///
+/// # Safety
+/// `ptr` is null or a block handed out by the arena.
 unsafe fn realloc_from_arena(ptr: *mut c_void, size: size_t) -> *mut c_void {
     let new = if real::ensure_resolved() {
+        // SAFETY: plain malloc.
         unsafe { malloc(size) }
     } else {
         arena::allocate(size).cast()
@@ -107,12 +115,14 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
     if ptr.is_null() || arena::contains(ptr.cast()) {
         return;
     }
+    // SAFETY: the caller's own call, forwarded to the real function.
+    let call = || unsafe { real::free(ptr) };
     tracked(
         || {
-            recorder::deallocation(ptr as usize, Allocator::Free);
-            unsafe { real::free(ptr) }
+            tracking::deallocation(ptr as usize, Allocator::Free);
+            call()
         },
-        || unsafe { real::free(ptr) },
+        call,
     )
 }
 
@@ -121,17 +131,20 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 #[no_mangle]
 pub unsafe extern "C" fn free_sized(ptr: *mut c_void, size: size_t) {
     if !real::is_available("free_sized") {
+        // SAFETY: free_sized(ptr, n) frees what free(ptr) frees.
         return unsafe { free(ptr) };
     }
+    // SAFETY: the caller's own call, forwarded to the real function.
+    let call = || unsafe { real::free_sized(ptr, size) };
     if ptr.is_null() {
-        return unsafe { real::free_sized(ptr, size) };
+        return call();
     }
     tracked(
         || {
-            recorder::deallocation(ptr as usize, Allocator::Free);
-            unsafe { real::free_sized(ptr, size) }
+            tracking::deallocation(ptr as usize, Allocator::Free);
+            call()
         },
-        || unsafe { real::free_sized(ptr, size) },
+        call,
     )
 }
 
@@ -140,17 +153,20 @@ pub unsafe extern "C" fn free_sized(ptr: *mut c_void, size: size_t) {
 #[no_mangle]
 pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, alignment: size_t, size: size_t) {
     if !real::is_available("free_aligned_sized") {
+        // SAFETY: free_aligned_sized(ptr, a, n) frees what free(ptr) frees.
         return unsafe { free(ptr) };
     }
+    // SAFETY: the caller's own call, forwarded to the real function.
+    let call = || unsafe { real::free_aligned_sized(ptr, alignment, size) };
     if ptr.is_null() {
-        return unsafe { real::free_aligned_sized(ptr, alignment, size) };
+        return call();
     }
     tracked(
         || {
-            recorder::deallocation(ptr as usize, Allocator::Free);
-            unsafe { real::free_aligned_sized(ptr, alignment, size) }
+            tracking::deallocation(ptr as usize, Allocator::Free);
+            call()
         },
-        || unsafe { real::free_aligned_sized(ptr, alignment, size) },
+        call,
     )
 }
 
@@ -162,16 +178,18 @@ pub unsafe extern "C" fn posix_memalign(
     alignment: size_t,
     size: size_t,
 ) -> c_int {
+    // SAFETY: the caller's own call, forwarded to the real function.
+    let call = || unsafe { real::posix_memalign(out, alignment, size) };
     tracked(
         || {
-            let rc = unsafe { real::posix_memalign(out, alignment, size) };
+            let rc = call();
             if rc == 0 {
                 // SAFETY: on success `*out` holds the new block.
-                recorder::allocation(unsafe { *out } as usize, size, Allocator::PosixMemalign);
+                tracking::allocation(unsafe { *out } as usize, size, Allocator::PosixMemalign);
             }
             rc
         },
-        || unsafe { real::posix_memalign(out, alignment, size) },
+        call,
     )
 }
 
@@ -182,10 +200,9 @@ macro_rules! aligned_hook {
         /// Same contract as the C function.
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> *mut c_void {
-            tracked(
-                || record_if_allocated(unsafe { real::$name($($arg),*) }, $size, $allocator),
-                || unsafe { real::$name($($arg),*) },
-            )
+            // SAFETY: the caller's own call, forwarded to the real function.
+            let call = || unsafe { real::$name($($arg),*) };
+            tracked(|| record_if_allocated(call(), $size, $allocator), call)
         }
     };
 }
@@ -218,6 +235,7 @@ pub unsafe extern "C" fn mmap(
     fd: c_int,
     offset: off_t,
 ) -> *mut c_void {
+    // SAFETY: the caller's own call, forwarded to the real function.
     tracked_mapping(length, || unsafe {
         real::mmap(addr, length, prot, flags, fd, offset)
     })
@@ -234,6 +252,7 @@ pub unsafe extern "C" fn mmap64(
     fd: c_int,
     offset: off_t,
 ) -> *mut c_void {
+    // SAFETY: the caller's own call, forwarded to the real function.
     tracked_mapping(length, || unsafe {
         real::mmap64(addr, length, prot, flags, fd, offset)
     })
@@ -246,7 +265,7 @@ fn tracked_mapping(length: size_t, map: impl Fn() -> *mut c_void) -> *mut c_void
         || {
             let ptr = map();
             if ptr != libc::MAP_FAILED {
-                recorder::allocation(ptr as usize, length, Allocator::Mmap);
+                tracking::allocation(ptr as usize, length, Allocator::Mmap);
             }
             ptr
         },
@@ -258,12 +277,14 @@ fn tracked_mapping(length: size_t, map: impl Fn() -> *mut c_void) -> *mut c_void
 /// C `munmap`.
 #[no_mangle]
 pub unsafe extern "C" fn munmap(addr: *mut c_void, length: size_t) -> c_int {
+    // SAFETY: the caller's own call, forwarded to the real function.
+    let call = || unsafe { real::munmap(addr, length) };
     tracked(
         || {
-            recorder::ranged_deallocation(addr as usize, length, Allocator::Munmap);
-            unsafe { real::munmap(addr, length) }
+            tracking::ranged_deallocation(addr as usize, length, Allocator::Munmap);
+            call()
         },
-        || unsafe { real::munmap(addr, length) },
+        call,
     )
 }
 
@@ -278,13 +299,14 @@ pub unsafe extern "C" fn prctl(
     arg4: c_ulong,
     arg5: c_ulong,
 ) -> c_int {
+    // SAFETY: the caller's own call, forwarded to the real function.
     let rc = unsafe { real::prctl(option, arg2, arg3, arg4, arg5) };
     if rc == 0 && option == libc::PR_SET_NAME && arg2 != 0 {
         tracked(
             || {
                 // SAFETY: PR_SET_NAME takes a NUL-terminated string.
                 let name = unsafe { CStr::from_ptr(arg2 as *const c_char) };
-                recorder::thread_name(name.to_bytes());
+                tracking::thread_name(name.to_bytes());
             },
             || (),
         );

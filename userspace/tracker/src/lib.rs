@@ -3,13 +3,17 @@
 //! thread's frames, into a memray capture file.
 //!
 //! The library is inert until `memray run`'s bootstrap activates it
-//! ([`ffi`]); from then on the [`hooks`] record through the [`recorder`].
+//! ([`ffi`]); from then on the [`hooks`] hand each event to the process's
+//! `memray_recorder::Recorder` ([`tracking`]). Only what must live inside the
+//! profiled process is here: the interposed symbols, real-symbol resolution,
+//! the bootstrap arena, the recursion guard, the loader trampoline, fork and
+//! exit handling, and the in-process frame walk.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod arena;
 mod code_watch;
-mod codes;
 pub mod ffi;
-mod flags;
 mod fork;
 mod guard;
 pub mod hooks;
@@ -18,8 +22,6 @@ mod process_exit;
 mod pymalloc;
 mod python;
 mod real;
-mod recorder;
-mod rss;
 mod session;
-mod stack;
 mod thread;
+mod tracking;

@@ -9,7 +9,7 @@ use std::ffi::c_int;
 use std::time::Duration;
 
 use crate::guard::RecursionGuard;
-use crate::{real, recorder};
+use crate::{real, tracking};
 
 /// How long to wait for a thread that is writing a record to release the
 /// capture; past it, the file is left as a crash would leave it.
@@ -20,6 +20,7 @@ const LOCK_PATIENCE: Duration = Duration::from_millis(200);
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     finish_capture_of_this_process();
+    // SAFETY: the caller's own call, forwarded to the real function.
     unsafe { real::_exit(status) }
 }
 
@@ -28,6 +29,7 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
 #[no_mangle]
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     finish_capture_of_this_process();
+    // SAFETY: the caller's own call, forwarded to the real function.
     unsafe { real::_exit(status) }
 }
 
@@ -35,10 +37,10 @@ pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
 /// untracked child, a vfork child sharing our memory between fork and exec)
 /// returns after two loads and a getpid, which are async-signal-safe.
 fn finish_capture_of_this_process() {
-    if !recorder::is_active() {
+    if !tracking::is_active() {
         return;
     }
-    let Some(session) = recorder::session() else {
+    let Some(session) = tracking::session() else {
         return;
     };
     if !session.belongs_to_this_process() {
@@ -48,7 +50,7 @@ fn finish_capture_of_this_process() {
     let Some(_guard) = RecursionGuard::enter() else {
         return;
     };
-    recorder::stop();
+    tracking::stop();
     block_signals_in_this_thread();
     // Nothing is left to report a failure to: the process is leaving.
     let _ = session.finish_before_exit(LOCK_PATIENCE);

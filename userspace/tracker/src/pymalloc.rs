@@ -6,7 +6,7 @@ use std::ptr;
 
 use crate::guard::RecursionGuard;
 use crate::python::symbol;
-use crate::recorder::{self, Allocator};
+use crate::tracking::{self, Allocator};
 
 /// `PyMemAllocatorEx`.
 #[repr(C)]
@@ -90,7 +90,7 @@ fn traced<T>(call: impl FnOnce() -> T, record: impl FnOnce(&T)) -> T {
     match RecursionGuard::enter() {
         Some(_guard) => {
             let result = call();
-            if recorder::is_active() {
+            if tracking::is_active() {
                 record(&result);
             }
             result
@@ -100,25 +100,29 @@ fn traced<T>(call: impl FnOnce() -> T, record: impl FnOnce(&T)) -> T {
 }
 
 unsafe extern "C" fn traced_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: Python calls a wrapper with the ctx `install` gave it.
     let inner = unsafe { original(ctx) };
     traced(
+        // SAFETY: Python's own call, forwarded to the wrapped allocator.
         || unsafe { (inner.malloc)(inner.ctx, size) },
         |&ptr| {
             if !ptr.is_null() {
-                recorder::allocation(ptr as usize, size, Allocator::PymallocMalloc)
+                tracking::allocation(ptr as usize, size, Allocator::PymallocMalloc)
             }
         },
     )
 }
 
 unsafe extern "C" fn traced_calloc(ctx: *mut c_void, count: usize, size: usize) -> *mut c_void {
+    // SAFETY: Python calls a wrapper with the ctx `install` gave it.
     let inner = unsafe { original(ctx) };
     traced(
+        // SAFETY: Python's own call, forwarded to the wrapped allocator.
         || unsafe { (inner.calloc)(inner.ctx, count, size) },
         |&ptr| {
             if !ptr.is_null() {
                 let bytes = count.wrapping_mul(size);
-                recorder::allocation(ptr as usize, bytes, Allocator::PymallocCalloc)
+                tracking::allocation(ptr as usize, bytes, Allocator::PymallocCalloc)
             }
         },
     )
@@ -129,32 +133,36 @@ unsafe extern "C" fn traced_realloc(
     old: *mut c_void,
     size: usize,
 ) -> *mut c_void {
+    // SAFETY: Python calls a wrapper with the ctx `install` gave it.
     let inner = unsafe { original(ctx) };
     traced(
+        // SAFETY: Python's own call, forwarded to the wrapped allocator.
         || unsafe { (inner.realloc)(inner.ctx, old, size) },
         |&new| {
             if new.is_null() {
                 return;
             }
             if !old.is_null() {
-                recorder::deallocation(old as usize, Allocator::PymallocFree);
+                tracking::deallocation(old as usize, Allocator::PymallocFree);
             }
-            recorder::allocation(new as usize, size, Allocator::PymallocRealloc);
+            tracking::allocation(new as usize, size, Allocator::PymallocRealloc);
         },
     )
 }
 
 unsafe extern "C" fn traced_free(ctx: *mut c_void, ptr: *mut c_void) {
+    // SAFETY: Python calls a wrapper with the ctx `install` gave it.
     let inner = unsafe { original(ctx) };
     let _guard = match RecursionGuard::enter() {
         Some(guard) if !ptr.is_null() => {
             // Recorded before the call, so no other thread can reuse the address first.
-            if recorder::is_active() {
-                recorder::deallocation(ptr as usize, Allocator::PymallocFree);
+            if tracking::is_active() {
+                tracking::deallocation(ptr as usize, Allocator::PymallocFree);
             }
             Some(guard)
         }
         other => other,
     };
+    // SAFETY: Python's own call, forwarded to the wrapped allocator.
     unsafe { (inner.free)(inner.ctx, ptr) }
 }

@@ -5,6 +5,7 @@
 use std::ffi::CStr;
 use std::sync::OnceLock;
 
+use memray_recorder::{CodeInfo, CodeNamer};
 use python_frames::{InProcess, RawFrame};
 
 /// The deepest stack the tracker keeps (innermost frames win beyond it).
@@ -64,28 +65,14 @@ pub fn walk_current_thread(frames: &mut Frames) {
     }
 }
 
-/// What a CODE_OBJECT record says about a code object.
-pub struct CodeObject {
-    pub function: Vec<u8>,
-    pub filename: Vec<u8>,
-    pub firstlineno: i32,
-    pub linetable: Vec<u8>,
-}
+/// Names code objects by reading them in this process's memory.
+pub struct LocalCodes;
 
-/// Reads the code object at `address` (alive: a frame of this thread holds it).
-pub fn read_code_object(address: u64) -> CodeObject {
-    match INTERPRETER.get().and_then(|i| i.code(address).ok()) {
-        Some(code) => CodeObject {
-            function: code.name.into_bytes(),
-            filename: code.filename.into_bytes(),
-            firstlineno: code.firstlineno,
-            linetable: code.linetable,
-        },
-        None => CodeObject {
-            function: b"<unknown>".to_vec(),
-            filename: b"<unknown>".to_vec(),
-            firstlineno: 0,
-            linetable: Vec::new(),
-        },
+impl CodeNamer for LocalCodes {
+    fn code(&mut self, address: u64) -> Option<CodeInfo> {
+        let interpreter = INTERPRETER.get()?;
+        // SAFETY: the recorder asks only for code objects of the calling
+        // thread's current stack walk, which its frames keep alive.
+        unsafe { interpreter.code(address) }.ok()
     }
 }

@@ -36,10 +36,11 @@ macro_rules! real_functions {
             /// Same contract as the C function.
             #[inline]
             pub unsafe fn $name($($arg: $ty),*) -> $ret {
+                type Function = unsafe extern "C" fn($($ty),*) -> $ret;
                 let address = SLOTS.$name.load(Ordering::Acquire);
                 // SAFETY: the slot holds the address of a function with this signature.
-                let function: unsafe extern "C" fn($($ty),*) -> $ret =
-                    unsafe { std::mem::transmute::<usize, _>(address) };
+                let function = unsafe { std::mem::transmute::<usize, Function>(address) };
+                // SAFETY: the caller keeps the C function's contract.
                 unsafe { function($($arg),*) }
             }
         )*

@@ -1,45 +1,25 @@
-//! One capture file being written: its writer, the settings it was opened
-//! with, and the background thread sampling the resident set size.
+//! This process's capture: the recorder behind its lock, the settings it
+//! was opened with (a forked child opens its own from them), and the
+//! background thread sampling the resident set size.
 
-use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use memray_format::{BufferedFileSink, FileFormat, Header, MmapFileSink, StreamingWriter};
+use memray_recorder::rss::MEMORY_INTERVAL;
+use memray_recorder::{CaptureSettings, FinishError, Process, Recorder};
 
 use crate::guard::RecursionGuard;
-use crate::recorder::{lock, Capture, Writer};
-use crate::{process_exit, rss};
-
-/// memray's default `memory_interval_ms`.
-const MEMORY_INTERVAL: Duration = Duration::from_millis(10);
-
-/// How the capture is written (from `memray run`'s flags).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    pub aggregate: bool,
-    pub follow_fork: bool,
-    pub trace_python_allocators: bool,
-    pub compress: bool,
-    pub buffered: bool,
-    pub overwrite: bool,
-}
-
-/// Everything needed to open a capture file (again, in a forked child).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub output: PathBuf,
-    pub options: Options,
-    /// Filled by the bootstrap; pid, main tid and start time are set at open.
-    pub header: Header,
-}
+use crate::process_exit;
+use crate::tracking::{self, lock};
 
 pub struct Session {
-    pub settings: Settings,
+    pub settings: CaptureSettings,
+    /// Whether forked children record into captures of their own.
+    pub follow_fork: bool,
     /// The process that opened the file (a vfork child shares this memory).
     pid: u32,
-    pub capture: Mutex<Option<Capture>>,
+    /// `None` once finished.
+    pub recorder: Mutex<Option<Recorder>>,
     /// The RSS sampling thread, while it runs.
     sampler: Mutex<Option<libc::pthread_t>>,
     /// Set (and signalled) to stop the sampler.
@@ -49,23 +29,17 @@ pub struct Session {
 
 impl Session {
     /// Creates the file and writes its header. Call inside the recursion guard.
-    pub fn open(settings: Settings, main_tid: u64) -> io::Result<Session> {
-        let mut header = settings.header.clone();
-        header.pid = std::process::id() as i32;
-        header.main_tid = main_tid;
-        header.stats.start_time_ms = rss::now_ms() as i64;
-        header.trace_python_allocators = settings.options.trace_python_allocators;
-        header.file_format = if settings.options.aggregate {
-            FileFormat::AggregatedAllocations
-        } else {
-            FileFormat::AllAllocations
-        };
-        let mut writer = open_writer(&settings.output, settings.options, header)?;
-        writer.write_memory_record(rss::now_ms(), rss::resident_set_size())?;
+    pub fn open(
+        settings: CaptureSettings,
+        follow_fork: bool,
+        main_tid: u64,
+    ) -> std::io::Result<Session> {
+        let recorder = Recorder::create(&settings, Process::Current, main_tid)?;
         Ok(Session {
             settings,
+            follow_fork,
             pid: std::process::id(),
-            capture: Mutex::new(Some(Capture::new(writer))),
+            recorder: Mutex::new(Some(recorder)),
             sampler: Mutex::new(None),
             stop_sampling: Mutex::new(false),
             wake_sampler: Condvar::new(),
@@ -103,9 +77,11 @@ impl Session {
             if *stopped {
                 break;
             }
-            let rss = rss::resident_set_size();
-            if let Some(capture) = lock(&self.capture).as_mut() {
-                let _ = capture.writer.write_memory_record(rss::now_ms(), rss);
+            let rss = Process::Current.resident_set_size();
+            if let Some(recorder) = lock(&self.recorder).as_mut() {
+                if let Err(error) = recorder.memory_sample(rss) {
+                    tracking::stop_after_failed_write(&error);
+                }
             }
         }
     }
@@ -117,44 +93,28 @@ impl Session {
     }
 
     /// Stops sampling, writes the trailer and final header, compresses if asked.
-    pub fn finish(&self) -> io::Result<()> {
+    pub fn finish(&self) -> Result<(), FinishError> {
         if let Some(thread) = lock(&self.sampler).take() {
             *lock(&self.stop_sampling) = true;
             self.wake_sampler.notify_all();
             // SAFETY: a joinable thread created by `start_sampling`.
             unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
         }
-        let capture = lock(&self.capture).take();
-        self.complete(capture)
+        let recorder = lock(&self.recorder).take();
+        recorder.map_or(Ok(()), Recorder::finish)
     }
 
     /// Finishes the file as `finish` does, for a process about to leave
     /// without unwinding: waits at most `patience` for the capture lock
     /// (leaving the file unfinished if another thread keeps it), and leaves
     /// the sampler alone (it stops writing once the capture is taken).
-    pub fn finish_before_exit(&self, patience: Duration) -> io::Result<()> {
-        let Some(mut guard) = try_lock_for(&self.capture, patience) else {
+    pub fn finish_before_exit(&self, patience: Duration) -> Result<(), FinishError> {
+        let Some(mut guard) = try_lock_for(&self.recorder, patience) else {
             return Ok(());
         };
-        let capture = guard.take();
+        let recorder = guard.take();
         drop(guard);
-        self.complete(capture)
-    }
-
-    /// Writes the last memory record, the trailer and the final header, then compresses if asked.
-    fn complete(&self, capture: Option<Capture>) -> io::Result<()> {
-        let Some(mut capture) = capture else {
-            return Ok(());
-        };
-        capture
-            .writer
-            .write_memory_record(rss::now_ms(), rss::resident_set_size())?;
-        capture.writer.finish(rss::now_ms())?;
-        drop(capture);
-        if self.settings.options.compress {
-            memray_format::compress_file(&self.settings.output)?;
-        }
-        Ok(())
+        recorder.map_or(Ok(()), Recorder::finish)
     }
 }
 
@@ -169,21 +129,5 @@ fn try_lock_for<T>(mutex: &Mutex<T>, patience: Duration) -> Option<MutexGuard<'_
             Err(TryLockError::WouldBlock) if Instant::now() >= deadline => return None,
             Err(TryLockError::WouldBlock) => std::thread::sleep(RETRY),
         }
-    }
-}
-
-fn open_writer(path: &Path, options: Options, header: Header) -> io::Result<Writer> {
-    if options.aggregate {
-        let sink = MmapFileSink::create(path, options.overwrite)?;
-        return Ok(Box::new(memray_format::AggregatingWriter::new(
-            sink, header,
-        )));
-    }
-    if options.buffered {
-        let sink = BufferedFileSink::create(path, options.overwrite)?;
-        Ok(Box::new(StreamingWriter::new(sink, header)?))
-    } else {
-        let sink = MmapFileSink::create(path, options.overwrite)?;
-        Ok(Box::new(StreamingWriter::new(sink, header)?))
     }
 }

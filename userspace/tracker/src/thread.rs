@@ -1,50 +1,76 @@
-//! Per-thread tracker state: memray's thread id (a counter from 1, in order of
-//! first use) and the Python stack last written for the thread. Thread-local
-//! storage holds only a pointer, so the library's static TLS stays tiny.
+//! Per-thread tracker state: the thread as the recorder knows it (memray's
+//! thread id, a counter from 1 in order of first use that carries on across
+//! fork, and the stack last written) and a reusable walk buffer.
+//! Thread-local storage holds only a pointer, so the library's static TLS
+//! stays tiny.
 
 use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
-use crate::stack::ThreadStack;
+use memray_recorder::RecordedThread;
+
+use crate::python::{self, Frames};
 
 static NEXT_TID: AtomicU64 = AtomicU64::new(1);
 
 /// What the tracker remembers about one thread.
 pub struct ThreadState {
-    pub tid: u64,
-    pub stack: ThreadStack,
+    pub recorded: RecordedThread,
+    /// The last walk of the thread's Python frames.
+    pub walked: Frames,
+}
+
+impl ThreadState {
+    /// Reads the calling thread's Python frames (outside the recorder's lock).
+    pub fn walk(&mut self) {
+        python::walk_current_thread(&mut self.walked);
+    }
 }
 
 thread_local! {
+    /// Null before first use, [`LENT`] while [`with_current`] lends it out.
     static STATE: Cell<*mut ThreadState> = const { Cell::new(ptr::null_mut()) };
 }
+
+/// Marks the state as lent out, so a nested call cannot alias it.
+const LENT: *mut ThreadState = ptr::dangling_mut();
 
 static DESTRUCTOR_KEY: Once = Once::new();
 static mut KEY: libc::pthread_key_t = 0;
 
-/// The calling thread's state, created on first use. Must be called inside the
-/// recursion guard (creating it allocates).
-pub fn current() -> &'static mut ThreadState {
-    let existing = STATE.with(Cell::get);
-    if !existing.is_null() {
-        // SAFETY: created below for this thread only; freed at thread exit.
-        return unsafe { &mut *existing };
-    }
-    let state = Box::into_raw(Box::new(ThreadState {
-        tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
-        stack: ThreadStack::default(),
-    }));
+/// Runs `body` with the calling thread's state, created on first use
+/// (inside the recursion guard: creating it allocates). `None` if the state
+/// is already lent out further up this thread's stack.
+pub fn with_current<R>(body: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
+    let state = match STATE.with(|cell| cell.replace(LENT)) {
+        LENT => return None,
+        existing if !existing.is_null() => existing,
+        _ => create(),
+    };
+    // SAFETY: this thread's own state, freed only at thread exit; while it
+    // is lent here the cell holds LENT, so no other reference to it exists.
+    let result = body(unsafe { &mut *state });
     STATE.with(|cell| cell.set(state));
-    register_destructor(state);
-    // SAFETY: just allocated, owned by this thread.
-    unsafe { &mut *state }
+    Some(result)
 }
 
-/// The calling thread's memray id, assigning one if needed.
+fn create() -> *mut ThreadState {
+    let tid = NEXT_TID.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: pthread_self has no preconditions.
+    let key = unsafe { libc::pthread_self() } as u64;
+    let state = Box::into_raw(Box::new(ThreadState {
+        recorded: RecordedThread::new(tid, key),
+        walked: Frames::default(),
+    }));
+    register_destructor(state);
+    state
+}
+
+/// The calling thread's memray id, assigning one if needed (0 if lent out).
 pub fn current_tid() -> u64 {
-    current().tid
+    with_current(|state| state.recorded.tid()).unwrap_or(0)
 }
 
 /// Frees a thread's state when the thread exits (through a pthread key, which
@@ -61,15 +87,15 @@ fn register_destructor(state: *mut ThreadState) {
 extern "C" fn free_state(state: *mut libc::c_void) {
     let _guard = crate::guard::RecursionGuard::enter();
     STATE.with(|cell| cell.set(ptr::null_mut()));
-    // SAFETY: `state` came from Box::into_raw in `current`.
+    // SAFETY: `state` came from Box::into_raw in `create`; the thread is
+    // exiting, so nothing lends it out any more.
     drop(unsafe { Box::from_raw(state.cast::<ThreadState>()) });
 }
 
 /// After fork, only the forking thread exists; the others' states are gone with them.
 pub fn forget_stack_after_fork() {
-    let existing = STATE.with(Cell::get);
-    if !existing.is_null() {
-        // SAFETY: this thread's own state.
-        unsafe { (*existing).stack.forget_written() };
+    if STATE.with(Cell::get).is_null() {
+        return;
     }
+    with_current(|state| state.recorded.forget_written());
 }

@@ -36,18 +36,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let selection = args.report.selection();
+    let selection = args.report.selection("flamegraph")?;
     let mode = match (args.temporal, selection) {
         (false, selection) => FlameGraphMode::Snapshot(selection),
         (true, Selection::HighWaterMark) => FlameGraphMode::TemporalHighWaterMark,
         (true, Selection::Leaks) => FlameGraphMode::TemporalLeaks,
         (true, Selection::Temporary(_)) => {
-            return Err(CliError {
-                message: "memray flamegraph: error: Can't create a temporal flame graph of \
-                          temporary allocations"
-                    .to_owned(),
-                exit_code: 2,
-            })
+            return Err(CliError::usage(
+                "flamegraph",
+                "Can't create a temporal flame graph of temporary allocations",
+            ))
         }
     };
     let target = args.report.open("flamegraph")?;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use memray_format::dump::{dump, DumpEnd};
 use memray_format::CaptureReader;
 
+use super::capture::cut_off_warning;
 use crate::error::{CliError, CliResult};
 
 #[derive(clap::Args)]
@@ -36,10 +37,7 @@ pub fn run(args: Args) -> CliResult {
         Ok(DumpEnd::Truncated) => {
             // stdout ends as memray's (with the cut record's name, if any);
             // the note goes to stderr, which memray leaves empty.
-            eprintln!(
-                "warning: {} ends without a trailer: the capture was cut off",
-                args.results.display()
-            );
+            eprintln!("{}", cut_off_warning(&args.results));
             Ok(())
         }
         // A closed pipe (`memray parse f | head`) is not an error.

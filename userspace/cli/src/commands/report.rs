@@ -1,21 +1,26 @@
 //! What the reporters that write files share: their common flags, output
-//! naming, overwrite refusal and memray's parse failure message.
+//! naming, overwrite refusal and writing a report whole.
 
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use memray_analysis::CaptureFile;
 use memray_format::FileFormat;
 use memray_reporters::html_report::ReportError;
-use memray_reporters::input::{open_capture, report_failure, Selection};
+use memray_reporters::input::{report_failure, Selection};
 
-use super::summary::TemporaryArgs;
+use super::capture::{self, PARSE_FAILURE};
+use super::selection::TemporaryArgs;
 use crate::error::{CliError, CliResult};
 
 /// Flags and checks every HTML reporter shares (memray's `HighWatermarkCommand`).
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// Results of the tracker run
-    results: String,
+    results: PathBuf,
     /// Output file name
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -23,7 +28,7 @@ pub struct ReportArgs {
     #[arg(short, long)]
     force: bool,
     /// Show memory leaks, instead of peak memory usage
-    #[arg(long, conflicts_with_all = ["temporary_allocation_threshold", "temporary_allocations"])]
+    #[arg(long)]
     leaks: bool,
     #[command(flatten)]
     temporary: TemporaryArgs,
@@ -42,8 +47,9 @@ pub struct ReportTarget {
 }
 
 impl ReportArgs {
-    pub fn selection(&self) -> Selection {
-        Selection::from_flags(self.leaks, self.temporary.threshold())
+    /// The allocations to show; two selecting flags together are refused.
+    pub fn selection(&self, reporter: &str) -> Result<Selection, CliError> {
+        self.temporary.selection(reporter, self.leaks)
     }
 
     /// memray skips its big-capture hint for temporary allocations.
@@ -58,33 +64,37 @@ impl ReportArgs {
     /// Checks the file names as memray does (missing input, existing output
     /// without --force), then opens the capture.
     pub fn open(&self, reporter: &str) -> Result<ReportTarget, CliError> {
-        let results = Path::new(&self.results);
-        if !results.is_file() {
-            return Err(CliError::new(format!("No such file: {}", self.results)));
+        if !self.results.is_file() {
+            return Err(CliError::new(format!(
+                "No such file: {}",
+                self.results.display()
+            )));
         }
         let output = self
             .output
             .clone()
-            .unwrap_or_else(|| default_output(results, reporter));
+            .unwrap_or_else(|| default_output(&self.results, reporter));
         refuse_to_overwrite(&output, self.force)?;
-        let capture = open_capture(&self.results, PARSE_FAILURE).map_err(CliError::new)?;
+        let capture = capture::open(&self.results, PARSE_FAILURE)?;
         Ok(ReportTarget { capture, output })
     }
 }
 
 impl ReportTarget {
-    /// Writes the page and says so, as memray does.
+    /// Writes the page and says so, as memray does, after the cut-off
+    /// warning if the capture was cut short.
     pub fn write(&self, page: &str) -> CliResult {
+        capture::warn_if_cut_off(&self.capture);
         write_report(&self.output, page.as_bytes())
     }
 
     /// What the user sees when the report cannot be made: the refusal itself
     /// for questions the capture cannot answer, else memray's parse failure.
     pub fn failure(&self, error: ReportError) -> CliError {
-        let results = self.capture.path().to_string_lossy();
+        let results = self.capture.path();
         CliError::new(match error {
-            ReportError::Analysis(error) => report_failure(&results, PARSE_FAILURE, error),
-            error => format!("{PARSE_FAILURE} {results}: {error}"),
+            ReportError::Analysis(error) => report_failure(results, PARSE_FAILURE, error),
+            error => format!("{PARSE_FAILURE} {}: {error}", results.display()),
         })
     }
 
@@ -97,8 +107,6 @@ impl ReportTarget {
     }
 }
 
-/// memray's message for captures it cannot read.
-pub const PARSE_FAILURE: &str = "Failed to parse allocation records in";
 const LARGE_CAPTURE: u64 = 10 * 1000 * 1000;
 const LARGE_CAPTURE_WARNING: &str =
     "\u{26a0}  This capture file is large and may take a long time to process  \u{26a0}\n\n\
@@ -110,30 +118,81 @@ more information.\n";
 /// memray's default: `memray-<reporter>-<capture name, suffix replaced by
 /// .html, without a leading "memray-">`, next to the capture.
 pub fn default_output(results: &Path, reporter: &str) -> PathBuf {
-    next_to_capture(results, reporter, &format!("{}.html", file_stem(results)))
+    next_to_capture(results, reporter, &with_suffix(file_stem(results), ".html"))
 }
 
 /// `memray-<reporter>-<name without a leading "memray-">`, in the capture's
 /// directory: how memray names every file a reporter writes by default.
-pub fn next_to_capture(results: &Path, reporter: &str, name: &str) -> PathBuf {
-    let name = name.strip_prefix("memray-").unwrap_or(name);
-    results.with_file_name(format!("memray-{reporter}-{name}"))
+pub fn next_to_capture(results: &Path, reporter: &str, name: &OsStr) -> PathBuf {
+    let bytes = name.as_bytes();
+    let name = bytes.strip_prefix(b"memray-").unwrap_or(bytes);
+    let mut file = OsString::from(format!("memray-{reporter}-"));
+    file.push(OsStr::from_bytes(name));
+    results.with_file_name(file)
+}
+
+/// `name` followed by `suffix`.
+pub fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
+    let mut name = name.to_os_string();
+    name.push(suffix);
+    name
 }
 
 /// The capture's file name without its suffix.
-pub fn file_stem(results: &Path) -> String {
-    results
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+pub fn file_stem(results: &Path) -> &OsStr {
+    results.file_stem().unwrap_or_default()
 }
 
-/// Writes a report file and says where, as memray does.
+/// Writes a report file whole and says where, as memray does: the report
+/// goes to a temporary file beside `output`, renamed into place once
+/// complete, so a failure (a full disk) leaves no truncated report behind.
 pub fn write_report(output: &Path, contents: &[u8]) -> CliResult {
-    std::fs::write(output, contents)
+    write_whole(output, contents)
         .map_err(|e| CliError::new(format!("Cannot write {}: {e}", output.display())))?;
     println!("Wrote {}", output.display());
     Ok(())
+}
+
+fn write_whole(output: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let (mut file, temporary) = create_beside(output)?;
+    let written = file
+        .write_all(contents)
+        // Space a filesystem allocates late is claimed now, before the rename.
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, output));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// A new file `.<output name>.<pid>[.n].tmp` in `output`'s directory, with
+/// the mode a plain create gives (0666 less the umask).
+fn create_beside(output: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
+    let name = output.file_name().unwrap_or_default();
+    let mut attempt = 0;
+    loop {
+        let mut temporary = OsString::from(".");
+        temporary.push(name);
+        temporary.push(format!(".{}", std::process::id()));
+        if attempt > 0 {
+            temporary.push(format!(".{attempt}"));
+        }
+        temporary.push(".tmp");
+        let temporary = output.with_file_name(temporary);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&temporary);
+        match opened {
+            // Left over by an earlier run that had our pid: take another name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1
+            }
+            opened => return opened.map(|file| (file, temporary)),
+        }
+    }
 }
 
 /// memray never overwrites a file without --force.
@@ -165,6 +224,11 @@ mod tests {
         assert_eq!(
             name("dir/capture"),
             Path::new("dir/memray-flamegraph-capture.html")
+        );
+        let raw = default_output(Path::new(OsStr::from_bytes(b"d/out\xff.bin")), "table");
+        assert_eq!(
+            raw.as_os_str().as_bytes(),
+            b"d/memray-table-out\xff.html".as_slice()
         );
     }
 }

@@ -2,19 +2,30 @@
 //!
 //! The command replaces itself (`exec`) with the interpreter, so the program's
 //! pid, standard streams, exit status and death by signal are its own. The
-//! interpreter starts a small bootstrap (`run_bootstrap.py`) that prepares
-//! `sys.argv`, `sys.path[0]` and `__main__` exactly as `python file.py`,
-//! `python -m module` or `python -c code` would, activates the tracker through
-//! the preloaded library and runs the program.
+//! interpreter runs the bootstrap module (`memray/_bootstrap.py`), which
+//! prepares `sys.argv`, `sys.path[0]` and `__main__` exactly as `python
+//! file.py`, `python -m module` or `python -c code` would, activates the
+//! tracker through the preloaded library and runs the program.
+//!
+//! The bootstrap is handed over as a memory file (`python /dev/fd/N …`), its
+//! settings and our own command line as separate arguments: the program's
+//! arguments are never joined into one string (the kernel limits each to
+//! 128 KiB), `ps` shows a short command line, nothing is left in the
+//! environment, and the bootstrap runs as a plain script (one frame).
 
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use memray_activation::flags;
+
 use crate::error::{CliError, CliResult};
 
-const BOOTSTRAP: &str = include_str!("run_bootstrap.py");
+const BOOTSTRAP: &str = include_str!("../../../python/memray/_bootstrap.py");
 const TRACKER_LIBRARY: &str = "libmemray_tracker.so";
 
 #[derive(clap::Args, Debug)]
@@ -26,22 +37,22 @@ pub struct Args {
     /// Output file name (default: <process_name>.<pid>.bin)
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// Start a live tracking session and immediately connect a live server
+    /// Start a live tracking session and immediately connect a live server (not available yet)
     #[arg(long)]
     live: bool,
-    /// Start a live tracking session and wait until a client connects
+    /// Start a live tracking session and wait until a client connects (not available yet)
     #[arg(long)]
     live_remote: bool,
-    /// Port to use when starting live tracking (default: random free port)
+    /// Port to use when starting live tracking (default: random free port) (not available yet)
     #[arg(long, short = 'p')]
     live_port: Option<u16>,
     /// Write aggregated stats to the output file instead of all allocations
     #[arg(long)]
     aggregate: bool,
-    /// Track native (C/C++) stack frames as well
+    /// Track native (C/C++) stack frames as well (not available yet)
     #[arg(long)]
     native: bool,
-    /// Track allocations with eBPF uprobes instead of the preloaded library
+    /// Track allocations with eBPF uprobes instead of the preloaded library (not available yet)
     #[arg(long)]
     ebpf: bool,
     /// Record allocations in child processes forked from the tracked script
@@ -102,10 +113,6 @@ impl Mode {
     }
 }
 
-/// Tracker flags, as the library's activation function reads them.
-#[path = "../../../tracker/src/flags.rs"]
-mod flags;
-
 pub fn run(args: Args) -> CliResult {
     reject_unsupported(&args)?;
     let mode = if args.run_as_module {
@@ -115,9 +122,9 @@ pub fn run(args: Args) -> CliResult {
     } else {
         Mode::File
     };
-    let (target, program_args) = args
+    let target = args
         .program
-        .split_first()
+        .first()
         .ok_or_else(|| CliError::new("memray run: the following arguments are required: file"))?;
     if mode == Mode::Code && Path::new(target).exists() {
         return Err(CliError::new(
@@ -136,19 +143,21 @@ pub fn run(args: Args) -> CliResult {
         .clone()
         .unwrap_or_else(|| PathBuf::from("python3"));
 
+    let bootstrap = bootstrap_file()
+        .map_err(|e| CliError::new(format!("memray run: cannot prepare the bootstrap: {e}")))?;
+    let memray_argv = own_command_line(&memray);
+    // The program and its arguments end our command line.
+    let target_index = memray_argv.len() - args.program.len();
     let mut command = Command::new(&python);
     command
-        .arg("-c")
-        .arg(BOOTSTRAP)
+        .arg(bootstrap)
         .arg(&library)
         .arg(&output)
         .arg(tracker_flags(&args).to_string())
         .arg(mode.name())
         .arg(if args.quiet { "1" } else { "0" })
-        .arg(&memray)
-        .arg(command_line(memray.as_os_str()))
-        .arg(target)
-        .args(program_args)
+        .arg(target_index.to_string())
+        .args(memray_argv)
         .env("LD_PRELOAD", preload_value(&library));
     let error = command.exec();
     Err(CliError::new(format!(
@@ -157,14 +166,26 @@ pub fn run(args: Args) -> CliResult {
     )))
 }
 
-/// memray's header `command_line`: this command's own, as `" ".join(sys.argv)` gives it.
-fn command_line(memray: &OsStr) -> OsString {
-    let mut line = memray.to_os_string();
-    for arg in std::env::args_os().skip(1) {
-        line.push(" ");
-        line.push(arg);
+/// This command's own arguments, with our resolved path first: the
+/// bootstrap joins them into memray's header `command_line`.
+fn own_command_line(memray: &Path) -> Vec<OsString> {
+    std::iter::once(memray.as_os_str().to_os_string())
+        .chain(std::env::args_os().skip(1))
+        .collect()
+}
+
+/// The bootstrap in a memory file that the interpreter inherits (it closes
+/// it), as the `/dev/fd/N` path it opens.
+fn bootstrap_file() -> std::io::Result<PathBuf> {
+    // SAFETY: a NUL-terminated name; no MFD_CLOEXEC, so it survives exec.
+    let fd = unsafe { libc::memfd_create(c"memray-bootstrap".as_ptr(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    line
+    // SAFETY: a descriptor we just created and own.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(BOOTSTRAP.as_bytes())?;
+    Ok(PathBuf::from(format!("/dev/fd/{}", file.into_raw_fd())))
 }
 
 fn reject_unsupported(args: &Args) -> CliResult {

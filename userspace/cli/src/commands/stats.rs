@@ -3,11 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use memray_analysis::{statistics, PathInfo};
-use memray_reporters::input::{open_capture, report_failure};
+use memray_reporters::input::report_failure;
 use memray_reporters::progress::WithProgress;
 use memray_reporters::{stats, Metadata};
 
-use super::report::{next_to_capture, refuse_to_overwrite, write_report};
+use super::capture;
+use super::report::{next_to_capture, refuse_to_overwrite, with_suffix, write_report};
 use crate::error::{CliError, CliResult};
 
 /// memray's message for captures it cannot compute statistics of.
@@ -17,7 +18,7 @@ const STATS_FAILURE: &str = "Failed to compute statistics for";
 #[derive(clap::Args)]
 pub struct Args {
     /// Results of the tracker run
-    results: String,
+    results: PathBuf,
     /// Displays the top 'n' largest allocating functions. Default is 5
     #[arg(short = 'n', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     num_largest: u32,
@@ -35,22 +36,23 @@ pub struct Args {
 /// memray's default: `memray-stats-<capture name without "memray-">.json`
 /// next to the capture.
 fn default_json_path(results: &Path) -> PathBuf {
-    let name = results.file_name().unwrap_or_default().to_string_lossy();
-    next_to_capture(results, "stats", &format!("{name}.json"))
+    let name = with_suffix(results.file_name().unwrap_or_default(), ".json");
+    next_to_capture(results, "stats", &name)
 }
 
 pub fn run(args: Args) -> CliResult {
-    let capture = open_capture(&args.results, STATS_FAILURE).map_err(CliError::new)?;
+    let capture = capture::open(&args.results, STATS_FAILURE)?;
     let json_path = args.json.then(|| {
         args.output
             .clone()
-            .unwrap_or_else(|| default_json_path(Path::new(&args.results)))
+            .unwrap_or_else(|| default_json_path(&args.results))
     });
     if let Some(path) = &json_path {
         refuse_to_overwrite(path, args.force)?;
     }
     let collector = statistics(&WithProgress::new(&capture))
         .map_err(|e| CliError::new(report_failure(&args.results, STATS_FAILURE, e)))?;
+    capture::warn_if_cut_off(&capture);
     let header = capture.header();
     let paths = PathInfo::from_header(&header.libdest, &header.site_packages, &header.sys_path);
     let stats = collector.finish(&capture, paths, args.num_largest as usize);

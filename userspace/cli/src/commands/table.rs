@@ -14,8 +14,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
+    let selection = args.report.selection("table")?;
     let target = args.report.open("table")?;
-    let selection = args.report.selection();
     if !args.report.is_temporary() {
         target.warn_if_large();
     }

@@ -2,20 +2,20 @@
 //! browse when stdout is a terminal, as text otherwise.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
-use memray_reporters::input::{open_capture, report_failure, select, Selection};
 use memray_reporters::tree::Tree;
 use memray_reporters::{tree_view, Metadata};
 
-use super::report::PARSE_FAILURE;
-use super::summary::TemporaryArgs;
+use super::capture::{self, PARSE_FAILURE};
+use super::selection::TemporaryArgs;
 use crate::error::{CliError, CliResult};
 
 /// Generate a tree view in the terminal for peak memory usage
 #[derive(clap::Args)]
 pub struct Args {
     /// Results of the tracker run
-    results: String,
+    results: PathBuf,
     /// Show n biggest allocations (defaults to 200)
     #[arg(short, long, default_value_t = 200)]
     biggest_allocs: usize,
@@ -24,14 +24,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
-    let capture = open_capture(&args.results, PARSE_FAILURE).map_err(CliError::new)?;
-    let selection = args
-        .temporary
-        .threshold()
-        .map_or(Selection::HighWaterMark, Selection::Temporary);
-    let (overview, groups) = select(&capture, selection, false)
-        .map_err(|e| CliError::new(report_failure(&args.results, PARSE_FAILURE, e)))?;
+    let selection = args.temporary.selection("tree", false)?;
+    let capture = capture::open(&args.results, PARSE_FAILURE)?;
+    let (overview, groups) = capture::selected(&capture, selection, false)?;
     let tree = Tree::new(&groups, &capture, args.biggest_allocs);
+    capture::warn_if_cut_off(&capture);
     if !std::io::stdout().is_terminal() {
         print!("{}", tree.render());
         return Ok(());

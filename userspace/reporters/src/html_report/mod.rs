@@ -81,7 +81,10 @@ fn page_metadata(
 ) -> Metadata {
     let header = capture.header();
     let facts = crate::Metadata::new(header, overview.records, overview.high_water_mark.bytes);
-    let exact_frees = facts.python_allocator == "malloc" || facts.trace_python_allocators;
+    // memray's rule: only malloc frees what Python frees, unless the
+    // Python allocators' frees were traced.
+    let exact_frees = matches!(facts.python_allocator, "malloc" | "malloc_debug")
+        || facts.trace_python_allocators;
     Metadata {
         capture_name: capture
             .path()
@@ -101,6 +104,7 @@ fn page_metadata(
         inverted: false,
         // memray warns on leaks reports over an arena allocator.
         pymalloc_leaks_warning: kind == ReportKind::Leaks && !exact_frees,
+        cut_off: capture.is_truncated(),
     }
 }
 

@@ -30,7 +30,7 @@ pub struct Context {
 impl Context {
     /// `sys_path` is the tracked process's (from the capture's header).
     pub fn new(
-        results: &str,
+        results: &std::path::Path,
         metadata: &Metadata,
         selection: Selection,
         sys_path: &[String],
@@ -41,7 +41,10 @@ impl Context {
             Selection::Temporary(n) => format!("temporary (threshold {n})"),
         };
         let heading = vec![
-            format!("{results}  —  allocations {shown}, threads split"),
+            format!(
+                "{}  —  allocations {shown}, threads split",
+                results.display()
+            ),
             format!("Command: {}", metadata.command_line),
             format!(
                 "PID: {}  Peak memory: {}  Allocation records: {}",

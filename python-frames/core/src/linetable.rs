@@ -6,18 +6,30 @@
 //! bytes on 3.8/3.9 (`f_lasti`), code units on 3.10 (`f_lasti`), and bytes on
 //! 3.11+ (`PyFrame_GetLasti`). Pure `core`, no allocation: usable anywhere.
 
-/// Which of CPython's three line-table formats a code object carries.
+/// Which of CPython's three line-table formats a code object carries (stored
+/// in `Layout::linetable_kind` as its `u32` value).
+#[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineTableKind {
     /// `co_lnotab` (3.8, 3.9): `(bytecode delta, line delta)` byte pairs.
-    Lnotab,
+    Lnotab = 0,
     /// PEP 626 `co_linetable` (3.10): `(byte length, line delta)` pairs.
-    Pep626,
+    Pep626 = 1,
     /// PEP 657 location table (3.11+): variable-length entries.
-    Locations,
+    Locations = 2,
 }
 
 impl LineTableKind {
+    /// The kind stored as `code` (unknown values read as `Locations`, the
+    /// format of every version after 3.10).
+    pub const fn from_code(code: u32) -> LineTableKind {
+        match code {
+            0 => LineTableKind::Lnotab,
+            1 => LineTableKind::Pep626,
+            _ => LineTableKind::Locations,
+        }
+    }
+
     /// The format used by CPython `major.minor`.
     pub fn for_version(major: u32, minor: u32) -> LineTableKind {
         match (major, minor) {

@@ -1,7 +1,8 @@
-//! Every offset the walker reads, as plain data: built-in tables for 3.8-3.12
-//! (measured with `pyoffsets.c`), CPython's own `_Py_DebugOffsets` for 3.13+.
-//! `#[repr(C)]` and `core`-only so the same struct can be handed to a BPF
-//! program through a map.
+//! Every offset the walkers read, as plain data: built-in tables for 3.8-3.12
+//! (measured from each version's internal headers; docs/cpython-frames.md),
+//! CPython's own `_Py_DebugOffsets` for 3.13+. `#[repr(C)]` and made of plain
+//! integers only (no enums, no padding), so that userspace can put the same
+//! struct in a BPF map and the probes read it as is.
 
 use crate::linetable::LineTableKind;
 
@@ -13,7 +14,8 @@ pub const ABSENT: u64 = u64::MAX;
 /// `FRAME_OWNED_BY_INTERPRETER` = 3 and `..._CSTACK` = 4 in 3.14).
 pub const ENTRY_OWNER_MIN: u8 = 3;
 
-/// How frames are chained and how the instruction offset is found.
+/// How frames are chained and how the instruction offset is found (stored
+/// in `Layout::frame_kind` as its `u32` value).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameKind {
@@ -25,13 +27,27 @@ pub enum FrameKind {
     Interpreter = 2,
 }
 
+impl FrameKind {
+    /// The kind stored as `code` (unknown values read as `Interpreter`, the
+    /// kind of every version after 3.10).
+    pub const fn from_code(code: u32) -> FrameKind {
+        match code {
+            0 => FrameKind::FrameObjectBytes,
+            1 => FrameKind::FrameObjectUnits,
+            _ => FrameKind::Interpreter,
+        }
+    }
+}
+
 /// Offsets (bytes) for one CPython minor version on x86-64.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub major: u32,
     pub minor: u32,
-    pub frame_kind: FrameKind,
+    /// A `FrameKind` as `u32` (read it with `frame_kind()`).
+    pub frame_kind: u32,
+    /// A `LineTableKind` as `u32` (read it with `linetable()`).
     pub linetable_kind: u32,
     /// `_PyRuntime._finalizing` (a thread-state pointer, non-NULL once finalizing).
     pub runtime_finalizing: u64,
@@ -74,6 +90,10 @@ pub struct Layout {
     pub code_pointer_mask: u64,
 }
 
+// Plain integers without padding: every byte pattern is a valid `Layout`, as
+// a BPF map value must be.
+const _: () = assert!(core::mem::size_of::<Layout>() == 4 * 4 + 28 * 8);
+
 /// Why a `Layout` could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutError {
@@ -85,6 +105,8 @@ pub enum LayoutError {
     FreeThreaded,
 }
 
+// Written by hand rather than with thiserror: this crate has no dependencies,
+// so that the BPF build compiles nothing it does not use.
 impl core::fmt::Display for LayoutError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -102,6 +124,8 @@ impl core::fmt::Display for LayoutError {
     }
 }
 
+impl core::error::Error for LayoutError {}
+
 /// The `_Py_DebugOffsets` cookie.
 pub const DEBUG_OFFSETS_COOKIE: &[u8; 8] = b"xdebugpy";
 
@@ -115,8 +139,8 @@ impl Layout {
         let base = |minor| Layout {
             major,
             minor,
-            frame_kind: FrameKind::FrameObjectBytes,
-            linetable_kind: linetable_code(LineTableKind::for_version(major, minor)),
+            frame_kind: FrameKind::FrameObjectBytes as u32,
+            linetable_kind: LineTableKind::for_version(major, minor) as u32,
             runtime_finalizing: 16,
             runtime_interpreters_head: 32,
             interp_threads_head: 8,
@@ -149,12 +173,12 @@ impl Layout {
         match (major, minor) {
             (3, 8) | (3, 9) => Ok(base(minor)),
             (3, 10) => Ok(Layout {
-                frame_kind: FrameKind::FrameObjectUnits,
+                frame_kind: FrameKind::FrameObjectUnits as u32,
                 frame_instr: 96,
                 ..base(minor)
             }),
             (3, 11) => Ok(Layout {
-                frame_kind: FrameKind::Interpreter,
+                frame_kind: FrameKind::Interpreter as u32,
                 runtime_finalizing: 24,
                 runtime_interpreters_head: 40,
                 interp_threads_head: 16,
@@ -175,7 +199,7 @@ impl Layout {
                 ..base(minor)
             }),
             (3, 12) => Ok(Layout {
-                frame_kind: FrameKind::Interpreter,
+                frame_kind: FrameKind::Interpreter as u32,
                 runtime_finalizing: 24,
                 runtime_interpreters_head: 40,
                 interp_threads_head: 72,
@@ -204,13 +228,16 @@ impl Layout {
     /// 3.13 and 3.14, from the start of `_PyRuntime` (at least
     /// `DEBUG_OFFSETS_PREFIX` bytes, read from memory or the `.PyRuntime` section).
     pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, LayoutError> {
-        if bytes.len() < DEBUG_OFFSETS_PREFIX || &bytes[..8] != DEBUG_OFFSETS_COOKIE {
+        if bytes.len() < DEBUG_OFFSETS_PREFIX || !has_debug_offsets(bytes) {
             return Err(LayoutError::NoDebugOffsets);
         }
+        // Every slot read below lies inside the prefix checked above; a
+        // missing one would read as ABSENT rather than panic.
         let slot = |index: usize| {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[index * 8..index * 8 + 8]);
-            u64::from_le_bytes(word)
+            bytes
+                .get(index * 8..index * 8 + 8)
+                .and_then(|word| word.try_into().ok())
+                .map_or(ABSENT, u64::from_le_bytes)
         };
         let (major, minor) = version_of_hex(slot(1) as u32);
         if slot(2) != 0 {
@@ -229,8 +256,8 @@ impl Layout {
         Ok(Layout {
             major,
             minor,
-            frame_kind: FrameKind::Interpreter,
-            linetable_kind: linetable_code(LineTableKind::Locations),
+            frame_kind: FrameKind::Interpreter as u32,
+            linetable_kind: LineTableKind::Locations as u32,
             runtime_finalizing: slot(4),
             runtime_interpreters_head: slot(5),
             interp_threads_head: slot(9),
@@ -263,14 +290,34 @@ impl Layout {
         })
     }
 
-    /// The line-table format of this version's code objects.
-    pub fn linetable(&self) -> LineTableKind {
-        match self.linetable_kind {
-            0 => LineTableKind::Lnotab,
-            1 => LineTableKind::Pep626,
-            _ => LineTableKind::Locations,
+    /// The layout of the interpreter whose `_PyRuntime` starts with
+    /// `runtime_head` (at least `DEBUG_OFFSETS_PREFIX` bytes): from its debug
+    /// offsets on 3.13+, else the built-in table of the version `version` finds.
+    pub fn for_runtime<E: From<LayoutError>>(
+        runtime_head: &[u8],
+        version: impl FnOnce() -> Result<(u32, u32), E>,
+    ) -> Result<Layout, E> {
+        if has_debug_offsets(runtime_head) {
+            return Ok(Layout::from_debug_offsets(runtime_head)?);
         }
+        let (major, minor) = version()?;
+        Ok(Layout::builtin(major, minor)?)
     }
+
+    /// How this version chains frames and records the instruction.
+    pub const fn frame_kind(&self) -> FrameKind {
+        FrameKind::from_code(self.frame_kind)
+    }
+
+    /// The line-table format of this version's code objects.
+    pub const fn linetable(&self) -> LineTableKind {
+        LineTableKind::from_code(self.linetable_kind)
+    }
+}
+
+/// Whether the start of `_PyRuntime` is `_Py_DebugOffsets` (3.13+).
+fn has_debug_offsets(runtime_head: &[u8]) -> bool {
+    runtime_head.starts_with(DEBUG_OFFSETS_COOKIE)
 }
 
 /// `(major, minor)` of a `PY_VERSION_HEX` value.
@@ -281,14 +328,6 @@ pub fn version_of_hex(hex: u32) -> (u32, u32) {
 /// `Some(offset)` unless the field is `ABSENT`.
 pub fn present(offset: u64) -> Option<u64> {
     (offset != ABSENT).then_some(offset)
-}
-
-fn linetable_code(kind: LineTableKind) -> u32 {
-    match kind {
-        LineTableKind::Lnotab => 0,
-        LineTableKind::Pep626 => 1,
-        LineTableKind::Locations => 2,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,58 @@
+//! The bootstrap's `ctypes` mirror of `ActivationOptions` has the same
+//! layout and version as the Rust definition (and the module imports
+//! without running anything).
+
+use std::mem::{offset_of, size_of};
+use std::path::Path;
+use std::process::Command;
+
+use memray_activation::{ActivationOptions, VERSION};
+
+#[test]
+fn the_python_mirror_matches_the_struct() {
+    let python_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python");
+    let script = "import ctypes\n\
+                  from memray import _bootstrap as b\n\
+                  t = b.activation_options_type()\n\
+                  print(b.ACTIVATION_VERSION, ctypes.sizeof(t))\n\
+                  for name, _ in t._fields_:\n\
+                  \x20   print(name, getattr(t, name).offset)\n";
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PYTHONPATH", python_dir)
+        .output()
+        .expect("run python3 from PATH");
+    assert!(output.status.success(), "{output:?}");
+    let expected = [
+        format!("{VERSION} {}", size_of::<ActivationOptions>()),
+        format!("size {}", offset_of!(ActivationOptions, size)),
+        format!("version {}", offset_of!(ActivationOptions, version)),
+        format!("flags {}", offset_of!(ActivationOptions, flags)),
+        format!(
+            "python_hexversion {}",
+            offset_of!(ActivationOptions, python_hexversion)
+        ),
+        format!(
+            "skipped_frames_on_main_tid {}",
+            offset_of!(ActivationOptions, skipped_frames_on_main_tid)
+        ),
+        format!("output {}", offset_of!(ActivationOptions, output)),
+        format!(
+            "python_allocator {}",
+            offset_of!(ActivationOptions, python_allocator)
+        ),
+        format!(
+            "command_line {}",
+            offset_of!(ActivationOptions, command_line)
+        ),
+        format!("libdest {}", offset_of!(ActivationOptions, libdest)),
+        format!(
+            "site_packages {}",
+            offset_of!(ActivationOptions, site_packages)
+        ),
+        format!("sys_path {}", offset_of!(ActivationOptions, sys_path)),
+    ];
+    let printed = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(printed.lines().collect::<Vec<_>>(), expected);
+}

@@ -1,0 +1,196 @@
+//! The recorder: the events of one process in, one capture out.
+
+use std::io;
+use std::path::PathBuf;
+
+use memray_format::{Allocator, CaptureWriter};
+use python_frames::{CodeInfo, RawFrame};
+
+use crate::codes::CodeRegistry;
+use crate::error::FinishError;
+use crate::rss::{self, Process};
+use crate::session::CaptureSettings;
+use crate::stack::RecordedThread;
+
+/// The capture writer a recorder feeds.
+pub type Writer = Box<dyn CaptureWriter + Send>;
+
+/// Names code objects the first time a stack holds them: in-process by
+/// reading local memory, from outside by reading the traced process.
+pub trait CodeNamer {
+    /// The code object at `address` (alive now), or `None` if unreadable
+    /// (it is then recorded as `<unknown>`).
+    fn code(&mut self, address: u64) -> Option<CodeInfo>;
+}
+
+/// One capture being written. Not synchronised: its owner serialises the
+/// events (memray orders all records with one lock).
+pub struct Recorder {
+    writer: Writer,
+    process: Process,
+    codes: CodeRegistry,
+    /// Bumped by every code-object death (see `stack.rs`).
+    code_generation: u64,
+    /// Names given to threads (by key) that have not recorded since.
+    pending_names: Vec<(u64, Vec<u8>)>,
+    /// The file to compress at the end, when asked.
+    compress: Option<PathBuf>,
+    /// The file, when the recorder writes one (for the messages).
+    output: Option<PathBuf>,
+    /// Set by the first failed write; nothing is written after it.
+    failed: bool,
+}
+
+impl Recorder {
+    /// Creates the capture file `settings` describe for `process` (whose
+    /// main thread has memray id `main_tid`), with its first memory record.
+    pub fn create(
+        settings: &CaptureSettings,
+        process: Process,
+        main_tid: u64,
+    ) -> io::Result<Recorder> {
+        let writer = settings.open_writer(process, main_tid)?;
+        let mut recorder = Recorder::new(writer, process)?;
+        recorder.output = Some(settings.output.clone());
+        if settings.options.compress {
+            recorder.compress = Some(settings.output.clone());
+        }
+        Ok(recorder)
+    }
+
+    /// Records into `writer` (whose header is written), starting with a memory record.
+    pub fn new(mut writer: Writer, process: Process) -> io::Result<Recorder> {
+        writer.write_memory_record(rss::now_ms(), process.resident_set_size())?;
+        Ok(Recorder {
+            writer,
+            process,
+            codes: CodeRegistry::default(),
+            code_generation: 0,
+            pending_names: Vec::new(),
+            compress: None,
+            output: None,
+            failed: false,
+        })
+    }
+
+    /// The process the capture describes.
+    pub fn process(&self) -> Process {
+        self.process
+    }
+
+    /// Runs `write` unless a write failed before; a failure stops all
+    /// later writes (the records after a gap would be misread).
+    #[inline]
+    fn guarded(&mut self, write: impl FnOnce(&mut Recorder) -> io::Result<()>) -> io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        let result = write(self);
+        self.failed = result.is_err();
+        result
+    }
+
+    /// `thread` allocated `size` bytes at `address` with `stack` (innermost
+    /// frame first) as its Python stack.
+    #[inline]
+    pub fn allocation(
+        &mut self,
+        thread: &mut RecordedThread,
+        stack: &[RawFrame],
+        namer: &mut impl CodeNamer,
+        address: u64,
+        size: u64,
+        allocator: Allocator,
+    ) -> io::Result<()> {
+        self.guarded(|this| {
+            this.write_pending_name(thread)?;
+            thread.write_difference(
+                stack,
+                this.code_generation,
+                &mut this.writer,
+                &mut this.codes,
+                namer,
+            )?;
+            this.writer
+                .write_allocation(thread.tid(), address, size, allocator, 0)
+        })
+    }
+
+    /// `thread` freed the block at `address`, or unmapped `size` bytes from
+    /// it (no stack is recorded for deallocations).
+    #[inline]
+    pub fn deallocation(
+        &mut self,
+        thread: &RecordedThread,
+        address: u64,
+        size: u64,
+        allocator: Allocator,
+    ) -> io::Result<()> {
+        self.guarded(|this| {
+            this.write_pending_name(thread)?;
+            this.writer
+                .write_allocation(thread.tid(), address, size, allocator, 0)
+        })
+    }
+
+    /// `thread` named itself.
+    pub fn thread_name(&mut self, thread: &RecordedThread, name: &[u8]) -> io::Result<()> {
+        self.guarded(|this| this.writer.write_thread_name(thread.tid(), name))
+    }
+
+    /// The thread with `key` was named by another thread; the name is
+    /// written when that thread next records.
+    pub fn name_other_thread(&mut self, key: u64, name: &[u8]) {
+        self.pending_names.retain(|(k, _)| *k != key);
+        self.pending_names.push((key, name.to_vec()));
+    }
+
+    fn write_pending_name(&mut self, thread: &RecordedThread) -> io::Result<()> {
+        if self.pending_names.is_empty() {
+            return Ok(());
+        }
+        if let Some(index) = self
+            .pending_names
+            .iter()
+            .position(|(k, _)| *k == thread.key())
+        {
+            let (_, name) = self.pending_names.swap_remove(index);
+            self.writer.write_thread_name(thread.tid(), &name)?;
+        }
+        Ok(())
+    }
+
+    /// The code object at `address` died: its address may be reused by another.
+    pub fn code_object_died(&mut self, address: u64) {
+        self.codes.forget(address);
+        self.code_generation += 1;
+    }
+
+    /// A resident-set-size sample (taken by the caller, on memray's
+    /// [`MEMORY_INTERVAL`](crate::rss::MEMORY_INTERVAL), outside its lock).
+    pub fn memory_sample(&mut self, rss: u64) -> io::Result<()> {
+        self.guarded(|this| this.writer.write_memory_record(rss::now_ms(), rss))
+    }
+
+    /// Ends the capture: a last memory record, the trailer and the final
+    /// header, then compression if asked. After a failed write nothing more
+    /// is written, so the file reads as cut off where writing stopped.
+    pub fn finish(mut self) -> Result<(), FinishError> {
+        let ended = self.guarded(|this| {
+            let rss = this.process.resident_set_size();
+            this.writer.write_memory_record(rss::now_ms(), rss)?;
+            this.writer.finish(rss::now_ms())
+        });
+        let failed = self.failed;
+        drop(self.writer);
+        if let Some(path) = self.compress {
+            memray_format::compress_file(&path)
+                .map_err(|source| FinishError::Compress { path, source })?;
+        }
+        ended.map_err(FinishError::Write)?;
+        match (failed, self.output) {
+            (true, Some(path)) => Err(FinishError::CutOff { path }),
+            _ => Ok(()),
+        }
+    }
+}

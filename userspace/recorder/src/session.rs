@@ -1,0 +1,66 @@
+//! Opening a capture file: which writer and sink the options ask for, and
+//! the header fields the recorder fills itself.
+
+use std::io;
+use std::path::PathBuf;
+
+use memray_format::{
+    AggregatingWriter, BufferedFileSink, FileFormat, Header, MmapFileSink, StreamingWriter,
+};
+
+use crate::recorder::Writer;
+use crate::rss::{self, Process};
+
+/// How the capture is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaptureOptions {
+    /// AGGREGATED_ALLOCATIONS instead of ALL_ALLOCATIONS.
+    pub aggregate: bool,
+    /// Says in the header that pymalloc is recorded too.
+    pub trace_python_allocators: bool,
+    /// LZ4-compress the file when it is finished.
+    pub compress: bool,
+    /// A buffered sink instead of memray's memory-mapped one.
+    pub buffered: bool,
+    /// Replace an existing file.
+    pub overwrite: bool,
+}
+
+/// Everything needed to open a capture file (again, for a forked child).
+#[derive(Debug, Clone)]
+pub struct CaptureSettings {
+    pub output: PathBuf,
+    pub options: CaptureOptions,
+    /// The interpreter's details; pid, main tid, start time, file format
+    /// and `trace_python_allocators` are filled at open.
+    pub header: Header,
+}
+
+impl CaptureSettings {
+    /// Creates the file and writes its header.
+    pub(crate) fn open_writer(&self, process: Process, main_tid: u64) -> io::Result<Writer> {
+        let options = self.options;
+        let mut header = self.header.clone();
+        header.pid = process.pid() as i32;
+        header.main_tid = main_tid;
+        header.stats.start_time_ms = rss::now_ms() as i64;
+        header.trace_python_allocators = options.trace_python_allocators;
+        header.file_format = if options.aggregate {
+            FileFormat::AggregatedAllocations
+        } else {
+            FileFormat::AllAllocations
+        };
+        let path = &self.output;
+        if options.aggregate {
+            let sink = MmapFileSink::create(path, options.overwrite)?;
+            return Ok(Box::new(AggregatingWriter::new(sink, header)));
+        }
+        if options.buffered {
+            let sink = BufferedFileSink::create(path, options.overwrite)?;
+            Ok(Box::new(StreamingWriter::new(sink, header)?))
+        } else {
+            let sink = MmapFileSink::create(path, options.overwrite)?;
+            Ok(Box::new(StreamingWriter::new(sink, header)?))
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The recorder driven directly, its capture read back with memray-format's
+//! reader: stack differences, code-object ids and their reuse after a
+//! death, pending thread names, and the end of a session.
+
+use std::path::Path;
+
+use memray_format::{CaptureReader, Record};
+use memray_recorder::{
+    Allocator, CaptureOptions, CaptureSettings, CodeInfo, CodeNamer, Header, Process, RawFrame,
+    RecordedThread, Recorder,
+};
+
+/// Names code object `A` as function `fA` in `file.py`, first line `A`.
+struct Names;
+
+impl CodeNamer for Names {
+    fn code(&mut self, address: u64) -> Option<CodeInfo> {
+        (address != 0xdead).then(|| CodeInfo {
+            name: format!("f{address:x}"),
+            qualname: None,
+            filename: "file.py".into(),
+            firstlineno: address as i32,
+            linetable: Vec::new(),
+        })
+    }
+}
+
+fn frame(code: u64, instruction_offset: i64) -> RawFrame {
+    RawFrame {
+        code,
+        instruction_offset,
+        is_entry: true,
+    }
+}
+
+fn settings(output: &Path, compress: bool) -> CaptureSettings {
+    CaptureSettings {
+        output: output.to_path_buf(),
+        options: CaptureOptions {
+            compress,
+            ..CaptureOptions::default()
+        },
+        header: Header {
+            command_line: "test".into(),
+            ..Header::default()
+        },
+    }
+}
+
+/// Every record but memory records, as text.
+fn records(path: &Path) -> (Vec<String>, bool) {
+    let mut reader = CaptureReader::open(path).expect("open the capture");
+    let mut out = Vec::new();
+    while let Some(record) = reader.next_record().expect("read a record") {
+        let text = match record {
+            Record::MemoryRecord { .. } | Record::Trailer => continue,
+            Record::CodeObject {
+                code_object_id,
+                function_name,
+                ..
+            } => format!(
+                "code {code_object_id} {}",
+                String::from_utf8_lossy(function_name)
+            ),
+            Record::ContextSwitch { tid } => format!("thread {tid}"),
+            Record::FramePush {
+                code_object_id,
+                instruction_offset,
+                ..
+            } => format!("push {code_object_id} {instruction_offset}"),
+            Record::FramePop { count } => format!("pop {count}"),
+            Record::Allocation(a) => format!("{:?} {:#x} {}", a.allocator, a.address, a.size),
+            Record::ThreadRecord { name } => format!("name {}", String::from_utf8_lossy(name)),
+            other => format!("{other:?}"),
+        };
+        out.push(text);
+    }
+    (out, reader.is_truncated())
+}
+
+#[test]
+fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.bin");
+    let mut recorder = Recorder::create(&settings(&path, false), Process::Current, 1).unwrap();
+    let mut main = RecordedThread::new(1, 100);
+    let mut other = RecordedThread::new(2, 200);
+    // Innermost first.
+    let outer_inner = [frame(0xb0, 4), frame(0xa0, 2)];
+    recorder
+        .allocation(
+            &mut main,
+            &outer_inner,
+            &mut Names,
+            0x1000,
+            10,
+            Allocator::Malloc,
+        )
+        .unwrap();
+    // Same outer frame, another line of the inner one: one pop, one push.
+    let moved = [frame(0xb0, 6), frame(0xa0, 2)];
+    recorder
+        .allocation(&mut main, &moved, &mut Names, 0x2000, 20, Allocator::Calloc)
+        .unwrap();
+    recorder
+        .deallocation(&main, 0x1000, 0, Allocator::Free)
+        .unwrap();
+    // A name given from elsewhere waits for the thread's next record.
+    recorder.name_other_thread(200, b"worker");
+    recorder
+        .allocation(
+            &mut other,
+            &[frame(0xdead, 0)],
+            &mut Names,
+            0x3000,
+            30,
+            Allocator::Malloc,
+        )
+        .unwrap();
+    // 0xb0 dies and a new code object takes its address: a new id, whole stack re-sent.
+    recorder.code_object_died(0xb0);
+    recorder
+        .allocation(&mut main, &moved, &mut Names, 0x4000, 40, Allocator::Malloc)
+        .unwrap();
+    recorder.finish().unwrap();
+
+    let (records, truncated) = records(&path);
+    assert!(!truncated);
+    let expected = [
+        "code 1 fa0",
+        "thread 1",
+        "push 1 2",
+        "code 2 fb0",
+        "push 2 4",
+        "Malloc 0x1000 10",
+        "pop 1",
+        "push 2 6",
+        "Calloc 0x2000 20",
+        "Free 0x1000 0",
+        "thread 2",
+        "name worker",
+        "code 3 <unknown>",
+        "push 3 0",
+        "Malloc 0x3000 30",
+        "thread 1",
+        "pop 2",
+        "push 1 2",
+        "code 4 fb0",
+        "push 4 6",
+        "Malloc 0x4000 40",
+    ];
+    assert_eq!(records, expected);
+}
+
+#[test]
+fn a_finished_session_is_compressed_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.bin");
+    let mut recorder = Recorder::create(&settings(&path, true), Process::Current, 1).unwrap();
+    let mut main = RecordedThread::new(1, 1);
+    recorder
+        .allocation(&mut main, &[], &mut Names, 0x10, 1, Allocator::Malloc)
+        .unwrap();
+    recorder.thread_name(&main, b"main").unwrap();
+    recorder.memory_sample(4096).unwrap();
+    recorder.finish().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes[..4], memray_format::LZ4_MAGIC);
+    let (records, truncated) = records(&path);
+    assert!(!truncated);
+    assert_eq!(records, ["thread 1", "Malloc 0x10 1", "name main"]);
+}
