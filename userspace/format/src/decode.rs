@@ -4,12 +4,12 @@
 
 use std::ops::ControlFlow;
 
-use crate::allocator::Allocator;
 use crate::encoding::{Cursor, DecodeError, DeltaState, PointerCache, CACHE_MISS};
 use crate::header::{FileFormat, Header};
 use crate::record::{
     AggregatedAllocation, AllocationRecord, LegacyFrame, Record, AGGREGATED_ALLOCATION_SIZE,
 };
+use memray_heap::Allocator;
 
 /// Decoding state shared by all records of one stream.
 pub struct Decoder {

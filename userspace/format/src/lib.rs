@@ -39,7 +39,6 @@
 //! dropping the writer, [`compress_file`] applies memray's compress-on-exit.
 
 mod aggregate;
-mod allocator;
 mod decode;
 pub mod dump;
 pub mod encoding;
@@ -53,12 +52,12 @@ pub mod sink;
 mod writer;
 
 pub use aggregate::AggregatingWriter;
-pub use allocator::{Allocator, AllocatorKind};
 pub use error::FormatError;
 pub use frame_tree::{FrameTree, Registry};
 pub use header::{
     FileFormat, Header, PythonAllocator, TrackerStats, CURRENT_VERSION, MAGIC, READABLE_VERSIONS,
 };
+pub use memray_heap::{Allocator, AllocatorKind};
 pub use reader::{CaptureReader, LZ4_MAGIC};
 pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
 pub use replay::{AllocationEvent, Event, Replay, StackFrame};

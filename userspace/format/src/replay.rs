@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use python_frames::linetable::{line_number, LineTableKind};
 
-use crate::allocator::Allocator;
 use crate::decode::HotRecords;
 use crate::error::FormatError;
 use crate::frame_tree::{ChildCache, FrameTree, Registry};
@@ -18,6 +17,7 @@ use crate::header::{FileFormat, Header};
 use crate::reader::CaptureReader;
 use crate::record::{AggregatedAllocation, AllocationRecord, Record};
 use crate::writer::{Image, Segment};
+use memray_heap::Allocator;
 
 /// One ALLOCATION record with the context it was made in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

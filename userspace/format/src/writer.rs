@@ -3,12 +3,12 @@
 
 use std::io;
 
-use crate::allocator::Allocator;
 use crate::encoding::{
     put_cstr, put_delta, put_varint, DeltaState, PointerCache, RecordBuf, CACHE_MISS,
 };
 use crate::header::{FileFormat, Header, CURRENT_VERSION};
 use crate::sink::Sink;
+use memray_heap::Allocator;
 
 /// One loaded object: a SEGMENT_HEADER and its SEGMENTs.
 #[derive(Debug, Clone, PartialEq, Eq)]
