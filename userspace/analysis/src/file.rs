@@ -22,12 +22,6 @@ pub struct CaptureFile {
     latest: RefCell<Option<Replay>>,
 }
 
-impl From<FormatError> for AnalysisError {
-    fn from(error: FormatError) -> Self {
-        AnalysisError::Capture(error.to_string())
-    }
-}
-
 fn convert(event: replay::Event) -> Option<Event> {
     Some(match event {
         replay::Event::Allocation(a) => Event::Allocation(Allocation {

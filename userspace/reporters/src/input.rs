@@ -48,7 +48,7 @@ pub fn open_capture(results: &str, failure: &str) -> Result<CaptureFile, String>
 pub fn report_failure(results: &str, failure: &str, error: AnalysisError) -> String {
     match error {
         AnalysisError::Unsupported(refusal) => refusal.to_owned(),
-        AnalysisError::Capture(reason) => unreadable(results, failure, reason),
+        unreadable_capture => unreadable(results, failure, unreadable_capture),
     }
 }
 
