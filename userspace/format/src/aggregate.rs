@@ -15,21 +15,9 @@ use crate::frame_tree::{FrameTree, Registry};
 use crate::header::{FileFormat, Header};
 use crate::record::AggregatedAllocation;
 use crate::sink::Sink;
+use crate::token::AggregatedToken;
 use crate::writer::{encode_code_object, encode_mappings, normalized_header, CaptureWriter, Image};
 use memray_heap::{Allocator, HighWaterMarkAggregator};
-
-/// Aggregated-format tokens that differ from the stream's.
-mod token {
-    pub const MEMORY_SNAPSHOT: u8 = 0x01;
-    pub const AGGREGATED_ALLOCATION: u8 = 0x02;
-    pub const PYTHON_TRACE_INDEX: u8 = 0x03;
-    pub const PYTHON_FRAME_INDEX: u8 = 0x04;
-    pub const NATIVE_TRACE_INDEX: u8 = 0x05;
-    pub const THREAD_RECORD: u8 = 0x0a;
-    pub const CONTEXT_SWITCH: u8 = 0x0c;
-    pub const SURVIVING_OBJECT: u8 = 0x0d;
-    pub const AGGREGATED_TRAILER: u8 = 0x0f;
-}
 
 struct CodeObject {
     function: Vec<u8>,
@@ -86,15 +74,15 @@ impl<S: Sink> AggregatingWriter<S> {
 
     fn encode_body(&self, out: &mut Vec<u8>) {
         for snapshot in &self.memory_snapshots {
-            out.push(token::MEMORY_SNAPSHOT);
+            out.push(AggregatedToken::MemorySnapshot.byte());
             for word in snapshot {
                 out.extend_from_slice(&word.to_ne_bytes());
             }
         }
         for (tid, name) in &self.thread_names {
-            out.push(token::CONTEXT_SWITCH);
+            out.push(AggregatedToken::ContextSwitch.byte());
             out.extend_from_slice(&tid.to_ne_bytes());
-            out.push(token::THREAD_RECORD);
+            out.push(AggregatedToken::ThreadRecord.byte());
             put_cstr(out, name);
         }
         for images in &self.mappings_by_generation {
@@ -114,14 +102,14 @@ impl<S: Sink> AggregatingWriter<S> {
         }
         let (mut last_ip, mut last_parent) = (0, 0);
         for &(ip, parent) in &self.native_frames {
-            out.push(token::NATIVE_TRACE_INDEX);
+            out.push(AggregatedToken::NativeTraceIndex.byte());
             put_delta(out, &mut last_ip, ip);
             put_delta(out, &mut last_parent, parent);
         }
         for (frame_id, &(code_object_id, offset, is_entry)) in
             self.frames.values().iter().enumerate()
         {
-            out.push(token::PYTHON_FRAME_INDEX);
+            out.push(AggregatedToken::PythonFrameIndex.byte());
             put_varint(out, frame_id as u64);
             put_varint(out, code_object_id);
             put_svarint(out, offset);
@@ -129,22 +117,22 @@ impl<S: Sink> AggregatingWriter<S> {
         }
         for node in 1..=self.tree.len() as u32 {
             let (frame_id, parent) = self.tree.node(node).expect("node in range");
-            out.push(token::PYTHON_TRACE_INDEX);
+            out.push(AggregatedToken::PythonTraceIndex.byte());
             put_varint(out, frame_id);
             put_varint(out, parent as u64);
         }
         for (&address, &native_frame_id) in &self.surviving_objects {
-            out.push(token::SURVIVING_OBJECT);
+            out.push(AggregatedToken::SurvivingObject.byte());
             put_varint(out, address >> 3);
             if self.header.native_traces {
                 put_varint(out, native_frame_id);
             }
         }
         for allocation in aggregated_allocations(&self.high_water_mark) {
-            out.push(token::AGGREGATED_ALLOCATION);
+            out.push(AggregatedToken::AggregatedAllocation.byte());
             out.extend_from_slice(&allocation.encode());
         }
-        out.push(token::AGGREGATED_TRAILER);
+        out.push(AggregatedToken::AggregatedTrailer.byte());
     }
 }
 

@@ -49,6 +49,7 @@ mod reader;
 mod record;
 pub mod replay;
 pub mod sink;
+mod token;
 mod writer;
 
 pub use aggregate::AggregatingWriter;
@@ -62,4 +63,5 @@ pub use reader::{CaptureReader, LZ4_MAGIC};
 pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
 pub use replay::{AllocationEvent, Event, Replay, StackFrame};
 pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
+pub use token::{AggregatedToken, StreamToken};
 pub use writer::{CaptureWriter, Image, Segment, StreamingWriter};
