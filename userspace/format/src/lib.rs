@@ -43,6 +43,7 @@ mod decode;
 pub mod dump;
 pub mod encoding;
 mod error;
+mod frame;
 mod frame_tree;
 mod header;
 mod reader;
@@ -54,6 +55,7 @@ mod writer;
 
 pub use aggregate::AggregatingWriter;
 pub use error::FormatError;
+pub use frame::Frame;
 pub use frame_tree::{FrameTree, Registry};
 pub use header::{
     FileFormat, Header, PythonAllocator, TrackerStats, CURRENT_VERSION, MAGIC, READABLE_VERSIONS,
@@ -61,7 +63,7 @@ pub use header::{
 pub use memray_heap::{Allocator, AllocatorKind};
 pub use reader::{CaptureReader, LZ4_MAGIC};
 pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
-pub use replay::{AllocationEvent, Event, Replay, StackFrame};
+pub use replay::{AllocationEvent, Event, Replay};
 pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
 pub use token::{AggregatedToken, StreamToken};
 pub use writer::{CaptureWriter, Image, Segment, StreamingWriter};
