@@ -1,6 +1,6 @@
 //! Analysis of memray captures: the high-water mark, leaks, temporary
 //! allocations, memory over time and statistics, with memray's exact rules
-//! (memray-behaviour.md §2). The engine consumes [`Event`]s from any
+//! (docs/memray-analysis.md). The engine consumes [`Event`]s from any
 //! [`Capture`]; stacks stay trie node ids until a [`StackResolver`] renders them.
 
 mod block;

@@ -1,4 +1,4 @@
-//! Record grammars (memray-format.md §5, §7, §8). Each decoder reads one
+//! Record grammars (docs/memray-format.md §5, §7, §8). Each decoder reads one
 //! record at `pos` and commits its delta/cache state only once the whole
 //! record was there, so an incomplete record can be retried after a refill.
 

@@ -1,5 +1,5 @@
-//! memray's `memray parse` dump (`record_reader.cpp::dumpAllRecords*`), line
-//! for line, quirks included (memray-format.md §10), in the dialect of the
+//! memray's `memray parse` dump (its `dumpAllRecords`), line
+//! for line, quirks included (docs/memray-format.md §10), in the dialect of the
 //! memray release that wrote the file:
 //!
 //! * v13 (1.20) and v12 (1.19) print the same record lines; the v12 HEADER

@@ -1,4 +1,4 @@
-//! The file header (memray-format.md §4), for versions 11, 12 and 13.
+//! The file header (docs/memray-format.md §4), for versions 11, 12 and 13.
 
 use crate::encoding::{put_cstr, Cursor, DecodeError};
 use crate::error::FormatError;

@@ -1,4 +1,4 @@
-//! memray's capture files (memray-format.md): a streaming reader for format
+//! memray's capture files (docs/memray-format.md): a streaming reader for format
 //! versions 11, 12 and 13 (plain or LZ4, ALL_ALLOCATIONS or AGGREGATED),
 //! a replay layer that rebuilds stacks, and v13 writers that produce the
 //! bytes memray 1.20 writes.

@@ -1,4 +1,4 @@
-//! Replays a capture into memray's reconstruction state (memray-format.md
+//! Replays a capture into memray's reconstruction state (docs/memray-format.md
 //! §6): per-thread Python stacks as trie nodes, code objects and lazily
 //! computed line numbers, the native trie, segment generations and thread
 //! names. The analysis engine consumes the [`Event`]s and asks for stacks.
