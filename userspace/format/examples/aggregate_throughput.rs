@@ -10,7 +10,8 @@
 use std::time::Instant;
 
 use memray_format::{
-    AggregatingWriter, Allocator, CaptureReader, CaptureWriter, Header, MemorySink, Record,
+    rewrite, AggregatingWriter, Allocator, CaptureReader, CaptureWriter, FormatError, Header,
+    MemorySink,
 };
 
 const PAGE: u64 = 4096;
@@ -55,62 +56,16 @@ fn synthetic(n: u64) -> (u64, f64) {
 }
 
 /// Every record of a streaming capture, as the tracker would have written it.
-fn replay(path: &str) -> Result<(u64, f64, Vec<u8>), Box<dyn std::error::Error>> {
+fn replay(path: &str) -> Result<(u64, f64, Vec<u8>), FormatError> {
     let mut reader = CaptureReader::open(path)?;
     let header = reader.header().clone();
     let end_time_ms = header.stats.end_time_ms as u64;
     let mut writer = AggregatingWriter::new(MemorySink::default(), header);
-    let mut tid = 0;
-    let mut records = 0;
     let started = Instant::now();
-    while let Some(record) = reader.next_record()? {
-        records += 1;
-        match record {
-            Record::ContextSwitch { tid: t } => tid = t,
-            Record::Allocation(a) => writer.write_allocation(
-                tid,
-                a.address,
-                a.size,
-                a.allocator,
-                a.native_frame_id as u32,
-            )?,
-            Record::FramePush {
-                code_object_id,
-                instruction_offset,
-                is_entry_frame,
-            } => {
-                writer.write_frame_push(tid, code_object_id, instruction_offset, is_entry_frame)?
-            }
-            Record::FramePop { count } => writer.write_frame_pop(tid, count)?,
-            Record::MemoryRecord { time_ms, rss } => writer.write_memory_record(time_ms, rss)?,
-            Record::NativeTraceIndex { ip, parent } => {
-                writer.write_native_trace_index(ip, parent as u32)?
-            }
-            Record::ThreadRecord { name } => writer.write_thread_name(tid, name)?,
-            Record::CodeObject {
-                code_object_id,
-                function_name,
-                filename,
-                firstlineno,
-                linetable,
-            } => writer.write_code_object(
-                code_object_id,
-                function_name,
-                filename,
-                firstlineno,
-                linetable,
-            )?,
-            Record::ObjectRecord {
-                address,
-                created,
-                native_frame_id,
-            } => writer.write_object_record(tid, address, created, native_frame_id as u32)?,
-            _ => {}
-        }
-    }
-    writer.finish(end_time_ms)?;
+    rewrite(&mut reader, &mut writer)?;
+    writer.finish(end_time_ms).map_err(FormatError::Write)?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok((records, seconds, writer.into_sink().bytes))
+    Ok((reader.records_read(), seconds, writer.into_sink().bytes))
 }
 
 fn fail(message: &str) -> ! {

@@ -83,22 +83,22 @@ impl AggregatedToken {
     /// The token of a record; `None` if unknown.
     pub fn of(byte: u8) -> Option<AggregatedToken> {
         use AggregatedToken::*;
-        const ALL: [AggregatedToken; 13] = [
-            MemorySnapshot,
-            AggregatedAllocation,
-            PythonTraceIndex,
-            PythonFrameIndex,
-            NativeTraceIndex,
-            MemoryMapStart,
-            SegmentHeader,
-            Segment,
-            ThreadRecord,
-            ContextSwitch,
-            SurvivingObject,
-            CodeObject,
-            AggregatedTrailer,
-        ];
-        ALL.into_iter().find(|token| token.byte() == byte)
+        Some(match byte {
+            0x01 => MemorySnapshot,
+            0x02 => AggregatedAllocation,
+            0x03 => PythonTraceIndex,
+            0x04 => PythonFrameIndex,
+            0x05 => NativeTraceIndex,
+            0x06 => MemoryMapStart,
+            0x07 => SegmentHeader,
+            0x08 => Segment,
+            0x0a => ThreadRecord,
+            0x0c => ContextSwitch,
+            0x0d => SurvivingObject,
+            0x0e => CodeObject,
+            0x0f => AggregatedTrailer,
+            _ => return None,
+        })
     }
 
     #[inline(always)]
