@@ -34,7 +34,8 @@ pub enum DumpEnd {
     Corrupt(FormatError),
 }
 
-/// Writes the dump of `reader` to `out`.
+/// Writes the dump of `reader` to `out`; a read that fails (an I/O error,
+/// not damaged data) is an `Err`.
 pub fn dump(reader: &mut CaptureReader, out: &mut impl Write) -> io::Result<DumpEnd> {
     let header = reader.header().clone();
     write_header(&header, out)?;
@@ -43,6 +44,8 @@ pub fn dump(reader: &mut CaptureReader, out: &mut impl Write) -> io::Result<Dump
         match reader.next_record() {
             Ok(Some(record)) => write_record(&record, dialect, out)?,
             Ok(None) => break,
+            // The file, not its data, failed: an error, not a dump's end.
+            Err(error @ FormatError::Read(_)) => return Err(io::Error::other(error)),
             Err(error) => {
                 if let FormatError::CorruptRecord { token, .. } = error {
                     write_unreadable_record(token, dialect, out)?;
