@@ -147,10 +147,7 @@ fn present_or_skip(what: &str, missing: Option<String>) -> bool {
 /// Writes `skipped: <subject>: <why>: <reason>`, or under CI panics naming
 /// `what` is missing.
 fn record(subject: &str, why: &str, what: &str, reason: &str) {
-    assert!(
-        !on_ci(),
-        "CI=true and {what} is missing ({reason}); `cargo xtask setup` installs it"
-    );
+    assert!(!on_ci(), "CI=true requires {what}, missing here: {reason}");
     let line = format!("skipped: {subject}: {why}: {reason}\n");
     eprint!("{line}");
     if let Some(log) = std::env::var_os(SKIP_LOG_ENV) {

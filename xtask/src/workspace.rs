@@ -32,7 +32,10 @@ fn preflight() -> Result<()> {
         return Ok(());
     }
     if skip::on_ci() {
-        bail!("CI=true and missing: {}", missing.join("; "));
+        bail!(
+            "CI=true requires what is missing here: {}",
+            missing.join("; ")
+        );
     }
     for what in &missing {
         println!("preflight: missing, the tests needing it will skip: {what}");
