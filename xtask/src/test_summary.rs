@@ -5,7 +5,7 @@
 //! that recorded a skip (`memray_tests::skip`) counts as skipped, not passed.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Command;
 
@@ -212,7 +212,6 @@ pub fn run_and_total(mut command: Command, skip_env: &str, skip_log: &Path) -> R
     // The command holds the pipe's write ends: drop them to see the end of it.
     drop(command);
     let mut run = Run::default();
-    let mut echo = std::io::stdout().lock();
     let mut reader = BufReader::new(reader);
     let mut bytes = Vec::new();
     while reader
@@ -222,10 +221,10 @@ pub fn run_and_total(mut command: Command, skip_env: &str, skip_log: &Path) -> R
     {
         let line = String::from_utf8_lossy(&bytes);
         run.add_line(&line);
-        echo.write_all(&bytes)?;
+        // print!, which libtest captures when this runs under a test.
+        print!("{line}");
         bytes.clear();
     }
-    drop(echo);
     let status = child.wait()?;
     let skip_lines = match std::fs::read_to_string(skip_log) {
         Ok(text) => text.lines().map(str::to_owned).collect(),
@@ -301,6 +300,24 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out
         assert_eq!(summary.crashed, vec!["crashes".to_owned()]);
         assert_eq!(summary.totals, counts(3, 2, 3));
         assert_eq!(summary.skips.len(), 2, "repeated skip lines count once");
+    }
+
+    /// A real process standing in for cargo: one binary reports, the next
+    /// is killed before its result line; stderr and stdout share the pipe.
+    #[test]
+    fn a_binary_killed_before_its_result_fails_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "echo '     Running tests/a.rs (target/debug/deps/a-1)' >&2; \
+             echo 'test result: ok. 1 passed; 0 failed; 0 ignored'; \
+             echo '     Running tests/b.rs (target/debug/deps/b-2)' >&2; \
+             kill -SEGV $$",
+        ]);
+        let error = run_and_total(command, "UNUSED_SKIP_LOG", &dir.path().join("skips.log"))
+            .expect_err("a crashed binary fails the run");
+        assert!(error.to_string().contains("1 failed"), "{error}");
     }
 
     #[test]
