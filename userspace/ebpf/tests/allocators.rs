@@ -6,12 +6,12 @@
 mod support;
 
 use memray_ebpf::{Allocator, Event, LibcImage, Options};
-use support::{unavailable, Recording, Workload};
+use support::{Recording, Workload};
+use memray_tests::skip;
 
 #[test]
 fn records_every_allocator_exactly() {
-    if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     let mut workload = Workload::start(&["all"]);

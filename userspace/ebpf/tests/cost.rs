@@ -5,7 +5,8 @@
 mod support;
 
 use memray_ebpf::Options;
-use support::{unavailable, Recording, Workload};
+use support::{Recording, Workload};
+use memray_tests::skip;
 
 /// Records of one round fit in the default ring buffer: nothing drains during it.
 const PAIRS: usize = 100_000;
@@ -36,8 +37,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 #[test]
 #[ignore = "a measurement"]
 fn cost_per_malloc_free_pair() {
-    if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     let mut workload = Workload::start(&["loop", &PAIRS.to_string()]);

@@ -8,14 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memray_ebpf::{HeldProgram, ProgramExit, RunAs};
+use memray_tests::skip::{self, Requirement};
 
 const USER: &str = "memray-ebpf-test";
 const EXTRA_GROUP: &str = "memray-ebpf-extra";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn id(args: &[&str]) -> Option<u32> {
     let output = Command::new("id").args(args).output().ok()?;
@@ -74,8 +70,7 @@ fn run(program: &str, args: &[&str], run_as: Option<&RunAs>) -> ProgramExit {
 
 #[test]
 fn runs_as_the_invoking_user_once_released() {
-    if !is_root() {
-        eprintln!("skipped: dropping privileges needs root");
+    if !skip::needs(&[Requirement::Root]) {
         return;
     }
     let user = test_user();
@@ -87,7 +82,10 @@ fn runs_as_the_invoking_user_once_released() {
         "import json, os, sys; json.dump([os.getuid(), os.getgid(), sorted(os.getgroups()), \
                   os.environ['HOME'], os.environ['USER']], open(sys.argv[1], 'w'))";
     let Some(python) = python_for_everyone() else {
-        eprintln!("skipped: no python3 on PATH that other users may run");
+        skip::skip_part(
+            "a python3 other users may run",
+            "every python3 on PATH is in a directory only root may enter",
+        );
         return;
     };
     let args = [OsString::from("-c"), script.into(), report.clone().into()];

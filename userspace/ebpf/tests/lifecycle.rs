@@ -5,7 +5,8 @@
 mod support;
 
 use memray_ebpf::{Allocator, Event, Options};
-use support::{unavailable, Recording, Workload};
+use support::{Recording, Workload};
+use memray_tests::skip;
 
 const PAIRS: usize = 1000;
 const SIZE: u64 = 4242;
@@ -37,8 +38,7 @@ fn attached_loop(pairs: usize, options: Options) -> (Workload, Recording) {
 
 #[test]
 fn attach_detach_and_attach_again() {
-    if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     let (mut workload, mut recording) = attached_loop(PAIRS, Options::default());
@@ -71,8 +71,7 @@ fn attach_detach_and_attach_again() {
 
 #[test]
 fn target_exits_while_attached() {
-    if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     let (mut workload, mut recording) = attached_loop(PAIRS, Options::default());
@@ -93,8 +92,7 @@ fn target_exits_while_attached() {
 
 #[test]
 fn follows_forked_children_only_when_asked() {
-    if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     for follow_fork in [true, false] {
@@ -131,8 +129,7 @@ fn follows_forked_children_only_when_asked() {
 
 #[test]
 fn records_lost_to_a_full_ring_buffer_are_counted_exactly() {
-    if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     const MANY: usize = 5000;
@@ -153,8 +150,7 @@ fn records_lost_to_a_full_ring_buffer_are_counted_exactly() {
 
 #[test]
 fn several_processes_in_one_session() {
-    if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     let (mut first, mut recording) = attached_loop(PAIRS, Options::default());

@@ -5,6 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use memray_ebpf::{Options, Session};
+use memray_tests::skip;
 
 const CHILD: &str = "MEMRAY_EBPF_PRIVILEGES_CHILD";
 const NOBODY: u32 = 65534;
@@ -23,13 +24,7 @@ fn child_loads_without_privileges() {
 
 #[test]
 fn an_ordinary_user_gets_one_clear_line() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to become another user");
-        return;
-    }
-    if !memray_ebpf::is_built() {
-        eprintln!("skipped: built with MEMRAY_SKIP_EBPF");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     let output = Command::new(std::env::current_exe().expect("this test binary"))

@@ -9,6 +9,7 @@ use memray_ebpf::{LibcImage, PthreadKeyLayout};
 use memray_tests::interpreters::reference_python;
 use memray_tests::parked_python::ParkedPython;
 use python_frames::PythonProcess;
+use memray_tests::skip::{self, Requirement};
 
 fn read_u64(memory: &File, address: u64) -> Option<u64> {
     let mut bytes = [0; 8];
@@ -18,9 +19,7 @@ fn read_u64(memory: &File, address: u64) -> Option<u64> {
 
 #[test]
 fn thread_states_through_the_gilstate_key() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: reading another process's memory needs root");
+    if !skip::needs(&[Requirement::Root]) {
         return;
     }
     let python = ParkedPython::start(&reference_python().path);

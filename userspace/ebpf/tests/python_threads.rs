@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 
 use memray_ebpf::{Allocator, Options};
 use memray_tests::interpreters::reference_python;
-use support::{unavailable, Recording};
+use support::{Recording};
+use memray_tests::skip;
 
 const THREADS: u64 = 8;
 const CALLS: usize = 200;
@@ -44,8 +45,7 @@ for w in workers: w.join()
 
 #[test]
 fn eight_threads_each_with_its_own_tid() {
-    if let Some(why) = unavailable() {
-        eprintln!("skipped: {why}");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     let mut child = Command::new(reference_python().path)

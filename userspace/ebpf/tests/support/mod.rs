@@ -12,18 +12,6 @@ use std::time::Duration;
 
 use memray_ebpf::{Event, EventStream, Options, Session};
 
-/// Why these tests cannot run here, if they cannot.
-pub fn unavailable() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("uprobes need root");
-    }
-    if !memray_ebpf::is_built() {
-        return Some("built with MEMRAY_SKIP_EBPF (no eBPF toolchain)");
-    }
-    None
-}
-
 /// `allocators.c`, compiled once per test binary with the machine's `cc`.
 pub fn workload_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
