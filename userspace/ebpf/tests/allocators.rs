@@ -6,8 +6,8 @@
 mod support;
 
 use memray_ebpf::{Allocator, Event, LibcImage, Options};
-use support::{Recording, Workload};
 use memray_tests::skip;
+use support::{Recording, Workload};
 
 #[test]
 fn records_every_allocator_exactly() {

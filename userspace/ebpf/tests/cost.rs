@@ -5,8 +5,8 @@
 mod support;
 
 use memray_ebpf::Options;
-use support::{Recording, Workload};
 use memray_tests::skip;
+use support::{Recording, Workload};
 
 /// Records of one round fit in the default ring buffer: nothing drains during it.
 const PAIRS: usize = 100_000;

@@ -5,8 +5,8 @@
 mod support;
 
 use memray_ebpf::{Allocator, Event, Options};
-use support::{Recording, Workload};
 use memray_tests::skip;
+use support::{Recording, Workload};
 
 const PAIRS: usize = 1000;
 const SIZE: u64 = 4242;

@@ -8,8 +8,8 @@ use std::os::unix::fs::FileExt;
 use memray_ebpf::{LibcImage, PthreadKeyLayout};
 use memray_tests::interpreters::reference_python;
 use memray_tests::parked_python::ParkedPython;
-use python_frames::PythonProcess;
 use memray_tests::skip::{self, Requirement};
+use python_frames::PythonProcess;
 
 fn read_u64(memory: &File, address: u64) -> Option<u64> {
     let mut bytes = [0; 8];

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 
 use memray_ebpf::{Allocator, Options};
 use memray_tests::interpreters::reference_python;
-use support::{Recording};
 use memray_tests::skip;
+use support::Recording;
 
 const THREADS: u64 = 8;
 const CALLS: usize = 200;
