@@ -9,10 +9,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use memray_ebpf::python::{thread_state_slot, RemoteCodes, Sample, StackSampler};
+use memray_ebpf::python::{RemoteCodes, Sample, StackSampler};
 use memray_ebpf_common::python_stack::{StackFrame, WalkCounter, MAX_FRAMES, STATUS_TRUNCATED};
 use memray_recorder::CodeNamer;
 use memray_tests::interpreters::{all_for_tests, Interpreter};
+use memray_tests::skip;
 use python_frames::PythonProcess;
 
 const SCRIPT: &str = include_str!("scripts/stack_scenarios.py");
@@ -44,24 +45,6 @@ fn parse_line(line: &str) -> Option<Expected> {
         .collect();
     stack.reverse();
     Some(Expected { wait, tid, stack })
-}
-
-/// The offset of a pthread key's value from the thread pointer, for keys
-/// kept in the thread: found here by trying candidate offsets of glibc's
-/// in-thread block (16-byte entries, value second) until the main thread's
-/// state is where CPython's key says. The product takes it from
-/// `pthread_getspecific`'s code instead.
-fn key_slot_for(process: &PythonProcess) -> impl Fn(u32) -> Option<u64> {
-    let base = (0..0x1000u64)
-        .step_by(8)
-        .find(|&base| {
-            thread_state_slot(process, |key| {
-                (key < 32).then(|| base + 16 * u64::from(key))
-            })
-            .is_ok()
-        })
-        .expect("no pthread-specific layout holds the main thread's state");
-    move |key| (key < 32).then(|| base + 16 * u64::from(key))
 }
 
 /// Names a stack as a capture does: its code objects noted first (counting
@@ -132,8 +115,8 @@ fn check_interpreter(python: &Interpreter) {
 
     let pid = i32::try_from(child.id()).expect("pid");
     let process = PythonProcess::attach(pid).expect("attach python-frames");
-    let mut sampler = StackSampler::attach(&process, key_slot_for(&process), "libc", "fsync")
-        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let mut sampler =
+        StackSampler::attach(&process, "libc", "fsync").unwrap_or_else(|e| panic!("{label}: {e}"));
     let mut codes = RemoteCodes::new(*process.memory(), *process.layout());
     writeln!(stdin, "go").expect("write");
 
@@ -226,8 +209,7 @@ fn check_interpreter(python: &Interpreter) {
 
 #[test]
 fn probe_walked_stacks_equal_the_interpreters_own() {
-    if !memray_ebpf::is_built() {
-        eprintln!("skipped: built without the eBPF object");
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     for python in all_for_tests() {

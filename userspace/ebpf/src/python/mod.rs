@@ -19,6 +19,8 @@ use memray_ebpf_common::python_stack::{
 };
 use python_frames::{PythonProcess, Target};
 
+use crate::PthreadKeyLayout;
+
 pub use codes::RemoteCodes;
 pub use sampler::{Sample, StackSampler};
 pub use stacks::{Stack, StackTable};
@@ -42,17 +44,16 @@ pub enum Error {
 /// Why walks gave up, summed over CPUs (indexed like `WalkCounter::ALL`).
 pub type WalkCounters = [u64; WalkCounter::ALL.len()];
 
-/// Makes the probes walk the Python stacks of `process`. `key_slot` gives
-/// the offset of a pthread key's value from the thread pointer in the
-/// target's libc (`None` for keys kept outside the thread).
+/// Makes the probes walk the Python stacks of `process`, whose libc keeps
+/// pthread-specific values as `keys` says.
 pub fn register(
     ebpf: &mut Ebpf,
     process: &PythonProcess,
-    key_slot: impl Fn(u32) -> Option<u64>,
+    keys: &PthreadKeyLayout,
 ) -> Result<(), Error> {
     let key = ThreadStateKey {
         task_fsbase: kernel_btf::task_fsbase_offset().map_err(Error::KernelBtf)?,
-        tstate_slot: thread_state_slot(process, key_slot)?,
+        tstate_slot: thread_state_slot(process, keys)?,
     };
     Ok(fill_process_maps(ebpf, process, key)?)
 }

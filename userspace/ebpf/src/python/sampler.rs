@@ -19,6 +19,7 @@ use super::{
     WalkCounters, WalkPrograms,
 };
 use crate::object::PROBES;
+use crate::{LibcImage, PthreadKeyLayout};
 
 /// One call of the sampled function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,17 +43,24 @@ pub struct StackSampler {
 impl StackSampler {
     /// Walks the Python stack of every thread of `process` that calls
     /// `function` of `library` (a path, or a name the process has mapped).
-    /// `key_slot` as in [`register`].
     pub fn attach(
         process: &PythonProcess,
-        key_slot: impl Fn(u32) -> Option<u64>,
         library: &str,
         function: &str,
     ) -> Result<StackSampler, Error> {
         let object = PROBES.ok_or(crate::Error::NotBuilt)?;
+        let pid = u32::try_from(process.pid())
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or(crate::Error::InvalidPid(process.pid()))?;
+        let libc = LibcImage::of_process(pid.get())?;
+        let keys = PthreadKeyLayout::from_getspecific(libc.function("pthread_getspecific")?.bytes)
+            .ok_or(Error::NoThreadKey(
+                "pthread_getspecific could not be decoded",
+            ))?;
         let mut ebpf = probe_log::load(object)?;
         let log = ProbeLog::new(&mut ebpf);
-        register(&mut ebpf, process, key_slot)?;
+        register(&mut ebpf, process, &keys)?;
         let walk = load_walk_programs(&mut ebpf, &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)])?;
         let stacks = stack_table(&mut ebpf)?;
         let samples = RingBuf::try_from(
@@ -60,10 +68,6 @@ impl StackSampler {
                 .ok_or(crate::Error::Missing(STACK_SAMPLES_MAP))?,
         )
         .map_err(crate::Error::from)?;
-        let pid = u32::try_from(process.pid())
-            .ok()
-            .and_then(NonZeroU32::new)
-            .ok_or(crate::Error::InvalidPid(process.pid()))?;
         loaded_uprobe(&mut ebpf, STACK_SAMPLE_PROGRAM)?
             .attach(function, library, UProbeScope::OneProcess(pid))
             .map_err(|source| crate::Error::Program {

@@ -6,6 +6,7 @@ use python_frames::memory::MemoryExt;
 use python_frames::{thread_states, PythonProcess};
 
 use super::Error;
+use crate::PthreadKeyLayout;
 
 /// Offset of `autoTSSkey` (`Py_tss_t {int _is_initialized; pthread_key_t
 /// _key}`) in `_PyRuntime`: in `gilstate` up to 3.11, at the top level from
@@ -24,14 +25,11 @@ fn auto_tss_key_offset(major: u32, minor: u32) -> Option<u64> {
 }
 
 /// Offset from a thread's thread pointer (its `pthread_t`) of the slot that
-/// holds its `PyThreadState`. `key_slot` gives the offset of a pthread key's
-/// value for the target's libc (`None` for keys kept outside the thread).
+/// holds its `PyThreadState`, with `keys` the layout of the target libc's
+/// pthread-specific values.
 /// The main thread's state (the oldest in the interpreter's list; a newer
 /// one may not be bound yet) must be found there.
-pub fn thread_state_slot(
-    process: &PythonProcess,
-    key_slot: impl Fn(u32) -> Option<u64>,
-) -> Result<u64, Error> {
+pub fn thread_state_slot(process: &PythonProcess, keys: &PthreadKeyLayout) -> Result<u64, Error> {
     let layout = process.layout();
     let memory = process.memory();
     let offset = auto_tss_key_offset(layout.major, layout.minor).ok_or(Error::Unsupported {
@@ -44,7 +42,7 @@ pub fn thread_state_slot(
     let (Some(1), Some(key)) = (initialized, key) else {
         return Err(Error::NoThreadKey("autoTSSkey is not initialized"));
     };
-    let slot = key_slot(key).ok_or(Error::NoThreadKey(
+    let slot = keys.value_address(0, key).ok_or(Error::NoThreadKey(
         "autoTSSkey is not kept in the thread itself",
     ))?;
     let threads = thread_states(memory, process.target())

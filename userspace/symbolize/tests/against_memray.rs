@@ -1,0 +1,225 @@
+//! Native and hybrid stacks of a capture recorded by memray 1.20 `run --native`, read by
+//! memray's own `FileReader` and by us (memray-format's reader for the raw records, our
+//! symbolizer and hybrid rule), through a C extension compiled here with `-g`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use memray_format::{CaptureReader, Event, Record, Replay};
+use memray_symbolize::{hybrid_stack, HybridFrame, NativeFrame, NativeSymbolizer};
+use memray_tests::reference::{reference_memray, ReferenceMemray};
+use serde_json::Value;
+
+/// (function, file, line), as memray's reader gives every frame.
+type Location = (String, String, u32);
+
+const SIZES: [u64; 2] = [123456, 123457];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/native")
+        .join(name)
+}
+
+/// Builds the extension for the reference interpreter into `directory`.
+fn build_extension(python: &Path, directory: &Path) {
+    let config = |expression: &str| {
+        let output = Command::new(python)
+            .args(["-c", &format!("import sysconfig; print({expression})")])
+            .output()
+            .expect("run the reference python");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let include = PathBuf::from(config("sysconfig.get_paths()['include']"));
+    let suffix = config("sysconfig.get_config_var('EXT_SUFFIX')");
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-shared", "-fPIC", "-g", "-O2"])
+        .arg(format!("-I{}", include.display()))
+        // Debian's pyconfig.h includes a multiarch one from the parent directory.
+        .arg(format!("-I{}", include.parent().unwrap().display()))
+        .arg("-o")
+        .arg(directory.join(format!("nativeext{suffix}")))
+        .arg(fixture("nativeext.c"))
+        .status()
+        .expect("run cc");
+    assert!(status.success());
+}
+
+/// Records the script with memray 1.20 `run --native`.
+fn record(memray: &ReferenceMemray, directory: &Path) -> PathBuf {
+    let capture = directory.join("native.bin");
+    let status = Command::new(&memray.python)
+        .args(["-m", "memray", "run", "--native", "-q", "-f", "-o"])
+        .arg(&capture)
+        .arg(fixture("hybrid_script.py"))
+        .env("PYTHONPATH", directory)
+        .status()
+        .expect("run memray");
+    assert!(status.success());
+    capture
+}
+
+fn location(frame: &Value) -> Location {
+    (
+        frame[0].as_str().unwrap().to_owned(),
+        frame[1].as_str().unwrap().to_owned(),
+        frame[2].as_u64().unwrap() as u32,
+    )
+}
+
+/// memray's native and hybrid stacks of each allocation of one of `SIZES`, by size.
+fn memrays_stacks(
+    memray: &ReferenceMemray,
+    capture: &Path,
+) -> HashMap<u64, (Vec<Location>, Vec<Location>)> {
+    let output = Command::new(&memray.python)
+        .arg(fixture("memray_stacks.py"))
+        .arg(capture)
+        .output()
+        .expect("run memray's reader");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let stack = |key: &str| {
+                record[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(location)
+                    .collect()
+            };
+            (
+                record["size"].as_u64().unwrap(),
+                (stack("native"), stack("hybrid")),
+            )
+        })
+        .collect()
+}
+
+/// The entry bits of the Python stack (innermost first) at each allocation of one of
+/// `SIZES`, from the raw FRAME_PUSH / FRAME_POP records (the script has one thread).
+fn entry_bits(capture: &Path) -> HashMap<u64, Vec<bool>> {
+    let mut reader = CaptureReader::open(capture).unwrap();
+    let mut stack = Vec::new();
+    let mut found = HashMap::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        match record {
+            Record::FramePush { is_entry_frame, .. } => stack.push(is_entry_frame),
+            Record::FramePop { count } => {
+                stack.truncate(stack.len().saturating_sub(count as usize))
+            }
+            Record::Allocation(allocation) if SIZES.contains(&allocation.size) => {
+                found.insert(allocation.size, stack.iter().rev().copied().collect());
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+fn as_location(frame: &NativeFrame) -> Location {
+    (frame.function.clone(), frame.file.clone(), frame.line)
+}
+
+/// Frames compared by function, file name and line. The directories differ: memray
+/// (libbacktrace) shows a file as the line table names it, without the compilation directory
+/// (`Objects/call.c`, `../csu/libc-start.c`), where blazesym joins that directory in front
+/// (`/tmp/python-build…/Objects/call.c`, `./csu/../csu/libc-start.c`).
+fn file_name(location: &Location) -> Location {
+    let name = Path::new(&location.1)
+        .file_name()
+        .map_or(String::new(), |name| name.to_string_lossy().into_owned());
+    (location.0.clone(), name, location.2)
+}
+
+#[test]
+fn native_and_hybrid_stacks_as_memray_reads_them() {
+    let memray = reference_memray();
+    let directory = Path::new(env!("CARGO_TARGET_TMPDIR")).join("against-memray");
+    std::fs::create_dir_all(&directory).unwrap();
+    build_extension(&memray.python, &directory);
+    let capture = record(&memray, &directory);
+    let theirs = memrays_stacks(&memray, &capture);
+    let entries = entry_bits(&capture);
+    assert_eq!(theirs.len(), 2, "one allocation of each size");
+
+    let mut replay = Replay::open(&capture).unwrap();
+    let header = replay.header().clone();
+    let mut allocations = Vec::new();
+    while let Some(event) = replay.next_event().unwrap() {
+        if let Event::Allocation(allocation) = event {
+            if SIZES.contains(&allocation.size) {
+                allocations.push(allocation);
+            }
+        }
+    }
+    let generations: Vec<_> = (1..)
+        .map(|generation| replay.images(generation).to_vec())
+        .take_while(|images| !images.is_empty())
+        .collect();
+    let mut symbolizer = NativeSymbolizer::new(generations, None);
+    for allocation in allocations {
+        let (their_native, their_hybrid) = &theirs[&allocation.size];
+        let generation = allocation.native_segment_generation as usize;
+        let native: Vec<NativeFrame> = replay
+            .native_stack(allocation.native_frame_id)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|ip| symbolizer.frames(ip, generation).to_vec())
+            .collect();
+        let ours: Vec<Location> = native.iter().map(as_location).collect();
+        assert_eq!(
+            ours.iter().map(file_name).collect::<Vec<_>>(),
+            their_native.iter().map(file_name).collect::<Vec<_>>(),
+            "native stack of the {}-byte allocation",
+            allocation.size
+        );
+
+        // memray's Python stack leaves out the main thread's skipped frames; the hybrid
+        // rule needs them counted (their content is dropped with them).
+        let mut python: Vec<Location> = replay
+            .python_stack(allocation.python_node, allocation.tid)
+            .iter()
+            .map(|frame| {
+                (
+                    frame.function.to_string(),
+                    frame.filename.to_string(),
+                    frame.lineno as u32,
+                )
+            })
+            .collect();
+        let skip = if allocation.tid == header.main_tid {
+            header.skipped_frames_on_main_tid as usize
+        } else {
+            0
+        };
+        python.extend((0..skip).map(|_| (String::new(), String::new(), 0)));
+        let hybrid: Vec<Location> = hybrid_stack(
+            &native,
+            |frame| &frame.function,
+            &python,
+            &entries[&allocation.size],
+            skip,
+        )
+        .into_iter()
+        .map(|frame| match frame {
+            HybridFrame::Native(frame) => as_location(&frame),
+            HybridFrame::Python(frame) => frame,
+        })
+        .collect();
+        assert_eq!(
+            hybrid.iter().map(file_name).collect::<Vec<_>>(),
+            their_hybrid.iter().map(file_name).collect::<Vec<_>>(),
+            "hybrid stack of the {}-byte allocation",
+            allocation.size
+        );
+    }
+}
