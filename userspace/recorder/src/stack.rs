@@ -59,20 +59,23 @@ impl RecordedThread {
     }
 
     /// Writes the pops and pushes that turn the last written stack into
-    /// `stack` (innermost frame first).
+    /// `stack` (innermost frame first). `entry_bits`: the frames' own entry
+    /// bits are written (native traces on), else every frame is an entry.
     pub(crate) fn write_difference(
         &mut self,
         stack: &[RawFrame],
+        entry_bits: bool,
         generation: u64,
         writer: &mut Writer,
         codes: &mut CodeRegistry,
         namer: &mut impl CodeNamer,
     ) -> io::Result<()> {
-        // Without native frames memray always writes is_entry = 1.
+        // Without native frames memray always writes is_entry = 1; the hybrid
+        // merge of a native capture needs the real bits (always set before 3.11).
         let current = stack.iter().rev().map(|f| WrittenFrame {
             code: f.code,
             instruction_offset: f.instruction_offset,
-            is_entry: true,
+            is_entry: f.is_entry || !entry_bits,
         });
         let common = if generation == self.written_generation {
             self.written
