@@ -28,7 +28,7 @@ mod stack;
 pub use error::{describe_os_error, FinishError};
 pub use memray_format::{Allocator, CaptureWriter, Header, Image, PythonAllocator, Segment};
 pub use python_frames::{CodeInfo, RawFrame};
-pub use recorder::{CodeNamer, Recorder, Writer};
+pub use recorder::{CodeNamer, Recorder, Stacks, Writer};
 pub use rss::Process;
 pub use session::{CaptureOptions, CaptureSettings};
 pub use stack::RecordedThread;

@@ -24,6 +24,15 @@ pub trait CodeNamer {
     fn code(&mut self, address: u64) -> Option<CodeInfo>;
 }
 
+/// The stacks of one allocation.
+#[derive(Clone, Copy, Default)]
+pub struct Stacks<'a> {
+    /// The Python frames, innermost first.
+    pub python: &'a [RawFrame],
+    /// The native return addresses, innermost first (ignored without native traces).
+    pub native: &'a [u64],
+}
+
 /// One capture being written. Not synchronised: its owner serialises the
 /// events (memray orders all records with one lock).
 pub struct Recorder {
@@ -111,16 +120,12 @@ impl Recorder {
         self.native.is_some()
     }
 
-    /// `thread` allocated `size` bytes at `address` with `stack` (innermost
-    /// frame first) as its Python stack and `native_stack` (return addresses,
-    /// innermost first; ignored without native traces) as its native one.
-    #[allow(clippy::too_many_arguments)]
+    /// `thread` allocated `size` bytes at `address` with `stacks`.
     #[inline]
     pub fn allocation(
         &mut self,
         thread: &mut RecordedThread,
-        stack: &[RawFrame],
-        native_stack: &[u64],
+        stacks: Stacks<'_>,
         namer: &mut impl CodeNamer,
         address: u64,
         size: u64,
@@ -129,7 +134,7 @@ impl Recorder {
         self.guarded(|this| {
             this.write_pending_name(thread)?;
             thread.write_difference(
-                stack,
+                stacks.python,
                 this.native.is_some(),
                 this.code_generation,
                 &mut this.writer,
@@ -137,7 +142,7 @@ impl Recorder {
                 namer,
             )?;
             let native_frame_id = match &mut this.native {
-                Some(trie) => trie.leaf(native_stack, &mut this.writer)?,
+                Some(trie) => trie.leaf(stacks.native, &mut this.writer)?,
                 None => 0,
             };
             this.writer

@@ -7,7 +7,7 @@ use std::path::Path;
 use memray_format::{CaptureReader, Record};
 use memray_recorder::{
     Allocator, CaptureOptions, CaptureSettings, CodeInfo, CodeNamer, Header, Image, Process,
-    RawFrame, RecordedThread, Recorder, Segment,
+    RawFrame, RecordedThread, Recorder, Segment, Stacks,
 };
 
 /// Names code object `A` as function `fA` in `file.py`, first line `A`.
@@ -30,6 +30,13 @@ fn frame(code: u64, instruction_offset: i64) -> RawFrame {
         code,
         instruction_offset,
         is_entry: true,
+    }
+}
+
+fn python(frames: &[RawFrame]) -> Stacks<'_> {
+    Stacks {
+        python: frames,
+        native: &[],
     }
 }
 
@@ -90,8 +97,7 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     recorder
         .allocation(
             &mut main,
-            &outer_inner,
-            &[],
+            python(&outer_inner),
             &mut Names,
             0x1000,
             10,
@@ -103,8 +109,7 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     recorder
         .allocation(
             &mut main,
-            &moved,
-            &[],
+            python(&moved),
             &mut Names,
             0x2000,
             20,
@@ -119,8 +124,7 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     recorder
         .allocation(
             &mut other,
-            &[frame(0xdead, 0)],
-            &[],
+            python(&[frame(0xdead, 0)]),
             &mut Names,
             0x3000,
             30,
@@ -132,8 +136,7 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     recorder
         .allocation(
             &mut main,
-            &moved,
-            &[],
+            python(&moved),
             &mut Names,
             0x4000,
             40,
@@ -177,7 +180,14 @@ fn a_finished_session_is_compressed_when_asked() {
     let mut recorder = Recorder::create(&settings(&path, true), Process::Current, 1, &[]).unwrap();
     let mut main = RecordedThread::new(1, 1);
     recorder
-        .allocation(&mut main, &[], &[], &mut Names, 0x10, 1, Allocator::Malloc)
+        .allocation(
+            &mut main,
+            Stacks::default(),
+            &mut Names,
+            0x10,
+            1,
+            Allocator::Malloc,
+        )
         .unwrap();
     recorder.thread_name(&main, b"main").unwrap();
     recorder.memory_sample(4096).unwrap();
@@ -213,8 +223,10 @@ fn native_stacks_share_a_trie_written_outermost_first_with_the_loaded_objects() 
     recorder
         .allocation(
             &mut main,
-            &[not_entry],
-            &[0x30, 0x20, 0x10],
+            Stacks {
+                python: &[not_entry],
+                native: &[0x30, 0x20, 0x10],
+            },
             &mut Names,
             0x100,
             1,
@@ -227,8 +239,10 @@ fn native_stacks_share_a_trie_written_outermost_first_with_the_loaded_objects() 
     recorder
         .allocation(
             &mut main,
-            &[not_entry],
-            &[0x31, 0x20, 0x10],
+            Stacks {
+                python: &[not_entry],
+                native: &[0x31, 0x20, 0x10],
+            },
             &mut Names,
             0x200,
             2,
@@ -238,8 +252,10 @@ fn native_stacks_share_a_trie_written_outermost_first_with_the_loaded_objects() 
     recorder
         .allocation(
             &mut main,
-            &[not_entry],
-            &[0x30, 0x20, 0x10],
+            Stacks {
+                python: &[not_entry],
+                native: &[0x30, 0x20, 0x10],
+            },
             &mut Names,
             0x300,
             3,

@@ -7,7 +7,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Mutex;
 
-use memray_recorder::{describe_os_error, Image, Recorder};
+use memray_recorder::{describe_os_error, Image, Recorder, Stacks};
 
 pub use memray_recorder::Allocator;
 
@@ -86,8 +86,10 @@ pub fn allocation(address: usize, size: usize, allocator: Allocator) {
         with_recorder(|recorder| {
             recorder.allocation(
                 &mut thread.recorded,
-                thread.walked.innermost_first(),
-                native,
+                Stacks {
+                    python: thread.walked.innermost_first(),
+                    native,
+                },
                 &mut LocalCodes,
                 address as u64,
                 size as u64,
