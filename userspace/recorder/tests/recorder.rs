@@ -219,49 +219,22 @@ fn native_stacks_share_a_trie_written_outermost_first_with_the_loaded_objects() 
         is_entry: false,
         ..frame(0xa0, 2)
     };
+    let mut allocate = |recorder: &mut Recorder, native: &[u64], address, allocator| {
+        let stacks = Stacks {
+            python: &[not_entry],
+            native,
+        };
+        recorder
+            .allocation(&mut main, stacks, &mut Names, address, 1, allocator)
+            .unwrap();
+    };
     // Innermost first: 0x30 was called by 0x20, called by 0x10.
-    recorder
-        .allocation(
-            &mut main,
-            Stacks {
-                python: &[not_entry],
-                native: &[0x30, 0x20, 0x10],
-            },
-            &mut Names,
-            0x100,
-            1,
-            Allocator::Malloc,
-        )
-        .unwrap();
+    allocate(&mut recorder, &[0x30, 0x20, 0x10], 0x100, Allocator::Malloc);
     recorder
         .loaded_objects_changed(&[image("/a.so"), image("/b.so")])
         .unwrap();
-    recorder
-        .allocation(
-            &mut main,
-            Stacks {
-                python: &[not_entry],
-                native: &[0x31, 0x20, 0x10],
-            },
-            &mut Names,
-            0x200,
-            2,
-            Allocator::Valloc,
-        )
-        .unwrap();
-    recorder
-        .allocation(
-            &mut main,
-            Stacks {
-                python: &[not_entry],
-                native: &[0x30, 0x20, 0x10],
-            },
-            &mut Names,
-            0x300,
-            3,
-            Allocator::Malloc,
-        )
-        .unwrap();
+    allocate(&mut recorder, &[0x31, 0x20, 0x10], 0x200, Allocator::Valloc);
+    allocate(&mut recorder, &[0x30, 0x20, 0x10], 0x300, Allocator::Malloc);
     recorder
         .deallocation(&main, 0x100, 0, Allocator::Free)
         .unwrap();
