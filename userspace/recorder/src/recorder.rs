@@ -142,7 +142,9 @@ impl Recorder {
                 namer,
             )?;
             let native_frame_id = match &mut this.native {
-                Some(trie) => trie.leaf(stacks.native, &mut this.writer)?,
+                Some(trie) => {
+                    trie.leaf(stacks.native, &mut thread.native_path, &mut this.writer)?
+                }
                 None => 0,
             };
             this.writer

@@ -12,6 +12,7 @@ use std::io;
 use python_frames::RawFrame;
 
 use crate::codes::CodeRegistry;
+use crate::native::NativePath;
 use crate::recorder::{CodeNamer, Writer};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub struct RecordedThread {
     /// Outermost first.
     written: Vec<WrittenFrame>,
     written_generation: u64,
+    /// The last native stack recorded (`--native`).
+    pub(crate) native_path: NativePath,
 }
 
 impl RecordedThread {
@@ -42,6 +45,7 @@ impl RecordedThread {
             key,
             written: Vec::new(),
             written_generation: 0,
+            native_path: NativePath::default(),
         }
     }
 
@@ -56,6 +60,7 @@ impl RecordedThread {
     /// The next event must send the whole stack (a new capture, after fork).
     pub fn forget_written(&mut self) {
         self.written.clear();
+        self.native_path.clear();
     }
 
     /// Writes the pops and pushes that turn the last written stack into
