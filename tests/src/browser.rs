@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::paths;
+use crate::skip::{self, Requirement};
 
 pub struct Browser {
     chromium: PathBuf,
@@ -14,26 +15,16 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Chromium and node from PATH; `None`, after saying why the test skips,
-    /// when either is absent.
+    /// Chromium and node from PATH, with playwright-core installed; `None`
+    /// when the test must skip (recorded by [`skip::needs`]).
     pub fn find() -> Option<Browser> {
-        let (Some(chromium), Some(node)) = (on_path("chromium"), on_path("node")) else {
-            eprintln!("skipping: chromium and node are needed (apt-get install chromium nodejs)");
+        if !skip::needs(&[Requirement::Chromium]) {
             return None;
-        };
-        let scripts = paths::workspace_root().join("tests").join("browser");
-        assert!(
-            scripts
-                .join("node_modules")
-                .join("playwright-core")
-                .is_dir(),
-            "playwright-core is missing: run `npm ci` in {}",
-            scripts.display()
-        );
+        }
         Some(Browser {
-            chromium,
-            node,
-            scripts,
+            chromium: skip::on_path("chromium")?,
+            node: skip::on_path("node")?,
+            scripts: skip::browser_scripts(),
         })
     }
 
@@ -71,10 +62,4 @@ pub fn fresh_output_dir(name: &str) -> PathBuf {
     }
     std::fs::create_dir_all(&dir).expect("create the output directory");
     dir
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
 }

@@ -203,25 +203,3 @@ pub fn our_intervals(payload: &Value) -> FlatIntervals {
     out.sort();
     out
 }
-
-/// Checks that every node holds at least what its children hold and returns
-/// the sum of the nodes' own (exclusive) bytes, which must equal the root's.
-pub fn sum_of_own_bytes(tree: &FlatTree) -> u64 {
-    let mut children: BTreeMap<&[PathFrame], u64> = BTreeMap::new();
-    for (path, values) in tree {
-        if let Some((_, parent)) = path.split_last() {
-            *children.entry(parent).or_default() += values.bytes;
-        }
-    }
-    tree.iter()
-        .map(|(path, values)| {
-            let below = children.get(path.as_slice()).copied().unwrap_or(0);
-            assert!(
-                below <= values.bytes,
-                "children of {:?} exceed it",
-                path.last()
-            );
-            values.bytes - below
-        })
-        .sum()
-}

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::paths::cache_dir;
+use crate::skip::{self, Requirement, PYTHON_MINORS};
 
 /// One installed interpreter.
 #[derive(Debug, Clone)]
@@ -39,10 +40,20 @@ pub fn supported() -> Vec<Interpreter> {
     found
 }
 
-/// [`supported`], which must not be empty: a test run over no interpreter
-/// would pass without checking anything.
+/// [`supported`], for a test that runs on every CPython: each of 3.8–3.14
+/// that is missing is recorded as a skipped part of the calling test (under
+/// `CI=true`, the test fails naming it), and at least one must be present:
+/// a test run over no interpreter would pass without checking anything.
 pub fn all_for_tests() -> Vec<Interpreter> {
     let all = supported();
+    for minor in PYTHON_MINORS {
+        if !all.iter().any(|i| i.version == (3, minor)) {
+            skip::skip_part(
+                &Requirement::Python(minor).name(),
+                "not installed (pyenv or the project's cache)",
+            );
+        }
+    }
     assert!(!all.is_empty(), "no CPython 3.8+ found (pyenv or PATH)");
     all
 }

@@ -1,13 +1,16 @@
 //! Support shared by the end-to-end tests: where our binaries are, which Python
-//! interpreters this machine has, and a throwaway virtualenv with memray 1.20 to
-//! compare against.
+//! interpreters this machine has, a throwaway virtualenv with memray 1.20 to
+//! compare against, and the one way a test skips (`skip`).
 
 pub mod browser;
 pub mod captures;
 pub mod html_pages;
 pub mod interpreters;
+pub mod memray_tree;
 pub mod parked_python;
 pub mod paths;
 pub mod reference;
 pub mod run;
+pub mod skip;
+pub mod small_disk;
 pub mod tmux;

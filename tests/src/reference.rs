@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::interpreters::reference_python;
+use crate::interpreters::{reference_python, Interpreter};
 use crate::paths::cache_dir;
 
 pub const REFERENCE_VERSION: &str = "1.20.0";
@@ -42,7 +42,7 @@ pub fn reference_memray() -> ReferenceMemray {
 /// are the reference for the older capture formats.
 pub fn reference_memray_version(version: &str) -> ReferenceMemray {
     let python = reference_python();
-    let venv = cache_dir().join(format!("memray-{version}-py{}", python.label()));
+    let venv = venv_dir(version, &python);
     std::fs::create_dir_all(cache_dir()).expect("create the cache directory");
     let _lock = FileLock::acquire(cache_dir().join("reference-memray.lock"));
     let installed = ReferenceMemray::in_venv(&venv);
@@ -50,6 +50,15 @@ pub fn reference_memray_version(version: &str) -> ReferenceMemray {
         return installed;
     }
     create_memray_venv(&python.path, &venv, version, &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Where memray `version`'s virtualenv is (or would be created), without creating it.
+pub fn reference_venv(version: &str) -> ReferenceMemray {
+    ReferenceMemray::in_venv(&venv_dir(version, &reference_python()))
+}
+
+fn venv_dir(version: &str, python: &Interpreter) -> PathBuf {
+    cache_dir().join(format!("memray-{version}-py{}", python.label()))
 }
 
 /// A fresh virtualenv at `venv`, made by `python`, with memray `version` and

@@ -1,6 +1,7 @@
 //! A real terminal for tests of interactive output: a tmux server of the
 //! test's own (its own socket), one window of a fixed size running a plain
-//! shell, driven with send-keys and read with capture-pane.
+//! shell, driven with send-keys and read with capture-pane. A test that uses
+//! it first checks `skip::needs(&[Requirement::Tmux])`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,14 +16,6 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    /// Whether tmux is installed (`cargo xtask setup` installs it).
-    pub fn available() -> bool {
-        Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|out| out.status.success())
-    }
-
     /// A `width` x `height` terminal running `sh` in `dir`, with a `$ ` prompt.
     pub fn start(width: u16, height: u16, dir: &Path) -> Terminal {
         let private = tempfile::tempdir().expect("tempdir");

@@ -1,6 +1,7 @@
-//! S18: our v13 writers against memray 1.20's golden outputs
-//! (`tests/integration/test_record_writer.py`, memray-format.md §9/§10.1).
-//! Each file is checked with our `memray parse` and with memray's.
+//! S18: our v13 writers against memray 1.20: the golden dumps of memray's
+//! own writer tests (`tests/integration/test_record_writer.py` in memray's
+//! repository), checked with our `memray parse` and with memray's; and byte
+//! for byte against files memray 1.20's writer writes in the same test run.
 
 use std::path::Path;
 
@@ -228,25 +229,96 @@ AGGREGATED_TRAILER";
     );
 }
 
-/// The annotated hex dump of memray-format.md §9, produced by memray's own
-/// writer harness: our bytes must be the same.
-#[test]
-fn streaming_writer_bytes_match_memrays_annotated_dump() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("annotated.bin");
-    let header = Header {
-        python_version: 0x030b0ff0,
+/// Writes, with memray 1.20's own writer (`RecordWriterTestHarness`, the
+/// C++ RecordWriter behind a Python wrapper), the records of one case below
+/// into `sys.argv[2]`: the truth our writers' bytes are compared with.
+const MEMRAY_WRITER: &str = r#"
+import sys
+from memray import AllocatorType, FileFormat
+from memray._memray import RecordWriterTestHarness
+
+case, path = sys.argv[1], sys.argv[2]
+if case == "allocations":
+    w = RecordWriterTestHarness(path, native_traces=True)
+    w.write_code_object(1, "f", "s.py", b"", 7)
+    w.write_frame_push(1, 1, 12, True)
+    w.write_unresolved_native_frame(0x401000, 0)
+    w.write_allocation_record(1, 0x1000, 1024, AllocatorType.MALLOC.value, 1)
+    w.write_allocation_record(1, 0x1000, 0, AllocatorType.FREE.value, 0)
+    w.write_allocation_record(1, 0x2000, 4096, AllocatorType.VALLOC.value, 1)
+    w.write_frame_pop(1, 17)
+else:
+    file_format = FileFormat.AGGREGATED_ALLOCATIONS if case == "objects-aggregated" else FileFormat.ALL_ALLOCATIONS
+    w = RecordWriterTestHarness(path, native_traces=True, file_format=file_format)
+    w.write_object_record(1, 0x7f0000001230, True, 0)
+    w.write_object_record(1, 0x7f0000001240, True, 0)
+    w.write_object_record(1, 0x7f0000001230, False, 0)
+w.write_trailer()
+"#;
+
+/// The header fields memray's harness fills from its run (the interpreter
+/// it was built for, the clock, its pid), read from the file it wrote: every
+/// other header byte is compared.
+struct HarnessRun {
+    python_version: u32,
+    start_time_ms: u64,
+    end_time_ms: u64,
+    pid: i32,
+}
+
+/// memray's bytes for `case`, and the header fields of that run.
+fn memray_writes(dir: &Path, case: &str) -> (Vec<u8>, HarnessRun) {
+    let path = dir.join(format!("memray-{case}.bin"));
+    stdout_of(
+        reference_memray().python,
+        [
+            "-c",
+            MEMRAY_WRITER,
+            case,
+            path.to_str().expect("utf-8 path"),
+        ],
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let field = |at: usize, len: usize| {
+        let mut raw = [0u8; 8];
+        raw[..len].copy_from_slice(&bytes[at..at + len]);
+        u64::from_le_bytes(raw)
+    };
+    // Fixed offsets: magic, version, python_version, flags, stats; the pid
+    // follows the harness's command line, "memray test harness\0".
+    let pid_at = 49 + "memray test harness".len() + 1;
+    let run = HarnessRun {
+        python_version: field(11, 4) as u32,
+        start_time_ms: field(33, 8),
+        end_time_ms: field(41, 8),
+        pid: field(pid_at, 4) as i32,
+    };
+    (bytes, run)
+}
+
+/// The header our writers get to reproduce memray's harness run.
+fn header_of(run: &HarnessRun) -> Header {
+    Header {
+        python_version: run.python_version,
         native_traces: true,
         stats: memray_format::TrackerStats {
-            start_time_ms: 0x0000_01a2_0058_19a1,
+            start_time_ms: run.start_time_ms as i64,
             ..Default::default()
         },
         command_line: "memray test harness".into(),
-        pid: 0x050f,
+        pid: run.pid,
         main_tid: 1,
         ..Header::default()
-    };
-    let mut w = StreamingWriter::new(MmapFileSink::create(&path, false).unwrap(), header).unwrap();
+    }
+}
+
+#[test]
+fn streaming_writer_bytes_are_memrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (theirs, run) = memray_writes(dir.path(), "allocations");
+    let path = dir.path().join("ours.bin");
+    let mut w =
+        StreamingWriter::new(MmapFileSink::create(&path, false).unwrap(), header_of(&run)).unwrap();
     w.write_code_object(1, b"f", b"s.py", 7, b"").unwrap();
     w.write_frame_push(1, 1, 12, true).unwrap();
     w.write_native_trace_index(0x401000, 0).unwrap();
@@ -257,63 +329,43 @@ fn streaming_writer_bytes_match_memrays_annotated_dump() {
     w.write_allocation(1, 0x2000, 4096, Allocator::Valloc, 1)
         .unwrap();
     w.write_frame_pop(1, 17).unwrap();
-    w.finish(0x0000_01a2_0058_19a1).unwrap();
+    w.finish(run.end_time_ms).unwrap();
     drop(w);
 
-    let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(bytes.len(), 4096, "one fallocated page, zero padded");
-    let expected_records: &[u8] = &[
-        0x0e, 0x01, b'f', 0, b's', b'.', b'p', b'y', 0, 0x0e, 0x00, // CODE_OBJECT
-        0x0c, 1, 0, 0, 0, 0, 0, 0, 0, // CONTEXT_SWITCH
-        0x41, 0x01, 0x18, // FRAME_PUSH
-        0x05, 0x80, 0xc0, 0x80, 0x04, 0x00, // NATIVE_TRACE_INDEX
-        0xfe, 0x80, 0x08, 0x02, 0x80, 0x08, // MALLOC
-        0x85, // FREE (cache slot 0)
-        0xf8, 0x80, 0x08, 0x0c, 0x00, 0x80, 0x20, // VALLOC
-        0x1f, 0x10, // FRAME_POP 16 + 1
-        0x01, // TRAILER
-    ];
-    assert_eq!(&bytes[95..95 + expected_records.len()], expected_records);
-    assert!(bytes[95 + expected_records.len()..].iter().all(|&b| b == 0));
-    // Header: everything but the stats the harness never rewrites.
-    assert_eq!(&bytes[..17], b"memray\0\x0d\0\0\0\xf0\x0f\x0b\x03\x01\x00");
+    let mut ours = std::fs::read(&path).unwrap();
+    assert_eq!(ours.len(), 4096, "one fallocated page, zero padded");
+    // stats.n_allocations: memray's tracker counts allocations and writes the
+    // count at exit, the bare writer in its harness leaves 0; ours counts.
     assert_eq!(
-        &bytes[49..95],
-        b"memray test harness\0\x0f\x05\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\0"
+        &ours[N_ALLOCATIONS],
+        3u64.to_le_bytes(),
+        "three allocations"
     );
+    assert_eq!(&theirs[N_ALLOCATIONS], [0; 8], "the harness counts none");
+    ours[N_ALLOCATIONS].fill(0);
+    assert_eq!(ours, theirs);
 }
 
-#[test]
-fn object_records_match_memrays_bytes() {
-    let header = Header {
-        native_traces: true,
-        ..harness_header(0x030d03f0)
-    };
-    let mut w = StreamingWriter::new(memray_format::MemorySink::default(), header).unwrap();
-    let start = w.sink().bytes.len();
-    w.write_object_record(1, 0x7f0000001230, true, 0).unwrap();
-    w.write_object_record(1, 0x7f0000001240, true, 0).unwrap();
-    w.write_object_record(1, 0x7f0000001230, false, 0).unwrap();
-    w.finish(0).unwrap();
-    let bytes = w.into_sink().bytes;
-    assert_eq!(
-        &bytes[start..],
-        &[
-            0x0c, 1, 0, 0, 0, 0, 0, 0, 0, 0x3f, 0x8c, 0x89, 0x80, 0x80, 0x80, 0xf8, 0x07, 0x00,
-            0x3f, 0x04, 0x00, 0x22, 0x01
-        ]
-    );
+/// Where the header keeps stats.n_allocations.
+const N_ALLOCATIONS: std::ops::Range<usize> = 17..25;
 
-    let native_header = Header {
-        native_traces: true,
-        ..harness_header(0x030d03f0)
-    };
-    let mut agg = AggregatingWriter::new(memray_format::MemorySink::default(), native_header);
-    agg.write_object_record(1, 0x7f0000001230, true, 0).unwrap();
-    agg.write_object_record(1, 0x7f0000001240, true, 0).unwrap();
-    agg.write_object_record(1, 0x7f0000001230, false, 0)
-        .unwrap();
-    agg.finish(0).unwrap();
-    let bytes = agg.into_sink().bytes;
-    assert!(bytes.ends_with(&[0x0d, 0xc8, 0x84, 0x80, 0x80, 0x80, 0xfc, 0x03, 0x00, 0x0f]));
+#[test]
+fn object_records_bytes_are_memrays() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in ["objects", "objects-aggregated"] {
+        let (theirs, run) = memray_writes(dir.path(), case);
+        let path = dir.path().join(format!("ours-{case}.bin"));
+        let sink = MmapFileSink::create(&path, false).unwrap();
+        let mut w: Box<dyn CaptureWriter> = if case == "objects" {
+            Box::new(StreamingWriter::new(sink, header_of(&run)).unwrap())
+        } else {
+            Box::new(AggregatingWriter::new(sink, header_of(&run)))
+        };
+        w.write_object_record(1, 0x7f0000001230, true, 0).unwrap();
+        w.write_object_record(1, 0x7f0000001240, true, 0).unwrap();
+        w.write_object_record(1, 0x7f0000001230, false, 0).unwrap();
+        w.finish(run.end_time_ms).unwrap();
+        drop(w);
+        assert_eq!(std::fs::read(&path).unwrap(), theirs, "{case}");
+    }
 }

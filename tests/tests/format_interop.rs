@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use memray_format::{
-    AllocatorKind, CaptureReader, CaptureWriter, Event, FileFormat, Image, MemorySink, Record,
-    Replay, Segment, StreamingWriter,
+    AllocatorKind, CaptureReader, CaptureWriter, Event, FileFormat, MemorySink, Replay,
+    StreamingWriter,
 };
 use memray_tests::paths::{fixtures, memray_bin};
 use memray_tests::reference::{reference_memray, reference_memray_version, REFERENCE_VERSION};
@@ -281,82 +281,7 @@ fn rewrite(capture: &Path) -> Vec<u8> {
     let header = reader.header().clone();
     let end_time = header.stats.end_time_ms as u64;
     let mut w = StreamingWriter::new(MemorySink::default(), header).unwrap();
-    let mut tid = 0;
-    let mut images: Option<Vec<Image>> = None;
-    while let Some(record) = reader.next_record().unwrap() {
-        let in_mappings = matches!(
-            record,
-            Record::SegmentHeader { .. } | Record::Segment { .. }
-        );
-        if !in_mappings {
-            if let Some(done) = images.take() {
-                w.write_mappings(&done).unwrap();
-            }
-        }
-        match record {
-            Record::Allocation(a) => w
-                .write_allocation(
-                    tid,
-                    a.address,
-                    a.size,
-                    a.allocator,
-                    a.native_frame_id as u32,
-                )
-                .unwrap(),
-            Record::FramePush {
-                code_object_id,
-                instruction_offset,
-                is_entry_frame,
-            } => w
-                .write_frame_push(tid, code_object_id, instruction_offset, is_entry_frame)
-                .unwrap(),
-            Record::FramePop { count } => w.write_frame_pop(tid, count).unwrap(),
-            Record::ObjectRecord {
-                address,
-                created,
-                native_frame_id,
-            } => w
-                .write_object_record(tid, address, created, native_frame_id as u32)
-                .unwrap(),
-            Record::MemoryRecord { time_ms, rss } => w.write_memory_record(time_ms, rss).unwrap(),
-            Record::NativeTraceIndex { ip, parent } => {
-                w.write_native_trace_index(ip, parent as u32).unwrap()
-            }
-            Record::MemoryMapStart => images = Some(Vec::new()),
-            Record::SegmentHeader {
-                filename,
-                load_address,
-                ..
-            } => images.as_mut().unwrap().push(Image {
-                filename: String::from_utf8(filename.to_vec()).unwrap(),
-                load_address,
-                segments: Vec::new(),
-            }),
-            Record::Segment { vaddr, memsz } => {
-                let image = images.as_mut().unwrap().last_mut().unwrap();
-                image.segments.push(Segment { vaddr, memsz });
-            }
-            Record::ThreadRecord { name } => w.write_thread_name(tid, name).unwrap(),
-            Record::ContextSwitch { tid: next } => tid = next,
-            Record::CodeObject {
-                code_object_id,
-                function_name,
-                filename,
-                firstlineno,
-                linetable,
-            } => w
-                .write_code_object(
-                    code_object_id,
-                    function_name,
-                    filename,
-                    firstlineno,
-                    linetable,
-                )
-                .unwrap(),
-            Record::Trailer => break,
-            other => panic!("unexpected record in a stream: {other:?}"),
-        }
-    }
+    memray_format::rewrite(&mut reader, &mut w).unwrap();
     w.finish(end_time).unwrap();
     w.into_sink().bytes
 }

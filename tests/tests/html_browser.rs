@@ -6,7 +6,7 @@
 //! the URL hash, table sorting and filtering) and saves screenshots under
 //! `target/html-report-tests/`.
 //!
-//! Needs `chromium` and `node` (skipped with a message when absent) and
+//! Needs `chromium` and `node` (skipped, and counted as skipped, when absent) and
 //! `npm ci` run in tests/browser.
 
 use std::path::Path;

@@ -7,7 +7,7 @@
 //! temporal window, the window and zoom restored from the URL hash) and
 //! saves screenshots under `<target>/html-capture-tests/screenshots`.
 //!
-//! Needs `chromium` and `node` (skipped with a message when absent) and
+//! Needs `chromium` and `node` (skipped, and counted as skipped, when absent) and
 //! `npm ci` run in tests/browser.
 
 use std::path::Path;

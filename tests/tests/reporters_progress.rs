@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use memray_tests::captures::record_with_reference;
 use memray_tests::paths::memray_bin;
 use memray_tests::run::output;
+use memray_tests::skip::{self, Requirement};
 use memray_tests::tmux::Terminal;
 
 /// Enough allocation records (some 400k) that the bar is updated many times.
@@ -34,8 +35,7 @@ fn big_capture() -> &'static Capture {
 
 #[test]
 fn a_terminal_sees_the_bar_while_the_capture_is_read() {
-    if !Terminal::available() {
-        eprintln!("skipped: tmux is not installed (cargo xtask setup installs it)");
+    if !skip::needs(&[Requirement::Tmux]) {
         return;
     }
     let capture = big_capture();

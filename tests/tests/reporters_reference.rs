@@ -2,11 +2,13 @@
 //! against memray 1.20 on captures memray itself recorded from
 //! tests/fixtures/analysis/allocate.py.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
 use memray_tests::captures::record_with_reference;
+use memray_tests::memray_tree::whole_tree;
 use memray_tests::paths::{fixtures, memray_bin};
 use memray_tests::reference::reference_memray;
 use memray_tests::run::{output, stdout_of};
@@ -241,75 +243,229 @@ fn transform_default_output_name_follows_memray() {
     assert!(expected.exists());
 }
 
+/// The part of pprof's `Profile` (github.com/google/pprof, profile.proto)
+/// the check reads, decoded by prost.
+mod pprof {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Profile {
+        #[prost(message, repeated, tag = "1")]
+        pub sample_type: Vec<ValueType>,
+        #[prost(message, repeated, tag = "2")]
+        pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "4")]
+        pub location: Vec<Location>,
+        #[prost(message, repeated, tag = "5")]
+        pub function: Vec<Function>,
+        #[prost(string, repeated, tag = "6")]
+        pub string_table: Vec<String>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueType {
+        #[prost(int64, tag = "1")]
+        pub r#type: i64,
+        #[prost(int64, tag = "2")]
+        pub unit: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(uint64, repeated, tag = "1")]
+        pub location_id: Vec<u64>,
+        #[prost(int64, repeated, tag = "2")]
+        pub value: Vec<i64>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Location {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(message, repeated, tag = "4")]
+        pub line: Vec<Line>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Line {
+        #[prost(uint64, tag = "1")]
+        pub function_id: u64,
+        #[prost(int64, tag = "2")]
+        pub line: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Function {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(int64, tag = "2")]
+        pub name: i64,
+        #[prost(int64, tag = "4")]
+        pub filename: i64,
+    }
+}
+
+/// A stack, innermost frame first: (function, file, line) per frame.
+type Stack = Vec<(String, String, i64)>;
+
+/// (allocations, bytes) per stack of the samples in our pprof profile.
+fn pprof_samples(path: &Path) -> BTreeMap<Stack, (u64, u64)> {
+    use prost::Message;
+    use std::io::Read;
+
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut bytes)
+        .expect("a gzip stream");
+    let profile = pprof::Profile::decode(bytes.as_slice()).expect("a pprof Profile");
+    let string = |id: i64| profile.string_table[id as usize].clone();
+    let types: Vec<(String, String)> = profile
+        .sample_type
+        .iter()
+        .map(|t| (string(t.r#type), string(t.unit)))
+        .collect();
+    assert_eq!(
+        types,
+        [("allocations", "count"), ("space", "bytes")].map(|(t, u)| (t.to_owned(), u.to_owned()))
+    );
+    let function = |id: u64| {
+        let f = profile
+            .function
+            .iter()
+            .find(|f| f.id == id)
+            .expect("a function");
+        (string(f.name), string(f.filename))
+    };
+    let frame = |id: u64| {
+        let location = profile
+            .location
+            .iter()
+            .find(|l| l.id == id)
+            .expect("a location");
+        let [line] = location.line.as_slice() else {
+            panic!("one line per location: {location:?}");
+        };
+        let (name, file) = function(line.function_id);
+        (name, file, line.line)
+    };
+    let mut samples: BTreeMap<Stack, (u64, u64)> = BTreeMap::new();
+    for sample in &profile.sample {
+        let stack = sample.location_id.iter().map(|&id| frame(id)).collect();
+        let [count, size] = sample.value.as_slice() else {
+            panic!("two values per sample: {sample:?}");
+        };
+        let entry = samples.entry(stack).or_default();
+        entry.0 += *count as u64;
+        entry.1 += *size as u64;
+    }
+    samples
+}
+
+/// (allocations, bytes) per stack of the allocations memray 1.20's
+/// FileReader finds at the peak of `capture`, threads merged.
+fn memray_peak_by_stack(capture: &Path) -> BTreeMap<Stack, (u64, u64)> {
+    let script = "import sys, memray\n\
+        for r in memray.FileReader(sys.argv[1]).get_high_watermark_allocation_records(merge_threads=True):\n\
+        \x20   stack = '\\x1f'.join(f'{f}\\x1e{file}\\x1e{line}' for f, file, line in r.stack_trace())\n\
+        \x20   print(r.n_allocations, r.size, stack, sep='\\t')";
+    let out = stdout_of(reference_memray().python, ["-c", script, s(capture)]);
+    let mut peak: BTreeMap<Stack, (u64, u64)> = BTreeMap::new();
+    for line in out.lines() {
+        let mut fields = line.splitn(3, '\t');
+        let (Some(count), Some(size), Some(stack)) = (fields.next(), fields.next(), fields.next())
+        else {
+            panic!("unexpected line: {line}");
+        };
+        let stack = stack
+            .split('\x1f')
+            .filter(|frame| !frame.is_empty())
+            .map(|frame| {
+                let parts: Vec<&str> = frame.split('\x1e').collect();
+                (
+                    parts[0].to_owned(),
+                    parts[1].to_owned(),
+                    parts[2].parse().unwrap(),
+                )
+            })
+            .collect();
+        let entry = peak.entry(stack).or_default();
+        entry.0 += count.parse::<u64>().unwrap();
+        entry.1 += size.parse::<u64>().unwrap();
+    }
+    peak
+}
+
 #[test]
-fn pprof_is_a_gzipped_profile_naming_the_allocating_functions() {
+fn pprof_samples_are_the_peak_by_stack() {
     let out = scratch("profile.pb.gz");
+    let capture = &captures().plain;
     text(&ours(&[
         "transform",
         "pprof",
         "-f",
         "-o",
         s(&out),
-        s(&captures().plain),
+        s(capture),
     ]));
-    let bytes = std::fs::read(&out).unwrap();
-    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
-    let unzipped = output("gzip", ["-dc", s(&out)]);
-    assert!(unzipped.status.success());
-    let profile = String::from_utf8_lossy(&unzipped.stdout);
-    for needle in [
-        "make_buffer",
-        "allocate.py",
-        "space",
-        "bytes",
-        "allocations",
-    ] {
-        assert!(profile.contains(needle), "{needle} is in the string table");
-    }
+    let samples = pprof_samples(&out);
+    let peak = memray_peak_by_stack(capture);
+    assert!(
+        samples
+            .keys()
+            .flatten()
+            .any(|(f, file, _)| f == "make_buffer" && file.ends_with("allocate.py")),
+        "the peak's allocator is sampled: {samples:?}"
+    );
+    assert_eq!(samples, peak);
+}
+
+/// Our plain-text tree (`memray tree` piped), row by row: (depth, label up
+/// to the function), as memray 1.20's tree reporter labels its nodes.
+fn text_tree_rows(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let start = line.find(['📂', '📄'])?;
+            let depth = line[..start].chars().count() / 4;
+            let label = &line[start..];
+            let head = label.split_once("  ").map_or(label, |(head, _)| head);
+            Some((depth, head.to_owned()))
+        })
+        .collect()
+}
+
+/// The `Peak memory: … Allocations: …` line of our text tree.
+fn text_tree_header(text: &str) -> &str {
+    text.lines()
+        .find(|l| l.starts_with("Peak memory: "))
+        .expect("a metadata line")
 }
 
 #[test]
-fn tree_shows_the_peak_as_a_call_tree() {
-    let tree = text(&ours(&["tree", s(&captures().plain)]));
-    let stats: Value = {
-        let json = scratch("tree-stats.json");
-        text(&ours(&[
-            "stats",
-            "--json",
-            "-f",
-            "-o",
-            s(&json),
-            s(&captures().plain),
-        ]));
-        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
-    };
-    let peak = stats["metadata"]["peak_memory"].as_u64().unwrap();
-    let root = tree
-        .lines()
-        .find(|l| l.contains("<ROOT>"))
-        .expect("a root line");
-    assert!(root.contains(&memray_reporters_size(peak)), "{root}");
-    let leaf = tree
-        .lines()
-        .find(|l| l.contains("make_buffer"))
-        .expect("the peak's allocator");
-    assert!(leaf.contains("allocate.py:"));
-    let limited = text(&ours(&["tree", "-b", "1", s(&captures().plain)]));
-    assert!(limited.contains("Only the top 1 allocation locations are shown"));
-}
-
-/// memray's size_fmt, computed independently for the tree check.
-fn memray_reporters_size(bytes: u64) -> String {
-    let python = reference_memray().python;
-    stdout_of(
-        python,
-        [
-            "-c",
-            &format!("from memray._memray import size_fmt; print(size_fmt({bytes}))"),
-        ],
-    )
-    .trim()
-    .to_owned()
+fn tree_text_is_memrays_tree() {
+    let capture = &captures().plain;
+    for biggest in [200, 1] {
+        let what = format!("tree -b {biggest}");
+        let theirs = whole_tree(capture, biggest);
+        let text = text(&ours(&["tree", "-b", &biggest.to_string(), s(capture)]));
+        let rows = text_tree_rows(&text);
+        let expected: Vec<(usize, String)> = theirs
+            .nodes
+            .iter()
+            .map(|(depth, label, _)| (*depth, label.clone()))
+            .collect();
+        assert!(expected.len() > 3, "{what}: memray's tree: {expected:?}");
+        assert_eq!(rows, expected, "{what}:\n{text}");
+        assert_eq!(
+            text_tree_header(&text),
+            format!(
+                "Peak memory: {}  Allocations: {}",
+                theirs.root_size, theirs.root_allocations
+            ),
+            "{what}"
+        );
+        let elided = format!(
+            "Only the top {biggest} allocation locations are shown; {} more ({}) are elided.",
+            theirs.elided_locations, theirs.elided_size
+        );
+        assert_eq!(
+            text.contains(&elided),
+            theirs.elided_locations > 0,
+            "{what}: {elided}\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use memray_tests::captures::record_with_reference;
 use memray_tests::paths::{fixtures, memray_bin};
+use memray_tests::skip::{self, Requirement};
 use memray_tests::tmux::Terminal;
 
 /// Lines of a drawn table: they start and end with a box character.
@@ -84,10 +85,7 @@ fn summary_fits_the_terminal_and_keeps_numbers_whole() {
         );
     }
 
-    if !Terminal::available() {
-        eprintln!(
-            "skipped the terminal part: tmux is not installed (cargo xtask setup installs it)"
-        );
+    if !skip::needs(&[Requirement::Tmux]) {
         return;
     }
     for columns in [80u16, 100] {

@@ -4,13 +4,14 @@
 //! it found it. Also the text form when piped, and failures part-way through
 //! a capture.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use memray_tests::captures::record_with_reference;
+use memray_tests::memray_tree::{opened_rows, OpenedRow};
 use memray_tests::paths::{fixtures, memray_bin};
-use memray_tests::reference::reference_memray;
-use memray_tests::run::{output, stdout_of};
+use memray_tests::run::output;
+use memray_tests::skip::{self, Requirement};
 use memray_tests::tmux::Terminal;
 
 struct Capture {
@@ -31,63 +32,7 @@ fn capture() -> &'static Capture {
     })
 }
 
-/// memray's own tree app, run headless by Textual's test driver: the label
-/// and allocation count of every row it shows when it opens.
-const MEMRAY_TREE_ROWS: &str = r#"
-import asyncio, sys
-from memray import FileReader
-from memray.reporters.tree import FrameTree, TreeReporter
-
-async def main(path, biggest):
-    records = FileReader(path).get_high_watermark_allocation_records(merge_threads=False)
-    reporter = TreeReporter.from_snapshot(records, biggest_allocs=biggest, native_traces=False)
-    app = reporter.get_app()
-    async with app.run_test(size=(200, 50)) as pilot:
-        await pilot.pause()
-        def visible(node):
-            yield node
-            if node.is_expanded:
-                for child in node.children:
-                    yield from visible(child)
-        for node in visible(app.screen.query_one(FrameTree).root):
-            print(node.label.plain, node.data.n_allocations, sep="\t")
-
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
-"#;
-
-/// A row as memray labels it: the label up to the location ("📂 2.000MB
-/// (98.03 %) main"), the location, and the allocation count.
-#[derive(Debug)]
-struct ReferenceRow {
-    head: String,
-    location: String,
-    allocations: String,
-}
-
-fn memray_rows(capture: &Path, biggest: usize) -> Vec<ReferenceRow> {
-    let out = stdout_of(
-        reference_memray().python,
-        [
-            "-c",
-            MEMRAY_TREE_ROWS,
-            capture.to_str().unwrap(),
-            &biggest.to_string(),
-        ],
-    );
-    out.lines()
-        .map(|line| {
-            let (label, allocations) = line.rsplit_once('\t').expect("label<TAB>count");
-            let (head, location) = label.split_once("  ").unwrap_or((label, ""));
-            ReferenceRow {
-                head: head.to_owned(),
-                location: location.to_owned(),
-                allocations: allocations.to_owned(),
-            }
-        })
-        .collect()
-}
-
-/// The rows of our tree panel, cut like [`ReferenceRow::head`].
+/// The rows of our tree panel, cut like [`OpenedRow::head`].
 fn our_rows(screen: &str) -> Vec<String> {
     screen
         .lines()
@@ -100,13 +45,12 @@ fn our_rows(screen: &str) -> Vec<String> {
         .collect()
 }
 
-fn heads(rows: &[ReferenceRow]) -> Vec<String> {
+fn heads(rows: &[OpenedRow]) -> Vec<String> {
     rows.iter().map(|row| row.head.clone()).collect()
 }
 
 fn terminal() -> Option<Terminal> {
-    if !Terminal::available() {
-        eprintln!("skipped: tmux is not installed (cargo xtask setup installs it)");
+    if !skip::needs(&[Requirement::Tmux]) {
         return None;
     }
     Some(Terminal::start(200, 50, capture().dir.path()))
@@ -125,7 +69,7 @@ fn drawn(screen: &str) -> bool {
 fn opens_showing_what_memrays_tree_shows() {
     let Some(term) = terminal() else { return };
     for biggest in [200, 3] {
-        let expected = memray_rows(&capture().path, biggest);
+        let expected = opened_rows(&capture().path, biggest);
         assert!(
             expected
                 .iter()

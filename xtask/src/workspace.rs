@@ -2,16 +2,45 @@
 
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use memray_tests::skip;
 
 use crate::process::{cargo, execute, target_dir, workspace_root};
 
-/// Builds every target (binaries, cdylibs, tests, examples) first, so that the
-/// end-to-end tests find them, then runs the whole test suite and closes with
-/// the totals over every test binary.
+/// Checks that nothing the tests need is missing (required under `CI=true`),
+/// builds every target (binaries, cdylibs, tests, examples) first, so that the
+/// end-to-end tests find them, then runs every test binary and closes with
+/// the totals over all of them.
 pub fn test() -> Result<()> {
+    preflight()?;
     build()?;
-    crate::test_summary::run_and_total(cargo().args(["test", "--workspace"]))
+    let mut command = cargo();
+    command.args(["test", "--workspace", "--no-fail-fast"]);
+    crate::test_summary::run_and_total(
+        command,
+        skip::SKIP_LOG_ENV,
+        &target_dir().join("test-skips.log"),
+    )
+}
+
+/// Under `CI=true` everything the setup installs must be here: fails naming
+/// what is missing. Elsewhere, says what the tests will skip.
+fn preflight() -> Result<()> {
+    let missing = skip::missing_on_ci();
+    if missing.is_empty() {
+        println!("preflight: everything the tests need is here");
+        return Ok(());
+    }
+    if skip::on_ci() {
+        bail!(
+            "CI=true requires what is missing here: {}",
+            missing.join("; ")
+        );
+    }
+    for what in &missing {
+        println!("preflight: missing, the tests needing it will skip: {what}");
+    }
+    Ok(())
 }
 
 pub fn build() -> Result<()> {

@@ -1,6 +1,10 @@
 //! Names and layouts shared by the eBPF probes and the userspace loader.
 #![no_std]
 
+mod allocators;
+
+pub use allocators::{AllocationEvent, Allocator, Function, PendingCall, TrackedProcess};
+
 /// Slots of the per-CPU counters array: one `u64` per CPU per slot, summed by
 /// userspace (per-CPU slots need no atomics in the probes).
 #[repr(u32)]
@@ -28,7 +32,27 @@ impl Counter {
 
 /// Name of the per-CPU counters map (`PerCpuArray<u64>` with `Counter::ALL.len()` slots).
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// The pid set: `HashMap<u32 tgid, TrackedProcess>`.
+pub const PROCESSES_MAP: &str = "PROCESSES";
+/// The allocator calls in flight: `LruHashMap<u64 pid_tgid, PendingCall>`.
+pub const PENDING_MAP: &str = "PENDING";
+/// The ring buffer of [`AllocationEvent`]s.
+pub const EVENTS_MAP: &str = "EVENTS";
+/// Records lost because the ring buffer was full: `PerCpuHashMap<u32 tgid, u64>`.
+pub const DROPS_MAP: &str = "DROPS";
+/// Default size of the ring buffer (bytes, a power of two): 16 MiB holds
+/// 349,525 records.
+pub const EVENTS_DEFAULT_BYTES: u32 = 16 << 20;
+
 /// Program names: the probes' function names in the eBPF object.
-pub const MALLOC_ENTRY_PROGRAM: &str = "malloc_entry";
-pub const MALLOC_RETURN_PROGRAM: &str = "malloc_return";
-pub const FREE_ENTRY_PROGRAM: &str = "free_entry";
+pub const ALLOCATOR_ENTRY_PROGRAM: &str = "allocator_entry";
+pub const ALLOCATOR_RETURN_PROGRAM: &str = "allocator_return";
+pub const PROCESS_FORK_PROGRAM: &str = "process_fork";
+pub const PROCESS_EXIT_PROGRAM: &str = "process_exit";
+
+/// The tracepoints and the offsets of the fields the probes read (from their
+/// `format` files in tracefs; userspace checks them before attaching).
+pub const FORK_TRACEPOINT: (&str, &str) = ("sched", "sched_process_fork");
+pub const FORK_CHILD_PID_OFFSET: usize = 20;
+pub const EXIT_TRACEPOINT: (&str, &str) = ("sched", "sched_process_exit");
+pub const EXIT_PID_OFFSET: usize = 24;

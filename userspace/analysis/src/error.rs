@@ -1,6 +1,6 @@
 //! Why a query failed.
 
-use std::fmt;
+use memray_format::FormatError;
 
 /// memray's refusal for temporary allocations on aggregated captures.
 pub const TEMPORARY_ON_AGGREGATED: &str =
@@ -12,21 +12,28 @@ pub const STATISTICS_ON_AGGREGATED: &str =
 pub const HISTORY_ON_AGGREGATED: &str =
     "Can't get allocation history using a pre-aggregated capture file.";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
     /// The query needs per-record data that the capture does not have.
+    #[error("{0}")]
     Unsupported(&'static str),
     /// The capture could not be read.
-    Capture(String),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// More memory snapshots than a report can number.
+    #[error("too many memory snapshots ({0})")]
+    TooManySnapshots(u64),
 }
 
-impl fmt::Display for AnalysisError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AnalysisError::Unsupported(message) => f.write_str(message),
-            AnalysisError::Capture(message) => f.write_str(message),
+impl PartialEq for AnalysisError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Unsupported(a), Self::Unsupported(b)) => a == b,
+            // I/O errors have no equality of their own: the same message is
+            // the same error.
+            (Self::Format(a), Self::Format(b)) => a.to_string() == b.to_string(),
+            (Self::TooManySnapshots(a), Self::TooManySnapshots(b)) => a == b,
+            _ => false,
         }
     }
 }
-
-impl std::error::Error for AnalysisError {}

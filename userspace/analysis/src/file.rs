@@ -25,12 +25,6 @@ pub struct CaptureFile {
     cut_off: Cell<bool>,
 }
 
-impl From<FormatError> for AnalysisError {
-    fn from(error: FormatError) -> Self {
-        AnalysisError::Capture(error.to_string())
-    }
-}
-
 fn convert(event: replay::Event) -> Option<Event> {
     Some(match event {
         replay::Event::Allocation(a) => Event::Allocation(Allocation {
@@ -175,27 +169,13 @@ fn decode(
 
 impl StackResolver for CaptureFile {
     fn python_frames(&self, node: u32) -> Vec<Frame> {
-        // Any tid but the main one renders the stack without skipping frames.
-        let not_main = self.header.main_tid.wrapping_add(1);
-        self.with_replay(|replay| {
-            replay
-                .python_stack(node, not_main)
-                .into_iter()
-                .map(|f| Frame {
-                    function: f.function,
-                    filename: f.filename,
-                    lineno: i64::from(f.lineno),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+        let mut frames = Vec::new();
+        self.with_replay(|replay| replay.python_frames_into(node, &mut frames));
+        frames
     }
 
-    fn main_thread(&self) -> (u64, usize) {
-        (
-            self.header.main_tid,
-            self.header.skipped_frames_on_main_tid as usize,
-        )
+    fn header(&self) -> &Header {
+        &self.header
     }
 
     fn thread_name(&self, tid: u64) -> Option<String> {

@@ -1,6 +1,6 @@
 //! Analysis of memray captures: the high-water mark, leaks, temporary
 //! allocations, memory over time and statistics, with memray's exact rules
-//! (memray-behaviour.md §2). The engine consumes [`Event`]s from any
+//! (docs/memray-analysis.md). The engine consumes [`Event`]s from any
 //! [`Capture`]; stacks stay trie node ids until a [`StackResolver`] renders them.
 
 mod block;
@@ -16,7 +16,6 @@ pub mod memory;
 mod modules;
 mod peak;
 mod peak_groups;
-mod ranges;
 mod stack;
 mod stats;
 mod temporal;
@@ -37,7 +36,6 @@ pub use live::LiveAllocations;
 pub use memray_format::{Allocator, AllocatorKind};
 pub use modules::{ModuleResolver, PathInfo};
 pub use peak::{HighWaterMark, PeakFinder};
-pub use ranges::{RangeSet, Removal};
 pub use stack::{Frame, StackResolver};
 pub use stats::{ModuleTotals, Statistics, StatsCollector};
 pub use temporal::{Interval, TemporalHighWaterMark, TemporalLocation, TemporalRecord};

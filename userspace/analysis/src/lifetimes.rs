@@ -6,9 +6,8 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::event::Allocation;
-use crate::ranges::{RangeSet, Removal};
 use crate::temporal::{into_records, Lifetime, TemporalLocation, TemporalRecord, NEVER};
-use memray_format::AllocatorKind;
+use memray_heap::{Change, LiveHeap, Removal};
 
 /// A live mapping piece: its mmap, the snapshot it was made in, and which
 /// mmap it is (pieces of a split mapping share it).
@@ -17,8 +16,8 @@ type Piece = (Allocation, u64, u64);
 #[derive(Debug, Default)]
 pub struct AllocationLifetimes {
     snapshots: u64,
-    blocks: HashMap<u64, (Allocation, u64)>,
-    mappings: RangeSet<Piece>,
+    /// Blocks with the snapshot they were made in, and mapping pieces.
+    heap: LiveHeap<(Allocation, u64), Piece>,
     /// Live pieces per mmap.
     pieces: HashMap<u64, u64>,
     next_mapping: u64,
@@ -40,25 +39,27 @@ impl AllocationLifetimes {
     }
 
     pub fn add(&mut self, event: &Allocation) {
-        match event.allocator.kind() {
-            AllocatorKind::SimpleAllocator => {
-                self.blocks.insert(event.address, (*event, self.snapshots));
+        let made_in = self.snapshots;
+        let mapping = self.next_mapping;
+        let change = self.heap.apply(
+            event.allocator,
+            event.address,
+            event.size,
+            || (*event, made_in),
+            || (*event, made_in, mapping),
+        );
+        match change {
+            Change::Allocated { .. } | Change::Freed(None) => {}
+            Change::Freed(Some((allocation, made_in))) => {
+                self.record_free(&allocation, 1, allocation.size, made_in);
             }
-            AllocatorKind::SimpleDeallocator => {
-                if let Some((allocation, made_in)) = self.blocks.remove(&event.address) {
-                    self.record_free(&allocation, 1, allocation.size, made_in);
-                }
-            }
-            AllocatorKind::RangedAllocator => {
-                let piece = (*event, self.snapshots, self.next_mapping);
+            Change::Mapped => {
                 if event.size != 0 {
-                    self.pieces.insert(self.next_mapping, 1);
+                    self.pieces.insert(mapping, 1);
                 }
                 self.next_mapping += 1;
-                self.mappings.add(event.address, event.size, piece);
             }
-            AllocatorKind::RangedDeallocator => {
-                let removals = self.mappings.remove(event.address, event.size);
+            Change::Unmapped(removals) => {
                 for removal in &removals {
                     let pieces = self
                         .pieces
@@ -95,7 +96,7 @@ impl AllocationLifetimes {
 
     pub fn finish(self) -> Vec<TemporalRecord> {
         let mut leaked: HashMap<(u64, TemporalLocation), (u64, u64)> = HashMap::default();
-        for (allocation, made_in) in self.blocks.values() {
+        for (_, (allocation, made_in)) in self.heap.blocks() {
             let totals = leaked
                 .entry((*made_in, TemporalLocation::of(allocation)))
                 .or_default();
@@ -103,7 +104,7 @@ impl AllocationLifetimes {
             totals.1 += allocation.size;
         }
         let mut counted = HashSet::default();
-        for (size, (allocation, made_in, mapping)) in self.mappings.iter() {
+        for (size, (allocation, made_in, mapping)) in self.heap.mappings().iter() {
             let totals = leaked
                 .entry((*made_in, TemporalLocation::of(allocation)))
                 .or_default();

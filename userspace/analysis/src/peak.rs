@@ -2,11 +2,9 @@
 //! heap size after every record, and the last record at which it reached its
 //! maximum.
 
-use rustc_hash::FxHashMap as HashMap;
+use memray_heap::{Change, LiveHeap};
 
 use crate::event::Allocation;
-use crate::ranges::RangeSet;
-use memray_format::AllocatorKind;
 
 /// Where the heap peaked: the index of the last record with `current >= peak`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,58 +13,65 @@ pub struct HighWaterMark {
     pub bytes: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct PeakFinder {
+/// Follows the heap, whose live blocks carry `B` (their size, unless the
+/// caller needs more of them).
+#[derive(Debug)]
+pub struct PeakFinder<B = u64> {
     current: u64,
     peak: HighWaterMark,
     seen: u64,
-    sizes: HashMap<u64, u64>,
-    mappings: RangeSet<()>,
+    heap: LiveHeap<B, ()>,
+}
+
+impl<B> Default for PeakFinder<B> {
+    fn default() -> Self {
+        PeakFinder {
+            current: 0,
+            peak: HighWaterMark::default(),
+            seen: 0,
+            heap: LiveHeap::default(),
+        }
+    }
 }
 
 impl PeakFinder {
     pub fn add(&mut self, allocation: &Allocation) {
-        let freed_block = match allocation.allocator.kind() {
-            AllocatorKind::SimpleAllocator => {
-                // A reused address replaces the old size without freeing it, as in memray.
-                self.sizes.insert(allocation.address, allocation.size);
-                None
-            }
-            AllocatorKind::SimpleDeallocator => self.sizes.remove(&allocation.address),
-            AllocatorKind::RangedAllocator | AllocatorKind::RangedDeallocator => None,
-        };
-        self.account(allocation, freed_block);
+        self.apply(allocation, || allocation.size, |size| *size);
     }
+}
 
-    /// Like [`PeakFinder::add`] for a caller that keeps the live blocks
-    /// itself (one map instead of two): `freed_block` is the size of the
-    /// block a simple deallocation removed, if it was live.
-    pub(crate) fn account(&mut self, allocation: &Allocation, freed_block: Option<u64>) {
+impl<B> PeakFinder<B> {
+    /// Applies one record; `block` makes what a new block keeps and
+    /// `block_size` reads its size back.
+    pub(crate) fn apply(
+        &mut self,
+        allocation: &Allocation,
+        block: impl FnOnce() -> B,
+        block_size: impl FnOnce(&B) -> u64,
+    ) -> Change<B, ()> {
         let index = self.seen;
         self.seen += 1;
-        match allocation.allocator.kind() {
-            AllocatorKind::SimpleAllocator => self.current += allocation.size,
-            AllocatorKind::SimpleDeallocator => self.current -= freed_block.unwrap_or(0),
-            AllocatorKind::RangedAllocator => {
-                self.mappings.add(allocation.address, allocation.size, ());
-                self.current += allocation.size;
-            }
-            AllocatorKind::RangedDeallocator => {
-                let freed: u64 = self
-                    .mappings
-                    .remove(allocation.address, allocation.size)
-                    .iter()
-                    .map(|r| r.bytes())
-                    .sum();
-                self.current -= freed;
-            }
-        }
+        let change = self.heap.apply(
+            allocation.allocator,
+            allocation.address,
+            allocation.size,
+            block,
+            || (),
+        );
+        let (added, removed) = change.bytes(allocation.size, block_size);
+        self.current = self.current + added - removed;
         if self.current >= self.peak.bytes {
             self.peak = HighWaterMark {
                 index,
                 bytes: self.current,
             };
         }
+        change
+    }
+
+    /// The live blocks by address.
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = (u64, &B)> {
+        self.heap.blocks()
     }
 
     /// The heap size now.

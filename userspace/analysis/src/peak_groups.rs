@@ -4,56 +4,61 @@
 //! Live blocks remember their record index. A block made at or before the
 //! current candidate peak and freed (or replaced) after it was live at that
 //! peak, so it is kept aside; when the peak moves on, those are dropped.
-//! Mappings are few: their records are kept and replayed up to the peak.
+//! Mappings at the peak are a second range set that lags behind: the mmap
+//! and munmap records since the candidate peak are applied to it when the
+//! peak moves on.
 
-use rustc_hash::FxHashMap as HashMap;
+use memray_heap::{Change, LiveHeap};
 
 use crate::block::LiveBlock;
 use crate::event::Allocation;
 use crate::groups::{AllocationGroup, Grouper};
 use crate::peak::{HighWaterMark, PeakFinder};
-use crate::ranges::RangeSet;
-use memray_format::AllocatorKind;
 
 #[derive(Debug, Default)]
 pub struct PeakAllocations {
-    /// Follows the heap size; the blocks' sizes are only kept here.
-    peak: PeakFinder,
-    blocks: HashMap<u64, LiveBlock>,
+    /// Follows the heap; the blocks are only kept here.
+    peak: PeakFinder<LiveBlock>,
     /// Blocks live at the candidate peak that are gone since, by address.
     gone_since_peak: Vec<(u64, LiveBlock)>,
-    /// Every mmap and munmap record, with its index.
-    ranged: Vec<(Allocation, u64)>,
+    /// The mappings live at the candidate peak.
+    at_peak: LiveHeap<(), (Allocation, u64)>,
+    /// mmap and munmap records after the candidate peak, with their index.
+    ranged_since_peak: Vec<(Allocation, u64)>,
 }
 
 impl PeakAllocations {
     pub fn add(&mut self, allocation: &Allocation) {
         let index = self.peak.records_seen();
         let peak_index = self.peak.high_water_mark().index;
-        let address = allocation.address;
-        let (gone, freed_block) = match allocation.allocator.kind() {
-            AllocatorKind::SimpleAllocator => {
-                // A reused address replaces the old block (without freeing
-                // its bytes), as in memray.
-                let block = LiveBlock::new(allocation, index);
-                (self.blocks.insert(address, block), None)
-            }
-            AllocatorKind::SimpleDeallocator => {
-                let gone = self.blocks.remove(&address);
-                (gone, gone.map(|block| block.size))
-            }
-            AllocatorKind::RangedAllocator | AllocatorKind::RangedDeallocator => {
-                self.ranged.push((*allocation, index));
-                (None, None)
+        let change = self.peak.apply(
+            allocation,
+            || LiveBlock::new(allocation, index),
+            |block| block.size,
+        );
+        let gone = match change {
+            Change::Allocated { replaced } => replaced,
+            Change::Freed(block) => block,
+            Change::Mapped | Change::Unmapped(_) => {
+                self.ranged_since_peak.push((*allocation, index));
+                None
             }
         };
         if let Some(block) = gone.filter(|block| block.index <= peak_index) {
-            self.gone_since_peak.push((address, block));
+            self.gone_since_peak.push((allocation.address, block));
         }
-        self.peak.account(allocation, freed_block);
         if self.peak.high_water_mark().index == index {
             // Nothing freed before this record is live at the new peak.
             self.gone_since_peak.clear();
+            for (event, index) in self.ranged_since_peak.drain(..) {
+                self.at_peak.apply(
+                    event.allocator,
+                    event.address,
+                    event.size,
+                    || (),
+                    || (event, index),
+                );
+            }
         }
     }
 
@@ -78,25 +83,17 @@ impl PeakAllocations {
         }
         let peak_index = self.high_water_mark().index;
         let live_blocks = self
-            .blocks
-            .iter()
+            .peak
+            .blocks()
             .filter(|(_, block)| block.index <= peak_index);
         let gone_blocks = self
             .gone_since_peak
             .iter()
-            .map(|(address, block)| (address, block));
+            .map(|(address, block)| (*address, block));
         for (address, block) in live_blocks.chain(gone_blocks) {
-            grouper.add(&block.allocation(*address), block.size, block.index);
+            grouper.add(&block.allocation(address), block.size, block.index);
         }
-        let mut mappings = RangeSet::default();
-        for (event, index) in self.ranged.iter().take_while(|(_, i)| *i <= peak_index) {
-            if event.allocator.kind() == AllocatorKind::RangedAllocator {
-                mappings.add(event.address, event.size, (*event, *index));
-            } else {
-                mappings.remove(event.address, event.size);
-            }
-        }
-        for (size, (allocation, index)) in mappings.iter() {
+        for (size, (allocation, index)) in self.at_peak.mappings().iter() {
             grouper.add(allocation, size, *index);
         }
         grouper.finish()

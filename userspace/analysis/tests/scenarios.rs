@@ -1,4 +1,4 @@
-//! memray's analysis acceptance scenarios S8-S12 (memray-behaviour.md §4.3),
+//! memray's analysis acceptance scenarios S8-S12 (rules in docs/memray-analysis.md),
 //! replayed as synthetic event sequences: what memray's tests produce with C
 //! allocators, written down record by record.
 

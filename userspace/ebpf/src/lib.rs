@@ -1,14 +1,39 @@
 //! The eBPF side of memray: the probes object built from `ebpf/` and embedded
-//! at compile time, and the API that loads it, attaches it to a process and
-//! reads what it counted.
+//! at compile time, and the API that loads it, attaches it to processes and
+//! reads what it records.
 //!
-//! Built without the object (`MEMRAY_SKIP_EBPF=1`), every entry point returns
+//! * [`Session::load`] once, [`Session::attach`] / [`Session::detach`] per
+//!   process, [`Session::events`] to drain the records from tokio.
+//! * [`HeldProgram::start`] for `sudo memray run --ebpf`: the program is held
+//!   before `exec` until the probes are attached, then runs as [`RunAs`].
+//! * [`PthreadKeyLayout`] locates pthread-specific values in the target's
+//!   threads (the stack walk reads CPython's thread state through them).
+//!
+//! Built without the object (`MEMRAY_SKIP_EBPF=1`), loading returns
 //! [`Error::NotBuilt`].
 
+mod error;
+mod events;
+mod launcher;
+mod libc_image;
 mod object;
+pub mod placement;
+mod privileges;
 mod probes;
+mod pthread_keys;
+mod session;
+mod tracefs;
 
-pub use probes::{AllocationCounters, Error, MallocProbes};
+pub use error::Error;
+pub use events::{Event, EventStream, DRAIN_PERIOD};
+pub use launcher::{HeldProgram, ProgramExit, RunAs};
+pub use libc_image::{LibcFunction, LibcImage};
+pub use memray_ebpf_common::Function;
+pub use memray_format::Allocator;
+pub use privileges::require as require_privileges;
+pub use probes::{AllocationCounters, MallocProbes};
+pub use pthread_keys::PthreadKeyLayout;
+pub use session::{Options, Session};
 
 /// Whether this binary carries the eBPF object.
 pub fn is_built() -> bool {

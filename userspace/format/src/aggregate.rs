@@ -10,26 +10,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
-use crate::allocator::{Allocator, AllocatorKind};
 use crate::encoding::{put_cstr, put_delta, put_svarint, put_varint};
 use crate::frame_tree::{FrameTree, Registry};
 use crate::header::{FileFormat, Header};
 use crate::record::AggregatedAllocation;
 use crate::sink::Sink;
+use crate::token::AggregatedToken;
 use crate::writer::{encode_code_object, encode_mappings, normalized_header, CaptureWriter, Image};
-
-/// Aggregated-format tokens that differ from the stream's.
-mod token {
-    pub const MEMORY_SNAPSHOT: u8 = 0x01;
-    pub const AGGREGATED_ALLOCATION: u8 = 0x02;
-    pub const PYTHON_TRACE_INDEX: u8 = 0x03;
-    pub const PYTHON_FRAME_INDEX: u8 = 0x04;
-    pub const NATIVE_TRACE_INDEX: u8 = 0x05;
-    pub const THREAD_RECORD: u8 = 0x0a;
-    pub const CONTEXT_SWITCH: u8 = 0x0c;
-    pub const SURVIVING_OBJECT: u8 = 0x0d;
-    pub const AGGREGATED_TRAILER: u8 = 0x0f;
-}
+use memray_heap::{Allocator, HighWaterMarkAggregator};
 
 struct CodeObject {
     function: Vec<u8>,
@@ -53,7 +41,7 @@ pub struct AggregatingWriter<S: Sink> {
     tree: FrameTree,
     stacks: HashMap<u64, Vec<u32>>,
     surviving_objects: BTreeMap<u64, u64>,
-    high_water_mark: HighWaterMarkAggregator,
+    high_water_mark: HighWaterMarkAggregator<Location>,
 }
 
 impl<S: Sink> AggregatingWriter<S> {
@@ -86,15 +74,15 @@ impl<S: Sink> AggregatingWriter<S> {
 
     fn encode_body(&self, out: &mut Vec<u8>) {
         for snapshot in &self.memory_snapshots {
-            out.push(token::MEMORY_SNAPSHOT);
+            out.push(AggregatedToken::MemorySnapshot.byte());
             for word in snapshot {
                 out.extend_from_slice(&word.to_ne_bytes());
             }
         }
         for (tid, name) in &self.thread_names {
-            out.push(token::CONTEXT_SWITCH);
+            out.push(AggregatedToken::ContextSwitch.byte());
             out.extend_from_slice(&tid.to_ne_bytes());
-            out.push(token::THREAD_RECORD);
+            out.push(AggregatedToken::ThreadRecord.byte());
             put_cstr(out, name);
         }
         for images in &self.mappings_by_generation {
@@ -114,14 +102,14 @@ impl<S: Sink> AggregatingWriter<S> {
         }
         let (mut last_ip, mut last_parent) = (0, 0);
         for &(ip, parent) in &self.native_frames {
-            out.push(token::NATIVE_TRACE_INDEX);
+            out.push(AggregatedToken::NativeTraceIndex.byte());
             put_delta(out, &mut last_ip, ip);
             put_delta(out, &mut last_parent, parent);
         }
         for (frame_id, &(code_object_id, offset, is_entry)) in
             self.frames.values().iter().enumerate()
         {
-            out.push(token::PYTHON_FRAME_INDEX);
+            out.push(AggregatedToken::PythonFrameIndex.byte());
             put_varint(out, frame_id as u64);
             put_varint(out, code_object_id);
             put_svarint(out, offset);
@@ -129,28 +117,28 @@ impl<S: Sink> AggregatingWriter<S> {
         }
         for node in 1..=self.tree.len() as u32 {
             let (frame_id, parent) = self.tree.node(node).expect("node in range");
-            out.push(token::PYTHON_TRACE_INDEX);
+            out.push(AggregatedToken::PythonTraceIndex.byte());
             put_varint(out, frame_id);
             put_varint(out, parent as u64);
         }
         for (&address, &native_frame_id) in &self.surviving_objects {
-            out.push(token::SURVIVING_OBJECT);
+            out.push(AggregatedToken::SurvivingObject.byte());
             put_varint(out, address >> 3);
             if self.header.native_traces {
                 put_varint(out, native_frame_id);
             }
         }
-        for allocation in self.high_water_mark.aggregated_allocations() {
-            out.push(token::AGGREGATED_ALLOCATION);
+        for allocation in aggregated_allocations(&self.high_water_mark) {
+            out.push(AggregatedToken::AggregatedAllocation.byte());
             out.extend_from_slice(&allocation.encode());
         }
-        out.push(token::AGGREGATED_TRAILER);
+        out.push(AggregatedToken::AggregatedTrailer.byte());
     }
 }
 
 impl<S: Sink> CaptureWriter for AggregatingWriter<S> {
     fn write_memory_record(&mut self, time_ms: u64, rss: u64) -> io::Result<()> {
-        let heap = self.high_water_mark.current_heap_size;
+        let heap = self.high_water_mark.current_heap();
         self.memory_snapshots.push([time_ms, rss, heap]);
         Ok(())
     }
@@ -230,7 +218,7 @@ impl<S: Sink> CaptureWriter for AggregatingWriter<S> {
             native_segment_generation: self.mappings_by_generation.len() as u64,
             allocator,
         };
-        self.high_water_mark.add(location, address, size);
+        self.high_water_mark.add(location, allocator, address, size);
         Ok(())
     }
 
@@ -282,214 +270,25 @@ struct Location {
     allocator: Allocator,
 }
 
-/// A location's contribution to the latest peak it knows of, and since.
-#[derive(Debug, Clone, Copy, Default)]
-struct UsageHistory {
-    last_known_peak: u64,
-    count_at_last_peak: u64,
-    bytes_at_last_peak: u64,
-    count_since_last_peak: u64,
-    bytes_since_last_peak: u64,
-}
-
-impl UsageHistory {
-    /// Any deltas since the last peak are part of `new_peak`.
-    fn rebase(&mut self, new_peak: u64) {
-        if self.last_known_peak != new_peak {
-            self.count_at_last_peak = self
-                .count_at_last_peak
-                .wrapping_add(self.count_since_last_peak);
-            self.bytes_at_last_peak = self
-                .bytes_at_last_peak
-                .wrapping_add(self.bytes_since_last_peak);
-            self.count_since_last_peak = 0;
-            self.bytes_since_last_peak = 0;
-            self.last_known_peak = new_peak;
-        }
-    }
-}
-
-/// memray's `HighWaterMarkAggregator` as the aggregating writer uses it
-/// (no snapshots): finds the heap's peak and each location's share of it,
-/// plus what each location leaked. Sizes wrap like memray's `size_t` maths.
-#[derive(Default)]
-struct HighWaterMarkAggregator {
-    current_heap_size: u64,
-    heap_size_at_last_peak: u64,
-    peak_count: u64,
-    histories: Vec<(Location, UsageHistory)>,
-    history_index: HashMap<Location, usize>,
-    live: HashMap<u64, (Location, u64)>,
-    /// Live mmap ranges: `[begin, end)` and the location that mapped them.
-    ranges: Vec<(u64, u64, Location)>,
-}
-
-impl HighWaterMarkAggregator {
-    fn add(&mut self, location: Location, address: u64, size: u64) {
-        match location.allocator.kind() {
-            AllocatorKind::SimpleAllocator => {
-                self.record_delta(location, 1, size);
-                self.live.insert(address, (location, size));
-            }
-            AllocatorKind::SimpleDeallocator => {
-                if let Some((allocated_at, size)) = self.live.remove(&address) {
-                    self.record_delta(allocated_at, u64::MAX, size.wrapping_neg());
-                }
-            }
-            AllocatorKind::RangedAllocator => {
-                self.record_delta(location, 1, size);
-                if size > 0 {
-                    self.ranges
-                        .push((address, address.wrapping_add(size), location));
-                }
-            }
-            AllocatorKind::RangedDeallocator => self.unmap(address, size),
-        }
-    }
-
-    /// memray's `IntervalTree::removeInterval` and its accounting.
-    fn unmap(&mut self, address: u64, size: u64) {
-        if size == 0 {
-            return;
-        }
-        let (start, end) = (address, address.wrapping_add(size));
-        let mut kept = Vec::with_capacity(self.ranges.len() + 1);
-        let mut deltas = Vec::new();
-        for &(begin, finish, location) in &self.ranges {
-            let (lo, hi) = (begin.max(start), finish.min(end));
-            if hi <= lo {
-                kept.push((begin, finish, location));
-                continue;
-            }
-            let freed = (hi - lo).wrapping_neg();
-            if lo == begin && hi == finish {
-                deltas.push((location, u64::MAX, freed));
-            } else if lo == begin || hi == finish {
-                // Shrunk from one end.
-                deltas.push((location, 0, freed));
-                if lo == begin {
-                    kept.push((hi, finish, location));
-                } else {
-                    kept.push((begin, lo, location));
-                }
-            } else {
-                // Split in two: one more allocation.
-                deltas.push((location, 1, freed));
-                kept.push((begin, lo, location));
-                kept.push((hi, finish, location));
-            }
-        }
-        self.ranges = kept;
-        for (location, count, bytes) in deltas {
-            self.record_delta(location, count, bytes);
-        }
-    }
-
-    fn record_delta(&mut self, location: Location, count_delta: u64, bytes_delta: u64) {
-        let new_heap_size = self.current_heap_size.wrapping_add(bytes_delta);
-        if self.current_heap_size >= self.heap_size_at_last_peak
-            && new_heap_size < self.current_heap_size
-        {
-            // The falling edge of a peak not yet recorded.
-            self.peak_count += 1;
-            self.heap_size_at_last_peak = self.current_heap_size;
-        }
-        self.current_heap_size = new_heap_size;
-
-        let index = *self.history_index.entry(location).or_insert_with(|| {
-            self.histories.push((location, UsageHistory::default()));
-            self.histories.len() - 1
-        });
-        let history = &mut self.histories[index].1;
-        history.rebase(self.peak_count);
-        history.count_since_last_peak = history.count_since_last_peak.wrapping_add(count_delta);
-        history.bytes_since_last_peak = history.bytes_since_last_peak.wrapping_add(bytes_delta);
-    }
-
-    /// Per-location high-water-mark and leak contributions; locations with
-    /// neither are left out.
-    fn aggregated_allocations(&self) -> impl Iterator<Item = AggregatedAllocation> + '_ {
-        let mut final_peak_count = 0;
-        let mut final_peak_bytes = 0;
-        if self.heap_size_at_last_peak > final_peak_bytes {
-            final_peak_count = self.peak_count;
-            final_peak_bytes = self.heap_size_at_last_peak;
-        }
-        if self.current_heap_size >= final_peak_bytes {
-            // Still at a peak not yet fallen from.
-            final_peak_count = self.peak_count + 1;
-        }
-        self.histories
-            .iter()
-            .filter_map(move |(location, history)| {
-                let mut at_peak = *history;
-                at_peak.rebase(final_peak_count);
-                let allocation = AggregatedAllocation {
-                    tid: location.tid,
-                    allocator: location.allocator,
-                    native_frame_id: location.native_frame_id,
-                    python_frame_id: location.python_frame_id,
-                    native_segment_generation: location.native_segment_generation,
-                    n_allocations_in_high_water_mark: at_peak.count_at_last_peak,
-                    n_allocations_leaked: history
-                        .count_at_last_peak
-                        .wrapping_add(history.count_since_last_peak),
-                    bytes_in_high_water_mark: at_peak.bytes_at_last_peak,
-                    bytes_leaked: history
-                        .bytes_at_last_peak
-                        .wrapping_add(history.bytes_since_last_peak),
-                };
-                let empty = allocation.n_allocations_in_high_water_mark == 0
-                    && allocation.n_allocations_leaked == 0;
-                (!empty).then_some(allocation)
-            })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn location(python_frame_id: u64, allocator: Allocator) -> Location {
-        Location {
-            tid: 1,
-            python_frame_id,
-            native_frame_id: 0,
-            native_segment_generation: 0,
-            allocator,
-        }
-    }
-
-    fn totals(agg: &HighWaterMarkAggregator) -> (u64, u64) {
-        agg.aggregated_allocations()
-            .fold((0, 0), |(hwm, leaked), a| {
-                (hwm + a.bytes_in_high_water_mark, leaked + a.bytes_leaked)
-            })
-    }
-
-    #[test]
-    fn peak_and_leaks_of_a_spike() {
-        let mut agg = HighWaterMarkAggregator::default();
-        agg.add(location(1, Allocator::Malloc), 0x1000, 100);
-        agg.add(location(2, Allocator::Malloc), 0x2000, 1000);
-        agg.add(location(0, Allocator::Free), 0x2000, 0);
-        agg.add(location(3, Allocator::Malloc), 0x3000, 10);
-        assert_eq!(totals(&agg), (1100, 110));
-        assert_eq!(agg.current_heap_size, 110);
-    }
-
-    #[test]
-    fn partial_munmap_shrinks_and_splits_ranges() {
-        let mut agg = HighWaterMarkAggregator::default();
-        agg.add(location(1, Allocator::Mmap), 0x10000, 0x4000);
-        agg.add(location(0, Allocator::Munmap), 0x11000, 0x1000);
-        assert_eq!(agg.ranges.len(), 2, "split in two");
-        agg.add(location(0, Allocator::Munmap), 0x10000, 0x1000);
-        assert_eq!(agg.current_heap_size, 0x2000);
-        let a: Vec<_> = agg.aggregated_allocations().collect();
-        assert_eq!(a.len(), 1);
-        assert_eq!(a[0].bytes_in_high_water_mark, 0x4000);
-        assert_eq!(a[0].n_allocations_in_high_water_mark, 1);
-        assert_eq!((a[0].bytes_leaked, a[0].n_allocations_leaked), (0x2000, 1));
-    }
+/// Per-location high-water-mark and leak contributions; locations with
+/// neither are left out.
+fn aggregated_allocations(
+    aggregator: &HighWaterMarkAggregator<Location>,
+) -> impl Iterator<Item = AggregatedAllocation> + '_ {
+    aggregator.totals().filter_map(|(location, totals)| {
+        let allocation = AggregatedAllocation {
+            tid: location.tid,
+            allocator: location.allocator,
+            native_frame_id: location.native_frame_id,
+            python_frame_id: location.python_frame_id,
+            native_segment_generation: location.native_segment_generation,
+            n_allocations_in_high_water_mark: totals.at_peak.allocations,
+            n_allocations_leaked: totals.leaked.allocations,
+            bytes_in_high_water_mark: totals.at_peak.bytes,
+            bytes_leaked: totals.leaked.bytes,
+        };
+        let empty = allocation.n_allocations_in_high_water_mark == 0
+            && allocation.n_allocations_leaked == 0;
+        (!empty).then_some(allocation)
+    })
 }

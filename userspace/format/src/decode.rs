@@ -1,15 +1,16 @@
-//! Record grammars (memray-format.md §5, §7, §8). Each decoder reads one
+//! Record grammars (docs/memray-format.md §5, §7, §8). Each decoder reads one
 //! record at `pos` and commits its delta/cache state only once the whole
 //! record was there, so an incomplete record can be retried after a refill.
 
 use std::ops::ControlFlow;
 
-use crate::allocator::Allocator;
 use crate::encoding::{Cursor, DecodeError, DeltaState, PointerCache, CACHE_MISS};
 use crate::header::{FileFormat, Header};
 use crate::record::{
     AggregatedAllocation, AllocationRecord, LegacyFrame, Record, AGGREGATED_ALLOCATION_SIZE,
 };
+use crate::token::{AggregatedToken, StreamToken};
+use memray_heap::Allocator;
 
 /// Decoding state shared by all records of one stream.
 pub struct Decoder {
@@ -146,15 +147,12 @@ impl Decoder {
             let record = slot.0.expect("a hot record fills the slot");
             return Ok((record, c.pos()));
         }
-        let record = if token & 0x20 != 0 {
-            self.object_record(&mut c, token)?
-        } else {
-            match token {
-                0x01 => Record::Trailer,
-                0x02 => self.memory_record(&mut c)?,
-                0x0e => self.code_object(&mut c)?,
-                _ => self.shared_simple(&mut c, token)?,
-            }
+        let record = match StreamToken::of(token) {
+            Some(StreamToken::ObjectRecord) => self.object_record(&mut c, token)?,
+            Some(StreamToken::Trailer) => Record::Trailer,
+            Some(StreamToken::MemoryRecord) => self.memory_record(&mut c)?,
+            Some(StreamToken::CodeObject) => self.code_object(&mut c)?,
+            _ => self.shared_simple(&mut c, token)?,
         };
         Ok((record, c.pos()))
     }
@@ -168,23 +166,23 @@ impl Decoder {
         token: u8,
         sink: &mut S,
     ) -> Result<Hot, DecodeError> {
-        if token & 0x80 != 0 {
+        if token & StreamToken::Allocation.byte() != 0 {
             let record = self.allocation(c, token)?;
             return Ok(match sink.allocation(record) {
                 ControlFlow::Continue(()) => Hot::Applied,
                 ControlFlow::Break(()) => Hot::Stop,
             });
         }
-        if token & 0x40 != 0 {
+        if token & StreamToken::FramePush.byte() != 0 {
             let code_object_id = c.varint()?;
             let instruction_offset = c.svarint()?;
             sink.frame_push(code_object_id, instruction_offset, token & 1 != 0);
-        } else if token & 0x30 == 0x10 {
+        } else if token & 0x30 == StreamToken::FramePop.byte() {
             sink.frame_pop((token & 0x0f) as u32 + 1);
-        } else if token == 0x05 {
+        } else if token == StreamToken::NativeTraceIndex.byte() {
             let (ip, parent) = self.native_trace_index(c)?;
             sink.native_trace_index(ip, parent);
-        } else if token == 0x0c {
+        } else if token == StreamToken::ContextSwitch.byte() {
             sink.context_switch(c.u64_raw()?);
         } else {
             return Ok(Hot::Cold);
@@ -238,19 +236,20 @@ impl Decoder {
         c: &mut Cursor<'a>,
         token: u8,
     ) -> Result<Record<'a>, DecodeError> {
-        Ok(match token {
-            0x06 => Record::MemoryMapStart,
-            0x07 => Record::SegmentHeader {
+        // The same bytes in both grammars.
+        Ok(match StreamToken::of(token) {
+            Some(StreamToken::MemoryMapStart) => Record::MemoryMapStart,
+            Some(StreamToken::SegmentHeader) => Record::SegmentHeader {
                 filename: c.cstr()?,
                 num_segments: c.varint()?,
                 load_address: c.u64_raw()?,
             },
-            0x08 => Record::Segment {
+            Some(StreamToken::Segment) => Record::Segment {
                 vaddr: c.u64_raw()?,
                 memsz: c.varint()?,
             },
-            0x0a => Record::ThreadRecord { name: c.cstr()? },
-            0x0c => Record::ContextSwitch { tid: c.u64_raw()? },
+            Some(StreamToken::ThreadRecord) => Record::ThreadRecord { name: c.cstr()? },
+            Some(StreamToken::ContextSwitch) => Record::ContextSwitch { tid: c.u64_raw()? },
             _ => return Err(DecodeError::Invalid),
         })
     }
@@ -373,13 +372,16 @@ impl Decoder {
     fn aggregated<'a>(&mut self, data: &'a [u8], pos: usize, legacy: bool) -> Decoded<'a> {
         let mut c = Cursor::new(data, pos);
         let token = c.u8()?;
-        let record = match token {
-            0x01 => Record::MemorySnapshot {
+        let Some(kind) = AggregatedToken::of(token) else {
+            return Err(DecodeError::Invalid);
+        };
+        let record = match kind {
+            AggregatedToken::MemorySnapshot => Record::MemorySnapshot {
                 time_ms: c.u64_raw()?,
                 rss: c.u64_raw()?,
                 heap: c.u64_raw()?,
             },
-            0x02 => {
+            AggregatedToken::AggregatedAllocation => {
                 let bytes: &[u8; AGGREGATED_ALLOCATION_SIZE] = c
                     .bytes(AGGREGATED_ALLOCATION_SIZE)?
                     .try_into()
@@ -393,29 +395,33 @@ impl Decoder {
                 Record::AggregatedAllocation(AggregatedAllocation::decode(bytes, allocator))
             }
             // v11: raw `frame_id_t` (u64) and `FrameTree::index_t` (u32).
-            0x03 if legacy => Record::PythonTraceIndex {
+            AggregatedToken::PythonTraceIndex if legacy => Record::PythonTraceIndex {
                 frame_id: c.u64_raw()?,
                 parent_index: c.u32_raw()? as u64,
             },
-            0x03 => Record::PythonTraceIndex {
+            AggregatedToken::PythonTraceIndex => Record::PythonTraceIndex {
                 frame_id: c.varint()?,
                 parent_index: c.varint()?,
             },
-            0x04 if legacy => Record::LegacyPythonFrameIndex(LegacyFrame {
-                frame_id: c.u64_raw()?,
-                function_name: c.cstr()?,
-                filename: c.cstr()?,
-                lineno: c.i32_raw()?,
-                is_entry_frame: c.u8()? != 0,
-            }),
-            0x04 => Record::PythonFrameIndex {
+            AggregatedToken::PythonFrameIndex if legacy => {
+                Record::LegacyPythonFrameIndex(LegacyFrame {
+                    frame_id: c.u64_raw()?,
+                    function_name: c.cstr()?,
+                    filename: c.cstr()?,
+                    lineno: c.i32_raw()?,
+                    is_entry_frame: c.u8()? != 0,
+                })
+            }
+            AggregatedToken::PythonFrameIndex => Record::PythonFrameIndex {
                 frame_id: c.varint()?,
                 code_object_id: c.varint()?,
                 instruction_offset: c.svarint()?,
                 is_entry_frame: c.u8()? != 0,
             },
-            0x05 => native_trace_index_record(self.native_trace_index(&mut c)?),
-            0x0d if !legacy => {
+            AggregatedToken::NativeTraceIndex => {
+                native_trace_index_record(self.native_trace_index(&mut c)?)
+            }
+            AggregatedToken::SurvivingObject if !legacy => {
                 let address = c.varint()? << 3;
                 let native_frame_id = if self.native_traces { c.varint()? } else { 0 };
                 Record::SurvivingObject {
@@ -423,8 +429,8 @@ impl Decoder {
                     native_frame_id,
                 }
             }
-            0x0e if !legacy => self.code_object(&mut c)?,
-            0x0f => Record::Trailer,
+            AggregatedToken::CodeObject if !legacy => self.code_object(&mut c)?,
+            AggregatedToken::AggregatedTrailer => Record::Trailer,
             _ => self.shared_simple(&mut c, token)?,
         };
         Ok((record, c.pos()))

@@ -1,5 +1,5 @@
-//! memray's `memray parse` dump (`record_reader.cpp::dumpAllRecords*`), line
-//! for line, quirks included (memray-format.md §10), in the dialect of the
+//! memray's `memray parse` dump (its `dumpAllRecords`), line
+//! for line, quirks included (docs/memray-format.md §10), in the dialect of the
 //! memray release that wrote the file:
 //!
 //! * v13 (1.20) and v12 (1.19) print the same record lines; the v12 HEADER
@@ -20,6 +20,7 @@ use crate::error::FormatError;
 use crate::header::{FileFormat, Header};
 use crate::reader::CaptureReader;
 use crate::record::{LegacyFrame, Record};
+use crate::token::{AggregatedToken, StreamToken};
 
 /// How a dump ended.
 #[derive(Debug)]
@@ -33,7 +34,8 @@ pub enum DumpEnd {
     Corrupt(FormatError),
 }
 
-/// Writes the dump of `reader` to `out`.
+/// Writes the dump of `reader` to `out`; a read that fails (an I/O error,
+/// not damaged data) is an `Err`.
 pub fn dump(reader: &mut CaptureReader, out: &mut impl Write) -> io::Result<DumpEnd> {
     let header = reader.header().clone();
     write_header(&header, out)?;
@@ -42,6 +44,8 @@ pub fn dump(reader: &mut CaptureReader, out: &mut impl Write) -> io::Result<Dump
         match reader.next_record() {
             Ok(Some(record)) => write_record(&record, dialect, out)?,
             Ok(None) => break,
+            // The file, not its data, failed: an error, not a dump's end.
+            Err(error @ FormatError::Read(_)) => return Err(io::Error::other(error)),
             Err(error) => {
                 if let FormatError::CorruptRecord { token, .. } = error {
                     write_unreadable_record(token, dialect, out)?;
@@ -78,18 +82,18 @@ impl Dialect {
     /// `None` for tokens it does not know.
     fn record_name(self, token: u8) -> Option<&'static str> {
         if self.aggregated {
-            return Some(match token {
-                0x01 => "MEMORY_SNAPSHOT",
-                0x02 => "AGGREGATED_ALLOCATION",
-                0x03 => "PYTHON_TRACE_INDEX",
-                0x04 => "PYTHON_FRAME_INDEX",
-                0x05 => "NATIVE_TRACE_INDEX",
-                0x07 => "SEGMENT_HEADER",
-                0x08 => "SEGMENT",
-                0x0a => "THREAD_RECORD",
-                0x0c => "CONTEXT_SWITCH",
-                0x0d if !self.legacy => "SURVIVING_OBJECT",
-                0x0e if !self.legacy => "CODE_OBJECT",
+            return Some(match AggregatedToken::of(token)? {
+                AggregatedToken::MemorySnapshot => "MEMORY_SNAPSHOT",
+                AggregatedToken::AggregatedAllocation => "AGGREGATED_ALLOCATION",
+                AggregatedToken::PythonTraceIndex => "PYTHON_TRACE_INDEX",
+                AggregatedToken::PythonFrameIndex => "PYTHON_FRAME_INDEX",
+                AggregatedToken::NativeTraceIndex => "NATIVE_TRACE_INDEX",
+                AggregatedToken::SegmentHeader => "SEGMENT_HEADER",
+                AggregatedToken::Segment => "SEGMENT",
+                AggregatedToken::ThreadRecord => "THREAD_RECORD",
+                AggregatedToken::ContextSwitch => "CONTEXT_SWITCH",
+                AggregatedToken::SurvivingObject if !self.legacy => "SURVIVING_OBJECT",
+                AggregatedToken::CodeObject if !self.legacy => "CODE_OBJECT",
                 _ => return None,
             });
         }
@@ -108,18 +112,20 @@ impl Dialect {
                 _ => return None,
             });
         }
-        Some(match token {
-            t if t & 0x80 != 0 => "ALLOCATION",
-            t if t & 0x40 != 0 => "FRAME_PUSH",
-            t if t & 0x20 != 0 => "OBJECT_RECORD",
-            0x02 => "MEMORY_RECORD",
-            0x05 => "NATIVE_FRAME_ID",
-            0x07 => "SEGMENT_HEADER",
-            0x08 => "SEGMENT",
-            0x0a => "THREAD",
-            0x0c => "CONTEXT_SWITCH",
-            0x0e => "CODE_OBJECT",
-            _ => return None,
+        Some(match StreamToken::of(token)? {
+            StreamToken::Allocation => "ALLOCATION",
+            StreamToken::FramePush => "FRAME_PUSH",
+            StreamToken::ObjectRecord => "OBJECT_RECORD",
+            StreamToken::MemoryRecord => "MEMORY_RECORD",
+            StreamToken::NativeTraceIndex => "NATIVE_FRAME_ID",
+            StreamToken::SegmentHeader => "SEGMENT_HEADER",
+            StreamToken::Segment => "SEGMENT",
+            StreamToken::ThreadRecord => "THREAD",
+            StreamToken::ContextSwitch => "CONTEXT_SWITCH",
+            StreamToken::CodeObject => "CODE_OBJECT",
+            StreamToken::Trailer | StreamToken::MemoryMapStart | StreamToken::FramePop => {
+                return None
+            }
         })
     }
 }

@@ -1,4 +1,4 @@
-//! memray's primitive encodings (memray-format.md §3): LEB128 varints, zig-zag
+//! memray's primitive encodings (docs/memray-format.md §3): LEB128 varints, zig-zag
 //! signed varints, per-field deltas and the 15-slot pointer cache.
 
 /// The longest LEB128 encoding of a `u64`.

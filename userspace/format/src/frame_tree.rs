@@ -1,54 +1,11 @@
 //! memray's `FrameTree` (a trie of stacks: node 0 is the root, new nodes get
 //! 1, 2, 3… in creation order) and its deduplicating frame `Registry`.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
-/// The Fx hash (rustc's): keys here are small integers, and SipHash would
-/// dominate the replay's per-FRAME_PUSH cost.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, word: u32) {
-        self.write_u64(word as u64);
-    }
-
-    /// Enum discriminants (derived `Hash`) come through here.
-    #[inline]
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
-    }
-
-    #[inline]
-    fn write_u8(&mut self, byte: u8) {
-        self.write_u64(byte as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+// Keys here are small integers: SipHash would dominate the replay's
+// per-FRAME_PUSH cost.
+use rustc_hash::{FxHashMap, FxHasher};
 
 #[derive(Default, Debug, Clone)]
 pub struct FrameTree {
@@ -109,7 +66,8 @@ impl<K: Hash + Eq + Copy> ChildCache<K> {
         let mut hasher = FxHasher::default();
         hasher.write_u32(parent);
         key.hash(&mut hasher);
-        (hasher.finish() >> (64 - CHILD_CACHE_BITS)) as usize
+        // rustc-hash's `finish` rotates the product's best bits to the bottom.
+        (hasher.finish() as usize) & ((1 << CHILD_CACHE_BITS) - 1)
     }
 
     #[inline]

@@ -1,4 +1,4 @@
-//! The file header (memray-format.md §4), for versions 11, 12 and 13.
+//! The file header (docs/memray-format.md §4), for versions 11, 12 and 13.
 
 use crate::encoding::{put_cstr, Cursor, DecodeError};
 use crate::error::FormatError;
@@ -130,6 +130,16 @@ impl Default for Header {
 }
 
 impl Header {
+    /// Drops from a stack of `tid` (leaf first) the outermost frames memray
+    /// hides (its `stack_trace()`): on the main thread, those above the frame
+    /// that started tracking; none on other threads.
+    pub fn hide_outer_frames<T>(&self, tid: u64, frames: &mut Vec<T>) {
+        if tid == self.main_tid {
+            let hidden = self.skipped_frames_on_main_tid as usize;
+            frames.truncate(frames.len().saturating_sub(hidden));
+        }
+    }
+
     /// `(major, minor)` of the interpreter whose line tables the file holds.
     pub fn python_major_minor(&self) -> (u32, u32) {
         (

@@ -1,4 +1,4 @@
-//! memray's capture files (memray-format.md): a streaming reader for format
+//! memray's capture files (docs/memray-format.md): a streaming reader for format
 //! versions 11, 12 and 13 (plain or LZ4, ALL_ALLOCATIONS or AGGREGATED),
 //! a replay layer that rebuilds stacks, and v13 writers that produce the
 //! bytes memray 1.20 writes.
@@ -39,28 +39,33 @@
 //! dropping the writer, [`compress_file`] applies memray's compress-on-exit.
 
 mod aggregate;
-mod allocator;
 mod decode;
 pub mod dump;
 pub mod encoding;
 mod error;
+mod frame;
 mod frame_tree;
 mod header;
 mod reader;
 mod record;
 pub mod replay;
+mod rewrite;
 pub mod sink;
+mod token;
 mod writer;
 
 pub use aggregate::AggregatingWriter;
-pub use allocator::{Allocator, AllocatorKind};
 pub use error::FormatError;
+pub use frame::Frame;
 pub use frame_tree::{FrameTree, Registry};
 pub use header::{
     FileFormat, Header, PythonAllocator, TrackerStats, CURRENT_VERSION, MAGIC, READABLE_VERSIONS,
 };
+pub use memray_heap::{Allocator, AllocatorKind};
 pub use reader::{CaptureReader, LZ4_MAGIC};
 pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
-pub use replay::{AllocationEvent, Event, Replay, StackFrame};
+pub use replay::{AllocationEvent, Event, Replay};
+pub use rewrite::rewrite;
 pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
+pub use token::{AggregatedToken, StreamToken};
 pub use writer::{CaptureWriter, Image, Segment, StreamingWriter};

@@ -4,10 +4,11 @@
 //! files are decompressed through the same kind of buffer.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use crate::decode::{Decoder, HotRecords};
 use crate::encoding::DecodeError;
@@ -27,9 +28,42 @@ enum Input {
     Stream(Box<StreamInput>),
 }
 
+/// The I/O error a source hit, kept aside: the LZ4 decoder above a source
+/// also fails on cut-off or damaged data, which is not an I/O error.
+type SourceError = Arc<Mutex<Option<io::Error>>>;
+
+/// A file (or bytes) that records its own read errors in a [`SourceError`].
+struct Source<R> {
+    inner: R,
+    error: SourceError,
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|error| {
+            if error.kind() != io::ErrorKind::Interrupted {
+                let kept = io::Error::new(error.kind(), error.to_string());
+                *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+            }
+        })
+    }
+}
+
+/// Wraps `inner`; the error it hits will be in the returned cell.
+fn source<R: Read + Send + 'static>(inner: R) -> (Source<R>, SourceError) {
+    let error = SourceError::default();
+    let source = Source {
+        inner,
+        error: error.clone(),
+    };
+    (source, error)
+}
+
 /// A file or an LZ4 frame, read through a sliding buffer.
 struct StreamInput {
     source: Box<dyn Read + Send>,
+    /// The file's own I/O error, once reading stopped on one.
+    source_error: SourceError,
     buf: Vec<u8>,
     /// Bytes of `buf` holding data.
     filled: usize,
@@ -43,9 +77,14 @@ struct StreamInput {
 }
 
 impl StreamInput {
-    fn new(source: Box<dyn Read + Send>, zero_token_ends: bool) -> Box<StreamInput> {
+    fn new(
+        source: Box<dyn Read + Send>,
+        source_error: SourceError,
+        zero_token_ends: bool,
+    ) -> Box<StreamInput> {
         let mut input = Box::new(StreamInput {
             source,
+            source_error,
             buf: vec![0; 4 * CHUNK],
             filled: 0,
             exhausted: false,
@@ -72,8 +111,9 @@ impl StreamInput {
         while self.filled < self.buf.len() {
             match self.source.read(&mut self.buf[self.filled..]) {
                 Ok(0) | Err(_) => {
-                    // An error means a cut-off or corrupt block (or an
-                    // unreadable file): what was read before it is still good.
+                    // Unless the file itself failed (see `io_error`), an
+                    // error means a cut-off or corrupt block: what was read
+                    // before it is still good.
                     self.exhausted = true;
                     break;
                 }
@@ -84,6 +124,14 @@ impl StreamInput {
             }
         }
         got_any
+    }
+
+    /// The I/O error that stopped reading, if that is what stopped it.
+    fn io_error(&mut self) -> Option<io::Error> {
+        self.source_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
@@ -138,14 +186,16 @@ impl CaptureReader {
         let mut magic = [0; LZ4_MAGIC.len()];
         let is_lz4 = file.read_exact_at(&mut magic, 0).is_ok() && magic == LZ4_MAGIC;
         if is_lz4 {
-            return Self::from_lz4(Box::new(file));
+            return Self::from_lz4(file);
         }
         let end = file_readable_end(&file, len).map_err(open_error)?;
         file.seek(SeekFrom::Start(0)).map_err(open_error)?;
         // SAFETY: a hint on our own open descriptor; only readahead changes.
         unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+        let (file, error) = source(file.take(end));
         Self::start(Input::Stream(StreamInput::new(
-            Box::new(file.take(end)),
+            Box::new(file),
+            error,
             false,
         )))
     }
@@ -153,16 +203,21 @@ impl CaptureReader {
     /// Reads a capture held in memory (plain or LZ4).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<CaptureReader, FormatError> {
         if bytes.starts_with(&LZ4_MAGIC) {
-            return Self::from_lz4(Box::new(std::io::Cursor::new(bytes)));
+            return Self::from_lz4(io::Cursor::new(bytes));
         }
         let mut bytes = bytes;
         bytes.truncate(readable_end(&bytes));
         Self::start(Input::Bytes(bytes))
     }
 
-    fn from_lz4(source: Box<dyn Read + Send>) -> Result<CaptureReader, FormatError> {
-        let decoder = lz4_flex::frame::FrameDecoder::new(source);
-        Self::start(Input::Stream(StreamInput::new(Box::new(decoder), true)))
+    fn from_lz4(input: impl Read + Send + 'static) -> Result<CaptureReader, FormatError> {
+        let (input, error) = source(input);
+        let decoder = lz4_flex::frame::FrameDecoder::new(input);
+        Self::start(Input::Stream(StreamInput::new(
+            Box::new(decoder),
+            error,
+            true,
+        )))
     }
 
     fn start(mut input: Input) -> Result<CaptureReader, FormatError> {
@@ -176,6 +231,11 @@ impl CaptureReader {
                 Input::Bytes(_) => false,
             };
             if !more {
+                if let Input::Stream(stream) = &mut input {
+                    if let Some(error) = stream.io_error() {
+                        return Err(FormatError::Read(error));
+                    }
+                }
                 return Err(FormatError::BadHeader);
             }
         };
@@ -226,7 +286,7 @@ impl CaptureReader {
             let data: &[u8] = unsafe { &*(self.input.data() as *const [u8]) };
             match data.get(self.pos) {
                 None => {
-                    if !self.refill() {
+                    if !self.refill()? {
                         return Ok(self.end_without_trailer(None));
                     }
                     continue;
@@ -251,7 +311,7 @@ impl CaptureReader {
                 }
                 Err(DecodeError::Incomplete) => {
                     let token = data[self.pos];
-                    if !self.refill() {
+                    if !self.refill()? {
                         return Ok(self.end_without_trailer(Some(token)));
                     }
                 }
@@ -287,15 +347,22 @@ impl CaptureReader {
         None
     }
 
-    /// More data after `pos`, for a streamed input; false if there is none.
-    fn refill(&mut self) -> bool {
+    /// More data after `pos`, for a streamed input; false if there is none,
+    /// an error if the file could not be read.
+    fn refill(&mut self) -> Result<bool, FormatError> {
         match &mut self.input {
             Input::Stream(stream) => {
                 let refilled = stream.refill(self.pos);
                 self.pos = 0;
-                refilled
+                if !refilled {
+                    if let Some(error) = stream.io_error() {
+                        self.finished = true;
+                        return Err(FormatError::Read(error));
+                    }
+                }
+                Ok(refilled)
             }
-            Input::Bytes(_) => false,
+            Input::Bytes(_) => Ok(false),
         }
     }
 
@@ -339,7 +406,52 @@ fn readable_end(data: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::readable_end;
+    use super::*;
+    use crate::{Allocator, CaptureWriter, MemorySink, StreamingWriter};
+
+    /// Reads `data`, then fails as a dying disk does.
+    struct FailingAfter {
+        data: io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for FailingAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.data.read(buf)? {
+                0 => Err(io::Error::from_raw_os_error(libc::EIO)),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_read_is_an_io_error_not_a_cut_off_capture() {
+        let mut writer = StreamingWriter::new(MemorySink::default(), Header::default()).unwrap();
+        for i in 0..1000 {
+            writer
+                .write_allocation(1, 0x1000 * i, 10, Allocator::Malloc, 0)
+                .unwrap();
+        }
+        let bytes = writer.into_sink().bytes;
+        let half = bytes[..bytes.len() / 2].to_vec();
+        let (input, error) = source(FailingAfter {
+            data: io::Cursor::new(half),
+        });
+        let stream = StreamInput::new(Box::new(input), error, false);
+        let mut reader = CaptureReader::start(Input::Stream(stream)).unwrap();
+        let failure = loop {
+            match reader.next_record() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("reported as a capture cut short"),
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(&failure, FormatError::Read(e) if e.raw_os_error().is_none()));
+        assert!(
+            failure.to_string().contains("Input/output error"),
+            "{failure}"
+        );
+        assert!(!reader.is_truncated());
+    }
 
     #[test]
     fn readable_end_ignores_only_trailing_zeros() {

@@ -1,7 +1,7 @@
 //! One decoded record of either file format. Strings and line tables borrow
 //! from the reader's buffer: they are valid until the next record is read.
 
-use crate::allocator::Allocator;
+use memray_heap::Allocator;
 
 /// An ALLOCATION record. Deallocations have `size == 0` (except munmap) and
 /// `native_frame_id == 0`.

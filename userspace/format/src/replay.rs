@@ -1,4 +1,4 @@
-//! Replays a capture into memray's reconstruction state (memray-format.md
+//! Replays a capture into memray's reconstruction state (docs/memray-format.md
 //! §6): per-thread Python stacks as trie nodes, code objects and lazily
 //! computed line numbers, the native trie, segment generations and thread
 //! names. The analysis engine consumes the [`Event`]s and asks for stacks.
@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use python_frames::linetable::{line_number, LineTableKind};
 
-use crate::allocator::Allocator;
 use crate::decode::HotRecords;
 use crate::error::FormatError;
+use crate::frame::Frame;
 use crate::frame_tree::{ChildCache, FrameTree, Registry};
 use crate::header::{FileFormat, Header};
 use crate::reader::CaptureReader;
 use crate::record::{AggregatedAllocation, AllocationRecord, Record};
 use crate::writer::{Image, Segment};
+use memray_heap::Allocator;
 
 /// One ALLOCATION record with the context it was made in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +64,6 @@ pub enum Event {
     },
 }
 
-/// One rendered Python frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StackFrame {
-    pub function: Arc<str>,
-    pub filename: Arc<str>,
-    pub lineno: i32,
-}
-
 /// A frame as FRAME_PUSH (v12+) or FRAME_INDEX (v11) identifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum FrameKey {
@@ -92,8 +85,6 @@ struct CodeObject {
 /// The reconstruction state, separate from the reader so that events can
 /// borrow neither.
 struct State {
-    main_tid: u64,
-    skipped_frames_on_main_tid: usize,
     line_table: LineTableKind,
     tid: u64,
     stack: Vec<u32>,
@@ -102,11 +93,11 @@ struct State {
     frames: Registry<FrameKey>,
     tree: FrameTree,
     code_objects: HashMap<u64, CodeObject>,
-    legacy_frames: HashMap<u64, StackFrame>,
+    legacy_frames: HashMap<u64, Frame>,
     /// v11 aggregated tries hold the file's own frame ids (PYTHON_FRAME_INDEX
     /// records come in no particular order), not registration order.
     trie_holds_legacy_ids: bool,
-    rendered: Vec<Option<StackFrame>>,
+    rendered: Vec<Option<Frame>>,
     native_nodes: Vec<(u64, u64)>,
     generations: Vec<Vec<Image>>,
     segments_expected: u64,
@@ -132,8 +123,6 @@ impl Replay {
         let header = reader.header();
         let (major, minor) = header.python_major_minor();
         let state = State {
-            main_tid: header.main_tid,
-            skipped_frames_on_main_tid: header.skipped_frames_on_main_tid as usize,
             line_table: LineTableKind::for_version(major, minor),
             tid: 0,
             stack: Vec::new(),
@@ -235,16 +224,23 @@ impl Replay {
         }
     }
 
-    /// The Python stack at `node`, leaf first, with the outermost
-    /// `skipped_frames_on_main_tid` frames dropped when `tid` is the main tid.
-    pub fn python_stack(&mut self, node: u32, tid: u64) -> Vec<StackFrame> {
+    /// The Python stack of an allocation `tid` made at `node`, leaf first,
+    /// as memray shows it (see [`Header::hide_outer_frames`]).
+    pub fn python_stack(&mut self, node: u32, tid: u64) -> Vec<Frame> {
         let mut out = Vec::new();
         self.python_stack_into(node, tid, &mut out);
         out
     }
 
     /// Like [`Replay::python_stack`], reusing `out`'s allocation.
-    pub fn python_stack_into(&mut self, node: u32, tid: u64, out: &mut Vec<StackFrame>) {
+    pub fn python_stack_into(&mut self, node: u32, tid: u64, out: &mut Vec<Frame>) {
+        self.python_frames_into(node, out);
+        self.reader.header().hide_outer_frames(tid, out);
+    }
+
+    /// Every Python frame of trie node `node`, leaf first (empty for node 0),
+    /// whichever thread it is shown for; `out` is cleared first.
+    pub fn python_frames_into(&mut self, node: u32, out: &mut Vec<Frame>) {
         out.clear();
         let mut node = node;
         while let Some((frame_id, parent)) = self.state.tree.node(node) {
@@ -252,12 +248,6 @@ impl Replay {
                 out.push(frame);
             }
             node = parent;
-        }
-        if tid == self.state.main_tid {
-            let keep = out
-                .len()
-                .saturating_sub(self.state.skipped_frames_on_main_tid);
-            out.truncate(keep);
         }
     }
 
@@ -496,7 +486,7 @@ impl State {
                 None
             }
             Record::LegacyFrameIndex(frame) | Record::LegacyPythonFrameIndex(frame) => {
-                let rendered = StackFrame {
+                let rendered = Frame {
                     function: text(frame.function_name),
                     filename: text(frame.filename),
                     lineno: frame.lineno,
@@ -549,7 +539,7 @@ impl State {
     }
 
     /// The frame registered as `frame_id`, rendered once and cached.
-    fn render(&mut self, frame_id: u64) -> Option<StackFrame> {
+    fn render(&mut self, frame_id: u64) -> Option<Frame> {
         let index = frame_id as usize;
         if let Some(Some(frame)) = self.rendered.get(index) {
             return Some(frame.clone());
@@ -564,7 +554,7 @@ impl State {
                 ..
             } => {
                 let code = self.code_objects.get(&code_object_id)?;
-                StackFrame {
+                Frame {
                     function: code.function.clone(),
                     filename: code.filename.clone(),
                     lineno: line_number(

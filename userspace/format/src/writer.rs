@@ -3,12 +3,13 @@
 
 use std::io;
 
-use crate::allocator::Allocator;
 use crate::encoding::{
     put_cstr, put_delta, put_varint, DeltaState, PointerCache, RecordBuf, CACHE_MISS,
 };
 use crate::header::{FileFormat, Header, CURRENT_VERSION};
 use crate::sink::Sink;
+use crate::token::StreamToken;
+use memray_heap::Allocator;
 
 /// One loaded object: a SEGMENT_HEADER and its SEGMENTs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,33 +72,16 @@ pub trait CaptureWriter: Send {
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()>;
 }
 
-/// Token values of the stream grammar.
-pub(crate) mod token {
-    pub const TRAILER: u8 = 0x01;
-    pub const MEMORY_RECORD: u8 = 0x02;
-    pub const NATIVE_TRACE_INDEX: u8 = 0x05;
-    pub const MEMORY_MAP_START: u8 = 0x06;
-    pub const SEGMENT_HEADER: u8 = 0x07;
-    pub const SEGMENT: u8 = 0x08;
-    pub const THREAD_RECORD: u8 = 0x0a;
-    pub const CONTEXT_SWITCH: u8 = 0x0c;
-    pub const CODE_OBJECT: u8 = 0x0e;
-    pub const FRAME_POP: u8 = 0x10;
-    pub const OBJECT_RECORD: u8 = 0x20;
-    pub const FRAME_PUSH: u8 = 0x40;
-    pub const ALLOCATION: u8 = 0x80;
-}
-
 /// MEMORY_MAP_START + SEGMENT_HEADER/SEGMENT records (shared by both writers).
 pub(crate) fn encode_mappings(out: &mut Vec<u8>, images: &[Image]) {
-    out.push(token::MEMORY_MAP_START);
+    out.push(StreamToken::MemoryMapStart.byte());
     for image in images {
-        out.push(token::SEGMENT_HEADER);
+        out.push(StreamToken::SegmentHeader.byte());
         put_cstr(out, image.filename.as_bytes());
         put_varint(out, image.segments.len() as u64);
         out.extend_from_slice(&image.load_address.to_ne_bytes());
         for segment in &image.segments {
-            out.push(token::SEGMENT);
+            out.push(StreamToken::Segment.byte());
             out.extend_from_slice(&segment.vaddr.to_ne_bytes());
             put_varint(out, segment.memsz);
         }
@@ -114,7 +98,7 @@ pub(crate) fn encode_code_object(
     firstlineno: i32,
     linetable: &[u8],
 ) {
-    out.push(token::CODE_OBJECT);
+    out.push(StreamToken::CodeObject.byte());
     put_varint(out, id);
     put_cstr(out, function);
     put_cstr(out, filename);
@@ -132,7 +116,7 @@ const SMALL_RECORD: usize = 48;
 fn context_switch(last: &mut DeltaState, buf: &mut RecordBuf<'_, SMALL_RECORD>, tid: u64) {
     if last.thread_id != tid {
         last.thread_id = tid;
-        buf.byte(token::CONTEXT_SWITCH);
+        buf.byte(StreamToken::ContextSwitch.byte());
         buf.raw(&tid.to_ne_bytes());
     }
 }
@@ -147,7 +131,7 @@ fn frame_pop_tokens(buf: &mut RecordBuf<'_, SMALL_RECORD>, count: u32) -> u32 {
             break;
         }
         let n = left.min(16);
-        buf.byte(token::FRAME_POP | (n - 1) as u8);
+        buf.byte(StreamToken::FramePop.byte() | (n - 1) as u8);
         left -= n;
     }
     left
@@ -213,7 +197,7 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
     fn write_memory_record(&mut self, time_ms: u64, rss: u64) -> io::Result<()> {
         let start_time_ms = self.header.stats.start_time_ms as u64;
         self.sink.write_with::<SMALL_RECORD>(|buf| {
-            buf.byte(token::MEMORY_RECORD);
+            buf.byte(StreamToken::MemoryRecord.byte());
             buf.varint(rss);
             buf.varint(time_ms.wrapping_sub(start_time_ms));
         })?;
@@ -251,7 +235,7 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         let last = &mut self.last;
         self.sink.write_with::<SMALL_RECORD>(|buf| {
             context_switch(last, buf, tid);
-            buf.byte(token::FRAME_PUSH | is_entry as u8);
+            buf.byte(StreamToken::FramePush.byte() | is_entry as u8);
             buf.varint(code_object_id);
             buf.svarint(instruction_offset);
         })
@@ -276,7 +260,7 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
     fn write_native_trace_index(&mut self, ip: u64, parent: u32) -> io::Result<()> {
         let last = &mut self.last;
         self.sink.write_with::<SMALL_RECORD>(|buf| {
-            buf.byte(token::NATIVE_TRACE_INDEX);
+            buf.byte(StreamToken::NativeTraceIndex.byte());
             buf.delta(&mut last.instruction_pointer, ip);
             buf.delta(&mut last.native_frame_id, parent as u64);
         })
@@ -298,7 +282,7 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
             context_switch(last, buf, tid);
             let id = allocator.id();
             let slot = cache.lookup_or_insert(address);
-            let mut token = token::ALLOCATION | (slot.unwrap_or(CACHE_MISS) << 3);
+            let mut token = StreamToken::Allocation.byte() | (slot.unwrap_or(CACHE_MISS) << 3);
             if id < 8 {
                 token |= id;
             }
@@ -322,7 +306,7 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         let last = &mut self.last;
         self.sink
             .write_with::<SMALL_RECORD>(|buf| context_switch(last, buf, tid))?;
-        self.scratch.push(token::THREAD_RECORD);
+        self.scratch.push(StreamToken::ThreadRecord.byte());
         put_cstr(&mut self.scratch, name);
         self.flush_scratch()
     }
@@ -344,7 +328,11 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         self.sink.write_with::<SMALL_RECORD>(|buf| {
             context_switch(last, buf, tid);
             let slot = cache.lookup_or_insert(address);
-            buf.byte(token::OBJECT_RECORD | (slot.unwrap_or(CACHE_MISS) << 1) | created as u8);
+            buf.byte(
+                StreamToken::ObjectRecord.byte()
+                    | (slot.unwrap_or(CACHE_MISS) << 1)
+                    | created as u8,
+            );
             if slot.is_none() {
                 buf.delta(&mut last.data_pointer, address >> 3);
             }
@@ -355,7 +343,7 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
     }
 
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()> {
-        self.sink.write_all(&[token::TRAILER])?;
+        self.sink.write_all(&[StreamToken::Trailer.byte()])?;
         self.header.stats.end_time_ms = end_time_ms as i64;
         self.sink.rewrite_header(&self.header.encode())?;
         self.sink.flush()

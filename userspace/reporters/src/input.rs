@@ -47,7 +47,7 @@ pub fn open_capture(results: &Path, failure: &str) -> Result<CaptureFile, String
 pub fn report_failure(results: &Path, failure: &str, error: AnalysisError) -> String {
     match error {
         AnalysisError::Unsupported(refusal) => refusal.to_owned(),
-        AnalysisError::Capture(reason) => unreadable(results, failure, reason),
+        unreadable_capture => unreadable(results, failure, unreadable_capture),
     }
 }
 

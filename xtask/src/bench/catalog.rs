@@ -36,6 +36,20 @@ pub fn all() -> Vec<Benchmark> {
             about: "`memray run` of the tracker workloads, against plain Python",
             prepare: super::tracker::prepare,
         },
+        Benchmark {
+            name: "aggregate",
+            about: "`memray run --aggregate` of 100,000 mmaps and munmaps, 30,000 mappings live",
+            prepare: |context| {
+                Ok(vec![super::tracker::variant(
+                    context,
+                    &context.reference,
+                    "100k mmaps",
+                    &["--aggregate"],
+                    &context.workloads.join("mmap_churn.py"),
+                    &["100000"],
+                )])
+            },
+        },
     ]
 }
 

@@ -35,6 +35,7 @@ pub fn prepare(context: &Context) -> Result<Vec<Variant>> {
                 context,
                 environment,
                 label,
+                &[],
                 &context.workloads.join(file),
                 args,
             )
@@ -42,10 +43,12 @@ pub fn prepare(context: &Context) -> Result<Vec<Variant>> {
         .collect())
 }
 
-fn variant(
+/// `memray run OPTIONS… WORKLOAD ARGS…`, ours and memray's, and the workload alone.
+pub fn variant(
     context: &Context,
     environment: &ReferenceMemray,
     label: &str,
+    options: &[&str],
     workload: &Path,
     args: &[&str],
 ) -> Variant {
@@ -59,11 +62,12 @@ fn variant(
     let program: Vec<OsString> = std::iter::once(workload.as_os_str().to_os_string())
         .chain(args.iter().map(OsString::from))
         .collect();
-    // `memray run [--python PATH] --quiet --force --no-compress -o OUT program…`
+    // `memray run [--python PATH] OPTIONS… --quiet --force --no-compress -o OUT program…`
     let run = |python: Option<&Path>, output: &Path| -> Vec<OsString> {
         let python = python.map(|p| [OsString::from("--python"), p.as_os_str().to_os_string()]);
         std::iter::once(OsString::from("run"))
             .chain(python.into_iter().flatten())
+            .chain(options.iter().map(OsString::from))
             .chain(["--quiet", "--force", "--no-compress", "-o"].map(OsString::from))
             .chain([output.as_os_str().to_os_string()])
             .chain(program.iter().cloned())

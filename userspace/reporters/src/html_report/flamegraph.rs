@@ -105,8 +105,7 @@ impl TreeBuilder<'_> {
 }
 
 fn snapshot_number(snapshot: u64) -> Result<u32, AnalysisError> {
-    u32::try_from(snapshot)
-        .map_err(|_| AnalysisError::Capture(format!("too many memory snapshots ({snapshot})")))
+    u32::try_from(snapshot).map_err(|_| AnalysisError::TooManySnapshots(snapshot))
 }
 
 /// The flame graph of `capture`.

@@ -61,7 +61,7 @@ mod tests {
             .iter()
             .rev()
             .enumerate()
-            .map(|(line, (function, file))| Frame::new(function, file, line as i64 + 1))
+            .map(|(line, (function, file))| Frame::new(function, file, line as i32 + 1))
             .collect()
     }
 

@@ -160,7 +160,7 @@ fn draw_details(
                 .map(|(i, text)| {
                     let lineno = excerpt.first_lineno + i;
                     let line = Line::raw(format!("{lineno:>5} {text}"));
-                    if lineno as i64 == code.lineno {
+                    if lineno as i64 == i64::from(code.lineno) {
                         line.reversed()
                     } else {
                         line

@@ -21,7 +21,7 @@ impl ModuleNames {
     }
 
     /// `module:line`, or the bare file when the line is unknown.
-    pub fn location(&self, filename: &str, lineno: i64) -> String {
+    pub fn location(&self, filename: &str, lineno: i32) -> String {
         if lineno == 0 {
             filename.to_owned()
         } else {

@@ -21,7 +21,7 @@ impl Sources {
     pub fn around(
         &mut self,
         filename: &Arc<str>,
-        lineno: i64,
+        lineno: i32,
         height: usize,
     ) -> Option<Excerpt<'_>> {
         let lines = self

@@ -1,4 +1,4 @@
-//! Allocator ids (v12/v13 numbering, `hooks.h::Allocator`) and their kinds.
+//! Allocator ids (v12/v13 numbering, memray's `Allocator` enum) and their kinds.
 
 /// Which function produced an ALLOCATION record. The discriminants are the
 /// ids stored in v12/v13 files.
@@ -22,7 +22,7 @@ pub enum Allocator {
     Munmap = 15,
 }
 
-/// How an allocator changes the heap (`hooks.h::AllocatorKind`).
+/// How an allocator changes the heap (memray's `AllocatorKind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllocatorKind {
     SimpleAllocator = 1,

@@ -1,0 +1,49 @@
+//! The pid set: the processes whose allocations are recorded, keyed by tgid.
+//! Userspace inserts the processes it attaches to; with `FOLLOW_FORK` the fork
+//! tracepoint adds their children, and the exit tracepoint removes the
+//! entries of exiting tasks.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{map, tracepoint},
+    maps::HashMap,
+    programs::TracePointContext,
+};
+use memray_ebpf_common::{TrackedProcess, EXIT_PID_OFFSET, FORK_CHILD_PID_OFFSET};
+
+use crate::allocators::PENDING;
+
+#[map]
+pub static PROCESSES: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(64 * 1024, 0);
+
+/// `sched_process_fork` runs in the parent. Its `child_pid` is a tid: for a
+/// new thread of a followed process the entry is useless but harmless (no
+/// process has that tgid while the thread lives) and goes when it exits.
+#[tracepoint]
+pub fn process_fork(ctx: TracePointContext) -> u32 {
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: the value is copied out at once.
+    let Some(process) = (unsafe { PROCESSES.get(parent) }).copied() else {
+        return 0;
+    };
+    if process.flags & TrackedProcess::FOLLOW_FORK == 0 {
+        return 0;
+    }
+    // SAFETY: the offset is the field's in the tracepoint's format (checked by userspace).
+    if let Ok(child) = unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET) } {
+        let _ = PROCESSES.insert(child, process, 0);
+    }
+    0
+}
+
+/// A process leaves the set when its main thread exits (the pid may be
+/// reused); an exiting thread's pending call goes with it.
+#[tracepoint]
+pub fn process_exit(ctx: TracePointContext) -> u32 {
+    let _ = PENDING.remove(bpf_get_current_pid_tgid());
+    // SAFETY: the offset is the field's in the tracepoint's format (checked by userspace).
+    if let Ok(task) = unsafe { ctx.read_at::<u32>(EXIT_PID_OFFSET) } {
+        let _ = PROCESSES.remove(task);
+    }
+    0
+}

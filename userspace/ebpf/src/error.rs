@@ -1,0 +1,42 @@
+//! What can go wrong in the eBPF mode, each in one line.
+
+use std::path::PathBuf;
+
+use aya::programs::ProgramError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("this memray was built without eBPF support (MEMRAY_SKIP_EBPF was set)")]
+    NotBuilt,
+    #[error("the eBPF mode needs root, or the CAP_BPF and CAP_PERFMON capabilities: run it with sudo (sudo memray run --ebpf …)")]
+    Privileges,
+    #[error("pid must be positive, got {0}")]
+    InvalidPid(i32),
+    #[error("process {pid}: {what}")]
+    Process { pid: u32, what: String },
+    #[error("{}: no function {symbol}", library.display())]
+    Symbol { library: PathBuf, symbol: String },
+    #[error("process {0} is already attached")]
+    AlreadyAttached(u32),
+    #[error("process {0} uses the same C library as another process of this session where one of them follows forks: its calls would be seen twice (attach it from another session)")]
+    SharedLibc(u32),
+    #[error("process {0} is not attached")]
+    NotAttached(u32),
+    #[error("cannot load the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program {name}: {source}")]
+    Program {
+        name: &'static str,
+        source: ProgramError,
+    },
+    #[error("the eBPF object has no {0}")]
+    Missing(&'static str),
+    #[error("eBPF map: {0}")]
+    Map(#[from] aya::maps::MapError),
+    #[error("{0}")]
+    Tracepoint(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Launch(String),
+}

@@ -1,0 +1,127 @@
+//! The C library a process runs: found through `/proc/PID/maps`, opened
+//! through `/proc/PID/root` (so a process in another mount namespace gets its
+//! own libc), and its functions located in the ELF file.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use object::{Object, ObjectSegment, ObjectSymbol};
+
+use crate::Error;
+
+/// One process's libc: the file as seen from here and where its code is mapped.
+pub struct LibcImage {
+    /// `/proc/PID/root/<path in the process>`: attachable from outside.
+    pub path: PathBuf,
+    /// The file's (device, inode): the same libc seen through different paths.
+    pub file_id: (u64, u64),
+    data: Vec<u8>,
+    /// The process's executable mapping of libc, `[start, end)`.
+    pub text_range: (u64, u64),
+}
+
+/// A function of libc: its bytes and where they are in the file.
+pub struct LibcFunction<'a> {
+    /// Offset in the file: what the kernel's uprobes are attached by.
+    pub file_offset: u64,
+    pub bytes: &'a [u8],
+}
+
+impl LibcImage {
+    pub fn of_process(pid: u32) -> Result<LibcImage, Error> {
+        let maps_path = format!("/proc/{pid}/maps");
+        let maps = std::fs::read_to_string(&maps_path).map_err(|e| Error::Process {
+            pid,
+            what: format!("cannot read {maps_path}: {e}"),
+        })?;
+        let (inner_path, text_range) = libc_mapping(&maps).ok_or_else(|| Error::Process {
+            pid,
+            what: "no C library (libc.so.6) is mapped".to_string(),
+        })?;
+        let path = PathBuf::from(format!("/proc/{pid}/root{inner_path}"));
+        let unreadable = |e: std::io::Error| Error::Process {
+            pid,
+            what: format!("cannot read {}: {e}", path.display()),
+        };
+        let metadata = std::fs::metadata(&path).map_err(unreadable)?;
+        let data = std::fs::read(&path).map_err(unreadable)?;
+        Ok(LibcImage {
+            file_id: (metadata.dev(), metadata.ino()),
+            path,
+            data,
+            text_range,
+        })
+    }
+
+    /// The function defined under `symbol` in the dynamic symbol table.
+    pub fn function(&self, symbol: &str) -> Result<LibcFunction<'_>, Error> {
+        let not_found = || Error::Symbol {
+            library: self.path.clone(),
+            symbol: symbol.to_string(),
+        };
+        let file = object::File::parse(&*self.data).map_err(|_| not_found())?;
+        let found = file
+            .dynamic_symbols()
+            .find(|s| s.is_definition() && s.name() == Ok(symbol))
+            .ok_or_else(not_found)?;
+        let address = found.address();
+        let file_offset = file
+            .segments()
+            .find_map(|segment| {
+                let (start, size) = (segment.address(), segment.size());
+                let (file_start, file_size) = segment.file_range();
+                (address >= start && address - start < file_size.min(size))
+                    .then(|| address - start + file_start)
+            })
+            .ok_or_else(not_found)?;
+        let start = usize::try_from(file_offset).map_err(|_| not_found())?;
+        let end = start.saturating_add(usize::try_from(found.size()).map_err(|_| not_found())?);
+        let bytes = self.data.get(start..end).ok_or_else(not_found)?;
+        Ok(LibcFunction { file_offset, bytes })
+    }
+}
+
+/// The path of the C library in a `/proc/PID/maps` text and its executable
+/// range.
+fn libc_mapping(maps: &str) -> Option<(String, (u64, u64))> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let range = fields.next()?;
+        let permissions = fields.next()?;
+        let path = fields.nth(3)?;
+        let name = path.rsplit('/').next()?;
+        let is_libc = name == "libc.so.6" || (name.starts_with("libc-") && name.ends_with(".so"));
+        if !is_libc || !permissions.contains('x') {
+            return None;
+        }
+        let (start, end) = range.split_once('-')?;
+        let start = u64::from_str_radix(start, 16).ok()?;
+        let end = u64::from_str_radix(end, 16).ok()?;
+        Some((path.to_string(), (start, end)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_executable_libc_mapping() {
+        let maps = "\
+7f0000000000-7f0000028000 r--p 00000000 fe:01 1234 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f0000028000-7f000017d000 r-xp 00028000 fe:01 1234 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f1000000000-7f1000001000 r-xp 00000000 fe:01 99 /usr/lib/libcrypt.so.1
+";
+        assert_eq!(
+            libc_mapping(maps),
+            Some((
+                "/usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
+                (0x7f0000028000, 0x7f000017d000)
+            ))
+        );
+        assert_eq!(
+            libc_mapping("7f1-7f2 r-xp 0 fe:01 9 /usr/lib/libcrypt.so.1"),
+            None
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! The probes loaded once, attached to any number of processes.
+
+use std::collections::HashMap as StdHashMap;
+use std::num::NonZeroU32;
+
+use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::programs::uprobe::{UProbeAttachPoint, UProbeLinkId, UProbeScope};
+use aya::programs::{TracePoint, UProbe};
+use aya::{Ebpf, EbpfLoader, Pod};
+use memray_ebpf_common::{
+    Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
+    ALLOCATOR_RETURN_PROGRAM, COUNTERS_MAP, DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP,
+    EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT, PENDING_MAP,
+    PROCESSES_MAP, PROCESS_EXIT_PROGRAM, PROCESS_FORK_PROGRAM,
+};
+
+use crate::events::EventStream;
+use crate::libc_image::LibcImage;
+use crate::object::PROBES;
+use crate::placement::entry_placement;
+use crate::{privileges, tracefs, AllocationCounters, Error};
+
+/// How the probes are loaded.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Size of the ring buffer in bytes: a power of two, at least a page.
+    pub ring_buffer_bytes: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            ring_buffer_bytes: EVENTS_DEFAULT_BYTES,
+        }
+    }
+}
+
+/// A pid set entry as aya reads and writes it.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct ProcessEntry(TrackedProcess);
+// SAFETY: repr(C) made of u64s: no padding, any bit pattern is valid.
+unsafe impl Pod for ProcessEntry {}
+
+/// A pending-call entry as aya reads it.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct PendingEntry(PendingCall);
+// SAFETY: repr(C), two u32s then u64s: no padding, any bit pattern is valid.
+unsafe impl Pod for PendingEntry {}
+
+/// The loaded probes. Dropping it detaches everything; the processes go on.
+pub struct Session {
+    ebpf: Ebpf,
+    attached: StdHashMap<u32, Attachment>,
+}
+
+/// The probes placed for one attached process.
+struct Attachment {
+    links: Vec<(&'static str, UProbeLinkId)>,
+    /// Its libc file ([`LibcImage::file_id`]).
+    libc: (u64, u64),
+    /// Placed for every process mapping that libc (following forks).
+    every_process: bool,
+}
+
+impl Session {
+    /// Loads the probes and the tracepoints that keep the pid set.
+    pub fn load(options: Options) -> Result<Session, Error> {
+        let object = PROBES.ok_or(Error::NotBuilt)?;
+        privileges::require()?;
+        tracefs::check_field(FORK_TRACEPOINT, "child_pid", FORK_CHILD_PID_OFFSET)?;
+        tracefs::check_field(EXIT_TRACEPOINT, "pid", EXIT_PID_OFFSET)?;
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(EVENTS_MAP, options.ring_buffer_bytes)
+            .load(object)?;
+        for name in [ALLOCATOR_ENTRY_PROGRAM, ALLOCATOR_RETURN_PROGRAM] {
+            uprobe(&mut ebpf, name)?
+                .load()
+                .map_err(program_error(name))?;
+        }
+        for (name, (category, event)) in [
+            (PROCESS_FORK_PROGRAM, FORK_TRACEPOINT),
+            (PROCESS_EXIT_PROGRAM, EXIT_TRACEPOINT),
+        ] {
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or(Error::Missing(name))?
+                .try_into()
+                .map_err(program_error(name))?;
+            program.load().map_err(program_error(name))?;
+            program
+                .attach(category, event)
+                .map_err(program_error(name))?;
+        }
+        Ok(Session {
+            ebpf,
+            attached: StdHashMap::new(),
+        })
+    }
+
+    /// Starts recording the allocations of process `pid` (and, with
+    /// `follow_fork`, of the children it forks from now on).
+    ///
+    /// Without `follow_fork` the probes are scoped to the process: no other
+    /// process traps on them. With it they are placed for every process that
+    /// maps the same libc (a forked child inherits them) and the pid set
+    /// filters in BPF.
+    pub fn attach(&mut self, pid: u32, follow_fork: bool) -> Result<(), Error> {
+        if self.attached.contains_key(&pid) {
+            return Err(Error::AlreadyAttached(pid));
+        }
+        let scope = match (follow_fork, NonZeroU32::new(pid)) {
+            (_, None) => return Err(Error::InvalidPid(0)),
+            (true, Some(_)) => UProbeScope::AllProcesses,
+            (false, Some(pid)) => UProbeScope::OneProcess(pid),
+        };
+        let libc = LibcImage::of_process(pid)?;
+        // Probes placed for every process on a libc fire for the processes
+        // with their own probes there too: each call would be seen twice.
+        let overlaps = self
+            .attached
+            .values()
+            .any(|a| a.libc == libc.file_id && (a.every_process || follow_fork));
+        if overlaps {
+            return Err(Error::SharedLibc(pid));
+        }
+        let mut links = Vec::new();
+        let result = self.attach_functions(&libc, scope, &mut links);
+        if let Err(error) = result {
+            self.detach_links(links);
+            return Err(error);
+        }
+        let attachment = Attachment {
+            links,
+            libc: libc.file_id,
+            every_process: follow_fork,
+        };
+        self.attached.insert(pid, attachment);
+        self.forget_pending(&[pid])?;
+        let entry = TrackedProcess {
+            flags: if follow_fork {
+                TrackedProcess::FOLLOW_FORK
+            } else {
+                0
+            },
+            libc_text_start: libc.text_range.0,
+            libc_text_end: libc.text_range.1,
+            origin: u64::from(pid),
+        };
+        self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
+        Ok(())
+    }
+
+    fn attach_functions(
+        &mut self,
+        libc: &LibcImage,
+        scope: UProbeScope,
+        links: &mut Vec<(&'static str, UProbeLinkId)>,
+    ) -> Result<(), Error> {
+        let mut probed = Vec::new();
+        for function in Function::ALL {
+            let code = match libc.function(function.symbol()) {
+                Ok(code) => code,
+                // An older libc without reallocarray: nothing calls it there.
+                Err(_) if function == Function::Reallocarray => continue,
+                Err(error) => return Err(error),
+            };
+            // Aliases (glibc's memalign and aligned_alloc) are one function.
+            if probed.contains(&code.file_offset) {
+                continue;
+            }
+            probed.push(code.file_offset);
+            let entry_offset = if function.has_return_probe() || function.is_syscall_wrapper() {
+                0
+            } else {
+                entry_placement(code.bytes, 1).offset
+            };
+            let entry = UProbeAttachPoint {
+                location: (code.file_offset + entry_offset).into(),
+                cookie: Some(function.cookie()),
+            };
+            links.push(self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, libc, scope)?);
+            if function.has_return_probe() {
+                let exit = UProbeAttachPoint {
+                    location: code.file_offset.into(),
+                    cookie: None,
+                };
+                links.push(self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, libc, scope)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn attach_one(
+        &mut self,
+        name: &'static str,
+        point: UProbeAttachPoint<'static>,
+        libc: &LibcImage,
+        scope: UProbeScope,
+    ) -> Result<(&'static str, UProbeLinkId), Error> {
+        let link = uprobe(&mut self.ebpf, name)?
+            .attach(point, &libc.path, scope)
+            .map_err(program_error(name))?;
+        Ok((name, link))
+    }
+
+    /// Stops recording process `pid` and the children it was followed into,
+    /// and removes its probes. The processes go on.
+    pub fn detach(&mut self, pid: u32) -> Result<(), Error> {
+        let attachment = self.attached.remove(&pid).ok_or(Error::NotAttached(pid))?;
+        let mut processes = self.processes()?;
+        // The process itself even if it has exited (and left the set).
+        let family: Vec<u32> = processes
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(tgid, entry)| entry.0.origin == u64::from(pid) && *tgid != pid)
+            .map(|(tgid, _)| tgid)
+            .chain([pid])
+            .collect();
+        for tgid in &family {
+            // Gone already if it exited meanwhile.
+            let _ = processes.remove(tgid);
+        }
+        self.detach_links(attachment.links);
+        self.forget_pending(&family)
+    }
+
+    /// Removes the calls left in flight by threads of `tgids` when their
+    /// return probes went away (or by an earlier session): a stale entry would
+    /// make the thread's next calls look nested inside it, never recorded.
+    fn forget_pending(&mut self, tgids: &[u32]) -> Result<(), Error> {
+        let map = self
+            .ebpf
+            .map_mut(PENDING_MAP)
+            .ok_or(Error::Missing(PENDING_MAP))?;
+        let mut pending = HashMap::<_, u64, PendingEntry>::try_from(map)?;
+        let stale: Vec<u64> = pending
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|thread| tgids.contains(&((thread >> 32) as u32)))
+            .collect();
+        for thread in stale {
+            // Its return probe may have consumed it meanwhile.
+            let _ = pending.remove(&thread);
+        }
+        Ok(())
+    }
+
+    fn detach_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
+        for (name, link) in links {
+            if let Ok(program) = uprobe(&mut self.ebpf, name) {
+                // A link the kernel already dropped has nothing left to undo.
+                let _ = program.detach(link);
+            }
+        }
+    }
+
+    /// The processes being recorded now (attached ones and followed children).
+    pub fn tracked(&self) -> Result<Vec<u32>, Error> {
+        let map = self
+            .ebpf
+            .map(PROCESSES_MAP)
+            .ok_or(Error::Missing(PROCESSES_MAP))?;
+        let processes = HashMap::<_, u32, ProcessEntry>::try_from(map)?;
+        Ok(processes.keys().filter_map(Result::ok).collect())
+    }
+
+    /// Records of process `pid` lost because the ring buffer was full.
+    pub fn drops(&self, pid: u32) -> Result<u64, Error> {
+        let map = self.ebpf.map(DROPS_MAP).ok_or(Error::Missing(DROPS_MAP))?;
+        let drops = PerCpuHashMap::<_, u32, u64>::try_from(map)?;
+        match drops.get(&pid, 0) {
+            Ok(per_cpu) => Ok(per_cpu.iter().sum()),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(0),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The records, drained from tokio. Taken once.
+    pub fn events(&mut self, batch: usize) -> Result<EventStream, Error> {
+        let map = self
+            .ebpf
+            .take_map(EVENTS_MAP)
+            .ok_or(Error::Missing(EVENTS_MAP))?;
+        let ring = RingBuf::try_from(map)?;
+        EventStream::new(ring, batch).map_err(Error::Io)
+    }
+
+    /// The malloc/free counters summed over all CPUs.
+    pub fn counters(&self) -> Result<AllocationCounters, Error> {
+        let map = self
+            .ebpf
+            .map(COUNTERS_MAP)
+            .ok_or(Error::Missing(COUNTERS_MAP))?;
+        let array = PerCpuArray::<_, u64>::try_from(map)?;
+        let total = |counter: Counter| -> Result<u64, Error> {
+            Ok(array.get(&counter.slot(), 0)?.iter().sum())
+        };
+        Ok(AllocationCounters {
+            malloc_calls: total(Counter::MallocCalls)?,
+            malloc_bytes: total(Counter::MallocBytes)?,
+            free_calls: total(Counter::FreeCalls)?,
+        })
+    }
+
+    fn processes(&mut self) -> Result<HashMap<&mut MapData, u32, ProcessEntry>, Error> {
+        let map = self
+            .ebpf
+            .map_mut(PROCESSES_MAP)
+            .ok_or(Error::Missing(PROCESSES_MAP))?;
+        Ok(HashMap::try_from(map)?)
+    }
+}
+
+fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, Error> {
+    ebpf.program_mut(name)
+        .ok_or(Error::Missing(name))?
+        .try_into()
+        .map_err(program_error(name))
+}
+
+fn program_error(name: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
+    move |source| Error::Program { name, source }
+}

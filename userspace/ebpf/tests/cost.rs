@@ -1,0 +1,61 @@
+//! What the probes add to a malloc/free pair of a C loop (informative, not a
+//! benchmark: run on a quiet machine with
+//! `cargo test -p memray-ebpf --test cost -- --ignored --nocapture`).
+
+mod support;
+
+use memray_ebpf::Options;
+use memray_tests::skip;
+use support::{Recording, Workload};
+
+/// Records of one round fit in the default ring buffer: nothing drains during it.
+const PAIRS: usize = 100_000;
+
+/// CPU time of the workload's (only) thread, in nanoseconds: the machine may
+/// be shared, so wall time would count other processes' turns too.
+fn cpu_ns(pid: u32) -> u64 {
+    let schedstat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).expect("schedstat");
+    schedstat
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("run time")
+}
+
+/// CPU nanoseconds per pair of one round of the loop.
+fn round(workload: &mut Workload) -> f64 {
+    let before = cpu_ns(workload.pid());
+    workload.allocate();
+    (cpu_ns(workload.pid()) - before) as f64 / PAIRS as f64
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[test]
+#[ignore = "a measurement"]
+fn cost_per_malloc_free_pair() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let mut workload = Workload::start(&["loop", &PAIRS.to_string()]);
+    let pid = workload.pid();
+    let mut recording = Recording::start(Options::default());
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        off.push(round(&mut workload));
+        recording.session.attach(pid, false).expect("attach");
+        on.push(round(&mut workload));
+        let drained = recording.drain().len();
+        assert_eq!(drained, 2 * PAIRS);
+        recording.session.detach(pid).expect("detach");
+    }
+    let (off, on) = (median(off), median(on));
+    eprintln!(
+        "malloc+free pair: {off:.0} ns without probes, {on:.0} ns with them (+{:.2} µs)",
+        (on - off) / 1000.0
+    );
+    workload.finish();
+}

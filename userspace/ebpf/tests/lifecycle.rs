@@ -1,0 +1,179 @@
+//! Attaching to running processes and leaving them: detach and attach again,
+//! a target that exits while attached, forked children followed through the
+//! fork tracepoint, and records lost to a full ring buffer counted exactly.
+
+mod support;
+
+use memray_ebpf::{Allocator, Event, Options};
+use memray_tests::skip;
+use support::{Recording, Workload};
+
+const PAIRS: usize = 1000;
+const SIZE: u64 = 4242;
+
+/// The malloc/free pairs of the workload's loop among `events`.
+fn loop_pairs(events: &[Event], pid: u32) -> (usize, usize) {
+    let mallocs: Vec<u64> = events
+        .iter()
+        .filter(|e| e.tgid == pid && e.allocator == Allocator::Malloc && e.size == SIZE)
+        .map(|e| e.address)
+        .collect();
+    let frees = events
+        .iter()
+        .filter(|e| e.tgid == pid && e.allocator == Allocator::Free && mallocs.contains(&e.address))
+        .count();
+    (mallocs.len(), frees)
+}
+
+/// The loop workload and a recording attached to it.
+fn attached_loop(pairs: usize, options: Options) -> (Workload, Recording) {
+    let workload = Workload::start(&["loop", &pairs.to_string()]);
+    let mut recording = Recording::start(options);
+    recording
+        .session
+        .attach(workload.pid(), false)
+        .expect("attach");
+    (workload, recording)
+}
+
+#[test]
+fn attach_detach_and_attach_again() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let (mut workload, mut recording) = attached_loop(PAIRS, Options::default());
+    let pid = workload.pid();
+    workload.allocate();
+    let events = recording.drain();
+    assert_eq!(loop_pairs(&events, pid), (PAIRS, PAIRS));
+    assert_eq!(events.len(), 2 * PAIRS, "only the loop allocates");
+
+    recording.session.detach(pid).expect("detach");
+    workload.allocate();
+    assert!(recording.drain().is_empty());
+
+    recording.session.attach(pid, false).expect("attach again");
+    workload.allocate();
+    assert_eq!(loop_pairs(&recording.drain(), pid), (PAIRS, PAIRS));
+    drop(recording);
+
+    // A new session on the same process, after the first one left.
+    let mut recording = Recording::start(Options::default());
+    recording
+        .session
+        .attach(pid, false)
+        .expect("attach from a new session");
+    workload.allocate();
+    assert_eq!(loop_pairs(&recording.drain(), pid), (PAIRS, PAIRS));
+    drop(recording);
+    workload.finish();
+}
+
+#[test]
+fn target_exits_while_attached() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let (mut workload, mut recording) = attached_loop(PAIRS, Options::default());
+    let pid = workload.pid();
+    assert!(recording.session.tracked().expect("pid set").contains(&pid));
+    workload.allocate();
+    workload.finish();
+    assert_eq!(loop_pairs(&recording.drain(), pid), (PAIRS, PAIRS));
+    assert!(
+        !recording.session.tracked().expect("pid set").contains(&pid),
+        "the exit tracepoint removes the process"
+    );
+    recording
+        .session
+        .detach(pid)
+        .expect("detach from a process that is gone");
+}
+
+#[test]
+fn follows_forked_children_only_when_asked() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    for follow_fork in [true, false] {
+        let mut workload = Workload::start(&["fork"]);
+        let pid = workload.pid();
+        let mut recording = Recording::start(Options::default());
+        recording.session.attach(pid, follow_fork).expect("attach");
+        let at = workload.allocate();
+        let events = recording.drain();
+        let child = at["child"] as u32;
+        let seen = |tgid: u32, address: u64, size: u64| {
+            let malloc = events.iter().any(|e| {
+                (e.tgid, e.tid, e.allocator, e.address, e.size)
+                    == (tgid, tgid, Allocator::Malloc, address, size)
+            });
+            let free = events
+                .iter()
+                .any(|e| (e.tgid, e.allocator, e.address) == (tgid, Allocator::Free, address));
+            malloc && free
+        };
+        assert!(seen(pid, at["parent_malloc"], 6161), "{events:?}");
+        assert_eq!(
+            seen(child, at["child_malloc"], 5151),
+            follow_fork,
+            "follow_fork={follow_fork}: {events:?}"
+        );
+        assert!(events.iter().all(|e| e.tgid == pid || e.tgid == child));
+        let tracked = recording.session.tracked().expect("pid set");
+        assert!(!tracked.contains(&child), "the child exited");
+        recording.session.detach(pid).expect("detach");
+        workload.finish();
+    }
+}
+
+#[test]
+fn records_lost_to_a_full_ring_buffer_are_counted_exactly() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    const MANY: usize = 5000;
+    // One page: room for about 70 records, and nobody drains while the loop runs.
+    let tiny = Options {
+        ring_buffer_bytes: 4096,
+    };
+    let (mut workload, mut recording) = attached_loop(MANY, tiny);
+    let pid = workload.pid();
+    workload.allocate();
+    let received = recording.drain().len() as u64;
+    let dropped = recording.session.drops(pid).expect("drops");
+    eprintln!("{received} records received, {dropped} dropped");
+    assert!(dropped > 0);
+    assert_eq!(received + dropped, 2 * MANY as u64);
+    workload.finish();
+}
+
+#[test]
+fn several_processes_in_one_session() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let (mut first, mut recording) = attached_loop(PAIRS, Options::default());
+    let mut second = Workload::start(&["loop", &PAIRS.to_string()]);
+    recording
+        .session
+        .attach(second.pid(), false)
+        .expect("attach the second");
+    first.allocate();
+    second.allocate();
+    let events = recording.drain();
+    assert_eq!(loop_pairs(&events, first.pid()), (PAIRS, PAIRS));
+    assert_eq!(loop_pairs(&events, second.pid()), (PAIRS, PAIRS));
+    assert_eq!(events.len(), 4 * PAIRS);
+
+    // Following the forks of one would place probes that fire for both.
+    recording.session.detach(second.pid()).expect("detach");
+    let error = recording
+        .session
+        .attach(second.pid(), true)
+        .expect_err("overlap");
+    assert!(error.to_string().contains("seen twice"), "{error}");
+    drop(recording);
+    first.finish();
+    second.finish();
+}
