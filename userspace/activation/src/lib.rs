@@ -30,6 +30,8 @@ pub mod flags {
     pub const BUFFERED: u32 = 16;
     /// Overwrite an existing output file (`--force`).
     pub const FORCE: u32 = 32;
+    /// Record each allocation's native stack and the loaded objects (`--native`).
+    pub const NATIVE: u32 = 64;
 }
 
 /// What `memray_tracker_activate` needs to open a capture. Strings are

@@ -10,20 +10,25 @@
 //! one behind a lock, the eBPF consumer one per traced process. Stacks come
 //! in as `python-frames` [`RawFrame`]s (code-object address and instruction
 //! offset); a [`CodeNamer`] names a code object the first time it is seen.
+//! With native traces on, each allocation also brings its native stack (raw
+//! return addresses, innermost first, however they were unwound), stored in
+//! memray's native trie, and the loaded objects ([`Image`]s) are written at
+//! the start and whenever the caller says they changed.
 
 #![forbid(unsafe_code)]
 
 mod codes;
 mod error;
+mod native;
 mod recorder;
 pub mod rss;
 mod session;
 mod stack;
 
 pub use error::{describe_os_error, FinishError};
-pub use memray_format::{Allocator, CaptureWriter, Header, PythonAllocator};
+pub use memray_format::{Allocator, CaptureWriter, Header, Image, PythonAllocator, Segment};
 pub use python_frames::{CodeInfo, RawFrame};
-pub use recorder::{CodeNamer, Recorder, Writer};
+pub use recorder::{CodeNamer, Recorder, Stacks, Writer};
 pub use rss::Process;
 pub use session::{CaptureOptions, CaptureSettings};
 pub use stack::RecordedThread;

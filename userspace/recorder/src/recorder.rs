@@ -3,11 +3,12 @@
 use std::io;
 use std::path::PathBuf;
 
-use memray_format::{Allocator, CaptureWriter};
+use memray_format::{Allocator, CaptureWriter, Image};
 use python_frames::{CodeInfo, RawFrame};
 
 use crate::codes::CodeRegistry;
 use crate::error::FinishError;
+use crate::native::NativeTrie;
 use crate::rss::{self, Process};
 use crate::session::CaptureSettings;
 use crate::stack::RecordedThread;
@@ -23,12 +24,23 @@ pub trait CodeNamer {
     fn code(&mut self, address: u64) -> Option<CodeInfo>;
 }
 
+/// The stacks of one allocation.
+#[derive(Clone, Copy, Default)]
+pub struct Stacks<'a> {
+    /// The Python frames, innermost first.
+    pub python: &'a [RawFrame],
+    /// The native return addresses, innermost first (ignored without native traces).
+    pub native: &'a [u64],
+}
+
 /// One capture being written. Not synchronised: its owner serialises the
 /// events (memray orders all records with one lock).
 pub struct Recorder {
     writer: Writer,
     process: Process,
     codes: CodeRegistry,
+    /// The native stacks written so far; `None` without native traces.
+    native: Option<NativeTrie>,
     /// Bumped by every code-object death (see `stack.rs`).
     code_generation: u64,
     /// Names given to threads (by key) that have not recorded since.
@@ -43,14 +55,17 @@ pub struct Recorder {
 
 impl Recorder {
     /// Creates the capture file `settings` describe for `process` (whose
-    /// main thread has memray id `main_tid`), with its first memory record.
+    /// main thread has memray id `main_tid`), with its loaded objects `images`
+    /// when the settings ask for native traces, and its first memory record.
     pub fn create(
         settings: &CaptureSettings,
         process: Process,
         main_tid: u64,
+        images: &[Image],
     ) -> io::Result<Recorder> {
         let writer = settings.open_writer(process, main_tid)?;
-        let mut recorder = Recorder::new(writer, process)?;
+        let native = settings.options.native_traces.then_some(images);
+        let mut recorder = Recorder::new(writer, process, native)?;
         recorder.output = Some(settings.output.clone());
         if settings.options.compress {
             recorder.compress = Some(settings.output.clone());
@@ -58,13 +73,23 @@ impl Recorder {
         Ok(recorder)
     }
 
-    /// Records into `writer` (whose header is written), starting with a memory record.
-    pub fn new(mut writer: Writer, process: Process) -> io::Result<Recorder> {
+    /// Records into `writer` (whose header is written), starting with the
+    /// loaded objects when native traces are on (`native`: `Some(images)`,
+    /// as the header says), then a memory record.
+    pub fn new(
+        mut writer: Writer,
+        process: Process,
+        native: Option<&[Image]>,
+    ) -> io::Result<Recorder> {
+        if let Some(images) = native {
+            writer.write_mappings(images)?;
+        }
         writer.write_memory_record(rss::now_ms(), process.resident_set_size())?;
         Ok(Recorder {
             writer,
             process,
             codes: CodeRegistry::default(),
+            native: native.map(|_| NativeTrie::default()),
             code_generation: 0,
             pending_names: Vec::new(),
             compress: None,
@@ -90,13 +115,17 @@ impl Recorder {
         result
     }
 
-    /// `thread` allocated `size` bytes at `address` with `stack` (innermost
-    /// frame first) as its Python stack.
+    /// Whether native stacks are recorded.
+    pub fn native_traces(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// `thread` allocated `size` bytes at `address` with `stacks`.
     #[inline]
     pub fn allocation(
         &mut self,
         thread: &mut RecordedThread,
-        stack: &[RawFrame],
+        stacks: Stacks<'_>,
         namer: &mut impl CodeNamer,
         address: u64,
         size: u64,
@@ -105,15 +134,31 @@ impl Recorder {
         self.guarded(|this| {
             this.write_pending_name(thread)?;
             thread.write_difference(
-                stack,
+                stacks.python,
+                this.native.is_some(),
                 this.code_generation,
                 &mut this.writer,
                 &mut this.codes,
                 namer,
             )?;
+            let native_frame_id = match &mut this.native {
+                Some(trie) => {
+                    trie.leaf(stacks.native, &mut thread.native_path, &mut this.writer)?
+                }
+                None => 0,
+            };
             this.writer
-                .write_allocation(thread.tid(), address, size, allocator, 0)
+                .write_allocation(thread.tid(), address, size, allocator, native_frame_id)
         })
+    }
+
+    /// The process loaded or unloaded an object: `images` are its loaded
+    /// objects now (a new segment generation). Nothing without native traces.
+    pub fn loaded_objects_changed(&mut self, images: &[Image]) -> io::Result<()> {
+        if self.native.is_none() {
+            return Ok(());
+        }
+        self.guarded(|this| this.writer.write_mappings(images))
     }
 
     /// `thread` freed the block at `address`, or unmapped `size` bytes from

@@ -16,6 +16,8 @@ use crate::rss::{self, Process};
 pub struct CaptureOptions {
     /// AGGREGATED_ALLOCATIONS instead of ALL_ALLOCATIONS.
     pub aggregate: bool,
+    /// Native stacks and loaded objects are recorded (`--native`).
+    pub native_traces: bool,
     /// Says in the header that pymalloc is recorded too.
     pub trace_python_allocators: bool,
     /// LZ4-compress the file when it is finished.
@@ -45,6 +47,7 @@ impl CaptureSettings {
         header.main_tid = main_tid;
         header.stats.start_time_ms = rss::now_ms() as i64;
         header.trace_python_allocators = options.trace_python_allocators;
+        header.native_traces = options.native_traces;
         header.file_format = if options.aggregate {
             FileFormat::AggregatedAllocations
         } else {

@@ -12,6 +12,7 @@ use std::io;
 use python_frames::RawFrame;
 
 use crate::codes::CodeRegistry;
+use crate::native::NativePath;
 use crate::recorder::{CodeNamer, Writer};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub struct RecordedThread {
     /// Outermost first.
     written: Vec<WrittenFrame>,
     written_generation: u64,
+    /// The last native stack recorded (`--native`).
+    pub(crate) native_path: NativePath,
 }
 
 impl RecordedThread {
@@ -42,6 +45,7 @@ impl RecordedThread {
             key,
             written: Vec::new(),
             written_generation: 0,
+            native_path: NativePath::default(),
         }
     }
 
@@ -56,23 +60,27 @@ impl RecordedThread {
     /// The next event must send the whole stack (a new capture, after fork).
     pub fn forget_written(&mut self) {
         self.written.clear();
+        self.native_path.clear();
     }
 
     /// Writes the pops and pushes that turn the last written stack into
-    /// `stack` (innermost frame first).
+    /// `stack` (innermost frame first). `entry_bits`: the frames' own entry
+    /// bits are written (native traces on), else every frame is an entry.
     pub(crate) fn write_difference(
         &mut self,
         stack: &[RawFrame],
+        entry_bits: bool,
         generation: u64,
         writer: &mut Writer,
         codes: &mut CodeRegistry,
         namer: &mut impl CodeNamer,
     ) -> io::Result<()> {
-        // Without native frames memray always writes is_entry = 1.
+        // Without native frames memray always writes is_entry = 1; the hybrid
+        // merge of a native capture needs the real bits (always set before 3.11).
         let current = stack.iter().rev().map(|f| WrittenFrame {
             code: f.code,
             instruction_offset: f.instruction_offset,
-            is_entry: true,
+            is_entry: f.is_entry || !entry_bits,
         });
         let common = if generation == self.written_generation {
             self.written

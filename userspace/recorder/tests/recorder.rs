@@ -6,8 +6,8 @@ use std::path::Path;
 
 use memray_format::{CaptureReader, Record};
 use memray_recorder::{
-    Allocator, CaptureOptions, CaptureSettings, CodeInfo, CodeNamer, Header, Process, RawFrame,
-    RecordedThread, Recorder,
+    Allocator, CaptureOptions, CaptureSettings, CodeInfo, CodeNamer, Header, Image, Process,
+    RawFrame, RecordedThread, Recorder, Segment, Stacks,
 };
 
 /// Names code object `A` as function `fA` in `file.py`, first line `A`.
@@ -30,6 +30,13 @@ fn frame(code: u64, instruction_offset: i64) -> RawFrame {
         code,
         instruction_offset,
         is_entry: true,
+    }
+}
+
+fn python(frames: &[RawFrame]) -> Stacks<'_> {
+    Stacks {
+        python: frames,
+        native: &[],
     }
 }
 
@@ -82,7 +89,7 @@ fn records(path: &Path) -> (Vec<String>, bool) {
 fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.bin");
-    let mut recorder = Recorder::create(&settings(&path, false), Process::Current, 1).unwrap();
+    let mut recorder = Recorder::create(&settings(&path, false), Process::Current, 1, &[]).unwrap();
     let mut main = RecordedThread::new(1, 100);
     let mut other = RecordedThread::new(2, 200);
     // Innermost first.
@@ -90,7 +97,7 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     recorder
         .allocation(
             &mut main,
-            &outer_inner,
+            python(&outer_inner),
             &mut Names,
             0x1000,
             10,
@@ -100,7 +107,14 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     // Same outer frame, another line of the inner one: one pop, one push.
     let moved = [frame(0xb0, 6), frame(0xa0, 2)];
     recorder
-        .allocation(&mut main, &moved, &mut Names, 0x2000, 20, Allocator::Calloc)
+        .allocation(
+            &mut main,
+            python(&moved),
+            &mut Names,
+            0x2000,
+            20,
+            Allocator::Calloc,
+        )
         .unwrap();
     recorder
         .deallocation(&main, 0x1000, 0, Allocator::Free)
@@ -110,7 +124,7 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     recorder
         .allocation(
             &mut other,
-            &[frame(0xdead, 0)],
+            python(&[frame(0xdead, 0)]),
             &mut Names,
             0x3000,
             30,
@@ -120,7 +134,14 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
     // 0xb0 dies and a new code object takes its address: a new id, whole stack re-sent.
     recorder.code_object_died(0xb0);
     recorder
-        .allocation(&mut main, &moved, &mut Names, 0x4000, 40, Allocator::Malloc)
+        .allocation(
+            &mut main,
+            python(&moved),
+            &mut Names,
+            0x4000,
+            40,
+            Allocator::Malloc,
+        )
         .unwrap();
     recorder.finish().unwrap();
 
@@ -156,10 +177,17 @@ fn stacks_are_written_as_differences_and_dead_code_objects_are_renamed() {
 fn a_finished_session_is_compressed_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.bin");
-    let mut recorder = Recorder::create(&settings(&path, true), Process::Current, 1).unwrap();
+    let mut recorder = Recorder::create(&settings(&path, true), Process::Current, 1, &[]).unwrap();
     let mut main = RecordedThread::new(1, 1);
     recorder
-        .allocation(&mut main, &[], &mut Names, 0x10, 1, Allocator::Malloc)
+        .allocation(
+            &mut main,
+            Stacks::default(),
+            &mut Names,
+            0x10,
+            1,
+            Allocator::Malloc,
+        )
         .unwrap();
     recorder.thread_name(&main, b"main").unwrap();
     recorder.memory_sample(4096).unwrap();
@@ -169,4 +197,77 @@ fn a_finished_session_is_compressed_when_asked() {
     let (records, truncated) = records(&path);
     assert!(!truncated);
     assert_eq!(records, ["thread 1", "Malloc 0x10 1", "name main"]);
+}
+
+#[test]
+fn native_stacks_share_a_trie_written_outermost_first_with_the_loaded_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("native.bin");
+    let mut settings = settings(&path, false);
+    settings.options.native_traces = true;
+    let image = |name: &str| Image {
+        filename: name.into(),
+        load_address: 0x1000,
+        segments: vec![Segment {
+            vaddr: 0,
+            memsz: 0x100,
+        }],
+    };
+    let mut recorder = Recorder::create(&settings, Process::Current, 1, &[image("/a.so")]).unwrap();
+    let mut main = RecordedThread::new(1, 1);
+    let not_entry = RawFrame {
+        is_entry: false,
+        ..frame(0xa0, 2)
+    };
+    let mut allocate = |recorder: &mut Recorder, native: &[u64], address, allocator| {
+        let stacks = Stacks {
+            python: &[not_entry],
+            native,
+        };
+        recorder
+            .allocation(&mut main, stacks, &mut Names, address, 1, allocator)
+            .unwrap();
+    };
+    // Innermost first: 0x30 was called by 0x20, called by 0x10.
+    allocate(&mut recorder, &[0x30, 0x20, 0x10], 0x100, Allocator::Malloc);
+    recorder
+        .loaded_objects_changed(&[image("/a.so"), image("/b.so")])
+        .unwrap();
+    allocate(&mut recorder, &[0x31, 0x20, 0x10], 0x200, Allocator::Valloc);
+    allocate(&mut recorder, &[0x30, 0x20, 0x10], 0x300, Allocator::Malloc);
+    recorder
+        .deallocation(&main, 0x100, 0, Allocator::Free)
+        .unwrap();
+    recorder.finish().unwrap();
+
+    let mut reader = CaptureReader::open(&path).unwrap();
+    assert!(reader.header().native_traces);
+    let mut out = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        out.push(match record {
+            Record::MemoryMapStart => "maps".to_string(),
+            Record::SegmentHeader { filename, .. } => String::from_utf8_lossy(filename).into(),
+            Record::NativeTraceIndex { ip, parent } => format!("node {ip:#x} {parent}"),
+            Record::FramePush { is_entry_frame, .. } => format!("push entry={is_entry_frame}"),
+            Record::Allocation(a) => format!("{:#x} native {}", a.address, a.native_frame_id),
+            _ => continue,
+        });
+    }
+    let expected = [
+        "maps",
+        "/a.so",
+        "push entry=false",
+        "node 0x10 0",
+        "node 0x20 1",
+        "node 0x30 2",
+        "0x100 native 3",
+        "maps",
+        "/a.so",
+        "/b.so",
+        "node 0x31 2",
+        "0x200 native 4",
+        "0x300 native 3",
+        "0x100 native 0",
+    ];
+    assert_eq!(out, expected);
 }

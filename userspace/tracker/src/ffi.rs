@@ -14,7 +14,7 @@ use memray_recorder::{
 
 use crate::guard::RecursionGuard;
 use crate::session::Session;
-use crate::{code_watch, fork, pymalloc, python, thread, tracking};
+use crate::{code_watch, fork, native, pymalloc, python, thread, tracking};
 
 static LAST_ERROR: Mutex<Option<CString>> = Mutex::new(None);
 
@@ -88,6 +88,7 @@ unsafe fn capture_settings(options: &ActivationOptions) -> CaptureSettings {
         output: PathBuf::from(OsString::from_vec(unsafe { bytes(options.output) })),
         options: CaptureOptions {
             aggregate: options.has(flags::AGGREGATE),
+            native_traces: options.has(flags::NATIVE),
             trace_python_allocators: options.has(flags::TRACE_PYTHON_ALLOCATORS),
             compress: options.has(flags::COMPRESS),
             buffered: options.has(flags::BUFFERED),
@@ -101,6 +102,7 @@ fn activate(settings: CaptureSettings, options: &ActivationOptions) -> Result<()
     python::init()?;
     let trace_python_allocators = settings.options.trace_python_allocators;
     let follow_fork = options.has(flags::FOLLOW_FORK);
+    native::start(settings.options.native_traces);
     let session = Session::open(settings, follow_fork, thread::current_tid())
         .map_err(|e| describe_os_error(&e))?;
     code_watch::install(options.python_hexversion)?;

@@ -29,6 +29,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    memray_unwind::forget_other_threads_after_fork();
     if tracking::is_active() {
         follow_or_stop();
     }

@@ -7,7 +7,8 @@
 //! `memray_recorder::Recorder` ([`tracking`]). Only what must live inside the
 //! profiled process is here: the interposed symbols, real-symbol resolution,
 //! the bootstrap arena, the recursion guard, the loader trampoline, fork and
-//! exit handling, and the in-process frame walk.
+//! exit handling, the in-process frame walk and, with `--native`, the native
+//! unwind ([`native`]).
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -18,6 +19,7 @@ mod fork;
 mod guard;
 pub mod hooks;
 mod loader;
+mod native;
 mod process_exit;
 mod pymalloc;
 mod python;

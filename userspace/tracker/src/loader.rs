@@ -1,7 +1,9 @@
 //! `dlopen` and `dlclose`: nothing the calling thread allocates or frees while
 //! the dynamic loader runs (its own bookkeeping, and the constructors of the
 //! libraries it loads) is recorded. memray does the same, so captures of
-//! programs that load extensions (numpy) match its.
+//! programs that load extensions (numpy) match its. With `--native`, every
+//! successful call refreshes the unwinder's modules and the capture's list of
+//! loaded objects, as memray does.
 //!
 //! glibc searches a bare library name with the RUNPATH of the object that
 //! called `dlopen`; once interposed, that caller would be this library. So
@@ -12,6 +14,7 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 use crate::guard::RecursionGuard;
+use crate::native;
 use crate::real;
 
 /// `dladdr1`'s request for the object's `struct link_map` (`<dlfcn.h>`).
@@ -51,6 +54,16 @@ unsafe extern "C" fn open_for_caller(
 ) -> *mut c_void {
     let _guard = RecursionGuard::enter();
     real::ensure_resolved();
+    // SAFETY: dlopen's own arguments and its caller's address.
+    let handle = unsafe { open(filename, flags, caller) };
+    if !handle.is_null() {
+        native::loaded_objects_changed();
+    }
+    handle
+}
+
+/// `dlopen(filename, flags)` as `caller` would have had it.
+unsafe fn open(filename: *const c_char, flags: c_int, caller: *const c_void) -> *mut c_void {
     if !filename.is_null() {
         // SAFETY: dlopen's contract: a NUL-terminated name.
         let name = unsafe { CStr::from_ptr(filename) };
@@ -149,5 +162,9 @@ pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     let _guard = RecursionGuard::enter();
     real::ensure_resolved();
     // SAFETY: forwarding dlclose's own argument.
-    unsafe { real::dlclose(handle) }
+    let rc = unsafe { real::dlclose(handle) };
+    if rc == 0 {
+        native::loaded_objects_changed();
+    }
+    rc
 }

@@ -9,6 +9,7 @@ use memray_recorder::rss::MEMORY_INTERVAL;
 use memray_recorder::{CaptureSettings, FinishError, Process, Recorder};
 
 use crate::guard::RecursionGuard;
+use crate::native;
 use crate::process_exit;
 use crate::tracking::{self, lock};
 
@@ -34,7 +35,8 @@ impl Session {
         follow_fork: bool,
         main_tid: u64,
     ) -> std::io::Result<Session> {
-        let recorder = Recorder::create(&settings, Process::Current, main_tid)?;
+        let images = native::initial_objects(settings.options.native_traces);
+        let recorder = Recorder::create(&settings, Process::Current, main_tid, &images)?;
         Ok(Session {
             settings,
             follow_fork,

@@ -11,6 +11,7 @@ use std::sync::Once;
 
 use memray_recorder::RecordedThread;
 
+use crate::native::NativeStack;
 use crate::python::{self, Frames};
 
 static NEXT_TID: AtomicU64 = AtomicU64::new(1);
@@ -20,6 +21,8 @@ pub struct ThreadState {
     pub recorded: RecordedThread,
     /// The last walk of the thread's Python frames.
     pub walked: Frames,
+    /// The thread's native unwinder (`--native`).
+    pub native: NativeStack,
 }
 
 impl ThreadState {
@@ -63,6 +66,7 @@ fn create() -> *mut ThreadState {
     let state = Box::into_raw(Box::new(ThreadState {
         recorded: RecordedThread::new(tid, key),
         walked: Frames::default(),
+        native: NativeStack::default(),
     }));
     register_destructor(state);
     state

@@ -7,7 +7,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Mutex;
 
-use memray_recorder::{describe_os_error, Recorder};
+use memray_recorder::{describe_os_error, Image, Recorder, Stacks};
 
 pub use memray_recorder::Allocator;
 
@@ -78,14 +78,18 @@ pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A block was allocated: walk the thread's stack (outside the lock), then record.
+/// A block was allocated: walk the thread's stacks (outside the lock), then record.
 pub fn allocation(address: usize, size: usize, allocator: Allocator) {
     thread::with_current(|thread| {
         thread.walk();
+        let native = thread.native.unwind();
         with_recorder(|recorder| {
             recorder.allocation(
                 &mut thread.recorded,
-                thread.walked.innermost_first(),
+                Stacks {
+                    python: thread.walked.innermost_first(),
+                    native,
+                },
                 &mut LocalCodes,
                 address as u64,
                 size as u64,
@@ -122,6 +126,11 @@ pub fn other_thread_name(thread: libc::pthread_t, name: &[u8]) {
         recorder.name_other_thread(thread, name);
         Ok(())
     });
+}
+
+/// The process's loaded objects changed (`--native`).
+pub fn loaded_objects_changed(images: &[Image]) {
+    with_recorder(|recorder| recorder.loaded_objects_changed(images));
 }
 
 /// A code object died: its address may be reused by a different one.

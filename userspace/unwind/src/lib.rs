@@ -2,7 +2,8 @@
 //!
 //! * [`refresh_modules`] (at start-up and after every `dlopen`/`dlclose`, outside any unwind:
 //!   it allocates) reads the loaded objects with `dl_iterate_phdr`, maps their files and
-//!   publishes a new module set; the old one is freed once no thread unwinds with it.
+//!   publishes a new module set; the old one is freed once no thread unwinds with it. A fork
+//!   child calls [`forget_other_threads_after_fork`] first.
 //! * [`ThreadUnwinder`] (one per thread, created outside the hook: it allocates) walks the
 //!   calling thread's stack with DWARF CFI (framehop, frame pointers where a module has no
 //!   unwind information) and writes raw return addresses, innermost first, into a caller's
@@ -18,6 +19,6 @@ mod published;
 mod thread;
 
 pub use elf_file::load_segments;
-pub use module_set::refresh_modules;
+pub use module_set::{forget_other_threads_after_fork, refresh_modules};
 pub use objects::loaded_objects;
 pub use thread::ThreadUnwinder;

@@ -47,6 +47,13 @@ pub fn refresh_modules() {
     });
 }
 
+/// Call in a fork child before anything else touches the module set: threads of the parent
+/// that were unwinding or refreshing at the fork do not exist in the child, and must not be
+/// waited for.
+pub fn forget_other_threads_after_fork() {
+    MODULES.forget_other_threads_after_fork();
+}
+
 /// The framehop module of an object: the span of its segments, with the unwind sections of
 /// its file. An object whose file cannot be read still gets a module (frame pointers are used
 /// there); one without segments gets none.

@@ -2,19 +2,30 @@
 //! replaces, freeing the old value only once no reader can still hold it.
 //!
 //! Readers register in the current epoch's counter (one of two, by parity) before loading
-//! the pointer. A writer (serialised by a mutex) swaps the pointer, moves to the next epoch,
+//! the pointer. A writer (serialised by a flag) swaps the pointer, moves to the next epoch,
 //! then waits until the previous epoch's counter drains: every reader that could have
-//! loaded the old pointer registered there.
+//! loaded the old pointer registered there. The counters and the flag are plain atomics so
+//! that a fork child, whose other threads vanished mid-read or mid-write, can reset them.
 
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 pub struct Published<T> {
     current: AtomicPtr<T>,
     epoch: AtomicUsize,
     readers: [AtomicUsize; 2],
-    writer: Mutex<()>,
+    writing: AtomicBool,
+}
+
+const WAIT: Duration = Duration::from_micros(50);
+
+/// Holds the writer flag; clears it when dropped.
+struct Writing<'a>(&'a AtomicBool);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, SeqCst);
+    }
 }
 
 impl<T> Published<T> {
@@ -23,7 +34,7 @@ impl<T> Published<T> {
             current: AtomicPtr::new(std::ptr::null_mut()),
             epoch: AtomicUsize::new(0),
             readers: [AtomicUsize::new(0), AtomicUsize::new(0)],
-            writer: Mutex::new(()),
+            writing: AtomicBool::new(false),
         }
     }
 
@@ -50,15 +61,15 @@ impl<T> Published<T> {
     /// Replaces the value by what `next` makes of the current one; returns once the old
     /// value is freed. Allocates and may wait: never call it from inside `read`.
     pub fn update(&self, next: impl FnOnce(Option<&T>) -> T) {
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while self.writing.swap(true, SeqCst) {
+            std::thread::sleep(WAIT);
+        }
+        let _writing = Writing(&self.writing);
         let next = self.read(next);
         let old = self.current.swap(Box::into_raw(Box::new(next)), SeqCst);
         let epoch = self.epoch.fetch_add(1, SeqCst);
         while self.readers[epoch & 1].load(SeqCst) != 0 {
-            std::thread::sleep(Duration::from_micros(50));
+            std::thread::sleep(WAIT);
         }
         if !old.is_null() {
             // SAFETY: `old` came from `Box::into_raw` in an earlier `update`, and no reader
@@ -66,6 +77,15 @@ impl<T> Published<T> {
             // later ones load the new pointer.
             drop(unsafe { Box::from_raw(old) });
         }
+    }
+
+    /// In a fork child: the threads that were reading or writing at the fork are gone, so
+    /// nobody reads or writes. The value itself is sound (a writer swaps it in one step; an
+    /// old value a vanished writer was about to free is leaked).
+    pub fn forget_other_threads_after_fork(&self) {
+        self.readers[0].store(0, SeqCst);
+        self.readers[1].store(0, SeqCst);
+        self.writing.store(false, SeqCst);
     }
 }
 

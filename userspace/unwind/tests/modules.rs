@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use memray_unwind::{loaded_objects, refresh_modules, ThreadUnwinder};
@@ -87,21 +87,29 @@ fn dlopen_and_dlclose_while_threads_unwind() {
     let name = CString::new(library.to_str().unwrap()).unwrap();
     refresh_modules();
     let stop = Arc::new(AtomicBool::new(false));
+    let unwinding = Arc::new(AtomicUsize::new(0));
     let unwinders: Vec<_> = (0..3)
         .map(|_| {
-            let stop = stop.clone();
+            let (stop, unwinding) = (stop.clone(), unwinding.clone());
             std::thread::spawn(move || {
                 let mut unwinder = ThreadUnwinder::new();
                 let mut frames = [0u64; 128];
                 let mut unwinds = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     assert!(unwinder.unwind(0, &mut frames) > 2);
+                    if unwinds == 0 {
+                        unwinding.fetch_add(1, Ordering::SeqCst);
+                    }
                     unwinds += 1;
                 }
                 unwinds
             })
         })
         .collect();
+    // The modules change while every thread unwinds (a loaded machine may start them late).
+    while unwinding.load(Ordering::SeqCst) < unwinders.len() {
+        std::thread::yield_now();
+    }
     for _ in 0..50 {
         // SAFETY: loads and unloads a library with no constructors; nothing of it is used.
         unsafe {

@@ -49,7 +49,7 @@ pub struct Args {
     /// Write aggregated stats to the output file instead of all allocations
     #[arg(long)]
     aggregate: bool,
-    /// Track native (C/C++) stack frames as well (not available yet)
+    /// Track native (C/C++) stack frames as well
     #[arg(long)]
     native: bool,
     /// Track allocations with eBPF uprobes instead of the preloaded library (not available yet)
@@ -192,7 +192,6 @@ fn reject_unsupported(args: &Args) -> CliResult {
     let unsupported = [
         (args.live, "--live"),
         (args.live_remote, "--live-remote"),
-        (args.native, "--native"),
         (args.ebpf, "--ebpf"),
     ];
     if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
@@ -211,6 +210,7 @@ fn reject_unsupported(args: &Args) -> CliResult {
 fn tracker_flags(args: &Args) -> u32 {
     [
         (args.aggregate, flags::AGGREGATE),
+        (args.native, flags::NATIVE),
         (args.follow_fork, flags::FOLLOW_FORK),
         (args.trace_python_allocators, flags::TRACE_PYTHON_ALLOCATORS),
         (!args.no_compress, flags::COMPRESS),
