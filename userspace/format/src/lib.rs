@@ -46,6 +46,7 @@ mod error;
 mod frame;
 mod frame_tree;
 mod header;
+mod hidden;
 mod reader;
 mod record;
 pub mod replay;
@@ -61,6 +62,7 @@ pub use frame_tree::{FrameTree, Registry};
 pub use header::{
     FileFormat, Header, PythonAllocator, TrackerStats, CURRENT_VERSION, MAGIC, READABLE_VERSIONS,
 };
+pub use hidden::{is_cpython_internal, is_frame_from_import_system, is_frame_interesting};
 pub use memray_heap::{Allocator, AllocatorKind};
 pub use reader::{CaptureReader, LZ4_MAGIC};
 pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};

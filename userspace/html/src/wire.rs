@@ -1,7 +1,7 @@
 //! The compact JSON the pages' scripts read: a string table, a deduplicated
 //! frame table and parallel arrays, with parents stored as small gaps.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -21,8 +21,8 @@ pub struct FlameGraphPayload<'a> {
     nodes: WireNodes,
     memory: Memory,
     temporal: Option<WireTemporal<'a>>,
-    /// File string id -> lines.
-    sources: HashMap<u32, &'a [String]>,
+    /// File string id -> lines, by id so the page's bytes are the same every run.
+    sources: BTreeMap<u32, &'a [String]>,
 }
 
 #[derive(Serialize, Default)]
