@@ -4,9 +4,7 @@
 
 use std::ops::ControlFlow;
 
-use crate::error::{
-    AnalysisError, HISTORY_ON_AGGREGATED, STATISTICS_ON_AGGREGATED, TEMPORARY_ON_AGGREGATED,
-};
+use crate::error::{AnalysisError, NeedsEveryRecord};
 use crate::event::{Allocation, Event, MemorySnapshot};
 use crate::groups::{AllocationGroup, Grouper};
 use crate::lifetimes::AllocationLifetimes;
@@ -232,7 +230,9 @@ pub fn temporary_allocations(
     merge_threads: bool,
 ) -> Result<Vec<AllocationGroup>, AnalysisError> {
     if capture.is_aggregated() {
-        return Err(AnalysisError::Unsupported(TEMPORARY_ON_AGGREGATED));
+        return Err(AnalysisError::Unsupported(
+            NeedsEveryRecord::TemporaryAllocations,
+        ));
     }
     let mut temporary = TemporaryAllocations::new(threshold);
     for_each_allocation(capture, |allocation| {
@@ -245,7 +245,7 @@ pub fn temporary_allocations(
 /// One pass collecting what `memray stats` needs.
 pub fn statistics(capture: &dyn Capture) -> Result<StatsCollector, AnalysisError> {
     if capture.is_aggregated() {
-        return Err(AnalysisError::Unsupported(STATISTICS_ON_AGGREGATED));
+        return Err(AnalysisError::Unsupported(NeedsEveryRecord::Statistics));
     }
     let mut collector = StatsCollector::default();
     for_each_allocation(capture, |allocation| {
@@ -289,7 +289,9 @@ fn replay_snapshots(
     aggregator: &mut dyn SnapshotAggregator,
 ) -> Result<(), AnalysisError> {
     if capture.is_aggregated() {
-        return Err(AnalysisError::Unsupported(HISTORY_ON_AGGREGATED));
+        return Err(AnalysisError::Unsupported(
+            NeedsEveryRecord::AllocationHistory,
+        ));
     }
     let mut remaining = overview.records;
     let mut memory_records = 0usize;

@@ -26,9 +26,7 @@ pub use capture::{
     high_water_mark, leaks, overview, overview_and_high_water_mark, statistics,
     temporal_high_water_mark, temporal_leaks, temporary_allocations, Capture, Overview,
 };
-pub use error::{
-    AnalysisError, HISTORY_ON_AGGREGATED, STATISTICS_ON_AGGREGATED, TEMPORARY_ON_AGGREGATED,
-};
+pub use error::{AnalysisError, NeedsEveryRecord};
 pub use event::{AggregatedAllocation, Allocation, Event, MemorySnapshot};
 pub use file::CaptureFile;
 pub use groups::{AllocationGroup, Grouper};

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use memray_analysis::{
     high_water_mark, leaks, overview, temporary_allocations, AggregatedAllocation, Allocation,
-    AllocationGroup, Allocator, AnalysisError, Capture, Event, TEMPORARY_ON_AGGREGATED,
+    AllocationGroup, Allocator, AnalysisError, Capture, Event, NeedsEveryRecord,
 };
 
 const PAGE: u64 = 4096;
@@ -380,7 +380,7 @@ fn aggregated_captures_reaggregate_stored_contributions() {
     assert_eq!(sizes(&leaks(&capture, true).unwrap()), vec![(1024, 1)]);
     assert_eq!(
         temporary_allocations(&capture, 1, true).unwrap_err(),
-        AnalysisError::Unsupported(TEMPORARY_ON_AGGREGATED)
+        AnalysisError::Unsupported(NeedsEveryRecord::TemporaryAllocations)
     );
 }
 

@@ -69,5 +69,5 @@ pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
 pub use replay::{AllocationEvent, Event, Replay};
 pub use rewrite::rewrite;
 pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
-pub use token::{AggregatedToken, StreamToken};
+pub use token::{AggregatedToken, LegacyToken, StreamToken};
 pub use writer::{CaptureWriter, Image, Segment, StreamingWriter};
