@@ -66,7 +66,7 @@ pub use hidden::{is_cpython_internal, is_frame_from_import_system, is_frame_inte
 pub use memray_heap::{Allocator, AllocatorKind};
 pub use reader::{CaptureReader, LZ4_MAGIC};
 pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
-pub use replay::{AllocationEvent, Event, Replay};
+pub use replay::{AggregatedLocation, AllocationEvent, Event, MemorySnapshot, Replay};
 pub use rewrite::rewrite;
 pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
 pub use token::{AggregatedToken, LegacyToken, StreamToken};
