@@ -29,7 +29,7 @@ pub struct FlameGraphPayload<'a> {
 struct Frames {
     function: Vec<u32>,
     filename: Vec<u32>,
-    lineno: Vec<u32>,
+    lineno: Vec<i32>,
 }
 
 #[derive(Serialize, Default)]
@@ -101,7 +101,7 @@ pub fn flamegraph_payload<'a>(
 impl FlameGraphPayload<'_> {
     fn with_nodes(mut self, graph: &FlameGraph) -> Self {
         let nodes = &graph.nodes;
-        let mut frame_ids: HashMap<(u32, u32, u32), u32> = HashMap::new();
+        let mut frame_ids: HashMap<(u32, u32, i32), u32> = HashMap::new();
         for i in 0..nodes.len() {
             let key = (nodes.function[i], nodes.filename[i], nodes.lineno[i]);
             let frames = &mut self.frames;

@@ -38,7 +38,7 @@ pub fn flame_path(stack: &[Frame]) -> Vec<StackFrame<'_>> {
             StackFrame {
                 function,
                 filename,
-                lineno: u32::try_from(frame.lineno).unwrap_or(0),
+                lineno: frame.lineno,
                 interesting: is_frame_interesting(function, filename) && !import_frame,
                 import_system: inside_import,
             }
