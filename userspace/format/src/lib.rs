@@ -39,6 +39,7 @@
 //! dropping the writer, [`compress_file`] applies memray's compress-on-exit.
 
 mod aggregate;
+mod code;
 mod decode;
 pub mod dump;
 pub mod encoding;

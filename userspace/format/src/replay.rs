@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use python_frames::linetable::{line_number, LineTableKind};
 
+use crate::code::CodeObject;
 use crate::decode::HotRecords;
 use crate::error::FormatError;
 use crate::frame::Frame;
@@ -174,13 +175,6 @@ enum FrameKey {
     Legacy(u64),
 }
 
-struct CodeObject {
-    function: Arc<str>,
-    filename: Arc<str>,
-    firstlineno: i32,
-    linetable: Box<[u8]>,
-}
-
 /// The reconstruction state, separate from the reader so that events can
 /// borrow neither.
 struct State {
@@ -191,7 +185,7 @@ struct State {
     other_stacks: HashMap<u64, Vec<u32>>,
     frames: Registry<FrameKey>,
     tree: FrameTree,
-    code_objects: HashMap<u64, CodeObject>,
+    code_objects: HashMap<u64, CodeObject<Arc<str>, Box<[u8]>>>,
     legacy_frames: HashMap<u64, Frame>,
     /// v11 aggregated tries hold the file's own frame ids (PYTHON_FRAME_INDEX
     /// records come in no particular order), not registration order.
