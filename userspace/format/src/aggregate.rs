@@ -28,7 +28,7 @@ pub struct AggregatingWriter<S: Sink> {
     memory_snapshots: Vec<[u64; 3]>,
     thread_names: Vec<(u64, Vec<u8>)>,
     mappings_by_generation: Vec<Vec<Image>>,
-    code_objects: Vec<(u64, CodeObject<Vec<u8>, Vec<u8>>)>,
+    code_objects: Vec<(u64, CodeObject<Vec<u8>>)>,
     code_object_ids: HashMap<u64, usize>,
     native_frames: Vec<(u64, u64)>,
     frames: Registry<(u64, i64, bool)>,
