@@ -14,6 +14,9 @@
 //!   [`Replay::python_stack`] renders a node leaf first. The records replay
 //!   applies most (ALLOCATION, FRAME_PUSH/POP, NATIVE_TRACE_INDEX,
 //!   CONTEXT_SWITCH) go from the bytes to its state without a [`Record`].
+//!   The analyses consume these events as they are.
+//! * [`is_frame_interesting`] and [`is_frame_from_import_system`]: memray's
+//!   rules for the frames its reports hide or flag.
 //!
 //! Writing: the recorder (`memray-recorder`) holds a `Box<dyn CaptureWriter>`, either
 //!
