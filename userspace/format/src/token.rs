@@ -130,25 +130,29 @@ pub enum LegacyToken {
 }
 
 impl LegacyToken {
+    /// Every kind, in numbering order (the numbers are 0 to 12).
+    const ALL: [LegacyToken; 13] = {
+        use LegacyToken::*;
+        [
+            Other,
+            Allocation,
+            AllocationWithNative,
+            FrameIndex,
+            FramePush,
+            NativeTraceIndex,
+            MemoryMapStart,
+            SegmentHeader,
+            Segment,
+            FramePop,
+            ThreadRecord,
+            MemoryRecord,
+            ContextSwitch,
+        ]
+    };
+
     /// The kind of a record (its token's low nibble); `None` if unknown.
     pub fn of(byte: u8) -> Option<LegacyToken> {
-        use LegacyToken::*;
-        Some(match Self::kind_bits(byte) {
-            0 => Other,
-            1 => Allocation,
-            2 => AllocationWithNative,
-            3 => FrameIndex,
-            4 => FramePush,
-            5 => NativeTraceIndex,
-            6 => MemoryMapStart,
-            7 => SegmentHeader,
-            8 => Segment,
-            9 => FramePop,
-            10 => ThreadRecord,
-            11 => MemoryRecord,
-            12 => ContextSwitch,
-            _ => return None,
-        })
+        Self::ALL.get(usize::from(Self::kind_bits(byte))).copied()
     }
 
     /// The kind number of a token, known or not (memray's dump prints it).
