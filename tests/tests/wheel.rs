@@ -42,18 +42,11 @@ fn installed_wheel_profiles_on_cpython_3_8_and_3_14() {
 /// `cargo xtask wheel` (a release build, incremental), which prints the
 /// wheel's path last.
 fn build_wheel() -> PathBuf {
-    let out = Command::new(env!("CARGO"))
-        .arg("xtask")
-        .arg("wheel")
-        .current_dir(workspace_root())
-        .output()
-        .expect("run cargo xtask wheel");
-    assert!(
-        out.status.success(),
-        "cargo xtask wheel failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new(env!("CARGO"))
+            .args(["xtask", "wheel"])
+            .current_dir(workspace_root()),
+        "cargo xtask wheel",
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let wheel = PathBuf::from(stdout.lines().last().expect("the wheel's path").trim());

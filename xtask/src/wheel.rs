@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::process::{cargo, execute, path_with_cargo_bin, stdout_of, target_dir, workspace_root};
+use crate::process::{execute, path_with_cargo_bin, stdout_of, target_dir, workspace_root};
 
 const TRACKER_LIBRARY: &str = "libmemray_tracker.so";
 /// The distribution's file-name prefix (`memray-rs`, normalised).
@@ -29,16 +29,9 @@ pub fn run() -> Result<()> {
 fn build() -> Result<PathBuf> {
     crate::setup::wheel_tools()?;
     // The same build as `cargo xtask bench`'s (maturin then finds the binary built).
-    execute(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "memray-cli",
-        "--package",
-        "memray-tracker",
-    ]))?;
+    let release = crate::workspace::build_release_memray()?;
     let project = workspace_root().join("userspace/python");
-    let library = target_dir().join("release").join(TRACKER_LIBRARY);
+    let library = release.join(TRACKER_LIBRARY);
     stage_tracker_library(&project, &library)?;
 
     let out = target_dir().join("wheels");
