@@ -248,11 +248,11 @@ fn aggregated_replay_agrees_with_each_releases_high_water_mark() {
                 }
             }
             // memray groups by (tid, python node, native id); so do we.
-            let mut groups: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
+            let mut groups: BTreeMap<(u64, u32, u64), u64> = BTreeMap::new();
             let mut leaked = 0;
             for a in &aggregated {
                 *groups
-                    .entry((a.tid, a.python_frame_id, a.native_frame_id))
+                    .entry((a.tid, a.python_node, a.native_frame_id))
                     .or_default() += a.bytes_in_high_water_mark;
                 leaked += a.bytes_leaked;
             }
@@ -260,7 +260,7 @@ fn aggregated_replay_agrees_with_each_releases_high_water_mark() {
                 .into_iter()
                 .filter(|&(_, size)| size > 0)
                 .map(|((tid, node, _), size)| {
-                    json!([tid, size, stack_json(&mut replay, node as u32, tid)])
+                    json!([tid, size, stack_json(&mut replay, node, tid)])
                 })
                 .collect();
             ours.sort_by_key(|v| v.to_string());

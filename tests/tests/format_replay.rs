@@ -182,6 +182,7 @@ fn expect(
             native_frame_id: if simple_free { 0 } else { native as u64 },
             native_segment_generation: if deallocation { 0 } else { generations },
             record_index: 0,
+            n_allocations: 1,
         },
         stack: if deallocation {
             Vec::new()

@@ -4,10 +4,7 @@
 
 use std::ops::ControlFlow;
 
-use crate::error::{
-    AnalysisError, HISTORY_ON_AGGREGATED, STATISTICS_ON_AGGREGATED, TEMPORARY_ON_AGGREGATED,
-};
-use crate::event::{Allocation, Event, MemorySnapshot};
+use crate::error::{AnalysisError, NeedsEveryRecord};
 use crate::groups::{AllocationGroup, Grouper};
 use crate::lifetimes::AllocationLifetimes;
 use crate::live::LiveAllocations;
@@ -18,6 +15,7 @@ use crate::stats::StatsCollector;
 use crate::temporal::{TemporalHighWaterMark, TemporalRecord};
 use crate::temporal_peak::HighWaterMarkHistory;
 use crate::temporary::TemporaryAllocations;
+use memray_format::{AllocationEvent, Event, MemorySnapshot};
 
 /// A capture file, or anything else that can replay a capture's events.
 pub trait Capture {
@@ -38,7 +36,7 @@ pub trait Capture {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overview {
     pub high_water_mark: HighWaterMark,
-    /// Allocation records (or aggregated records) seen.
+    /// AllocationEvent records (or aggregated records) seen.
     pub records: u64,
     /// Memory snapshots after downsampling.
     pub memory: Vec<MemorySnapshot>,
@@ -62,7 +60,7 @@ fn for_each_event(
 /// Replays only the allocation records of a streaming capture.
 fn for_each_allocation(
     capture: &dyn Capture,
-    mut visit: impl FnMut(&Allocation) -> ControlFlow<()>,
+    mut visit: impl FnMut(&AllocationEvent) -> ControlFlow<()>,
 ) -> Result<(), AnalysisError> {
     for_each_event(capture, |event| match event {
         Event::Allocation(allocation) => visit(allocation),
@@ -73,7 +71,7 @@ fn for_each_allocation(
 /// Follows the heap through a replay (a [`PeakFinder`], or one that also
 /// remembers what is live at the peak).
 trait HeapTracker {
-    fn add(&mut self, allocation: &Allocation);
+    fn add(&mut self, allocation: &AllocationEvent);
     fn current(&self) -> u64;
     fn high_water_mark(&self) -> HighWaterMark;
     fn records_seen(&self) -> u64;
@@ -82,7 +80,7 @@ trait HeapTracker {
 macro_rules! heap_tracker {
     ($tracker:ty) => {
         impl HeapTracker for $tracker {
-            fn add(&mut self, allocation: &Allocation) {
+            fn add(&mut self, allocation: &AllocationEvent) {
                 <$tracker>::add(self, allocation)
             }
             fn current(&self) -> u64 {
@@ -135,13 +133,14 @@ fn overview_with(
     for_each_event(capture, |event| {
         match event {
             Event::Allocation(allocation) => peak.add(allocation),
-            Event::Aggregated(aggregated) => peak.add(&aggregated.to_high_water_mark()),
-            Event::MemoryRecord { time_ms, rss } => memory.push(MemorySnapshot {
+            Event::AggregatedAllocation(aggregated) => peak.add(&aggregated.to_high_water_mark()),
+            Event::Memory { time_ms, rss } => memory.push(MemorySnapshot {
                 time_ms: *time_ms,
                 rss: *rss,
                 heap: peak.current(),
             }),
             Event::MemorySnapshot(snapshot) => memory.push(*snapshot),
+            Event::Object { .. } | Event::SurvivingObject { .. } => {}
         }
         ControlFlow::Continue(())
     })?;
@@ -159,12 +158,12 @@ fn overview_with(
 fn reaggregate(
     capture: &dyn Capture,
     merge_threads: bool,
-    contribution: fn(&crate::event::AggregatedAllocation) -> Allocation,
+    contribution: fn(&memray_format::AggregatedLocation) -> AllocationEvent,
 ) -> Result<Vec<AllocationGroup>, AnalysisError> {
     let mut grouper = Grouper::new(merge_threads);
     let mut index = 0;
     for_each_event(capture, |event| {
-        if let Event::Aggregated(aggregated) = event {
+        if let Event::AggregatedAllocation(aggregated) = event {
             let allocation = contribution(aggregated);
             if allocation.n_allocations != 0 {
                 grouper.add(&allocation, allocation.size, index);
@@ -232,7 +231,9 @@ pub fn temporary_allocations(
     merge_threads: bool,
 ) -> Result<Vec<AllocationGroup>, AnalysisError> {
     if capture.is_aggregated() {
-        return Err(AnalysisError::Unsupported(TEMPORARY_ON_AGGREGATED));
+        return Err(AnalysisError::Unsupported(
+            NeedsEveryRecord::TemporaryAllocations,
+        ));
     }
     let mut temporary = TemporaryAllocations::new(threshold);
     for_each_allocation(capture, |allocation| {
@@ -245,7 +246,7 @@ pub fn temporary_allocations(
 /// One pass collecting what `memray stats` needs.
 pub fn statistics(capture: &dyn Capture) -> Result<StatsCollector, AnalysisError> {
     if capture.is_aggregated() {
-        return Err(AnalysisError::Unsupported(STATISTICS_ON_AGGREGATED));
+        return Err(AnalysisError::Unsupported(NeedsEveryRecord::Statistics));
     }
     let mut collector = StatsCollector::default();
     for_each_allocation(capture, |allocation| {
@@ -257,12 +258,12 @@ pub fn statistics(capture: &dyn Capture) -> Result<StatsCollector, AnalysisError
 
 /// What a temporal aggregator needs from a replay.
 trait SnapshotAggregator {
-    fn add(&mut self, allocation: &Allocation);
+    fn add(&mut self, allocation: &AllocationEvent);
     fn capture_snapshot(&mut self);
 }
 
 impl SnapshotAggregator for HighWaterMarkHistory {
-    fn add(&mut self, allocation: &Allocation) {
+    fn add(&mut self, allocation: &AllocationEvent) {
         HighWaterMarkHistory::add(self, allocation)
     }
     fn capture_snapshot(&mut self) {
@@ -271,7 +272,7 @@ impl SnapshotAggregator for HighWaterMarkHistory {
 }
 
 impl SnapshotAggregator for AllocationLifetimes {
-    fn add(&mut self, allocation: &Allocation) {
+    fn add(&mut self, allocation: &AllocationEvent) {
         AllocationLifetimes::add(self, allocation)
     }
     fn capture_snapshot(&mut self) {
@@ -289,7 +290,9 @@ fn replay_snapshots(
     aggregator: &mut dyn SnapshotAggregator,
 ) -> Result<(), AnalysisError> {
     if capture.is_aggregated() {
-        return Err(AnalysisError::Unsupported(HISTORY_ON_AGGREGATED));
+        return Err(AnalysisError::Unsupported(
+            NeedsEveryRecord::AllocationHistory,
+        ));
     }
     let mut remaining = overview.records;
     let mut memory_records = 0usize;
@@ -306,14 +309,17 @@ fn replay_snapshots(
                 aggregator.add(&allocation);
                 remaining -= 1;
             }
-            Event::MemoryRecord { .. } => {
+            Event::Memory { .. } => {
                 let stride = overview.memory_stride;
                 if stride == 0 || memory_records.is_multiple_of(stride) {
                     aggregator.capture_snapshot();
                 }
                 memory_records += 1;
             }
-            Event::Aggregated(_) | Event::MemorySnapshot(_) => {}
+            Event::AggregatedAllocation(_)
+            | Event::MemorySnapshot(_)
+            | Event::Object { .. }
+            | Event::SurvivingObject { .. } => {}
         }
         ControlFlow::Continue(())
     })

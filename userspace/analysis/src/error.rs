@@ -2,21 +2,21 @@
 
 use memray_format::FormatError;
 
-/// memray's refusal for temporary allocations on aggregated captures.
-pub const TEMPORARY_ON_AGGREGATED: &str =
-    "Can't find temporary allocations using a pre-aggregated capture file.";
-/// memray's refusal for statistics on aggregated captures.
-pub const STATISTICS_ON_AGGREGATED: &str =
-    "Can't compute statistics using a pre-aggregated capture file.";
-/// memray's refusal for temporal reports on aggregated captures.
-pub const HISTORY_ON_AGGREGATED: &str =
-    "Can't get allocation history using a pre-aggregated capture file.";
+/// A query that needs every allocation record, which an aggregated capture
+/// does not keep (the CLI words the refusal as memray does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeedsEveryRecord {
+    TemporaryAllocations,
+    Statistics,
+    /// The temporal reports: allocations over time.
+    AllocationHistory,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
     /// The query needs per-record data that the capture does not have.
-    #[error("{0}")]
-    Unsupported(&'static str),
+    #[error("{0:?} cannot be computed from an aggregated capture")]
+    Unsupported(NeedsEveryRecord),
     /// The capture could not be read.
     #[error(transparent)]
     Format(#[from] FormatError),

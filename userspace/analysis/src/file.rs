@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
-use memray_format::{replay, FileFormat, FormatError, Header, Replay};
+use memray_format::{Event, FileFormat, FormatError, Header, Replay};
 
 use crate::capture::Capture;
 use crate::error::AnalysisError;
-use crate::event::{AggregatedAllocation, Allocation, Event, MemorySnapshot};
 use crate::stack::{Frame, StackResolver};
 
 pub struct CaptureFile {
@@ -25,35 +24,9 @@ pub struct CaptureFile {
     cut_off: Cell<bool>,
 }
 
-fn convert(event: replay::Event) -> Option<Event> {
-    Some(match event {
-        replay::Event::Allocation(a) => Event::Allocation(Allocation {
-            tid: a.tid,
-            address: a.address,
-            size: a.size,
-            allocator: a.allocator,
-            python_node: a.python_node,
-            native_node: a.native_frame_id,
-            generation: a.native_segment_generation,
-            n_allocations: 1,
-        }),
-        replay::Event::Memory { time_ms, rss } => Event::MemoryRecord { time_ms, rss },
-        replay::Event::MemorySnapshot { time_ms, rss, heap } => {
-            Event::MemorySnapshot(MemorySnapshot { time_ms, rss, heap })
-        }
-        replay::Event::AggregatedAllocation(a) => Event::Aggregated(AggregatedAllocation {
-            tid: a.tid,
-            allocator: a.allocator,
-            python_node: a.python_frame_id as u32,
-            native_node: a.native_frame_id,
-            generation: a.native_segment_generation as u32,
-            n_allocations_in_high_water_mark: a.n_allocations_in_high_water_mark,
-            n_allocations_leaked: a.n_allocations_leaked,
-            bytes_in_high_water_mark: a.bytes_in_high_water_mark,
-            bytes_leaked: a.bytes_leaked,
-        }),
-        replay::Event::Object { .. } | replay::Event::SurvivingObject { .. } => return None,
-    })
+/// The events the analyses consume: object records have no report yet.
+fn is_analysed(event: &Event) -> bool {
+    !matches!(event, Event::Object { .. } | Event::SurvivingObject { .. })
 }
 
 impl CaptureFile {
@@ -152,7 +125,9 @@ fn decode(
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(BATCH));
         let decoded = replay.replay_until(|event| {
-            batch.extend(convert(event));
+            if is_analysed(&event) {
+                batch.push(event);
+            }
             if batch.len() < BATCH {
                 ControlFlow::Continue(())
             } else {

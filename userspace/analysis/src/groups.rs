@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::event::Allocation;
+use memray_format::AllocationEvent;
 
 /// Thread id in the grouping key when threads are merged.
 const MERGED_THREADS: u64 = 0;
@@ -15,7 +15,7 @@ pub struct AllocationGroup {
     /// The location's earliest allocation: its allocator, stacks and thread
     /// describe the group, as memray's representative record does (with
     /// merged threads too, so main-thread frames are still skipped).
-    pub allocation: Allocation,
+    pub allocation: AllocationEvent,
     /// Sum of the bytes.
     pub size: u64,
     pub n_allocations: u64,
@@ -32,7 +32,7 @@ impl AllocationGroup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct LocationKey {
     python_node: u32,
-    native_node: u64,
+    native_frame_id: u64,
     tid: u64,
 }
 
@@ -54,7 +54,7 @@ impl Grouper {
     /// Adds one allocation (or what is left of one mapping) of `size` bytes.
     /// Like memray, a group that already exists counts one more allocation
     /// whatever `n_allocations` the newcomer carries.
-    pub fn add(&mut self, allocation: &Allocation, size: u64, index: u64) {
+    pub fn add(&mut self, allocation: &AllocationEvent, size: u64, index: u64) {
         let tid = if self.merge_threads {
             MERGED_THREADS
         } else {
@@ -62,7 +62,7 @@ impl Grouper {
         };
         let key = LocationKey {
             python_node: allocation.python_node,
-            native_node: allocation.native_node,
+            native_frame_id: allocation.native_frame_id,
             tid,
         };
         self.groups

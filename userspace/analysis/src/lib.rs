@@ -6,7 +6,6 @@
 mod block;
 mod capture;
 mod error;
-mod event;
 mod file;
 mod groups;
 pub mod histogram;
@@ -26,13 +25,11 @@ pub use capture::{
     high_water_mark, leaks, overview, overview_and_high_water_mark, statistics,
     temporal_high_water_mark, temporal_leaks, temporary_allocations, Capture, Overview,
 };
-pub use error::{
-    AnalysisError, HISTORY_ON_AGGREGATED, STATISTICS_ON_AGGREGATED, TEMPORARY_ON_AGGREGATED,
-};
-pub use event::{AggregatedAllocation, Allocation, Event, MemorySnapshot};
+pub use error::{AnalysisError, NeedsEveryRecord};
 pub use file::CaptureFile;
 pub use groups::{AllocationGroup, Grouper};
 pub use live::LiveAllocations;
+pub use memray_format::{AggregatedLocation, AllocationEvent, Event, MemorySnapshot};
 pub use memray_format::{Allocator, AllocatorKind};
 pub use modules::{ModuleResolver, PathInfo};
 pub use peak::{HighWaterMark, PeakFinder};

@@ -5,19 +5,19 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::event::Allocation;
 use crate::temporal::{into_records, Lifetime, TemporalLocation, TemporalRecord, NEVER};
+use memray_format::AllocationEvent;
 use memray_heap::{Change, LiveHeap, Removal};
 
 /// A live mapping piece: its mmap, the snapshot it was made in, and which
 /// mmap it is (pieces of a split mapping share it).
-type Piece = (Allocation, u64, u64);
+type Piece = (AllocationEvent, u64, u64);
 
 #[derive(Debug, Default)]
 pub struct AllocationLifetimes {
     snapshots: u64,
     /// Blocks with the snapshot they were made in, and mapping pieces.
-    heap: LiveHeap<(Allocation, u64), Piece>,
+    heap: LiveHeap<(AllocationEvent, u64), Piece>,
     /// Live pieces per mmap.
     pieces: HashMap<u64, u64>,
     next_mapping: u64,
@@ -26,7 +26,13 @@ pub struct AllocationLifetimes {
 }
 
 impl AllocationLifetimes {
-    fn record_free(&mut self, allocation: &Allocation, allocations: u64, bytes: u64, made_in: u64) {
+    fn record_free(
+        &mut self,
+        allocation: &AllocationEvent,
+        allocations: u64,
+        bytes: u64,
+        made_in: u64,
+    ) {
         if made_in == self.snapshots {
             return;
         }
@@ -38,7 +44,7 @@ impl AllocationLifetimes {
         totals.1 += bytes;
     }
 
-    pub fn add(&mut self, event: &Allocation) {
+    pub fn add(&mut self, event: &AllocationEvent) {
         let made_in = self.snapshots;
         let mapping = self.next_mapping;
         let change = self.heap.apply(
@@ -161,13 +167,13 @@ mod tests {
     #[test]
     fn a_split_mapping_counts_once_when_its_last_piece_goes() {
         let mut lifetimes = AllocationLifetimes::default();
-        lifetimes.add(&Allocation::new(1, 0x10000, 4 * P, Allocator::Mmap));
+        lifetimes.add(&AllocationEvent::new(1, 0x10000, 4 * P, Allocator::Mmap));
         lifetimes.capture_snapshot();
-        lifetimes.add(&Allocation::new(1, 0x10000 + P, P, Allocator::Munmap));
+        lifetimes.add(&AllocationEvent::new(1, 0x10000 + P, P, Allocator::Munmap));
         lifetimes.capture_snapshot();
-        lifetimes.add(&Allocation::new(1, 0x10000, P, Allocator::Munmap));
+        lifetimes.add(&AllocationEvent::new(1, 0x10000, P, Allocator::Munmap));
         lifetimes.capture_snapshot();
-        lifetimes.add(&Allocation::new(
+        lifetimes.add(&AllocationEvent::new(
             1,
             0x10000 + 2 * P,
             2 * P,
@@ -186,21 +192,21 @@ mod tests {
     #[test]
     fn pieces_unmapped_together_are_not_counted_as_in_memray() {
         let mut lifetimes = AllocationLifetimes::default();
-        lifetimes.add(&Allocation::new(1, 0x10000, 3 * P, Allocator::Mmap));
-        lifetimes.add(&Allocation::new(1, 0x10000 + P, P, Allocator::Munmap));
+        lifetimes.add(&AllocationEvent::new(1, 0x10000, 3 * P, Allocator::Mmap));
+        lifetimes.add(&AllocationEvent::new(1, 0x10000 + P, P, Allocator::Munmap));
         lifetimes.capture_snapshot();
-        lifetimes.add(&Allocation::new(1, 0x10000, 3 * P, Allocator::Munmap));
+        lifetimes.add(&AllocationEvent::new(1, 0x10000, 3 * P, Allocator::Munmap));
         assert_eq!(intervals(lifetimes), vec![interval(0, Some(1), 0, 2 * P)]);
     }
 
     #[test]
     fn frees_within_the_snapshot_are_left_out_and_survivors_leak() {
         let mut lifetimes = AllocationLifetimes::default();
-        lifetimes.add(&Allocation::new(1, 0x100, 10, Allocator::Malloc));
-        lifetimes.add(&Allocation::new(1, 0x100, 0, Allocator::Free));
-        lifetimes.add(&Allocation::new(1, 0x200, 20, Allocator::Malloc));
+        lifetimes.add(&AllocationEvent::new(1, 0x100, 10, Allocator::Malloc));
+        lifetimes.add(&AllocationEvent::new(1, 0x100, 0, Allocator::Free));
+        lifetimes.add(&AllocationEvent::new(1, 0x200, 20, Allocator::Malloc));
         lifetimes.capture_snapshot();
-        lifetimes.add(&Allocation::new(1, 0x300, 30, Allocator::Malloc));
+        lifetimes.add(&AllocationEvent::new(1, 0x300, 30, Allocator::Malloc));
         assert_eq!(
             intervals(lifetimes),
             vec![interval(0, None, 1, 20), interval(1, None, 1, 30)]

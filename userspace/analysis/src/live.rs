@@ -5,17 +5,17 @@
 use memray_heap::LiveHeap;
 
 use crate::block::LiveBlock;
-use crate::event::Allocation;
 use crate::groups::{AllocationGroup, Grouper};
+use memray_format::AllocationEvent;
 
 #[derive(Debug, Default)]
 pub struct LiveAllocations {
     index: u64,
-    heap: LiveHeap<LiveBlock, (Allocation, u64)>,
+    heap: LiveHeap<LiveBlock, (AllocationEvent, u64)>,
 }
 
 impl LiveAllocations {
-    pub fn add(&mut self, allocation: &Allocation) {
+    pub fn add(&mut self, allocation: &AllocationEvent) {
         let index = self.index;
         self.index += 1;
         self.heap.apply(

@@ -1,7 +1,7 @@
 //! Memory over time: snapshots are thinned to at most `max_records`, keeping
 //! every `ceil(n / max_records)`-th one, as memray does.
 
-use crate::event::MemorySnapshot;
+use memray_format::MemorySnapshot;
 
 /// memray's default `--max-memory-records`.
 pub const DEFAULT_MAX_MEMORY_RECORDS: usize = 10_000;

@@ -4,7 +4,7 @@
 
 use memray_heap::{Change, LiveHeap};
 
-use crate::event::Allocation;
+use memray_format::AllocationEvent;
 
 /// Where the heap peaked: the index of the last record with `current >= peak`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl<B> Default for PeakFinder<B> {
 }
 
 impl PeakFinder {
-    pub fn add(&mut self, allocation: &Allocation) {
+    pub fn add(&mut self, allocation: &AllocationEvent) {
         self.apply(allocation, || allocation.size, |size| *size);
     }
 }
@@ -45,7 +45,7 @@ impl<B> PeakFinder<B> {
     /// `block_size` reads its size back.
     pub(crate) fn apply(
         &mut self,
-        allocation: &Allocation,
+        allocation: &AllocationEvent,
         block: impl FnOnce() -> B,
         block_size: impl FnOnce(&B) -> u64,
     ) -> Change<B, ()> {

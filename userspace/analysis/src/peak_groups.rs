@@ -11,9 +11,9 @@
 use memray_heap::{Change, LiveHeap};
 
 use crate::block::LiveBlock;
-use crate::event::Allocation;
 use crate::groups::{AllocationGroup, Grouper};
 use crate::peak::{HighWaterMark, PeakFinder};
+use memray_format::AllocationEvent;
 
 #[derive(Debug, Default)]
 pub struct PeakAllocations {
@@ -22,13 +22,13 @@ pub struct PeakAllocations {
     /// Blocks live at the candidate peak that are gone since, by address.
     gone_since_peak: Vec<(u64, LiveBlock)>,
     /// The mappings live at the candidate peak.
-    at_peak: LiveHeap<(), (Allocation, u64)>,
+    at_peak: LiveHeap<(), (AllocationEvent, u64)>,
     /// mmap and munmap records after the candidate peak, with their index.
-    ranged_since_peak: Vec<(Allocation, u64)>,
+    ranged_since_peak: Vec<(AllocationEvent, u64)>,
 }
 
 impl PeakAllocations {
-    pub fn add(&mut self, allocation: &Allocation) {
+    pub fn add(&mut self, allocation: &AllocationEvent) {
         let index = self.peak.records_seen();
         let peak_index = self.peak.high_water_mark().index;
         let change = self.peak.apply(

@@ -3,10 +3,10 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::event::Allocation;
 use crate::modules::{ModuleResolver, PathInfo};
 use crate::peak::PeakFinder;
 use crate::stack::{Frame, StackResolver};
+use memray_format::AllocationEvent;
 use memray_format::Allocator;
 
 /// Per distinct Python stack: allocations, bytes, first record index.
@@ -41,7 +41,7 @@ pub struct ModuleTotals {
 /// Everything `memray stats` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statistics {
-    /// Allocation records, deallocations excluded.
+    /// AllocationEvent records, deallocations excluded.
     pub total_allocations: u64,
     pub total_bytes: u64,
     pub peak_bytes: u64,
@@ -59,7 +59,7 @@ pub struct Statistics {
 }
 
 impl StatsCollector {
-    pub fn add(&mut self, allocation: &Allocation) {
+    pub fn add(&mut self, allocation: &AllocationEvent) {
         let index = self.peak.records_seen();
         self.peak.add(allocation);
         if allocation.allocator.is_deallocator() {

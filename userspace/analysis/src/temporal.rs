@@ -6,7 +6,7 @@
 
 use memray_format::Allocator;
 
-use crate::event::Allocation;
+use memray_format::AllocationEvent;
 
 /// memray's `HighWaterMarkLocationKey`: unlike [`crate::AllocationGroup`]s,
 /// temporal records keep allocators and segment generations apart.
@@ -16,18 +16,18 @@ pub struct TemporalLocation {
     pub tid: u64,
     pub allocator: Allocator,
     pub python_node: u32,
-    pub native_node: u64,
-    pub generation: u32,
+    pub native_frame_id: u64,
+    pub native_segment_generation: u32,
 }
 
 impl TemporalLocation {
-    pub fn of(allocation: &Allocation) -> TemporalLocation {
+    pub fn of(allocation: &AllocationEvent) -> TemporalLocation {
         TemporalLocation {
             tid: allocation.tid,
             allocator: allocation.allocator,
             python_node: allocation.python_node,
-            native_node: allocation.native_node,
-            generation: allocation.generation,
+            native_frame_id: allocation.native_frame_id,
+            native_segment_generation: allocation.native_segment_generation,
         }
     }
 
@@ -36,8 +36,8 @@ impl TemporalLocation {
         (
             self.tid,
             self.python_node,
-            self.native_node,
-            self.generation,
+            self.native_frame_id,
+            self.native_segment_generation,
             self.allocator.id(),
         )
     }

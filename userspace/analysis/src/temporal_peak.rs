@@ -4,8 +4,8 @@
 
 use memray_heap::HighWaterMarkAggregator;
 
-use crate::event::Allocation;
 use crate::temporal::{into_records, Lifetime, TemporalHighWaterMark, TemporalLocation, NEVER};
+use memray_format::AllocationEvent;
 
 #[derive(Debug, Default)]
 pub struct HighWaterMarkHistory {
@@ -13,7 +13,7 @@ pub struct HighWaterMarkHistory {
 }
 
 impl HighWaterMarkHistory {
-    pub fn add(&mut self, event: &Allocation) {
+    pub fn add(&mut self, event: &AllocationEvent) {
         self.aggregator.add(
             TemporalLocation::of(event),
             event.allocator,

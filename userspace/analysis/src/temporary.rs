@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::event::Allocation;
 use crate::groups::{AllocationGroup, Grouper};
+use memray_format::AllocationEvent;
 use memray_format::AllocatorKind;
 
 #[derive(Debug)]
@@ -15,8 +15,8 @@ pub struct TemporaryAllocations {
     capacity: usize,
     index: u64,
     /// Per thread, newest first.
-    recent: HashMap<u64, VecDeque<(Allocation, u64)>>,
-    temporary: Vec<(Allocation, u64)>,
+    recent: HashMap<u64, VecDeque<(AllocationEvent, u64)>>,
+    temporary: Vec<(AllocationEvent, u64)>,
 }
 
 impl TemporaryAllocations {
@@ -29,7 +29,7 @@ impl TemporaryAllocations {
         }
     }
 
-    pub fn add(&mut self, allocation: &Allocation) {
+    pub fn add(&mut self, allocation: &AllocationEvent) {
         let index = self.index;
         self.index += 1;
         let kind = allocation.allocator.kind();

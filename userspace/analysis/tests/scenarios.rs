@@ -5,8 +5,8 @@
 use std::ops::ControlFlow;
 
 use memray_analysis::{
-    high_water_mark, leaks, overview, temporary_allocations, AggregatedAllocation, Allocation,
-    AllocationGroup, Allocator, AnalysisError, Capture, Event, TEMPORARY_ON_AGGREGATED,
+    high_water_mark, leaks, overview, temporary_allocations, AggregatedLocation, AllocationEvent,
+    AllocationGroup, Allocator, AnalysisError, Capture, Event, NeedsEveryRecord,
 };
 
 const PAGE: u64 = 4096;
@@ -46,19 +46,19 @@ impl Recorder {
     fn alloc(&mut self, tid: u64, line: u32, allocator: Allocator, size: u64) -> u64 {
         self.next_address += 0x100000;
         let address = self.next_address;
-        self.record(Allocation::new(tid, address, size, allocator).at(line));
+        self.record(AllocationEvent::new(tid, address, size, allocator).at(line));
         address
     }
     fn valloc(&mut self, line: u32, size: u64) -> u64 {
         self.alloc(1, line, Allocator::Valloc, size)
     }
     fn free(&mut self, tid: u64, address: u64) {
-        self.record(Allocation::new(tid, address, 0, Allocator::Free));
+        self.record(AllocationEvent::new(tid, address, 0, Allocator::Free));
     }
     fn munmap(&mut self, address: u64, size: u64) {
-        self.record(Allocation::new(1, address, size, Allocator::Munmap));
+        self.record(AllocationEvent::new(1, address, size, Allocator::Munmap));
     }
-    fn record(&mut self, allocation: Allocation) {
+    fn record(&mut self, allocation: AllocationEvent) {
         self.events.push(Event::Allocation(allocation));
     }
     fn capture(self) -> Synthetic {
@@ -114,12 +114,12 @@ fn s8_same_line_merges_and_different_lines_do_not() {
 fn s8_same_python_line_with_two_native_sites_gives_two_groups() {
     let mut r = Recorder::default();
     r.record(
-        Allocation::new(1, 0x1000, 984, Allocator::Malloc)
+        AllocationEvent::new(1, 0x1000, 984, Allocator::Malloc)
             .at(3)
             .with_native(1),
     );
     r.record(
-        Allocation::new(1, 0x2000, 984, Allocator::Malloc)
+        AllocationEvent::new(1, 0x2000, 984, Allocator::Malloc)
             .at(3)
             .with_native(2),
     );
@@ -223,8 +223,8 @@ fn s10_partial_munmaps_are_accounted_by_range() {
 #[test]
 fn s10_one_munmap_can_release_several_contiguous_mappings() {
     let mut r = Recorder::default();
-    r.record(Allocation::new(1, 0x10_0000, 4 * PAGE, Allocator::Mmap).at(1));
-    r.record(Allocation::new(1, 0x10_0000 + 4 * PAGE, 4 * PAGE, Allocator::Mmap).at(1));
+    r.record(AllocationEvent::new(1, 0x10_0000, 4 * PAGE, Allocator::Mmap).at(1));
+    r.record(AllocationEvent::new(1, 0x10_0000 + 4 * PAGE, 4 * PAGE, Allocator::Mmap).at(1));
     r.munmap(0x10_0000, 8 * PAGE);
     mmap(&mut r, 2, 10 * PAGE);
     assert_eq!(
@@ -333,9 +333,9 @@ fn s12_threads_keep_their_own_window_and_cross_thread_frees_do_not_count() {
 fn groups_come_out_in_capture_order_with_threads_split() {
     // test_snapshot_allocations_preserve_capture_order
     let mut r = Recorder::default();
-    r.record(Allocation::new(1, 0x1000, 1024, Allocator::Malloc).at(1));
-    r.record(Allocation::new(2, 0x2000, 2048, Allocator::Malloc).at(1));
-    r.record(Allocation::new(1, 0x3000, 512, Allocator::Malloc).at(1));
+    r.record(AllocationEvent::new(1, 0x1000, 1024, Allocator::Malloc).at(1));
+    r.record(AllocationEvent::new(2, 0x2000, 2048, Allocator::Malloc).at(1));
+    r.record(AllocationEvent::new(1, 0x3000, 512, Allocator::Malloc).at(1));
     let capture = r.capture();
     let overview = overview(&capture, 10).unwrap();
     let groups = high_water_mark(&capture, &overview, false).unwrap();
@@ -347,12 +347,12 @@ fn groups_come_out_in_capture_order_with_threads_split() {
 }
 
 fn aggregated(tid: u64, node: u32, hwm: (u64, u64), leaked: (u64, u64)) -> Event {
-    Event::Aggregated(AggregatedAllocation {
+    Event::AggregatedAllocation(AggregatedLocation {
         tid,
         allocator: Allocator::Malloc,
         python_node: node,
-        native_node: 0,
-        generation: 0,
+        native_frame_id: 0,
+        native_segment_generation: 0,
         n_allocations_in_high_water_mark: hwm.0,
         bytes_in_high_water_mark: hwm.1,
         n_allocations_leaked: leaked.0,
@@ -380,24 +380,24 @@ fn aggregated_captures_reaggregate_stored_contributions() {
     assert_eq!(sizes(&leaks(&capture, true).unwrap()), vec![(1024, 1)]);
     assert_eq!(
         temporary_allocations(&capture, 1, true).unwrap_err(),
-        AnalysisError::Unsupported(TEMPORARY_ON_AGGREGATED)
+        AnalysisError::Unsupported(NeedsEveryRecord::TemporaryAllocations)
     );
 }
 
 #[test]
 fn memory_records_carry_the_heap_at_that_point() {
     let mut r = Recorder::default();
-    r.events.push(Event::MemoryRecord {
+    r.events.push(Event::Memory {
         time_ms: 10,
         rss: 100,
     });
     let a = r.valloc(1, 984);
-    r.events.push(Event::MemoryRecord {
+    r.events.push(Event::Memory {
         time_ms: 20,
         rss: 200,
     });
     r.free(1, a);
-    r.events.push(Event::MemoryRecord {
+    r.events.push(Event::Memory {
         time_ms: 30,
         rss: 300,
     });

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use memray_analysis::{
-    overview, temporal_high_water_mark, temporal_leaks, AnalysisError, CaptureFile, StackResolver,
-    TemporalRecord, HISTORY_ON_AGGREGATED,
+    overview, temporal_high_water_mark, temporal_leaks, AnalysisError, CaptureFile,
+    NeedsEveryRecord, StackResolver, TemporalRecord,
 };
 use memray_tests::captures::record_with_reference;
 use memray_tests::paths::fixtures;
@@ -133,7 +133,7 @@ fn downsampled_snapshots_match_filereader() {
 fn aggregated_captures_have_no_history() {
     let capture = CaptureFile::open(&captures().aggregated).unwrap();
     let overview = overview(&capture, 10_000).unwrap();
-    let refused = AnalysisError::Unsupported(HISTORY_ON_AGGREGATED);
+    let refused = AnalysisError::Unsupported(NeedsEveryRecord::AllocationHistory);
     assert_eq!(
         temporal_high_water_mark(&capture, &overview, true).unwrap_err(),
         refused

@@ -234,7 +234,7 @@ unsafe fn child(
         }
     };
     let mut byte = 0u8;
-    // SAFETY (whole block): system calls on descriptors and buffers prepared before the fork.
+    // SAFETY: system calls on descriptors and buffers prepared before the fork (the whole block).
     unsafe {
         libc::fcntl(status, libc::F_SETFD, libc::FD_CLOEXEC);
         if libc::read(go, (&raw mut byte).cast(), 1) != 1 {

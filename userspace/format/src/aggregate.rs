@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
+use crate::code::CodeObject;
 use crate::encoding::{put_cstr, put_delta, put_svarint, put_varint};
 use crate::frame_tree::{FrameTree, Registry};
 use crate::header::{FileFormat, Header};
@@ -19,13 +20,6 @@ use crate::token::AggregatedToken;
 use crate::writer::{encode_code_object, encode_mappings, normalized_header, CaptureWriter, Image};
 use memray_heap::{Allocator, HighWaterMarkAggregator};
 
-struct CodeObject {
-    function: Vec<u8>,
-    filename: Vec<u8>,
-    firstlineno: i32,
-    linetable: Vec<u8>,
-}
-
 /// Writes AGGREGATED_ALLOCATIONS captures. Nothing reaches the sink before
 /// [`CaptureWriter::finish`] (as in memray: a killed process leaves no data).
 pub struct AggregatingWriter<S: Sink> {
@@ -34,7 +28,7 @@ pub struct AggregatingWriter<S: Sink> {
     memory_snapshots: Vec<[u64; 3]>,
     thread_names: Vec<(u64, Vec<u8>)>,
     mappings_by_generation: Vec<Vec<Image>>,
-    code_objects: Vec<(u64, CodeObject)>,
+    code_objects: Vec<(u64, CodeObject<Vec<u8>>)>,
     code_object_ids: HashMap<u64, usize>,
     native_frames: Vec<(u64, u64)>,
     frames: Registry<(u64, i64, bool)>,

@@ -9,7 +9,7 @@ use crate::header::{FileFormat, Header};
 use crate::record::{
     AggregatedAllocation, AllocationRecord, LegacyFrame, Record, AGGREGATED_ALLOCATION_SIZE,
 };
-use crate::token::{AggregatedToken, StreamToken};
+use crate::token::{AggregatedToken, LegacyToken, StreamToken};
 use memray_heap::Allocator;
 
 /// Decoding state shared by all records of one stream.
@@ -440,10 +440,11 @@ impl Decoder {
     fn legacy_stream<'a>(&mut self, data: &'a [u8], pos: usize) -> Decoded<'a> {
         let mut c = Cursor::new(data, pos);
         let token = c.u8()?;
-        let (kind, flags) = (token & 0x0f, token >> 4);
+        let flags = LegacyToken::flags(token);
+        let kind = LegacyToken::of(token).ok_or(DecodeError::Invalid)?;
         let record = match kind {
-            0 if flags == 1 => Record::Trailer,
-            1 => {
+            LegacyToken::Other if flags == 1 => Record::Trailer,
+            LegacyToken::Allocation => {
                 let allocator = Allocator::from_v11_id(flags).ok_or(DecodeError::Invalid)?;
                 let address = c.delta(self.last.data_pointer)?;
                 let size = if allocator.is_simple_deallocator() {
@@ -460,7 +461,7 @@ impl Decoder {
                 })
             }
             // ALLOCATION_WITH_NATIVE always carries a size, frees included.
-            2 => {
+            LegacyToken::AllocationWithNative => {
                 let allocator = Allocator::from_v11_id(flags).ok_or(DecodeError::Invalid)?;
                 let address = c.delta(self.last.data_pointer)?;
                 let size = c.varint()?;
@@ -474,7 +475,7 @@ impl Decoder {
                     native_frame_id,
                 })
             }
-            3 => {
+            LegacyToken::FrameIndex => {
                 let frame_id = c.delta(self.last_frame_id)?;
                 let function_name = c.cstr()?;
                 let filename = c.cstr()?;
@@ -489,18 +490,33 @@ impl Decoder {
                     is_entry_frame: flags & 1 == 0,
                 })
             }
-            4 => {
+            LegacyToken::FramePush => {
                 let frame_id = c.delta(self.last_frame_id)?;
                 self.last_frame_id = frame_id;
                 Record::LegacyFramePush { frame_id }
             }
-            5 => native_trace_index_record(self.native_trace_index(&mut c)?),
-            9 => Record::FramePop {
+            LegacyToken::NativeTraceIndex => {
+                native_trace_index_record(self.native_trace_index(&mut c)?)
+            }
+            LegacyToken::FramePop => Record::FramePop {
                 count: flags as u32 + 1,
             },
-            11 => self.memory_record(&mut c)?,
-            6 | 7 | 8 | 10 | 12 if flags == 0 => self.shared_simple(&mut c, kind)?,
-            _ => return Err(DecodeError::Invalid),
+            LegacyToken::MemoryRecord => self.memory_record(&mut c)?,
+            LegacyToken::MemoryMapStart
+            | LegacyToken::SegmentHeader
+            | LegacyToken::Segment
+            | LegacyToken::ThreadRecord
+            | LegacyToken::ContextSwitch
+                if flags == 0 =>
+            {
+                self.shared_simple(&mut c, kind.byte())?
+            }
+            LegacyToken::Other
+            | LegacyToken::MemoryMapStart
+            | LegacyToken::SegmentHeader
+            | LegacyToken::Segment
+            | LegacyToken::ThreadRecord
+            | LegacyToken::ContextSwitch => return Err(DecodeError::Invalid),
         };
         Ok((record, c.pos()))
     }

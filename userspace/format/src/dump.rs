@@ -20,7 +20,7 @@ use crate::error::FormatError;
 use crate::header::{FileFormat, Header};
 use crate::reader::CaptureReader;
 use crate::record::{LegacyFrame, Record};
-use crate::token::{AggregatedToken, StreamToken};
+use crate::token::{AggregatedToken, LegacyToken, StreamToken};
 
 /// How a dump ended.
 #[derive(Debug)]
@@ -98,18 +98,20 @@ impl Dialect {
             });
         }
         if self.legacy {
-            return Some(match token & 0x0f {
-                1 => "ALLOCATION",
-                2 => "ALLOCATION_WITH_NATIVE",
-                3 => "FRAME_ID",
-                4 => "FRAME_PUSH",
-                5 => "NATIVE_FRAME_ID",
-                7 => "SEGMENT_HEADER",
-                8 => "SEGMENT",
-                10 => "THREAD",
-                11 => "MEMORY_RECORD",
-                12 => "CONTEXT_SWITCH",
-                _ => return None,
+            return Some(match LegacyToken::of(token)? {
+                LegacyToken::Allocation => "ALLOCATION",
+                LegacyToken::AllocationWithNative => "ALLOCATION_WITH_NATIVE",
+                LegacyToken::FrameIndex => "FRAME_ID",
+                LegacyToken::FramePush => "FRAME_PUSH",
+                LegacyToken::NativeTraceIndex => "NATIVE_FRAME_ID",
+                LegacyToken::SegmentHeader => "SEGMENT_HEADER",
+                LegacyToken::Segment => "SEGMENT",
+                LegacyToken::ThreadRecord => "THREAD",
+                LegacyToken::MemoryRecord => "MEMORY_RECORD",
+                LegacyToken::ContextSwitch => "CONTEXT_SWITCH",
+                LegacyToken::Other | LegacyToken::MemoryMapStart | LegacyToken::FramePop => {
+                    return None
+                }
             });
         }
         Some(match StreamToken::of(token)? {
@@ -137,10 +139,14 @@ fn write_unreadable_record(token: u8, dialect: Dialect, out: &mut impl Write) ->
         return write!(out, "{name} ");
     }
     match (dialect.legacy, dialect.aggregated) {
-        (true, false) if token & 0x0f == 0 => {
-            writeln!(out, "UNKNOWN OTHER RECORD TYPE {}", token >> 4)
+        (true, false) if LegacyToken::of(token) == Some(LegacyToken::Other) => {
+            writeln!(
+                out,
+                "UNKNOWN OTHER RECORD TYPE {}",
+                LegacyToken::flags(token)
+            )
         }
-        (true, false) => writeln!(out, "UNKNOWN RECORD TYPE {}", token & 0x0f),
+        (true, false) => writeln!(out, "UNKNOWN RECORD TYPE {}", LegacyToken::kind_bits(token)),
         _ => writeln!(out, "UNKNOWN RECORD TYPE {token}"),
     }
 }

@@ -14,6 +14,9 @@
 //!   [`Replay::python_stack`] renders a node leaf first. The records replay
 //!   applies most (ALLOCATION, FRAME_PUSH/POP, NATIVE_TRACE_INDEX,
 //!   CONTEXT_SWITCH) go from the bytes to its state without a [`Record`].
+//!   The analyses consume these events as they are.
+//! * [`is_frame_interesting`] and [`is_frame_from_import_system`]: memray's
+//!   rules for the frames its reports hide or flag.
 //!
 //! Writing: the recorder (`memray-recorder`) holds a `Box<dyn CaptureWriter>`, either
 //!
@@ -39,6 +42,7 @@
 //! dropping the writer, [`compress_file`] applies memray's compress-on-exit.
 
 mod aggregate;
+mod code;
 mod decode;
 pub mod dump;
 pub mod encoding;
@@ -46,6 +50,7 @@ mod error;
 mod frame;
 mod frame_tree;
 mod header;
+mod hidden;
 mod reader;
 mod record;
 pub mod replay;
@@ -61,11 +66,12 @@ pub use frame_tree::{FrameTree, Registry};
 pub use header::{
     FileFormat, Header, PythonAllocator, TrackerStats, CURRENT_VERSION, MAGIC, READABLE_VERSIONS,
 };
+pub use hidden::{is_cpython_internal, is_frame_from_import_system, is_frame_interesting};
 pub use memray_heap::{Allocator, AllocatorKind};
 pub use reader::{CaptureReader, LZ4_MAGIC};
 pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
-pub use replay::{AllocationEvent, Event, Replay};
+pub use replay::{AggregatedLocation, AllocationEvent, Event, MemorySnapshot, Replay};
 pub use rewrite::rewrite;
 pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
-pub use token::{AggregatedToken, StreamToken};
+pub use token::{AggregatedToken, LegacyToken, StreamToken};
 pub use writer::{CaptureWriter, Image, Segment, StreamingWriter};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use python_frames::linetable::{line_number, LineTableKind};
 
+use crate::code::CodeObject;
 use crate::decode::HotRecords;
 use crate::error::FormatError;
 use crate::frame::Frame;
@@ -20,26 +21,130 @@ use crate::record::{AggregatedAllocation, AllocationRecord, Record};
 use crate::writer::{Image, Segment};
 use memray_heap::Allocator;
 
-/// One ALLOCATION record with the context it was made in.
+/// One allocation (memray's `Allocation`): an ALLOCATION record with the
+/// context it was made in, or an aggregated location's contribution to the
+/// peak or to the leaks ([`AggregatedLocation::to_high_water_mark`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllocationEvent {
     pub tid: u64,
     pub address: u64,
+    /// Bytes; 0 for simple deallocations.
     pub size: u64,
     pub allocator: Allocator,
     /// Python trie node (0 = no Python frames; always 0 for deallocations).
     pub python_node: u32,
+    /// Native trie leaf (0 = no native stack).
     pub native_frame_id: u64,
     /// MEMORY_MAP_START records seen before this one (0 for deallocations).
     pub native_segment_generation: u32,
     /// 0-based position among the file's ALLOCATION records.
     pub record_index: u64,
+    /// 1 for a record; the stored count for an aggregated contribution.
+    pub n_allocations: u64,
+}
+
+impl AllocationEvent {
+    /// A single allocation with no stack, as the first record of a file.
+    pub fn new(tid: u64, address: u64, size: u64, allocator: Allocator) -> AllocationEvent {
+        AllocationEvent {
+            tid,
+            address,
+            size,
+            allocator,
+            python_node: 0,
+            native_frame_id: 0,
+            native_segment_generation: 0,
+            record_index: 0,
+            n_allocations: 1,
+        }
+    }
+
+    /// The same allocation attributed to a Python stack.
+    pub fn at(mut self, python_node: u32) -> AllocationEvent {
+        self.python_node = python_node;
+        self
+    }
+
+    /// The same allocation attributed to a native stack.
+    pub fn with_native(mut self, native_frame_id: u64) -> AllocationEvent {
+        self.native_frame_id = native_frame_id;
+        self
+    }
+}
+
+/// One AGGREGATED_ALLOCATION record, its Python trie node and segment
+/// generation checked to be ids replay can have made: a location's
+/// contribution to the peak and to the leaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AggregatedLocation {
+    pub tid: u64,
+    pub allocator: Allocator,
+    pub python_node: u32,
+    pub native_frame_id: u64,
+    pub native_segment_generation: u32,
+    pub n_allocations_in_high_water_mark: u64,
+    pub n_allocations_leaked: u64,
+    pub bytes_in_high_water_mark: u64,
+    pub bytes_leaked: u64,
+}
+
+impl AggregatedLocation {
+    fn of(record: &AggregatedAllocation) -> Option<AggregatedLocation> {
+        Some(AggregatedLocation {
+            tid: record.tid,
+            allocator: record.allocator,
+            python_node: u32::try_from(record.python_frame_id).ok()?,
+            native_frame_id: record.native_frame_id,
+            native_segment_generation: u32::try_from(record.native_segment_generation).ok()?,
+            n_allocations_in_high_water_mark: record.n_allocations_in_high_water_mark,
+            n_allocations_leaked: record.n_allocations_leaked,
+            bytes_in_high_water_mark: record.bytes_in_high_water_mark,
+            bytes_leaked: record.bytes_leaked,
+        })
+    }
+
+    fn contribution(&self, size: u64, n_allocations: u64) -> AllocationEvent {
+        AllocationEvent {
+            tid: self.tid,
+            address: 0,
+            size,
+            allocator: self.allocator,
+            python_node: self.python_node,
+            native_frame_id: self.native_frame_id,
+            native_segment_generation: self.native_segment_generation,
+            record_index: 0,
+            n_allocations,
+        }
+    }
+
+    /// memray's `contributionToHighWaterMark`.
+    pub fn to_high_water_mark(&self) -> AllocationEvent {
+        self.contribution(
+            self.bytes_in_high_water_mark,
+            self.n_allocations_in_high_water_mark,
+        )
+    }
+
+    /// memray's `contributionToLeaks`.
+    pub fn to_leaks(&self) -> AllocationEvent {
+        self.contribution(self.bytes_leaked, self.n_allocations_leaked)
+    }
+}
+
+/// Process memory at one moment: resident set size and the tracked heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemorySnapshot {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub rss: u64,
+    pub heap: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     Allocation(AllocationEvent),
-    /// MEMORY_RECORD: absolute time and resident set size.
+    /// MEMORY_RECORD: absolute time and resident set size (the heap is
+    /// computed by whoever replays the allocations).
     Memory {
         time_ms: u64,
         rss: u64,
@@ -51,13 +156,8 @@ pub enum Event {
         native_frame_id: u64,
     },
     // Aggregated files.
-    MemorySnapshot {
-        time_ms: u64,
-        rss: u64,
-        heap: u64,
-    },
-    /// `python_frame_id` is a Python trie node, renderable like `python_node`.
-    AggregatedAllocation(AggregatedAllocation),
+    MemorySnapshot(MemorySnapshot),
+    AggregatedAllocation(AggregatedLocation),
     SurvivingObject {
         address: u64,
         native_frame_id: u64,
@@ -75,13 +175,6 @@ enum FrameKey {
     Legacy(u64),
 }
 
-struct CodeObject {
-    function: Arc<str>,
-    filename: Arc<str>,
-    firstlineno: i32,
-    linetable: Box<[u8]>,
-}
-
 /// The reconstruction state, separate from the reader so that events can
 /// borrow neither.
 struct State {
@@ -92,7 +185,7 @@ struct State {
     other_stacks: HashMap<u64, Vec<u32>>,
     frames: Registry<FrameKey>,
     tree: FrameTree,
-    code_objects: HashMap<u64, CodeObject>,
+    code_objects: HashMap<u64, CodeObject<Arc<str>, Box<[u8]>>>,
     legacy_frames: HashMap<u64, Frame>,
     /// v11 aggregated tries hold the file's own frame ids (PYTHON_FRAME_INDEX
     /// records come in no particular order), not registration order.
@@ -343,6 +436,7 @@ impl State {
             native_frame_id: a.native_frame_id,
             native_segment_generation,
             record_index,
+            n_allocations: 1,
         }
     }
 
@@ -524,9 +618,11 @@ impl State {
                 None
             }
             Record::MemorySnapshot { time_ms, rss, heap } => {
-                Some(Event::MemorySnapshot { time_ms, rss, heap })
+                Some(Event::MemorySnapshot(MemorySnapshot { time_ms, rss, heap }))
             }
-            Record::AggregatedAllocation(a) => Some(Event::AggregatedAllocation(a)),
+            Record::AggregatedAllocation(a) => Some(Event::AggregatedAllocation(
+                AggregatedLocation::of(&a).ok_or("an aggregated allocation's ids out of range")?,
+            )),
             Record::SurvivingObject {
                 address,
                 native_frame_id,

@@ -1,6 +1,6 @@
 //! Record tokens: the first byte of every record. The v12/v13 stream and the
 //! aggregated format number their records differently; v11 streams (read
-//! only) keep their kind in the token's low nibble (see `decode.rs`).
+//! only) keep their kind in the token's low nibble and flags in the high one.
 
 /// Tokens of the ALL_ALLOCATIONS stream (v12/v13). The last four carry data
 /// in their low bits: ALLOCATION (pointer-cache slot and allocator),
@@ -107,6 +107,70 @@ impl AggregatedToken {
     }
 }
 
+/// Record kinds of v11 ALL_ALLOCATIONS streams (memray 1.11-1.18): a token's
+/// low nibble. The high nibble carries flags: the allocator of ALLOCATION and
+/// ALLOCATION_WITH_NATIVE, "not an entry frame" for FRAME_INDEX, count - 1
+/// for FRAME_POP, and 1 (TRAILER) for `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LegacyToken {
+    Other = 0,
+    Allocation = 1,
+    AllocationWithNative = 2,
+    FrameIndex = 3,
+    FramePush = 4,
+    NativeTraceIndex = 5,
+    MemoryMapStart = 6,
+    SegmentHeader = 7,
+    Segment = 8,
+    FramePop = 9,
+    ThreadRecord = 10,
+    MemoryRecord = 11,
+    ContextSwitch = 12,
+}
+
+impl LegacyToken {
+    /// Every kind, in numbering order (the numbers are 0 to 12).
+    const ALL: [LegacyToken; 13] = {
+        use LegacyToken::*;
+        [
+            Other,
+            Allocation,
+            AllocationWithNative,
+            FrameIndex,
+            FramePush,
+            NativeTraceIndex,
+            MemoryMapStart,
+            SegmentHeader,
+            Segment,
+            FramePop,
+            ThreadRecord,
+            MemoryRecord,
+            ContextSwitch,
+        ]
+    };
+
+    /// The kind of a record (its token's low nibble); `None` if unknown.
+    pub fn of(byte: u8) -> Option<LegacyToken> {
+        Self::ALL.get(usize::from(Self::kind_bits(byte))).copied()
+    }
+
+    /// The kind number of a token, known or not (memray's dump prints it).
+    pub const fn kind_bits(byte: u8) -> u8 {
+        byte & 0x0f
+    }
+
+    /// The flags of a token.
+    pub const fn flags(byte: u8) -> u8 {
+        byte >> 4
+    }
+
+    #[inline(always)]
+    pub const fn byte(self) -> u8 {
+        self as u8
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +194,13 @@ mod tests {
             Some(AggregatedToken::AggregatedTrailer)
         );
         assert_eq!(AggregatedToken::of(0x10), None);
+        for byte in 0..=u8::MAX {
+            if let Some(token) = LegacyToken::of(byte) {
+                assert_eq!(token.byte(), LegacyToken::kind_bits(byte));
+            }
+        }
+        assert_eq!(LegacyToken::of(0x10), Some(LegacyToken::Other));
+        assert_eq!(LegacyToken::of(0x31), Some(LegacyToken::Allocation));
+        assert_eq!(LegacyToken::of(0x0d), None);
     }
 }

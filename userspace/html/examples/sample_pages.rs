@@ -139,7 +139,7 @@ impl Rng {
 }
 
 /// A frame: (function, file, line, interesting, import system).
-type Frame = (&'static str, &'static str, u32, bool, bool);
+type Frame = (&'static str, &'static str, i32, bool, bool);
 
 const BOOTSTRAP: [Frame; 3] = [
     ("_run_module_as_main", "<frozen runpy>", 198, false, false),
@@ -316,7 +316,7 @@ fn small_flamegraph() -> (FlameGraph, serde_json::Value) {
         let thread = builder.thread(name);
         for shape in stack_shapes(t) {
             let frames = frames_of(&shape);
-            for variant in 0..4u32 {
+            for variant in 0..4i32 {
                 let mut frames = frames.clone();
                 let leaf = frames.len() - 1;
                 frames[leaf].lineno = variant + 1;
@@ -519,7 +519,7 @@ fn big_flamegraph(stacks: u32) -> FlameGraph {
                 frames.push(StackFrame {
                     function: &names[function as usize],
                     filename: &files[(function % FILES) as usize],
-                    lineno: (function % 400) as u32 * 10 + digit as u32 + 1,
+                    lineno: (function % 400) as i32 * 10 + digit as i32 + 1,
                     interesting: true,
                     import_system: false,
                 });

@@ -13,13 +13,13 @@ use crate::model::{
 pub struct StackFrame<'a> {
     pub function: &'a str,
     pub filename: &'a str,
-    pub lineno: u32,
+    pub lineno: i32,
     pub interesting: bool,
     pub import_system: bool,
 }
 
 /// Identity of a node: the same frame under the same parent in the same thread.
-type NodeKey = (NodeId, StringId, StringId, u32, u32);
+type NodeKey = (NodeId, StringId, StringId, i32, u32);
 
 /// Accumulates stacks into a [`FlameGraph`].
 pub struct FlameGraphBuilder {

@@ -29,8 +29,8 @@
 //! let mut graph = FlameGraphBuilder::new(metadata);
 //! let main = graph.thread("0x1 (MainThread)");
 //! let stack = [
-//!     StackFrame::classified("<module>", "app.py", 3),
-//!     StackFrame::classified("load", "app.py", 10),
+//!     StackFrame { function: "<module>", filename: "app.py", lineno: 3, interesting: true, import_system: false },
+//!     StackFrame { function: "load", filename: "app.py", lineno: 10, interesting: true, import_system: false },
 //! ];
 //! graph.add_stack(main, &stack, 4096, 3);
 //! graph.add_memory_sample(MemorySample { time_ms: 0, rss: 9000, heap: 4096 });
@@ -44,7 +44,6 @@
 
 mod builder;
 mod error;
-mod frames;
 mod model;
 mod page;
 mod shrink;
@@ -53,7 +52,6 @@ mod wire;
 
 pub use builder::{FlameGraphBuilder, StackFrame};
 pub use error::ModelError;
-pub use frames::{is_import_system, is_interesting};
 pub use model::{
     FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, ReportKind, SourceFile,
     StringId, Temporal,

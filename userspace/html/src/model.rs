@@ -68,7 +68,7 @@ pub struct Nodes {
     pub parent: Vec<NodeId>,
     pub function: Vec<StringId>,
     pub filename: Vec<StringId>,
-    pub lineno: Vec<u32>,
+    pub lineno: Vec<i32>,
     /// Index into [`FlameGraph::threads`].
     pub thread: Vec<u32>,
     pub bytes: Vec<u64>,
@@ -85,7 +85,7 @@ pub struct Nodes {
 pub struct NodeLabel {
     pub function: StringId,
     pub filename: StringId,
-    pub lineno: u32,
+    pub lineno: i32,
     pub thread: u32,
     pub interesting: bool,
     pub import_system: bool,

@@ -1,7 +1,7 @@
 //! The compact JSON the pages' scripts read: a string table, a deduplicated
 //! frame table and parallel arrays, with parents stored as small gaps.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -21,15 +21,15 @@ pub struct FlameGraphPayload<'a> {
     nodes: WireNodes,
     memory: Memory,
     temporal: Option<WireTemporal<'a>>,
-    /// File string id -> lines.
-    sources: HashMap<u32, &'a [String]>,
+    /// File string id -> lines, by id so the page's bytes are the same every run.
+    sources: BTreeMap<u32, &'a [String]>,
 }
 
 #[derive(Serialize, Default)]
 struct Frames {
     function: Vec<u32>,
     filename: Vec<u32>,
-    lineno: Vec<u32>,
+    lineno: Vec<i32>,
 }
 
 #[derive(Serialize, Default)]
@@ -101,7 +101,7 @@ pub fn flamegraph_payload<'a>(
 impl FlameGraphPayload<'_> {
     fn with_nodes(mut self, graph: &FlameGraph) -> Self {
         let nodes = &graph.nodes;
-        let mut frame_ids: HashMap<(u32, u32, u32), u32> = HashMap::new();
+        let mut frame_ids: HashMap<(u32, u32, i32), u32> = HashMap::new();
         for i in 0..nodes.len() {
             let key = (nodes.function[i], nodes.filename[i], nodes.lineno[i]);
             let frames = &mut self.frames;

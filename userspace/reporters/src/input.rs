@@ -1,8 +1,4 @@
-//! Opening a capture for a report and choosing which allocations it shows,
-//! with memray's error wording.
-
-use std::fmt::Display;
-use std::path::Path;
+//! Choosing which allocations a report shows.
 
 use memray_analysis::{
     leaks, memory, overview, overview_and_high_water_mark, temporary_allocations, AllocationGroup,
@@ -30,29 +26,6 @@ impl Selection {
             (false, None) => Selection::HighWaterMark,
         }
     }
-}
-
-/// Opens `results`, or explains why not, in memray's words. `failure` starts the
-/// message for unreadable files (memray: "Failed to parse allocation records in").
-pub fn open_capture(results: &Path, failure: &str) -> Result<CaptureFile, String> {
-    if !results.is_file() {
-        return Err(format!("No such file: {}", results.display()));
-    }
-    CaptureFile::open(results).map_err(|e| unreadable(results, failure, e))
-}
-
-/// Why a report over `results` failed, in memray's words: a refusal as it
-/// is, a capture that stops being readable part-way like one that cannot be
-/// opened ("{failure} {results}" then "Reason: …").
-pub fn report_failure(results: &Path, failure: &str, error: AnalysisError) -> String {
-    match error {
-        AnalysisError::Unsupported(refusal) => refusal.to_owned(),
-        unreadable_capture => unreadable(results, failure, unreadable_capture),
-    }
-}
-
-fn unreadable(results: &Path, failure: &str, reason: impl Display) -> String {
-    format!("{failure} {}\nReason: {reason}", results.display())
 }
 
 /// The pass-1 overview and the selected groups, with a progress bar on

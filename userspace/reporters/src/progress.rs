@@ -64,7 +64,9 @@ impl Capture for WithProgress<'_> {
         let result = self.capture.replay(&mut |batch| {
             let counted = batch
                 .iter()
-                .filter(|event| matches!(event, Event::Allocation(_) | Event::Aggregated(_)))
+                .filter(|event| {
+                    matches!(event, Event::Allocation(_) | Event::AggregatedAllocation(_))
+                })
                 .count();
             records += counted as u64;
             bar.set_position(records);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use memray_analysis::{AllocationGroup, Frame, StackResolver};
-use memray_html::{is_import_system, is_interesting};
+use memray_format::{is_frame_from_import_system, is_frame_interesting};
 
 use crate::size::size_fmt;
 
@@ -84,9 +84,9 @@ impl Builder {
             .collect();
         children.sort_by_key(|child| std::cmp::Reverse(child.size));
         let (interesting, import_system) = frame.as_ref().map_or((true, false), |f| {
-            let import_system = is_import_system(&f.function, &f.filename);
+            let import_system = is_frame_from_import_system(&f.function, &f.filename);
             (
-                !import_system && is_interesting(&f.function, &f.filename),
+                !import_system && is_frame_interesting(&f.function, &f.filename),
                 import_system,
             )
         });

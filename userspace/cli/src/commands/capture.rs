@@ -2,19 +2,57 @@
 //! reporter does: memray's failure wording, and one line on stderr when the
 //! capture turns out to be cut short.
 
+use std::fmt::Display;
 use std::path::Path;
 
-use memray_analysis::{AllocationGroup, CaptureFile, Overview};
-use memray_reporters::input::{open_capture, report_failure, select, Selection};
+use memray_analysis::{AllocationGroup, AnalysisError, CaptureFile, NeedsEveryRecord, Overview};
+use memray_reporters::input::{select, Selection};
 
 use crate::error::CliError;
 
 /// memray's message for captures it cannot read.
 pub const PARSE_FAILURE: &str = "Failed to parse allocation records in";
 
-/// Opens `results`; `failure` starts the message if it cannot be read.
+/// Opens `results`, or explains why not in memray's words; `failure` starts
+/// the message if it cannot be read.
 pub fn open(results: &Path, failure: &str) -> Result<CaptureFile, CliError> {
-    open_capture(results, failure).map_err(CliError::new)
+    if !results.is_file() {
+        return Err(CliError::new(format!(
+            "No such file: {}",
+            results.display()
+        )));
+    }
+    CaptureFile::open(results).map_err(|e| CliError::new(unreadable(results, failure, e)))
+}
+
+/// Why a report over `results` failed, in memray's words: its refusal of a
+/// query an aggregated capture cannot answer, or a capture that stops being
+/// readable part-way like one that cannot be opened ("{failure} {results}"
+/// then "Reason: …").
+pub fn report_failure(results: &Path, failure: &str, error: AnalysisError) -> String {
+    match error {
+        AnalysisError::Unsupported(query) => refusal(query).to_owned(),
+        unreadable_capture => unreadable(results, failure, unreadable_capture),
+    }
+}
+
+/// memray's refusals on aggregated captures.
+fn refusal(query: NeedsEveryRecord) -> &'static str {
+    match query {
+        NeedsEveryRecord::TemporaryAllocations => {
+            "Can't find temporary allocations using a pre-aggregated capture file."
+        }
+        NeedsEveryRecord::Statistics => {
+            "Can't compute statistics using a pre-aggregated capture file."
+        }
+        NeedsEveryRecord::AllocationHistory => {
+            "Can't get allocation history using a pre-aggregated capture file."
+        }
+    }
+}
+
+fn unreadable(results: &Path, failure: &str, reason: impl Display) -> String {
+    format!("{failure} {}\nReason: {reason}", results.display())
 }
 
 /// The overview and the allocations `selection` picks.

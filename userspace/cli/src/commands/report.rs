@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use memray_analysis::CaptureFile;
 use memray_format::FileFormat;
 use memray_reporters::html_report::ReportError;
-use memray_reporters::input::{report_failure, Selection};
+use memray_reporters::input::Selection;
 
-use super::capture::{self, PARSE_FAILURE};
+use super::capture::{self, report_failure, PARSE_FAILURE};
 use super::selection::TemporaryArgs;
 use crate::error::{CliError, CliResult};
 

@@ -3,11 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use memray_analysis::{statistics, PathInfo};
-use memray_reporters::input::report_failure;
 use memray_reporters::progress::WithProgress;
 use memray_reporters::{stats, Metadata};
 
-use super::capture;
+use super::capture::{self, report_failure};
 use super::report::{next_to_capture, refuse_to_overwrite, with_suffix, write_report};
 use crate::error::{CliError, CliResult};
 

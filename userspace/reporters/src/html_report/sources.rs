@@ -60,10 +60,11 @@ pub struct SourceLines {
 }
 
 impl SourceLines {
-    pub fn want(&mut self, filename: &str, lineno: u32) {
-        if lineno == 0 {
+    /// Line numbers below 1 point at no line of the file.
+    pub fn want(&mut self, filename: &str, lineno: i32) {
+        let Ok(lineno @ 1..) = u32::try_from(lineno) else {
             return;
-        }
+        };
         match self.wanted.get_mut(filename) {
             Some(lines) => {
                 lines.insert(lineno);

@@ -3,7 +3,8 @@
 //! everything an import runs.
 
 use memray_analysis::{Frame, StackResolver};
-use memray_html::{is_import_system, is_interesting, StackFrame};
+use memray_format::{is_frame_from_import_system, is_frame_interesting};
+use memray_html::StackFrame;
 
 /// memray's `MAX_STACKS`: the default recursion limit (1000) / 2.5.
 pub const MAX_STACK_DEPTH: usize = 400;
@@ -32,13 +33,13 @@ pub fn flame_path(stack: &[Frame]) -> Vec<StackFrame<'_>> {
         .take(MAX_STACK_DEPTH + 2)
         .map(|frame| {
             let (function, filename) = (&*frame.function, &*frame.filename);
-            let import_frame = is_import_system(function, filename);
+            let import_frame = is_frame_from_import_system(function, filename);
             inside_import |= import_frame;
             StackFrame {
                 function,
                 filename,
-                lineno: u32::try_from(frame.lineno).unwrap_or(0),
-                interesting: is_interesting(function, filename) && !import_frame,
+                lineno: frame.lineno,
+                interesting: is_frame_interesting(function, filename) && !import_frame,
                 import_system: inside_import,
             }
         })

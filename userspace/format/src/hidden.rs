@@ -147,4 +147,30 @@ mod tests {
         ));
         assert!(!is_frame_from_import_system("main", "script.py"));
     }
+
+    #[test]
+    fn the_flame_graphs_toggles_follow_the_same_rules() {
+        // The cases html's own copy of these rules was tested with.
+        assert!(!is_frame_interesting(
+            "_PyObject_Vectorcall",
+            "Include/cpython/abstract.h"
+        ));
+        assert!(!is_frame_interesting("type_call", "Objects/typeobject.c"));
+        assert!(!is_frame_interesting(
+            "_run_module_as_main",
+            "<frozen runpy>"
+        ));
+        assert!(is_frame_interesting("PyList_New", "Objects/listobject.c"));
+        // Same symbol outside CPython's tree: someone else's code.
+        assert!(is_frame_interesting("_PyHelper", "mylib/helper.c"));
+        assert!(is_frame_from_import_system(
+            "exec_module",
+            "<frozen importlib._bootstrap_external>"
+        ));
+        assert!(!is_frame_from_import_system("import_name", "app.py"));
+        assert!(is_frame_interesting(
+            "_call_with_frames_removed",
+            "<frozen importlib._bootstrap>"
+        ));
+    }
 }
