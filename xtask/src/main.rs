@@ -6,6 +6,7 @@ mod process;
 mod quickstart;
 mod setup;
 mod test_summary;
+mod wheel;
 mod workspace;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Task {
     Quickstart,
     /// Run benchmarks side by side with memray 1.20 (all when none is named).
     Bench(bench::BenchArgs),
+    /// Build the pip-installable wheel into target/wheels/ and print its path.
+    Wheel,
     /// `cargo fmt --check` and `cargo clippy -D warnings` over both workspaces.
     Lint,
 }
@@ -38,6 +41,7 @@ fn main() {
         Task::Test => setup::run().and_then(|()| workspace::test()),
         Task::Quickstart => quickstart::run(),
         Task::Bench(args) => bench::run(&args),
+        Task::Wheel => wheel::run(),
         Task::Lint => workspace::lint(),
     };
     if let Err(error) = outcome {

@@ -43,7 +43,8 @@ pub fn cargo_bin_dir() -> PathBuf {
     home.join("bin")
 }
 
-fn path_with_cargo_bin() -> std::ffi::OsString {
+/// PATH with cargo's bin directory first (for tools that run `cargo` themselves).
+pub fn path_with_cargo_bin() -> std::ffi::OsString {
     let current = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&current).collect();
     let bin = cargo_bin_dir();

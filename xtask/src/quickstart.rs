@@ -6,19 +6,11 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::process::{cargo, execute, target_dir, workspace_root};
+use crate::process::{execute, target_dir, workspace_root};
 
 pub fn run() -> Result<()> {
     crate::setup::run()?;
-    execute(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "memray-cli",
-        "--package",
-        "memray-tracker",
-    ]))?;
-    let memray = target_dir().join("release/memray");
+    let memray = crate::workspace::build_release_memray()?.join("memray");
     let out_dir = target_dir().join("quickstart");
     std::fs::create_dir_all(&out_dir)?;
     let capture = out_dir.join("example.bin");

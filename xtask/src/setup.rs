@@ -40,6 +40,7 @@ pub fn run() -> Result<()> {
     bpf_linker()?;
     extra_python()?;
     browser_test_packages()?;
+    wheel_tools()?;
     reference_memray();
     println!("setup: done");
     Ok(())
@@ -171,6 +172,35 @@ fn browser_test_packages() -> Result<()> {
             .current_dir(&dir),
     )
     .context("installing the browser test packages (npm ci in tests/browser)")
+}
+
+/// maturin and pip, pinned, in their own virtualenv (`memray_tests::wheel_tools`).
+pub fn wheel_tools() -> Result<()> {
+    use memray_tests::wheel_tools::{wheel_tools, MATURIN_VERSION, PIP_VERSION};
+    let tools = wheel_tools();
+    let maturin = stdout_of(&tools.maturin, &["--version"]).unwrap_or_default();
+    let pip = stdout_of(&tools.pip, &["--version"]).unwrap_or_default();
+    if maturin == format!("maturin {MATURIN_VERSION}")
+        && pip.starts_with(&format!("pip {PIP_VERSION} "))
+    {
+        println!(
+            "setup: {maturin} and pip {PIP_VERSION} present at {}",
+            tools.venv.display()
+        );
+        return Ok(());
+    }
+    execute(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&tools.venv),
+    )?;
+    execute(
+        Command::new(&tools.pip)
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("maturin=={MATURIN_VERSION}"))
+            .arg(format!("pip=={PIP_VERSION}")),
+    )
+    .context("installing maturin and pip from PyPI")
 }
 
 fn reference_memray() {

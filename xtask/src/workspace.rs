@@ -1,5 +1,6 @@
 //! Building, testing and linting the whole workspace.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Result};
@@ -41,6 +42,21 @@ fn preflight() -> Result<()> {
         println!("preflight: missing, the tests needing it will skip: {what}");
     }
     Ok(())
+}
+
+/// The release `memray` and the tracker library beside it (where `memray
+/// run` finds it), as quickstart, bench and the wheel use them; returns the
+/// directory holding both.
+pub fn build_release_memray() -> Result<PathBuf> {
+    execute(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "memray-cli",
+        "--package",
+        "memray-tracker",
+    ]))?;
+    Ok(target_dir().join("release"))
 }
 
 pub fn build() -> Result<()> {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use memray_tests::reference::ReferenceMemray;
 
-use crate::process::{cargo, execute, target_dir, workspace_root};
+use crate::process::workspace_root;
 use measure::{measure, BenchCommand, Sample};
 
 #[derive(clap::Args)]
@@ -115,20 +115,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .filter(|b| args.names.is_empty() || args.names.iter().any(|n| n == b.name))
         .collect();
 
-    // `memray run` needs the tracker library next to the binary.
-    execute(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "memray-cli",
-        "-p",
-        "memray-tracker",
-    ]))?;
+    let release = crate::workspace::build_release_memray()?;
     let root = workspace_root();
     let context = Context {
         cache: memray_tests::paths::cache_dir().join("bench"),
         workloads: root.join("bench/workloads"),
-        ours: target_dir().join("release/memray"),
+        ours: release.join("memray"),
         reference: memray_tests::reference::reference_memray(),
         root,
     };

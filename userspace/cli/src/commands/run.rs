@@ -82,7 +82,7 @@ pub struct Args {
     /// Run library module as a script (terminates option list)
     #[arg(short = 'm')]
     run_as_module: bool,
-    /// The Python interpreter to run (default: `python3` on PATH)
+    /// The Python interpreter to run (default: the `python3` beside `memray`, else on PATH)
     #[arg(long, value_name = "PATH")]
     python: Option<PathBuf>,
     /// The file, module or code to run, then its arguments
@@ -141,7 +141,7 @@ pub fn run(args: Args) -> CliResult {
     let python = args
         .python
         .clone()
-        .unwrap_or_else(|| PathBuf::from("python3"));
+        .unwrap_or_else(|| default_python(&memray));
 
     let bootstrap = bootstrap_file()
         .map_err(|e| CliError::new(format!("memray run: cannot prepare the bootstrap: {e}")))?;
@@ -249,6 +249,17 @@ fn tracker_library(memray: &Path) -> Result<PathBuf, CliError> {
             "memray run: the tracker library {} is missing",
             library.display()
         )))
+    }
+}
+
+/// The `python3` beside us when pip installed us (a virtualenv's `bin/`, as
+/// memray's console script runs its own interpreter), else the one on PATH.
+fn default_python(memray: &Path) -> PathBuf {
+    let beside = memray.with_file_name("python3");
+    if beside.exists() {
+        beside
+    } else {
+        PathBuf::from("python3")
     }
 }
 
