@@ -121,7 +121,7 @@ impl Tree {
                 continue;
             }
             let thread = thread_label(stacks, group.tid());
-            let stack = stacks.python_stack(group.allocation.python_node, group.tid());
+            let stack = stacks.stack((&group.allocation).into());
             let mut node = &mut root;
             for frame in stack.iter().rev().take(MAX_DEPTH) {
                 node = node.child(frame);
