@@ -1,20 +1,49 @@
-//! The compilation directories of an object's DWARF units, by address. memray (libbacktrace)
-//! names a source file as the unit's line table writes it (`Objects/call.c`,
-//! `../csu/libc-start.c`), where blazesym joins the unit's compilation directory in front
-//! (`/tmp/python-build…/Objects/call.c`, `./csu/../csu/libc-start.c`): knowing that
-//! directory, the symbolizer takes it off again.
+//! The directories of an object's DWARF units, by address. memray (libbacktrace) names a
+//! source file as the unit's line table writes it: its directory entry joined with its name
+//! (`Objects/call.c`, `../csu/libc-start.c`, `/src/ext/m.c`), where blazesym also puts the
+//! unit's compilation directory in front of a relative entry (`/tmp/python-build…/Objects/
+//! call.c`, `./csu/../csu/libc-start.c`): knowing the unit's directories, the symbolizer
+//! takes it off again.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use gimli::{DwarfSections, EndianSlice, RunTimeEndian};
 use object::{CompressionFormat, Object, ObjectSection};
 
-/// The address ranges of an object's units, each with its compilation directory.
+/// A unit's compilation directory, and the directory entries of its line table that
+/// blazesym shows as written (absolute ones, and entry 0: the compilation directory).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UnitDirs {
+    comp_dir: String,
+    kept_whole: HashSet<String>,
+}
+
+impl UnitDirs {
+    /// A file as memray names it, from blazesym's directory and file name.
+    pub fn as_line_table_names_it(&self, dir: &str, file: &str) -> String {
+        if file.starts_with('/') {
+            return file.to_owned();
+        }
+        let entry = match dir.strip_prefix(self.comp_dir.trim_end_matches('/')) {
+            Some(rest) if !self.kept_whole.contains(dir) && rest.starts_with('/') => &rest[1..],
+            _ => dir,
+        };
+        if entry.is_empty() {
+            file.to_owned()
+        } else {
+            format!("{}/{file}", entry.trim_end_matches('/'))
+        }
+    }
+}
+
+/// The address ranges of an object's units, each with its directories.
 #[derive(Debug, Default)]
 pub struct CompDirs {
-    /// `(start, end, compilation directory)`, sorted by start.
-    units: Vec<(u64, u64, String)>,
+    /// `(start, end, directories)`, sorted by start.
+    units: Vec<(u64, u64, Rc<UnitDirs>)>,
 }
 
 impl CompDirs {
@@ -49,8 +78,8 @@ impl CompDirs {
         CompDirs { units }
     }
 
-    /// The compilation directory of the unit holding `address`.
-    pub fn at(&self, address: u64) -> Option<&str> {
+    /// The directories of the unit holding `address`.
+    pub fn at(&self, address: u64) -> Option<&UnitDirs> {
         let after = self.units.partition_point(|&(start, ..)| start <= address);
         // Units may nest or overlap (a unit's ranges need not be contiguous): the nearest
         // start at or below the address that also covers it.
@@ -58,24 +87,7 @@ impl CompDirs {
             .iter()
             .rev()
             .find(|&&(_, end, _)| address < end)
-            .map(|(_, _, dir)| dir.as_str())
-    }
-}
-
-/// A file as memray (libbacktrace) names it: its line-table directory entry joined with its
-/// name, where blazesym puts the unit's compilation directory in front of a relative entry.
-/// `dir` and `file` are blazesym's; a file in the compilation directory itself (entry 0,
-/// which libbacktrace joins too) keeps the whole path.
-pub fn as_line_table_names_it(dir: &str, file: &str, comp_dir: &str) -> String {
-    let comp_dir = comp_dir.trim_end_matches('/');
-    let entry = match dir.strip_prefix(comp_dir) {
-        Some(rest) if !comp_dir.is_empty() && rest.starts_with('/') => &rest[1..],
-        _ => dir,
-    };
-    if entry.is_empty() || file.starts_with('/') {
-        file.to_owned()
-    } else {
-        format!("{}/{file}", entry.trim_end_matches('/'))
+            .map(|(_, _, dirs)| &**dirs)
     }
 }
 
@@ -100,7 +112,7 @@ fn section_data<'a>(section: &object::Section<'a, '_>) -> Option<Cow<'a, [u8]>> 
     }
 }
 
-fn read_units(file: &object::File<'_>) -> Result<Vec<(u64, u64, String)>, gimli::Error> {
+fn read_units(file: &object::File<'_>) -> Result<Vec<(u64, u64, Rc<UnitDirs>)>, gimli::Error> {
     let endian = if file.is_little_endian() {
         RunTimeEndian::Little
     } else {
@@ -121,9 +133,24 @@ fn read_units(file: &object::File<'_>) -> Result<Vec<(u64, u64, String)>, gimli:
         let Some(comp_dir) = unit.comp_dir.map(|dir| dir.to_string_lossy().into_owned()) else {
             continue;
         };
+        let mut kept_whole = HashSet::from([comp_dir.clone()]);
+        if let Some(program) = &unit.line_program {
+            for entry in program.header().include_directories() {
+                let Ok(name) = dwarf.attr_string(&unit, entry.clone()) else {
+                    continue;
+                };
+                if name.starts_with(b"/") {
+                    kept_whole.insert(name.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let dirs = Rc::new(UnitDirs {
+            comp_dir,
+            kept_whole,
+        });
         let mut ranges = dwarf.unit_ranges(&unit)?;
         while let Some(range) = ranges.next()? {
-            units.push((range.begin, range.end, comp_dir.clone()));
+            units.push((range.begin, range.end, dirs.clone()));
         }
     }
     Ok(units)
@@ -133,48 +160,65 @@ fn read_units(file: &object::File<'_>) -> Result<Vec<(u64, u64, String)>, gimli:
 mod tests {
     use super::*;
 
+    fn unit(comp_dir: &str, absolute_entries: &[&str]) -> UnitDirs {
+        let mut kept_whole: HashSet<String> =
+            absolute_entries.iter().map(|e| e.to_string()).collect();
+        kept_whole.insert(comp_dir.to_owned());
+        UnitDirs {
+            comp_dir: comp_dir.to_owned(),
+            kept_whole,
+        }
+    }
+
     #[test]
     fn only_the_compilation_directory_goes() {
-        let names = |dir, file, comp_dir| as_line_table_names_it(dir, file, comp_dir);
         // CPython: `ceval.c` under the relative entry `Python`.
+        let python = unit("/tmp/build/Python-3.11", &[]);
         assert_eq!(
-            names(
-                "/tmp/build/Python-3.11/Python",
-                "ceval.c",
-                "/tmp/build/Python-3.11"
-            ),
+            python.as_line_table_names_it("/tmp/build/Python-3.11/Python", "ceval.c"),
             "Python/ceval.c"
         );
         // glibc: `../csu` under `./csu`, and a file in the compilation directory itself.
+        let glibc = unit("./csu", &[]);
         assert_eq!(
-            names("./csu/../csu", "libc-start.c", "./csu"),
+            glibc.as_line_table_names_it("./csu/../csu", "libc-start.c"),
             "../csu/libc-start.c"
         );
+        assert_eq!(glibc.as_line_table_names_it("./csu", "x.c"), "./csu/x.c");
+        // Absolute entries stay whole, even inside the compilation directory.
+        let ext = unit("/work/build/", &["/work/build/../src", "/src/ext"]);
         assert_eq!(
-            names("./nptl", "pthread_create.c", "./nptl"),
-            "./nptl/pthread_create.c"
+            ext.as_line_table_names_it("/work/build/../src", "m.c"),
+            "/work/build/../src/m.c"
         );
-        // An absolute entry outside the compilation directory stays whole.
-        assert_eq!(names("/src/ext", "m.c", "/work/build/"), "/src/ext/m.c");
-        assert_eq!(names("/src/extra", "m.c", "/src/ext"), "/src/extra/m.c");
-        assert_eq!(names("", "m.c", ""), "m.c");
-        assert_eq!(names("/x", "/abs/m.c", "/x"), "/abs/m.c");
+        assert_eq!(
+            ext.as_line_table_names_it("/src/ext", "m.c"),
+            "/src/ext/m.c"
+        );
+        assert_eq!(
+            ext.as_line_table_names_it("/work/build/inc", "m.h"),
+            "inc/m.h"
+        );
+        assert_eq!(ext.as_line_table_names_it("/x", "/abs/m.c"), "/abs/m.c");
+        assert_eq!(UnitDirs::default().as_line_table_names_it("", "m.c"), "m.c");
     }
 
     #[test]
     fn the_unit_covering_an_address() {
+        let named = |name: &str| Rc::new(unit(name, &[]));
         let dirs = CompDirs {
             units: vec![
-                (0x100, 0x200, "a".into()),
-                (0x150, 0x160, "b".into()),
-                (0x300, 0x400, "c".into()),
+                (0x100, 0x200, named("a")),
+                (0x150, 0x160, named("b")),
+                (0x300, 0x400, named("c")),
             ],
         };
-        assert_eq!(dirs.at(0x120), Some("a"));
-        assert_eq!(dirs.at(0x155), Some("b"));
-        assert_eq!(dirs.at(0x170), Some("a"));
-        assert_eq!(dirs.at(0x250), None);
-        assert_eq!(dirs.at(0x3ff), Some("c"));
-        assert_eq!(dirs.at(0x50), None);
+        let at = |address| dirs.at(address).map(|unit| unit.comp_dir.as_str());
+        assert_eq!(at(0x120), Some("a"));
+        assert_eq!(at(0x155), Some("b"));
+        assert_eq!(at(0x170), Some("a"));
+        assert_eq!(at(0x250), None);
+        assert_eq!(at(0x3ff), Some("c"));
+        assert_eq!(at(0x50), None);
     }
 }

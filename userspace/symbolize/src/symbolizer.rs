@@ -10,7 +10,7 @@ use blazesym::symbolize::{CodeInfo, Input, Symbolized, Symbolizer};
 use memray_format::Image;
 use memray_unwind::load_segments;
 
-use crate::comp_dirs::{as_line_table_names_it, CompDirs};
+use crate::comp_dirs::{CompDirs, UnitDirs};
 
 /// One resolved frame, as memray's reports show a native frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,41 +152,38 @@ impl NativeSymbolizer {
         else {
             return Rc::from([NativeFrame::unknown()]);
         };
-        let comp_dir = self
+        let no_unit = UnitDirs::default();
+        let unit = self
             .comp_dirs
             .entry(path.to_path_buf())
             .or_insert_with(|| CompDirs::load(path))
             .at(offset)
-            .unwrap_or("");
+            .unwrap_or(&no_unit);
         // blazesym lists inlined functions outermost first, each with its own location.
         let inlined = symbol
             .inlined
             .iter()
             .rev()
-            .map(|inlined| frame(&inlined.name, inlined.code_info.as_ref(), comp_dir));
+            .map(|inlined| frame(&inlined.name, inlined.code_info.as_ref(), unit));
         inlined
             .chain(std::iter::once(frame(
                 &symbol.name,
                 symbol.code_info.as_deref(),
-                comp_dir,
+                unit,
             )))
             .collect()
     }
 }
 
-/// A frame as memray shows it: the file relative to its unit's compilation directory.
-fn frame(function: &str, code: Option<&CodeInfo<'_>>, comp_dir: &str) -> NativeFrame {
+/// A frame as memray shows it: the file as its unit's line table names it.
+fn frame(function: &str, code: Option<&CodeInfo<'_>>, unit: &UnitDirs) -> NativeFrame {
     NativeFrame {
         function: function.to_owned(),
         file: code.map_or_else(
             || UNKNOWN.into(),
             |code| {
                 let dir = code.dir.as_deref().unwrap_or(Path::new(""));
-                as_line_table_names_it(
-                    &dir.to_string_lossy(),
-                    &code.file.to_string_lossy(),
-                    comp_dir,
-                )
+                unit.as_line_table_names_it(&dir.to_string_lossy(), &code.file.to_string_lossy())
             },
         ),
         line: code.and_then(|code| code.line).unwrap_or(0),

@@ -129,17 +129,6 @@ fn as_location(frame: &NativeFrame) -> Location {
     (frame.function.clone(), frame.file.clone(), frame.line)
 }
 
-/// Frames compared by function, file name and line. The directories differ: memray
-/// (libbacktrace) shows a file as the line table names it, without the compilation directory
-/// (`Objects/call.c`, `../csu/libc-start.c`), where blazesym joins that directory in front
-/// (`/tmp/python-build…/Objects/call.c`, `./csu/../csu/libc-start.c`).
-fn file_name(location: &Location) -> Location {
-    let name = Path::new(&location.1)
-        .file_name()
-        .map_or(String::new(), |name| name.to_string_lossy().into_owned());
-    (location.0.clone(), name, location.2)
-}
-
 #[test]
 fn native_and_hybrid_stacks_as_memray_reads_them() {
     let memray = reference_memray();
@@ -161,11 +150,7 @@ fn native_and_hybrid_stacks_as_memray_reads_them() {
             }
         }
     }
-    let generations: Vec<_> = (1..)
-        .map(|generation| replay.images(generation).to_vec())
-        .take_while(|images| !images.is_empty())
-        .collect();
-    let mut symbolizer = NativeSymbolizer::new(generations, None);
+    let mut symbolizer = NativeSymbolizer::new(replay.generations().to_vec(), None);
     for allocation in allocations {
         let (their_native, their_hybrid) = &theirs[&allocation.size];
         let generation = allocation.native_segment_generation as usize;
@@ -177,47 +162,44 @@ fn native_and_hybrid_stacks_as_memray_reads_them() {
             .collect();
         let ours: Vec<Location> = native.iter().map(as_location).collect();
         assert_eq!(
-            ours.iter().map(file_name).collect::<Vec<_>>(),
-            their_native.iter().map(file_name).collect::<Vec<_>>(),
+            &ours, their_native,
             "native stack of the {}-byte allocation",
             allocation.size
         );
 
-        // memray's Python stack leaves out the main thread's skipped frames; the hybrid
-        // rule needs them counted (their content is dropped with them).
-        let mut python: Vec<Location> = replay
-            .python_stack(allocation.python_node, allocation.tid)
-            .iter()
-            .map(|frame| {
-                (
+        // Every Python frame with its entry bit, the main thread's hidden ones too: the
+        // hybrid rule drops them itself.
+        let (python, is_entry): (Vec<Location>, Vec<bool>) = replay
+            .python_frames_with_entries(allocation.python_node)
+            .into_iter()
+            .map(|(frame, is_entry)| {
+                let location = (
                     frame.function.to_string(),
                     frame.filename.to_string(),
                     frame.lineno as u32,
-                )
+                );
+                (location, is_entry)
             })
-            .collect();
+            .unzip();
+        assert_eq!(
+            is_entry, entries[&allocation.size],
+            "the replay's entry bits are the FRAME_PUSH records'"
+        );
         let skip = if allocation.tid == header.main_tid {
             header.skipped_frames_on_main_tid as usize
         } else {
             0
         };
-        python.extend((0..skip).map(|_| (String::new(), String::new(), 0)));
-        let hybrid: Vec<Location> = hybrid_stack(
-            &native,
-            |frame| &frame.function,
-            &python,
-            &entries[&allocation.size],
-            skip,
-        )
-        .into_iter()
-        .map(|frame| match frame {
-            HybridFrame::Native(frame) => as_location(&frame),
-            HybridFrame::Python(frame) => frame,
-        })
-        .collect();
+        let hybrid: Vec<Location> =
+            hybrid_stack(&native, |frame| &frame.function, &python, &is_entry, skip)
+                .into_iter()
+                .map(|frame| match frame {
+                    HybridFrame::Native(frame) => as_location(&frame),
+                    HybridFrame::Python(frame) => frame,
+                })
+                .collect();
         assert_eq!(
-            hybrid.iter().map(file_name).collect::<Vec<_>>(),
-            their_hybrid.iter().map(file_name).collect::<Vec<_>>(),
+            &hybrid, their_hybrid,
             "hybrid stack of the {}-byte allocation",
             allocation.size
         );
