@@ -8,6 +8,7 @@ use std::process::Command;
 
 use memray_format::{CaptureReader, Event, Record, Replay};
 use memray_symbolize::{hybrid_stack, HybridFrame, NativeFrame, NativeSymbolizer};
+use memray_tests::native_extension;
 use memray_tests::reference::{reference_memray, ReferenceMemray};
 use serde_json::Value;
 
@@ -16,43 +17,13 @@ type Location = (String, String, u32);
 
 const SIZES: [u64; 2] = [123456, 123457];
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/native")
-        .join(name)
-}
-
-/// Builds the extension for the reference interpreter into `directory`.
-fn build_extension(python: &Path, directory: &Path) {
-    let config = |expression: &str| {
-        let output = Command::new(python)
-            .args(["-c", &format!("import sysconfig; print({expression})")])
-            .output()
-            .expect("run the reference python");
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
-    let include = PathBuf::from(config("sysconfig.get_paths()['include']"));
-    let suffix = config("sysconfig.get_config_var('EXT_SUFFIX')");
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-shared", "-fPIC", "-g", "-O2"])
-        .arg(format!("-I{}", include.display()))
-        // Debian's pyconfig.h includes a multiarch one from the parent directory.
-        .arg(format!("-I{}", include.parent().unwrap().display()))
-        .arg("-o")
-        .arg(directory.join(format!("nativeext{suffix}")))
-        .arg(fixture("nativeext.c"))
-        .status()
-        .expect("run cc");
-    assert!(status.success());
-}
-
 /// Records the script with memray 1.20 `run --native`.
 fn record(memray: &ReferenceMemray, directory: &Path) -> PathBuf {
     let capture = directory.join("native.bin");
     let status = Command::new(&memray.python)
         .args(["-m", "memray", "run", "--native", "-q", "-f", "-o"])
         .arg(&capture)
-        .arg(fixture("hybrid_script.py"))
+        .arg(native_extension::script())
         .env("PYTHONPATH", directory)
         .status()
         .expect("run memray");
@@ -74,7 +45,7 @@ fn memrays_stacks(
     capture: &Path,
 ) -> HashMap<u64, (Vec<Location>, Vec<Location>)> {
     let output = Command::new(&memray.python)
-        .arg(fixture("memray_stacks.py"))
+        .arg(native_extension::fixture("memray_stacks.py"))
         .arg(capture)
         .output()
         .expect("run memray's reader");
@@ -134,7 +105,7 @@ fn native_and_hybrid_stacks_as_memray_reads_them() {
     let memray = reference_memray();
     let directory = Path::new(env!("CARGO_TARGET_TMPDIR")).join("against-memray");
     std::fs::create_dir_all(&directory).unwrap();
-    build_extension(&memray.python, &directory);
+    native_extension::build(&memray.python, &directory);
     let capture = record(&memray, &directory);
     let theirs = memrays_stacks(&memray, &capture);
     let entries = entry_bits(&capture);
