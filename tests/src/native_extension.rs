@@ -13,25 +13,45 @@ pub fn fixture(name: &str) -> PathBuf {
     fixtures().join("native").join(name)
 }
 
+/// What compiling an extension module for an interpreter needs.
+pub struct ExtensionTarget {
+    /// `-I` flags for its headers.
+    pub include_flags: [String; 2],
+    /// The file name suffix of its extension modules (`EXT_SUFFIX`).
+    pub suffix: String,
+}
+
+impl ExtensionTarget {
+    /// Asks `python` through `sysconfig`.
+    pub fn of(python: &Path) -> ExtensionTarget {
+        let config = |expression: &str| {
+            let output = Command::new(python)
+                .args(["-c", &format!("import sysconfig; print({expression})")])
+                .output()
+                .expect("run python");
+            String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        };
+        let include = PathBuf::from(config("sysconfig.get_paths()['include']"));
+        ExtensionTarget {
+            include_flags: [
+                format!("-I{}", include.display()),
+                // Debian's pyconfig.h includes a multiarch one from the parent directory.
+                format!("-I{}", include.parent().unwrap().display()),
+            ],
+            suffix: config("sysconfig.get_config_var('EXT_SUFFIX')"),
+        }
+    }
+}
+
 /// Builds `nativeext` for `python` into `directory` (put it on `PYTHONPATH`).
 pub fn build(python: &Path, directory: &Path) {
-    let config = |expression: &str| {
-        let output = Command::new(python)
-            .args(["-c", &format!("import sysconfig; print({expression})")])
-            .output()
-            .expect("run python");
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
-    let include = PathBuf::from(config("sysconfig.get_paths()['include']"));
-    let suffix = config("sysconfig.get_config_var('EXT_SUFFIX')");
+    let target = ExtensionTarget::of(python);
     std::fs::create_dir_all(directory).unwrap();
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args(["-shared", "-fPIC", "-g", "-O2"])
-        .arg(format!("-I{}", include.display()))
-        // Debian's pyconfig.h includes a multiarch one from the parent directory.
-        .arg(format!("-I{}", include.parent().unwrap().display()))
+        .args(&target.include_flags)
         .arg("-o")
-        .arg(directory.join(format!("nativeext{suffix}")))
+        .arg(directory.join(format!("nativeext{}", target.suffix)))
         .arg(fixture("nativeext.c"))
         .status()
         .expect("run cc");

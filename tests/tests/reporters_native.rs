@@ -71,14 +71,14 @@ fn compare_flamegraphs(capture: &Path, flags: &[&str]) {
     let (memray, _) = memray_tree(&memray_packed_data(&theirs));
     let what = format!("flamegraph {flags:?} of {}", capture.display());
     // The extension's frames sit under the Python function that called it.
-    let calls_baz_from_middle = memray.keys().any(|path| {
+    let extension_under_python = memray.keys().any(|path| {
         let functions: Vec<&str> = path.iter().map(|f| f.1.as_str()).collect();
-        let middle = functions.iter().position(|&f| f == "middle");
-        let baz = functions.iter().position(|&f| f == "baz");
-        matches!((middle, baz), (Some(m), Some(b)) if m < b)
+        let caller = functions.iter().position(|&f| f == "middle");
+        let allocator = functions.iter().position(|&f| f == "baz");
+        matches!((caller, allocator), (Some(c), Some(a)) if c < a)
             && path.iter().any(|f| f.2.ends_with("nativeext.c"))
     });
-    assert!(calls_baz_from_middle, "{what}: memray's hybrid stacks");
+    assert!(extension_under_python, "{what}: memray's hybrid stacks");
     assert_eq!(tree, memray, "{what}");
 }
 

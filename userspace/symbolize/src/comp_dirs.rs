@@ -136,7 +136,7 @@ fn read_units(file: &object::File<'_>) -> Result<Vec<(u64, u64, Rc<UnitDirs>)>, 
         let mut kept_whole = HashSet::from([comp_dir.clone()]);
         if let Some(program) = &unit.line_program {
             for entry in program.header().include_directories() {
-                let Ok(name) = dwarf.attr_string(&unit, entry.clone()) else {
+                let Ok(name) = dwarf.attr_string(&unit, *entry) else {
                     continue;
                 };
                 if name.starts_with(b"/") {
