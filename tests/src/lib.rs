@@ -7,6 +7,7 @@ pub mod captures;
 pub mod html_pages;
 pub mod interpreters;
 pub mod memray_tree;
+pub mod native_extension;
 pub mod parked_python;
 pub mod paths;
 pub mod reference;

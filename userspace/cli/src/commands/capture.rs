@@ -1,6 +1,6 @@
 //! Opening a capture and running a report's passes over it, as every
-//! reporter does: memray's failure wording, and one line on stderr when the
-//! capture turns out to be cut short.
+//! reporter does: memray's failure wording, and lines on stderr when the
+//! capture turns out to be cut short or its native frames' files are gone.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -75,9 +75,13 @@ pub fn cut_off_warning(results: &Path) -> String {
 }
 
 /// Prints [`cut_off_warning`] if the last pass over `capture` found it cut
-/// short. Every reporter calls it once, after its passes.
-pub fn warn_if_cut_off(capture: &CaptureFile) {
+/// short, then one line per mapped file whose native frames could not be
+/// symbolized. Every reporter calls it once, after its passes and stacks.
+pub fn print_capture_warnings(capture: &CaptureFile) {
     if capture.is_truncated() {
         eprintln!("{}", cut_off_warning(capture.path()));
+    }
+    for warning in capture.take_native_warnings() {
+        eprintln!("{warning}");
     }
 }
