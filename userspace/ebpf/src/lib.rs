@@ -19,6 +19,7 @@ mod libc_image;
 mod object;
 pub mod placement;
 mod privileges;
+mod probe_log;
 mod probes;
 mod pthread_keys;
 pub mod python;

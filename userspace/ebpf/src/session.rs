@@ -1,4 +1,5 @@
-//! The probes loaded once, attached to any number of processes.
+//! The probes loaded once, attached to any number of processes; the
+//! Python stack walk of each registered process runs in them.
 
 use std::collections::HashMap as StdHashMap;
 use std::num::NonZeroU32;
@@ -6,7 +7,8 @@ use std::num::NonZeroU32;
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::programs::uprobe::{UProbeAttachPoint, UProbeLinkId, UProbeScope};
 use aya::programs::{TracePoint, UProbe};
-use aya::{Ebpf, EbpfLoader, Pod};
+use aya::{Ebpf, Pod};
+use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
     ALLOCATOR_RETURN_PROGRAM, COUNTERS_MAP, DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP,
@@ -18,7 +20,10 @@ use crate::events::EventStream;
 use crate::libc_image::LibcImage;
 use crate::object::PROBES;
 use crate::placement::entry_placement;
+use crate::probe_log::{self, ProbeLog};
+use crate::python::{self, StackTable, WalkPrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
+use python_frames::PythonProcess;
 
 /// How the probes are loaded.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +57,9 @@ unsafe impl Pod for PendingEntry {}
 /// The loaded probes. Dropping it detaches everything; the processes go on.
 pub struct Session {
     ebpf: Ebpf,
+    log: ProbeLog,
+    /// Keeps the walk's program array filled.
+    _walk: WalkPrograms,
     attached: StdHashMap<u32, Attachment>,
 }
 
@@ -71,9 +79,12 @@ impl Session {
         privileges::require()?;
         tracefs::check_field(FORK_TRACEPOINT, "child_pid", FORK_CHILD_PID_OFFSET)?;
         tracefs::check_field(EXIT_TRACEPOINT, "pid", EXIT_PID_OFFSET)?;
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(EVENTS_MAP, options.ring_buffer_bytes)
-            .load(object)?;
+        let mut ebpf = probe_log::load(object, options.ring_buffer_bytes)?;
+        let log = ProbeLog::new(&mut ebpf);
+        let walk = python::load_walk_programs(
+            &mut ebpf,
+            &[(ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM)],
+        )?;
         for name in [ALLOCATOR_ENTRY_PROGRAM, ALLOCATOR_RETURN_PROGRAM] {
             uprobe(&mut ebpf, name)?
                 .load()
@@ -95,6 +106,8 @@ impl Session {
         }
         Ok(Session {
             ebpf,
+            log,
+            _walk: walk,
             attached: StdHashMap::new(),
         })
     }
@@ -223,7 +236,36 @@ impl Session {
             let _ = processes.remove(tgid);
         }
         self.detach_links(attachment.links);
+        for &tgid in &family {
+            python::unregister(&mut self.ebpf, tgid)?;
+        }
         self.forget_pending(&family)
+    }
+
+    /// Makes the probes walk the Python stacks of `process` (attached, or a
+    /// followed child), from its next allocation on.
+    pub fn register_python(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
+        python::register(&mut self.ebpf, process)
+    }
+
+    /// The probes stop walking the stacks of process `tgid` (it exited).
+    pub fn unregister_python(&mut self, tgid: u32) -> Result<(), Error> {
+        python::unregister(&mut self.ebpf, tgid)
+    }
+
+    /// The Python stacks the probes send. Taken once.
+    pub fn stacks(&mut self) -> Result<StackTable, Error> {
+        python::stack_table(&mut self.ebpf)
+    }
+
+    /// Why stack walks gave up, so far.
+    pub fn walk_counters(&self) -> Result<python::WalkCounters, Error> {
+        python::walk_counters(&self.ebpf)
+    }
+
+    /// Writes the probes' log lines (when `MEMRAY_EBPF_LOG` asks for them).
+    pub fn flush_log(&mut self) {
+        self.log.flush();
     }
 
     /// Removes the calls left in flight by threads of `tgids` when their
