@@ -143,15 +143,9 @@ impl HeldProgram {
             }
         }
         drop((go_read, status_write));
-        // SAFETY: pidfd_open has no memory arguments.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if pidfd < 0 {
-            return Err(Error::Io(std::io::Error::last_os_error()));
-        }
         Ok(HeldProgram {
             pid: pid as u32,
-            // SAFETY: a new descriptor that we own.
-            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd as i32) },
+            pidfd: pidfd_open(pid as u32).map_err(Error::Io)?,
             go: Some(go_write),
             exec_status: status_read,
         })
@@ -314,4 +308,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     }
     // SAFETY: both descriptors are new and ours.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A descriptor of process `pid` that becomes readable when it exits.
+pub fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open has no memory arguments.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(pidfd as i32) })
 }

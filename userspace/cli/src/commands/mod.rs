@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod diff;
 pub mod dump_stacks;
+pub mod ebpf_capture;
 pub mod flamegraph;
 pub mod parse;
 pub mod report;
