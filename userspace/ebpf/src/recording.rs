@@ -179,10 +179,7 @@ pub fn start_capture(
     pid: u32,
     settings: &CaptureSettings,
 ) -> Result<(), python::Error> {
-    let t = std::time::Instant::now();
-    let process = PythonProcess::attach(pid as i32);
-    eprintln!("DBG attach {:?} {:?}", t.elapsed(), process.as_ref().err());
-    let process = process?;
+    let process = PythonProcess::attach(pid as i32)?;
     session.register_python(&process)?;
     consumer
         .add(&process, settings)

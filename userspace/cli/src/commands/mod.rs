@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `Args` (its flags) and `run`.
 
+pub mod attach;
 pub mod capture;
 pub mod diff;
 pub mod dump_stacks;
