@@ -95,6 +95,8 @@ pub enum ProgramExit {
 /// A started program held before `exec`.
 pub struct HeldProgram {
     pid: u32,
+    /// The executable, as found in `PATH`.
+    path: PathBuf,
     pidfd: OwnedFd,
     /// Written once to let the child go on.
     go: Option<OwnedFd>,
@@ -111,8 +113,8 @@ impl HeldProgram {
         args: &[OsString],
         run_as: Option<&RunAs>,
     ) -> Result<HeldProgram, Error> {
-        let path = find_program(program)?;
-        let path = c_string(path.into_os_string())?;
+        let found = find_program(program)?;
+        let path = c_string(found.clone().into_os_string())?;
         let argv_owned: Vec<CString> = std::iter::once(program.to_os_string())
             .chain(args.iter().cloned())
             .map(c_string)
@@ -145,6 +147,7 @@ impl HeldProgram {
         drop((go_read, status_write));
         Ok(HeldProgram {
             pid: pid as u32,
+            path: found,
             pidfd: pidfd_open(pid as u32).map_err(Error::Io)?,
             go: Some(go_write),
             exec_status: status_read,
@@ -153,6 +156,11 @@ impl HeldProgram {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The file it executes.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Readable once the program has exited (for an async wait).

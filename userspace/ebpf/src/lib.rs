@@ -17,6 +17,7 @@
 mod consumer;
 mod error;
 mod events;
+mod interpreter_files;
 mod launcher;
 mod libc_image;
 mod object;

@@ -103,12 +103,16 @@ impl Recording<'_> {
         if self.starting {
             // Nothing is drained meanwhile: the records wait in the ring and
             // are taken with the stacks the walk can give once it knows the
-            // interpreter.
+            // interpreter (held at `Py_RunMain` if the session could).
             let found = async {
                 loop {
                     match start_capture(session, &mut consumer, pid, &self.settings) {
                         Ok(()) => break,
                         Err(error) => unregistered = Some(error),
+                    }
+                    if is_stopped(pid) {
+                        // Held, and still not found: it goes on without stacks.
+                        break;
                     }
                     sleep(INTERPRETER_POLL).await;
                 }
@@ -118,6 +122,7 @@ impl Recording<'_> {
                 _ = exited.readable() => {}
                 _ = sleep(INTERPRETER_WAIT) => {}
             }
+            resume_if_held(pid);
         }
         let mut batch: Vec<Event> = Vec::new();
         let stop = loop {
@@ -131,6 +136,16 @@ impl Recording<'_> {
                     session.flush_log();
                 }
                 _ = memory.tick() => {
+                    if self.starting && is_stopped(pid) {
+                        // Held where the interpreter finalizes: its code
+                        // objects are alive until it goes on.
+                        while events.drain(&mut batch) > 0 {
+                            stacks.drain();
+                            consumer.record(&batch, &stacks).map_err(Error::Io)?;
+                            batch.clear();
+                        }
+                        resume_if_held(pid);
+                    }
                     if consumer.records(pid) {
                         consumer.sample_memory().map_err(Error::Io)?;
                     } else {
@@ -184,6 +199,25 @@ pub fn start_capture(
     consumer
         .add(&process, settings)
         .map_err(|e| python::Error::Ebpf(Error::Io(e)))
+}
+
+/// Whether process `pid` is stopped (held by the probes).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, state) = stat.rsplit_once(')')?;
+            Some(state.trim_start().starts_with('T'))
+        })
+        .unwrap_or(false)
+}
+
+/// Lets a held program go on.
+fn resume_if_held(pid: u32) {
+    if is_stopped(pid) {
+        // SAFETY: kill has no memory arguments; the pid is our child's.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    }
 }
 
 /// Passes the signal on, or stops.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap as StdHashMap;
 use std::num::NonZeroU32;
+use std::path::Path;
 
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::programs::uprobe::{UProbeAttachPoint, UProbeLinkId, UProbeScope};
@@ -12,11 +13,13 @@ use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DO
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
     ALLOCATOR_RETURN_PROGRAM, COUNTERS_MAP, DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP,
-    EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT, PENDING_MAP,
-    PROCESSES_MAP, PROCESS_EXIT_PROGRAM, PROCESS_FORK_PROGRAM,
+    EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT,
+    INTERPRETER_HOLD_PROGRAM, PENDING_MAP, PROCESSES_MAP, PROCESS_EXIT_PROGRAM,
+    PROCESS_FORK_PROGRAM,
 };
 
 use crate::events::EventStream;
+use crate::interpreter_files::interpreter_files;
 use crate::libc_image::LibcImage;
 use crate::object::PROBES;
 use crate::placement::entry_placement;
@@ -85,7 +88,11 @@ impl Session {
             &mut ebpf,
             &[(ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM)],
         )?;
-        for name in [ALLOCATOR_ENTRY_PROGRAM, ALLOCATOR_RETURN_PROGRAM] {
+        for name in [
+            ALLOCATOR_ENTRY_PROGRAM,
+            ALLOCATOR_RETURN_PROGRAM,
+            INTERPRETER_HOLD_PROGRAM,
+        ] {
             uprobe(&mut ebpf, name)?
                 .load()
                 .map_err(program_error(name))?;
@@ -240,6 +247,36 @@ impl Session {
             python::unregister(&mut self.ebpf, tgid)?;
         }
         self.forget_pending(&family)
+    }
+
+    /// Has attached process `pid` stopped (SIGSTOP; the caller continues it)
+    /// when its interpreter `executable` starts running the program and
+    /// when it starts to finalize. False if `executable` has neither
+    /// function (in it or in the libpython it links: not CPython).
+    pub fn hold_interpreter(&mut self, pid: u32, executable: &Path) -> Result<bool, Error> {
+        let scope = NonZeroU32::new(pid)
+            .map(UProbeScope::OneProcess)
+            .ok_or(Error::InvalidPid(0))?;
+        let mut links = Vec::new();
+        // 3.13+ finalizes through _Py_Finalize, older ones in Py_FinalizeEx.
+        for symbols in [&["Py_RunMain"][..], &["_Py_Finalize", "Py_FinalizeEx"]] {
+            let program = uprobe(&mut self.ebpf, INTERPRETER_HOLD_PROGRAM)?;
+            let placed = interpreter_files(executable).iter().find_map(|file| {
+                symbols
+                    .iter()
+                    .find_map(|&symbol| program.attach(symbol, file, scope).ok())
+            });
+            if let Some(link) = placed {
+                links.push((INTERPRETER_HOLD_PROGRAM, link));
+            }
+        }
+        let held = !links.is_empty();
+        self.attached
+            .get_mut(&pid)
+            .ok_or(Error::NotAttached(pid))?
+            .links
+            .extend(links);
+        Ok(held)
     }
 
     /// Makes the probes walk the Python stacks of `process` (attached, or a

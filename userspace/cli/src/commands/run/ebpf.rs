@@ -37,6 +37,11 @@ pub fn run(args: Args) -> CliResult {
     session
         .attach(pid, args.follow_fork)
         .map_err(|e| ebpf_error("run", e))?;
+    // Without the hold (not CPython, or its libpython not found) stacks
+    // start once the interpreter is found, milliseconds into the program.
+    session
+        .hold_interpreter(pid, held.path())
+        .map_err(|e| ebpf_error("run", e))?;
     let memray = std::env::current_exe()
         .map_err(|e| CliError::new(format!("memray run: cannot locate myself: {e}")))?;
     let options = CaptureOptions {
