@@ -14,3 +14,4 @@ pub mod run;
 pub mod skip;
 pub mod small_disk;
 pub mod tmux;
+pub mod tracker_fixtures;

@@ -122,6 +122,8 @@ impl Recording<'_> {
                 _ = exited.readable() => {}
                 _ = sleep(INTERPRETER_WAIT) => {}
             }
+            // Attached before exec: the probes were placed on our libc.
+            session.follow_exec(pid)?;
             resume_if_held(pid);
         }
         let mut batch: Vec<Event> = Vec::new();

@@ -68,7 +68,10 @@ pub struct Session {
 
 /// The probes placed for one attached process.
 struct Attachment {
+    /// The allocator probes, on its libc.
     links: Vec<(&'static str, UProbeLinkId)>,
+    /// The interpreter holds ([`Session::hold_interpreter`]).
+    holds: Vec<(&'static str, UProbeLinkId)>,
     /// Its libc file ([`LibcImage::file_id`]).
     libc: (u64, u64),
     /// Placed for every process mapping that libc (following forks).
@@ -153,6 +156,7 @@ impl Session {
         }
         let attachment = Attachment {
             links,
+            holds: Vec::new(),
             libc: libc.file_id,
             every_process: follow_fork,
         };
@@ -243,6 +247,7 @@ impl Session {
             let _ = processes.remove(tgid);
         }
         self.detach_links(attachment.links);
+        self.detach_links(attachment.holds);
         for &tgid in &family {
             python::unregister(&mut self.ebpf, tgid)?;
         }
@@ -274,9 +279,40 @@ impl Session {
         self.attached
             .get_mut(&pid)
             .ok_or(Error::NotAttached(pid))?
-            .links
+            .holds
             .extend(links);
         Ok(held)
+    }
+
+    /// After `exec`, process `pid` maps its own libc (where the dynamic
+    /// loader found it, maybe another file than ours): the probes move to
+    /// it, and the text range that tells libc's own calls apart is where it
+    /// is mapped now.
+    pub fn follow_exec(&mut self, pid: u32) -> Result<(), Error> {
+        let libc = LibcImage::of_process(pid)?;
+        let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
+        if attachment.libc != libc.file_id {
+            let scope = if attachment.every_process {
+                UProbeScope::AllProcesses
+            } else {
+                UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?)
+            };
+            attachment.libc = libc.file_id;
+            let old = std::mem::take(&mut attachment.links);
+            self.detach_links(old);
+            let mut links = Vec::new();
+            let result = self.attach_functions(&libc, scope, &mut links);
+            if let Some(attachment) = self.attached.get_mut(&pid) {
+                attachment.links = links;
+            }
+            result?;
+        }
+        let mut processes = self.processes()?;
+        let mut entry = processes.get(&pid, 0)?;
+        entry.0.libc_text_start = libc.text_range.0;
+        entry.0.libc_text_end = libc.text_range.1;
+        processes.insert(pid, entry, 0)?;
+        Ok(())
     }
 
     /// Makes the probes walk the Python stacks of `process` (attached, or a
