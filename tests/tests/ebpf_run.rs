@@ -181,42 +181,25 @@ fn attach_twice_then_the_process_goes_on_unchanged() {
     stdout.read_line(&mut line).expect("ready");
     assert_eq!(line, "ready\n");
     let pid = child.id().to_string();
-    for capture in ["first.bin", "second.bin"] {
+    let memray = |args: &[&str], what: &str| {
         let output = Command::new(paths::memray_bin())
-            .args([
-                "attach",
-                "--ebpf",
-                &pid,
-                "-f",
-                "-o",
-                capture,
-                "--duration",
-                "1",
-            ])
+            .args(args)
             .current_dir(workdir.path())
             .output()
-            .expect("run memray attach");
-        succeeded(&output, "attach --ebpf");
-        let stats = Command::new(paths::memray_bin())
-            .args(["stats", capture])
-            .current_dir(workdir.path())
-            .output()
-            .expect("memray stats");
-        succeeded(&stats, "stats");
-        let summary = Command::new(paths::memray_bin())
-            .args(["summary", capture])
-            .current_dir(workdir.path())
-            .output()
-            .expect("memray summary");
-        succeeded(&summary, "summary");
-        let text = String::from_utf8_lossy(&summary.stdout);
-        assert!(text.contains("work at "), "{text}");
-        let flamegraph = Command::new(paths::memray_bin())
-            .args(["flamegraph", "-f", capture])
-            .current_dir(workdir.path())
-            .output()
-            .expect("memray flamegraph");
-        succeeded(&flamegraph, "flamegraph");
+            .expect("run memray");
+        succeeded(&output, what);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for capture in ["first.bin", "second.bin"] {
+        let attach = ["attach", "--ebpf", &pid, "-f", "-o", capture];
+        memray(
+            &[&attach[..], &["--duration", "1"]].concat(),
+            "attach --ebpf",
+        );
+        memray(&["stats", capture], "stats");
+        let summary = memray(&["summary", capture], "summary");
+        assert!(summary.contains("work at "), "{summary}");
+        memray(&["flamegraph", "-f", capture], "flamegraph");
     }
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).expect("the rest");
