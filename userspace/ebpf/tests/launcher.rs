@@ -4,7 +4,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memray_ebpf::{HeldProgram, ProgramExit, RunAs};
