@@ -52,7 +52,7 @@ pub fn run(args: Args) -> CliResult {
         .transpose()?;
     let pid = args.pid;
     let output = args.output.clone().unwrap_or_else(|| default_output(pid));
-    ebpf_capture::check_output("attach", &output, args.force)?;
+    ebpf_capture::check_output(&output, args.force)?;
     let mut session = ebpf_capture::load_session("attach")?;
     let exited = memray_ebpf::pidfd_open(pid)
         .map_err(|e| CliError::new(format!("memray attach: process {pid}: {e}")))?;

@@ -31,11 +31,13 @@ pub fn settings(
     }
 }
 
-/// memray's refusal to replace a file without `-f`, before anything runs.
-pub fn check_output(command: &str, output: &Path, force: bool) -> Result<(), CliError> {
+/// memray's refusal to replace a file without `-f`, said before anything
+/// runs (the capture is created once the interpreter is found), in the
+/// words the capture's sink uses.
+pub fn check_output(output: &Path, force: bool) -> Result<(), CliError> {
     if output.exists() && !force {
         return Err(CliError::new(format!(
-            "memray {command}: could not create output file {}: File exists (use -f to overwrite it)",
+            "Output file {} already exists. Memray can overwrite it with the --force CLI argument.",
             output.display()
         )));
     }

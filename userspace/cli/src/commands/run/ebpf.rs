@@ -33,7 +33,7 @@ pub fn run(args: Args) -> CliResult {
         .output
         .clone()
         .unwrap_or_else(|| default_output(mode, target, pid));
-    ebpf_capture::check_output("run", &output, args.force)?;
+    ebpf_capture::check_output(&output, args.force)?;
     session
         .attach(pid, args.follow_fork)
         .map_err(|e| ebpf_error("run", e))?;
