@@ -12,6 +12,8 @@
 //! arguments are never joined into one string (the kernel limits each to
 //! 128 KiB), `ps` shows a short command line, nothing is left in the
 //! environment, and the bootstrap runs as a plain script (one frame).
+//!
+//! `--ebpf` records from outside instead (`run/ebpf.rs`).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
