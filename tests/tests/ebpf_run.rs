@@ -220,3 +220,53 @@ fn attach_without_ebpf_says_it_is_not_available() {
         "memray attach: not available yet in memray-rs without --ebpf\n"
     );
 }
+
+/// A process that exits while attached ends the recording: the capture is
+/// finished and holds what it allocated.
+#[test]
+fn attach_ends_when_the_process_exits() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    // Runs until memray has attached (the file appears), then a little more.
+    let mut child = Command::new(&python.path)
+        .args([
+            "-c",
+            "import os, time\n\
+             while not os.path.exists('attached.bin'): time.sleep(0.01)\n\
+             blocks = [bytearray(200003) for _ in range(5)]\n\
+             time.sleep(0.5)\n",
+        ])
+        .current_dir(workdir.path())
+        .spawn()
+        .expect("start python");
+    let output = Command::new(paths::memray_bin())
+        .args([
+            "attach",
+            "--ebpf",
+            &child.id().to_string(),
+            "-o",
+            "attached.bin",
+        ])
+        .current_dir(workdir.path())
+        .output()
+        .expect("run memray attach");
+    succeeded(&output, "attach --ebpf until the exit");
+    assert!(child.wait().expect("wait").success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("exited"), "{stdout}");
+    let allocations = Command::new(paths::memray_bin())
+        .args(["parse", "attached.bin"])
+        .current_dir(workdir.path())
+        .output()
+        .expect("memray parse");
+    let parsed = String::from_utf8_lossy(&allocations.stdout);
+    let blocks = parsed
+        .lines()
+        // bytearray(n) asks for n + 1 bytes.
+        .filter(|line| line.contains("size=200004 allocator=malloc"))
+        .count();
+    assert_eq!(blocks, 5, "{parsed}");
+}
