@@ -12,6 +12,7 @@ use aya_ebpf::{
 use memray_ebpf_common::{TrackedProcess, EXIT_PID_OFFSET, FORK_CHILD_PID_OFFSET};
 
 use crate::allocators::PENDING;
+use crate::python_stack::{PYTHON_TARGETS, PYTHON_THREAD_KEYS};
 
 #[map]
 pub static PROCESSES: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(64 * 1024, 0);
@@ -36,14 +37,17 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// A process leaves the set when its main thread exits (the pid may be
-/// reused); an exiting thread's pending call goes with it.
+/// A process leaves the set, and its interpreter the stack walk's maps,
+/// when its main thread exits (the pid may be reused); an exiting thread's
+/// pending call goes with it.
 #[tracepoint]
 pub fn process_exit(ctx: TracePointContext) -> u32 {
     let _ = PENDING.remove(bpf_get_current_pid_tgid());
     // SAFETY: the offset is the field's in the tracepoint's format (checked by userspace).
     if let Ok(task) = unsafe { ctx.read_at::<u32>(EXIT_PID_OFFSET) } {
         let _ = PROCESSES.remove(task);
+        let _ = PYTHON_TARGETS.remove(task);
+        let _ = PYTHON_THREAD_KEYS.remove(task);
     }
     0
 }
