@@ -15,4 +15,5 @@ pub mod run;
 pub mod skip;
 pub mod small_disk;
 pub mod tmux;
+pub mod tracker_fixtures;
 pub mod wheel_tools;
