@@ -165,6 +165,17 @@ pub struct CaptureReader {
     finished: bool,
     truncated: bool,
     cut_off_token: Option<u8>,
+    damage: Option<Damage>,
+}
+
+/// Where a capture's data stopped making sense: a record that cannot be
+/// decoded (memray reads up to it, and so do we).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// The undecodable record's token.
+    pub token: u8,
+    /// Its offset in the decoded data (the file's, for a plain capture).
+    pub offset: u64,
 }
 
 impl CaptureReader {
@@ -248,6 +259,7 @@ impl CaptureReader {
             finished: false,
             truncated: false,
             cut_off_token: None,
+            damage: None,
         })
     }
 
@@ -272,7 +284,14 @@ impl CaptureReader {
         self.cut_off_token
     }
 
-    /// The next record, `None` after the trailer or at the end of the data.
+    /// After `next_record` returned `None`: the record it stopped at could not
+    /// be decoded. Everything before was returned.
+    pub fn damage(&self) -> Option<Damage> {
+        self.damage
+    }
+
+    /// The next record, `None` after the trailer, at the end of the data, or
+    /// at a damaged record (see [`CaptureReader::damage`]).
     #[inline]
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, FormatError> {
         if self.finished {
@@ -317,10 +336,11 @@ impl CaptureReader {
                 }
                 Err(DecodeError::Invalid) => {
                     self.finished = true;
-                    return Err(FormatError::CorruptRecord {
+                    self.damage = Some(Damage {
                         token: data[self.pos],
                         offset: self.decoded_offset(),
                     });
+                    return Ok(None);
                 }
             }
         }

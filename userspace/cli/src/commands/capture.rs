@@ -74,10 +74,22 @@ pub fn cut_off_warning(results: &Path) -> String {
     )
 }
 
-/// Prints [`cut_off_warning`] if the last pass over `capture` found it cut
-/// short. Every reporter calls it once, after its passes.
+/// The one line every command prints on stderr about a capture damaged in
+/// the middle: its numbers cover only the records before the damage.
+pub fn damage_warning(results: &Path, offset: u64) -> String {
+    format!(
+        "warning: {} is damaged at offset {offset}: the report covers the records before it",
+        results.display()
+    )
+}
+
+/// Prints [`damage_warning`] or [`cut_off_warning`] if the passes over
+/// `capture` did not read all of it. Every reporter calls it once, after
+/// its passes.
 pub fn warn_if_cut_off(capture: &CaptureFile) {
-    if capture.is_truncated() {
+    if let Some(offset) = capture.damaged_at() {
+        eprintln!("{}", damage_warning(capture.path(), offset));
+    } else if capture.is_truncated() {
         eprintln!("{}", cut_off_warning(capture.path()));
     }
 }
