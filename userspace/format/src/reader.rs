@@ -445,13 +445,7 @@ mod tests {
 
     #[test]
     fn a_failed_read_is_an_io_error_not_a_cut_off_capture() {
-        let mut writer = StreamingWriter::new(MemorySink::default(), Header::default()).unwrap();
-        for i in 0..1000 {
-            writer
-                .write_allocation(1, 0x1000 * i, 10, Allocator::Malloc, 0)
-                .unwrap();
-        }
-        let bytes = writer.into_sink().bytes;
+        let bytes = allocations(1000);
         let half = bytes[..bytes.len() / 2].to_vec();
         let (input, error) = source(FailingAfter {
             data: io::Cursor::new(half),
@@ -469,6 +463,42 @@ mod tests {
         assert!(
             failure.to_string().contains("Input/output error"),
             "{failure}"
+        );
+        assert!(!reader.is_truncated());
+    }
+
+    fn allocations(count: u64) -> Vec<u8> {
+        let mut writer = StreamingWriter::new(MemorySink::default(), Header::default()).unwrap();
+        for i in 0..count {
+            writer
+                .write_allocation(1, 0x1000 * i, 10, Allocator::Malloc, 0)
+                .unwrap();
+        }
+        writer.into_sink().bytes
+    }
+
+    #[test]
+    fn a_damaged_record_ends_the_data_after_every_record_before_it() {
+        let read_all = |bytes: Vec<u8>| {
+            let mut reader = CaptureReader::from_bytes(bytes).unwrap();
+            while reader.next_record().unwrap().is_some() {}
+            reader
+        };
+        // The header has the same length in both: the 501st allocation
+        // starts where the 500-allocation capture ends.
+        let first = allocations(500);
+        let before = first.len();
+        let records_before = read_all(first).records_read();
+        let mut bytes = allocations(1000);
+        bytes[before] = 0;
+        let reader = read_all(bytes);
+        assert_eq!(reader.records_read(), records_before);
+        assert_eq!(
+            reader.damage(),
+            Some(Damage {
+                token: 0,
+                offset: before as u64
+            })
         );
         assert!(!reader.is_truncated());
     }
