@@ -143,3 +143,24 @@ fn version_of(python: &Path) -> Option<(u32, u32)> {
     let mut parts = text.split_whitespace().map(|p| p.parse().ok());
     Some((parts.next()??, parts.next()??))
 }
+
+/// A `python3` on PATH that any user can run (the test interpreters may live
+/// under root's home), for programs run as another user.
+pub fn for_every_user() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let everyone_may = |path: &Path, bit: u32| {
+        path.metadata()
+            .is_ok_and(|m| m.permissions().mode() & bit != 0)
+    };
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("python3"))
+        .filter_map(|candidate| candidate.canonicalize().ok())
+        .find(|python| {
+            everyone_may(python, 0o001)
+                && python
+                    .ancestors()
+                    .skip(1)
+                    .all(|dir| everyone_may(dir, 0o001))
+        })
+}

@@ -16,8 +16,12 @@ from memray._memray import size_fmt
 from memray.reporters.tree import FrameTree, TreeReporter
 
 path, biggest = sys.argv[1], int(sys.argv[2])
-records = FileReader(path).get_high_watermark_allocation_records(merge_threads=False)
-reporter = TreeReporter.from_snapshot(records, biggest_allocs=biggest, native_traces=False)
+reader = FileReader(path)
+records = reader.get_high_watermark_allocation_records(merge_threads=False)
+# As `memray tree` does: hybrid stacks when the capture has native traces.
+reporter = TreeReporter.from_snapshot(
+    records, biggest_allocs=biggest, native_traces=reader.metadata.has_native_traces
+)
 "#;
 
 /// memray's tree app, run headless by Textual's test driver: the label and

@@ -1,6 +1,7 @@
 //! `memray stats`, `summary`, `transform`, `tree` and `diff` of our binary
 //! against memray 1.20 on captures memray itself recorded from
-//! tests/fixtures/analysis/allocate.py.
+//! tests/fixtures/analysis/allocate.py (with and without `--native`: hybrid
+//! stacks in every report of a capture with native traces).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,8 +148,10 @@ fn table_rows(table: &str) -> Vec<Vec<String>> {
 #[test]
 fn summary_rows_match() {
     let c = captures();
-    let cases: [(&PathBuf, &[&str]); 5] = [
+    let cases: [(&PathBuf, &[&str]); 7] = [
         (&c.plain, &[]),
+        (&c.native, &[]),
+        (&c.native, &["--temporary-allocations"]),
         (&c.plain, &["-s", "3", "-r", "40"]),
         (&c.plain, &["--temporary-allocations", "-s", "5"]),
         (&c.aggregated, &["-r", "30"]),
@@ -163,7 +166,8 @@ fn summary_rows_match() {
         assert_eq!(
             mine,
             table_rows(&text(&reference(&args))),
-            "summary {flags:?}"
+            "summary {flags:?} of {}",
+            capture.display()
         );
     }
 }
@@ -198,6 +202,7 @@ fn transform_outputs_match() {
         ),
         (&c.pyalloc, &[&[][..], &["--leaks"]][..]),
         (&c.aggregated, &[&[][..], &["--leaks"]][..]),
+        (&c.native, &[&[][..], &["--leaks"]][..]),
     ] {
         for mode in modes {
             for format in ["csv", "gprof2dot", "speedscope"] {
@@ -355,11 +360,15 @@ fn pprof_samples(path: &Path) -> BTreeMap<Stack, (u64, u64)> {
 }
 
 /// (allocations, bytes) per stack of the allocations memray 1.20's
-/// FileReader finds at the peak of `capture`, threads merged.
+/// FileReader finds at the peak of `capture`, threads merged; hybrid stacks
+/// when the capture has native traces.
 fn memray_peak_by_stack(capture: &Path) -> BTreeMap<Stack, (u64, u64)> {
     let script = "import sys, memray\n\
-        for r in memray.FileReader(sys.argv[1]).get_high_watermark_allocation_records(merge_threads=True):\n\
-        \x20   stack = '\\x1f'.join(f'{f}\\x1e{file}\\x1e{line}' for f, file, line in r.stack_trace())\n\
+        reader = memray.FileReader(sys.argv[1])\n\
+        native = reader.metadata.has_native_traces\n\
+        for r in reader.get_high_watermark_allocation_records(merge_threads=True):\n\
+        \x20   frames = r.hybrid_stack_trace() if native else r.stack_trace()\n\
+        \x20   stack = '\\x1f'.join(f'{f}\\x1e{file}\\x1e{line}' for f, file, line in frames)\n\
         \x20   print(r.n_allocations, r.size, stack, sep='\\t')";
     let out = stdout_of(reference_memray().python, ["-c", script, s(capture)]);
     let mut peak: BTreeMap<Stack, (u64, u64)> = BTreeMap::new();
@@ -391,25 +400,26 @@ fn memray_peak_by_stack(capture: &Path) -> BTreeMap<Stack, (u64, u64)> {
 #[test]
 fn pprof_samples_are_the_peak_by_stack() {
     let out = scratch("profile.pb.gz");
-    let capture = &captures().plain;
-    text(&ours(&[
-        "transform",
-        "pprof",
-        "-f",
-        "-o",
-        s(&out),
-        s(capture),
-    ]));
-    let samples = pprof_samples(&out);
-    let peak = memray_peak_by_stack(capture);
-    assert!(
-        samples
-            .keys()
-            .flatten()
-            .any(|(f, file, _)| f == "make_buffer" && file.ends_with("allocate.py")),
-        "the peak's allocator is sampled: {samples:?}"
-    );
-    assert_eq!(samples, peak);
+    for capture in [&captures().plain, &captures().native] {
+        text(&ours(&[
+            "transform",
+            "pprof",
+            "-f",
+            "-o",
+            s(&out),
+            s(capture),
+        ]));
+        let samples = pprof_samples(&out);
+        let peak = memray_peak_by_stack(capture);
+        assert!(
+            samples
+                .keys()
+                .flatten()
+                .any(|(f, file, _)| f == "make_buffer" && file.ends_with("allocate.py")),
+            "the peak's allocator is sampled: {samples:?}"
+        );
+        assert_eq!(samples, peak, "{}", capture.display());
+    }
 }
 
 /// Our plain-text tree (`memray tree` piped), row by row: (depth, label up
@@ -435,9 +445,9 @@ fn text_tree_header(text: &str) -> &str {
 
 #[test]
 fn tree_text_is_memrays_tree() {
-    let capture = &captures().plain;
-    for biggest in [200, 1] {
-        let what = format!("tree -b {biggest}");
+    let c = captures();
+    for (capture, biggest) in [(&c.plain, 200), (&c.plain, 1), (&c.native, 200)] {
+        let what = format!("tree -b {biggest} of {}", capture.display());
         let theirs = whole_tree(capture, biggest);
         let text = text(&ours(&["tree", "-b", &biggest.to_string(), s(capture)]));
         let rows = text_tree_rows(&text);

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use memray_format::{CaptureReader, Record};
 use memray_tests::interpreters::{self, Interpreter};
+use memray_tests::native_extension::ExtensionTarget;
 use memray_tests::{paths, reference, skip};
 use serde_json::Value;
 
@@ -25,15 +26,7 @@ fn script() -> PathBuf {
 /// The extension (for `python`) and the plugin library, built into a directory of their
 /// own per test and build variant (tests of this binary run at once).
 fn build(python: &Path, test: &str, frame_pointers: bool) -> PathBuf {
-    let config = |expression: &str| {
-        let output = Command::new(python)
-            .args(["-c", &format!("import sysconfig; print({expression})")])
-            .output()
-            .expect("run python");
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
-    let include = PathBuf::from(config("sysconfig.get_paths()['include']"));
-    let suffix = config("sysconfig.get_config_var('EXT_SUFFIX')");
+    let target = ExtensionTarget::of(python);
     let variant = if frame_pointers { "fp" } else { "nofp" };
     let directory = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("tracker-native")
@@ -53,10 +46,7 @@ fn build(python: &Path, test: &str, frame_pointers: bool) -> PathBuf {
         let mut command = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
         command.args(["-shared", "-fPIC", "-g", "-O2", frame_pointer_flag]);
         if python_headers {
-            // Debian's pyconfig.h includes a multiarch one from the parent directory.
-            command
-                .arg(format!("-I{}", include.display()))
-                .arg(format!("-I{}", include.parent().unwrap().display()));
+            command.args(&target.include_flags);
         }
         let status = command
             .arg("-o")
@@ -67,7 +57,11 @@ fn build(python: &Path, test: &str, frame_pointers: bool) -> PathBuf {
             .expect("run cc");
         assert!(status.success(), "compiling {source} failed");
     };
-    compile("native_testext.c", format!("native_testext{suffix}"), true);
+    compile(
+        "native_testext.c",
+        format!("native_testext{}", target.suffix),
+        true,
+    );
     compile("native_plugin.c", "native_plugin.so".into(), false);
     directory
 }

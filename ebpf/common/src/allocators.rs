@@ -188,4 +188,7 @@ pub struct PendingCall {
     pub depth: u32,
     /// The first three arguments.
     pub args: [u64; 3],
+    /// The Python stack walked at entry (0: none), for the allocation the
+    /// return probe records.
+    pub stack_id: u64,
 }

@@ -25,7 +25,10 @@ pub const MAX_WALK_PROGRAMS: u32 = 24;
 pub const WALK_SLOT: u32 = 0;
 /// The sampling probe's continuation ([`StackSample`]s).
 pub const SAMPLE_DONE_SLOT: u32 = 1;
-pub const STACK_WALK_SLOTS: u32 = 2;
+/// The allocator entry probe's continuation: the stack id goes into the
+/// thread's pending call.
+pub const ALLOCATION_DONE_SLOT: u32 = 2;
+pub const STACK_WALK_SLOTS: u32 = 3;
 
 /// How to find the allocating thread's own `PyThreadState` (per process):
 /// `*(task->thread.fsbase + tstate_slot)`, the value of CPython's
@@ -126,3 +129,4 @@ pub const STACK_SAMPLES_MAP: &str = "STACK_SAMPLES";
 pub const STACK_WALK_PROGRAM: &str = "python_stack_walk";
 pub const STACK_SAMPLE_PROGRAM: &str = "python_stack_sample";
 pub const STACK_SAMPLE_DONE_PROGRAM: &str = "python_stack_sample_done";
+pub const ALLOCATION_STACK_DONE_PROGRAM: &str = "allocation_stack_done";

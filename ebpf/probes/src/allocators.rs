@@ -1,7 +1,8 @@
 //! Probes on libc's allocator functions: one entry program and one return
 //! program serve them all (the attach cookie names the function). Calls are
 //! recorded with memray's semantics into the ring buffer, for the processes in
-//! the pid set only.
+//! the pid set only. The entry probe walks the Python stack of each
+//! allocating call (`python_stack`); the return probe records it.
 
 use aya_ebpf::{
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -11,12 +12,14 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
     EbpfContext,
 };
+use memray_ebpf_common::python_stack::ALLOCATION_DONE_SLOT;
 use memray_ebpf_common::{
     AllocationEvent, Allocator, Counter, Function, PendingCall, TrackedProcess,
     EVENTS_DEFAULT_BYTES,
 };
 
 use crate::processes::PROCESSES;
+use crate::python_stack;
 
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::ALL.len() as u32, 0);
@@ -42,6 +45,8 @@ pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(
 const BPF_RB_AVAIL_DATA: u64 = 0;
 const BPF_RB_RING_SIZE: u64 = 1;
 const MAP_FAILED: u64 = u64::MAX;
+/// Deallocations carry no stack (memray records none for them).
+const NO_STACK: u64 = 0;
 
 #[uprobe]
 pub fn allocator_entry(ctx: ProbeContext) -> u32 {
@@ -71,19 +76,38 @@ pub fn allocator_entry(ctx: ProbeContext) -> u32 {
         Function::Free => {
             if args[0] != 0 {
                 count(Counter::FreeCalls, 1);
-                emit(thread, Allocator::Free, args[0], 0);
+                emit(thread, Allocator::Free, args[0], 0, NO_STACK);
             }
         }
-        Function::Munmap => emit(thread, Allocator::Munmap, args[0], args[1]),
+        Function::Munmap => emit(thread, Allocator::Munmap, args[0], args[1], NO_STACK),
         _ => {
             let pending = PendingCall {
                 function: function as u32,
                 depth: 0,
                 args,
+                stack_id: 0,
             };
             // A full table only loses this call; nothing to report from here.
-            let _ = PENDING.insert(thread, pending, 0);
+            if PENDING.insert(thread, pending, 0).is_ok() {
+                // memray records the stack of the call; the walk ends in
+                // `allocation_stack_done`, which keeps it in the pending entry.
+                python_stack::start(&ctx, ALLOCATION_DONE_SLOT);
+            }
         }
+    }
+    0
+}
+
+/// The end of the entry probe's stack walk: the allocation's stack id waits
+/// in the thread's pending call for the return probe.
+#[uprobe]
+pub fn allocation_stack_done(_ctx: ProbeContext) -> u32 {
+    let Some(stack) = python_stack::finished_stack() else {
+        return 0;
+    };
+    if let Some(pending) = PENDING.get_ptr_mut(bpf_get_current_pid_tgid()) {
+        // SAFETY: only this thread touches its own entry.
+        unsafe { (*pending).stack_id = stack.id };
     }
     0
 }
@@ -108,35 +132,42 @@ pub fn allocator_return(ctx: RetProbeContext) -> u32 {
         return 0;
     };
     let [a0, a1, a2] = pending.args;
+    let stack = pending.stack_id;
     match function {
         Function::Malloc if result != 0 => {
             count(Counter::MallocCalls, 1);
             count(Counter::MallocBytes, a0);
-            emit(thread, Allocator::Malloc, result, a0);
+            emit(thread, Allocator::Malloc, result, a0, stack);
         }
-        Function::Calloc if result != 0 => {
-            emit(thread, Allocator::Calloc, result, a0.wrapping_mul(a1))
-        }
-        Function::Realloc if result != 0 => reallocated(thread, a0, result, a1),
+        Function::Calloc if result != 0 => emit(
+            thread,
+            Allocator::Calloc,
+            result,
+            a0.wrapping_mul(a1),
+            stack,
+        ),
+        Function::Realloc if result != 0 => reallocated(thread, a0, result, a1, stack),
         Function::Reallocarray if result != 0 => {
-            reallocated(thread, a0, result, a1.wrapping_mul(a2))
+            reallocated(thread, a0, result, a1.wrapping_mul(a2), stack)
         }
         // Returns 0 on success, the address through its first argument.
         Function::PosixMemalign if result as u32 == 0 => {
             // SAFETY: a user address read through the checked helper.
             if let Ok(address) = unsafe { bpf_probe_read_user(a0 as *const u64) } {
-                emit(thread, Allocator::PosixMemalign, address, a2);
+                emit(thread, Allocator::PosixMemalign, address, a2, stack);
             }
         }
-        Function::AlignedAlloc if result != 0 => emit(thread, Allocator::AlignedAlloc, result, a1),
-        Function::Memalign if result != 0 => emit(thread, Allocator::Memalign, result, a1),
-        Function::Valloc if result != 0 => emit(thread, Allocator::Valloc, result, a0),
-        Function::Pvalloc if result != 0 => emit(thread, Allocator::Pvalloc, result, a0),
-        Function::Mmap if result != MAP_FAILED => emit(thread, Allocator::Mmap, result, a1),
+        Function::AlignedAlloc if result != 0 => {
+            emit(thread, Allocator::AlignedAlloc, result, a1, stack)
+        }
+        Function::Memalign if result != 0 => emit(thread, Allocator::Memalign, result, a1, stack),
+        Function::Valloc if result != 0 => emit(thread, Allocator::Valloc, result, a0, stack),
+        Function::Pvalloc if result != 0 => emit(thread, Allocator::Pvalloc, result, a0, stack),
+        Function::Mmap if result != MAP_FAILED => emit(thread, Allocator::Mmap, result, a1, stack),
         // The old mapping is gone and a new one exists (maybe at the same place).
         Function::Mremap if result != MAP_FAILED => {
-            emit(thread, Allocator::Munmap, a0, a1);
-            emit(thread, Allocator::Mmap, result, a2);
+            emit(thread, Allocator::Munmap, a0, a1, NO_STACK);
+            emit(thread, Allocator::Mmap, result, a2, stack);
         }
         _ => {}
     }
@@ -146,11 +177,11 @@ pub fn allocator_return(ctx: RetProbeContext) -> u32 {
 /// memray records a successful realloc as a free of the old block (if any)
 /// and an allocation of the new one.
 #[inline(always)]
-fn reallocated(thread: u64, old: u64, new: u64, size: u64) {
+fn reallocated(thread: u64, old: u64, new: u64, size: u64, stack: u64) {
     if old != 0 {
-        emit(thread, Allocator::Free, old, 0);
+        emit(thread, Allocator::Free, old, 0, NO_STACK);
     }
-    emit(thread, Allocator::Realloc, new, size);
+    emit(thread, Allocator::Realloc, new, size, stack);
 }
 
 #[inline(always)]
@@ -172,7 +203,7 @@ fn called_from_libc(ctx: &ProbeContext, process: &TrackedProcess) -> bool {
 }
 
 #[inline(always)]
-fn emit(thread: u64, allocator: Allocator, address: u64, size: u64) {
+fn emit(thread: u64, allocator: Allocator, address: u64, size: u64, stack_id: u64) {
     let tgid = (thread >> 32) as u32;
     let Some(mut slot) = EVENTS.reserve::<AllocationEvent>(0) else {
         count_drop(tgid);
@@ -187,7 +218,7 @@ fn emit(thread: u64, allocator: Allocator, address: u64, size: u64) {
         size,
         // SAFETY: no preconditions.
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        stack_id: 0,
+        stack_id,
     });
     slot.submit(wake_up_flags());
 }

@@ -4,14 +4,15 @@
 //! entries of exiting tasks.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
-    macros::{map, tracepoint},
+    helpers::{bpf_get_current_pid_tgid, bpf_send_signal},
+    macros::{map, tracepoint, uprobe},
     maps::HashMap,
-    programs::TracePointContext,
+    programs::{ProbeContext, TracePointContext},
 };
 use memray_ebpf_common::{TrackedProcess, EXIT_PID_OFFSET, FORK_CHILD_PID_OFFSET};
 
 use crate::allocators::PENDING;
+use crate::python_stack::{PYTHON_TARGETS, PYTHON_THREAD_KEYS};
 
 #[map]
 pub static PROCESSES: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(64 * 1024, 0);
@@ -36,14 +37,34 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// A process leaves the set when its main thread exits (the pid may be
-/// reused); an exiting thread's pending call goes with it.
+/// A process leaves the set, and its interpreter the stack walk's maps,
+/// when its main thread exits (the pid may be reused); an exiting thread's
+/// pending call goes with it.
 #[tracepoint]
 pub fn process_exit(ctx: TracePointContext) -> u32 {
     let _ = PENDING.remove(bpf_get_current_pid_tgid());
     // SAFETY: the offset is the field's in the tracepoint's format (checked by userspace).
     if let Ok(task) = unsafe { ctx.read_at::<u32>(EXIT_PID_OFFSET) } {
         let _ = PROCESSES.remove(task);
+        let _ = PYTHON_TARGETS.remove(task);
+        let _ = PYTHON_THREAD_KEYS.remove(task);
+    }
+    0
+}
+
+const SIGSTOP: u32 = 19;
+
+/// Stops a tracked process where its interpreter starts running the program
+/// and where it starts to finalize: userspace registers the interpreter, or
+/// takes in the records while the code objects they name are alive, then
+/// lets it go on (SIGCONT).
+#[uprobe]
+pub fn interpreter_hold(_ctx: ProbeContext) -> u32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: only the presence of the entry is read.
+    if unsafe { PROCESSES.get(tgid) }.is_some() {
+        // SAFETY: no memory arguments; the signal goes to the current process.
+        unsafe { bpf_send_signal(SIGSTOP) };
     }
     0
 }

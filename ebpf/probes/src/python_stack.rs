@@ -30,11 +30,11 @@ use python_frames_core::{top_frame, CodeFingerprint, FrameReader, Memory, Target
 /// userspace from python-frames' remote reader: the offsets the probes walk
 /// Python stacks with are the ones every other walker uses.
 #[map]
-static PYTHON_TARGETS: HashMap<u32, Target> = HashMap::with_max_entries(1024, 0);
+pub static PYTHON_TARGETS: HashMap<u32, Target> = HashMap::with_max_entries(1024, 0);
 
 /// Where each profiled process keeps a thread's `PyThreadState` (by tgid).
 #[map]
-static PYTHON_THREAD_KEYS: HashMap<u32, ThreadStateKey> = HashMap::with_max_entries(1024, 0);
+pub static PYTHON_THREAD_KEYS: HashMap<u32, ThreadStateKey> = HashMap::with_max_entries(1024, 0);
 
 /// New stacks' records (header and frames), sent once per stack id.
 #[map]

@@ -8,8 +8,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
+use std::time::{Duration, SystemTime};
 
 use memray_format::{Event, FileFormat, FormatError, Header, Replay};
+use memray_symbolize::NativeSymbolizer;
 
 use crate::capture::Capture;
 use crate::error::AnalysisError;
@@ -19,6 +21,8 @@ pub struct CaptureFile {
     path: PathBuf,
     header: Header,
     latest: RefCell<Option<Replay>>,
+    /// Made on the first native stack, from the segment generations the replay knows then.
+    symbolizer: RefCell<Option<NativeSymbolizer>>,
     /// Set by any pass that read to the end and found no trailer: a later
     /// pass may stop early (at the peak) and never see the end.
     cut_off: Cell<bool>,
@@ -39,6 +43,7 @@ impl CaptureFile {
             path: path.as_ref().to_path_buf(),
             header: replay.header().clone(),
             latest: RefCell::new(Some(replay)),
+            symbolizer: RefCell::new(None),
             cut_off: Cell::new(false),
             damaged_at: Cell::new(None),
         })
@@ -63,6 +68,21 @@ impl CaptureFile {
     /// stopped at (see [`memray_format::Damage`]).
     pub fn damaged_at(&self) -> Option<u64> {
         self.damaged_at.get()
+    }
+
+    /// What symbolizing native frames found wrong since the last call, one line per file
+    /// (a mapped file missing or changed since the capture), for the user's stderr.
+    pub fn take_native_warnings(&self) -> Vec<String> {
+        self.symbolizer
+            .borrow_mut()
+            .as_mut()
+            .map_or_else(Vec::new, NativeSymbolizer::take_warnings)
+    }
+
+    /// When the capture started, to tell the files changed since.
+    fn recorded_at(&self) -> Option<SystemTime> {
+        let millis = u64::try_from(self.header.stats.start_time_ms).ok()?;
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
     }
 
     fn with_replay<T>(&self, f: impl FnOnce(&mut Replay) -> T) -> Option<T> {
@@ -160,6 +180,30 @@ impl StackResolver for CaptureFile {
         let mut frames = Vec::new();
         self.with_replay(|replay| replay.python_frames_into(node, &mut frames));
         frames
+    }
+
+    fn python_frames_with_entries(&self, node: u32) -> Vec<(Frame, bool)> {
+        self.with_replay(|replay| replay.python_frames_with_entries(node))
+            .unwrap_or_default()
+    }
+
+    fn native_frames(&self, native_frame_id: u64, generation: u32) -> Vec<Frame> {
+        let latest = self.latest.borrow();
+        let Some(replay) = latest.as_ref() else {
+            return Vec::new();
+        };
+        let mut symbolizer = self.symbolizer.borrow_mut();
+        let symbolizer = symbolizer.get_or_insert_with(|| {
+            NativeSymbolizer::new(replay.generations().to_vec(), self.recorded_at())
+        });
+        replay
+            .native_stack(native_frame_id)
+            .flat_map(|ip| symbolizer.frames(ip, generation as usize).to_vec())
+            .map(|frame| {
+                let line = i32::try_from(frame.line).unwrap_or(i32::MAX);
+                Frame::new(&frame.function, &frame.file, line)
+            })
+            .collect()
     }
 
     fn header(&self) -> &Header {

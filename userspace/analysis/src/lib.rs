@@ -33,7 +33,7 @@ pub use memray_format::{AggregatedLocation, AllocationEvent, Event, MemorySnapsh
 pub use memray_format::{Allocator, AllocatorKind};
 pub use modules::{ModuleResolver, PathInfo};
 pub use peak::{HighWaterMark, PeakFinder};
-pub use stack::{Frame, StackResolver};
+pub use stack::{Frame, StackIds, StackResolver};
 pub use stats::{ModuleTotals, Statistics, StatsCollector};
 pub use temporal::{Interval, TemporalHighWaterMark, TemporalLocation, TemporalRecord};
 pub use temporary::TemporaryAllocations;

@@ -44,8 +44,8 @@ enum Command {
     DumpStacks(commands::dump_stacks::Args),
     /// Remotely monitor allocations in a text-based interface (not available yet)
     Live(commands::unavailable::Args),
-    /// Begin tracking allocations in an already-started process (not available yet)
-    Attach(commands::unavailable::Args),
+    /// Begin tracking allocations in an already-started process (with --ebpf)
+    Attach(commands::attach::Args),
     /// End the tracking started by a previous `memray attach` call (not available yet)
     Detach(commands::unavailable::Args),
 }
@@ -65,7 +65,7 @@ fn main() {
         Command::Parse(args) => commands::parse::run(args),
         Command::DumpStacks(args) => commands::dump_stacks::run(args),
         Command::Live(_) => commands::unavailable::run("live"),
-        Command::Attach(_) => commands::unavailable::run("attach"),
+        Command::Attach(args) => commands::attach::run(args),
         Command::Detach(_) => commands::unavailable::run("detach"),
     };
     if let Err(CliError { message, exit_code }) = result {

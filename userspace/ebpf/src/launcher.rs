@@ -95,6 +95,8 @@ pub enum ProgramExit {
 /// A started program held before `exec`.
 pub struct HeldProgram {
     pid: u32,
+    /// The executable, as found in `PATH`.
+    path: PathBuf,
     pidfd: OwnedFd,
     /// Written once to let the child go on.
     go: Option<OwnedFd>,
@@ -111,8 +113,8 @@ impl HeldProgram {
         args: &[OsString],
         run_as: Option<&RunAs>,
     ) -> Result<HeldProgram, Error> {
-        let path = find_program(program)?;
-        let path = c_string(path.into_os_string())?;
+        let found = find_program(program)?;
+        let path = c_string(found.clone().into_os_string())?;
         let argv_owned: Vec<CString> = std::iter::once(program.to_os_string())
             .chain(args.iter().cloned())
             .map(c_string)
@@ -143,15 +145,10 @@ impl HeldProgram {
             }
         }
         drop((go_read, status_write));
-        // SAFETY: pidfd_open has no memory arguments.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if pidfd < 0 {
-            return Err(Error::Io(std::io::Error::last_os_error()));
-        }
         Ok(HeldProgram {
             pid: pid as u32,
-            // SAFETY: a new descriptor that we own.
-            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd as i32) },
+            path: found,
+            pidfd: pidfd_open(pid as u32).map_err(Error::Io)?,
             go: Some(go_write),
             exec_status: status_read,
         })
@@ -159,6 +156,11 @@ impl HeldProgram {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The file it executes.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Readable once the program has exited (for an async wait).
@@ -314,4 +316,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     }
     // SAFETY: both descriptors are new and ours.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A descriptor of process `pid` that becomes readable when it exits.
+pub fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open has no memory arguments.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(pidfd as i32) })
 }

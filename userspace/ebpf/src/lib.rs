@@ -4,6 +4,8 @@
 //!
 //! * [`Session::load`] once, [`Session::attach`] / [`Session::detach`] per
 //!   process, [`Session::events`] to drain the records from tokio.
+//! * [`Recording::run`] records one attached process into a memray capture
+//!   ([`Consumer`]: the records of many processes, one capture per tgid).
 //! * [`HeldProgram::start`] for `sudo memray run --ebpf`: the program is held
 //!   before `exec` until the probes are attached, then runs as [`RunAs`].
 //! * [`PthreadKeyLayout`] locates pthread-specific values in the target's
@@ -12,28 +14,34 @@
 //! Built without the object (`MEMRAY_SKIP_EBPF=1`), loading returns
 //! [`Error::NotBuilt`].
 
+mod consumer;
 mod error;
 mod events;
+mod interpreter_files;
 mod launcher;
 mod libc_image;
 mod object;
 pub mod placement;
 mod privileges;
+mod probe_log;
 mod probes;
 mod pthread_keys;
 pub mod python;
+mod recording;
 mod session;
 mod tracefs;
 
+pub use consumer::{Consumer, Finished};
 pub use error::Error;
 pub use events::{Event, EventStream, DRAIN_PERIOD};
-pub use launcher::{HeldProgram, ProgramExit, RunAs};
+pub use launcher::{pidfd_open, HeldProgram, ProgramExit, RunAs};
 pub use libc_image::{LibcFunction, LibcImage};
 pub use memray_ebpf_common::Function;
 pub use memray_format::Allocator;
 pub use privileges::require as require_privileges;
 pub use probes::{AllocationCounters, MallocProbes};
 pub use pthread_keys::PthreadKeyLayout;
+pub use recording::{start_capture, OnSignal, Outcome, Recording, Stop};
 pub use session::{Options, Session};
 
 /// Whether this binary carries the eBPF object.

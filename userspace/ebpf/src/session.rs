@@ -1,24 +1,32 @@
-//! The probes loaded once, attached to any number of processes.
+//! The probes loaded once, attached to any number of processes; the
+//! Python stack walk of each registered process runs in them.
 
 use std::collections::HashMap as StdHashMap;
 use std::num::NonZeroU32;
+use std::path::Path;
 
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::programs::uprobe::{UProbeAttachPoint, UProbeLinkId, UProbeScope};
 use aya::programs::{TracePoint, UProbe};
-use aya::{Ebpf, EbpfLoader, Pod};
+use aya::{Ebpf, Pod};
+use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
     ALLOCATOR_RETURN_PROGRAM, COUNTERS_MAP, DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP,
-    EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT, PENDING_MAP,
-    PROCESSES_MAP, PROCESS_EXIT_PROGRAM, PROCESS_FORK_PROGRAM,
+    EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT,
+    INTERPRETER_HOLD_PROGRAM, PENDING_MAP, PROCESSES_MAP, PROCESS_EXIT_PROGRAM,
+    PROCESS_FORK_PROGRAM,
 };
 
 use crate::events::EventStream;
+use crate::interpreter_files::interpreter_files;
 use crate::libc_image::LibcImage;
 use crate::object::PROBES;
 use crate::placement::entry_placement;
+use crate::probe_log::{self, ProbeLog};
+use crate::python::{self, StackTable, WalkPrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
+use python_frames::PythonProcess;
 
 /// How the probes are loaded.
 #[derive(Clone, Copy, Debug)]
@@ -52,12 +60,18 @@ unsafe impl Pod for PendingEntry {}
 /// The loaded probes. Dropping it detaches everything; the processes go on.
 pub struct Session {
     ebpf: Ebpf,
+    log: ProbeLog,
+    /// Keeps the walk's program array filled.
+    _walk: WalkPrograms,
     attached: StdHashMap<u32, Attachment>,
 }
 
 /// The probes placed for one attached process.
 struct Attachment {
+    /// The allocator probes, on its libc.
     links: Vec<(&'static str, UProbeLinkId)>,
+    /// The interpreter holds ([`Session::hold_interpreter`]).
+    holds: Vec<(&'static str, UProbeLinkId)>,
     /// Its libc file ([`LibcImage::file_id`]).
     libc: (u64, u64),
     /// Placed for every process mapping that libc (following forks).
@@ -71,10 +85,17 @@ impl Session {
         privileges::require()?;
         tracefs::check_field(FORK_TRACEPOINT, "child_pid", FORK_CHILD_PID_OFFSET)?;
         tracefs::check_field(EXIT_TRACEPOINT, "pid", EXIT_PID_OFFSET)?;
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(EVENTS_MAP, options.ring_buffer_bytes)
-            .load(object)?;
-        for name in [ALLOCATOR_ENTRY_PROGRAM, ALLOCATOR_RETURN_PROGRAM] {
+        let mut ebpf = probe_log::load(object, options.ring_buffer_bytes)?;
+        let log = ProbeLog::new(&mut ebpf);
+        let walk = python::load_walk_programs(
+            &mut ebpf,
+            &[(ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM)],
+        )?;
+        for name in [
+            ALLOCATOR_ENTRY_PROGRAM,
+            ALLOCATOR_RETURN_PROGRAM,
+            INTERPRETER_HOLD_PROGRAM,
+        ] {
             uprobe(&mut ebpf, name)?
                 .load()
                 .map_err(program_error(name))?;
@@ -95,6 +116,8 @@ impl Session {
         }
         Ok(Session {
             ebpf,
+            log,
+            _walk: walk,
             attached: StdHashMap::new(),
         })
     }
@@ -133,6 +156,7 @@ impl Session {
         }
         let attachment = Attachment {
             links,
+            holds: Vec::new(),
             libc: libc.file_id,
             every_process: follow_fork,
         };
@@ -223,7 +247,98 @@ impl Session {
             let _ = processes.remove(tgid);
         }
         self.detach_links(attachment.links);
+        self.detach_links(attachment.holds);
+        for &tgid in &family {
+            python::unregister(&mut self.ebpf, tgid)?;
+        }
         self.forget_pending(&family)
+    }
+
+    /// Has attached process `pid` stopped (SIGSTOP; the caller continues it)
+    /// when its interpreter `executable` starts running the program and
+    /// when it starts to finalize. False if `executable` has neither
+    /// function (in it or in the libpython it links: not CPython).
+    pub fn hold_interpreter(&mut self, pid: u32, executable: &Path) -> Result<bool, Error> {
+        let scope = NonZeroU32::new(pid)
+            .map(UProbeScope::OneProcess)
+            .ok_or(Error::InvalidPid(0))?;
+        let mut links = Vec::new();
+        // 3.13+ finalizes through _Py_Finalize, older ones in Py_FinalizeEx.
+        for symbols in [&["Py_RunMain"][..], &["_Py_Finalize", "Py_FinalizeEx"]] {
+            let program = uprobe(&mut self.ebpf, INTERPRETER_HOLD_PROGRAM)?;
+            let placed = interpreter_files(executable).iter().find_map(|file| {
+                symbols
+                    .iter()
+                    .find_map(|&symbol| program.attach(symbol, file, scope).ok())
+            });
+            if let Some(link) = placed {
+                links.push((INTERPRETER_HOLD_PROGRAM, link));
+            }
+        }
+        let held = !links.is_empty();
+        self.attached
+            .get_mut(&pid)
+            .ok_or(Error::NotAttached(pid))?
+            .holds
+            .extend(links);
+        Ok(held)
+    }
+
+    /// After `exec`, process `pid` maps its own libc (where the dynamic
+    /// loader found it, maybe another file than ours): the probes move to
+    /// it, and the text range that tells libc's own calls apart is where it
+    /// is mapped now.
+    pub fn follow_exec(&mut self, pid: u32) -> Result<(), Error> {
+        let libc = LibcImage::of_process(pid)?;
+        let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
+        if attachment.libc != libc.file_id {
+            let scope = if attachment.every_process {
+                UProbeScope::AllProcesses
+            } else {
+                UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?)
+            };
+            attachment.libc = libc.file_id;
+            let old = std::mem::take(&mut attachment.links);
+            self.detach_links(old);
+            let mut links = Vec::new();
+            let result = self.attach_functions(&libc, scope, &mut links);
+            if let Some(attachment) = self.attached.get_mut(&pid) {
+                attachment.links = links;
+            }
+            result?;
+        }
+        let mut processes = self.processes()?;
+        let mut entry = processes.get(&pid, 0)?;
+        entry.0.libc_text_start = libc.text_range.0;
+        entry.0.libc_text_end = libc.text_range.1;
+        processes.insert(pid, entry, 0)?;
+        Ok(())
+    }
+
+    /// Makes the probes walk the Python stacks of `process` (attached, or a
+    /// followed child), from its next allocation on.
+    pub fn register_python(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
+        python::register(&mut self.ebpf, process)
+    }
+
+    /// The probes stop walking the stacks of process `tgid` (it exited).
+    pub fn unregister_python(&mut self, tgid: u32) -> Result<(), Error> {
+        python::unregister(&mut self.ebpf, tgid)
+    }
+
+    /// The Python stacks the probes send. Taken once.
+    pub fn stacks(&mut self) -> Result<StackTable, Error> {
+        python::stack_table(&mut self.ebpf)
+    }
+
+    /// Why stack walks gave up, so far.
+    pub fn walk_counters(&self) -> Result<python::WalkCounters, Error> {
+        python::walk_counters(&self.ebpf)
+    }
+
+    /// Writes the probes' log lines (when `MEMRAY_EBPF_LOG` asks for them).
+    pub fn flush_log(&mut self) {
+        self.log.flush();
     }
 
     /// Removes the calls left in flight by threads of `tgids` when their

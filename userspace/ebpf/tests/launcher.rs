@@ -4,10 +4,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memray_ebpf::{HeldProgram, ProgramExit, RunAs};
+use memray_tests::interpreters;
 use memray_tests::skip::{self, Requirement};
 
 const USER: &str = "memray-ebpf-test";
@@ -41,26 +41,6 @@ fn test_user() -> RunAs {
     RunAs::user(id(&["-u", USER]).expect("uid"), None).expect("look the user up")
 }
 
-/// A `python3` on PATH that any user can run (the test interpreters may live
-/// under root's home).
-fn python_for_everyone() -> Option<PathBuf> {
-    let everyone_may = |path: &Path, bit: u32| {
-        path.metadata()
-            .is_ok_and(|m| m.permissions().mode() & bit != 0)
-    };
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("python3"))
-        .filter_map(|candidate| candidate.canonicalize().ok())
-        .find(|python| {
-            everyone_may(python, 0o001)
-                && python
-                    .ancestors()
-                    .skip(1)
-                    .all(|dir| everyone_may(dir, 0o001))
-        })
-}
-
 fn run(program: &str, args: &[&str], run_as: Option<&RunAs>) -> ProgramExit {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let mut held = HeldProgram::start(OsStr::new(program), &args, run_as).expect("start");
@@ -81,7 +61,7 @@ fn runs_as_the_invoking_user_once_released() {
     let script =
         "import json, os, sys; json.dump([os.getuid(), os.getgid(), sorted(os.getgroups()), \
                   os.environ['HOME'], os.environ['USER']], open(sys.argv[1], 'w'))";
-    let Some(python) = python_for_everyone() else {
+    let Some(python) = interpreters::for_every_user() else {
         skip::skip_part(
             "a python3 other users may run",
             "every python3 on PATH is in a directory only root may enter",

@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-/// One Python frame, as memray's `stack_trace()` returns it: function, file
-/// and line (memray's `int`; 0 when unknown). Native frames (`--native`)
-/// are to be added here, as another kind of frame, so that every report
-/// gets them through the same type.
+/// One frame as memray's reports show it: function, file and line (memray's
+/// `int`; 0 when unknown). A Python frame from `stack_trace()`, or a native
+/// one of a `hybrid_stack_trace()` (symbolized: its file as the line table
+/// names it); memray's reports tell them apart by name and file only
+/// (`is_cpython_internal`, the flame graph's colour by file extension), and
+/// so do ours.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Frame {
     pub function: Arc<str>,

@@ -12,7 +12,10 @@
 //! * [`Replay`] wraps a reader and yields [`Event`]s (allocations with their
 //!   thread, Python trie node, native frame id and segment generation), one
 //!   at a time ([`Replay::next_event`]) or in batches ([`Replay::next_events`]);
-//!   [`Replay::python_stack`] renders a node leaf first. The records replay
+//!   [`Replay::python_stack`] renders a node leaf first,
+//!   [`Replay::python_frames_with_entries`] with the entry bits memray's hybrid
+//!   stacks need; [`Replay::native_stack`] and [`Replay::generations`] give the
+//!   raw return addresses and the loaded objects to symbolize. The records replay
 //!   applies most (ALLOCATION, FRAME_PUSH/POP, NATIVE_TRACE_INDEX,
 //!   CONTEXT_SWITCH) go from the bytes to its state without a [`Record`].
 //!   The analyses consume these events as they are.

@@ -340,13 +340,17 @@ impl Replay {
     /// whichever thread it is shown for; `out` is cleared first.
     pub fn python_frames_into(&mut self, node: u32, out: &mut Vec<Frame>) {
         out.clear();
-        let mut node = node;
-        while let Some((frame_id, parent)) = self.state.tree.node(node) {
-            if let Some(frame) = self.state.render(frame_id) {
-                out.push(frame);
-            }
-            node = parent;
-        }
+        self.state.walk(node, |frame, _| out.push(frame));
+    }
+
+    /// Every Python frame of trie node `node` with its entry-frame bit (what memray's hybrid
+    /// stacks need: set on a frame that started its own eval loop, always before 3.11),
+    /// leaf first, whichever thread it is shown for.
+    pub fn python_frames_with_entries(&mut self, node: u32) -> Vec<(Frame, bool)> {
+        let mut out = Vec::new();
+        self.state
+            .walk(node, |frame, is_entry| out.push((frame, is_entry)));
+        out
     }
 
     /// `(frame_id, parent node)` of a Python trie node (for callers that
@@ -365,6 +369,12 @@ impl Replay {
             next = if parent < next { parent } else { 0 };
             Some(ip)
         })
+    }
+
+    /// The loaded objects of every segment generation so far, in the order of the capture's
+    /// MEMORY_MAP_START records (generation 1 first).
+    pub fn generations(&self) -> &[Vec<Image>] {
+        &self.state.generations
     }
 
     /// The loaded objects of a segment generation (1-based, as allocations
@@ -637,6 +647,21 @@ impl State {
             }),
             Record::Trailer => None,
         })
+    }
+
+    /// Hands each renderable frame of trie node `node`, leaf first, to `visit` with its
+    /// entry-frame bit (v11 frames have none: memray counts them as entry frames).
+    fn walk(&mut self, mut node: u32, mut visit: impl FnMut(Frame, bool)) {
+        while let Some((frame_id, parent)) = self.tree.node(node) {
+            if let Some(frame) = self.render(frame_id) {
+                let is_entry = match self.frames.get(frame_id) {
+                    Some(&FrameKey::Code { is_entry, .. }) => is_entry,
+                    _ => true,
+                };
+                visit(frame, is_entry);
+            }
+            node = parent;
+        }
     }
 
     /// The frame registered as `frame_id`, rendered once and cached.

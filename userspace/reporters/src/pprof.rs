@@ -81,7 +81,7 @@ pub fn encode(groups: &[AllocationGroup], stacks: &dyn StackResolver) -> Vec<u8>
     let mut location_msgs = Vec::new();
     let mut function_msgs = Vec::new();
     for group in groups {
-        let stack = stacks.python_stack(group.allocation.python_node, group.tid());
+        let stack = stacks.stack((&group.allocation).into());
         let mut ids = Vec::with_capacity(stack.len());
         for frame in stack {
             let next = locations.len() as u64 + 1;

@@ -72,7 +72,7 @@ impl Summary {
                 break;
             }
             covered += group.size;
-            let stack = stacks.python_stack(group.allocation.python_node, group.tid());
+            let stack = stacks.stack((&group.allocation).into());
             if stack.is_empty() {
                 own_and_total.push((row_for(&unknown, &unknown), true, group));
                 continue;

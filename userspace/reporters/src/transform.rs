@@ -62,8 +62,7 @@ pub struct TransformInput<'a> {
 
 impl TransformInput<'_> {
     fn stack(&self, group: &AllocationGroup) -> Vec<Frame> {
-        self.stacks
-            .python_stack(group.allocation.python_node, group.tid())
+        self.stacks.stack((&group.allocation).into())
     }
 }
 

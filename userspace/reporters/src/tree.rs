@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use memray_analysis::{AllocationGroup, Frame, StackResolver};
-use memray_format::{is_frame_from_import_system, is_frame_interesting};
+use memray_format::{is_cpython_internal, is_frame_from_import_system, is_frame_interesting};
 
 use crate::size::size_fmt;
 
@@ -121,9 +121,11 @@ impl Tree {
                 continue;
             }
             let thread = thread_label(stacks, group.tid());
-            let stack = stacks.python_stack(group.allocation.python_node, group.tid());
+            let stack = stacks.stack((&group.allocation).into());
             let mut node = &mut root;
-            for frame in stack.iter().rev().take(MAX_DEPTH) {
+            // Like memray, CPython's own frames of hybrid stacks are left out of the tree.
+            let shown = stack.iter().rev().take(MAX_DEPTH);
+            for frame in shown.filter(|f| !is_cpython_internal(&f.function, &f.filename)) {
                 node = node.child(frame);
                 node.add(group);
                 node.thread.clone_from(&thread);

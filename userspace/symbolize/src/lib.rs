@@ -9,6 +9,7 @@
 //! (`memray_format::is_frame_interesting` and its siblings), where the reporters read them
 //! without pulling in the symbolizer.
 
+mod comp_dirs;
 mod hybrid;
 mod symbolizer;
 

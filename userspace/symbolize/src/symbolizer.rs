@@ -10,12 +10,15 @@ use blazesym::symbolize::{CodeInfo, Input, Symbolized, Symbolizer};
 use memray_format::Image;
 use memray_unwind::load_segments;
 
+use crate::comp_dirs::{CompDirs, UnitDirs};
+
 /// One resolved frame, as memray's reports show a native frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativeFrame {
     /// The function, demangled; `<unknown>` when no symbol covers the address.
     pub function: String,
-    /// The source file; `<unknown>` without debug information.
+    /// The source file as the line table names it (relative to the compilation directory
+    /// unless absolute there); `<unknown>` without debug information.
     pub file: String,
     /// The source line; 0 without debug information.
     pub line: u32,
@@ -44,6 +47,7 @@ pub struct NativeSymbolizer {
     resolved: HashMap<(u64, usize), Rc<[NativeFrame]>>,
     /// Files already checked: whether they can be used.
     usable: HashMap<PathBuf, bool>,
+    comp_dirs: HashMap<PathBuf, CompDirs>,
     warnings: Vec<String>,
     warned: HashSet<PathBuf>,
 }
@@ -59,6 +63,7 @@ impl NativeSymbolizer {
             recorded_at,
             resolved: HashMap::new(),
             usable: HashMap::new(),
+            comp_dirs: HashMap::new(),
             warnings: Vec::new(),
             warned: HashSet::new(),
         }
@@ -139,7 +144,7 @@ impl NativeSymbolizer {
         }
     }
 
-    fn resolve(&self, path: &Path, offset: u64) -> Rc<[NativeFrame]> {
+    fn resolve(&mut self, path: &Path, offset: u64) -> Rc<[NativeFrame]> {
         let source = Source::Elf(Elf::new(path));
         let Ok(Symbolized::Sym(symbol)) = self
             .symbolizer
@@ -147,27 +152,39 @@ impl NativeSymbolizer {
         else {
             return Rc::from([NativeFrame::unknown()]);
         };
+        let no_unit = UnitDirs::default();
+        let unit = self
+            .comp_dirs
+            .entry(path.to_path_buf())
+            .or_insert_with(|| CompDirs::load(path))
+            .at(offset)
+            .unwrap_or(&no_unit);
         // blazesym lists inlined functions outermost first, each with its own location.
         let inlined = symbol
             .inlined
             .iter()
             .rev()
-            .map(|inlined| frame(&inlined.name, inlined.code_info.as_ref()));
+            .map(|inlined| frame(&inlined.name, inlined.code_info.as_ref(), unit));
         inlined
             .chain(std::iter::once(frame(
                 &symbol.name,
                 symbol.code_info.as_deref(),
+                unit,
             )))
             .collect()
     }
 }
 
-fn frame(function: &str, code: Option<&CodeInfo<'_>>) -> NativeFrame {
+/// A frame as memray shows it: the file as its unit's line table names it.
+fn frame(function: &str, code: Option<&CodeInfo<'_>>, unit: &UnitDirs) -> NativeFrame {
     NativeFrame {
         function: function.to_owned(),
         file: code.map_or_else(
             || UNKNOWN.into(),
-            |code| code.to_path().to_string_lossy().into_owned(),
+            |code| {
+                let dir = code.dir.as_deref().unwrap_or(Path::new(""));
+                unit.as_line_table_names_it(&dir.to_string_lossy(), &code.file.to_string_lossy())
+            },
         ),
         line: code.and_then(|code| code.line).unwrap_or(0),
     }

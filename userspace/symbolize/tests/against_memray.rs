@@ -8,6 +8,7 @@ use std::process::Command;
 
 use memray_format::{CaptureReader, Event, Record, Replay};
 use memray_symbolize::{hybrid_stack, HybridFrame, NativeFrame, NativeSymbolizer};
+use memray_tests::native_extension;
 use memray_tests::reference::{reference_memray, ReferenceMemray};
 use serde_json::Value;
 
@@ -16,43 +17,13 @@ type Location = (String, String, u32);
 
 const SIZES: [u64; 2] = [123456, 123457];
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/native")
-        .join(name)
-}
-
-/// Builds the extension for the reference interpreter into `directory`.
-fn build_extension(python: &Path, directory: &Path) {
-    let config = |expression: &str| {
-        let output = Command::new(python)
-            .args(["-c", &format!("import sysconfig; print({expression})")])
-            .output()
-            .expect("run the reference python");
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
-    let include = PathBuf::from(config("sysconfig.get_paths()['include']"));
-    let suffix = config("sysconfig.get_config_var('EXT_SUFFIX')");
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-shared", "-fPIC", "-g", "-O2"])
-        .arg(format!("-I{}", include.display()))
-        // Debian's pyconfig.h includes a multiarch one from the parent directory.
-        .arg(format!("-I{}", include.parent().unwrap().display()))
-        .arg("-o")
-        .arg(directory.join(format!("nativeext{suffix}")))
-        .arg(fixture("nativeext.c"))
-        .status()
-        .expect("run cc");
-    assert!(status.success());
-}
-
 /// Records the script with memray 1.20 `run --native`.
 fn record(memray: &ReferenceMemray, directory: &Path) -> PathBuf {
     let capture = directory.join("native.bin");
     let status = Command::new(&memray.python)
         .args(["-m", "memray", "run", "--native", "-q", "-f", "-o"])
         .arg(&capture)
-        .arg(fixture("hybrid_script.py"))
+        .arg(native_extension::script())
         .env("PYTHONPATH", directory)
         .status()
         .expect("run memray");
@@ -74,7 +45,7 @@ fn memrays_stacks(
     capture: &Path,
 ) -> HashMap<u64, (Vec<Location>, Vec<Location>)> {
     let output = Command::new(&memray.python)
-        .arg(fixture("memray_stacks.py"))
+        .arg(native_extension::fixture("memray_stacks.py"))
         .arg(capture)
         .output()
         .expect("run memray's reader");
@@ -129,23 +100,12 @@ fn as_location(frame: &NativeFrame) -> Location {
     (frame.function.clone(), frame.file.clone(), frame.line)
 }
 
-/// Frames compared by function, file name and line. The directories differ: memray
-/// (libbacktrace) shows a file as the line table names it, without the compilation directory
-/// (`Objects/call.c`, `../csu/libc-start.c`), where blazesym joins that directory in front
-/// (`/tmp/python-build…/Objects/call.c`, `./csu/../csu/libc-start.c`).
-fn file_name(location: &Location) -> Location {
-    let name = Path::new(&location.1)
-        .file_name()
-        .map_or(String::new(), |name| name.to_string_lossy().into_owned());
-    (location.0.clone(), name, location.2)
-}
-
 #[test]
 fn native_and_hybrid_stacks_as_memray_reads_them() {
     let memray = reference_memray();
     let directory = Path::new(env!("CARGO_TARGET_TMPDIR")).join("against-memray");
     std::fs::create_dir_all(&directory).unwrap();
-    build_extension(&memray.python, &directory);
+    native_extension::build(&memray.python, &directory);
     let capture = record(&memray, &directory);
     let theirs = memrays_stacks(&memray, &capture);
     let entries = entry_bits(&capture);
@@ -161,11 +121,7 @@ fn native_and_hybrid_stacks_as_memray_reads_them() {
             }
         }
     }
-    let generations: Vec<_> = (1..)
-        .map(|generation| replay.images(generation).to_vec())
-        .take_while(|images| !images.is_empty())
-        .collect();
-    let mut symbolizer = NativeSymbolizer::new(generations, None);
+    let mut symbolizer = NativeSymbolizer::new(replay.generations().to_vec(), None);
     for allocation in allocations {
         let (their_native, their_hybrid) = &theirs[&allocation.size];
         let generation = allocation.native_segment_generation as usize;
@@ -177,47 +133,44 @@ fn native_and_hybrid_stacks_as_memray_reads_them() {
             .collect();
         let ours: Vec<Location> = native.iter().map(as_location).collect();
         assert_eq!(
-            ours.iter().map(file_name).collect::<Vec<_>>(),
-            their_native.iter().map(file_name).collect::<Vec<_>>(),
+            &ours, their_native,
             "native stack of the {}-byte allocation",
             allocation.size
         );
 
-        // memray's Python stack leaves out the main thread's skipped frames; the hybrid
-        // rule needs them counted (their content is dropped with them).
-        let mut python: Vec<Location> = replay
-            .python_stack(allocation.python_node, allocation.tid)
-            .iter()
-            .map(|frame| {
-                (
+        // Every Python frame with its entry bit, the main thread's hidden ones too: the
+        // hybrid rule drops them itself.
+        let (python, is_entry): (Vec<Location>, Vec<bool>) = replay
+            .python_frames_with_entries(allocation.python_node)
+            .into_iter()
+            .map(|(frame, is_entry)| {
+                let location = (
                     frame.function.to_string(),
                     frame.filename.to_string(),
                     frame.lineno as u32,
-                )
+                );
+                (location, is_entry)
             })
-            .collect();
+            .unzip();
+        assert_eq!(
+            is_entry, entries[&allocation.size],
+            "the replay's entry bits are the FRAME_PUSH records'"
+        );
         let skip = if allocation.tid == header.main_tid {
             header.skipped_frames_on_main_tid as usize
         } else {
             0
         };
-        python.extend((0..skip).map(|_| (String::new(), String::new(), 0)));
-        let hybrid: Vec<Location> = hybrid_stack(
-            &native,
-            |frame| &frame.function,
-            &python,
-            &entries[&allocation.size],
-            skip,
-        )
-        .into_iter()
-        .map(|frame| match frame {
-            HybridFrame::Native(frame) => as_location(&frame),
-            HybridFrame::Python(frame) => frame,
-        })
-        .collect();
+        let hybrid: Vec<Location> =
+            hybrid_stack(&native, |frame| &frame.function, &python, &is_entry, skip)
+                .into_iter()
+                .map(|frame| match frame {
+                    HybridFrame::Native(frame) => as_location(&frame),
+                    HybridFrame::Python(frame) => frame,
+                })
+                .collect();
         assert_eq!(
-            hybrid.iter().map(file_name).collect::<Vec<_>>(),
-            their_hybrid.iter().map(file_name).collect::<Vec<_>>(),
+            &hybrid, their_hybrid,
             "hybrid stack of the {}-byte allocation",
             allocation.size
         );

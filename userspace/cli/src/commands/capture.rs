@@ -1,6 +1,7 @@
 //! Opening a capture and running a report's passes over it, as every
-//! reporter does: memray's failure wording, and one line on stderr when the
-//! capture turns out to be cut short.
+//! reporter does: memray's failure wording, and lines on stderr when the
+//! capture turns out to be cut short or damaged, or its native frames'
+//! files are gone.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -84,12 +85,16 @@ pub fn damage_warning(results: &Path, offset: u64) -> String {
 }
 
 /// Prints [`damage_warning`] or [`cut_off_warning`] if the passes over
-/// `capture` did not read all of it. Every reporter calls it once, after
-/// its passes.
-pub fn warn_if_cut_off(capture: &CaptureFile) {
+/// `capture` did not read all of it, then one line per mapped file whose
+/// native frames could not be symbolized. Every reporter calls it once,
+/// after its passes and stacks.
+pub fn print_capture_warnings(capture: &CaptureFile) {
     if let Some(offset) = capture.damaged_at() {
         eprintln!("{}", damage_warning(capture.path(), offset));
     } else if capture.is_truncated() {
         eprintln!("{}", cut_off_warning(capture.path()));
+    }
+    for warning in capture.take_native_warnings() {
+        eprintln!("{warning}");
     }
 }

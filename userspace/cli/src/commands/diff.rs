@@ -38,8 +38,8 @@ pub fn run(args: Args) -> CliResult {
         let (old, new) = (by_location(&old, selection)?, by_location(&new, selection)?);
         sections.push(render_section(title, &old, &new, args.max_rows));
     }
-    capture::warn_if_cut_off(&old);
-    capture::warn_if_cut_off(&new);
+    capture::print_capture_warnings(&old);
+    capture::print_capture_warnings(&new);
     for section in sections {
         println!("{section}");
     }

@@ -1,8 +1,10 @@
 //! One module per subcommand; each exposes `Args` (its flags) and `run`.
 
+pub mod attach;
 pub mod capture;
 pub mod diff;
 pub mod dump_stacks;
+pub mod ebpf_capture;
 pub mod flamegraph;
 pub mod parse;
 pub mod report;

@@ -84,7 +84,7 @@ impl ReportTarget {
     /// Writes the page and says so, as memray does, after the cut-off
     /// warning if the capture was cut short.
     pub fn write(&self, page: &str) -> CliResult {
-        capture::warn_if_cut_off(&self.capture);
+        capture::print_capture_warnings(&self.capture);
         write_report(&self.output, page.as_bytes())
     }
 

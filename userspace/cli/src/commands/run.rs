@@ -12,6 +12,8 @@
 //! arguments are never joined into one string (the kernel limits each to
 //! 128 KiB), `ps` shows a short command line, nothing is left in the
 //! environment, and the bootstrap runs as a plain script (one frame).
+//!
+//! `--ebpf` records from outside instead (`run/ebpf.rs`).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -24,6 +26,8 @@ use std::process::Command;
 use memray_activation::flags;
 
 use crate::error::{CliError, CliResult};
+
+mod ebpf;
 
 const BOOTSTRAP: &str = include_str!("../../../python/memray/_bootstrap.py");
 const TRACKER_LIBRARY: &str = "libmemray_tracker.so";
@@ -52,7 +56,7 @@ pub struct Args {
     /// Track native (C/C++) stack frames as well
     #[arg(long)]
     native: bool,
-    /// Track allocations with eBPF uprobes instead of the preloaded library (not available yet)
+    /// Track allocations with eBPF uprobes instead of the preloaded library (as root: sudo)
     #[arg(long)]
     ebpf: bool,
     /// Record allocations in child processes forked from the tracked script
@@ -114,27 +118,15 @@ impl Mode {
 }
 
 pub fn run(args: Args) -> CliResult {
-    reject_unsupported(&args)?;
-    let mode = if args.run_as_module {
-        Mode::Module
-    } else if args.run_as_cmd {
-        Mode::Code
-    } else {
-        Mode::File
-    };
-    let target = args
-        .program
-        .first()
-        .ok_or_else(|| CliError::new("memray run: the following arguments are required: file"))?;
-    if mode == Mode::Code && Path::new(target).exists() {
-        return Err(CliError::new(
-            "memray run: error: remove the option -c to run a file",
-        ));
+    if args.ebpf {
+        return ebpf::run(args);
     }
+    reject_unsupported(&args)?;
+    let (mode, target) = program(&args)?;
     let output = args
         .output
         .clone()
-        .unwrap_or_else(|| default_output(mode, target));
+        .unwrap_or_else(|| default_output(mode, target, std::process::id()));
     let memray = std::env::current_exe()
         .map_err(|e| CliError::new(format!("memray run: cannot locate myself: {e}")))?;
     let library = tracker_library(&memray)?;
@@ -166,6 +158,27 @@ pub fn run(args: Args) -> CliResult {
     )))
 }
 
+/// What the interpreter is asked to run, and the file, module or code.
+fn program(args: &Args) -> Result<(Mode, &OsString), CliError> {
+    let mode = if args.run_as_module {
+        Mode::Module
+    } else if args.run_as_cmd {
+        Mode::Code
+    } else {
+        Mode::File
+    };
+    let target = args
+        .program
+        .first()
+        .ok_or_else(|| CliError::new("memray run: the following arguments are required: file"))?;
+    if mode == Mode::Code && Path::new(target).exists() {
+        return Err(CliError::new(
+            "memray run: error: remove the option -c to run a file",
+        ));
+    }
+    Ok((mode, target))
+}
+
 /// This command's own arguments, with our resolved path first: the
 /// bootstrap joins them into memray's header `command_line`.
 fn own_command_line(memray: &Path) -> Vec<OsString> {
@@ -189,11 +202,7 @@ fn bootstrap_file() -> std::io::Result<PathBuf> {
 }
 
 fn reject_unsupported(args: &Args) -> CliResult {
-    let unsupported = [
-        (args.live, "--live"),
-        (args.live_remote, "--live-remote"),
-        (args.ebpf, "--ebpf"),
-    ];
+    let unsupported = [(args.live, "--live"), (args.live_remote, "--live-remote")];
     if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
         return Err(CliError::new(format!(
             "memray run: {flag} is not supported yet"
@@ -223,8 +232,9 @@ fn tracker_flags(args: &Args) -> u32 {
 }
 
 /// memray's default: `memray-<script>.<pid>.bin` next to the script
-/// (`string` for `-c`, the module name for `-m`). The pid is ours: `exec` keeps it.
-fn default_output(mode: Mode, target: &OsStr) -> PathBuf {
+/// (`string` for `-c`, the module name for `-m`), with the program's pid
+/// (ours with the tracker: `exec` keeps it).
+fn default_output(mode: Mode, target: &OsStr, pid: u32) -> PathBuf {
     let target = Path::new(target);
     let (directory, name) = match mode {
         Mode::Code => (Path::new(""), OsStr::new("string")),
@@ -235,7 +245,7 @@ fn default_output(mode: Mode, target: &OsStr) -> PathBuf {
     };
     let mut file = OsString::from("memray-");
     file.push(name);
-    file.push(format!(".{}.bin", std::process::id()));
+    file.push(format!(".{pid}.bin"));
     directory.join(file)
 }
 

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> CliResult {
     }
     let collector = statistics(&WithProgress::new(&capture))
         .map_err(|e| CliError::new(report_failure(&args.results, STATS_FAILURE, e)))?;
-    capture::warn_if_cut_off(&capture);
+    capture::print_capture_warnings(&capture);
     let header = capture.header();
     let paths = PathInfo::from_header(&header.libdest, &header.site_packages, &header.sys_path);
     let stats = collector.finish(&capture, paths, args.num_largest as usize);

@@ -60,7 +60,7 @@ pub fn run(args: Args) -> CliResult {
     let merge_threads = args.temporary.threshold().is_none();
     let (_, groups) = capture::selected(&capture, selection, merge_threads)?;
     let summary = Summary::new(&groups, &capture);
-    capture::warn_if_cut_off(&capture);
+    capture::print_capture_warnings(&capture);
     let rows = args
         .max_rows
         .filter(|r| *r > 0)

@@ -47,13 +47,14 @@ pub fn run(args: Args) -> CliResult {
         .unwrap_or_else(|| default_output(&args.results, format));
     refuse_to_overwrite(&output, args.force)?;
     let (_, groups) = capture::selected(&capture, selection, true)?;
-    capture::warn_if_cut_off(&capture);
     let input = TransformInput {
         groups: &groups,
         stacks: &capture,
         command_line: &capture.header().command_line,
     };
-    write_report(&output, &render(format, &input))?;
+    let report = render(format, &input);
+    capture::print_capture_warnings(&capture);
+    write_report(&output, &report)?;
     if format == Format::Gprof2dot {
         println!("\nTo generate a graph from the transform file, run for example:");
         println!(

@@ -28,7 +28,7 @@ pub fn run(args: Args) -> CliResult {
     let capture = capture::open(&args.results, PARSE_FAILURE)?;
     let (overview, groups) = capture::selected(&capture, selection, false)?;
     let tree = Tree::new(&groups, &capture, args.biggest_allocs);
-    capture::warn_if_cut_off(&capture);
+    capture::print_capture_warnings(&capture);
     if !std::io::stdout().is_terminal() {
         print!("{}", tree.render());
         return Ok(());

@@ -5,7 +5,6 @@
 
 mod codes;
 mod kernel_btf;
-mod probe_log;
 mod sampler;
 mod stacks;
 mod thread_key;
@@ -19,7 +18,7 @@ use memray_ebpf_common::python_stack::{
 };
 use python_frames::{PythonProcess, Target};
 
-use crate::PthreadKeyLayout;
+use crate::{LibcImage, PthreadKeyLayout};
 
 pub use codes::RemoteCodes;
 pub use sampler::{Sample, StackSampler};
@@ -44,18 +43,32 @@ pub enum Error {
 /// Why walks gave up, summed over CPUs (indexed like `WalkCounter::ALL`).
 pub type WalkCounters = [u64; WalkCounter::ALL.len()];
 
-/// Makes the probes walk the Python stacks of `process`, whose libc keeps
-/// pthread-specific values as `keys` says.
-pub fn register(
-    ebpf: &mut Ebpf,
-    process: &PythonProcess,
-    keys: &PthreadKeyLayout,
-) -> Result<(), Error> {
+/// Makes the probes walk the Python stacks of `process` (its libc tells
+/// where threads keep their pthread-specific values).
+pub fn register(ebpf: &mut Ebpf, process: &PythonProcess) -> Result<(), Error> {
+    let pid = u32::try_from(process.pid()).map_err(|_| crate::Error::InvalidPid(process.pid()))?;
+    let libc = LibcImage::of_process(pid)?;
+    let keys = PthreadKeyLayout::from_getspecific(libc.function("pthread_getspecific")?.bytes)
+        .ok_or(Error::NoThreadKey(
+            "pthread_getspecific could not be decoded",
+        ))?;
     let key = ThreadStateKey {
         task_fsbase: kernel_btf::task_fsbase_offset().map_err(Error::KernelBtf)?,
-        tstate_slot: thread_state_slot(process, keys)?,
+        tstate_slot: thread_state_slot(process, &keys)?,
     };
     Ok(fill_process_maps(ebpf, process, key)?)
+}
+
+/// The probes stop walking the stacks of process `tgid` (gone or detached).
+pub fn unregister(ebpf: &mut Ebpf, tgid: u32) -> Result<(), crate::Error> {
+    let mut targets: HashMap<_, u32, TargetValue> =
+        HashMap::try_from(map(ebpf, PYTHON_TARGETS_MAP)?)?;
+    // Absent if it was never registered.
+    let _ = targets.remove(&tgid);
+    let mut keys: HashMap<_, u32, KeyValue> =
+        HashMap::try_from(map(ebpf, PYTHON_THREAD_KEYS_MAP)?)?;
+    let _ = keys.remove(&tgid);
+    Ok(())
 }
 
 fn fill_process_maps(

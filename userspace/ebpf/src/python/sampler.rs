@@ -13,13 +13,13 @@ use memray_ebpf_common::python_stack::{
 };
 use python_frames::PythonProcess;
 
-use super::probe_log::{self, ProbeLog};
 use super::{
     load_walk_programs, loaded_uprobe, register, stack_table, walk_counters, Error, StackTable,
     WalkCounters, WalkPrograms,
 };
 use crate::object::PROBES;
-use crate::{LibcImage, PthreadKeyLayout};
+use crate::probe_log::{self, ProbeLog};
+use crate::Options;
 
 /// One call of the sampled function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,14 +53,9 @@ impl StackSampler {
             .ok()
             .and_then(NonZeroU32::new)
             .ok_or(crate::Error::InvalidPid(process.pid()))?;
-        let libc = LibcImage::of_process(pid.get())?;
-        let keys = PthreadKeyLayout::from_getspecific(libc.function("pthread_getspecific")?.bytes)
-            .ok_or(Error::NoThreadKey(
-                "pthread_getspecific could not be decoded",
-            ))?;
-        let mut ebpf = probe_log::load(object)?;
+        let mut ebpf = probe_log::load(object, Options::default().ring_buffer_bytes)?;
         let log = ProbeLog::new(&mut ebpf);
-        register(&mut ebpf, process, &keys)?;
+        register(&mut ebpf, process)?;
         let walk = load_walk_programs(&mut ebpf, &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)])?;
         let stacks = stack_table(&mut ebpf)?;
         let samples = RingBuf::try_from(

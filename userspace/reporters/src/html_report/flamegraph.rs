@@ -5,7 +5,8 @@
 
 use memray_analysis::{
     high_water_mark, leaks, overview, temporal_high_water_mark, temporal_leaks,
-    temporary_allocations, AnalysisError, CaptureFile, Overview, StackResolver, TemporalRecord,
+    temporary_allocations, AnalysisError, CaptureFile, Overview, StackIds, StackResolver,
+    TemporalRecord,
 };
 use memray_html::{
     FlameGraph, FlameGraphBuilder, Interval, MemorySample, NodeId, ReportKind, Temporal,
@@ -73,9 +74,9 @@ struct TreeBuilder<'a> {
 }
 
 impl TreeBuilder<'_> {
-    fn add(&mut self, python_node: u32, tid: u64, bytes: u64, n_allocations: u64) -> NodeId {
-        let thread = self.graph.thread(&thread_label(self.stacks, tid));
-        let stack = self.stacks.python_stack(python_node, tid);
+    fn add(&mut self, at: StackIds, bytes: u64, n_allocations: u64) -> NodeId {
+        let thread = self.graph.thread(&thread_label(self.stacks, at.tid));
+        let stack = self.stacks.stack(at);
         let path = flame_path(&stack);
         for frame in &path {
             self.sources.want(frame.filename, frame.lineno);
@@ -86,7 +87,7 @@ impl TreeBuilder<'_> {
     fn add_temporal(&mut self, records: &[TemporalRecord]) -> Result<(), AnalysisError> {
         for record in records {
             let location = record.location;
-            let node = self.add(location.python_node, location.tid, 0, 0);
+            let node = self.add((&location).into(), 0, 0);
             for interval in &record.intervals {
                 self.graph.add_interval(Interval {
                     allocated_before: snapshot_number(interval.allocated_before_snapshot)?,
@@ -133,8 +134,7 @@ pub fn flamegraph_model(
                 Selection::Temporary(threshold) => temporary_allocations(replay, threshold, merge)?,
             };
             for group in &groups {
-                let python_node = group.allocation.python_node;
-                tree.add(python_node, group.tid(), group.size, group.n_allocations);
+                tree.add((&group.allocation).into(), group.size, group.n_allocations);
             }
         }
         FlameGraphMode::TemporalHighWaterMark => {

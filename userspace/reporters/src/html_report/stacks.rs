@@ -3,7 +3,7 @@
 //! everything an import runs.
 
 use memray_analysis::{Frame, StackResolver};
-use memray_format::{is_frame_from_import_system, is_frame_interesting};
+use memray_format::{is_cpython_internal, is_frame_from_import_system, is_frame_interesting};
 use memray_html::StackFrame;
 
 /// memray's `MAX_STACKS`: the default recursion limit (1000) / 2.5.
@@ -23,13 +23,15 @@ pub fn thread_label(stacks: &dyn StackResolver, tid: u64) -> String {
 /// flame graph's path from the root. Like memray, a frame is interesting
 /// unless it is call machinery, the runpy bootstrap or the import system;
 /// once a frame belongs to the import system, so do all frames below it.
-/// The frame at depth `MAX_STACK_DEPTH + 1` becomes [`STACK_TOO_DEEP`] and
+/// CPython's own frames (of hybrid stacks) are left out, and the frame at
+/// depth `MAX_STACK_DEPTH + 1` of those kept becomes [`STACK_TOO_DEEP`] and
 /// ends the path.
 pub fn flame_path(stack: &[Frame]) -> Vec<StackFrame<'_>> {
     let mut inside_import = false;
     let mut path: Vec<StackFrame<'_>> = stack
         .iter()
         .rev()
+        .filter(|frame| !is_cpython_internal(&frame.function, &frame.filename))
         .take(MAX_STACK_DEPTH + 2)
         .map(|frame| {
             let (function, filename) = (&*frame.function, &*frame.filename);

@@ -42,7 +42,7 @@ fn rows(
     let mut row_of: HashMap<(String, &'static str, String), usize> = HashMap::new();
     for group in groups {
         let frames: Vec<String> = stacks
-            .python_stack(group.allocation.python_node, group.tid())
+            .stack((&group.allocation).into())
             .iter()
             .map(|f| format!("{} at {}:{}", f.function, f.filename, f.lineno))
             .collect();

@@ -5,6 +5,7 @@
 
 use aya::{Ebpf, EbpfLoader};
 use aya_log::EbpfLogger;
+use memray_ebpf_common::EVENTS_MAP;
 
 const VARIABLE: &str = "MEMRAY_EBPF_LOG";
 /// aya-log-ebpf's level global (its levels number like the `log` crate's).
@@ -18,21 +19,23 @@ fn level() -> log::LevelFilter {
         .unwrap_or(log::LevelFilter::Off)
 }
 
-/// Loads `object` with the log level patched in.
-pub(super) fn load(object: &[u8]) -> Result<Ebpf, crate::Error> {
+/// Loads `object` with the log level patched in and a ring buffer of
+/// `events_bytes` for the allocation records.
+pub(crate) fn load(object: &[u8], events_bytes: u32) -> Result<Ebpf, crate::Error> {
     let level = level() as u8;
     Ok(EbpfLoader::new()
         .override_global(LEVEL_GLOBAL, &level, true)
+        .map_max_entries(EVENTS_MAP, events_bytes)
         .load(object)?)
 }
 
 /// The probes' log lines, when asked for.
-pub(super) struct ProbeLog {
+pub(crate) struct ProbeLog {
     logger: Option<EbpfLogger<Stderr>>,
 }
 
 impl ProbeLog {
-    pub(super) fn new(ebpf: &mut Ebpf) -> ProbeLog {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> ProbeLog {
         let enabled = level() != log::LevelFilter::Off;
         ProbeLog {
             // Without the log map the lines are lost, not the probes.
@@ -43,7 +46,7 @@ impl ProbeLog {
     }
 
     /// Writes the lines logged so far.
-    pub(super) fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if let Some(logger) = &mut self.logger {
             logger.flush();
         }

@@ -1,0 +1,272 @@
+//! `sudo memray run --ebpf` and `memray attach --ebpf`: the probes record
+//! from outside the process what the in-process tracker records from inside
+//! (same allocators, sizes and Python stacks, read by memray 1.20's
+//! FileReader), and attaching leaves the process as it was.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use memray_tests::interpreters::{self, Interpreter};
+use memray_tests::tracker_fixtures::{fixtures, test_extension};
+use memray_tests::{paths, reference, skip};
+
+fn scenario(name: &str) -> PathBuf {
+    fixtures().join("scenarios").join(format!("{name}.py"))
+}
+
+/// `memray run [--ebpf] -q -f -o capture scenario run case` with the test
+/// extension on the path.
+fn memray_run(python: &Interpreter, ebpf: bool, name: &str, case: &str, capture: &Path) -> Output {
+    let mut command = Command::new(paths::memray_bin());
+    command.arg("run");
+    if ebpf {
+        command.arg("--ebpf");
+    }
+    command
+        .arg("--python")
+        .arg(&python.path)
+        .args(["-q", "-f", "-o"])
+        .arg(capture)
+        .arg(scenario(name))
+        .args(["run", case])
+        .env(
+            "PYTHONPATH",
+            std::env::join_paths([test_extension(python), fixtures()]).unwrap(),
+        )
+        .output()
+        .expect("run memray")
+}
+
+fn succeeded(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what}: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The C test extension's allocations, through `run --ebpf` and through the
+/// in-process tracker: the same allocators, sizes and Python stacks
+/// (function, file, line), in the same order, on each CPython here.
+#[test]
+fn run_ebpf_records_what_the_in_process_tracker_records() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let reference = reference::reference_memray();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let programs = [
+        ("traceback", "default"),
+        // A thread that allocates in C without the GIL has its own stack.
+        ("threads", "pthread"),
+    ];
+    for python in interpreters::all_for_tests() {
+        for (name, case) in programs {
+            let label = format!("{name} [{case}] on Python {}", python.label());
+            let ours = workdir.path().join(format!("{name}-ebpf.bin"));
+            let inprocess = workdir.path().join(format!("{name}-tracker.bin"));
+            succeeded(
+                &memray_run(&python, true, name, case, &ours),
+                &format!("run --ebpf of {label}"),
+            );
+            succeeded(
+                &memray_run(&python, false, name, case, &inprocess),
+                &format!("run of {label}"),
+            );
+            let compared = Command::new(&reference.python)
+                .arg(fixtures().join("compare_captures.py"))
+                .arg(&ours)
+                .arg(&inprocess)
+                .arg(scenario(name))
+                .env("PYTHONPATH", fixtures())
+                .output()
+                .expect("compare");
+            succeeded(&compared, &format!("{label}: the captures differ"));
+        }
+    }
+}
+
+/// The program runs as the user who ran sudo, and the capture is theirs.
+#[test]
+fn the_program_and_the_capture_belong_to_the_invoking_user() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let Some(python) = interpreters::for_every_user() else {
+        skip::skip_part(
+            "a python3 other users may run",
+            "every python3 on PATH is in a directory only root may enter",
+        );
+        return;
+    };
+    let workdir = tempfile::tempdir().expect("tempdir");
+    // Readable and writable by the unprivileged user.
+    std::fs::set_permissions(
+        workdir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    std::fs::write(
+        workdir.path().join("ids.py"),
+        "import os\nprint(os.getuid(), os.getgid())\n",
+    )
+    .expect("write the script");
+    let capture = workdir.path().join("ids.bin");
+    let output = Command::new(paths::memray_bin())
+        .args(["run", "--ebpf", "-q", "-o"])
+        .arg(&capture)
+        .arg("--python")
+        .arg(&python)
+        .arg("ids.py")
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .current_dir(workdir.path())
+        .output()
+        .expect("run memray");
+    succeeded(&output, "run --ebpf as nobody");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "65534 65534\n");
+    let owner = std::os::unix::fs::MetadataExt::uid(&capture.metadata().expect("the capture"));
+    assert_eq!(owner, 65534);
+}
+
+/// The program's exit status is memray's.
+#[test]
+fn the_programs_exit_status_is_passed_on() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(paths::memray_bin())
+        .args(["run", "--ebpf", "-q", "-o", "out.bin", "--python"])
+        .arg(&python.path)
+        .args(["-c", "import sys; sys.exit(7)"])
+        .current_dir(workdir.path())
+        .output()
+        .expect("run memray");
+    assert_eq!(output.status.code(), Some(7), "{output:?}");
+}
+
+/// A running process, attached twice in a row for a while: each capture
+/// holds its allocations with their stacks, the process goes on and its
+/// output is what it would have been; our reporters read the captures.
+#[test]
+fn attach_twice_then_the_process_goes_on_unchanged() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let script = workdir.path().join("loop.py");
+    std::fs::write(
+        &script,
+        "import sys, time\n\
+         def work():\n    return [bytearray(100003) for _ in range(3)]\n\
+         print('ready', flush=True)\n\
+         for i in range(int(sys.argv[1])):\n    work()\n    time.sleep(0.02)\n\
+         print('sum', sum(range(1000)), flush=True)\n",
+    )
+    .expect("write the script");
+    let mut child = Command::new(&python.path)
+        .arg(&script)
+        .arg("800")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("ready");
+    assert_eq!(line, "ready\n");
+    let pid = child.id().to_string();
+    let memray = |args: &[&str], what: &str| {
+        let output = Command::new(paths::memray_bin())
+            .args(args)
+            .current_dir(workdir.path())
+            .output()
+            .expect("run memray");
+        succeeded(&output, what);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for capture in ["first.bin", "second.bin"] {
+        let attach = ["attach", "--ebpf", &pid, "-f", "-o", capture];
+        memray(
+            &[&attach[..], &["--duration", "1"]].concat(),
+            "attach --ebpf",
+        );
+        memray(&["stats", capture], "stats");
+        let summary = memray(&["summary", capture], "summary");
+        assert!(summary.contains("work at "), "{summary}");
+        memray(&["flamegraph", "-f", capture], "flamegraph");
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("the rest");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(rest, "sum 499500\n");
+}
+
+/// Without `--ebpf`, `attach` (memray's injection) is not available yet.
+#[test]
+fn attach_without_ebpf_says_it_is_not_available() {
+    let output = Command::new(paths::memray_bin())
+        .args(["attach", "1234"])
+        .output()
+        .expect("run memray attach");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "memray attach: not available yet in memray-rs without --ebpf\n"
+    );
+}
+
+/// A process that exits while attached ends the recording: the capture is
+/// finished and holds what it allocated.
+#[test]
+fn attach_ends_when_the_process_exits() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    // Runs until memray has attached (the file appears), then a little more.
+    let mut child = Command::new(&python.path)
+        .args([
+            "-c",
+            "import os, time\n\
+             while not os.path.exists('attached.bin'): time.sleep(0.01)\n\
+             blocks = [bytearray(200003) for _ in range(5)]\n\
+             time.sleep(0.5)\n",
+        ])
+        .current_dir(workdir.path())
+        .spawn()
+        .expect("start python");
+    let output = Command::new(paths::memray_bin())
+        .args([
+            "attach",
+            "--ebpf",
+            &child.id().to_string(),
+            "-o",
+            "attached.bin",
+        ])
+        .current_dir(workdir.path())
+        .output()
+        .expect("run memray attach");
+    succeeded(&output, "attach --ebpf until the exit");
+    assert!(child.wait().expect("wait").success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("exited"), "{stdout}");
+    let allocations = Command::new(paths::memray_bin())
+        .args(["parse", "attached.bin"])
+        .current_dir(workdir.path())
+        .output()
+        .expect("memray parse");
+    let parsed = String::from_utf8_lossy(&allocations.stdout);
+    let blocks = parsed
+        .lines()
+        // bytearray(n) asks for n + 1 bytes.
+        .filter(|line| line.contains("size=200004 allocator=malloc"))
+        .count();
+    assert_eq!(blocks, 5, "{parsed}");
+}

@@ -1,0 +1,113 @@
+//! What `run --ebpf` and `attach --ebpf` share: the capture's settings, the
+//! recording itself, its file handed to the invoking user, and the messages.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use memray_ebpf::{Outcome, Recording, RunAs, Session};
+use memray_recorder::{CaptureOptions, CaptureSettings, Header};
+
+use crate::error::CliError;
+
+/// The settings of a capture written to `output`; `command_line` is
+/// memray's own (the header's `command_line`).
+pub fn settings(
+    output: PathBuf,
+    options: CaptureOptions,
+    command_line: &[OsString],
+) -> CaptureSettings {
+    let command_line = command_line
+        .iter()
+        .map(|arg| arg.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    CaptureSettings {
+        output,
+        options,
+        header: Header {
+            command_line,
+            ..Header::default()
+        },
+    }
+}
+
+/// memray's refusal to replace a file without `-f`, said before anything
+/// runs (the capture is created once the interpreter is found), in the
+/// words the capture's sink uses.
+pub fn check_output(output: &Path, force: bool) -> Result<(), CliError> {
+    if output.exists() && !force {
+        return Err(CliError::new(format!(
+            "Output file {} already exists. Memray can overwrite it with the --force CLI argument.",
+            output.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The probes loaded, refusing in one line without the privileges.
+pub fn load_session(command: &str) -> Result<Session, CliError> {
+    memray_ebpf::require_privileges().map_err(|e| ebpf_error(command, e))?;
+    Session::load(memray_ebpf::Options::default()).map_err(|e| ebpf_error(command, e))
+}
+
+pub fn ebpf_error(command: &str, error: impl std::fmt::Display) -> CliError {
+    CliError::new(format!("memray {command}: {error}"))
+}
+
+/// Records, then reports how it went: the file (given to `owner`), lost
+/// records, or why no capture was written.
+pub fn record(
+    command: &str,
+    recording: Recording<'_>,
+    session: Session,
+    owner: Option<&RunAs>,
+) -> Result<Outcome, CliError> {
+    let pid = recording.pid;
+    let output = recording.settings.output.clone();
+    let outcome = recording.run(session).map_err(|e| ebpf_error(command, e))?;
+    if outcome.drops > 0 {
+        eprintln!(
+            "memray {command}: warning: {} allocation records were lost (the ring buffer was full); the capture misses them",
+            outcome.drops
+        );
+    }
+    let Some(finished) = &outcome.capture else {
+        let why = outcome
+            .unregistered
+            .as_ref()
+            .map_or("it ended first".to_string(), ToString::to_string);
+        return Err(CliError::new(format!(
+            "memray {command}: no capture: the Python interpreter of process {pid} was not found ({why})"
+        )));
+    };
+    if let Err(error) = &finished.result {
+        return Err(CliError::new(format!("memray {command}: {error}")));
+    }
+    if let Some(user) = owner {
+        give_to(&output, user).map_err(|e| {
+            CliError::new(format!(
+                "memray {command}: cannot give {} to {}: {e}",
+                output.display(),
+                user.name
+            ))
+        })?;
+    }
+    Ok(outcome)
+}
+
+/// The file belongs to the user who ran sudo, not to root.
+fn give_to(path: &Path, user: &RunAs) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+}
+
+/// memray's closing message (`memray`: our own path).
+pub fn announce_success(memray: &Path, output: &Path) {
+    println!(
+        "[memray] Successfully generated profile results.\n\n\
+         You can now generate reports from the stored allocation records.\n\
+         Some example commands to generate reports:\n\n\
+         {} flamegraph {}",
+        memray.display(),
+        output.display()
+    );
+}

@@ -1,0 +1,174 @@
+//! The probes' records of many processes turned into memray captures: one
+//! [`Recorder`] per tgid, threads numbered in order of first use, thread
+//! names from `/proc/PID/task/TID/comm`, Python stacks from the probes'
+//! stack table named through the process's own memory.
+//!
+//! A process is recorded from the moment its interpreter is registered for
+//! the stack walk (as in-process memray starts once its tracker is active):
+//! records that arrive before have no stack and are left out.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::io;
+
+use memray_recorder::{
+    Allocator, CaptureSettings, FinishError, Process, RawFrame, RecordedThread, Recorder, Stacks,
+};
+use python_frames::PythonProcess;
+
+use crate::python::{RemoteCodes, StackTable};
+use crate::Event;
+
+/// memray's thread id of a process's main thread (the first to record).
+const MAIN_THREAD: u64 = 1;
+
+/// The captures being written.
+#[derive(Default)]
+pub struct Consumer {
+    captures: HashMap<u32, ProcessCapture>,
+}
+
+struct ProcessCapture {
+    recorder: Recorder,
+    codes: RemoteCodes,
+    /// By kernel tid.
+    threads: HashMap<u32, RecordedThread>,
+    /// Reused for each event's stack.
+    frames: Vec<RawFrame>,
+}
+
+/// How one capture ended.
+pub struct Finished {
+    pub pid: u32,
+    pub result: Result<(), FinishError>,
+}
+
+impl Consumer {
+    pub fn new() -> Consumer {
+        Consumer::default()
+    }
+
+    /// Starts the capture of `process` (registered for the stack walk):
+    /// the header gets its interpreter's version, pid and main thread.
+    pub fn add(&mut self, process: &PythonProcess, settings: &CaptureSettings) -> io::Result<()> {
+        let pid = process.pid() as u32;
+        let layout = process.layout();
+        let mut settings = settings.clone();
+        settings.header.python_version = (layout.major << 24) | (layout.minor << 16);
+        // No bootstrap frame runs in the process: nothing to skip.
+        settings.header.skipped_frames_on_main_tid = 0;
+        let recorder = Recorder::create(&settings, Process::Other(pid), MAIN_THREAD, &[])?;
+        let mut capture = ProcessCapture {
+            recorder,
+            codes: RemoteCodes::new(*process.memory(), *layout),
+            threads: HashMap::new(),
+            frames: Vec::new(),
+        };
+        // The main thread is memray's thread 1, whichever thread records first.
+        thread(&mut capture.threads, &mut capture.recorder, pid, pid)?;
+        self.captures.insert(pid, capture);
+        Ok(())
+    }
+
+    /// Whether `pid`'s capture has started.
+    pub fn records(&self, pid: u32) -> bool {
+        self.captures.contains_key(&pid)
+    }
+
+    /// Records a batch of events; `stacks` holds every stack they name.
+    pub fn record(&mut self, events: &[Event], stacks: &StackTable) -> io::Result<()> {
+        for event in events {
+            if let Some(capture) = self.captures.get_mut(&event.tgid) {
+                capture.record(event, stacks)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A resident-set-size sample of every process.
+    pub fn sample_memory(&mut self) -> io::Result<()> {
+        for capture in self.captures.values_mut() {
+            let rss = capture.recorder.process().resident_set_size();
+            capture.recorder.memory_sample(rss)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every capture.
+    pub fn finish(self) -> Vec<Finished> {
+        self.captures
+            .into_iter()
+            .map(|(pid, capture)| Finished {
+                pid,
+                result: capture.recorder.finish(),
+            })
+            .collect()
+    }
+}
+
+impl ProcessCapture {
+    fn record(&mut self, event: &Event, stacks: &StackTable) -> io::Result<()> {
+        let ProcessCapture {
+            recorder,
+            codes,
+            threads,
+            frames,
+        } = self;
+        let thread = thread(threads, recorder, event.tgid, event.tid)?;
+        if matches!(event.allocator, Allocator::Free | Allocator::Munmap) {
+            return recorder.deallocation(thread, event.address, event.size, event.allocator);
+        }
+        frames.clear();
+        if let Some(stack) = stacks.get(event.stack_id) {
+            for died in codes.note(&stack.frames) {
+                recorder.code_object_died(died);
+            }
+            frames.extend(stack.frames.iter().map(|f| RawFrame {
+                code: f.code,
+                instruction_offset: i64::from(f.instruction_offset),
+                is_entry: f.is_entry != 0,
+            }));
+        }
+        let stacks = Stacks {
+            python: frames,
+            native: &[],
+        };
+        recorder.allocation(
+            thread,
+            stacks,
+            codes,
+            event.address,
+            event.size,
+            event.allocator,
+        )
+    }
+}
+
+/// The thread `tid` of `threads`, numbered and named the first time it records.
+fn thread<'a>(
+    threads: &'a mut HashMap<u32, RecordedThread>,
+    recorder: &mut Recorder,
+    tgid: u32,
+    tid: u32,
+) -> io::Result<&'a mut RecordedThread> {
+    let next = threads.len() as u64 + MAIN_THREAD;
+    match threads.entry(tid) {
+        Entry::Occupied(known) => Ok(known.into_mut()),
+        Entry::Vacant(new) => {
+            let thread = RecordedThread::new(next, u64::from(tid));
+            if let Some(name) = thread_name(tgid, tid) {
+                recorder.thread_name(&thread, &name)?;
+            }
+            Ok(new.insert(thread))
+        }
+    }
+}
+
+/// The thread's name as the kernel knows it (`comm`, without the newline).
+fn thread_name(tgid: u32, tid: u32) -> Option<Vec<u8>> {
+    let mut name = std::fs::read(format!("/proc/{tgid}/task/{tid}/comm")).ok()?;
+    if name.last() == Some(&b'\n') {
+        name.pop();
+    }
+    Some(name)
+}
