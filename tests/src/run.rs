@@ -1,7 +1,10 @@
 //! Running commands and checking how they ended.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::{Command, Output};
+
+use crate::paths::memray_bin;
 
 /// Runs a command to completion, capturing stdout and stderr.
 pub fn output<I, S>(program: impl AsRef<OsStr>, args: I) -> Output
@@ -32,4 +35,19 @@ where
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs our `memray` in `dir` as a user's shell would, without `COLUMNS`
+/// (so a report's width does not depend on the test's environment).
+pub fn memray_in<I, S>(dir: &Path, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(memray_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("COLUMNS")
+        .output()
+        .expect("run memray")
 }

@@ -13,20 +13,11 @@ use std::process::Output;
 
 use memray_tests::paths::{fixtures, memray_bin};
 use memray_tests::reference::reference_memray;
+use memray_tests::run::memray_in;
 use memray_tests::small_disk::SmallDisk;
 
-fn memray_in(dir: &Path, args: &[&OsStr]) -> Output {
-    std::process::Command::new(memray_bin())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("COLUMNS")
-        .output()
-        .expect("run memray")
-}
-
 fn memray(dir: &Path, args: &[&str]) -> Output {
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-    memray_in(dir, &args)
+    memray_in(dir, args)
 }
 
 fn stderr(out: &Output) -> String {
@@ -154,7 +145,7 @@ fn non_utf8_file_names_work_with_every_reporter() {
             "{expected:?}"
         );
     }
-    let out = memray_in(dir, &[OsStr::new("diff"), name, name]);
+    let out = memray_in(dir, [OsStr::new("diff"), name, name]);
     assert!(out.status.success(), "{}", stderr(&out));
     let parsed = std::process::Command::new(memray_bin())
         .args([OsStr::new("parse"), name])
@@ -308,7 +299,7 @@ fn a_report_is_written_whole_or_not_at_all() {
     for reporter in ["flamegraph", "table"] {
         let out = memray_in(
             dir,
-            &[
+            [
                 OsStr::new(reporter),
                 OsStr::new("-o"),
                 target.as_os_str(),

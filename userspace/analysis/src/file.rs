@@ -26,6 +26,8 @@ pub struct CaptureFile {
     /// Set by any pass that read to the end and found no trailer: a later
     /// pass may stop early (at the peak) and never see the end.
     cut_off: Cell<bool>,
+    /// Set, like `cut_off`, by any pass that stopped at a damaged record.
+    damaged_at: Cell<Option<u64>>,
 }
 
 /// The events the analyses consume: object records have no report yet.
@@ -43,6 +45,7 @@ impl CaptureFile {
             latest: RefCell::new(Some(replay)),
             symbolizer: RefCell::new(None),
             cut_off: Cell::new(false),
+            damaged_at: Cell::new(None),
         })
     }
 
@@ -54,10 +57,17 @@ impl CaptureFile {
         &self.path
     }
 
-    /// After the passes: one that read to the end found the data ending
-    /// without a trailer (a killed process, or a cut-off file).
+    /// After the passes: the reports cover only the start of the capture,
+    /// because one pass found the data ending without a trailer (a killed
+    /// process, or a cut-off file) or stopped at a damaged record.
     pub fn is_truncated(&self) -> bool {
-        self.cut_off.get()
+        self.cut_off.get() || self.damaged_at.get().is_some()
+    }
+
+    /// After the passes: the offset of the damaged record one of them
+    /// stopped at (see [`memray_format::Damage`]).
+    pub fn damaged_at(&self) -> Option<u64> {
+        self.damaged_at.get()
     }
 
     /// What symbolizing native frames found wrong since the last call, one line per file
@@ -113,6 +123,9 @@ impl Capture for CaptureFile {
         if let Some(replay) = replay {
             if replay.is_truncated() {
                 self.cut_off.set(true);
+            }
+            if let Some(damage) = replay.damage() {
+                self.damaged_at.set(Some(damage.offset));
             }
             *self.latest.borrow_mut() = Some(replay);
         }

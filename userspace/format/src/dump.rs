@@ -16,9 +16,8 @@
 
 use std::io::{self, Write};
 
-use crate::error::FormatError;
 use crate::header::{FileFormat, Header};
-use crate::reader::CaptureReader;
+use crate::reader::{CaptureReader, Damage};
 use crate::record::{LegacyFrame, Record};
 use crate::token::{AggregatedToken, LegacyToken, StreamToken};
 
@@ -31,7 +30,7 @@ pub enum DumpEnd {
     Truncated,
     /// A record could not be decoded: memray prints `UNKNOWN RECORD TYPE`
     /// and stops, and so do we.
-    Corrupt(FormatError),
+    Damaged(Damage),
 }
 
 /// Writes the dump of `reader` to `out`; a read that fails (an I/O error,
@@ -45,14 +44,12 @@ pub fn dump(reader: &mut CaptureReader, out: &mut impl Write) -> io::Result<Dump
             Ok(Some(record)) => write_record(&record, dialect, out)?,
             Ok(None) => break,
             // The file, not its data, failed: an error, not a dump's end.
-            Err(error @ FormatError::Read(_)) => return Err(io::Error::other(error)),
-            Err(error) => {
-                if let FormatError::CorruptRecord { token, .. } = error {
-                    write_unreadable_record(token, dialect, out)?;
-                }
-                return Ok(DumpEnd::Corrupt(error));
-            }
+            Err(error) => return Err(io::Error::other(error)),
         }
+    }
+    if let Some(damage) = reader.damage() {
+        write_unreadable_record(damage.token, dialect, out)?;
+        return Ok(DumpEnd::Damaged(damage));
     }
     if !reader.is_truncated() {
         return Ok(DumpEnd::Complete);

@@ -23,8 +23,6 @@ pub enum FormatError {
     IncompatibleVersion(i32),
     #[error("Failed to read input file header.")]
     BadHeader,
-    #[error("Invalid record (token {token:#04x}) at offset {offset} of the decoded data")]
-    CorruptRecord { token: u8, offset: u64 },
     #[error("Inconsistent records: {0}")]
     Inconsistent(&'static str),
 }

@@ -6,8 +6,9 @@
 //! Reading:
 //! * [`CaptureReader::open`] then [`CaptureReader::next_record`] yields
 //!   [`Record`]s (strings borrow the reader's buffer); [`CaptureReader::is_truncated`]
-//!   tells a cut-off capture from a complete one, and
-//!   [`CaptureReader::cut_off_token`] which record the data stopped inside.
+//!   tells a cut-off capture from a complete one,
+//!   [`CaptureReader::cut_off_token`] which record the data stopped inside,
+//!   and [`CaptureReader::damage`] where a damaged capture stopped making sense.
 //! * [`Replay`] wraps a reader and yields [`Event`]s (allocations with their
 //!   thread, Python trie node, native frame id and segment generation), one
 //!   at a time ([`Replay::next_event`]) or in batches ([`Replay::next_events`]);
@@ -71,7 +72,7 @@ pub use header::{
 };
 pub use hidden::{is_cpython_internal, is_frame_from_import_system, is_frame_interesting};
 pub use memray_heap::{Allocator, AllocatorKind};
-pub use reader::{CaptureReader, LZ4_MAGIC};
+pub use reader::{CaptureReader, Damage, LZ4_MAGIC};
 pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
 pub use replay::{AggregatedLocation, AllocationEvent, Event, MemorySnapshot, Replay};
 pub use rewrite::rewrite;

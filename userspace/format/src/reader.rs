@@ -165,6 +165,17 @@ pub struct CaptureReader {
     finished: bool,
     truncated: bool,
     cut_off_token: Option<u8>,
+    damage: Option<Damage>,
+}
+
+/// Where a capture's data stopped making sense: a record that cannot be
+/// decoded (memray reads up to it, and so do we).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// The undecodable record's token.
+    pub token: u8,
+    /// Its offset in the decoded data (the file's, for a plain capture).
+    pub offset: u64,
 }
 
 impl CaptureReader {
@@ -248,6 +259,7 @@ impl CaptureReader {
             finished: false,
             truncated: false,
             cut_off_token: None,
+            damage: None,
         })
     }
 
@@ -272,7 +284,14 @@ impl CaptureReader {
         self.cut_off_token
     }
 
-    /// The next record, `None` after the trailer or at the end of the data.
+    /// After `next_record` returned `None`: the record it stopped at could not
+    /// be decoded. Everything before was returned.
+    pub fn damage(&self) -> Option<Damage> {
+        self.damage
+    }
+
+    /// The next record, `None` after the trailer, at the end of the data, or
+    /// at a damaged record (see [`CaptureReader::damage`]).
     #[inline]
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, FormatError> {
         if self.finished {
@@ -317,10 +336,11 @@ impl CaptureReader {
                 }
                 Err(DecodeError::Invalid) => {
                     self.finished = true;
-                    return Err(FormatError::CorruptRecord {
+                    self.damage = Some(Damage {
                         token: data[self.pos],
                         offset: self.decoded_offset(),
                     });
+                    return Ok(None);
                 }
             }
         }
@@ -425,13 +445,7 @@ mod tests {
 
     #[test]
     fn a_failed_read_is_an_io_error_not_a_cut_off_capture() {
-        let mut writer = StreamingWriter::new(MemorySink::default(), Header::default()).unwrap();
-        for i in 0..1000 {
-            writer
-                .write_allocation(1, 0x1000 * i, 10, Allocator::Malloc, 0)
-                .unwrap();
-        }
-        let bytes = writer.into_sink().bytes;
+        let bytes = allocations(1000);
         let half = bytes[..bytes.len() / 2].to_vec();
         let (input, error) = source(FailingAfter {
             data: io::Cursor::new(half),
@@ -449,6 +463,42 @@ mod tests {
         assert!(
             failure.to_string().contains("Input/output error"),
             "{failure}"
+        );
+        assert!(!reader.is_truncated());
+    }
+
+    fn allocations(count: u64) -> Vec<u8> {
+        let mut writer = StreamingWriter::new(MemorySink::default(), Header::default()).unwrap();
+        for i in 0..count {
+            writer
+                .write_allocation(1, 0x1000 * i, 10, Allocator::Malloc, 0)
+                .unwrap();
+        }
+        writer.into_sink().bytes
+    }
+
+    #[test]
+    fn a_damaged_record_ends_the_data_after_every_record_before_it() {
+        let read_all = |bytes: Vec<u8>| {
+            let mut reader = CaptureReader::from_bytes(bytes).unwrap();
+            while reader.next_record().unwrap().is_some() {}
+            reader
+        };
+        // The header has the same length in both: the 501st allocation
+        // starts where the 500-allocation capture ends.
+        let first = allocations(500);
+        let before = first.len();
+        let records_before = read_all(first).records_read();
+        let mut bytes = allocations(1000);
+        bytes[before] = 0;
+        let reader = read_all(bytes);
+        assert_eq!(reader.records_read(), records_before);
+        assert_eq!(
+            reader.damage(),
+            Some(Damage {
+                token: 0,
+                offset: before as u64
+            })
         );
         assert!(!reader.is_truncated());
     }

@@ -16,7 +16,7 @@ use crate::error::FormatError;
 use crate::frame::Frame;
 use crate::frame_tree::{ChildCache, FrameTree, Registry};
 use crate::header::{FileFormat, Header};
-use crate::reader::CaptureReader;
+use crate::reader::{CaptureReader, Damage};
 use crate::record::{AggregatedAllocation, AllocationRecord, Record};
 use crate::writer::{Image, Segment};
 use memray_heap::Allocator;
@@ -244,6 +244,11 @@ impl Replay {
     /// See [`CaptureReader::is_truncated`].
     pub fn is_truncated(&self) -> bool {
         self.reader.is_truncated()
+    }
+
+    /// See [`CaptureReader::damage`].
+    pub fn damage(&self) -> Option<Damage> {
+        self.reader.damage()
     }
 
     pub fn records_read(&self) -> u64 {

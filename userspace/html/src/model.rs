@@ -51,7 +51,8 @@ pub struct Metadata {
     /// not objects (memray's `--leaks` warning).
     pub pymalloc_leaks_warning: bool,
     /// The capture ends without a trailer (a killed process, a cut-off
-    /// file): the page shows only what was recorded before the cut.
+    /// file) or is damaged part-way: the page shows only what was read
+    /// before that point.
     pub cut_off: bool,
 }
 

@@ -15,6 +15,8 @@ import sys
 
 #: The activation struct's version (memray-activation's `VERSION`).
 ACTIVATION_VERSION = 1
+#: memray-activation's `FOLLOW_FORK` flag (`--follow-fork`).
+FOLLOW_FORK = 2
 
 
 def activation_options_type():
@@ -237,12 +239,36 @@ def compile_program(settings):
         fail("Only valid Python files or commands can be executed under memray")
 
 
+def warn_about_exec_started_workers():
+    """Says once on stderr when multiprocessing starts its workers through a
+    new interpreter (the forkserver, Python 3.14's default on Linux, or
+    spawn): `--follow-fork` tracks forked processes only. An audit hook sees
+    it without changing what the program does."""
+    warned = []
+
+    def hook(event, args):
+        if event != "_posixsubprocess.fork_exec" or warned:
+            return
+        command = " ".join(map(str, args[1] or ()))
+        if "multiprocessing.forkserver" in command or "--multiprocessing-fork" in command:
+            warned.append(True)
+            sys.stderr.write(
+                "memray: multiprocessing's forkserver and spawn workers are not tracked "
+                "(they are started with exec); call "
+                'multiprocessing.set_start_method("fork") to track them with --follow-fork\n'
+            )
+
+    sys.addaudithook(hook)
+
+
 def prepare(settings):
     """Everything before the program runs; returns the pid that owns the capture."""
     import os
 
     close_own_descriptor(settings.script)
     unpreload(settings.library)
+    if settings.flags & FOLLOW_FORK:
+        warn_about_exec_started_workers()
     return os.getpid()
 
 

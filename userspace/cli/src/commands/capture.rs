@@ -1,6 +1,7 @@
 //! Opening a capture and running a report's passes over it, as every
 //! reporter does: memray's failure wording, and lines on stderr when the
-//! capture turns out to be cut short or its native frames' files are gone.
+//! capture turns out to be cut short or damaged, or its native frames'
+//! files are gone.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -74,11 +75,23 @@ pub fn cut_off_warning(results: &Path) -> String {
     )
 }
 
-/// Prints [`cut_off_warning`] if the last pass over `capture` found it cut
-/// short, then one line per mapped file whose native frames could not be
-/// symbolized. Every reporter calls it once, after its passes and stacks.
+/// The one line every command prints on stderr about a capture damaged in
+/// the middle: its numbers cover only the records before the damage.
+pub fn damage_warning(results: &Path, offset: u64) -> String {
+    format!(
+        "warning: {} is damaged at offset {offset}: the report covers the records before it",
+        results.display()
+    )
+}
+
+/// Prints [`damage_warning`] or [`cut_off_warning`] if the passes over
+/// `capture` did not read all of it, then one line per mapped file whose
+/// native frames could not be symbolized. Every reporter calls it once,
+/// after its passes and stacks.
 pub fn print_capture_warnings(capture: &CaptureFile) {
-    if capture.is_truncated() {
+    if let Some(offset) = capture.damaged_at() {
+        eprintln!("{}", damage_warning(capture.path(), offset));
+    } else if capture.is_truncated() {
         eprintln!("{}", cut_off_warning(capture.path()));
     }
     for warning in capture.take_native_warnings() {

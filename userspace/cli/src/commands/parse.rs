@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use memray_format::dump::{dump, DumpEnd};
 use memray_format::CaptureReader;
 
-use super::capture::cut_off_warning;
+use super::capture::{cut_off_warning, damage_warning};
 use crate::error::{CliError, CliResult};
 
 #[derive(clap::Args)]
@@ -33,11 +33,15 @@ pub fn run(args: Args) -> CliResult {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let end = dump(&mut reader, &mut out).and_then(|end| out.flush().map(|()| end));
     match end {
-        Ok(DumpEnd::Complete) | Ok(DumpEnd::Corrupt(_)) => Ok(()),
+        Ok(DumpEnd::Complete) => Ok(()),
+        // stdout ends as memray's (with the cut or damaged record's name, if
+        // any); the note goes to stderr, which memray leaves empty.
         Ok(DumpEnd::Truncated) => {
-            // stdout ends as memray's (with the cut record's name, if any);
-            // the note goes to stderr, which memray leaves empty.
             eprintln!("{}", cut_off_warning(&args.results));
+            Ok(())
+        }
+        Ok(DumpEnd::Damaged(damage)) => {
+            eprintln!("{}", damage_warning(&args.results, damage.offset));
             Ok(())
         }
         // A closed pipe (`memray parse f | head`) is not an error.
