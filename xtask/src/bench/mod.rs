@@ -6,6 +6,7 @@
 //! profiler adds to it, and the size of the capture each one writes.
 
 mod catalog;
+mod ebpf;
 mod measure;
 mod report;
 mod tracker;
@@ -34,8 +35,14 @@ pub struct BenchArgs {
 pub struct Benchmark {
     pub name: &'static str,
     pub about: &'static str,
+    pub runner: Runner,
+}
+
+pub enum Runner {
     /// Creates or reuses the inputs and returns the command pairs to compare.
-    pub prepare: fn(&Context) -> Result<Vec<Variant>>,
+    Pairs(fn(&Context) -> Result<Vec<Variant>>),
+    /// Runs, prints and saves a comparison of its own shape, given the rounds.
+    Own(fn(&Context, usize) -> Result<()>),
 }
 
 /// A pair of equivalent commands: ours and memray's.
@@ -129,11 +136,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut outcomes = Vec::new();
     for benchmark in selected {
         println!("== {}: {}", benchmark.name, benchmark.about);
-        for variant in (benchmark.prepare)(&context)? {
-            let outcome = run_variant(benchmark.name, variant, args.rounds);
-            report::print_outcome(&outcome);
-            outcomes.push(outcome);
+        match benchmark.runner {
+            Runner::Pairs(prepare) => {
+                for variant in prepare(&context)? {
+                    let outcome = run_variant(benchmark.name, variant, args.rounds);
+                    report::print_outcome(&outcome);
+                    outcomes.push(outcome);
+                }
+            }
+            Runner::Own(run) => run(&context, args.rounds)?,
         }
+    }
+    if outcomes.is_empty() {
+        return Ok(());
     }
     let written = report::write(&context.root.join("bench/results"), &outcomes)?;
     println!("results written to {}", written.display());
