@@ -75,7 +75,7 @@ pub fn run(context: &Context, rounds: usize) -> Result<()> {
             .chain(workload.args.iter().map(OsString::from))
             .collect();
         let sides = launches(context, &workload.environment, &program, &bpftrace);
-        let results = interleave(&sides, &cost_file, rounds);
+        let results = super::interleave(&sides, rounds, |side| run_once(side, &cost_file));
         let text = describe(workload.label, &sides, &results);
         print!("{text}");
         markdown.push_str(&text);
@@ -127,26 +127,6 @@ fn launches(
             args: program.to_vec(),
         },
     ]
-}
-
-/// One untimed warm-up of each side, then `rounds` rounds of each in turn; a
-/// failure ends that side.
-fn interleave(sides: &[Launch], cost_file: &Path, rounds: usize) -> Vec<Result<Vec<Run>, String>> {
-    let mut results: Vec<Result<Vec<Run>, String>> = sides
-        .iter()
-        .map(|side| run_once(side, cost_file).map(|_| Vec::new()))
-        .collect();
-    for _ in 0..rounds {
-        for (side, collected) in sides.iter().zip(results.iter_mut()) {
-            if let Ok(runs) = collected {
-                match run_once(side, cost_file) {
-                    Ok(run) => runs.push(run),
-                    Err(why) => *collected = Err(why),
-                }
-            }
-        }
-    }
-    results
 }
 
 fn run_once(launch: &Launch, cost_file: &Path) -> Result<Run, String> {

@@ -158,21 +158,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outcome {
     let mut sides = vec![&variant.ours, &variant.theirs];
     sides.extend(variant.profiled.as_ref().map(|p| &p.plain));
-    // Warm-up (page cache, lazy imports); a failure here ends that side.
-    let mut samples: Vec<Result<Vec<Sample>, String>> = sides
-        .iter()
-        .map(|c| measure(c).map(|_| Vec::new()))
-        .collect();
-    for _ in 0..rounds {
-        for (command, collected) in sides.iter().zip(samples.iter_mut()) {
-            if let Ok(list) = collected {
-                match measure(command) {
-                    Ok(sample) => list.push(sample),
-                    Err(why) => *collected = Err(why),
-                }
-            }
-        }
-    }
+    let samples = interleave(&sides, rounds, |command| measure(command));
     let mut sides: Vec<Side> = sides
         .iter()
         .zip(samples)
@@ -201,6 +187,31 @@ fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outc
         capture_bytes,
         extra,
     }
+}
+
+/// One untimed warm-up run of each side (page cache, lazy imports), then
+/// `rounds` rounds of each in turn, so that machine noise hits all alike; a
+/// failure ends that side.
+fn interleave<S, T>(
+    sides: &[S],
+    rounds: usize,
+    run: impl Fn(&S) -> Result<T, String>,
+) -> Vec<Result<Vec<T>, String>> {
+    let mut results: Vec<Result<Vec<T>, String>> = sides
+        .iter()
+        .map(|side| run(side).map(|_| Vec::new()))
+        .collect();
+    for _ in 0..rounds {
+        for (side, collected) in sides.iter().zip(results.iter_mut()) {
+            if let Ok(list) = collected {
+                match run(side) {
+                    Ok(sample) => list.push(sample),
+                    Err(why) => *collected = Err(why),
+                }
+            }
+        }
+    }
+    results
 }
 
 /// The command's last stdout line, or why it failed.
