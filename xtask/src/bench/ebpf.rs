@@ -11,13 +11,13 @@ use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use memray_tests::reference::ReferenceMemray;
 
 use super::measure::{last_line, BenchCommand};
-use super::Context;
+use super::{report, Context};
 
 const SIDES: [&str; 5] = [
     "plain",
@@ -83,7 +83,9 @@ pub fn run(context: &Context, rounds: usize) -> Result<()> {
     let rate = rate_check(context)?;
     println!("{rate}");
     markdown.push_str(&rate);
-    let written = write_markdown(&context.root.join("bench/results"), &markdown)?;
+    let written =
+        report::results_stem(&context.root.join("bench/results"))?.with_extension("ebpf.md");
+    std::fs::write(&written, markdown).with_context(|| written.display().to_string())?;
     println!("results written to {}", written.display());
     Ok(())
 }
@@ -223,14 +225,17 @@ fn trace_until_attached(bpftrace: &Bpftrace, held: &Child) -> Result<Child, Stri
         .spawn()
         .map_err(|e| format!("cannot start bpftrace: {e}"))?;
     let stdout = tracer.stdout.take().ok_or("bpftrace without stdout")?;
-    let attached = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.starts_with("Attaching"));
-    if !attached {
-        let status = tracer.wait().map_err(|e| e.to_string())?;
-        return Err(format!("bpftrace ended ({status}) before attaching"));
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    while !line.starts_with("Attaching") {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            let status = tracer.wait().map_err(|e| e.to_string())?;
+            return Err(format!("bpftrace ended ({status}) before attaching"));
+        }
     }
+    // Kept open: a closed pipe would end bpftrace at its next line.
+    tracer.stdout = Some(reader.into_inner());
     Ok(tracer)
 }
 
@@ -343,9 +348,12 @@ fn describe(label: &str, sides: &[Launch], results: &[Result<Vec<Run>, String>])
         };
         text.push_str(&format!("| {} | {row} |\n", SIDES[side]));
     }
-    let ratio = |other: usize| match (added(EBPF), added(other)) {
-        (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}x", ours / theirs),
-        _ => "n/a".to_string(),
+    let ratio = |other: usize| {
+        report::format_ratio(
+            added(EBPF)
+                .zip(added(other))
+                .and_then(|(o, t)| report::ratio(o, t)),
+        )
     };
     text.push_str(&format!(
         "\nadded time, ours --ebpf / memray 1.20: {}; ours --ebpf / bpftrace: {}\n",
@@ -395,17 +403,6 @@ fn rate_check(context: &Context) -> Result<String> {
         last_line(stdout),
         finished.peak_rss_kib as f64 / 1024.0,
     ))
-}
-
-fn write_markdown(dir: &Path, markdown: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-    let stamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let path = dir.join(format!("{stamp}-ebpf.md"));
-    std::fs::write(&path, markdown).with_context(|| path.display().to_string())?;
-    Ok(path)
 }
 
 fn which(program: &str) -> Option<PathBuf> {
