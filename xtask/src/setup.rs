@@ -15,7 +15,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const EXTRA_PYTHON: &str = "3.14";
 
 /// Debian packages: LLVM for bpf-linker, patchelf and the archive keyring for
-/// unpacking CPython, chromium for the browser tests, venv for the reference memray.
+/// unpacking CPython, chromium for the browser tests, venv for the reference memray,
+/// bpftrace as the eBPF benchmark's peer.
 fn apt_packages() -> Vec<String> {
     let llvm = [
         format!("llvm-{LLVM_MAJOR}-dev"),
@@ -30,6 +31,7 @@ fn apt_packages() -> Vec<String> {
         "chromium-driver",
         "python3-venv",
         "tmux",
+        "bpftrace",
     ];
     llvm.into_iter().chain(others.map(String::from)).collect()
 }

@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result};
 
 use super::measure::BenchCommand;
-use super::{Benchmark, Context, Extra, Variant};
+use super::{Benchmark, Context, Extra, Runner, Variant};
 use crate::process::{cargo_program, execute};
 
 pub fn all() -> Vec<Benchmark> {
@@ -19,27 +19,27 @@ pub fn all() -> Vec<Benchmark> {
         Benchmark {
             name: "read",
             about: "`memray parse FILE > /dev/null` on a capture of a few million records",
-            prepare: prepare_read,
+            runner: Runner::Pairs(prepare_read),
         },
         Benchmark {
             name: "stats",
             about: "`memray stats FILE` on a capture of over 50 million records",
-            prepare: |context| prepare_big_report(context, "stats"),
+            runner: Runner::Pairs(|context| prepare_big_report(context, "stats")),
         },
         Benchmark {
             name: "summary",
             about: "`memray summary FILE` on a capture of over 50 million records",
-            prepare: |context| prepare_big_report(context, "summary"),
+            runner: Runner::Pairs(|context| prepare_big_report(context, "summary")),
         },
         Benchmark {
             name: "run",
             about: "`memray run` of the tracker workloads, against plain Python",
-            prepare: super::tracker::prepare,
+            runner: Runner::Pairs(super::tracker::prepare),
         },
         Benchmark {
             name: "aggregate",
             about: "`memray run --aggregate` of 100,000 mmaps and munmaps, 30,000 mappings live",
-            prepare: |context| {
+            runner: Runner::Pairs(|context| {
                 Ok(vec![super::tracker::variant(
                     context,
                     &context.reference,
@@ -48,7 +48,13 @@ pub fn all() -> Vec<Benchmark> {
                     &context.workloads.join("mmap_churn.py"),
                     &["100000"],
                 )])
-            },
+            }),
+        },
+        Benchmark {
+            name: "ebpf",
+            about: "`memray run --ebpf` of the tracker workloads, against plain Python, \
+                    in-process `memray run`, memray 1.20 and a bpftrace script",
+            runner: Runner::Own(super::ebpf::run),
         },
     ]
 }

@@ -83,7 +83,8 @@ fn wait_with_usage(pid: u32) -> Result<(ExitStatus, libc::rusage), String> {
     }
 }
 
-fn last_line(mut file: File) -> String {
+/// The last non-blank line of a command's captured output.
+pub fn last_line(mut file: File) -> String {
     use std::io::{Read, Seek};
     let mut text = String::new();
     let _ = file

@@ -6,6 +6,7 @@
 //! profiler adds to it, and the size of the capture each one writes.
 
 mod catalog;
+mod ebpf;
 mod measure;
 mod report;
 mod tracker;
@@ -34,8 +35,14 @@ pub struct BenchArgs {
 pub struct Benchmark {
     pub name: &'static str,
     pub about: &'static str,
+    pub runner: Runner,
+}
+
+pub enum Runner {
     /// Creates or reuses the inputs and returns the command pairs to compare.
-    pub prepare: fn(&Context) -> Result<Vec<Variant>>,
+    Pairs(fn(&Context) -> Result<Vec<Variant>>),
+    /// Runs, prints and saves a comparison of its own shape, given the rounds.
+    Own(fn(&Context, usize) -> Result<()>),
 }
 
 /// A pair of equivalent commands: ours and memray's.
@@ -129,11 +136,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut outcomes = Vec::new();
     for benchmark in selected {
         println!("== {}: {}", benchmark.name, benchmark.about);
-        for variant in (benchmark.prepare)(&context)? {
-            let outcome = run_variant(benchmark.name, variant, args.rounds);
-            report::print_outcome(&outcome);
-            outcomes.push(outcome);
+        match benchmark.runner {
+            Runner::Pairs(prepare) => {
+                for variant in prepare(&context)? {
+                    let outcome = run_variant(benchmark.name, variant, args.rounds);
+                    report::print_outcome(&outcome);
+                    outcomes.push(outcome);
+                }
+            }
+            Runner::Own(run) => run(&context, args.rounds)?,
         }
+    }
+    if outcomes.is_empty() {
+        return Ok(());
     }
     let written = report::write(&context.root.join("bench/results"), &outcomes)?;
     println!("results written to {}", written.display());
@@ -143,21 +158,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outcome {
     let mut sides = vec![&variant.ours, &variant.theirs];
     sides.extend(variant.profiled.as_ref().map(|p| &p.plain));
-    // Warm-up (page cache, lazy imports); a failure here ends that side.
-    let mut samples: Vec<Result<Vec<Sample>, String>> = sides
-        .iter()
-        .map(|c| measure(c).map(|_| Vec::new()))
-        .collect();
-    for _ in 0..rounds {
-        for (command, collected) in sides.iter().zip(samples.iter_mut()) {
-            if let Ok(list) = collected {
-                match measure(command) {
-                    Ok(sample) => list.push(sample),
-                    Err(why) => *collected = Err(why),
-                }
-            }
-        }
-    }
+    let samples = interleave(&sides, rounds, |command| measure(command));
     let mut sides: Vec<Side> = sides
         .iter()
         .zip(samples)
@@ -186,6 +187,31 @@ fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outc
         capture_bytes,
         extra,
     }
+}
+
+/// One untimed warm-up run of each side (page cache, lazy imports), then
+/// `rounds` rounds of each in turn, so that machine noise hits all alike; a
+/// failure ends that side.
+fn interleave<S, T>(
+    sides: &[S],
+    rounds: usize,
+    run: impl Fn(&S) -> Result<T, String>,
+) -> Vec<Result<Vec<T>, String>> {
+    let mut results: Vec<Result<Vec<T>, String>> = sides
+        .iter()
+        .map(|side| run(side).map(|_| Vec::new()))
+        .collect();
+    for _ in 0..rounds {
+        for (side, collected) in sides.iter().zip(results.iter_mut()) {
+            if let Ok(list) = collected {
+                match run(side) {
+                    Ok(sample) => list.push(sample),
+                    Err(why) => *collected = Err(why),
+                }
+            }
+        }
+    }
+    results
 }
 
 /// The command's last stdout line, or why it failed.

@@ -36,7 +36,7 @@ fn side_summary(side: &Side) -> Result<Summary, String> {
     }
 }
 
-fn ratio(ours: f64, theirs: f64) -> Option<f64> {
+pub fn ratio(ours: f64, theirs: f64) -> Option<f64> {
     (theirs > 0.0).then(|| ours / theirs)
 }
 
@@ -128,22 +128,29 @@ fn format_bytes(bytes: Option<u64>) -> String {
     )
 }
 
-fn format_ratio(value: Option<f64>) -> String {
+pub fn format_ratio(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}x"))
 }
 
 /// Writes `<dir>/<unix time>.json` and `.md`; returns the JSON path.
 pub fn write(dir: &Path, outcomes: &[Outcome]) -> Result<PathBuf> {
+    let stem = results_stem(dir)?;
+    let json_path = stem.with_extension("json");
+    let records: Vec<Value> = outcomes.iter().map(outcome_json).collect();
+    std::fs::write(&json_path, serde_json::to_string_pretty(&records)?)?;
+    std::fs::write(stem.with_extension("md"), markdown(outcomes))?;
+    Ok(json_path)
+}
+
+/// `<dir>/<unix time>`, the results directory created: results files are
+/// this with their extension.
+pub fn results_stem(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let json_path = dir.join(format!("{stamp}.json"));
-    let records: Vec<Value> = outcomes.iter().map(outcome_json).collect();
-    std::fs::write(&json_path, serde_json::to_string_pretty(&records)?)?;
-    std::fs::write(dir.join(format!("{stamp}.md")), markdown(outcomes))?;
-    Ok(json_path)
+    Ok(dir.join(stamp.to_string()))
 }
 
 fn side_json(side: &Side) -> Value {

@@ -4,7 +4,7 @@
 //! memray 1.20 from PyPI), created once in the cache.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use memray_tests::reference::{create_memray_venv, ReferenceMemray, REFERENCE_VERSION};
@@ -22,23 +22,43 @@ const WORKLOADS: [(&str, &str, &[&str], bool); 5] = [
 ];
 
 pub fn prepare(context: &Context) -> Result<Vec<Variant>> {
+    Ok(workloads(context)?
+        .iter()
+        .map(|workload| {
+            variant(
+                context,
+                &workload.environment,
+                workload.label,
+                &[],
+                &workload.file,
+                workload.args,
+            )
+        })
+        .collect())
+}
+
+/// One tracker workload, with the environment it runs in.
+pub struct Workload {
+    pub label: &'static str,
+    pub environment: ReferenceMemray,
+    pub file: PathBuf,
+    pub args: &'static [&'static str],
+}
+
+/// The tracker workloads (the eBPF benchmark runs them too).
+pub fn workloads(context: &Context) -> Result<Vec<Workload>> {
     let numpy = numpy_environment(context)?;
     Ok(WORKLOADS
         .iter()
-        .map(|&(label, file, args, needs_numpy)| {
-            let environment = if needs_numpy {
-                &numpy
+        .map(|&(label, file, args, needs_numpy)| Workload {
+            label,
+            environment: if needs_numpy {
+                numpy.clone()
             } else {
-                &context.reference
-            };
-            variant(
-                context,
-                environment,
-                label,
-                &[],
-                &context.workloads.join(file),
-                args,
-            )
+                context.reference.clone()
+            },
+            file: context.workloads.join(file),
+            args,
         })
         .collect())
 }

@@ -1,0 +1,414 @@
+//! `cargo xtask bench ebpf`: the tracker workloads run five ways, interleaved —
+//! plain python, `memray run --ebpf`, our in-process `memray run`, memray
+//! 1.20's `memray run`, and plain python under bench/workloads/allocs.bt
+//! (`bpftrace -p PID`, counting libc's allocator calls). Each run goes through
+//! bench/workloads/self_cost.py, so the profiled process itself reports its
+//! CPU time, context switches and page faults (getrusage) whoever profiles it.
+//! Then one `run --ebpf` of ~1 M malloc/free per second for 10 s: lost records
+//! and our peak RSS.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use memray_tests::reference::ReferenceMemray;
+
+use super::measure::{last_line, BenchCommand};
+use super::{report, Context};
+
+const SIDES: [&str; 5] = [
+    "plain",
+    "ours --ebpf",
+    "ours in-process",
+    "memray 1.20",
+    "bpftrace",
+];
+const PLAIN: usize = 0;
+const EBPF: usize = 1;
+const MEMRAY: usize = 3;
+const BPFTRACE: usize = 4;
+
+/// What one run cost: wall time, the launched process's peak RSS (memray's
+/// own for ours, python's for the others), and the profiled process's own cost.
+#[derive(Clone, Copy)]
+struct Run {
+    wall: Duration,
+    launched_rss_kib: u64,
+    cpu_seconds: f64,
+    context_switches: f64,
+    page_faults: f64,
+}
+
+/// How a side starts: a command, or python held until bpftrace has attached.
+enum Launch {
+    Direct(BenchCommand),
+    UnderBpftrace {
+        bpftrace: Bpftrace,
+        python: PathBuf,
+        args: Vec<OsString>,
+    },
+}
+
+/// The bpftrace program and bench/workloads/allocs.bt.
+#[derive(Clone)]
+struct Bpftrace {
+    program: PathBuf,
+    script: PathBuf,
+}
+
+pub fn run(context: &Context, rounds: usize) -> Result<()> {
+    let bpftrace = Bpftrace {
+        program: which("bpftrace")
+            .context("bpftrace not found on PATH (`cargo xtask setup` installs it)")?,
+        script: context.workloads.join("allocs.bt"),
+    };
+    let self_cost = context.workloads.join("self_cost.py");
+    let cost_file = context.cache.join("ebpf-self-cost.txt");
+    let mut markdown = String::from("# cargo xtask bench ebpf\n");
+    for workload in super::tracker::workloads(context)? {
+        let program: Vec<OsString> = [self_cost.as_os_str(), workload.file.as_os_str()]
+            .into_iter()
+            .map(OsStr::to_os_string)
+            .chain(workload.args.iter().map(OsString::from))
+            .collect();
+        let sides = launches(context, &workload.environment, &program, &bpftrace);
+        let results = super::interleave(&sides, rounds, |side| run_once(side, &cost_file));
+        let text = describe(workload.label, &sides, &results);
+        print!("{text}");
+        markdown.push_str(&text);
+    }
+    let rate = rate_check(context)?;
+    println!("{rate}");
+    markdown.push_str(&rate);
+    let written =
+        report::results_stem(&context.root.join("bench/results"))?.with_extension("ebpf.md");
+    std::fs::write(&written, markdown).with_context(|| written.display().to_string())?;
+    println!("results written to {}", written.display());
+    Ok(())
+}
+
+fn launches(
+    context: &Context,
+    environment: &ReferenceMemray,
+    program: &[OsString],
+    bpftrace: &Bpftrace,
+) -> Vec<Launch> {
+    let python = &environment.python;
+    let capture = |name: &str| context.cache.join(format!("ebpf-bench-{name}.bin"));
+    let run = |options: &[&str], output: PathBuf| -> Vec<OsString> {
+        ["run"]
+            .iter()
+            .chain(options)
+            .chain(&["--quiet", "--force", "--no-compress", "-o"])
+            .map(OsString::from)
+            .chain([output.into_os_string()])
+            .chain(program.iter().cloned())
+            .collect()
+    };
+    let python_option = python.to_string_lossy().into_owned();
+    vec![
+        Launch::Direct(BenchCommand::new(python, program.to_vec())),
+        Launch::Direct(BenchCommand::new(
+            &context.ours,
+            run(&["--ebpf", "--python", &python_option], capture("ebpf")),
+        )),
+        Launch::Direct(BenchCommand::new(
+            &context.ours,
+            run(&["--python", &python_option], capture("ours")),
+        )),
+        Launch::Direct(BenchCommand::new(
+            &environment.memray,
+            run(&[], capture("memray")),
+        )),
+        Launch::UnderBpftrace {
+            bpftrace: bpftrace.clone(),
+            python: python.to_path_buf(),
+            args: program.to_vec(),
+        },
+    ]
+}
+
+fn run_once(launch: &Launch, cost_file: &Path) -> Result<Run, String> {
+    let _ = std::fs::remove_file(cost_file);
+    let stderr = tempfile::tempfile().map_err(|e| format!("temporary file: {e}"))?;
+    let finished = match launch {
+        Launch::Direct(command) => {
+            let child = Command::new(&command.program)
+                .args(&command.args)
+                .env("MEMRAY_BENCH_COST", cost_file)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr.try_clone().map_err(|e| e.to_string())?)
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", command.program.display()))?;
+            watch(child, Instant::now())?
+        }
+        Launch::UnderBpftrace {
+            bpftrace,
+            python,
+            args,
+        } => under_bpftrace(bpftrace, python, args, cost_file, &stderr)?,
+    };
+    if !finished.status.success() {
+        return Err(format!("{}: {}", finished.status, last_line(stderr)));
+    }
+    let cost = std::fs::read_to_string(cost_file)
+        .map_err(|e| format!("no self-cost report ({}): {e}", cost_file.display()))?;
+    let fields: Vec<&str> = cost.split_whitespace().collect();
+    let field = |i: usize| -> Result<f64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("bad self-cost report: {cost:?}"))
+    };
+    Ok(Run {
+        wall: finished.wall,
+        launched_rss_kib: finished.peak_rss_kib,
+        cpu_seconds: field(0)?,
+        context_switches: field(1)?,
+        page_faults: field(2)?,
+    })
+}
+
+/// Python held on stdin, `bpftrace -p PID` on its libc; released once
+/// bpftrace prints "Attaching …", timed from the release to its exit.
+fn under_bpftrace(
+    bpftrace: &Bpftrace,
+    python: &Path,
+    args: &[OsString],
+    cost_file: &Path,
+    stderr: &std::fs::File,
+) -> Result<Finished, String> {
+    let mut held = Command::new(python)
+        .args(args)
+        .env("MEMRAY_BENCH_COST", cost_file)
+        .env("MEMRAY_BENCH_HOLD", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(stderr.try_clone().map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
+    let traced = trace_until_attached(bpftrace, &held);
+    let Ok(mut tracer) = traced else {
+        let _ = held.kill();
+        let _ = held.wait();
+        return Err(traced.err().unwrap_or_default());
+    };
+    let start = Instant::now();
+    let released = held
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(b"\n"))
+        .transpose();
+    let finished = watch(held, start);
+    // SAFETY: sends SIGINT to bpftrace, our own child, not yet waited for.
+    unsafe { libc::kill(tracer.id() as libc::pid_t, libc::SIGINT) };
+    let _ = tracer.wait();
+    released.map_err(|e| format!("releasing python: {e}"))?;
+    finished
+}
+
+fn trace_until_attached(bpftrace: &Bpftrace, held: &Child) -> Result<Child, String> {
+    let libc = libc_of(held.id())?;
+    let script = std::fs::read_to_string(&bpftrace.script)
+        .map_err(|e| format!("allocs.bt: {e}"))?
+        .replace("LIBC", &libc);
+    let pid = held.id().to_string();
+    let mut tracer = Command::new(&bpftrace.program)
+        .args(["-p", &pid, "-e", &script, &pid])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start bpftrace: {e}"))?;
+    let stdout = tracer.stdout.take().ok_or("bpftrace without stdout")?;
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    while !line.starts_with("Attaching") {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            let status = tracer.wait().map_err(|e| e.to_string())?;
+            return Err(format!("bpftrace ended ({status}) before attaching"));
+        }
+    }
+    // Kept open: a closed pipe would end bpftrace at its next line.
+    tracer.stdout = Some(reader.into_inner());
+    Ok(tracer)
+}
+
+/// The libc mapped into `pid`, once its dynamic loader has mapped it.
+fn libc_of(pid: u32) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let found = maps
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(5))
+            .find(|path| {
+                path.rsplit('/')
+                    .next()
+                    .is_some_and(|f| f.starts_with("libc.so"))
+            });
+        if let Some(path) = found {
+            return Ok(path.to_string());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(format!("no libc mapped in process {pid}"))
+}
+
+struct Finished {
+    status: ExitStatus,
+    wall: Duration,
+    peak_rss_kib: u64,
+}
+
+/// Waits for `child`, reading its peak RSS (VmHWM) until it exits: the
+/// process's own, where wait4's would include its children.
+fn watch(mut child: Child, start: Instant) -> Result<Finished, String> {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_rss_kib = 0;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
+            return Ok(Finished {
+                status,
+                wall: start.elapsed(),
+                peak_rss_kib,
+            });
+        }
+        peak_rss_kib = vm_hwm_kib(&status_file).unwrap_or(peak_rss_kib);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn vm_hwm_kib(status_file: &str) -> Option<u64> {
+    std::fs::read_to_string(status_file)
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn read_all(mut file: std::fs::File, text: &mut String) -> std::io::Result<()> {
+    use std::io::{Read, Seek};
+    file.rewind()?;
+    file.read_to_string(text).map(drop)
+}
+
+fn median_by(runs: &[Run], key: impl Fn(&Run) -> f64) -> f64 {
+    let mut values: Vec<f64> = runs.iter().map(key).collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The workload's table: medians per side, time added to plain, and the ratios.
+fn describe(label: &str, sides: &[Launch], results: &[Result<Vec<Run>, String>]) -> String {
+    let mut text = format!("\n## {label}\n\n");
+    for (side, launch) in sides.iter().enumerate() {
+        let command = match launch {
+            Launch::Direct(command) => command.display(),
+            Launch::UnderBpftrace { python, args, .. } => format!(
+                "bpftrace -p PID allocs.bt PID; {} {}",
+                python.display(),
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        };
+        text.push_str(&format!("- {}: `{command}`\n", SIDES[side]));
+    }
+    text.push_str("\n| side | wall (median) | added vs plain | self CPU | context switches | page faults | launched process peak RSS |\n|---|---|---|---|---|---|---|\n");
+    let wall = |side: usize| -> Option<f64> {
+        results[side]
+            .as_ref()
+            .ok()
+            .map(|runs| median_by(runs, |r| r.wall.as_secs_f64()))
+    };
+    let added = |side: usize| Some(wall(side)? - wall(PLAIN)?);
+    for (side, result) in results.iter().enumerate() {
+        let row = match result {
+            Ok(runs) => format!(
+                "{:.3} s | {} | {:.3} s | {:.0} | {:.0} | {:.1} MiB",
+                median_by(runs, |r| r.wall.as_secs_f64()),
+                added(side).map_or("n/a".into(), |a| format!("{a:+.3} s")),
+                median_by(runs, |r| r.cpu_seconds),
+                median_by(runs, |r| r.context_switches),
+                median_by(runs, |r| r.page_faults),
+                median_by(runs, |r| r.launched_rss_kib as f64) / 1024.0,
+            ),
+            Err(why) => format!("FAILED: {why} | | | | | "),
+        };
+        text.push_str(&format!("| {} | {row} |\n", SIDES[side]));
+    }
+    let ratio = |other: usize| {
+        report::format_ratio(
+            added(EBPF)
+                .zip(added(other))
+                .and_then(|(o, t)| report::ratio(o, t)),
+        )
+    };
+    text.push_str(&format!(
+        "\nadded time, ours --ebpf / memray 1.20: {}; ours --ebpf / bpftrace: {}\n",
+        ratio(MEMRAY),
+        ratio(BPFTRACE)
+    ));
+    text
+}
+
+/// `memray run --ebpf` of bench/workloads/malloc_rate.py: ~1 M malloc/free
+/// pairs per second for 10 s; the rate reached, lost records, our peak RSS.
+fn rate_check(context: &Context) -> Result<String> {
+    let python = &context.reference.python;
+    let output = context.cache.join("ebpf-bench-rate.bin");
+    let stdout = tempfile::tempfile()?;
+    let stderr = tempfile::tempfile()?;
+    let child = Command::new(&context.ours)
+        .args([
+            "run",
+            "--ebpf",
+            "--quiet",
+            "--force",
+            "--no-compress",
+            "--python",
+        ])
+        .arg(python)
+        .arg("-o")
+        .arg(&output)
+        .arg(context.workloads.join("malloc_rate.py"))
+        .args(["1000000", "10"])
+        .stdin(Stdio::null())
+        .stdout(stdout.try_clone()?)
+        .stderr(stderr.try_clone()?)
+        .spawn()
+        .context("starting memray run --ebpf")?;
+    let finished = watch(child, Instant::now()).map_err(anyhow::Error::msg)?;
+    let mut errors = String::new();
+    let _ = read_all(stderr, &mut errors);
+    let lost = errors
+        .lines()
+        .find(|line| line.contains("lost"))
+        .unwrap_or("no records lost");
+    Ok(format!(
+        "\n## 1 M malloc/free per second for 10 s under `memray run --ebpf`\n\n\
+         exit: {}; workload: {}; memray peak RSS {:.1} MiB; {lost}\n",
+        finished.status,
+        last_line(stdout),
+        finished.peak_rss_kib as f64 / 1024.0,
+    ))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    })
+}
