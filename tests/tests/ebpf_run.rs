@@ -150,6 +150,68 @@ fn the_programs_exit_status_is_passed_on() {
     assert_eq!(output.status.code(), Some(7), "{output:?}");
 }
 
+/// A multiprocessing pool forked by the program: with `--follow-fork` each
+/// worker gets its own capture, named as in-process memray names it
+/// (`<output>.<child pid>`), holding the allocations of the tasks it ran
+/// with their Python stacks; the parent's capture has none of them.
+#[test]
+fn follow_fork_writes_a_capture_per_pool_worker() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import multiprocessing, os, time\n\
+        def work(n):\n\
+        \x20   blobs = [bytearray(123457) for _ in range(5)]\n\
+        \x20   time.sleep(0.1)\n\
+        \x20   return os.getpid()\n\
+        with multiprocessing.get_context('fork').Pool(2) as pool:\n\
+        \x20   workers = sorted(set(pool.map(work, range(8), chunksize=1)))\n\
+        \x20   pool.close()\n\
+        \x20   pool.join()\n\
+        print(' '.join(map(str, workers)))\n";
+    let output = Command::new(paths::memray_bin())
+        .args([
+            "run",
+            "--ebpf",
+            "--follow-fork",
+            "-q",
+            "-o",
+            "out.bin",
+            "--python",
+        ])
+        .arg(&python.path)
+        .args(["-c", program])
+        .current_dir(workdir.path())
+        .output()
+        .expect("run memray");
+    succeeded(&output, "run --ebpf --follow-fork of a pool");
+    let workers: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(!workers.is_empty(), "{output:?}");
+    let check = "import sys\n\
+        from memray import FileReader\n\
+        def blobs(path):\n\
+        \x20   return [[f[0] for f in r.stack_trace()] for r in FileReader(path).get_allocation_records() if r.size == 123458]\n\
+        assert blobs('out.bin') == [], 'the parent has the workers allocations'\n\
+        for pid in sys.argv[1:]:\n\
+        \x20   reader = FileReader(f'out.bin.{pid}')\n\
+        \x20   assert reader.metadata.pid == int(pid), reader.metadata.pid\n\
+        \x20   found = blobs(f'out.bin.{pid}')\n\
+        \x20   assert found and len(found) % 5 == 0 and all('work' in stack for stack in found), (pid, found)\n";
+    let reference = reference::reference_memray();
+    let checked = Command::new(&reference.python)
+        .args(["-c", check])
+        .args(&workers)
+        .current_dir(workdir.path())
+        .output()
+        .expect("read the captures");
+    succeeded(&checked, "the workers' captures");
+}
+
 /// A running process, attached twice in a row for a while: each capture
 /// holds its allocations with their stacks, the process goes on and its
 /// output is what it would have been; our reporters read the captures.

@@ -63,7 +63,6 @@ pub fn record(
     owner: Option<&RunAs>,
 ) -> Result<Outcome, CliError> {
     let pid = recording.pid;
-    let output = recording.settings.output.clone();
     let outcome = recording.run(session).map_err(|e| ebpf_error(command, e))?;
     if outcome.drops > 0 {
         eprintln!(
@@ -80,17 +79,20 @@ pub fn record(
             "memray {command}: no capture: the Python interpreter of process {pid} was not found ({why})"
         )));
     };
-    if let Err(error) = &finished.result {
-        return Err(CliError::new(format!("memray {command}: {error}")));
-    }
-    if let Some(user) = owner {
-        give_to(&output, user).map_err(|e| {
-            CliError::new(format!(
-                "memray {command}: cannot give {} to {}: {e}",
-                output.display(),
-                user.name
-            ))
-        })?;
+    for finished in [finished].into_iter().chain(&outcome.children) {
+        let output = &finished.output;
+        if let Err(error) = &finished.result {
+            return Err(CliError::new(format!("memray {command}: {error}")));
+        }
+        if let Some(user) = owner {
+            give_to(output, user).map_err(|e| {
+                CliError::new(format!(
+                    "memray {command}: cannot give {} to {}: {e}",
+                    output.display(),
+                    user.name
+                ))
+            })?;
+        }
     }
     Ok(outcome)
 }
