@@ -56,6 +56,8 @@ pub struct Outcome {
     pub children: Vec<Finished>,
     /// Records the probes lost because the ring buffer was full.
     pub drops: u64,
+    /// Why stack walks gave up.
+    pub walks: python::WalkCounters,
     /// The last reason the interpreter could not be registered, if it never was.
     pub unregistered: Option<python::Error>,
 }
@@ -185,6 +187,7 @@ impl Recording<'_> {
         }
         session.flush_log();
         let drops = session.drops(pid)?;
+        let walks = session.walk_counters()?;
         let (mut capture, mut children) = (None, children.finished);
         for finished in consumer.finish() {
             if finished.pid == pid {
@@ -199,6 +202,7 @@ impl Recording<'_> {
             capture,
             children,
             drops,
+            walks,
         })
     }
 }

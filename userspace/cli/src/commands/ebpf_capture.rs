@@ -55,12 +55,14 @@ pub fn ebpf_error(command: &str, error: impl std::fmt::Display) -> CliError {
 }
 
 /// Records, then reports how it went: the file (given to `owner`), lost
-/// records, or why no capture was written.
+/// records, or why no capture was written; with `verbose`, why stack walks
+/// gave up.
 pub fn record(
     command: &str,
     recording: Recording<'_>,
     session: Session,
     owner: Option<&RunAs>,
+    verbose: bool,
 ) -> Result<Outcome, CliError> {
     let pid = recording.pid;
     let outcome = recording.run(session).map_err(|e| ebpf_error(command, e))?;
@@ -69,6 +71,11 @@ pub fn record(
             "memray {command}: warning: {} allocation records were lost (the ring buffer was full); the capture misses them",
             outcome.drops
         );
+    }
+    if verbose {
+        for (reason, count) in memray_ebpf::python::give_ups(&outcome.walks) {
+            eprintln!("memray {command}: {count} stack walks gave up: {reason}");
+        }
     }
     let Some(finished) = &outcome.capture else {
         let why = outcome
