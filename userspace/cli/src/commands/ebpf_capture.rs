@@ -44,10 +44,30 @@ pub fn check_output(output: &Path, force: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Overrides the ring buffer's size in bytes (tests make it tiny to lose
+/// records on purpose; docs/development.md).
+const RING_BYTES_VARIABLE: &str = "MEMRAY_EBPF_RING_BYTES";
+
 /// The probes loaded, refusing in one line without the privileges.
 pub fn load_session(command: &str) -> Result<Session, CliError> {
     memray_ebpf::require_privileges().map_err(|e| ebpf_error(command, e))?;
-    Session::load(memray_ebpf::Options::default()).map_err(|e| ebpf_error(command, e))
+    let mut options = memray_ebpf::Options::default();
+    if let Some(value) = std::env::var_os(RING_BYTES_VARIABLE) {
+        options.ring_buffer_bytes = value
+            .to_str()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|bytes| bytes.is_power_of_two() && *bytes >= 4096)
+            .ok_or_else(|| {
+                ebpf_error(
+                    command,
+                    format!(
+                        "{RING_BYTES_VARIABLE}={}: not a power of two of at least 4096",
+                        value.to_string_lossy()
+                    ),
+                )
+            })?;
+    }
+    Session::load(options).map_err(|e| ebpf_error(command, e))
 }
 
 pub fn ebpf_error(command: &str, error: impl std::fmt::Display) -> CliError {
