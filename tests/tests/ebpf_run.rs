@@ -244,8 +244,10 @@ fn deep_stacks_are_whole_up_to_512_frames_then_cut_and_counted() {
         [record] = [r for r in FileReader('out.bin').get_allocation_records() if r.size == 99992]\n\
         names = [f[0] for f in record.stack_trace()]\n\
         print(len(names), names.count('deep'))\n\
-        assert names.count('deep') == int(sys.argv[1]), (len(names), names.count('deep'))\n";
+        assert names.count('deep') == int(sys.argv[1]), (len(names), names.count('deep'))\n\
+        assert (names[-1] == '<truncated stack>') == (sys.argv[2] == 'cut'), names[-3:]\n";
     for (depth, kept, cut) in [("300", "301", false), ("700", "512", true)] {
+        let marked = if cut { "cut" } else { "whole" };
         let output = run_ebpf_code(workdir.path(), &[], &["-v"], program, &[depth]);
         succeeded(&output, &format!("run --ebpf of a {depth}-deep recursion"));
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -257,7 +259,7 @@ fn deep_stacks_are_whole_up_to_512_frames_then_cut_and_counted() {
         check_with_memray(
             workdir.path(),
             check,
-            &[kept],
+            &[kept, marked],
             &format!("the {depth}-deep stack"),
         );
     }

@@ -12,8 +12,10 @@ use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 
+use memray_ebpf_common::python_stack::STATUS_TRUNCATED;
 use memray_recorder::{
     Allocator, CaptureSettings, FinishError, Process, RawFrame, RecordedThread, Recorder, Stacks,
+    TRUNCATION_MARKER,
 };
 use python_frames::PythonProcess;
 
@@ -149,6 +151,9 @@ impl ProcessCapture {
                 instruction_offset: i64::from(f.instruction_offset),
                 is_entry: f.is_entry != 0,
             }));
+            if stack.status & STATUS_TRUNCATED != 0 {
+                frames.push(TRUNCATION_MARKER);
+            }
         }
         let stacks = Stacks {
             python: frames,
