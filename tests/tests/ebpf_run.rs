@@ -150,6 +150,159 @@ fn the_programs_exit_status_is_passed_on() {
     assert_eq!(output.status.code(), Some(7), "{output:?}");
 }
 
+/// A multiprocessing pool forked by the program: with `--follow-fork` each
+/// worker gets its own capture, named as in-process memray names it
+/// (`<output>.<child pid>`), holding the allocations of the tasks it ran
+/// with their Python stacks; the parent's capture has none of them.
+#[test]
+fn follow_fork_writes_a_capture_per_pool_worker() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import multiprocessing, os, time\n\
+        def work(n):\n\
+        \x20   blobs = [bytearray(123457) for _ in range(5)]\n\
+        \x20   time.sleep(0.1)\n\
+        \x20   return os.getpid()\n\
+        with multiprocessing.get_context('fork').Pool(2) as pool:\n\
+        \x20   workers = sorted(set(pool.map(work, range(8), chunksize=1)))\n\
+        \x20   pool.close()\n\
+        \x20   pool.join()\n\
+        print(' '.join(map(str, workers)))\n";
+    let output = run_ebpf_code(workdir.path(), &[], &["--follow-fork"], program, &[]);
+    succeeded(&output, "run --ebpf --follow-fork of a pool");
+    let workers: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(!workers.is_empty(), "{output:?}");
+    let check = "import sys\n\
+        from memray import FileReader\n\
+        def blobs(path):\n\
+        \x20   return [[f[0] for f in r.stack_trace()] for r in FileReader(path).get_allocation_records() if r.size == 123458]\n\
+        assert blobs('out.bin') == [], 'the parent has the workers allocations'\n\
+        for pid in sys.argv[1:]:\n\
+        \x20   reader = FileReader(f'out.bin.{pid}')\n\
+        \x20   assert reader.metadata.pid == int(pid), reader.metadata.pid\n\
+        \x20   found = blobs(f'out.bin.{pid}')\n\
+        \x20   assert found and len(found) % 5 == 0 and all('work' in stack for stack in found), (pid, found)\n";
+    let workers: Vec<&str> = workers.iter().map(String::as_str).collect();
+    check_with_memray(workdir.path(), check, &workers, "the workers' captures");
+}
+
+/// `run --ebpf -q -f -o out.bin flags… -c program args…` in `dir`, with `env`.
+fn run_ebpf_code(
+    dir: &Path,
+    env: &[(&str, &str)],
+    flags: &[&str],
+    program: &str,
+    args: &[&str],
+) -> Output {
+    let python = interpreters::reference_python();
+    Command::new(paths::memray_bin())
+        .args(["run", "--ebpf", "-q", "-f", "-o", "out.bin"])
+        .args(flags)
+        .arg("--python")
+        .arg(&python.path)
+        .args(["-c", program])
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("run memray")
+}
+
+/// Runs `check` (Python, `sys.argv[1:]` = `args`) with memray 1.20 in `dir`.
+fn check_with_memray(dir: &Path, check: &str, args: &[&str], what: &str) {
+    let reference = reference::reference_memray();
+    let checked = Command::new(&reference.python)
+        .args(["-c", check])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("read the capture");
+    succeeded(&checked, what);
+}
+
+/// A 300-deep recursion's allocation has its whole stack; a 700-deep one
+/// (beyond the walk's 512 frames) keeps its innermost 512, and `-v` says
+/// that stacks were cut.
+#[test]
+fn deep_stacks_are_whole_up_to_512_frames_then_cut_and_counted() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import sys\n\
+        sys.setrecursionlimit(5000)\n\
+        def deep(n):\n\
+        \x20   return bytearray(99991) if n == 0 else deep(n - 1)\n\
+        keep = deep(int(sys.argv[1]))\n";
+    let check = "import sys\n\
+        from memray import FileReader\n\
+        [record] = [r for r in FileReader('out.bin').get_allocation_records() if r.size == 99992]\n\
+        names = [f[0] for f in record.stack_trace()]\n\
+        print(len(names), names.count('deep'))\n\
+        assert names.count('deep') == int(sys.argv[1]), (len(names), names.count('deep'))\n\
+        assert (names[-1] == '<truncated stack>') == (sys.argv[2] == 'cut'), names[-3:]\n";
+    for (depth, kept, cut) in [("300", "301", false), ("700", "512", true)] {
+        let marked = if cut { "cut" } else { "whole" };
+        let output = run_ebpf_code(workdir.path(), &[], &["-v"], program, &[depth]);
+        succeeded(&output, &format!("run --ebpf of a {depth}-deep recursion"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains("stack walks gave up: the stack was cut"),
+            cut,
+            "{depth} deep: {stderr}"
+        );
+        check_with_memray(
+            workdir.path(),
+            check,
+            &[kept, marked],
+            &format!("the {depth}-deep stack"),
+        );
+    }
+}
+
+/// A ring buffer of one page overflows under a fast allocation loop: the
+/// count printed is what the capture misses (recorded + lost covers every
+/// allocation the loop made).
+#[test]
+fn records_lost_to_a_tiny_ring_buffer_are_counted() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "for _ in range(200000):\n\x20   bytearray(5000)\n";
+    let output = run_ebpf_code(
+        workdir.path(),
+        &[("MEMRAY_EBPF_RING_BYTES", "4096")],
+        &[],
+        program,
+        &[],
+    );
+    succeeded(&output, "run --ebpf with a tiny ring buffer");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lost: u64 = stderr
+        .split_once("warning: ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no lost-records warning: {stderr}"));
+    assert!(lost > 0, "{stderr}");
+    let check = "import sys\n\
+        from memray import FileReader\n\
+        recorded = sum(1 for r in FileReader('out.bin').get_allocation_records() if r.size == 5001)\n\
+        lost = int(sys.argv[1])\n\
+        assert recorded < 200000 <= recorded + lost, (recorded, lost)\n";
+    check_with_memray(
+        workdir.path(),
+        check,
+        &[&lost.to_string()],
+        "the capture and the lost count",
+    );
+}
+
 /// A running process, attached twice in a row for a while: each capture
 /// holds its allocations with their stacks, the process goes on and its
 /// output is what it would have been; our reporters read the captures.

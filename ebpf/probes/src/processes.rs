@@ -18,8 +18,12 @@ use crate::python_stack::{PYTHON_TARGETS, PYTHON_THREAD_KEYS};
 pub static PROCESSES: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(64 * 1024, 0);
 
 /// `sched_process_fork` runs in the parent. Its `child_pid` is a tid: for a
-/// new thread of a followed process the entry is useless but harmless (no
-/// process has that tgid while the thread lives) and goes when it exits.
+/// new thread of a followed process the entries are useless but harmless (no
+/// process has that tgid while the thread lives) and go when it exits.
+///
+/// The child is a copy of the parent's memory, so the parent's interpreter
+/// entries hold for it too: copied here, its stacks are walked from its first
+/// allocation (registering it from userspace would miss those made before).
 #[tracepoint]
 pub fn process_fork(ctx: TracePointContext) -> u32 {
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -33,6 +37,14 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
     // SAFETY: the offset is the field's in the tracepoint's format (checked by userspace).
     if let Ok(child) = unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET) } {
         let _ = PROCESSES.insert(child, process, 0);
+        // SAFETY: the values are map memory, copied by the insert at once.
+        if let Some(target) = unsafe { PYTHON_TARGETS.get(parent) } {
+            let _ = PYTHON_TARGETS.insert(child, target, 0);
+        }
+        // SAFETY: as above.
+        if let Some(key) = unsafe { PYTHON_THREAD_KEYS.get(parent) } {
+            let _ = PYTHON_THREAD_KEYS.insert(child, key, 0);
+        }
     }
     0
 }

@@ -10,9 +10,12 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 
+use memray_ebpf_common::python_stack::STATUS_TRUNCATED;
 use memray_recorder::{
     Allocator, CaptureSettings, FinishError, Process, RawFrame, RecordedThread, Recorder, Stacks,
+    TRUNCATION_MARKER,
 };
 use python_frames::PythonProcess;
 
@@ -30,6 +33,7 @@ pub struct Consumer {
 
 struct ProcessCapture {
     recorder: Recorder,
+    output: PathBuf,
     codes: RemoteCodes,
     /// By kernel tid.
     threads: HashMap<u32, RecordedThread>,
@@ -40,6 +44,7 @@ struct ProcessCapture {
 /// How one capture ended.
 pub struct Finished {
     pub pid: u32,
+    pub output: PathBuf,
     pub result: Result<(), FinishError>,
 }
 
@@ -60,6 +65,7 @@ impl Consumer {
         let recorder = Recorder::create(&settings, Process::Other(pid), MAIN_THREAD, &[])?;
         let mut capture = ProcessCapture {
             recorder,
+            output: settings.output.clone(),
             codes: RemoteCodes::new(*process.memory(), *layout),
             threads: HashMap::new(),
             frames: Vec::new(),
@@ -94,25 +100,42 @@ impl Consumer {
         Ok(())
     }
 
+    /// The processes being recorded.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.captures.keys().copied()
+    }
+
+    /// Ends the capture of `pid` (it exited), if it has one.
+    pub fn finish_one(&mut self, pid: u32) -> Option<Finished> {
+        let capture = self.captures.remove(&pid)?;
+        Some(capture.finish(pid))
+    }
+
     /// Ends every capture.
     pub fn finish(self) -> Vec<Finished> {
         self.captures
             .into_iter()
-            .map(|(pid, capture)| Finished {
-                pid,
-                result: capture.recorder.finish(),
-            })
+            .map(|(pid, capture)| capture.finish(pid))
             .collect()
     }
 }
 
 impl ProcessCapture {
+    fn finish(self, pid: u32) -> Finished {
+        Finished {
+            pid,
+            output: self.output,
+            result: self.recorder.finish(),
+        }
+    }
+
     fn record(&mut self, event: &Event, stacks: &StackTable) -> io::Result<()> {
         let ProcessCapture {
             recorder,
             codes,
             threads,
             frames,
+            ..
         } = self;
         let thread = thread(threads, recorder, event.tgid, event.tid)?;
         if matches!(event.allocator, Allocator::Free | Allocator::Munmap) {
@@ -128,6 +151,9 @@ impl ProcessCapture {
                 instruction_offset: i64::from(f.instruction_offset),
                 is_entry: f.is_entry != 0,
             }));
+            if stack.status & STATUS_TRUNCATED != 0 {
+                frames.push(TRUNCATION_MARKER);
+            }
         }
         let stacks = Stacks {
             python: frames,

@@ -1,8 +1,10 @@
 //! One process recorded into a capture, from tokio: the records drained in
 //! batches, resident-set-size samples on memray's interval, the interpreter
 //! registered for the stack walk, until the process exits, a signal or the
-//! duration ends it. The loop for `run --ebpf` and `attach --ebpf`.
+//! duration ends it; with `--follow-fork`, each child it forks into a capture
+//! of its own. The loop for `run --ebpf` and `attach --ebpf`.
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval, sleep, MissedTickBehavior};
 
 use crate::consumer::{Consumer, Finished};
+use crate::python::StackTable;
 use crate::{python, Error, Event, Session};
 
 /// Records taken from the ring buffer at a time.
@@ -49,8 +52,12 @@ pub struct Outcome {
     pub stop: Stop,
     /// The capture, if the interpreter was found (else there is none).
     pub capture: Option<Finished>,
+    /// The captures of the children it forked (`--follow-fork`).
+    pub children: Vec<Finished>,
     /// Records the probes lost because the ring buffer was full.
     pub drops: u64,
+    /// Why stack walks gave up.
+    pub walks: python::WalkCounters,
     /// The last reason the interpreter could not be registered, if it never was.
     pub unregistered: Option<python::Error>,
 }
@@ -85,6 +92,7 @@ impl Recording<'_> {
         let mut events = session.events(BATCH)?;
         let mut stacks = session.stacks()?;
         let mut consumer = Consumer::new();
+        let mut children = Children::new(pid, &self.settings);
         if !self.starting {
             start_capture(session, &mut consumer, pid, &self.settings)?;
         }
@@ -131,10 +139,7 @@ impl Recording<'_> {
             tokio::select! {
                 drained = events.next_batch(&mut batch) => {
                     drained.map_err(Error::Io)?;
-                    // After the batch: every stack it names is in the ring by now.
-                    stacks.drain();
-                    consumer.record(&batch, &stacks).map_err(Error::Io)?;
-                    batch.clear();
+                    take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
                     session.flush_log();
                 }
                 _ = memory.tick() => {
@@ -142,11 +147,17 @@ impl Recording<'_> {
                         // Held where the interpreter finalizes: its code
                         // objects are alive until it goes on.
                         while events.drain(&mut batch) > 0 {
-                            stacks.drain();
-                            consumer.record(&batch, &stacks).map_err(Error::Io)?;
-                            batch.clear();
+                            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
                         }
                         resume_if_held(pid);
+                    }
+                    let exited = children.exited(&consumer, &session.tracked()?);
+                    if !exited.is_empty() {
+                        // Their last records first.
+                        while events.drain(&mut batch) > 0 {
+                            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
+                        }
+                        children.finish(&mut consumer, &exited);
                     }
                     if consumer.records(pid) {
                         consumer.sample_memory().map_err(Error::Io)?;
@@ -172,19 +183,96 @@ impl Recording<'_> {
         session.detach(pid)?;
         // The records still in the ring, up to the detach.
         while events.drain(&mut batch) > 0 {
-            stacks.drain();
-            consumer.record(&batch, &stacks).map_err(Error::Io)?;
-            batch.clear();
+            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
         }
         session.flush_log();
         let drops = session.drops(pid)?;
-        let capture = consumer.finish().into_iter().next();
+        let walks = session.walk_counters()?;
+        let (mut capture, mut children) = (None, children.finished);
+        for finished in consumer.finish() {
+            if finished.pid == pid {
+                capture = Some(finished);
+            } else {
+                children.push(finished);
+            }
+        }
         Ok(Outcome {
             stop,
             unregistered: capture.is_none().then_some(unregistered).flatten(),
             capture,
+            children,
             drops,
+            walks,
         })
+    }
+}
+
+/// Records a batch (emptied after), first opening the captures of the
+/// children it is the first to name.
+fn take_in(
+    batch: &mut Vec<Event>,
+    stacks: &mut StackTable,
+    consumer: &mut Consumer,
+    children: &mut Children,
+) -> Result<(), Error> {
+    children.start(consumer, batch).map_err(Error::Io)?;
+    // After the batch: every stack it names is in the ring by now.
+    stacks.drain();
+    consumer.record(batch, stacks).map_err(Error::Io)?;
+    batch.clear();
+    Ok(())
+}
+
+/// The children a recorded process forks (`--follow-fork`: the probes add
+/// them to the pid set, and their interpreter to the stack walk's maps, at
+/// fork). Each gets a capture from its first record, ended when it exits.
+struct Children {
+    parent: u32,
+    settings: CaptureSettings,
+    /// Children whose interpreter could not be read (gone already).
+    unreadable: HashSet<u32>,
+    finished: Vec<Finished>,
+}
+
+impl Children {
+    fn new(parent: u32, settings: &CaptureSettings) -> Children {
+        Children {
+            parent,
+            settings: settings.clone(),
+            unreadable: HashSet::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    /// Opens a capture, named as in-process memray names it, for each child
+    /// `batch` is the first to name.
+    fn start(&mut self, consumer: &mut Consumer, batch: &[Event]) -> io::Result<()> {
+        for event in batch {
+            let child = event.tgid;
+            if child == self.parent || consumer.records(child) || self.unreadable.contains(&child) {
+                continue;
+            }
+            let Ok(process) = PythonProcess::attach(child as i32) else {
+                self.unreadable.insert(child);
+                continue;
+            };
+            consumer.add(&process, &self.settings.for_child(self.parent, child))?;
+        }
+        Ok(())
+    }
+
+    /// The children being recorded that have left the pid set (`tracked`).
+    fn exited(&self, consumer: &Consumer, tracked: &[u32]) -> Vec<u32> {
+        consumer
+            .pids()
+            .filter(|&pid| pid != self.parent && !tracked.contains(&pid))
+            .collect()
+    }
+
+    fn finish(&mut self, consumer: &mut Consumer, exited: &[u32]) {
+        for &pid in exited {
+            self.finished.extend(consumer.finish_one(pid));
+        }
     }
 }
 

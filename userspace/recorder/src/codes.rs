@@ -5,7 +5,17 @@ use std::io;
 
 use rustc_hash::FxHashMap;
 
+use python_frames::RawFrame;
+
 use crate::recorder::{CodeNamer, Writer};
+
+/// The outermost frame of a stack cut short (the frames above it were not
+/// walked): no code object lives at this address, the recorder names it.
+pub const TRUNCATION_MARKER: RawFrame = RawFrame {
+    code: u64::MAX,
+    instruction_offset: 0,
+    is_entry: true,
+};
 
 /// The ids given so far in one capture.
 #[derive(Default)]
@@ -27,15 +37,20 @@ impl CodeRegistry {
         }
         self.last_id += 1;
         let id = self.last_id;
-        match namer.code(address) {
-            Some(code) => writer.write_code_object(
-                id,
-                code.name.as_bytes(),
-                code.filename.as_bytes(),
-                code.firstlineno,
-                &code.linetable,
-            )?,
-            None => writer.write_code_object(id, b"<unknown>", b"<unknown>", 0, &[])?,
+        if address == TRUNCATION_MARKER.code {
+            // Not asked of the namer: nothing is there to read.
+            writer.write_code_object(id, b"<truncated stack>", b"<memray>", 0, &[])?;
+        } else {
+            match namer.code(address) {
+                Some(code) => writer.write_code_object(
+                    id,
+                    code.name.as_bytes(),
+                    code.filename.as_bytes(),
+                    code.firstlineno,
+                    &code.linetable,
+                )?,
+                None => writer.write_code_object(id, b"<unknown>", b"<unknown>", 0, &[])?,
+            }
         }
         self.ids.insert(address, id);
         Ok(id)

@@ -25,6 +25,7 @@ pub mod rss;
 mod session;
 mod stack;
 
+pub use codes::TRUNCATION_MARKER;
 pub use error::{describe_os_error, FinishError};
 pub use memray_format::{Allocator, CaptureWriter, Header, Image, PythonAllocator, Segment};
 pub use python_frames::{CodeInfo, RawFrame};

@@ -39,6 +39,20 @@ pub struct CaptureSettings {
 }
 
 impl CaptureSettings {
+    /// The settings of a `--follow-fork` child's capture, named as memray
+    /// names it: the parent's name without a trailing `.<parent pid>`, then
+    /// `.<child pid>`.
+    pub fn for_child(&self, parent_pid: u32, child_pid: u32) -> CaptureSettings {
+        let name = self.output.as_os_str().to_string_lossy();
+        let base = name
+            .strip_suffix(&format!(".{parent_pid}"))
+            .unwrap_or(&name);
+        CaptureSettings {
+            output: PathBuf::from(format!("{base}.{child_pid}")),
+            ..self.clone()
+        }
+    }
+
     /// Creates the file and writes its header.
     pub(crate) fn open_writer(&self, process: Process, main_tid: u64) -> io::Result<Writer> {
         let options = self.options;

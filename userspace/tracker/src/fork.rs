@@ -1,8 +1,6 @@
 //! fork: without `--follow-fork` the child stops recording; with it, the child
 //! writes its own capture to `<output>.<child pid>`.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
 use std::sync::Once;
 
 use crate::guard::RecursionGuard;
@@ -45,8 +43,11 @@ fn follow_or_stop() {
     if !parent_session.follow_fork {
         return;
     }
-    let mut settings = parent_session.settings.clone();
-    settings.output = child_output(&settings.output);
+    // SAFETY: plain syscalls.
+    let (parent_pid, child_pid) = unsafe { (libc::getppid(), libc::getpid()) };
+    let settings = parent_session
+        .settings
+        .for_child(parent_pid as u32, child_pid as u32);
     thread::forget_stack_after_fork();
     if let Ok(session) = Session::open(settings, true, thread::current_tid()) {
         tracking::start(session);
@@ -54,15 +55,4 @@ fn follow_or_stop() {
             session.start_sampling();
         }
     }
-}
-
-/// memray's naming: the parent's name without a trailing `.<parent pid>`, then `.<child pid>`.
-fn child_output(parent_output: &std::path::Path) -> PathBuf {
-    // SAFETY: plain syscalls.
-    let (parent_pid, child_pid) = unsafe { (libc::getppid(), libc::getpid()) };
-    let name = parent_output.as_os_str().to_string_lossy();
-    let base = name
-        .strip_suffix(&format!(".{parent_pid}"))
-        .unwrap_or(&name);
-    PathBuf::from(OsString::from(format!("{base}.{child_pid}")))
 }

@@ -32,6 +32,9 @@ pub struct Args {
     /// Do not compress the resulting file using lz4
     #[arg(long)]
     no_compress: bool,
+    /// At the end, say why stack walks gave up (one line per reason)
+    #[arg(short, long)]
+    verbose: bool,
     /// Duration to track for (in seconds)
     #[arg(long, value_name = "DURATION")]
     duration: Option<f64>,
@@ -76,7 +79,7 @@ pub fn run(args: Args) -> CliResult {
         on_signal: OnSignal::Stop,
         starting: false,
     };
-    let outcome = ebpf_capture::record("attach", recording, session, None)?;
+    let outcome = ebpf_capture::record("attach", recording, session, None, args.verbose)?;
     if outcome.stop == Stop::Exited {
         println!("Process {pid} exited; the capture ends there.");
     }

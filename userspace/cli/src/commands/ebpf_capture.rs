@@ -44,10 +44,30 @@ pub fn check_output(output: &Path, force: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Overrides the ring buffer's size in bytes (tests make it tiny to lose
+/// records on purpose; docs/development.md).
+const RING_BYTES_VARIABLE: &str = "MEMRAY_EBPF_RING_BYTES";
+
 /// The probes loaded, refusing in one line without the privileges.
 pub fn load_session(command: &str) -> Result<Session, CliError> {
     memray_ebpf::require_privileges().map_err(|e| ebpf_error(command, e))?;
-    Session::load(memray_ebpf::Options::default()).map_err(|e| ebpf_error(command, e))
+    let mut options = memray_ebpf::Options::default();
+    if let Some(value) = std::env::var_os(RING_BYTES_VARIABLE) {
+        options.ring_buffer_bytes = value
+            .to_str()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|bytes| bytes.is_power_of_two() && *bytes >= 4096)
+            .ok_or_else(|| {
+                ebpf_error(
+                    command,
+                    format!(
+                        "{RING_BYTES_VARIABLE}={}: not a power of two of at least 4096",
+                        value.to_string_lossy()
+                    ),
+                )
+            })?;
+    }
+    Session::load(options).map_err(|e| ebpf_error(command, e))
 }
 
 pub fn ebpf_error(command: &str, error: impl std::fmt::Display) -> CliError {
@@ -55,21 +75,27 @@ pub fn ebpf_error(command: &str, error: impl std::fmt::Display) -> CliError {
 }
 
 /// Records, then reports how it went: the file (given to `owner`), lost
-/// records, or why no capture was written.
+/// records, or why no capture was written; with `verbose`, why stack walks
+/// gave up.
 pub fn record(
     command: &str,
     recording: Recording<'_>,
     session: Session,
     owner: Option<&RunAs>,
+    verbose: bool,
 ) -> Result<Outcome, CliError> {
     let pid = recording.pid;
-    let output = recording.settings.output.clone();
     let outcome = recording.run(session).map_err(|e| ebpf_error(command, e))?;
     if outcome.drops > 0 {
         eprintln!(
             "memray {command}: warning: {} allocation records were lost (the ring buffer was full); the capture misses them",
             outcome.drops
         );
+    }
+    if verbose {
+        for (reason, count) in memray_ebpf::python::give_ups(&outcome.walks) {
+            eprintln!("memray {command}: {count} stack walks gave up: {reason}");
+        }
     }
     let Some(finished) = &outcome.capture else {
         let why = outcome
@@ -80,17 +106,20 @@ pub fn record(
             "memray {command}: no capture: the Python interpreter of process {pid} was not found ({why})"
         )));
     };
-    if let Err(error) = &finished.result {
-        return Err(CliError::new(format!("memray {command}: {error}")));
-    }
-    if let Some(user) = owner {
-        give_to(&output, user).map_err(|e| {
-            CliError::new(format!(
-                "memray {command}: cannot give {} to {}: {e}",
-                output.display(),
-                user.name
-            ))
-        })?;
+    for finished in [finished].into_iter().chain(&outcome.children) {
+        let output = &finished.output;
+        if let Err(error) = &finished.result {
+            return Err(CliError::new(format!("memray {command}: {error}")));
+        }
+        if let Some(user) = owner {
+            give_to(output, user).map_err(|e| {
+                CliError::new(format!(
+                    "memray {command}: cannot give {} to {}: {e}",
+                    output.display(),
+                    user.name
+                ))
+            })?;
+        }
     }
     Ok(outcome)
 }

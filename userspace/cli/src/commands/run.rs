@@ -68,6 +68,9 @@ pub struct Args {
     /// Don't show any tracking-specific output while running
     #[arg(short, long)]
     quiet: bool,
+    /// With --ebpf: at the end, say why stack walks gave up (one line per reason)
+    #[arg(short, long)]
+    verbose: bool,
     /// If the output file already exists, overwrite it
     #[arg(short, long)]
     force: bool,
@@ -212,6 +215,9 @@ fn reject_unsupported(args: &Args) -> CliResult {
         return Err(CliError::new(
             "memray run: error: The --live-port argument requires --live-remote",
         ));
+    }
+    if args.verbose {
+        return Err(CliError::new("memray run: --verbose goes with --ebpf"));
     }
     Ok(())
 }

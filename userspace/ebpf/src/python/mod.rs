@@ -138,6 +138,26 @@ pub fn stack_table(ebpf: &mut Ebpf) -> Result<StackTable, crate::Error> {
     Ok(StackTable::new(ring))
 }
 
+/// The reasons walks gave up, in words, with how often (the non-zero ones).
+pub fn give_ups(counters: &WalkCounters) -> Vec<(&'static str, u64)> {
+    WalkCounter::ALL
+        .iter()
+        .zip(counters)
+        .filter(|&(_, &count)| count > 0)
+        .filter_map(|(counter, &count)| {
+            let reason = match counter {
+                WalkCounter::Walks => return None,
+                WalkCounter::NoTarget => "no interpreter registered for the process",
+                WalkCounter::NoThreadState => "the thread had no Python thread state",
+                WalkCounter::UnreadableFrame => "a frame could not be read",
+                WalkCounter::DepthCut => "the stack was cut (deeper than the walk reaches)",
+                WalkCounter::StackLost => "the stack's record found its ring buffer full",
+            };
+            Some((reason, count))
+        })
+        .collect()
+}
+
 /// The walk counters so far.
 pub fn walk_counters(ebpf: &Ebpf) -> Result<WalkCounters, crate::Error> {
     let array = PerCpuArray::<_, u64>::try_from(

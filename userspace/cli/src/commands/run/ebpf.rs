@@ -65,7 +65,7 @@ pub fn run(args: Args) -> CliResult {
         on_signal: OnSignal::Forward,
         starting: true,
     };
-    let recorded = ebpf_capture::record("run", recording, session, run_as.as_ref());
+    let recorded = ebpf_capture::record("run", recording, session, run_as.as_ref(), args.verbose);
     let exit = held.wait().map_err(|e| ebpf_error("run", e))?;
     recorded?;
     if !args.quiet {
