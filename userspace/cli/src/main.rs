@@ -69,7 +69,7 @@ fn main() {
         Command::Detach(_) => commands::unavailable::run("detach"),
     };
     if let Err(CliError { message, exit_code }) = result {
-        eprintln!("{}", error::without_os_error_codes(&message));
+        eprintln!("{}", memray_recorder::without_os_error_codes(&message));
         std::process::exit(exit_code);
     }
 }

@@ -29,15 +29,29 @@ pub enum FinishError {
 /// An I/O error as memray words it: the C library's text, without Rust's
 /// ` (os error N)` suffix (which also ends messages wrapping such an error).
 pub fn describe_os_error(error: &io::Error) -> String {
-    let text = error.to_string();
-    let Some(start) = text.rfind(" (os error ") else {
-        return text;
-    };
-    let suffix = &text[start + " (os error ".len()..];
-    match suffix.strip_suffix(')') {
-        Some(code) if code.bytes().all(|b| b.is_ascii_digit()) => text[..start].to_string(),
-        _ => text,
+    without_os_error_codes(&error.to_string())
+}
+
+/// `text` as Python words an OS error: Rust's ` (os error N)` suffix dropped,
+/// wherever it appears (an error's text may quote a lower layer's).
+pub fn without_os_error_codes(text: &str) -> String {
+    const MARK: &str = " (os error ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(MARK) {
+        let after = &rest[start + MARK.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let is_code = digits > 0 && after[digits..].starts_with(')');
+        let end = if is_code {
+            start + MARK.len() + digits + 1
+        } else {
+            start + MARK.len()
+        };
+        out.push_str(&rest[..if is_code { start } else { end }]);
+        rest = &rest[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -57,6 +71,23 @@ mod tests {
         assert_eq!(
             describe_os_error(&other),
             "nothing to strip (os error here)"
+        );
+    }
+
+    #[test]
+    fn os_error_codes_are_dropped_as_python_words_them() {
+        let error = io::Error::from_raw_os_error(2); // ENOENT
+        assert_eq!(
+            without_os_error_codes(&format!("Could not create output file x: {error}")),
+            "Could not create output file x: No such file or directory"
+        );
+        assert_eq!(
+            without_os_error_codes("a: b (os error 28)\nReason: c (os error 13)."),
+            "a: b\nReason: c."
+        );
+        assert_eq!(
+            without_os_error_codes("kept (os error x) and (os error 5"),
+            "kept (os error x) and (os error 5"
         );
     }
 }

@@ -26,7 +26,7 @@ mod session;
 mod stack;
 
 pub use codes::TRUNCATION_MARKER;
-pub use error::{describe_os_error, FinishError};
+pub use error::{describe_os_error, without_os_error_codes, FinishError};
 pub use memray_format::{Allocator, CaptureWriter, Header, Image, PythonAllocator, Segment};
 pub use python_frames::{CodeInfo, RawFrame};
 pub use recorder::{CodeNamer, Recorder, Stacks, Writer};
