@@ -35,8 +35,23 @@ pub fn select(
     selection: Selection,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
+    select_keeping_memory(
+        capture,
+        selection,
+        merge_threads,
+        memory::DEFAULT_MAX_MEMORY_RECORDS,
+    )
+}
+
+/// [`select`], with the overview's memory snapshots thinned to
+/// `max_memory_records` (0: every one kept).
+pub fn select_keeping_memory(
+    capture: &CaptureFile,
+    selection: Selection,
+    merge_threads: bool,
+    max_records: usize,
+) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
     let capture = &WithProgress::new(capture);
-    let max_records = memory::DEFAULT_MAX_MEMORY_RECORDS;
     Ok(match selection {
         Selection::HighWaterMark => {
             overview_and_high_water_mark(capture, max_records, merge_threads)?

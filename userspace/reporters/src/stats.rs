@@ -7,9 +7,11 @@ use memray_analysis::histogram::{histogram, Bin};
 use memray_analysis::{Frame, ModuleTotals, Statistics};
 use serde_json::{json, Value};
 
-use crate::metadata::Metadata;
+use crate::metadata::{local_datetime, Metadata};
+use crate::processes::Together;
 use crate::pyjson::{self, Style};
 use crate::size::size_fmt;
+use crate::table::{self, Align};
 
 const BINS: usize = 10;
 const BAR_WIDTH: usize = 25;
@@ -168,4 +170,90 @@ pub fn to_json(stats: &Statistics, metadata: &Metadata) -> Value {
 /// The JSON file's exact text.
 pub fn render_json(stats: &Statistics, metadata: &Metadata) -> String {
     pyjson::to_string(&to_json(stats, metadata), Style::Indented)
+}
+
+/// One process of a report over several captures: its own statistics.
+pub struct ProcessStats {
+    pub label: String,
+    /// The capture's path, as given.
+    pub capture: String,
+    pub stats: Statistics,
+    pub metadata: Metadata,
+}
+
+/// The terminal report over several processes: one row per process (the
+/// figures its own `memray stats` prints) and their total, whose peak is
+/// the peak of the summed heap over time.
+pub fn render_processes_text(processes: &[ProcessStats], together: &Together) -> String {
+    let headers: Vec<String> = [
+        "Process",
+        "Total allocations",
+        "Total memory allocated",
+        "Peak memory usage",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let row = |label: String, allocations: u64, bytes: u64, peak: u64| {
+        vec![
+            label,
+            allocations.to_string(),
+            size_fmt(bytes),
+            size_fmt(peak),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = processes
+        .iter()
+        .map(|p| {
+            row(
+                p.label.clone(),
+                p.stats.total_allocations,
+                p.stats.total_bytes,
+                p.metadata.peak_memory,
+            )
+        })
+        .collect();
+    rows.push(row(
+        format!("All {} processes", processes.len()),
+        processes.iter().map(|p| p.stats.total_allocations).sum(),
+        processes.iter().map(|p| p.stats.total_bytes).sum(),
+        together.peak,
+    ));
+    let aligns = [Align::Left, Align::Right, Align::Right, Align::Right];
+    let mut out = format!(
+        "🧮 Processes:\n{}\n",
+        table::render(&headers, &aligns, &rows, None)
+    );
+    let _ = writeln!(
+        out,
+        "📈 Peak memory usage of all processes together:\n\t{}\n\t(the peak of their \
+         summed heap over time; the sum of their own peaks is {})",
+        size_fmt(together.peak),
+        size_fmt(together.sum_of_peaks)
+    );
+    out
+}
+
+/// The JSON document over several processes: each process's own `memray
+/// stats --json` document under `processes`, and the total.
+pub fn render_processes_json(processes: &[ProcessStats], together: &Together) -> String {
+    let processes_json: Vec<Value> = processes
+        .iter()
+        .map(|p| {
+            json!({
+                "capture": p.capture,
+                "process": p.label,
+                "stats": to_json(&p.stats, &p.metadata),
+            })
+        })
+        .collect();
+    let total = json!({
+        "total_num_allocations": processes.iter().map(|p| p.stats.total_allocations).sum::<u64>(),
+        "total_bytes_allocated": processes.iter().map(|p| p.stats.total_bytes).sum::<u64>(),
+        "peak_memory": together.peak,
+        "peak_memory_is": "the peak of the summed heap over time",
+        "peak_time": together.peak_time_ms.map(|ms| local_datetime(ms as i64)),
+        "sum_of_peak_memory": together.sum_of_peaks,
+    });
+    let document = json!({ "processes": processes_json, "total": total });
+    pyjson::to_string(&document, Style::Indented)
 }

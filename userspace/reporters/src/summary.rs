@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use memray_analysis::{AllocationGroup, StackResolver};
 
+use crate::processes::Together;
 use crate::size::size_fmt;
 use crate::table::{self, Align};
 
@@ -143,4 +144,77 @@ impl Summary {
         aligns[0] = Align::Left;
         table::render(&headers, &aligns, &rows, max_width)
     }
+}
+
+/// One process's summary in a report over several captures.
+pub struct ProcessSummary {
+    pub label: String,
+    pub summary: Summary,
+}
+
+/// Each process's table (what its own `memray summary` prints) under its
+/// name, then one row per process with its total and the processes'
+/// total, and the peak of their summed heap over time.
+pub fn render_processes(
+    processes: &[ProcessSummary],
+    together: &Together,
+    sort_column: usize,
+    max_rows: usize,
+    max_width: Option<usize>,
+) -> String {
+    let mut out = String::new();
+    for process in processes {
+        out.push_str(&process.label);
+        out.push('\n');
+        out.push_str(&process.summary.render(sort_column, max_rows, max_width));
+        out.push('\n');
+    }
+    let total_memory: u64 = processes.iter().map(|p| p.summary.total_memory).sum();
+    let percent = |part: u64| {
+        if total_memory == 0 {
+            0.0
+        } else {
+            part as f64 / total_memory as f64 * 100.0
+        }
+    };
+    let row = |label: String, memory: u64, allocations: u64| {
+        vec![
+            label,
+            size_fmt(memory),
+            format!("{:.2}%", percent(memory)),
+            allocations.to_string(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = processes
+        .iter()
+        .map(|p| {
+            row(
+                p.label.clone(),
+                p.summary.total_memory,
+                p.summary.total_allocations,
+            )
+        })
+        .collect();
+    rows.push(row(
+        format!("All {} processes", processes.len()),
+        total_memory,
+        processes.iter().map(|p| p.summary.total_allocations).sum(),
+    ));
+    let headers: Vec<String> = [
+        "Process",
+        "Total Memory",
+        "Total Memory %",
+        "Allocation Count",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let aligns = [Align::Left, Align::Right, Align::Right, Align::Right];
+    out.push_str(&table::render(&headers, &aligns, &rows, max_width));
+    out.push_str(&format!(
+        "Peak memory usage of all processes together: {} (the peak of their summed heap \
+         over time; the sum of their own peaks is {})\n",
+        size_fmt(together.peak),
+        size_fmt(together.sum_of_peaks)
+    ));
+    out
 }
