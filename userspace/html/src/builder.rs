@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, SourceFile, StringId,
-    Temporal,
+    FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, ProcessMemory,
+    SourceFile, StringId, Temporal,
 };
 
 /// One frame of a stack, as the analysis side knows it.
@@ -38,6 +38,7 @@ impl FlameGraphBuilder {
                 threads: Vec::new(),
                 nodes: Nodes::default(),
                 memory: Vec::new(),
+                processes: Vec::new(),
                 temporal: None,
                 sources: Vec::new(),
             },
@@ -121,6 +122,12 @@ impl FlameGraphBuilder {
 
     pub fn add_memory_sample(&mut self, sample: MemorySample) {
         self.graph.memory.push(sample);
+    }
+
+    /// Adds one process's own line to the memory plot (reports over several
+    /// processes, whose memory samples are the processes' sum).
+    pub fn add_process_memory(&mut self, process: ProcessMemory) {
+        self.graph.processes.push(process);
     }
 
     /// Records a temporal interval; switches the page to the temporal view.

@@ -53,8 +53,8 @@ mod wire;
 pub use builder::{FlameGraphBuilder, StackFrame};
 pub use error::ModelError;
 pub use model::{
-    FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, ReportKind, SourceFile,
-    StringId, Temporal,
+    FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, ProcessMemory,
+    ReportKind, SourceFile, StringId, Temporal,
 };
 pub use shrink::{fold_small_nodes, thin_memory_samples};
 pub use table::{Table, TableRow};

@@ -3,8 +3,9 @@
 
 use memray_reporters::html_report::table_html;
 
+use super::inputs::Inputs;
 use super::report::ReportArgs;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 
 /// Generate an HTML table with all records in the peak memory usage
 #[derive(clap::Args)]
@@ -15,7 +16,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> CliResult {
     let selection = args.report.selection("table")?;
-    let target = args.report.open("table")?;
+    let results = match args.report.inputs()? {
+        Inputs::One(results) => results,
+        Inputs::Processes { .. } => {
+            return Err(CliError::new(
+                "memray table of several captures: not available yet",
+            ))
+        }
+    };
+    let target = args.report.open(&results, "table")?;
     if !args.report.is_temporary() {
         target.warn_if_large();
     }

@@ -9,7 +9,7 @@ use memray_analysis::{
     TemporalRecord,
 };
 use memray_html::{
-    FlameGraph, FlameGraphBuilder, Interval, MemorySample, NodeId, ReportKind, Temporal,
+    FlameGraph, FlameGraphBuilder, Interval, MemorySample, NodeId, ReportKind, StackFrame, Temporal,
 };
 
 use super::sources::{ConfidentialFiles, SourceLines};
@@ -53,7 +53,7 @@ impl Default for FlameGraphOptions {
 }
 
 impl FlameGraphMode {
-    fn kind(self) -> ReportKind {
+    pub(super) fn kind(self) -> ReportKind {
         match self {
             FlameGraphMode::Snapshot(Selection::HighWaterMark)
             | FlameGraphMode::TemporalHighWaterMark => ReportKind::Peak,
@@ -67,17 +67,27 @@ impl FlameGraphMode {
 
 /// Adds stacks to a builder, keyed as memray keys its nodes: frame, parent
 /// and thread name.
-struct TreeBuilder<'a> {
-    graph: FlameGraphBuilder,
-    stacks: &'a dyn StackResolver,
-    sources: SourceLines,
+pub(super) struct TreeBuilder<'a> {
+    pub(super) graph: FlameGraphBuilder,
+    pub(super) stacks: &'a dyn StackResolver,
+    pub(super) sources: SourceLines,
+    /// Over several processes: the process the stacks belong to, as the
+    /// root's child above them, and the prefix of its thread names.
+    pub(super) process: Option<&'a str>,
 }
 
 impl TreeBuilder<'_> {
-    fn add(&mut self, at: StackIds, bytes: u64, n_allocations: u64) -> NodeId {
-        let thread = self.graph.thread(&thread_label(self.stacks, at.tid));
+    pub(super) fn add(&mut self, at: StackIds, bytes: u64, n_allocations: u64) -> NodeId {
+        let mut thread = thread_label(self.stacks, at.tid);
+        if let Some(process) = self.process {
+            thread = format!("{process}: {thread}");
+        }
+        let thread = self.graph.thread(&thread);
         let stack = self.stacks.stack(at);
-        let path = flame_path(&stack);
+        let mut path = flame_path(&stack);
+        if let Some(process) = self.process {
+            path.insert(0, process_frame(process));
+        }
         for frame in &path {
             self.sources.want(frame.filename, frame.lineno);
         }
@@ -105,6 +115,17 @@ impl TreeBuilder<'_> {
     }
 }
 
+/// The node that stands for a process above its stacks.
+fn process_frame(label: &str) -> StackFrame<'_> {
+    StackFrame {
+        function: label,
+        filename: "",
+        lineno: 0,
+        interesting: true,
+        import_system: false,
+    }
+}
+
 fn snapshot_number(snapshot: u64) -> Result<u32, AnalysisError> {
     u32::try_from(snapshot).map_err(|_| AnalysisError::TooManySnapshots(snapshot))
 }
@@ -123,6 +144,7 @@ pub fn flamegraph_model(
         graph: FlameGraphBuilder::new(metadata),
         stacks: capture,
         sources: SourceLines::default(),
+        process: None,
     };
     add_memory(&mut tree.graph, &overview);
     let merge = options.merge_threads;
