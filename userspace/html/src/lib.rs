@@ -176,6 +176,7 @@ mod tests {
     #[test]
     fn table_pages_are_self_contained() {
         let row = TableRow {
+            process: String::new(),
             thread: "0x1".to_owned(),
             size: 10,
             allocator: "malloc".to_owned(),

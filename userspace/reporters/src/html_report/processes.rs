@@ -1,20 +1,22 @@
-//! The flame graph of several processes' captures: each process as its own
-//! capture's graph shows it (its peak, leaks or temporary allocations),
-//! under a node of its own (pid and command line) below the root, its
-//! threads named after it; the memory plot draws the processes' summed
-//! memory and each one's own heap, and the page's peak is the peak of the
-//! sum over time.
+//! The flame graph and table of several processes' captures: each process
+//! as its own capture's page shows it (its peak, leaks or temporary
+//! allocations). In the flame graph it is a node of its own (pid and
+//! command line) below the root, its threads named after it, and the
+//! memory plot draws the processes' summed memory and each one's own heap;
+//! in the table it is a column. The page's peak is the peak of the sum
+//! over time.
 
 use std::path::PathBuf;
 
 use memray_analysis::{AnalysisError, CaptureFile, Overview};
 use memray_html::{
-    render_flamegraph, thin_memory_samples, FlameGraph, FlameGraphBuilder, MemorySample, Metadata,
-    PageOptions, ProcessMemory,
+    render_flamegraph, render_table, thin_memory_samples, FlameGraph, FlameGraphBuilder,
+    MemorySample, Metadata, PageOptions, ProcessMemory, Table, TableRow,
 };
 
 use super::flamegraph::{FlameGraphOptions, TreeBuilder};
 use super::sources::SourceLines;
+use super::table::rows;
 use super::ReportError;
 use crate::input::{select_keeping_memory, Selection};
 use crate::processes::{process_label, Together};
@@ -95,8 +97,65 @@ pub fn processes_flamegraph_model(
     }
     sources.embed(options.confidential_files, &mut graph);
     let mut graph = graph.finish();
-    graph.metadata = metadata(captures, &overviews, &together, name, selection, options);
+    graph.metadata = metadata(
+        captures,
+        &overviews,
+        &together,
+        name,
+        selection,
+        options.merge_threads,
+    );
+    graph.metadata.inverted = options.inverted;
     Ok(graph)
+}
+
+/// The table page of `captures`, called `name`; see [`processes_table_model`].
+pub fn processes_table_html(
+    captures: &[CaptureFile],
+    name: &str,
+    selection: Selection,
+    merge_threads: bool,
+) -> Result<String, CaptureFailure> {
+    let table = processes_table_model(captures, name, selection, merge_threads)?;
+    Ok(render_table(&table))
+}
+
+/// The rows each capture's own table has, with their process.
+pub fn processes_table_model(
+    captures: &[CaptureFile],
+    name: &str,
+    selection: Selection,
+    merge_threads: bool,
+) -> Result<Table, CaptureFailure> {
+    let mut all_rows = Vec::new();
+    let mut overviews = Vec::new();
+    for capture in captures {
+        // Every memory snapshot is kept: thinning could skip the peak of the sum.
+        let (overview, groups) = select_keeping_memory(capture, selection, merge_threads, 0)
+            .map_err(|e| CaptureFailure::analysis(capture, e))?;
+        let label = process_label(capture.header());
+        all_rows.extend(
+            rows(&groups, capture, merge_threads)
+                .into_iter()
+                .map(|row| TableRow {
+                    process: label.clone(),
+                    ..row
+                }),
+        );
+        overviews.push(overview);
+    }
+    let together = Together::new(&overviews.iter().collect::<Vec<_>>());
+    Ok(Table {
+        metadata: metadata(
+            captures,
+            &overviews,
+            &together,
+            name,
+            selection,
+            merge_threads,
+        ),
+        rows: all_rows,
+    })
 }
 
 /// Samples thinned as `--max-memory-records` asks, the highest heap kept.
@@ -119,15 +178,13 @@ fn metadata(
     together: &Together,
     name: &str,
     selection: Selection,
-    options: &FlameGraphOptions,
+    merge_threads: bool,
 ) -> Metadata {
     let kind = super::flamegraph::FlameGraphMode::Snapshot(selection).kind();
     let each: Vec<Metadata> = captures
         .iter()
         .zip(overviews)
-        .map(|(capture, overview)| {
-            super::page_metadata(capture, overview, kind, options.merge_threads)
-        })
+        .map(|(capture, overview)| super::page_metadata(capture, overview, kind, merge_threads))
         .collect();
     let pids: Vec<String> = captures
         .iter()
@@ -153,8 +210,8 @@ fn metadata(
         },
         has_native_traces: each.iter().any(|m| m.has_native_traces),
         trace_python_allocators: each.iter().all(|m| m.trace_python_allocators),
-        merge_threads: options.merge_threads,
-        inverted: options.inverted,
+        merge_threads,
+        inverted: false,
         pymalloc_leaks_warning: each.iter().any(|m| m.pymalloc_leaks_warning),
         cut_off: each.iter().any(|m| m.cut_off),
     }
