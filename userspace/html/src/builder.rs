@@ -93,8 +93,27 @@ impl FlameGraphBuilder {
         bytes: u64,
         n_allocations: u64,
     ) -> NodeId {
-        let mut node = 0;
-        self.add_to(node, bytes, n_allocations);
+        self.add_stack_under(0, thread, stack, bytes, n_allocations)
+    }
+
+    /// Like [`FlameGraphBuilder::add_stack`], with `stack` starting below
+    /// `parent` (a node standing for a process, say), whose ancestors get
+    /// the values too.
+    pub fn add_stack_under(
+        &mut self,
+        parent: NodeId,
+        thread: u32,
+        stack: &[StackFrame<'_>],
+        bytes: u64,
+        n_allocations: u64,
+    ) -> NodeId {
+        let mut ancestor = parent;
+        while ancestor != 0 {
+            self.add_to(ancestor, bytes, n_allocations);
+            ancestor = self.graph.nodes.parent[ancestor as usize];
+        }
+        let mut node = parent;
+        self.add_to(0, bytes, n_allocations);
         for frame in stack {
             let function = self.intern(frame.function);
             let filename = self.intern(frame.filename);

@@ -71,27 +71,39 @@ pub(super) struct TreeBuilder<'a> {
     pub(super) graph: FlameGraphBuilder,
     pub(super) stacks: &'a dyn StackResolver,
     pub(super) sources: SourceLines,
-    /// Over several processes: the process the stacks belong to, as the
-    /// root's child above them, and the prefix of its thread names.
-    pub(super) process: Option<&'a str>,
+    /// Over several processes: the process the stacks belong to.
+    pub(super) process: Option<ProcessRoot<'a>>,
+}
+
+/// A process as the root's child above its stacks, in one node whatever
+/// thread allocated, and the prefix of its threads' names.
+pub(super) struct ProcessRoot<'a> {
+    pub(super) label: &'a str,
+    /// Made with the first stack.
+    pub(super) node: Option<NodeId>,
 }
 
 impl TreeBuilder<'_> {
     pub(super) fn add(&mut self, at: StackIds, bytes: u64, n_allocations: u64) -> NodeId {
         let mut thread = thread_label(self.stacks, at.tid);
-        if let Some(process) = self.process {
-            thread = format!("{process}: {thread}");
+        if let Some(process) = &self.process {
+            thread = format!("{}: {thread}", process.label);
         }
         let thread = self.graph.thread(&thread);
         let stack = self.stacks.stack(at);
-        let mut path = flame_path(&stack);
-        if let Some(process) = self.process {
-            path.insert(0, process_frame(process));
-        }
+        let path = flame_path(&stack);
         for frame in &path {
             self.sources.want(frame.filename, frame.lineno);
         }
-        self.graph.add_stack(thread, &path, bytes, n_allocations)
+        let parent = match &mut self.process {
+            None => 0,
+            Some(process) => *process.node.get_or_insert_with(|| {
+                let frame = process_frame(process.label);
+                self.graph.add_stack(thread, &[frame], 0, 0)
+            }),
+        };
+        self.graph
+            .add_stack_under(parent, thread, &path, bytes, n_allocations)
     }
 
     fn add_temporal(&mut self, records: &[TemporalRecord]) -> Result<(), AnalysisError> {

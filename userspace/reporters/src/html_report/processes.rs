@@ -14,7 +14,7 @@ use memray_html::{
     MemorySample, Metadata, PageOptions, ProcessMemory, Table, TableRow,
 };
 
-use super::flamegraph::{FlameGraphOptions, TreeBuilder};
+use super::flamegraph::{FlameGraphOptions, ProcessRoot, TreeBuilder};
 use super::sources::SourceLines;
 use super::table::rows;
 use super::ReportError;
@@ -79,7 +79,10 @@ pub fn processes_flamegraph_model(
             graph,
             stacks: capture,
             sources,
-            process: Some(&label),
+            process: Some(ProcessRoot {
+                label: &label,
+                node: None,
+            }),
         };
         for group in &groups {
             tree.add((&group.allocation).into(), group.size, group.n_allocations);
