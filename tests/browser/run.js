@@ -524,7 +524,7 @@ async function processesChecks(context) {
   checkEqual(JSON.stringify(lines.map((l) => l.name)), JSON.stringify(["rss"].concat(e.processes.map((p) => p.name), ["heap"])), "processes: plot lines");
   for (const line of lines) check(line.points > 0, `processes: the line of ${line.name} has points`);
   checkEqual(lines[lines.length - 1].peak, e.peak_of_sum, "processes: the sum's line peaks at the peak of the sum");
-  const legends = await page.$$eval(".memory-controls .legend.process", (els) => els.map((el) => el.textContent));
+  const legends = await page.$$eval(".memory-controls .legend.process", (els) => els.map((el) => el.title));
   checkEqual(JSON.stringify(legends), JSON.stringify(e.processes.map((p) => p.name)), "processes: a legend per process");
   await page.click("#jump-to-peak");
   checkEqual(await page.$eval("#peak-info", (el) => Number(el.dataset.peakBytes)), e.peak_of_sum, "processes: jump to the peak of the sum");

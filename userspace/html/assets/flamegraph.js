@@ -671,7 +671,9 @@ function initProcessLegend() {
   processLines.forEach((process, i) => {
     const legend = document.createElement("span");
     legend.className = "legend process";
-    legend.innerHTML = '<i class="swatch" style="background:' + processColor(i) + '"></i>' + escapeHtml(process.name);
+    legend.title = process.name;
+    // The name up to the command line ("pid 1234"); the tooltip has it all.
+    legend.innerHTML = '<i class="swatch" style="background:' + processColor(i) + '"></i>' + escapeHtml(process.name.split(":")[0]);
     controls.insertBefore(legend, button);
   });
 }
@@ -854,7 +856,11 @@ function jumpToPeak() {
     info.textContent =
       "Heap peak " + humanBytes(memory.heap[peak]) + " at " +
       formatDuration(memory.time[peak] - memory.time[0]) + " into the run" +
-      (meta.kind === "peak" && !temporal ? "; the flame graph shows memory at that moment" : "");
+      (meta.kind !== "peak" || temporal
+        ? ""
+        : processLines.length
+          ? "; the flame graph shows each process at its own peak"
+          : "; the flame graph shows memory at that moment");
     info.dataset.peakBytes = memory.heap[peak];
   } else {
     info.textContent = "Peak memory " + humanBytes(meta.peak_memory);
