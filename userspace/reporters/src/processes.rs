@@ -8,6 +8,9 @@ use memray_analysis::processes::{combined_memory, heap_peak};
 use memray_analysis::{MemorySnapshot, Overview};
 use memray_format::Header;
 
+use crate::size::size_fmt;
+use crate::table::{self, Align};
+
 /// How reports name a process: its pid, then its command line (the pid
 /// first, since a fork pool's processes share their command line).
 pub fn process_label(header: &Header) -> String {
@@ -42,4 +45,45 @@ impl Together {
             memory,
         }
     }
+
+    /// What the total's peak is, in words, for the terminal reports.
+    pub fn peak_note(&self) -> String {
+        format!(
+            "(the peak of their summed heap over time; the sum of their own peaks is {})",
+            size_fmt(self.sum_of_peaks)
+        )
+    }
+}
+
+/// The terminal table of a report over several processes: the process
+/// first, then its `cells` under `headers`, and a last row, `total`, for
+/// all of them.
+pub(crate) fn processes_table<P>(
+    processes: &[P],
+    label: impl Fn(&P) -> &str,
+    headers: &[&str],
+    cells: impl Fn(&P) -> Vec<String>,
+    total: Vec<String>,
+    max_width: Option<usize>,
+) -> String {
+    let headers: Vec<String> = std::iter::once("Process")
+        .chain(headers.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    let mut rows: Vec<Vec<String>> = processes
+        .iter()
+        .map(|p| {
+            std::iter::once(label(p).to_owned())
+                .chain(cells(p))
+                .collect()
+        })
+        .collect();
+    rows.push(
+        std::iter::once(format!("All {} processes", processes.len()))
+            .chain(total)
+            .collect(),
+    );
+    let mut aligns = vec![Align::Right; headers.len()];
+    aligns[0] = Align::Left;
+    table::render(&headers, &aligns, &rows, max_width)
 }

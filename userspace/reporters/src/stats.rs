@@ -8,10 +8,9 @@ use memray_analysis::{Frame, ModuleTotals, Statistics};
 use serde_json::{json, Value};
 
 use crate::metadata::{local_datetime, Metadata};
-use crate::processes::Together;
+use crate::processes::{processes_table, Together};
 use crate::pyjson::{self, Style};
 use crate::size::size_fmt;
-use crate::table::{self, Align};
 
 const BINS: usize = 10;
 const BAR_WIDTH: usize = 25;
@@ -185,52 +184,35 @@ pub struct ProcessStats {
 /// figures its own `memray stats` prints) and their total, whose peak is
 /// the peak of the summed heap over time.
 pub fn render_processes_text(processes: &[ProcessStats], together: &Together) -> String {
-    let headers: Vec<String> = [
-        "Process",
-        "Total allocations",
-        "Total memory allocated",
-        "Peak memory usage",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let row = |label: String, allocations: u64, bytes: u64, peak: u64| {
+    let sum =
+        |value: fn(&Statistics) -> u64| processes.iter().map(|p| value(&p.stats)).sum::<u64>();
+    let table = processes_table(
+        processes,
+        |p| &p.label,
+        &[
+            "Total allocations",
+            "Total memory allocated",
+            "Peak memory usage",
+        ],
+        |p| {
+            vec![
+                p.stats.total_allocations.to_string(),
+                size_fmt(p.stats.total_bytes),
+                size_fmt(p.metadata.peak_memory),
+            ]
+        },
         vec![
-            label,
-            allocations.to_string(),
-            size_fmt(bytes),
-            size_fmt(peak),
-        ]
-    };
-    let mut rows: Vec<Vec<String>> = processes
-        .iter()
-        .map(|p| {
-            row(
-                p.label.clone(),
-                p.stats.total_allocations,
-                p.stats.total_bytes,
-                p.metadata.peak_memory,
-            )
-        })
-        .collect();
-    rows.push(row(
-        format!("All {} processes", processes.len()),
-        processes.iter().map(|p| p.stats.total_allocations).sum(),
-        processes.iter().map(|p| p.stats.total_bytes).sum(),
-        together.peak,
-    ));
-    let aligns = [Align::Left, Align::Right, Align::Right, Align::Right];
-    let mut out = format!(
-        "🧮 Processes:\n{}\n",
-        table::render(&headers, &aligns, &rows, None)
+            sum(|s| s.total_allocations).to_string(),
+            size_fmt(sum(|s| s.total_bytes)),
+            size_fmt(together.peak),
+        ],
+        None,
     );
-    let _ = writeln!(
-        out,
-        "📈 Peak memory usage of all processes together:\n\t{}\n\t(the peak of their \
-         summed heap over time; the sum of their own peaks is {})",
+    format!(
+        "🧮 Processes:\n{table}\n📈 Peak memory usage of all processes together:\n\t{}\n\t{}\n",
         size_fmt(together.peak),
-        size_fmt(together.sum_of_peaks)
-    );
-    out
+        together.peak_note()
+    )
 }
 
 /// The JSON document over several processes: each process's own `memray

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use memray_analysis::{AllocationGroup, StackResolver};
 
-use crate::processes::Together;
+use crate::processes::{processes_table, Together};
 use crate::size::size_fmt;
 use crate::table::{self, Align};
 
@@ -177,44 +177,28 @@ pub fn render_processes(
             part as f64 / total_memory as f64 * 100.0
         }
     };
-    let row = |label: String, memory: u64, allocations: u64| {
+    let cells = |memory: u64, allocations: u64| {
         vec![
-            label,
             size_fmt(memory),
             format!("{:.2}%", percent(memory)),
             allocations.to_string(),
         ]
     };
-    let mut rows: Vec<Vec<String>> = processes
-        .iter()
-        .map(|p| {
-            row(
-                p.label.clone(),
-                p.summary.total_memory,
-                p.summary.total_allocations,
-            )
-        })
-        .collect();
-    rows.push(row(
-        format!("All {} processes", processes.len()),
-        total_memory,
-        processes.iter().map(|p| p.summary.total_allocations).sum(),
+    out.push_str(&processes_table(
+        processes,
+        |p| &p.label,
+        &["Total Memory", "Total Memory %", "Allocation Count"],
+        |p| cells(p.summary.total_memory, p.summary.total_allocations),
+        cells(
+            total_memory,
+            processes.iter().map(|p| p.summary.total_allocations).sum(),
+        ),
+        max_width,
     ));
-    let headers: Vec<String> = [
-        "Process",
-        "Total Memory",
-        "Total Memory %",
-        "Allocation Count",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let aligns = [Align::Left, Align::Right, Align::Right, Align::Right];
-    out.push_str(&table::render(&headers, &aligns, &rows, max_width));
     out.push_str(&format!(
-        "Peak memory usage of all processes together: {} (the peak of their summed heap \
-         over time; the sum of their own peaks is {})\n",
+        "Peak memory usage of all processes together: {} {}\n",
         size_fmt(together.peak),
-        size_fmt(together.sum_of_peaks)
+        together.peak_note()
     ));
     out
 }
