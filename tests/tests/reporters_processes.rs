@@ -413,3 +413,26 @@ fn the_processes_flame_graph_works_in_headless_chromium() {
     .unwrap();
     browser.check_pages(&out);
 }
+
+#[test]
+fn default_outputs_are_named_after_the_directory_or_the_first_file() {
+    let pool = pool();
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = pool.captures_dir();
+    let wrote = |args: &[&str], expected: &Path| {
+        let out = memray_in(cwd.path(), args);
+        assert!(out.status.success(), "{args:?}");
+        assert_eq!(text(&out).trim(), format!("Wrote {}", expected.display()));
+        assert!(expected.is_file());
+    };
+    wrote(
+        &["flamegraph", dir.to_str().unwrap()],
+        &pool.dir.path().join("memray-flamegraph-captures.html"),
+    );
+    let mut stats = vec!["stats", "--json"];
+    stats.extend(pool.captures.iter().map(|c| c.to_str().unwrap()));
+    // Written among the captures: a later report over the directory leaves it out.
+    wrote(&stats, &dir.join("memray-stats-out-processes.json"));
+    let (out, _) = pool.report(&["stats"], true);
+    assert!(text(&out).contains("All 3 processes"));
+}
