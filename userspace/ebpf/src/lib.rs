@@ -17,6 +17,8 @@
 mod consumer;
 mod error;
 mod events;
+mod exec_following;
+mod execs;
 mod interpreter_files;
 mod launcher;
 mod libc_image;
@@ -34,6 +36,7 @@ mod tracefs;
 pub use consumer::{Consumer, Finished};
 pub use error::Error;
 pub use events::{Event, EventStream, DRAIN_PERIOD};
+pub use execs::{Exec, ExecStream};
 pub use launcher::{pidfd_open, HeldProgram, ProgramExit, RunAs};
 pub use libc_image::{LibcFunction, LibcImage};
 pub use memray_ebpf_common::Function;
@@ -42,7 +45,7 @@ pub use privileges::require as require_privileges;
 pub use probes::{AllocationCounters, MallocProbes};
 pub use pthread_keys::PthreadKeyLayout;
 pub use recording::{start_capture, OnSignal, Outcome, Recording, Stop};
-pub use session::{Options, Session};
+pub use session::{Follow, Options, Session};
 
 /// Whether this binary carries the eBPF object.
 pub fn is_built() -> bool {

@@ -2,7 +2,9 @@
 //! batches, resident-set-size samples on memray's interval, the interpreter
 //! registered for the stack walk, until the process exits, a signal or the
 //! duration ends it; with `--follow-fork`, each child it forks into a capture
-//! of its own. The loop for `run --ebpf` and `attach --ebpf`.
+//! of its own; with `--follow-exec`, each CPython program it or its children
+//! exec into a capture of its own (`exec_following`). The loop for `run
+//! --ebpf` and `attach --ebpf`.
 
 use std::collections::HashSet;
 use std::io;
@@ -18,8 +20,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval, sleep, MissedTickBehavior};
 
 use crate::consumer::{Consumer, Finished};
+use crate::exec_following::ExecFollowing;
 use crate::python::StackTable;
-use crate::{python, Error, Event, Session};
+use crate::{python, Error, Event, EventStream, ExecStream, Follow, Session};
 
 /// Records taken from the ring buffer at a time.
 const BATCH: usize = 64 * 1024;
@@ -52,7 +55,8 @@ pub struct Outcome {
     pub stop: Stop,
     /// The capture, if the interpreter was found (else there is none).
     pub capture: Option<Finished>,
-    /// The captures of the children it forked (`--follow-fork`).
+    /// The captures of the children it forked (`--follow-fork`) and of
+    /// the programs they or it exec'd (`--follow-exec`).
     pub children: Vec<Finished>,
     /// Records the probes lost because the ring buffer was full.
     pub drops: u64,
@@ -73,6 +77,9 @@ pub struct Recording<'a> {
     /// The program is just starting (`run`): its interpreter is looked for
     /// until it is up. Else (`attach`) it must be found at once.
     pub starting: bool,
+    /// What is followed (attach with [`Follow::forks`] or
+    /// [`Follow::execs`] set: the probes must be placed for every process).
+    pub follow: Follow,
 }
 
 impl Recording<'_> {
@@ -92,7 +99,12 @@ impl Recording<'_> {
         let mut events = session.events(BATCH)?;
         let mut stacks = session.stacks()?;
         let mut consumer = Consumer::new();
-        let mut children = Children::new(pid, &self.settings);
+        let mut children = Children::new(pid, &self.settings, self.follow.forks);
+        let mut following = ExecFollowing::default();
+        let mut execs = match self.follow.execs {
+            true => Some(session.execs()?),
+            false => None,
+        };
         if !self.starting {
             start_capture(session, &mut consumer, pid, &self.settings)?;
         }
@@ -134,32 +146,57 @@ impl Recording<'_> {
             session.follow_exec(pid)?;
             resume_if_held(pid);
         }
+        if self.follow.execs {
+            // From here: the program's own exec is behind it.
+            session.follow_execs(pid)?;
+        }
+        let child_settings = |child| self.settings.for_child(pid, child);
         let mut batch: Vec<Event> = Vec::new();
         let stop = loop {
             tokio::select! {
                 drained = events.next_batch(&mut batch) => {
                     drained.map_err(Error::Io)?;
-                    take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
+                    take_in(&mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
                     session.flush_log();
                 }
+                notices = next_execs(&mut execs) => {
+                    let notices = notices.map_err(Error::Io)?;
+                    // The records of the programs they replaced first.
+                    drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
+                    for exec in notices {
+                        following.exec(session, &mut consumer, exec, true);
+                    }
+                }
                 _ = memory.tick() => {
-                    if self.starting && is_stopped(pid) {
+                    // A process stopped at its exec is not at a hold: its
+                    // notice (sent before it stopped) is taken first.
+                    if let Some(notices) = execs.as_mut().map(ExecStream::drain).filter(|n| !n.is_empty()) {
+                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
+                        for exec in notices {
+                            following.exec(session, &mut consumer, exec, true);
+                        }
+                    }
+                    let stopped = following.stopped();
+                    if !stopped.is_empty() {
+                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
+                    }
+                    following.resume(session, &mut consumer, &stopped, child_settings);
+                    if self.starting && is_stopped(pid) && !following.has_execed(pid) {
                         // Held where the interpreter finalizes: its code
                         // objects are alive until it goes on.
-                        while events.drain(&mut batch) > 0 {
-                            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
-                        }
+                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
                         resume_if_held(pid);
                     }
                     let exited = children.exited(&consumer, &session.tracked()?);
                     if !exited.is_empty() {
                         // Their last records first.
-                        while events.drain(&mut batch) > 0 {
-                            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
-                        }
+                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
                         children.finish(&mut consumer, &exited);
+                        for &child in &exited {
+                            following.exited(session, child);
+                        }
                     }
-                    if consumer.records(pid) {
+                    if consumer.records(pid) || following.has_execed(pid) {
                         consumer.sample_memory().map_err(Error::Io)?;
                     } else {
                         unregistered = start_capture(session, &mut consumer, pid, &self.settings)
@@ -181,16 +218,23 @@ impl Recording<'_> {
             }
         };
         session.detach(pid)?;
+        following.end(session, execs.as_mut());
         // The records still in the ring, up to the detach.
-        while events.drain(&mut batch) > 0 {
-            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
-        }
+        drain_all(
+            &mut events,
+            &mut batch,
+            &mut stacks,
+            &mut consumer,
+            &mut children,
+            &following,
+        )?;
         session.flush_log();
         let drops = session.drops(pid)?;
         let walks = session.walk_counters()?;
         let (mut capture, mut children) = (None, children.finished);
-        for finished in consumer.finish() {
-            if finished.pid == pid {
+        let finished = following.finished.into_iter().chain(consumer.finish());
+        for finished in finished {
+            if finished.output == self.settings.output {
                 capture = Some(finished);
             } else {
                 children.push(finished);
@@ -207,6 +251,21 @@ impl Recording<'_> {
     }
 }
 
+/// Records every record in the ring now.
+fn drain_all(
+    events: &mut EventStream,
+    batch: &mut Vec<Event>,
+    stacks: &mut StackTable,
+    consumer: &mut Consumer,
+    children: &mut Children,
+    following: &ExecFollowing,
+) -> Result<(), Error> {
+    while events.drain(batch) > 0 {
+        take_in(batch, stacks, consumer, children, following)?;
+    }
+    Ok(())
+}
+
 /// Records a batch (emptied after), first opening the captures of the
 /// children it is the first to name.
 fn take_in(
@@ -214,8 +273,11 @@ fn take_in(
     stacks: &mut StackTable,
     consumer: &mut Consumer,
     children: &mut Children,
+    following: &ExecFollowing,
 ) -> Result<(), Error> {
-    children.start(consumer, batch).map_err(Error::Io)?;
+    children
+        .start(consumer, batch, following)
+        .map_err(Error::Io)?;
     // After the batch: every stack it names is in the ring by now.
     stacks.drain();
     consumer.record(batch, stacks).map_err(Error::Io)?;
@@ -226,19 +288,24 @@ fn take_in(
 /// The children a recorded process forks (`--follow-fork`: the probes add
 /// them to the pid set, and their interpreter to the stack walk's maps, at
 /// fork). Each gets a capture from its first record, ended when it exits.
+/// With `--follow-exec` alone they are in the pid set too, and recorded
+/// only once they exec a Python ([`ExecFollowing`]).
 struct Children {
     parent: u32,
     settings: CaptureSettings,
+    /// Forked children get captures of their own (`--follow-fork`).
+    record_forks: bool,
     /// Children whose interpreter could not be read (gone already).
     unreadable: HashSet<u32>,
     finished: Vec<Finished>,
 }
 
 impl Children {
-    fn new(parent: u32, settings: &CaptureSettings) -> Children {
+    fn new(parent: u32, settings: &CaptureSettings, record_forks: bool) -> Children {
         Children {
             parent,
             settings: settings.clone(),
+            record_forks,
             unreadable: HashSet::new(),
             finished: Vec::new(),
         }
@@ -246,10 +313,22 @@ impl Children {
 
     /// Opens a capture, named as in-process memray names it, for each child
     /// `batch` is the first to name.
-    fn start(&mut self, consumer: &mut Consumer, batch: &[Event]) -> io::Result<()> {
+    fn start(
+        &mut self,
+        consumer: &mut Consumer,
+        batch: &[Event],
+        following: &ExecFollowing,
+    ) -> io::Result<()> {
+        if !self.record_forks {
+            return Ok(());
+        }
         for event in batch {
             let child = event.tgid;
-            if child == self.parent || consumer.records(child) || self.unreadable.contains(&child) {
+            let known = child == self.parent
+                || consumer.records(child)
+                || self.unreadable.contains(&child)
+                || following.has_execed(child);
+            if known {
                 continue;
             }
             let Ok(process) = PythonProcess::attach(child as i32) else {
@@ -291,8 +370,16 @@ pub fn start_capture(
         .map_err(|e| python::Error::Ebpf(Error::Io(e)))
 }
 
+/// The next exec notices, if execs are followed (else never).
+async fn next_execs(execs: &mut Option<ExecStream>) -> io::Result<Vec<crate::Exec>> {
+    match execs {
+        Some(execs) => execs.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Whether process `pid` is stopped (held by the probes).
-fn is_stopped(pid: u32) -> bool {
+pub(crate) fn is_stopped(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
@@ -303,11 +390,18 @@ fn is_stopped(pid: u32) -> bool {
 }
 
 /// Lets a held program go on.
-fn resume_if_held(pid: u32) {
+pub(crate) fn resume_if_held(pid: u32) {
     if is_stopped(pid) {
-        // SAFETY: kill has no memory arguments; the pid is our child's.
-        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        resume(pid);
     }
+}
+
+/// Lets a process that the probes stopped go on, even one whose stop is
+/// still pending (SIGCONT discards it).
+pub(crate) fn resume(pid: u32) {
+    // SAFETY: kill has no memory arguments; the pid is in the pid set (its
+    // exit would have taken it out), so not reused.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
 }
 
 /// Passes the signal on, or stops.

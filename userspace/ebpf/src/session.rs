@@ -5,10 +5,11 @@ use std::collections::HashMap as StdHashMap;
 use std::num::NonZeroU32;
 use std::path::Path;
 
-use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::programs::uprobe::{UProbeAttachPoint, UProbeLinkId, UProbeScope};
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, Pod};
+use memray_ebpf_common::execs::{EXECS_MAP, EXEC_TRACEPOINT, EXEC_WATCH_MAP, PROCESS_EXEC_PROGRAM};
 use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
@@ -19,6 +20,7 @@ use memray_ebpf_common::{
 };
 
 use crate::events::EventStream;
+use crate::execs::ExecStream;
 use crate::interpreter_files::interpreter_files;
 use crate::libc_image::LibcImage;
 use crate::object::PROBES;
@@ -27,6 +29,28 @@ use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, StackTable, WalkPrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
 use python_frames::PythonProcess;
+
+/// What is followed from a recorded process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Follow {
+    /// The processes it forks (each into a capture of its own).
+    pub forks: bool,
+    /// The programs it and its children exec (CPython ones into captures).
+    pub execs: bool,
+}
+
+impl Follow {
+    fn flags(self) -> u64 {
+        let mut flags = 0;
+        if self.forks {
+            flags |= TrackedProcess::FOLLOW_FORK;
+        }
+        if self.execs {
+            flags |= TrackedProcess::FOLLOW_EXEC;
+        }
+        flags
+    }
+}
 
 /// How the probes are loaded.
 #[derive(Clone, Copy, Debug)]
@@ -64,14 +88,18 @@ pub struct Session {
     /// Keeps the walk's program array filled.
     _walk: WalkPrograms,
     attached: StdHashMap<u32, Attachment>,
+    /// The interpreter holds ([`Session::hold_interpreter`]), by process.
+    holds: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    /// Probes placed for every process mapping a libc, by its file id, for
+    /// the processes tracked without an attachment of their own
+    /// ([`Session::track`]) or followed into a program on another libc.
+    shared: StdHashMap<(u64, u64), Vec<(&'static str, UProbeLinkId)>>,
 }
 
 /// The probes placed for one attached process.
 struct Attachment {
     /// The allocator probes, on its libc.
     links: Vec<(&'static str, UProbeLinkId)>,
-    /// The interpreter holds ([`Session::hold_interpreter`]).
-    holds: Vec<(&'static str, UProbeLinkId)>,
     /// Its libc file ([`LibcImage::file_id`]).
     libc: (u64, u64),
     /// Placed for every process mapping that libc (following forks).
@@ -103,6 +131,7 @@ impl Session {
         for (name, (category, event)) in [
             (PROCESS_FORK_PROGRAM, FORK_TRACEPOINT),
             (PROCESS_EXIT_PROGRAM, EXIT_TRACEPOINT),
+            (PROCESS_EXEC_PROGRAM, EXEC_TRACEPOINT),
         ] {
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
@@ -119,6 +148,8 @@ impl Session {
             log,
             _walk: walk,
             attached: StdHashMap::new(),
+            holds: StdHashMap::new(),
+            shared: StdHashMap::new(),
         })
     }
 
@@ -144,7 +175,8 @@ impl Session {
         let overlaps = self
             .attached
             .values()
-            .any(|a| a.libc == libc.file_id && (a.every_process || follow_fork));
+            .any(|a| a.libc == libc.file_id && (a.every_process || follow_fork))
+            || self.shared.contains_key(&libc.file_id);
         if overlaps {
             return Err(Error::SharedLibc(pid));
         }
@@ -156,7 +188,6 @@ impl Session {
         }
         let attachment = Attachment {
             links,
-            holds: Vec::new(),
             libc: libc.file_id,
             every_process: follow_fork,
         };
@@ -247,14 +278,14 @@ impl Session {
             let _ = processes.remove(tgid);
         }
         self.detach_links(attachment.links);
-        self.detach_links(attachment.holds);
         for &tgid in &family {
+            self.release_holds(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
         }
         self.forget_pending(&family)
     }
 
-    /// Has attached process `pid` stopped (SIGSTOP; the caller continues it)
+    /// Has tracked process `pid` stopped (SIGSTOP; the caller continues it)
     /// when its interpreter `executable` starts running the program and
     /// when it starts to finalize. False if `executable` has neither
     /// function (in it or in the libpython it links: not CPython).
@@ -276,12 +307,16 @@ impl Session {
             }
         }
         let held = !links.is_empty();
-        self.attached
-            .get_mut(&pid)
-            .ok_or(Error::NotAttached(pid))?
-            .holds
-            .extend(links);
+        self.holds.entry(pid).or_default().extend(links);
         Ok(held)
+    }
+
+    /// Removes the interpreter holds placed for process `pid` (it ran
+    /// another program, or exited).
+    pub fn release_holds(&mut self, pid: u32) {
+        if let Some(links) = self.holds.remove(&pid) {
+            self.detach_links(links);
+        }
     }
 
     /// After `exec`, process `pid` maps its own libc (where the dynamic
@@ -307,6 +342,96 @@ impl Session {
             }
             result?;
         }
+        self.set_libc_text(pid, &libc)
+    }
+
+    /// A followed process `pid` (a child of an attached one, or tracked)
+    /// runs a new program, which may map another libc (a container's, or
+    /// another interpreter's): the probes are placed on it too, for every
+    /// process, unless they are there already.
+    pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
+        let libc = LibcImage::of_process(pid)?;
+        self.cover(&libc)?;
+        self.set_libc_text(pid, &libc)
+    }
+
+    /// Records process `pid` and, with `follow`, the processes it forks and
+    /// the programs they exec, with probes shared by every process on the
+    /// same libc (`attach --all`: many processes, one set of probes per
+    /// libc). Detached with the session.
+    pub fn track(&mut self, pid: u32, follow: Follow) -> Result<(), Error> {
+        if NonZeroU32::new(pid).is_none() {
+            return Err(Error::InvalidPid(0));
+        }
+        let libc = LibcImage::of_process(pid)?;
+        self.cover(&libc)?;
+        self.forget_pending(&[pid])?;
+        let entry = TrackedProcess {
+            flags: follow.flags(),
+            libc_text_start: libc.text_range.0,
+            libc_text_end: libc.text_range.1,
+            origin: u64::from(pid),
+        };
+        self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
+        Ok(())
+    }
+
+    /// From now on, the programs that process `pid` (attached following
+    /// forks) and its children exec are followed: each stops at its exec
+    /// until userspace has looked at it ([`Session::execs`]).
+    pub fn follow_execs(&mut self, pid: u32) -> Result<(), Error> {
+        let mut processes = self.processes()?;
+        let mut entry = processes.get(&pid, 0)?;
+        entry.0.flags |= TrackedProcess::FOLLOW_EXEC;
+        processes.insert(pid, entry, 0)?;
+        Ok(())
+    }
+
+    /// Whether to hear of every exec on the machine ([`Session::execs`]),
+    /// not only those of the tracked processes.
+    pub fn watch_execs(&mut self, watch: bool) -> Result<(), Error> {
+        let map = self
+            .ebpf
+            .map_mut(EXEC_WATCH_MAP)
+            .ok_or(Error::Missing(EXEC_WATCH_MAP))?;
+        Array::<_, u32>::try_from(map)?.set(0, u32::from(watch), 0)?;
+        Ok(())
+    }
+
+    /// The execs of followed (or, with [`Session::watch_execs`], all)
+    /// processes. Taken once.
+    pub fn execs(&mut self) -> Result<ExecStream, Error> {
+        let map = self
+            .ebpf
+            .take_map(EXECS_MAP)
+            .ok_or(Error::Missing(EXECS_MAP))?;
+        ExecStream::new(RingBuf::try_from(map)?).map_err(Error::Io)
+    }
+
+    /// Probes for every process on `libc`, unless an attachment following
+    /// forks or an earlier call placed them.
+    fn cover(&mut self, libc: &LibcImage) -> Result<(), Error> {
+        let covered = self.shared.contains_key(&libc.file_id)
+            || self
+                .attached
+                .values()
+                .any(|a| a.every_process && a.libc == libc.file_id);
+        if covered {
+            return Ok(());
+        }
+        let mut links = Vec::new();
+        let result = self.attach_functions(libc, UProbeScope::AllProcesses, &mut links);
+        if let Err(error) = result {
+            self.detach_links(links);
+            return Err(error);
+        }
+        self.shared.insert(libc.file_id, links);
+        Ok(())
+    }
+
+    /// Where `libc`'s code is mapped in process `pid` (its own calls to the
+    /// system-call wrappers are told apart by it).
+    fn set_libc_text(&mut self, pid: u32, libc: &LibcImage) -> Result<(), Error> {
         let mut processes = self.processes()?;
         let mut entry = processes.get(&pid, 0)?;
         entry.0.libc_text_start = libc.text_range.0;

@@ -78,6 +78,7 @@ pub fn run(args: Args) -> CliResult {
         duration,
         on_signal: OnSignal::Stop,
         starting: false,
+        follow: memray_ebpf::Follow::default(),
     };
     let outcome = ebpf_capture::record("attach", recording, session, None, args.verbose)?;
     if outcome.stop == Stop::Exited {

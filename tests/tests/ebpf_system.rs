@@ -1,0 +1,140 @@
+//! The eBPF mode beyond one process: `run --ebpf --follow-exec` records
+//! every Python program the script starts through exec, each into its own
+//! capture, checked with memray 1.20's FileReader.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use memray_tests::interpreters::{self, Interpreter};
+use memray_tests::{paths, reference, skip};
+
+fn succeeded(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what}: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `check` (Python, `sys.argv[1:]` = `args`) with memray 1.20 in `dir`.
+fn check_with_memray(dir: &Path, check: &str, args: &[&str], what: &str) {
+    let reference = reference::reference_memray();
+    let checked = Command::new(&reference.python)
+        .args(["-c", check])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("read the captures");
+    succeeded(&checked, what);
+}
+
+/// The child program: four blocks of 222,222 bytes at line 3, in `child_work`.
+const CHILD: &str = "import os\n\
+    def child_work():\n\
+    \x20   return [bytearray(222221) for _ in range(4)]\n\
+    blobs = child_work()\n\
+    print(os.getpid())\n";
+
+/// memray 1.20 reads `out.bin.<pid>` for each pid given: the capture is that
+/// process's and holds the child's four blocks at line 3 of `child.py`, in
+/// `child_work` (the comprehension is a frame of its own before 3.12); the
+/// parent's `out.bin` has its own three blocks and none of the children's.
+const CHECK_CHILDREN: &str = "import sys\n\
+    from memray import FileReader\n\
+    def blocks(path, size):\n\
+    \x20   return [r.stack_trace() for r in FileReader(path).get_allocation_records() if r.size == size]\n\
+    assert blocks('out.bin', 222222) == [], 'the parent has the children allocations'\n\
+    parent = blocks('out.bin', 111111)\n\
+    assert len(parent) == 3 and all('parent_work' in [f[0] for f in s] for s in parent), parent\n\
+    for pid in sys.argv[1:]:\n\
+    \x20   reader = FileReader(f'out.bin.{pid}')\n\
+    \x20   assert reader.metadata.pid == int(pid), reader.metadata.pid\n\
+    \x20   found = blocks(f'out.bin.{pid}', 222222)\n\
+    \x20   assert len(found) == 4, (pid, found)\n\
+    \x20   for stack in found:\n\
+    \x20       assert stack[0][1].endswith('child.py') and stack[0][2] == 3, (pid, stack)\n\
+    \x20       assert 'child_work' in [f[0] for f in stack], (pid, stack)\n";
+
+/// A script that runs `child.py` with `sys.executable`, with another CPython
+/// (3.14 from the project's cache maps its own libc: the probes are placed
+/// on it too), and through `sh` (not Python: no capture of its own, but its
+/// Python child is followed): each Python child's capture holds its own
+/// allocations at the right lines, and there is no other capture.
+#[test]
+fn follow_exec_records_each_python_child_in_its_own_capture() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let other = interpreters::find(3, 14).filter(|other| other.version != python.version);
+    if other.is_none() {
+        skip::skip_part(
+            "another CPython with its own libc",
+            "CPython 3.14 is not installed (cargo xtask setup)",
+        );
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(workdir.path().join("child.py"), CHILD).expect("write child.py");
+    let parent = "import subprocess, sys\n\
+        def parent_work():\n\
+        \x20   return [bytearray(111110) for _ in range(3)]\n\
+        kept = parent_work()\n\
+        def run(command):\n\
+        \x20   return subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()\n\
+        pids = run([sys.executable, 'child.py'])\n\
+        pids += run(['sh', '-c', sys.executable + ' child.py; true'])\n\
+        for other in sys.argv[1:]:\n\
+        \x20   pids += run([other, 'child.py'])\n\
+        print(' '.join(pids))\n";
+    let others: Vec<&Path> = other
+        .iter()
+        .map(|i: &Interpreter| i.path.as_path())
+        .collect();
+    let output = Command::new(paths::memray_bin())
+        .args([
+            "run",
+            "--ebpf",
+            "--follow-exec",
+            "-q",
+            "-f",
+            "-o",
+            "out.bin",
+        ])
+        .arg("--python")
+        .arg(&python.path)
+        .args(["-c", parent])
+        .args(&others)
+        .current_dir(workdir.path())
+        .output()
+        .expect("run memray");
+    succeeded(&output, "run --ebpf --follow-exec");
+    let children: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(children.len(), 2 + others.len(), "{output:?}");
+    let mut captures: Vec<String> = std::fs::read_dir(workdir.path())
+        .expect("list the captures")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with("out.bin"))
+        .collect();
+    captures.sort();
+    let mut expected: Vec<String> = std::iter::once("out.bin".to_string())
+        .chain(children.iter().map(|pid| format!("out.bin.{pid}")))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        captures, expected,
+        "one capture per Python process, none for sh"
+    );
+    let children: Vec<&str> = children.iter().map(String::as_str).collect();
+    check_with_memray(workdir.path(), CHECK_CHILDREN, &children, "the captures");
+}
