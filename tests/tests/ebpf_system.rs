@@ -138,3 +138,166 @@ fn follow_exec_records_each_python_child_in_its_own_capture() {
     let children: Vec<&str> = children.iter().map(String::as_str).collect();
     check_with_memray(workdir.path(), CHECK_CHILDREN, &children, "the captures");
 }
+
+/// A Python process for `attach --all`: prints `ready`, waits for the file
+/// `go`, allocates three blocks of `size` bytes in `work` (line 3), prints
+/// `done`, and exits once the file `stop` exists. `role` is in its command
+/// line for `--name`.
+const WORKER: &str = "import os, sys, time\n\
+    def work(size):\n\
+    \x20   return [bytearray(size - 1) for _ in range(3)]\n\
+    print('ready', flush=True)\n\
+    while not os.path.exists('go'): time.sleep(0.01)\n\
+    kept = work(int(sys.argv[2]))\n\
+    print('done', flush=True)\n\
+    while not os.path.exists('stop'): time.sleep(0.01)\n";
+
+/// memray 1.20 reads `sys.argv[1]` (a capture) of pid `sys.argv[2]`: three
+/// blocks of `sys.argv[3]` bytes at line 3 of `worker.py`, in `work`.
+const CHECK_WORKER: &str = "import sys\n\
+    from memray import FileReader\n\
+    reader = FileReader(sys.argv[1])\n\
+    assert reader.metadata.pid == int(sys.argv[2]), reader.metadata.pid\n\
+    found = [r.stack_trace() for r in reader.get_allocation_records() if r.size == int(sys.argv[3])]\n\
+    assert len(found) == 3, found\n\
+    for stack in found:\n\
+    \x20   assert stack[0][1].endswith('worker.py') and stack[0][2] == 3, stack\n\
+    \x20   assert 'work' in [f[0] for f in stack], stack\n";
+
+struct Worker {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    size: u64,
+}
+
+impl Worker {
+    fn start(python: &Interpreter, dir: &Path, role: &str, size: u64) -> Worker {
+        let mut child = Command::new(&python.path)
+            .args(["worker.py", role, &size.to_string()])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start a worker");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut worker = Worker {
+            child,
+            stdout,
+            size,
+        };
+        worker.expect("ready");
+        worker
+    }
+
+    fn expect(&mut self, line: &str) {
+        let mut read = String::new();
+        std::io::BufRead::read_line(&mut self.stdout, &mut read).expect("read the worker");
+        assert_eq!(read.trim_end(), line, "worker {}", self.child.id());
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// The capture of `pid` in `dir` (`memray-<name>.<pid>.bin`), if any.
+fn capture_of(dir: &Path, pid: u32) -> Option<std::path::PathBuf> {
+    let suffix = format!(".{pid}.bin");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().ends_with(&suffix))
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `attach --ebpf --all --name role=target -o captures`: three running
+/// Python processes of two versions and one started after the attach each
+/// get a capture holding their own blocks at the right line; a process whose
+/// command line does not match gets none; Ctrl-C ends it with one line per
+/// process, and the processes go on.
+#[test]
+fn attach_all_records_every_matching_python_process() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let pythons = interpreters::supported();
+    let first = interpreters::reference_python();
+    let Some(second) = pythons.iter().rev().find(|i| i.version != first.version) else {
+        skip::skip_part("a second CPython version", "only one CPython is installed");
+        return;
+    };
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let dir = workdir.path();
+    std::fs::write(dir.join("worker.py"), WORKER).expect("write worker.py");
+    let mut workers = vec![
+        Worker::start(&first, dir, "role=target", 300_011),
+        Worker::start(second, dir, "role=target", 300_023),
+        Worker::start(&first, dir, "role=target", 300_037),
+    ];
+    let mut other = Worker::start(&first, dir, "role=other", 300_041);
+    let memray = Command::new(paths::memray_bin())
+        .args([
+            "attach",
+            "--ebpf",
+            "--all",
+            "--name",
+            "role=target",
+            "-o",
+            "captures",
+        ])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start memray attach --all");
+    let captures = dir.join("captures");
+    wait_for("the running workers' captures", || {
+        workers
+            .iter()
+            .all(|w| capture_of(&captures, w.pid()).is_some())
+    });
+    let late = Worker::start(second, dir, "role=target", 300_053);
+    wait_for("the late worker's capture", || {
+        capture_of(&captures, late.pid()).is_some()
+    });
+    workers.push(late);
+    std::fs::write(dir.join("go"), "").expect("go");
+    for worker in workers.iter_mut().chain([&mut other]) {
+        worker.expect("done");
+    }
+    // SAFETY: kill has no memory arguments; the pid is our child's.
+    unsafe { libc::kill(memray.id() as i32, libc::SIGINT) };
+    let output = memray.wait_with_output().expect("memray attach --all");
+    std::fs::write(dir.join("stop"), "").expect("stop");
+    succeeded(&output, "attach --ebpf --all");
+    for worker in workers.iter_mut().chain([&mut other]) {
+        assert!(worker.child.wait().expect("wait").success());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(capture_of(&captures, other.pid()).is_none(), "{stdout}");
+    for worker in &workers {
+        let capture = capture_of(&captures, worker.pid()).expect("a capture");
+        let line = stdout
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(&worker.pid().to_string()))
+            .unwrap_or_else(|| panic!("no summary line for {}: {stdout}", worker.pid()));
+        assert!(line.contains("worker.py role=target"), "{line}");
+        check_with_memray(
+            dir,
+            CHECK_WORKER,
+            &[
+                &capture.to_string_lossy(),
+                &worker.pid().to_string(),
+                &worker.size.to_string(),
+            ],
+            "a worker's capture",
+        );
+    }
+}

@@ -10,14 +10,13 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use memray_recorder::CaptureSettings;
-
 use crate::consumer::{Consumer, Finished};
-use crate::recording::{is_stopped, resume, resume_if_held, start_capture};
+use crate::recording::{is_stopped, resume, resume_if_held, start_capture, Naming};
 use crate::{Exec, ExecStream, Session};
 
-#[derive(Default)]
 pub(crate) struct ExecFollowing {
+    /// The settings of each new program's capture.
+    naming: Naming,
     /// New CPython programs waiting for their interpreter to come up; true
     /// for those not stopped at their exec (looked for at each poll, as
     /// the holds may have been placed too late).
@@ -34,17 +33,22 @@ pub(crate) struct ExecFollowing {
 }
 
 impl ExecFollowing {
+    pub fn new(naming: Naming) -> ExecFollowing {
+        ExecFollowing {
+            naming,
+            starting: HashMap::new(),
+            held: HashSet::new(),
+            execed: HashSet::new(),
+            used: HashSet::new(),
+            finished: Vec::new(),
+        }
+    }
+
     /// Process `exec.pid` runs a new program: the capture of its previous
     /// one ends (drain the ring before: its last records), and if the new
-    /// one is a CPython and `wanted`, its interpreter is awaited. A tracked
+    /// one is a CPython its interpreter is awaited (true). A tracked
     /// process waits stopped for this, and goes on after it.
-    pub fn exec(
-        &mut self,
-        session: &mut Session,
-        consumer: &mut Consumer,
-        exec: Exec,
-        wanted: bool,
-    ) {
+    pub fn exec(&mut self, session: &mut Session, consumer: &mut Consumer, exec: Exec) -> bool {
         let pid = exec.pid;
         self.execed.insert(pid);
         if let Some(previous) = consumer.finish_one(pid) {
@@ -54,9 +58,8 @@ impl ExecFollowing {
         session.release_holds(pid);
         self.held.remove(&pid);
         self.starting.remove(&pid);
-        let held = wanted
-            && program(pid)
-                .is_some_and(|path| session.hold_interpreter(pid, &path).unwrap_or(false));
+        let held =
+            program(pid).is_some_and(|path| session.hold_interpreter(pid, &path).unwrap_or(false));
         if held {
             self.starting.insert(pid, !exec.tracked);
         }
@@ -64,6 +67,7 @@ impl ExecFollowing {
             // Maybe not stopped yet: the notice comes first.
             resume(pid);
         }
+        held
     }
 
     /// Whether process `pid` has run exec since the recording started.
@@ -83,15 +87,9 @@ impl ExecFollowing {
     }
 
     /// Lets the stopped programs `pids` go on, first starting the captures
-    /// of those that were starting (settings from `settings_for`), and
-    /// looks again for the interpreters of those not stopped at their exec.
-    pub fn resume(
-        &mut self,
-        session: &mut Session,
-        consumer: &mut Consumer,
-        pids: &[u32],
-        settings_for: impl Fn(u32) -> CaptureSettings,
-    ) {
+    /// of those that were starting, and looks again for the interpreters of
+    /// those not stopped at their exec.
+    pub fn resume(&mut self, session: &mut Session, consumer: &mut Consumer, pids: &[u32]) {
         let polled: Vec<u32> = self
             .starting
             .iter()
@@ -100,12 +98,12 @@ impl ExecFollowing {
             .collect();
         for &pid in pids {
             if self.starting.remove(&pid).is_some() {
-                self.start(session, consumer, pid, &settings_for);
+                self.start(session, consumer, pid);
             }
             resume_if_held(pid);
         }
         for pid in polled {
-            if self.start(session, consumer, pid, &settings_for) {
+            if self.start(session, consumer, pid) {
                 self.starting.remove(&pid);
             }
         }
@@ -134,14 +132,8 @@ impl ExecFollowing {
         }
     }
 
-    fn start(
-        &mut self,
-        session: &mut Session,
-        consumer: &mut Consumer,
-        pid: u32,
-        settings_for: &impl Fn(u32) -> CaptureSettings,
-    ) -> bool {
-        let mut settings = settings_for(pid);
+    fn start(&mut self, session: &mut Session, consumer: &mut Consumer, pid: u32) -> bool {
+        let mut settings = (self.naming)(pid);
         settings.output = self.unused(settings.output);
         // Not a CPython after all, or gone: no capture.
         let started = session.follow_into_program(pid).is_ok()

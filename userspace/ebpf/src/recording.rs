@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::rc::Rc;
 use std::time::Duration;
 
 use memray_recorder::rss::MEMORY_INTERVAL;
@@ -25,7 +26,7 @@ use crate::python::StackTable;
 use crate::{python, Error, Event, EventStream, ExecStream, Follow, Session};
 
 /// Records taken from the ring buffer at a time.
-const BATCH: usize = 64 * 1024;
+pub(crate) const BATCH: usize = 64 * 1024;
 
 /// How often a starting program is looked at until its interpreter is up,
 /// and for how long before the records are drained anyway (the ring holds
@@ -99,8 +100,10 @@ impl Recording<'_> {
         let mut events = session.events(BATCH)?;
         let mut stacks = session.stacks()?;
         let mut consumer = Consumer::new();
-        let mut children = Children::new(pid, &self.settings, self.follow.forks);
-        let mut following = ExecFollowing::default();
+        let parent_settings = self.settings.clone();
+        let naming: Naming = Rc::new(move |child| parent_settings.for_child(pid, child));
+        let mut children = Children::new(Some(pid), Rc::clone(&naming), self.follow.forks);
+        let mut following = ExecFollowing::new(naming);
         let mut execs = match self.follow.execs {
             true => Some(session.execs()?),
             false => None,
@@ -150,7 +153,6 @@ impl Recording<'_> {
             // From here: the program's own exec is behind it.
             session.follow_execs(pid)?;
         }
-        let child_settings = |child| self.settings.for_child(pid, child);
         let mut batch: Vec<Event> = Vec::new();
         let stop = loop {
             tokio::select! {
@@ -164,7 +166,7 @@ impl Recording<'_> {
                     // The records of the programs they replaced first.
                     drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
                     for exec in notices {
-                        following.exec(session, &mut consumer, exec, true);
+                        following.exec(session, &mut consumer, exec);
                     }
                 }
                 _ = memory.tick() => {
@@ -173,14 +175,14 @@ impl Recording<'_> {
                     if let Some(notices) = execs.as_mut().map(ExecStream::drain).filter(|n| !n.is_empty()) {
                         drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
                         for exec in notices {
-                            following.exec(session, &mut consumer, exec, true);
+                            following.exec(session, &mut consumer, exec);
                         }
                     }
                     let stopped = following.stopped();
                     if !stopped.is_empty() {
                         drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
                     }
-                    following.resume(session, &mut consumer, &stopped, child_settings);
+                    following.resume(session, &mut consumer, &stopped);
                     if self.starting && is_stopped(pid) && !following.has_execed(pid) {
                         // Held where the interpreter finalizes: its code
                         // objects are alive until it goes on.
@@ -251,8 +253,12 @@ impl Recording<'_> {
     }
 }
 
+/// The settings of the capture of a process the recording follows into,
+/// by pid.
+pub(crate) type Naming = Rc<dyn Fn(u32) -> CaptureSettings>;
+
 /// Records every record in the ring now.
-fn drain_all(
+pub(crate) fn drain_all(
     events: &mut EventStream,
     batch: &mut Vec<Event>,
     stacks: &mut StackTable,
@@ -268,7 +274,7 @@ fn drain_all(
 
 /// Records a batch (emptied after), first opening the captures of the
 /// children it is the first to name.
-fn take_in(
+pub(crate) fn take_in(
     batch: &mut Vec<Event>,
     stacks: &mut StackTable,
     consumer: &mut Consumer,
@@ -290,29 +296,30 @@ fn take_in(
 /// fork). Each gets a capture from its first record, ended when it exits.
 /// With `--follow-exec` alone they are in the pid set too, and recorded
 /// only once they exec a Python ([`ExecFollowing`]).
-struct Children {
-    parent: u32,
-    settings: CaptureSettings,
+pub(crate) struct Children {
+    /// The process recorded (its capture is not a child's), if any.
+    parent: Option<u32>,
+    naming: Naming,
     /// Forked children get captures of their own (`--follow-fork`).
     record_forks: bool,
     /// Children whose interpreter could not be read (gone already).
     unreadable: HashSet<u32>,
-    finished: Vec<Finished>,
+    pub(crate) finished: Vec<Finished>,
 }
 
 impl Children {
-    fn new(parent: u32, settings: &CaptureSettings, record_forks: bool) -> Children {
+    pub(crate) fn new(parent: Option<u32>, naming: Naming, record_forks: bool) -> Children {
         Children {
             parent,
-            settings: settings.clone(),
+            naming,
             record_forks,
             unreadable: HashSet::new(),
             finished: Vec::new(),
         }
     }
 
-    /// Opens a capture, named as in-process memray names it, for each child
-    /// `batch` is the first to name.
+    /// Opens a capture, named by `naming`, for each child `batch` is the
+    /// first to name.
     fn start(
         &mut self,
         consumer: &mut Consumer,
@@ -324,7 +331,7 @@ impl Children {
         }
         for event in batch {
             let child = event.tgid;
-            let known = child == self.parent
+            let known = Some(child) == self.parent
                 || consumer.records(child)
                 || self.unreadable.contains(&child)
                 || following.has_execed(child);
@@ -335,20 +342,20 @@ impl Children {
                 self.unreadable.insert(child);
                 continue;
             };
-            consumer.add(&process, &self.settings.for_child(self.parent, child))?;
+            consumer.add(&process, &(self.naming)(child))?;
         }
         Ok(())
     }
 
     /// The children being recorded that have left the pid set (`tracked`).
-    fn exited(&self, consumer: &Consumer, tracked: &[u32]) -> Vec<u32> {
+    pub(crate) fn exited(&self, consumer: &Consumer, tracked: &[u32]) -> Vec<u32> {
         consumer
             .pids()
-            .filter(|&pid| pid != self.parent && !tracked.contains(&pid))
+            .filter(|&pid| Some(pid) != self.parent && !tracked.contains(&pid))
             .collect()
     }
 
-    fn finish(&mut self, consumer: &mut Consumer, exited: &[u32]) {
+    pub(crate) fn finish(&mut self, consumer: &mut Consumer, exited: &[u32]) {
         for &pid in exited {
             self.finished.extend(consumer.finish_one(pid));
         }
@@ -371,7 +378,7 @@ pub fn start_capture(
 }
 
 /// The next exec notices, if execs are followed (else never).
-async fn next_execs(execs: &mut Option<ExecStream>) -> io::Result<Vec<crate::Exec>> {
+pub(crate) async fn next_execs(execs: &mut Option<ExecStream>) -> io::Result<Vec<crate::Exec>> {
     match execs {
         Some(execs) => execs.next().await,
         None => std::future::pending().await,

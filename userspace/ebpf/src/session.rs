@@ -355,25 +355,33 @@ impl Session {
         self.set_libc_text(pid, &libc)
     }
 
-    /// Records process `pid` and, with `follow`, the processes it forks and
-    /// the programs they exec, with probes shared by every process on the
-    /// same libc (`attach --all`: many processes, one set of probes per
-    /// libc). Detached with the session.
+    /// Puts process `pid` in the pid set with `follow`, without probes of
+    /// its own (`attach --all`: many processes, one set of probes per
+    /// libc): [`Session::follow_into_program`] places them once its libc is
+    /// mapped (a process that has just run exec has none yet). Out of the
+    /// set with [`Session::untrack`] or the session.
     pub fn track(&mut self, pid: u32, follow: Follow) -> Result<(), Error> {
         if NonZeroU32::new(pid).is_none() {
             return Err(Error::InvalidPid(0));
         }
-        let libc = LibcImage::of_process(pid)?;
-        self.cover(&libc)?;
         self.forget_pending(&[pid])?;
         let entry = TrackedProcess {
             flags: follow.flags(),
-            libc_text_start: libc.text_range.0,
-            libc_text_end: libc.text_range.1,
             origin: u64::from(pid),
+            ..TrackedProcess::default()
         };
         self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
         Ok(())
+    }
+
+    /// Takes process `pid` (tracked, or followed from one) out of the pid
+    /// set and the stack walk, and removes its holds.
+    pub fn untrack(&mut self, pid: u32) -> Result<(), Error> {
+        // Gone already if it exited meanwhile.
+        let _ = self.processes()?.remove(&pid);
+        python::unregister(&mut self.ebpf, pid)?;
+        self.release_holds(pid);
+        self.forget_pending(&[pid])
     }
 
     /// From now on, the programs that process `pid` (attached following
