@@ -301,3 +301,57 @@ fn attach_all_records_every_matching_python_process() {
         );
     }
 }
+
+/// Debian's jemalloc and mimalloc preloaded under a Python script: with
+/// `--allocator jemalloc` / `mimalloc` the probes on their `malloc` record
+/// the script's four blocks with their size and Python stack, once each
+/// (memray 1.20 reads them); glibc's probes alone see none of them.
+#[test]
+fn allocator_shorthands_record_jemalloc_and_mimalloc() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built())
+        || !skip::needs(&[skip::Requirement::ThirdPartyAllocators])
+    {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let dir = workdir.path();
+    std::fs::write(
+        dir.join("blocks.py"),
+        "def blocks():\n    return [bytearray(333332) for _ in range(4)]\nkept = blocks()\n",
+    )
+    .expect("write blocks.py");
+    let check = "import sys\n\
+        from memray import AllocatorType, FileReader\n\
+        found = [(r.allocator, r.stack_trace()) for r in FileReader(sys.argv[1]).get_allocation_records() if r.size == 333333]\n\
+        assert len(found) == int(sys.argv[2]), found\n\
+        for allocator, stack in found:\n\
+        \x20   assert int(allocator) == int(AllocatorType.MALLOC), allocator\n\
+        \x20   assert stack[0][1].endswith('blocks.py') and stack[0][2] == 2, stack\n\
+        \x20   assert 'blocks' in [f[0] for f in stack], stack\n";
+    let record = |library: &Path, flags: &[&str], capture: &str| {
+        let output = Command::new(paths::memray_bin())
+            .args(["run", "--ebpf", "-q", "-f", "-o", capture])
+            .args(flags)
+            .arg("--python")
+            .arg(&python.path)
+            .arg("blocks.py")
+            .env("LD_PRELOAD", library)
+            .current_dir(dir)
+            .output()
+            .expect("run memray");
+        succeeded(&output, capture);
+    };
+    for (shorthand, soname) in [
+        ("jemalloc", skip::THIRD_PARTY_ALLOCATORS[0]),
+        ("mimalloc", skip::THIRD_PARTY_ALLOCATORS[1]),
+    ] {
+        let library = skip::shared_library(soname).expect("installed");
+        let capture = format!("{shorthand}.bin");
+        record(&library, &["--allocator", shorthand], &capture);
+        check_with_memray(dir, check, &[&capture, "4"], shorthand);
+    }
+    let jemalloc = skip::shared_library(skip::THIRD_PARTY_ALLOCATORS[0]).expect("installed");
+    record(&jemalloc, &[], "glibc-only.bin");
+    check_with_memray(dir, check, &["glibc-only.bin", "0"], "without --allocator");
+}

@@ -17,6 +17,7 @@
 //! [`Error::NotBuilt`].
 
 mod consumer;
+mod custom_allocators;
 mod discovery;
 mod error;
 mod events;
@@ -38,6 +39,7 @@ mod system;
 mod tracefs;
 
 pub use consumer::{Consumer, Finished};
+pub use custom_allocators::CustomAllocator;
 pub use discovery::capture_name;
 pub use error::Error;
 pub use events::{Event, EventStream, DRAIN_PERIOD};

@@ -1,7 +1,7 @@
 //! The probes loaded once, attached to any number of processes; the
 //! Python stack walk of each registered process runs in them.
 
-use std::collections::HashMap as StdHashMap;
+use std::collections::{HashMap as StdHashMap, HashSet};
 use std::num::NonZeroU32;
 use std::path::Path;
 
@@ -19,6 +19,7 @@ use memray_ebpf_common::{
     PROCESS_FORK_PROGRAM,
 };
 
+use crate::custom_allocators::CustomAllocator;
 use crate::events::EventStream;
 use crate::execs::ExecStream;
 use crate::interpreter_files::interpreter_files;
@@ -94,6 +95,12 @@ pub struct Session {
     /// the processes tracked without an attachment of their own
     /// ([`Session::track`]) or followed into a program on another libc.
     shared: StdHashMap<(u64, u64), Vec<(&'static str, UProbeLinkId)>>,
+    /// The third-party allocators to probe ([`Session::probe_allocators`]).
+    custom: Vec<CustomAllocator>,
+    /// Their probes, by the attached process they are for (0: every process)…
+    custom_links: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    /// …and the libraries (file ids) they are placed on.
+    custom_placed: HashSet<(u32, (u64, u64))>,
 }
 
 /// The probes placed for one attached process.
@@ -150,6 +157,9 @@ impl Session {
             attached: StdHashMap::new(),
             holds: StdHashMap::new(),
             shared: StdHashMap::new(),
+            custom: Vec::new(),
+            custom_links: StdHashMap::new(),
+            custom_placed: HashSet::new(),
         })
     }
 
@@ -204,21 +214,35 @@ impl Session {
             origin: u64::from(pid),
         };
         self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
-        Ok(())
+        self.place_custom(pid, follow_fork)
     }
 
+    /// Probes libc's allocator functions.
     fn attach_functions(
         &mut self,
         libc: &LibcImage,
         scope: UProbeScope,
         links: &mut Vec<(&'static str, UProbeLinkId)>,
     ) -> Result<(), Error> {
+        // An older libc without reallocarray: nothing calls it there.
+        let functions = Function::ALL.map(|f| (f, f.symbol(), f != Function::Reallocarray));
+        self.attach_symbols(libc, &functions, scope, links)
+    }
+
+    /// Probes each `(function, symbol, required)` of `library` as that
+    /// allocator function; a symbol not required is skipped where missing.
+    fn attach_symbols(
+        &mut self,
+        library: &LibcImage,
+        functions: &[(Function, &str, bool)],
+        scope: UProbeScope,
+        links: &mut Vec<(&'static str, UProbeLinkId)>,
+    ) -> Result<(), Error> {
         let mut probed = Vec::new();
-        for function in Function::ALL {
-            let code = match libc.function(function.symbol()) {
+        for &(function, symbol, required) in functions {
+            let code = match library.function(symbol) {
                 Ok(code) => code,
-                // An older libc without reallocarray: nothing calls it there.
-                Err(_) if function == Function::Reallocarray => continue,
+                Err(_) if !required => continue,
                 Err(error) => return Err(error),
             };
             // Aliases (glibc's memalign and aligned_alloc) are one function.
@@ -235,13 +259,13 @@ impl Session {
                 location: (code.file_offset + entry_offset).into(),
                 cookie: Some(function.cookie()),
             };
-            links.push(self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, libc, scope)?);
+            links.push(self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, library, scope)?);
             if function.has_return_probe() {
                 let exit = UProbeAttachPoint {
                     location: code.file_offset.into(),
                     cookie: None,
                 };
-                links.push(self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, libc, scope)?);
+                links.push(self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, library, scope)?);
             }
         }
         Ok(())
@@ -278,6 +302,10 @@ impl Session {
             let _ = processes.remove(tgid);
         }
         self.detach_links(attachment.links);
+        if let Some(links) = self.custom_links.remove(&pid) {
+            self.detach_links(links);
+            self.custom_placed.retain(|&(owner, _)| owner != pid);
+        }
         for &tgid in &family {
             self.release_holds(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
@@ -342,7 +370,53 @@ impl Session {
             }
             result?;
         }
-        self.set_libc_text(pid, &libc)
+        self.set_libc_text(pid, &libc)?;
+        let every_process = self.attached.get(&pid).is_some_and(|a| a.every_process);
+        self.place_custom(pid, every_process)
+    }
+
+    /// Also probe these third-party allocators (`--allocator`) in every
+    /// process attached or followed from now on that maps their library.
+    pub fn probe_allocators(&mut self, allocators: Vec<CustomAllocator>) {
+        self.custom = allocators;
+    }
+
+    /// Places the third-party allocators' probes on the libraries process
+    /// `pid` maps (for every process, or for it alone), unless they are
+    /// there already.
+    fn place_custom(&mut self, pid: u32, every_process: bool) -> Result<(), Error> {
+        let scope = match (every_process, NonZeroU32::new(pid)) {
+            (true, _) => UProbeScope::AllProcesses,
+            (false, Some(pid)) => UProbeScope::OneProcess(pid),
+            (false, None) => return Err(Error::InvalidPid(0)),
+        };
+        let owner = if every_process { 0 } else { pid };
+        let mut libraries: Vec<String> = self.custom.iter().map(|c| c.library.clone()).collect();
+        libraries.sort();
+        libraries.dedup();
+        for library in libraries {
+            let wanted: Vec<CustomAllocator> = self
+                .custom
+                .iter()
+                .filter(|c| c.library == library)
+                .cloned()
+                .collect();
+            let Some(image) = LibcImage::mapped(pid, |path| wanted[0].is_library(path))? else {
+                continue;
+            };
+            if !self.custom_placed.insert((owner, image.file_id)) {
+                continue;
+            }
+            let functions: Vec<(Function, &str, bool)> = wanted
+                .iter()
+                .map(|c| (c.function, c.symbol.as_str(), c.required))
+                .collect();
+            let mut links = Vec::new();
+            let result = self.attach_symbols(&image, &functions, scope, &mut links);
+            self.custom_links.entry(owner).or_default().extend(links);
+            result?;
+        }
+        Ok(())
     }
 
     /// A followed process `pid` (a child of an attached one, or tracked)
@@ -352,7 +426,8 @@ impl Session {
     pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
         self.cover(&libc)?;
-        self.set_libc_text(pid, &libc)
+        self.set_libc_text(pid, &libc)?;
+        self.place_custom(pid, true)
     }
 
     /// Puts process `pid` in the pid set with `follow`, without probes of

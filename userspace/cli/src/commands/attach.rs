@@ -30,6 +30,9 @@ pub struct Args {
     /// With --all: only the processes whose command line matches REGEX (their children are followed whatever theirs)
     #[arg(long, value_name = "REGEX", requires = "all")]
     name: Option<String>,
+    /// Also probe a third-party allocator, LIB:SYMBOL=KIND (repeatable), or all of jemalloc's or mimalloc's with `jemalloc` / `mimalloc`
+    #[arg(long, value_name = "SPEC")]
+    allocator: Vec<String>,
     /// Capture allocations into the given file (default: memray-<process name>.<pid>.bin); with --all, the directory of the captures (default: .)
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -74,7 +77,9 @@ pub fn run(args: Args) -> CliResult {
         .clone()
         .unwrap_or_else(|| memray_ebpf::capture_name(pid).into());
     ebpf_capture::check_output(&output, args.force)?;
+    let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
     let mut session = ebpf_capture::load_session("attach")?;
+    session.probe_allocators(allocators);
     let exited = memray_ebpf::pidfd_open(pid)
         .map_err(|e| CliError::new(format!("memray attach: process {pid}: {e}")))?;
     session

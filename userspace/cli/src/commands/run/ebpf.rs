@@ -15,7 +15,9 @@ use crate::error::{CliError, CliResult};
 pub fn run(args: Args) -> CliResult {
     reject_unsupported(&args)?;
     let (mode, target) = program(&args)?;
+    let allocators = ebpf_capture::custom_allocators("run", &args.allocator)?;
     let mut session = ebpf_capture::load_session("run")?;
+    session.probe_allocators(allocators);
     let run_as = RunAs::invoking_user().map_err(|e| ebpf_error("run", e))?;
     let python = args
         .python
