@@ -3,32 +3,12 @@
 //! capture, checked with memray 1.20's FileReader.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use memray_tests::interpreters::{self, Interpreter};
-use memray_tests::{paths, reference, skip};
-
-fn succeeded(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what}: {}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Runs `check` (Python, `sys.argv[1:]` = `args`) with memray 1.20 in `dir`.
-fn check_with_memray(dir: &Path, check: &str, args: &[&str], what: &str) {
-    let reference = reference::reference_memray();
-    let checked = Command::new(&reference.python)
-        .args(["-c", check])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("read the captures");
-    succeeded(&checked, what);
-}
+use memray_tests::reference::check_with_memray;
+use memray_tests::run::succeeded;
+use memray_tests::{paths, skip};
 
 /// The child program: four blocks of 222,222 bytes at line 3, in `child_work`.
 const CHILD: &str = "import os\n\

@@ -19,20 +19,6 @@ pub struct CustomAllocator {
     pub required: bool,
 }
 
-/// The standard entry points every shorthand probes, where its library has them.
-const STANDARD: [Function; 10] = [
-    Function::Malloc,
-    Function::Calloc,
-    Function::Realloc,
-    Function::Reallocarray,
-    Function::Free,
-    Function::PosixMemalign,
-    Function::Memalign,
-    Function::AlignedAlloc,
-    Function::Valloc,
-    Function::Pvalloc,
-];
-
 /// The shorthands and their libraries (Debian's `libjemalloc2`,
 /// `libmimalloc2.0`: both export the standard names, mimalloc's as aliases
 /// of its `mi_*` functions).
@@ -45,9 +31,11 @@ impl CustomAllocator {
     /// `LIB:SYMBOL=KIND`, or a shorthand (`jemalloc`, `mimalloc`).
     pub fn parse(spec: &str) -> Result<Vec<CustomAllocator>, String> {
         if let Some((_, library)) = SHORTHANDS.iter().find(|(name, _)| *name == spec) {
-            return Ok(STANDARD
-                .iter()
-                .map(|&function| CustomAllocator {
+            // The standard entry points, where the library has them.
+            return Ok(Function::ALL
+                .into_iter()
+                .filter(|function| !function.is_syscall_wrapper())
+                .map(|function| CustomAllocator {
                     library: library.to_string(),
                     symbol: function.symbol().to_string(),
                     function,
@@ -101,7 +89,10 @@ mod tests {
         );
         assert!(custom[0].is_library("/opt/lib/libarena.so"));
         let jemalloc = CustomAllocator::parse("jemalloc").unwrap();
-        assert_eq!(jemalloc.len(), STANDARD.len());
+        assert_eq!(jemalloc.len(), 10);
+        assert!(jemalloc
+            .iter()
+            .any(|c| c.symbol == "free" && c.function == Function::Free));
         assert!(jemalloc[0].is_library("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"));
         assert!(!jemalloc[0].is_library("/usr/lib/x86_64-linux-gnu/libc.so.6"));
         for bad in ["libx.so:f", "libx.so:f=sbrk", ":f=malloc", "tcmalloc"] {

@@ -11,7 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::consumer::{Consumer, Finished};
-use crate::recording::{is_stopped, resume, resume_if_held, start_capture, Naming};
+use crate::intake::Naming;
+use crate::recording::{is_stopped, resume, resume_if_held, start_capture};
 use crate::{Exec, ExecStream, Session};
 
 pub(crate) struct ExecFollowing {

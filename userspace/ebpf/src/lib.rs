@@ -23,6 +23,7 @@ mod error;
 mod events;
 mod exec_following;
 mod execs;
+mod intake;
 mod interpreter_files;
 mod launcher;
 mod libc_image;

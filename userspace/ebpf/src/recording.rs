@@ -3,10 +3,9 @@
 //! registered for the stack walk, until the process exits, a signal or the
 //! duration ends it; with `--follow-fork`, each child it forks into a capture
 //! of its own; with `--follow-exec`, each CPython program it or its children
-//! exec into a capture of its own (`exec_following`). The loop for `run
+//! exec into a capture of its own (`intake`). The loop for `run
 //! --ebpf` and `attach --ebpf`.
 
-use std::collections::HashSet;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::rc::Rc;
@@ -15,18 +14,16 @@ use std::time::Duration;
 use memray_recorder::rss::MEMORY_INTERVAL;
 use memray_recorder::CaptureSettings;
 use python_frames::PythonProcess;
+use std::pin::Pin;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::time::{interval, sleep, MissedTickBehavior};
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::time::{interval, sleep, Interval, MissedTickBehavior, Sleep};
 
 use crate::consumer::{Consumer, Finished};
-use crate::exec_following::ExecFollowing;
-use crate::python::StackTable;
-use crate::{python, Error, Event, EventStream, ExecStream, Follow, Session};
-
-/// Records taken from the ring buffer at a time.
-pub(crate) const BATCH: usize = 64 * 1024;
+use crate::intake::{Intake, Naming};
+use crate::{python, Error, Follow, Session};
 
 /// How often a starting program is looked at until its interpreter is up,
 /// and for how long before the records are drained anyway (the ring holds
@@ -88,40 +85,23 @@ impl Recording<'_> {
     /// capture, then detaches. Runs its own tokio runtime: call it after
     /// any `fork`.
     pub fn run(self, mut session: Session) -> Result<Outcome, python::Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::Io)?;
-        runtime.block_on(self.record(&mut session))
+        runtime()?.block_on(self.record(&mut session))
     }
 
     async fn record(self, session: &mut Session) -> Result<Outcome, python::Error> {
         let pid = self.pid;
-        let mut events = session.events(BATCH)?;
-        let mut stacks = session.stacks()?;
-        let mut consumer = Consumer::new();
         let parent_settings = self.settings.clone();
         let naming: Naming = Rc::new(move |child| parent_settings.for_child(pid, child));
-        let mut children = Children::new(Some(pid), Rc::clone(&naming), self.follow.forks);
-        let mut following = ExecFollowing::new(naming);
-        let mut execs = match self.follow.execs {
-            true => Some(session.execs()?),
-            false => None,
-        };
+        let mut intake = Intake::new(session, naming, Some(pid), self.follow)?;
         if !self.starting {
-            start_capture(session, &mut consumer, pid, &self.settings)?;
+            start_capture(session, &mut intake.consumer, pid, &self.settings)?;
         }
         // SAFETY: the borrowed pidfd stays open and the same for as long as
         // the recording runs, which outlives this AsyncFd.
         let exited = unsafe { AsyncFd::register_with_interest(self.exited, Interest::READABLE) }
             .map_err(io::Error::from)
             .map_err(Error::Io)?;
-        let mut memory = interval(MEMORY_INTERVAL);
-        memory.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Io)?;
-        let mut terminate = signal(SignalKind::terminate()).map_err(Error::Io)?;
-        let deadline = sleep(self.duration.unwrap_or(Duration::MAX / 4));
-        tokio::pin!(deadline);
+        let mut pacing = Pacing::new(self.duration)?;
         let mut unregistered = None;
         if self.starting {
             // Nothing is drained meanwhile: the records wait in the ring and
@@ -129,7 +109,7 @@ impl Recording<'_> {
             // interpreter (held at `Py_RunMain` if the session could).
             let found = async {
                 loop {
-                    match start_capture(session, &mut consumer, pid, &self.settings) {
+                    match start_capture(session, &mut intake.consumer, pid, &self.settings) {
                         Ok(()) => break,
                         Err(error) => unregistered = Some(error),
                     }
@@ -153,88 +133,53 @@ impl Recording<'_> {
             // From here: the program's own exec is behind it.
             session.follow_execs(pid)?;
         }
-        let mut batch: Vec<Event> = Vec::new();
         let stop = loop {
             tokio::select! {
-                drained = events.next_batch(&mut batch) => {
-                    drained.map_err(Error::Io)?;
-                    take_in(&mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
+                notices = intake.next() => {
                     session.flush_log();
-                }
-                notices = next_execs(&mut execs) => {
-                    let notices = notices.map_err(Error::Io)?;
-                    // The records of the programs they replaced first.
-                    drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
-                    for exec in notices {
-                        following.exec(session, &mut consumer, exec);
+                    for exec in notices? {
+                        intake.exec(session, exec);
                     }
                 }
-                _ = memory.tick() => {
-                    // A process stopped at its exec is not at a hold: its
-                    // notice (sent before it stopped) is taken first.
-                    if let Some(notices) = execs.as_mut().map(ExecStream::drain).filter(|n| !n.is_empty()) {
-                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
-                        for exec in notices {
-                            following.exec(session, &mut consumer, exec);
-                        }
+                _ = pacing.memory.tick() => {
+                    for exec in intake.waiting_execs()? {
+                        intake.exec(session, exec);
                     }
-                    let stopped = following.stopped();
-                    if !stopped.is_empty() {
-                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
-                    }
-                    following.resume(session, &mut consumer, &stopped);
-                    if self.starting && is_stopped(pid) && !following.has_execed(pid) {
+                    intake.follow_up(session)?;
+                    let execed = intake.following.has_execed(pid);
+                    if self.starting && is_stopped(pid) && !execed {
                         // Held where the interpreter finalizes: its code
                         // objects are alive until it goes on.
-                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
+                        intake.drain_all()?;
                         resume_if_held(pid);
                     }
-                    let exited = children.exited(&consumer, &session.tracked()?);
-                    if !exited.is_empty() {
-                        // Their last records first.
-                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
-                        children.finish(&mut consumer, &exited);
-                        for &child in &exited {
-                            following.exited(session, child);
-                        }
-                    }
-                    if consumer.records(pid) || following.has_execed(pid) {
-                        consumer.sample_memory().map_err(Error::Io)?;
+                    if intake.consumer.records(pid) || execed {
+                        intake.consumer.sample_memory().map_err(Error::Io)?;
                     } else {
-                        unregistered = start_capture(session, &mut consumer, pid, &self.settings)
-                            .err();
+                        unregistered =
+                            start_capture(session, &mut intake.consumer, pid, &self.settings).err();
                     }
                 }
                 _ = exited.readable() => break Stop::Exited,
-                _ = interrupt.recv() => {
+                _ = pacing.interrupt.recv() => {
                     if let Some(stop) = on_signal(self.on_signal, pid, libc::SIGINT) {
                         break stop;
                     }
                 }
-                _ = terminate.recv() => {
+                _ = pacing.terminate.recv() => {
                     if let Some(stop) = on_signal(self.on_signal, pid, libc::SIGTERM) {
                         break stop;
                     }
                 }
-                _ = &mut deadline => break Stop::Duration,
+                _ = &mut pacing.deadline => break Stop::Duration,
             }
         };
         session.detach(pid)?;
-        following.end(session, execs.as_mut());
         // The records still in the ring, up to the detach.
-        drain_all(
-            &mut events,
-            &mut batch,
-            &mut stacks,
-            &mut consumer,
-            &mut children,
-            &following,
-        )?;
-        session.flush_log();
+        let finished = intake.end(session)?;
         let drops = session.drops(pid)?;
         let walks = session.walk_counters()?;
-        let (mut capture, mut children) = (None, children.finished);
-        let finished = following.finished.into_iter().chain(consumer.finish());
+        let (mut capture, mut children) = (None, Vec::new());
         for finished in finished {
             if finished.output == self.settings.output {
                 capture = Some(finished);
@@ -253,113 +198,35 @@ impl Recording<'_> {
     }
 }
 
-/// The settings of the capture of a process the recording follows into,
-/// by pid.
-pub(crate) type Naming = Rc<dyn Fn(u32) -> CaptureSettings>;
-
-/// Records every record in the ring now.
-pub(crate) fn drain_all(
-    events: &mut EventStream,
-    batch: &mut Vec<Event>,
-    stacks: &mut StackTable,
-    consumer: &mut Consumer,
-    children: &mut Children,
-    following: &ExecFollowing,
-) -> Result<(), Error> {
-    while events.drain(batch) > 0 {
-        take_in(batch, stacks, consumer, children, following)?;
-    }
-    Ok(())
+/// What paces and ends a recording's loop: memray's interval of memory
+/// samples, SIGINT, SIGTERM and the duration.
+pub(crate) struct Pacing {
+    pub memory: Interval,
+    pub interrupt: Signal,
+    pub terminate: Signal,
+    pub deadline: Pin<Box<Sleep>>,
 }
 
-/// Records a batch (emptied after), first opening the captures of the
-/// children it is the first to name.
-pub(crate) fn take_in(
-    batch: &mut Vec<Event>,
-    stacks: &mut StackTable,
-    consumer: &mut Consumer,
-    children: &mut Children,
-    following: &ExecFollowing,
-) -> Result<(), Error> {
-    children
-        .start(consumer, batch, following)
-        .map_err(Error::Io)?;
-    // After the batch: every stack it names is in the ring by now.
-    stacks.drain();
-    consumer.record(batch, stacks).map_err(Error::Io)?;
-    batch.clear();
-    Ok(())
+impl Pacing {
+    /// Must be called inside the runtime.
+    pub fn new(duration: Option<Duration>) -> Result<Pacing, Error> {
+        let mut memory = interval(MEMORY_INTERVAL);
+        memory.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ok(Pacing {
+            memory,
+            interrupt: signal(SignalKind::interrupt()).map_err(Error::Io)?,
+            terminate: signal(SignalKind::terminate()).map_err(Error::Io)?,
+            deadline: Box::pin(sleep(duration.unwrap_or(Duration::MAX / 4))),
+        })
+    }
 }
 
-/// The children a recorded process forks (`--follow-fork`: the probes add
-/// them to the pid set, and their interpreter to the stack walk's maps, at
-/// fork). Each gets a capture from its first record, ended when it exits.
-/// With `--follow-exec` alone they are in the pid set too, and recorded
-/// only once they exec a Python ([`ExecFollowing`]).
-pub(crate) struct Children {
-    /// The process recorded (its capture is not a child's), if any.
-    parent: Option<u32>,
-    naming: Naming,
-    /// Forked children get captures of their own (`--follow-fork`).
-    record_forks: bool,
-    /// Children whose interpreter could not be read (gone already).
-    unreadable: HashSet<u32>,
-    pub(crate) finished: Vec<Finished>,
-}
-
-impl Children {
-    pub(crate) fn new(parent: Option<u32>, naming: Naming, record_forks: bool) -> Children {
-        Children {
-            parent,
-            naming,
-            record_forks,
-            unreadable: HashSet::new(),
-            finished: Vec::new(),
-        }
-    }
-
-    /// Opens a capture, named by `naming`, for each child `batch` is the
-    /// first to name.
-    fn start(
-        &mut self,
-        consumer: &mut Consumer,
-        batch: &[Event],
-        following: &ExecFollowing,
-    ) -> io::Result<()> {
-        if !self.record_forks {
-            return Ok(());
-        }
-        for event in batch {
-            let child = event.tgid;
-            let known = Some(child) == self.parent
-                || consumer.records(child)
-                || self.unreadable.contains(&child)
-                || following.has_execed(child);
-            if known {
-                continue;
-            }
-            let Ok(process) = PythonProcess::attach(child as i32) else {
-                self.unreadable.insert(child);
-                continue;
-            };
-            consumer.add(&process, &(self.naming)(child))?;
-        }
-        Ok(())
-    }
-
-    /// The children being recorded that have left the pid set (`tracked`).
-    pub(crate) fn exited(&self, consumer: &Consumer, tracked: &[u32]) -> Vec<u32> {
-        consumer
-            .pids()
-            .filter(|&pid| Some(pid) != self.parent && !tracked.contains(&pid))
-            .collect()
-    }
-
-    pub(crate) fn finish(&mut self, consumer: &mut Consumer, exited: &[u32]) {
-        for &pid in exited {
-            self.finished.extend(consumer.finish_one(pid));
-        }
-    }
+/// A current-thread tokio runtime with time and I/O, for a recording's loop.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Io)
 }
 
 /// Registers the interpreter of `pid` for the stack walk and opens its
@@ -375,14 +242,6 @@ pub fn start_capture(
     consumer
         .add(&process, settings)
         .map_err(|e| python::Error::Ebpf(Error::Io(e)))
-}
-
-/// The next exec notices, if execs are followed (else never).
-pub(crate) async fn next_execs(execs: &mut Option<ExecStream>) -> io::Result<Vec<crate::Exec>> {
-    match execs {
-        Some(execs) => execs.next().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Whether process `pid` is stopped (held by the probes).

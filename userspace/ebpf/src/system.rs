@@ -5,21 +5,19 @@
 //! duration. One set of probes per libc serves them all; the pid set
 //! filters in BPF.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use memray_recorder::rss::MEMORY_INTERVAL;
 use memray_recorder::CaptureSettings;
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::time::{interval, sleep, MissedTickBehavior};
 
 use crate::consumer::{Consumer, Finished};
 use crate::discovery::{capture_name, command_line, looks_like_python, python_candidates};
-use crate::exec_following::ExecFollowing;
-use crate::recording::{drain_all, next_execs, start_capture, take_in, Children, Naming, BATCH};
-use crate::{python, Error, Event, Exec, Follow, Session, Stop};
+use crate::intake::{Intake, Naming};
+use crate::recording::{runtime, start_capture, Pacing};
+use crate::{python, Error, Exec, Follow, Session, Stop};
 
 /// What every process is recorded with.
 const FOLLOW: Follow = Follow {
@@ -63,21 +61,13 @@ impl SystemRecording<'_> {
     /// Records until a signal or the duration, then detaches. Runs its own
     /// tokio runtime.
     pub fn run(self, mut session: Session) -> Result<SystemOutcome, python::Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::Io)?;
-        runtime.block_on(self.record(&mut session))
+        runtime()?.block_on(self.record(&mut session))
     }
 
     async fn record(self, session: &mut Session) -> Result<SystemOutcome, python::Error> {
         let started = std::time::Instant::now();
-        let mut events = session.events(BATCH)?;
-        let mut stacks = session.stacks()?;
-        let mut execs = Some(session.execs()?);
-        session.watch_execs(true)?;
         let (directory, settings) = (self.directory.clone(), self.settings.clone());
-        let commands: Rc<std::cell::RefCell<HashMap<u32, String>>> = Rc::default();
+        let commands: Rc<RefCell<HashMap<u32, String>>> = Rc::default();
         let noted = Rc::clone(&commands);
         let naming: Naming = Rc::new(move |pid| {
             let command = command_line(pid);
@@ -87,84 +77,41 @@ impl SystemRecording<'_> {
             settings.header.command_line = command;
             settings
         });
-        let mut consumer = Consumer::new();
-        let mut children = Children::new(None, Rc::clone(&naming), FOLLOW.forks);
-        let mut following = ExecFollowing::new(Rc::clone(&naming));
+        let mut intake = Intake::new(session, Rc::clone(&naming), None, FOLLOW)?;
+        session.watch_execs(true)?;
         for pid in python_candidates() {
             if (self.wanted)(&command_line(pid)) {
-                self.start(session, &mut consumer, pid, &naming);
+                start(session, &mut intake.consumer, pid, &naming);
             }
         }
         let attach_time = started.elapsed();
-        let mut memory = interval(MEMORY_INTERVAL);
-        memory.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Io)?;
-        let mut terminate = signal(SignalKind::terminate()).map_err(Error::Io)?;
-        let deadline = sleep(self.duration.unwrap_or(Duration::MAX / 4));
-        tokio::pin!(deadline);
-        let mut batch: Vec<Event> = Vec::new();
+        let mut pacing = Pacing::new(self.duration)?;
         let stop = loop {
             tokio::select! {
-                drained = events.next_batch(&mut batch) => {
-                    drained.map_err(Error::Io)?;
-                    take_in(&mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
+                notices = intake.next() => {
                     session.flush_log();
-                }
-                notices = next_execs(&mut execs) => {
-                    let notices = notices.map_err(Error::Io)?;
-                    drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
-                    for exec in notices {
-                        self.exec(session, &mut consumer, &mut following, exec)?;
+                    for exec in notices? {
+                        self.exec(session, &mut intake, exec)?;
                     }
                 }
-                _ = memory.tick() => {
-                    if let Some(notices) = execs.as_mut().map(crate::ExecStream::drain).filter(|n| !n.is_empty()) {
-                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
-                        for exec in notices {
-                            self.exec(session, &mut consumer, &mut following, exec)?;
-                        }
+                _ = pacing.memory.tick() => {
+                    for exec in intake.waiting_execs()? {
+                        self.exec(session, &mut intake, exec)?;
                     }
-                    let stopped = following.stopped();
-                    if !stopped.is_empty() {
-                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
-                    }
-                    following.resume(session, &mut consumer, &stopped);
-                    let exited = children.exited(&consumer, &session.tracked()?);
-                    if !exited.is_empty() {
-                        drain_all(&mut events, &mut batch, &mut stacks, &mut consumer, &mut children, &following)?;
-                        children.finish(&mut consumer, &exited);
-                        for &pid in &exited {
-                            following.exited(session, pid);
-                        }
-                    }
-                    consumer.sample_memory().map_err(Error::Io)?;
+                    intake.follow_up(session)?;
+                    intake.consumer.sample_memory().map_err(Error::Io)?;
                 }
-                _ = interrupt.recv() => break Stop::Signal,
-                _ = terminate.recv() => break Stop::Signal,
-                _ = &mut deadline => break Stop::Duration,
+                _ = pacing.interrupt.recv() => break Stop::Signal,
+                _ = pacing.terminate.recv() => break Stop::Signal,
+                _ = &mut pacing.deadline => break Stop::Duration,
             }
         };
         session.watch_execs(false)?;
-        let tracked = session.tracked()?;
-        for &pid in &tracked {
+        for pid in session.tracked()? {
             session.untrack(pid)?;
         }
-        following.end(session, execs.as_mut());
-        drain_all(
-            &mut events,
-            &mut batch,
-            &mut stacks,
-            &mut consumer,
-            &mut children,
-            &following,
-        )?;
-        session.flush_log();
+        let finished = intake.end(session)?;
         let walks = session.walk_counters()?;
-        let finished = following
-            .finished
-            .into_iter()
-            .chain(children.finished)
-            .chain(consumer.finish());
         let mut captures = Vec::new();
         for finished in finished {
             captures.push(ProcessCapture {
@@ -186,29 +133,11 @@ impl SystemRecording<'_> {
         })
     }
 
-    /// Starts recording a running process, if it is a CPython.
-    fn start(&self, session: &mut Session, consumer: &mut Consumer, pid: u32, naming: &Naming) {
-        let recorded = session.track(pid, FOLLOW).is_ok()
-            && session.follow_into_program(pid).is_ok()
-            && start_capture(session, consumer, pid, &naming(pid)).is_ok();
-        if !recorded {
-            // Not a CPython (or gone): out of the pid set.
-            let _ = session.untrack(pid);
-        }
-    }
-
-    /// A process ran exec: a followed one goes on as [`ExecFollowing`]
-    /// says; another that execs a CPython the caller wants starts being
-    /// recorded.
-    fn exec(
-        &self,
-        session: &mut Session,
-        consumer: &mut Consumer,
-        following: &mut ExecFollowing,
-        exec: Exec,
-    ) -> Result<(), Error> {
+    /// A process ran exec: a followed one goes on as [`Intake::exec`] says;
+    /// another that execs a CPython the caller wants starts being recorded.
+    fn exec(&self, session: &mut Session, intake: &mut Intake, exec: Exec) -> Result<(), Error> {
         if exec.tracked {
-            following.exec(session, consumer, exec);
+            intake.exec(session, exec);
             return Ok(());
         }
         if !looks_like_python(exec.pid) || !(self.wanted)(&command_line(exec.pid)) {
@@ -216,9 +145,20 @@ impl SystemRecording<'_> {
         }
         // In the pid set before its holds can stop it.
         session.track(exec.pid, FOLLOW)?;
-        if !following.exec(session, consumer, exec) {
+        if !intake.exec(session, exec) {
             session.untrack(exec.pid)?;
         }
         Ok(())
+    }
+}
+
+/// Starts recording a running process, if it is a CPython.
+fn start(session: &mut Session, consumer: &mut Consumer, pid: u32, naming: &Naming) {
+    let recorded = session.track(pid, FOLLOW).is_ok()
+        && session.follow_into_program(pid).is_ok()
+        && start_capture(session, consumer, pid, &naming(pid)).is_ok();
+    if !recorded {
+        // Not a CPython (or gone): out of the pid set.
+        let _ = session.untrack(pid);
     }
 }
