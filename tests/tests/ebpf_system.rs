@@ -335,3 +335,94 @@ fn allocator_shorthands_record_jemalloc_and_mimalloc() {
     record(&jemalloc, &[], "glibc-only.bin");
     check_with_memray(dir, check, &["glibc-only.bin", "0"], "without --allocator");
 }
+
+/// A pre-fork server under `attach --all`: a matching Python process forks
+/// a pool of four workers after the attach; each worker's capture
+/// (`memray-<name>.<worker pid>.bin`) holds the blocks of the tasks it ran,
+/// at their line in `work`.
+#[test]
+fn attach_all_records_the_workers_a_server_forks() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let dir = workdir.path();
+    let server = "import multiprocessing, os, sys, time\n\
+        def work(n):\n\
+        \x20   blocks = [bytearray(123456) for _ in range(2)]\n\
+        \x20   time.sleep(0.2)\n\
+        \x20   return os.getpid()\n\
+        print('ready', flush=True)\n\
+        while not os.path.exists('go'): time.sleep(0.01)\n\
+        with multiprocessing.get_context('fork').Pool(4) as pool:\n\
+        \x20   pids = sorted(set(pool.map(work, range(8), chunksize=1)))\n\
+        print(' '.join(map(str, pids)), flush=True)\n\
+        while not os.path.exists('stop'): time.sleep(0.01)\n";
+    std::fs::write(dir.join("server.py"), server).expect("write server.py");
+    let mut child = Command::new(&python.path)
+        .args(["server.py", "role=server"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("ready");
+    assert_eq!(line, "ready\n");
+    let memray = Command::new(paths::memray_bin())
+        .args([
+            "attach",
+            "--ebpf",
+            "--all",
+            "--name",
+            "role=server",
+            "-o",
+            "captures",
+        ])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start memray attach --all");
+    let captures = dir.join("captures");
+    wait_for("the server's capture", || {
+        capture_of(&captures, child.id()).is_some()
+    });
+    std::fs::write(dir.join("go"), "").expect("go");
+    line.clear();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("the workers");
+    let workers: Vec<u32> = line
+        .split_whitespace()
+        .map(|pid| pid.parse().expect("a pid"))
+        .collect();
+    assert!(!workers.is_empty() && workers.len() <= 4, "{line}");
+    // Each capture ends at its worker's exit, or with the recording.
+    wait_for("the workers' captures", || {
+        workers.iter().all(|&w| capture_of(&captures, w).is_some())
+    });
+    // SAFETY: kill has no memory arguments; the pid is our child's.
+    unsafe { libc::kill(memray.id() as i32, libc::SIGINT) };
+    let output = memray.wait_with_output().expect("memray attach --all");
+    std::fs::write(dir.join("stop"), "").expect("stop");
+    assert!(child.wait().expect("wait").success());
+    succeeded(&output, "attach --ebpf --all");
+    let check = "import sys\n\
+        from memray import FileReader\n\
+        reader = FileReader(sys.argv[1])\n\
+        assert reader.metadata.pid == int(sys.argv[2]), reader.metadata.pid\n\
+        found = [r.stack_trace() for r in reader.get_allocation_records() if r.size == 123457]\n\
+        assert found and len(found) % 2 == 0, found\n\
+        for stack in found:\n\
+        \x20   assert stack[0][1].endswith('server.py') and stack[0][2] == 3, stack\n\
+        \x20   assert 'work' in [f[0] for f in stack], stack\n";
+    for worker in workers {
+        let capture = capture_of(&captures, worker).expect("a capture");
+        check_with_memray(
+            dir,
+            check,
+            &[&capture.to_string_lossy(), &worker.to_string()],
+            "a worker's capture",
+        );
+    }
+}
