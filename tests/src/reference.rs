@@ -120,3 +120,15 @@ impl FileLock {
         FileLock { _file: file }
     }
 }
+
+/// Runs `check` (Python, `sys.argv[1:]` = `args`) with memray 1.20 in
+/// `dir`: the test fails with its output unless it succeeds.
+pub fn check_with_memray(dir: &Path, check: &str, args: &[&str], what: &str) {
+    let checked = Command::new(&reference_memray().python)
+        .args(["-c", check])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run the check with memray 1.20");
+    crate::run::succeeded(&checked, what);
+}

@@ -51,3 +51,14 @@ where
         .output()
         .expect("run memray")
 }
+
+/// Fails the test, with the command's output, unless it succeeded.
+pub fn succeeded(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what}: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -33,6 +33,9 @@ pub enum Requirement {
     Chromium,
     /// The memray 1.20 virtualenv the reports are compared with.
     ReferenceMemray,
+    /// Debian's jemalloc and mimalloc (`libjemalloc2`, `libmimalloc2.0`),
+    /// for the eBPF tests of `--allocator`.
+    ThirdPartyAllocators,
     /// CPython 3.`minor`.
     Python(u32),
 }
@@ -49,6 +52,7 @@ impl Requirement {
             Requirement::Tmux,
             Requirement::Chromium,
             Requirement::ReferenceMemray,
+            Requirement::ThirdPartyAllocators,
         ];
         fixed
             .into_iter()
@@ -66,6 +70,7 @@ impl Requirement {
                 format!("memray {}", crate::reference::REFERENCE_VERSION)
             }
             Requirement::Python(minor) => format!("CPython 3.{minor}"),
+            Requirement::ThirdPartyAllocators => "jemalloc and mimalloc".into(),
         }
     }
 
@@ -98,6 +103,10 @@ impl Requirement {
             Requirement::Python(minor) => interpreters::find(3, minor)
                 .is_none()
                 .then(|| "not installed (pyenv or the project's cache)".into()),
+            Requirement::ThirdPartyAllocators => THIRD_PARTY_ALLOCATORS
+                .iter()
+                .find(|soname| shared_library(soname).is_none())
+                .map(|soname| format!("{soname} is not installed (cargo xtask setup)")),
         }
     }
 }
@@ -186,6 +195,28 @@ fn absent_from_path(program: &str) -> Option<String> {
     on_path(program)
         .is_none()
         .then(|| format!("{program} is not on PATH"))
+}
+
+/// The sonames of [`Requirement::ThirdPartyAllocators`].
+pub const THIRD_PARTY_ALLOCATORS: [&str; 2] = ["libjemalloc.so.2", "libmimalloc.so.2"];
+
+/// Where the dynamic loader finds the library `soname` (`ldconfig -p`).
+pub fn shared_library(soname: &str) -> Option<PathBuf> {
+    let listed = std::process::Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .or_else(|_| {
+            std::process::Command::new("/sbin/ldconfig")
+                .arg("-p")
+                .output()
+        })
+        .ok()?;
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .find_map(|line| {
+            let (name, path) = line.trim().split_once(" => ")?;
+            (name.split_whitespace().next() == Some(soname)).then(|| PathBuf::from(path))
+        })
 }
 
 /// `program` in a directory of PATH, if there.

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use memray_tests::interpreters::{self, Interpreter};
+use memray_tests::reference::check_with_memray;
+use memray_tests::run::succeeded;
 use memray_tests::tracker_fixtures::{fixtures, test_extension};
 use memray_tests::{paths, reference, skip};
 
@@ -36,16 +38,6 @@ fn memray_run(python: &Interpreter, ebpf: bool, name: &str, case: &str, capture:
         )
         .output()
         .expect("run memray")
-}
-
-fn succeeded(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what}: {}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// The C test extension's allocations, through `run --ebpf` and through the
@@ -211,18 +203,6 @@ fn run_ebpf_code(
         .current_dir(dir)
         .output()
         .expect("run memray")
-}
-
-/// Runs `check` (Python, `sys.argv[1:]` = `args`) with memray 1.20 in `dir`.
-fn check_with_memray(dir: &Path, check: &str, args: &[&str], what: &str) {
-    let reference = reference::reference_memray();
-    let checked = Command::new(&reference.python)
-        .args(["-c", check])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("read the capture");
-    succeeded(&checked, what);
 }
 
 /// A 300-deep recursion's allocation has its whole stack; a 700-deep one

@@ -16,7 +16,8 @@ const EXTRA_PYTHON: &str = "3.14";
 
 /// Debian packages: LLVM for bpf-linker, patchelf and the archive keyring for
 /// unpacking CPython, chromium for the browser tests, venv for the reference memray,
-/// bpftrace as the eBPF benchmark's peer.
+/// bpftrace as the eBPF benchmark's peer, jemalloc and mimalloc for the
+/// eBPF tests of `--allocator`.
 fn apt_packages() -> Vec<String> {
     let llvm = [
         format!("llvm-{LLVM_MAJOR}-dev"),
@@ -32,6 +33,8 @@ fn apt_packages() -> Vec<String> {
         "python3-venv",
         "tmux",
         "bpftrace",
+        "libjemalloc2",
+        "libmimalloc2.0",
     ];
     llvm.into_iter().chain(others.map(String::from)).collect()
 }

@@ -159,7 +159,7 @@ pub struct AllocationEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrackedProcess {
-    /// [`TrackedProcess::FOLLOW_FORK`] and later flags.
+    /// [`TrackedProcess::FOLLOW_FORK`], [`TrackedProcess::FOLLOW_EXEC`].
     pub flags: u64,
     /// Where libc's executable code is mapped in the process (start, end):
     /// calls from there to the syscall wrappers are libc's own.
@@ -173,6 +173,9 @@ pub struct TrackedProcess {
 impl TrackedProcess {
     /// Children forked by this process are tracked too.
     pub const FOLLOW_FORK: u64 = 1;
+    /// Its programs are followed through `exec` (the children it forks
+    /// join the set, as they may exec; their captures start at the exec).
+    pub const FOLLOW_EXEC: u64 = 2;
 }
 
 /// An allocator call in flight on a thread, from its entry probe to its

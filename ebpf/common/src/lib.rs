@@ -2,6 +2,7 @@
 #![no_std]
 
 mod allocators;
+pub mod execs;
 pub mod python_stack;
 
 pub use allocators::{AllocationEvent, Allocator, Function, PendingCall, TrackedProcess};

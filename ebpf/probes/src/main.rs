@@ -1,10 +1,12 @@
 //! The eBPF probes: uprobes and uretprobes on libc's allocator functions
-//! (`allocators`), the tracepoints that keep the pid set (`processes`) and
-//! the Python stack walk (`python_stack`).
+//! (`allocators`), the tracepoints that keep the pid set (`processes`),
+//! follow programs through exec (`execs`), and the Python stack walk
+//! (`python_stack`).
 #![no_std]
 #![no_main]
 
 mod allocators;
+mod execs;
 mod processes;
 mod python_stack;
 

@@ -1,7 +1,7 @@
 //! The pid set: the processes whose allocations are recorded, keyed by tgid.
-//! Userspace inserts the processes it attaches to; with `FOLLOW_FORK` the fork
-//! tracepoint adds their children, and the exit tracepoint removes the
-//! entries of exiting tasks.
+//! Userspace inserts the processes it attaches to; with `FOLLOW_FORK` (or
+//! `FOLLOW_EXEC`: a child may exec) the fork tracepoint adds their children,
+//! and the exit tracepoint removes the entries of exiting tasks.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_send_signal},
@@ -31,7 +31,7 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
     let Some(process) = (unsafe { PROCESSES.get(parent) }).copied() else {
         return 0;
     };
-    if process.flags & TrackedProcess::FOLLOW_FORK == 0 {
+    if process.flags & (TrackedProcess::FOLLOW_FORK | TrackedProcess::FOLLOW_EXEC) == 0 {
         return 0;
     }
     // SAFETY: the offset is the field's in the tracepoint's format (checked by userspace).
@@ -64,7 +64,7 @@ pub fn process_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
-const SIGSTOP: u32 = 19;
+pub const SIGSTOP: u32 = 19;
 
 /// Stops a tracked process where its interpreter starts running the program
 /// and where it starts to finalize: userspace registers the interpreter, or

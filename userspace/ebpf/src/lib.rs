@@ -6,6 +6,8 @@
 //!   process, [`Session::events`] to drain the records from tokio.
 //! * [`Recording::run`] records one attached process into a memray capture
 //!   ([`Consumer`]: the records of many processes, one capture per tgid).
+//! * [`SystemRecording::run`] records every CPython process of the machine
+//!   (`attach --all`), each into its own capture.
 //! * [`HeldProgram::start`] for `sudo memray run --ebpf`: the program is held
 //!   before `exec` until the probes are attached, then runs as [`RunAs`].
 //! * [`PthreadKeyLayout`] locates pthread-specific values in the target's
@@ -15,8 +17,13 @@
 //! [`Error::NotBuilt`].
 
 mod consumer;
+mod custom_allocators;
+mod discovery;
 mod error;
 mod events;
+mod exec_following;
+mod execs;
+mod intake;
 mod interpreter_files;
 mod launcher;
 mod libc_image;
@@ -29,11 +36,15 @@ mod pthread_keys;
 pub mod python;
 mod recording;
 mod session;
+mod system;
 mod tracefs;
 
 pub use consumer::{Consumer, Finished};
+pub use custom_allocators::CustomAllocator;
+pub use discovery::capture_name;
 pub use error::Error;
 pub use events::{Event, EventStream, DRAIN_PERIOD};
+pub use execs::{Exec, ExecStream};
 pub use launcher::{pidfd_open, HeldProgram, ProgramExit, RunAs};
 pub use libc_image::{LibcFunction, LibcImage};
 pub use memray_ebpf_common::Function;
@@ -42,7 +53,8 @@ pub use privileges::require as require_privileges;
 pub use probes::{AllocationCounters, MallocProbes};
 pub use pthread_keys::PthreadKeyLayout;
 pub use recording::{start_capture, OnSignal, Outcome, Recording, Stop};
-pub use session::{Options, Session};
+pub use session::{Follow, Options, Session};
+pub use system::{ProcessCapture, SystemOutcome, SystemRecording};
 
 /// Whether this binary carries the eBPF object.
 pub fn is_built() -> bool {

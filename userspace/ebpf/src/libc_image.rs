@@ -29,15 +29,23 @@ pub struct LibcFunction<'a> {
 
 impl LibcImage {
     pub fn of_process(pid: u32) -> Result<LibcImage, Error> {
+        LibcImage::mapped(pid, is_libc)?.ok_or_else(|| Error::Process {
+            pid,
+            what: "no C library (libc.so.6) is mapped".to_string(),
+        })
+    }
+
+    /// The first library mapped executable in process `pid` whose path
+    /// `wanted` accepts (libc, or a third-party allocator's), if any.
+    pub fn mapped(pid: u32, wanted: impl Fn(&str) -> bool) -> Result<Option<LibcImage>, Error> {
         let maps_path = format!("/proc/{pid}/maps");
         let maps = std::fs::read_to_string(&maps_path).map_err(|e| Error::Process {
             pid,
             what: format!("cannot read {maps_path}: {e}"),
         })?;
-        let (inner_path, text_range) = libc_mapping(&maps).ok_or_else(|| Error::Process {
-            pid,
-            what: "no C library (libc.so.6) is mapped".to_string(),
-        })?;
+        let Some((inner_path, text_range)) = executable_mapping(&maps, wanted) else {
+            return Ok(None);
+        };
         let path = PathBuf::from(format!("/proc/{pid}/root{inner_path}"));
         let unreadable = |e: std::io::Error| Error::Process {
             pid,
@@ -45,12 +53,12 @@ impl LibcImage {
         };
         let metadata = std::fs::metadata(&path).map_err(unreadable)?;
         let data = std::fs::read(&path).map_err(unreadable)?;
-        Ok(LibcImage {
+        Ok(Some(LibcImage {
             file_id: (metadata.dev(), metadata.ino()),
             path,
             data,
             text_range,
-        })
+        }))
     }
 
     /// The function defined under `symbol` in the dynamic symbol table.
@@ -81,17 +89,20 @@ impl LibcImage {
     }
 }
 
-/// The path of the C library in a `/proc/PID/maps` text and its executable
-/// range.
-fn libc_mapping(maps: &str) -> Option<(String, (u64, u64))> {
+fn is_libc(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "libc.so.6" || (name.starts_with("libc-") && name.ends_with(".so"))
+}
+
+/// The path of the first executable mapping in a `/proc/PID/maps` text
+/// whose path `wanted` accepts, and its range.
+fn executable_mapping(maps: &str, wanted: impl Fn(&str) -> bool) -> Option<(String, (u64, u64))> {
     maps.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
         let range = fields.next()?;
         let permissions = fields.next()?;
         let path = fields.nth(3)?;
-        let name = path.rsplit('/').next()?;
-        let is_libc = name == "libc.so.6" || (name.starts_with("libc-") && name.ends_with(".so"));
-        if !is_libc || !permissions.contains('x') {
+        if !wanted(path) || !permissions.contains('x') {
             return None;
         }
         let (start, end) = range.split_once('-')?;
@@ -113,14 +124,14 @@ mod tests {
 7f1000000000-7f1000001000 r-xp 00000000 fe:01 99 /usr/lib/libcrypt.so.1
 ";
         assert_eq!(
-            libc_mapping(maps),
+            executable_mapping(maps, is_libc),
             Some((
                 "/usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
                 (0x7f0000028000, 0x7f000017d000)
             ))
         );
         assert_eq!(
-            libc_mapping("7f1-7f2 r-xp 0 fe:01 9 /usr/lib/libcrypt.so.1"),
+            executable_mapping("7f1-7f2 r-xp 0 fe:01 9 /usr/lib/libcrypt.so.1", is_libc),
             None
         );
     }

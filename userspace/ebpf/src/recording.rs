@@ -2,27 +2,28 @@
 //! batches, resident-set-size samples on memray's interval, the interpreter
 //! registered for the stack walk, until the process exits, a signal or the
 //! duration ends it; with `--follow-fork`, each child it forks into a capture
-//! of its own. The loop for `run --ebpf` and `attach --ebpf`.
+//! of its own; with `--follow-exec`, each CPython program it or its children
+//! exec into a capture of its own (`intake`). The loop for `run
+//! --ebpf` and `attach --ebpf`.
 
-use std::collections::HashSet;
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::rc::Rc;
 use std::time::Duration;
 
 use memray_recorder::rss::MEMORY_INTERVAL;
 use memray_recorder::CaptureSettings;
 use python_frames::PythonProcess;
+use std::pin::Pin;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::time::{interval, sleep, MissedTickBehavior};
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::time::{interval, sleep, Interval, MissedTickBehavior, Sleep};
 
 use crate::consumer::{Consumer, Finished};
-use crate::python::StackTable;
-use crate::{python, Error, Event, Session};
-
-/// Records taken from the ring buffer at a time.
-const BATCH: usize = 64 * 1024;
+use crate::intake::{Intake, Naming};
+use crate::{python, Error, Follow, Session};
 
 /// How often a starting program is looked at until its interpreter is up,
 /// and for how long before the records are drained anyway (the ring holds
@@ -52,7 +53,8 @@ pub struct Outcome {
     pub stop: Stop,
     /// The capture, if the interpreter was found (else there is none).
     pub capture: Option<Finished>,
-    /// The captures of the children it forked (`--follow-fork`).
+    /// The captures of the children it forked (`--follow-fork`) and of
+    /// the programs they or it exec'd (`--follow-exec`).
     pub children: Vec<Finished>,
     /// Records the probes lost because the ring buffer was full.
     pub drops: u64,
@@ -73,6 +75,9 @@ pub struct Recording<'a> {
     /// The program is just starting (`run`): its interpreter is looked for
     /// until it is up. Else (`attach`) it must be found at once.
     pub starting: bool,
+    /// What is followed (attach with [`Follow::forks`] or
+    /// [`Follow::execs`] set: the probes must be placed for every process).
+    pub follow: Follow,
 }
 
 impl Recording<'_> {
@@ -80,33 +85,23 @@ impl Recording<'_> {
     /// capture, then detaches. Runs its own tokio runtime: call it after
     /// any `fork`.
     pub fn run(self, mut session: Session) -> Result<Outcome, python::Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::Io)?;
-        runtime.block_on(self.record(&mut session))
+        runtime()?.block_on(self.record(&mut session))
     }
 
     async fn record(self, session: &mut Session) -> Result<Outcome, python::Error> {
         let pid = self.pid;
-        let mut events = session.events(BATCH)?;
-        let mut stacks = session.stacks()?;
-        let mut consumer = Consumer::new();
-        let mut children = Children::new(pid, &self.settings);
+        let parent_settings = self.settings.clone();
+        let naming: Naming = Rc::new(move |child| parent_settings.for_child(pid, child));
+        let mut intake = Intake::new(session, naming, Some(pid), self.follow)?;
         if !self.starting {
-            start_capture(session, &mut consumer, pid, &self.settings)?;
+            start_capture(session, &mut intake.consumer, pid, &self.settings)?;
         }
         // SAFETY: the borrowed pidfd stays open and the same for as long as
         // the recording runs, which outlives this AsyncFd.
         let exited = unsafe { AsyncFd::register_with_interest(self.exited, Interest::READABLE) }
             .map_err(io::Error::from)
             .map_err(Error::Io)?;
-        let mut memory = interval(MEMORY_INTERVAL);
-        memory.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Io)?;
-        let mut terminate = signal(SignalKind::terminate()).map_err(Error::Io)?;
-        let deadline = sleep(self.duration.unwrap_or(Duration::MAX / 4));
-        tokio::pin!(deadline);
+        let mut pacing = Pacing::new(self.duration)?;
         let mut unregistered = None;
         if self.starting {
             // Nothing is drained meanwhile: the records wait in the ring and
@@ -114,7 +109,7 @@ impl Recording<'_> {
             // interpreter (held at `Py_RunMain` if the session could).
             let found = async {
                 loop {
-                    match start_capture(session, &mut consumer, pid, &self.settings) {
+                    match start_capture(session, &mut intake.consumer, pid, &self.settings) {
                         Ok(()) => break,
                         Err(error) => unregistered = Some(error),
                     }
@@ -134,63 +129,59 @@ impl Recording<'_> {
             session.follow_exec(pid)?;
             resume_if_held(pid);
         }
-        let mut batch: Vec<Event> = Vec::new();
+        if self.follow.execs {
+            // From here: the program's own exec is behind it.
+            session.follow_execs(pid)?;
+        }
         let stop = loop {
             tokio::select! {
-                drained = events.next_batch(&mut batch) => {
-                    drained.map_err(Error::Io)?;
-                    take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
+                notices = intake.next() => {
                     session.flush_log();
+                    for exec in notices? {
+                        intake.exec(session, exec);
+                    }
                 }
-                _ = memory.tick() => {
-                    if self.starting && is_stopped(pid) {
+                _ = pacing.memory.tick() => {
+                    for exec in intake.waiting_execs()? {
+                        intake.exec(session, exec);
+                    }
+                    intake.follow_up(session)?;
+                    let execed = intake.following.has_execed(pid);
+                    if self.starting && is_stopped(pid) && !execed {
                         // Held where the interpreter finalizes: its code
                         // objects are alive until it goes on.
-                        while events.drain(&mut batch) > 0 {
-                            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
-                        }
+                        intake.drain_all()?;
                         resume_if_held(pid);
                     }
-                    let exited = children.exited(&consumer, &session.tracked()?);
-                    if !exited.is_empty() {
-                        // Their last records first.
-                        while events.drain(&mut batch) > 0 {
-                            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
-                        }
-                        children.finish(&mut consumer, &exited);
-                    }
-                    if consumer.records(pid) {
-                        consumer.sample_memory().map_err(Error::Io)?;
+                    if intake.consumer.records(pid) || execed {
+                        intake.consumer.sample_memory().map_err(Error::Io)?;
                     } else {
-                        unregistered = start_capture(session, &mut consumer, pid, &self.settings)
-                            .err();
+                        unregistered =
+                            start_capture(session, &mut intake.consumer, pid, &self.settings).err();
                     }
                 }
                 _ = exited.readable() => break Stop::Exited,
-                _ = interrupt.recv() => {
+                _ = pacing.interrupt.recv() => {
                     if let Some(stop) = on_signal(self.on_signal, pid, libc::SIGINT) {
                         break stop;
                     }
                 }
-                _ = terminate.recv() => {
+                _ = pacing.terminate.recv() => {
                     if let Some(stop) = on_signal(self.on_signal, pid, libc::SIGTERM) {
                         break stop;
                     }
                 }
-                _ = &mut deadline => break Stop::Duration,
+                _ = &mut pacing.deadline => break Stop::Duration,
             }
         };
         session.detach(pid)?;
         // The records still in the ring, up to the detach.
-        while events.drain(&mut batch) > 0 {
-            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
-        }
-        session.flush_log();
+        let finished = intake.end(session)?;
         let drops = session.drops(pid)?;
         let walks = session.walk_counters()?;
-        let (mut capture, mut children) = (None, children.finished);
-        for finished in consumer.finish() {
-            if finished.pid == pid {
+        let (mut capture, mut children) = (None, Vec::new());
+        for finished in finished {
+            if finished.output == self.settings.output {
                 capture = Some(finished);
             } else {
                 children.push(finished);
@@ -207,73 +198,35 @@ impl Recording<'_> {
     }
 }
 
-/// Records a batch (emptied after), first opening the captures of the
-/// children it is the first to name.
-fn take_in(
-    batch: &mut Vec<Event>,
-    stacks: &mut StackTable,
-    consumer: &mut Consumer,
-    children: &mut Children,
-) -> Result<(), Error> {
-    children.start(consumer, batch).map_err(Error::Io)?;
-    // After the batch: every stack it names is in the ring by now.
-    stacks.drain();
-    consumer.record(batch, stacks).map_err(Error::Io)?;
-    batch.clear();
-    Ok(())
+/// What paces and ends a recording's loop: memray's interval of memory
+/// samples, SIGINT, SIGTERM and the duration.
+pub(crate) struct Pacing {
+    pub memory: Interval,
+    pub interrupt: Signal,
+    pub terminate: Signal,
+    pub deadline: Pin<Box<Sleep>>,
 }
 
-/// The children a recorded process forks (`--follow-fork`: the probes add
-/// them to the pid set, and their interpreter to the stack walk's maps, at
-/// fork). Each gets a capture from its first record, ended when it exits.
-struct Children {
-    parent: u32,
-    settings: CaptureSettings,
-    /// Children whose interpreter could not be read (gone already).
-    unreadable: HashSet<u32>,
-    finished: Vec<Finished>,
+impl Pacing {
+    /// Must be called inside the runtime.
+    pub fn new(duration: Option<Duration>) -> Result<Pacing, Error> {
+        let mut memory = interval(MEMORY_INTERVAL);
+        memory.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ok(Pacing {
+            memory,
+            interrupt: signal(SignalKind::interrupt()).map_err(Error::Io)?,
+            terminate: signal(SignalKind::terminate()).map_err(Error::Io)?,
+            deadline: Box::pin(sleep(duration.unwrap_or(Duration::MAX / 4))),
+        })
+    }
 }
 
-impl Children {
-    fn new(parent: u32, settings: &CaptureSettings) -> Children {
-        Children {
-            parent,
-            settings: settings.clone(),
-            unreadable: HashSet::new(),
-            finished: Vec::new(),
-        }
-    }
-
-    /// Opens a capture, named as in-process memray names it, for each child
-    /// `batch` is the first to name.
-    fn start(&mut self, consumer: &mut Consumer, batch: &[Event]) -> io::Result<()> {
-        for event in batch {
-            let child = event.tgid;
-            if child == self.parent || consumer.records(child) || self.unreadable.contains(&child) {
-                continue;
-            }
-            let Ok(process) = PythonProcess::attach(child as i32) else {
-                self.unreadable.insert(child);
-                continue;
-            };
-            consumer.add(&process, &self.settings.for_child(self.parent, child))?;
-        }
-        Ok(())
-    }
-
-    /// The children being recorded that have left the pid set (`tracked`).
-    fn exited(&self, consumer: &Consumer, tracked: &[u32]) -> Vec<u32> {
-        consumer
-            .pids()
-            .filter(|&pid| pid != self.parent && !tracked.contains(&pid))
-            .collect()
-    }
-
-    fn finish(&mut self, consumer: &mut Consumer, exited: &[u32]) {
-        for &pid in exited {
-            self.finished.extend(consumer.finish_one(pid));
-        }
-    }
+/// A current-thread tokio runtime with time and I/O, for a recording's loop.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Io)
 }
 
 /// Registers the interpreter of `pid` for the stack walk and opens its
@@ -292,7 +245,7 @@ pub fn start_capture(
 }
 
 /// Whether process `pid` is stopped (held by the probes).
-fn is_stopped(pid: u32) -> bool {
+pub(crate) fn is_stopped(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
@@ -303,11 +256,18 @@ fn is_stopped(pid: u32) -> bool {
 }
 
 /// Lets a held program go on.
-fn resume_if_held(pid: u32) {
+pub(crate) fn resume_if_held(pid: u32) {
     if is_stopped(pid) {
-        // SAFETY: kill has no memory arguments; the pid is our child's.
-        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        resume(pid);
     }
+}
+
+/// Lets a process that the probes stopped go on, even one whose stop is
+/// still pending (SIGCONT discards it).
+pub(crate) fn resume(pid: u32) {
+    // SAFETY: kill has no memory arguments; the pid is in the pid set (its
+    // exit would have taken it out), so not reused.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
 }
 
 /// Passes the signal on, or stops.

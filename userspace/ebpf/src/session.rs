@@ -1,14 +1,15 @@
 //! The probes loaded once, attached to any number of processes; the
 //! Python stack walk of each registered process runs in them.
 
-use std::collections::HashMap as StdHashMap;
+use std::collections::{HashMap as StdHashMap, HashSet};
 use std::num::NonZeroU32;
 use std::path::Path;
 
-use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::programs::uprobe::{UProbeAttachPoint, UProbeLinkId, UProbeScope};
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, Pod};
+use memray_ebpf_common::execs::{EXECS_MAP, EXEC_TRACEPOINT, EXEC_WATCH_MAP, PROCESS_EXEC_PROGRAM};
 use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
@@ -18,7 +19,9 @@ use memray_ebpf_common::{
     PROCESS_FORK_PROGRAM,
 };
 
+use crate::custom_allocators::CustomAllocator;
 use crate::events::EventStream;
+use crate::execs::ExecStream;
 use crate::interpreter_files::interpreter_files;
 use crate::libc_image::LibcImage;
 use crate::object::PROBES;
@@ -27,6 +30,28 @@ use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, StackTable, WalkPrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
 use python_frames::PythonProcess;
+
+/// What is followed from a recorded process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Follow {
+    /// The processes it forks (each into a capture of its own).
+    pub forks: bool,
+    /// The programs it and its children exec (CPython ones into captures).
+    pub execs: bool,
+}
+
+impl Follow {
+    fn flags(self) -> u64 {
+        let mut flags = 0;
+        if self.forks {
+            flags |= TrackedProcess::FOLLOW_FORK;
+        }
+        if self.execs {
+            flags |= TrackedProcess::FOLLOW_EXEC;
+        }
+        flags
+    }
+}
 
 /// How the probes are loaded.
 #[derive(Clone, Copy, Debug)]
@@ -64,14 +89,24 @@ pub struct Session {
     /// Keeps the walk's program array filled.
     _walk: WalkPrograms,
     attached: StdHashMap<u32, Attachment>,
+    /// The interpreter holds ([`Session::hold_interpreter`]), by process.
+    holds: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    /// Probes placed for every process mapping a libc, by its file id, for
+    /// the processes tracked without an attachment of their own
+    /// ([`Session::track`]) or followed into a program on another libc.
+    shared: StdHashMap<(u64, u64), Vec<(&'static str, UProbeLinkId)>>,
+    /// The third-party allocators to probe ([`Session::probe_allocators`]).
+    custom: Vec<CustomAllocator>,
+    /// Their probes, by the attached process they are for (0: every process)…
+    custom_links: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    /// …and the libraries (file ids) they are placed on.
+    custom_placed: HashSet<(u32, (u64, u64))>,
 }
 
 /// The probes placed for one attached process.
 struct Attachment {
     /// The allocator probes, on its libc.
     links: Vec<(&'static str, UProbeLinkId)>,
-    /// The interpreter holds ([`Session::hold_interpreter`]).
-    holds: Vec<(&'static str, UProbeLinkId)>,
     /// Its libc file ([`LibcImage::file_id`]).
     libc: (u64, u64),
     /// Placed for every process mapping that libc (following forks).
@@ -103,6 +138,7 @@ impl Session {
         for (name, (category, event)) in [
             (PROCESS_FORK_PROGRAM, FORK_TRACEPOINT),
             (PROCESS_EXIT_PROGRAM, EXIT_TRACEPOINT),
+            (PROCESS_EXEC_PROGRAM, EXEC_TRACEPOINT),
         ] {
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
@@ -119,6 +155,11 @@ impl Session {
             log,
             _walk: walk,
             attached: StdHashMap::new(),
+            holds: StdHashMap::new(),
+            shared: StdHashMap::new(),
+            custom: Vec::new(),
+            custom_links: StdHashMap::new(),
+            custom_placed: HashSet::new(),
         })
     }
 
@@ -144,7 +185,8 @@ impl Session {
         let overlaps = self
             .attached
             .values()
-            .any(|a| a.libc == libc.file_id && (a.every_process || follow_fork));
+            .any(|a| a.libc == libc.file_id && (a.every_process || follow_fork))
+            || self.shared.contains_key(&libc.file_id);
         if overlaps {
             return Err(Error::SharedLibc(pid));
         }
@@ -156,7 +198,6 @@ impl Session {
         }
         let attachment = Attachment {
             links,
-            holds: Vec::new(),
             libc: libc.file_id,
             every_process: follow_fork,
         };
@@ -173,21 +214,35 @@ impl Session {
             origin: u64::from(pid),
         };
         self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
-        Ok(())
+        self.place_custom(pid, follow_fork)
     }
 
+    /// Probes libc's allocator functions.
     fn attach_functions(
         &mut self,
         libc: &LibcImage,
         scope: UProbeScope,
         links: &mut Vec<(&'static str, UProbeLinkId)>,
     ) -> Result<(), Error> {
+        // An older libc without reallocarray: nothing calls it there.
+        let functions = Function::ALL.map(|f| (f, f.symbol(), f != Function::Reallocarray));
+        self.attach_symbols(libc, &functions, scope, links)
+    }
+
+    /// Probes each `(function, symbol, required)` of `library` as that
+    /// allocator function; a symbol not required is skipped where missing.
+    fn attach_symbols(
+        &mut self,
+        library: &LibcImage,
+        functions: &[(Function, &str, bool)],
+        scope: UProbeScope,
+        links: &mut Vec<(&'static str, UProbeLinkId)>,
+    ) -> Result<(), Error> {
         let mut probed = Vec::new();
-        for function in Function::ALL {
-            let code = match libc.function(function.symbol()) {
+        for &(function, symbol, required) in functions {
+            let code = match library.function(symbol) {
                 Ok(code) => code,
-                // An older libc without reallocarray: nothing calls it there.
-                Err(_) if function == Function::Reallocarray => continue,
+                Err(_) if !required => continue,
                 Err(error) => return Err(error),
             };
             // Aliases (glibc's memalign and aligned_alloc) are one function.
@@ -204,13 +259,13 @@ impl Session {
                 location: (code.file_offset + entry_offset).into(),
                 cookie: Some(function.cookie()),
             };
-            links.push(self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, libc, scope)?);
+            links.push(self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, library, scope)?);
             if function.has_return_probe() {
                 let exit = UProbeAttachPoint {
                     location: code.file_offset.into(),
                     cookie: None,
                 };
-                links.push(self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, libc, scope)?);
+                links.push(self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, library, scope)?);
             }
         }
         Ok(())
@@ -247,14 +302,18 @@ impl Session {
             let _ = processes.remove(tgid);
         }
         self.detach_links(attachment.links);
-        self.detach_links(attachment.holds);
+        if let Some(links) = self.custom_links.remove(&pid) {
+            self.detach_links(links);
+            self.custom_placed.retain(|&(owner, _)| owner != pid);
+        }
         for &tgid in &family {
+            self.release_holds(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
         }
         self.forget_pending(&family)
     }
 
-    /// Has attached process `pid` stopped (SIGSTOP; the caller continues it)
+    /// Has tracked process `pid` stopped (SIGSTOP; the caller continues it)
     /// when its interpreter `executable` starts running the program and
     /// when it starts to finalize. False if `executable` has neither
     /// function (in it or in the libpython it links: not CPython).
@@ -276,12 +335,16 @@ impl Session {
             }
         }
         let held = !links.is_empty();
-        self.attached
-            .get_mut(&pid)
-            .ok_or(Error::NotAttached(pid))?
-            .holds
-            .extend(links);
+        self.holds.entry(pid).or_default().extend(links);
         Ok(held)
+    }
+
+    /// Removes the interpreter holds placed for process `pid` (it ran
+    /// another program, or exited).
+    pub fn release_holds(&mut self, pid: u32) {
+        if let Some(links) = self.holds.remove(&pid) {
+            self.detach_links(links);
+        }
     }
 
     /// After `exec`, process `pid` maps its own libc (where the dynamic
@@ -307,6 +370,151 @@ impl Session {
             }
             result?;
         }
+        self.set_libc_text(pid, &libc)?;
+        let every_process = self.attached.get(&pid).is_some_and(|a| a.every_process);
+        self.place_custom(pid, every_process)
+    }
+
+    /// Also probe these third-party allocators (`--allocator`) in every
+    /// process attached or followed from now on that maps their library.
+    pub fn probe_allocators(&mut self, allocators: Vec<CustomAllocator>) {
+        self.custom = allocators;
+    }
+
+    /// Places the third-party allocators' probes on the libraries process
+    /// `pid` maps (for every process, or for it alone), unless they are
+    /// there already.
+    fn place_custom(&mut self, pid: u32, every_process: bool) -> Result<(), Error> {
+        let scope = match (every_process, NonZeroU32::new(pid)) {
+            (true, _) => UProbeScope::AllProcesses,
+            (false, Some(pid)) => UProbeScope::OneProcess(pid),
+            (false, None) => return Err(Error::InvalidPid(0)),
+        };
+        let owner = if every_process { 0 } else { pid };
+        let mut libraries: Vec<String> = self.custom.iter().map(|c| c.library.clone()).collect();
+        libraries.sort();
+        libraries.dedup();
+        for library in libraries {
+            let wanted: Vec<CustomAllocator> = self
+                .custom
+                .iter()
+                .filter(|c| c.library == library)
+                .cloned()
+                .collect();
+            let Some(image) = LibcImage::mapped(pid, |path| wanted[0].is_library(path))? else {
+                continue;
+            };
+            if !self.custom_placed.insert((owner, image.file_id)) {
+                continue;
+            }
+            let functions: Vec<(Function, &str, bool)> = wanted
+                .iter()
+                .map(|c| (c.function, c.symbol.as_str(), c.required))
+                .collect();
+            let mut links = Vec::new();
+            let result = self.attach_symbols(&image, &functions, scope, &mut links);
+            self.custom_links.entry(owner).or_default().extend(links);
+            result?;
+        }
+        Ok(())
+    }
+
+    /// A followed process `pid` (a child of an attached one, or tracked)
+    /// runs a new program, which may map another libc (a container's, or
+    /// another interpreter's): the probes are placed on it too, for every
+    /// process, unless they are there already.
+    pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
+        let libc = LibcImage::of_process(pid)?;
+        self.cover(&libc)?;
+        self.set_libc_text(pid, &libc)?;
+        self.place_custom(pid, true)
+    }
+
+    /// Puts process `pid` in the pid set with `follow`, without probes of
+    /// its own (`attach --all`: many processes, one set of probes per
+    /// libc): [`Session::follow_into_program`] places them once its libc is
+    /// mapped (a process that has just run exec has none yet). Out of the
+    /// set with [`Session::untrack`] or the session.
+    pub fn track(&mut self, pid: u32, follow: Follow) -> Result<(), Error> {
+        if NonZeroU32::new(pid).is_none() {
+            return Err(Error::InvalidPid(0));
+        }
+        self.forget_pending(&[pid])?;
+        let entry = TrackedProcess {
+            flags: follow.flags(),
+            origin: u64::from(pid),
+            ..TrackedProcess::default()
+        };
+        self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
+        Ok(())
+    }
+
+    /// Takes process `pid` (tracked, or followed from one) out of the pid
+    /// set and the stack walk, and removes its holds.
+    pub fn untrack(&mut self, pid: u32) -> Result<(), Error> {
+        // Gone already if it exited meanwhile.
+        let _ = self.processes()?.remove(&pid);
+        python::unregister(&mut self.ebpf, pid)?;
+        self.release_holds(pid);
+        self.forget_pending(&[pid])
+    }
+
+    /// From now on, the programs that process `pid` (attached following
+    /// forks) and its children exec are followed: each stops at its exec
+    /// until userspace has looked at it ([`Session::execs`]).
+    pub fn follow_execs(&mut self, pid: u32) -> Result<(), Error> {
+        let mut processes = self.processes()?;
+        let mut entry = processes.get(&pid, 0)?;
+        entry.0.flags |= TrackedProcess::FOLLOW_EXEC;
+        processes.insert(pid, entry, 0)?;
+        Ok(())
+    }
+
+    /// Whether to hear of every exec on the machine ([`Session::execs`]),
+    /// not only those of the tracked processes.
+    pub fn watch_execs(&mut self, watch: bool) -> Result<(), Error> {
+        let map = self
+            .ebpf
+            .map_mut(EXEC_WATCH_MAP)
+            .ok_or(Error::Missing(EXEC_WATCH_MAP))?;
+        Array::<_, u32>::try_from(map)?.set(0, u32::from(watch), 0)?;
+        Ok(())
+    }
+
+    /// The execs of followed (or, with [`Session::watch_execs`], all)
+    /// processes. Taken once.
+    pub fn execs(&mut self) -> Result<ExecStream, Error> {
+        let map = self
+            .ebpf
+            .take_map(EXECS_MAP)
+            .ok_or(Error::Missing(EXECS_MAP))?;
+        ExecStream::new(RingBuf::try_from(map)?).map_err(Error::Io)
+    }
+
+    /// Probes for every process on `libc`, unless an attachment following
+    /// forks or an earlier call placed them.
+    fn cover(&mut self, libc: &LibcImage) -> Result<(), Error> {
+        let covered = self.shared.contains_key(&libc.file_id)
+            || self
+                .attached
+                .values()
+                .any(|a| a.every_process && a.libc == libc.file_id);
+        if covered {
+            return Ok(());
+        }
+        let mut links = Vec::new();
+        let result = self.attach_functions(libc, UProbeScope::AllProcesses, &mut links);
+        if let Err(error) = result {
+            self.detach_links(links);
+            return Err(error);
+        }
+        self.shared.insert(libc.file_id, links);
+        Ok(())
+    }
+
+    /// Where `libc`'s code is mapped in process `pid` (its own calls to the
+    /// system-call wrappers are told apart by it).
+    fn set_libc_text(&mut self, pid: u32, libc: &LibcImage) -> Result<(), Error> {
         let mut processes = self.processes()?;
         let mut entry = processes.get(&pid, 0)?;
         entry.0.libc_text_start = libc.text_range.0;

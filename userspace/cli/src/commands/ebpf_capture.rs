@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use memray_ebpf::{Outcome, Recording, RunAs, Session};
+use memray_ebpf::{CustomAllocator, Outcome, Recording, RunAs, Session};
 use memray_recorder::{CaptureOptions, CaptureSettings, Header};
 
 use crate::error::CliError;
@@ -68,6 +68,20 @@ pub fn load_session(command: &str) -> Result<Session, CliError> {
             })?;
     }
     Session::load(options).map_err(|e| ebpf_error(command, e))
+}
+
+/// The third-party allocators of the `--allocator` options.
+pub fn custom_allocators(
+    command: &str,
+    specs: &[String],
+) -> Result<Vec<CustomAllocator>, CliError> {
+    let mut allocators = Vec::new();
+    for spec in specs {
+        let parsed = CustomAllocator::parse(spec)
+            .map_err(|e| CliError::usage(command, format!("--allocator {e}")))?;
+        allocators.extend(parsed);
+    }
+    Ok(allocators)
 }
 
 pub fn ebpf_error(command: &str, error: impl std::fmt::Display) -> CliError {

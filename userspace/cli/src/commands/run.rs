@@ -62,6 +62,12 @@ pub struct Args {
     /// Record allocations in child processes forked from the tracked script
     #[arg(long)]
     follow_fork: bool,
+    /// With --ebpf: record the Python programs started through exec by the script or its children, each into <output>.<pid>
+    #[arg(long)]
+    follow_exec: bool,
+    /// With --ebpf: also probe a third-party allocator, LIB:SYMBOL=KIND (repeatable), or all of jemalloc's or mimalloc's with `jemalloc` / `mimalloc`
+    #[arg(long, value_name = "SPEC")]
+    allocator: Vec<String>,
     /// Record allocations made by the pymalloc allocator
     #[arg(long)]
     trace_python_allocators: bool,
@@ -218,6 +224,12 @@ fn reject_unsupported(args: &Args) -> CliResult {
     }
     if args.verbose {
         return Err(CliError::new("memray run: --verbose goes with --ebpf"));
+    }
+    if args.follow_exec {
+        return Err(CliError::new("memray run: --follow-exec goes with --ebpf"));
+    }
+    if !args.allocator.is_empty() {
+        return Err(CliError::new("memray run: --allocator goes with --ebpf"));
     }
     Ok(())
 }

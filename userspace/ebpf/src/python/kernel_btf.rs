@@ -15,8 +15,14 @@ const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
 
 /// Offset of `task_struct.thread.fsbase`: where the thread pointer (glibc's
-/// `struct pthread`) of a task is saved.
+/// `struct pthread`) of a task is saved. Read once (the kernel's BTF is
+/// megabytes; `attach --all` registers many processes).
 pub fn task_fsbase_offset() -> Result<u64, String> {
+    static OFFSET: std::sync::OnceLock<Result<u64, String>> = std::sync::OnceLock::new();
+    OFFSET.get_or_init(read_task_fsbase_offset).clone()
+}
+
+fn read_task_fsbase_offset() -> Result<u64, String> {
     let data = std::fs::read(VMLINUX).map_err(|e| format!("{VMLINUX}: {e}"))?;
     let btf = Btf::parse(&data).ok_or_else(|| format!("{VMLINUX}: not a BTF file"))?;
     let task = btf.struct_named("task_struct")?;

@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 
-use memray_ebpf::{HeldProgram, OnSignal, ProgramExit, Recording, RunAs};
+use memray_ebpf::{Follow, HeldProgram, OnSignal, ProgramExit, Recording, RunAs};
 use memray_recorder::CaptureOptions;
 
 use super::{default_output, own_command_line, program, Args, Mode};
@@ -15,7 +15,9 @@ use crate::error::{CliError, CliResult};
 pub fn run(args: Args) -> CliResult {
     reject_unsupported(&args)?;
     let (mode, target) = program(&args)?;
+    let allocators = ebpf_capture::custom_allocators("run", &args.allocator)?;
     let mut session = ebpf_capture::load_session("run")?;
+    session.probe_allocators(allocators);
     let run_as = RunAs::invoking_user().map_err(|e| ebpf_error("run", e))?;
     let python = args
         .python
@@ -34,8 +36,12 @@ pub fn run(args: Args) -> CliResult {
         .clone()
         .unwrap_or_else(|| default_output(mode, target, pid));
     ebpf_capture::check_output(&output, args.force)?;
+    let follow = Follow {
+        forks: args.follow_fork,
+        execs: args.follow_exec,
+    };
     session
-        .attach(pid, args.follow_fork)
+        .attach(pid, follow.forks || follow.execs)
         .map_err(|e| ebpf_error("run", e))?;
     // Without the hold (not CPython, or its libpython not found) stacks
     // start once the interpreter is found, milliseconds into the program.
@@ -64,6 +70,7 @@ pub fn run(args: Args) -> CliResult {
         duration: None,
         on_signal: OnSignal::Forward,
         starting: true,
+        follow,
     };
     let recorded = ebpf_capture::record("run", recording, session, run_as.as_ref(), args.verbose);
     let exit = held.wait().map_err(|e| ebpf_error("run", e))?;

@@ -1,0 +1,20 @@
+//! Following processes through `exec`: the notices the exec tracepoint sends.
+
+/// A process of the pid set, or any process while userspace watches every
+/// exec (`attach --all`), has just run `exec`: sent in the `EXECS` ring
+/// buffer. A process of the pid set that follows execs is stopped (SIGSTOP)
+/// until userspace has looked at its new program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecNotice {
+    pub tgid: u32,
+    /// 1 if the process is in the pid set (and stopped), 0 if only watched.
+    pub tracked: u32,
+}
+
+/// The ring buffer of [`ExecNotice`]s.
+pub const EXECS_MAP: &str = "EXECS";
+/// `Array<u32>` with one slot: non-zero to hear of every exec on the machine.
+pub const EXEC_WATCH_MAP: &str = "EXEC_WATCH";
+pub const PROCESS_EXEC_PROGRAM: &str = "process_exec";
+pub const EXEC_TRACEPOINT: (&str, &str) = ("sched", "sched_process_exec");

@@ -1,0 +1,58 @@
+//! Following processes through `exec`. A process of the pid set that follows
+//! execs loses its old interpreter's entries (its memory is gone) and is
+//! stopped until userspace has looked at its new program (placed the probes
+//! that hold a CPython at its start, or found it is not one); userspace hears
+//! of it through the `EXECS` ring. While `EXEC_WATCH` is set (`attach
+//! --all`), every other exec on the machine is only reported.
+
+use aya_ebpf::{
+    bindings::BPF_RB_FORCE_WAKEUP,
+    helpers::{bpf_get_current_pid_tgid, bpf_send_signal},
+    macros::{map, tracepoint},
+    maps::{Array, RingBuf},
+    programs::TracePointContext,
+};
+use memray_ebpf_common::execs::ExecNotice;
+use memray_ebpf_common::TrackedProcess;
+
+use crate::processes::{PROCESSES, SIGSTOP};
+use crate::python_stack::{PYTHON_TARGETS, PYTHON_THREAD_KEYS};
+
+#[map]
+static EXECS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+#[map]
+static EXEC_WATCH: Array<u32> = Array::with_max_entries(1, 0);
+
+#[tracepoint]
+pub fn process_exec(_ctx: TracePointContext) -> u32 {
+    // After exec the calling thread is the process's leader: pid == tgid.
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: the value is copied out at once.
+    match unsafe { PROCESSES.get(tgid) }.copied() {
+        Some(process) if process.flags & TrackedProcess::FOLLOW_EXEC != 0 => {
+            let _ = PYTHON_TARGETS.remove(tgid);
+            let _ = PYTHON_THREAD_KEYS.remove(tgid);
+            if notify(tgid, 1) {
+                // SAFETY: no memory arguments; the signal goes to the current process.
+                unsafe { bpf_send_signal(SIGSTOP) };
+            }
+        }
+        Some(_) => {}
+        None => {
+            if EXEC_WATCH.get(0).is_some_and(|&watch| watch != 0) {
+                notify(tgid, 0);
+            }
+        }
+    }
+    0
+}
+
+/// Sends the notice, waking userspace at once (execs are rare). False if
+/// the ring is full: then the process is not stopped, nobody would resume it.
+#[inline(always)]
+fn notify(tgid: u32, tracked: u32) -> bool {
+    EXECS
+        .output::<ExecNotice>(&ExecNotice { tgid, tracked }, BPF_RB_FORCE_WAKEUP as u64)
+        .is_ok()
+}

@@ -1,0 +1,64 @@
+//! The exec notices of the probes (`ExecNotice`), from tokio: the probes
+//! wake the consumer for each, since a followed process waits stopped.
+
+use std::io;
+
+use aya::maps::{MapData, RingBuf};
+use memray_ebpf_common::execs::ExecNotice;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// A process has run `exec`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exec {
+    pub pid: u32,
+    /// In the pid set, and stopped until userspace lets it go on.
+    pub tracked: bool,
+}
+
+/// The ring of exec notices.
+pub struct ExecStream {
+    ring: AsyncFd<RingBuf<MapData>>,
+}
+
+impl ExecStream {
+    /// Must be called inside a tokio runtime (with I/O enabled).
+    pub(crate) fn new(ring: RingBuf<MapData>) -> io::Result<ExecStream> {
+        // SAFETY: the ring buffer owns its map descriptor, which stays open
+        // and the same for as long as the AsyncFd holds it.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(ExecStream { ring })
+    }
+
+    /// Waits for notices and returns those there now.
+    pub async fn next(&mut self) -> io::Result<Vec<Exec>> {
+        loop {
+            let execs = self.drain();
+            if !execs.is_empty() {
+                return Ok(execs);
+            }
+            self.ring.readable_mut().await?.clear_ready();
+        }
+    }
+
+    /// The notices there now, without waiting.
+    pub fn drain(&mut self) -> Vec<Exec> {
+        let ring = self.ring.get_mut();
+        let mut execs = Vec::new();
+        while let Some(record) = ring.next() {
+            if record.len() < size_of::<ExecNotice>() {
+                continue;
+            }
+            // SAFETY: long enough (checked above), every bit pattern is a
+            // valid ExecNotice (two u32s); read_unaligned needs no alignment.
+            let notice: ExecNotice =
+                unsafe { record.as_ptr().cast::<ExecNotice>().read_unaligned() };
+            execs.push(Exec {
+                pid: notice.tgid,
+                tracked: notice.tracked != 0,
+            });
+        }
+        execs
+    }
+}
