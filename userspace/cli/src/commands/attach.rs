@@ -1,16 +1,15 @@
 //! `memray attach --ebpf PID`: records a running CPython process from
 //! outside, nothing loaded into it, until Ctrl-C, SIGTERM, `--duration` or
 //! its exit; then the probes are removed and the process goes on. Without
-//! `--ebpf` (memray's injection through gdb/lldb) it is not available yet.
+//! `--ebpf` (memray's injection through gdb/lldb) it is not available yet;
+//! with it, Linux only (`attach/ebpf.rs`).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use memray_ebpf::{OnSignal, Recording, Stop};
-use memray_recorder::CaptureOptions;
-
-use crate::commands::ebpf_capture::{self, ebpf_error};
 use crate::error::{CliError, CliResult};
+
+#[cfg(target_os = "linux")]
+mod ebpf;
 
 #[derive(clap::Args, Debug)]
 #[command(about = "Begin tracking allocations in an already-started process")]
@@ -46,50 +45,18 @@ pub fn run(args: Args) -> CliResult {
             "memray attach: not available yet in memray-rs without --ebpf",
         ));
     }
-    let duration = args
-        .duration
-        .map(|seconds| {
-            Duration::try_from_secs_f64(seconds)
-                .map_err(|_| CliError::usage("attach", format!("invalid duration: {seconds}")))
-        })
-        .transpose()?;
-    let pid = args.pid;
-    let output = args.output.clone().unwrap_or_else(|| default_output(pid));
-    ebpf_capture::check_output(&output, args.force)?;
-    let mut session = ebpf_capture::load_session("attach")?;
-    let exited = memray_ebpf::pidfd_open(pid)
-        .map_err(|e| CliError::new(format!("memray attach: process {pid}: {e}")))?;
-    session
-        .attach(pid, false)
-        .map_err(|e| ebpf_error("attach", e))?;
-    let options = CaptureOptions {
-        aggregate: args.aggregate,
-        compress: !args.no_compress,
-        overwrite: args.force,
-        ..CaptureOptions::default()
-    };
-    let command_line: Vec<_> = std::env::args_os().collect();
-    let settings = ebpf_capture::settings(output.clone(), options, &command_line);
-    println!("Writing profile results into {}", output.display());
-    let recording = Recording {
-        pid,
-        exited: std::os::fd::AsFd::as_fd(&exited),
-        settings,
-        duration,
-        on_signal: OnSignal::Stop,
-        starting: false,
-    };
-    let outcome = ebpf_capture::record("attach", recording, session, None, args.verbose)?;
-    if outcome.stop == Stop::Exited {
-        println!("Process {pid} exited; the capture ends there.");
-    }
-    let memray = std::env::current_exe().unwrap_or_else(|_| "memray".into());
-    ebpf_capture::announce_success(&memray, &output);
-    Ok(())
+    attach_ebpf(args)
 }
 
-/// `memray-<process name>.<pid>.bin`, as `run` names its captures.
-fn default_output(pid: u32) -> PathBuf {
-    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    PathBuf::from(format!("memray-{}.{pid}.bin", name.trim_end()))
+#[cfg(target_os = "linux")]
+fn attach_ebpf(args: Args) -> CliResult {
+    ebpf::run(args)
+}
+
+/// eBPF is a feature of the Linux kernel.
+#[cfg(not(target_os = "linux"))]
+fn attach_ebpf(_: Args) -> CliResult {
+    Err(CliError::new(
+        "memray attach: --ebpf is Linux-only (eBPF is a feature of the Linux kernel)",
+    ))
 }

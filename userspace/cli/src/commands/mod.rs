@@ -4,6 +4,7 @@ pub mod attach;
 pub mod capture;
 pub mod diff;
 pub mod dump_stacks;
+#[cfg(target_os = "linux")]
 pub mod ebpf_capture;
 pub mod flamegraph;
 pub mod parse;
