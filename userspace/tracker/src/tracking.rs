@@ -120,8 +120,9 @@ pub fn thread_name(name: &[u8]) {
     });
 }
 
-/// Another thread (by pthread id) was named; it is written when that thread next records.
-pub fn other_thread_name(thread: libc::pthread_t, name: &[u8]) {
+/// Another thread (by pthread id, as Python's `threading.get_ident()` gives it) was
+/// named; it is written when that thread next records.
+pub fn other_thread_name(thread: libc::c_ulong, name: &[u8]) {
     with_recorder(|recorder| {
         recorder.name_other_thread(thread, name);
         Ok(())

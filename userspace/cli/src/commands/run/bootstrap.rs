@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 
 const BOOTSTRAP: &str = include_str!("../../../../python/memray/_bootstrap.py");
@@ -11,6 +11,7 @@ const BOOTSTRAP: &str = include_str!("../../../../python/memray/_bootstrap.py");
 /// The bootstrap in a memory file.
 #[cfg(target_os = "linux")]
 pub fn file() -> std::io::Result<PathBuf> {
+    use std::os::fd::FromRawFd;
     // SAFETY: a NUL-terminated name; no MFD_CLOEXEC, so it survives exec.
     let fd = unsafe { libc::memfd_create(c"memray-bootstrap".as_ptr(), 0) };
     if fd < 0 {
