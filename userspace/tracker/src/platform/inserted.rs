@@ -1,4 +1,5 @@
-//! Whether the loader inserted the tracker library when the program started.
+//! Whether the loader inserted the tracker library when the program started
+//! (decided from the `DYLD_INSERT_LIBRARIES` the library's initializer sees).
 //! macOS strips `DYLD_*` variables from programs under the hardened runtime
 //! or SIP (Apple's own `/usr/bin/python3`): the library is then only loaded
 //! later by the bootstrap, its interposition never happens, and tracking
@@ -24,9 +25,9 @@ pub fn was_inserted(variable: Option<&OsStr>, library: &Path) -> bool {
     std::env::split_paths(variable).any(|entry| entry.canonicalize().unwrap_or(entry) == library)
 }
 
-/// The one line refusing to start tracking, unless `library` was inserted.
-pub fn refusal(variable: Option<&OsStr>, library: &Path) -> Option<String> {
-    (!was_inserted(variable, library)).then(|| NOT_INSERTED.to_string())
+/// The one line refusing to start tracking, unless the library was inserted.
+pub fn refusal(inserted: bool) -> Option<String> {
+    (!inserted).then(|| NOT_INSERTED.to_string())
 }
 
 #[cfg(test)]
@@ -46,7 +47,7 @@ mod tests {
         let value = |paths: &[&Path]| std::env::join_paths(paths).unwrap();
         assert!(was_inserted(Some(&value(&[&library])), &library));
         assert!(was_inserted(Some(&value(&[&other, &link])), &library));
-        assert_eq!(refusal(Some(&value(&[&other, &link])), &library), None);
+        assert_eq!(refusal(true), None);
     }
 
     #[test]
@@ -58,7 +59,7 @@ mod tests {
         assert!(!was_inserted(None, &library));
         assert!(!was_inserted(Some(OsStr::new("")), &library));
         assert!(!was_inserted(Some(other.as_os_str()), &library));
-        let line = refusal(None, &library).unwrap();
+        let line = refusal(was_inserted(None, &library)).unwrap();
         assert!(!line.contains('\n'));
         assert!(line.contains("python.org, Homebrew or pyenv"));
     }

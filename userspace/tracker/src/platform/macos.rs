@@ -4,7 +4,7 @@
 
 use std::ffi::{c_int, c_void, CStr, OsStr};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use libc::size_t;
 
@@ -213,10 +213,29 @@ macro_rules! thread_word {
 }
 pub(crate) use thread_word;
 
+/// Whether dyld inserted this library at launch, as its initializer found
+/// (the bootstrap removes the variable before activating, so that programs
+/// the user starts are not tracked).
+static INSERTED: AtomicBool = AtomicBool::new(false);
+
+// Runs when dyld loads the library: at launch if it was inserted, else only
+// when the bootstrap loads it (after dyld stripped or the bootstrap removed
+// the variable).
+#[used]
+#[unsafe(link_section = "__DATA,__mod_init_func")]
+static NOTE_INSERTION: extern "C" fn() = {
+    extern "C" fn note_insertion() {
+        let variable = std::env::var_os("DYLD_INSERT_LIBRARIES");
+        let inserted = this_library()
+            .is_some_and(|library| super::inserted::was_inserted(variable.as_deref(), &library));
+        INSERTED.store(inserted, Ordering::Release);
+    }
+    note_insertion
+};
+
 /// The one line refusing to track when dyld did not insert this library.
 pub fn loader_refusal() -> Option<String> {
-    let variable = std::env::var_os("DYLD_INSERT_LIBRARIES");
-    super::inserted::refusal(variable.as_deref(), &this_library()?)
+    super::inserted::refusal(INSERTED.load(Ordering::Acquire))
 }
 
 /// This library's path, as dyld loaded it.
