@@ -53,10 +53,7 @@ fn attach_ebpf(args: Args) -> CliResult {
     ebpf::run(args)
 }
 
-/// eBPF is a feature of the Linux kernel.
 #[cfg(not(target_os = "linux"))]
 fn attach_ebpf(_: Args) -> CliResult {
-    Err(CliError::new(
-        "memray attach: --ebpf is Linux-only (eBPF is a feature of the Linux kernel)",
-    ))
+    Err(super::ebpf_is_linux_only("attach"))
 }

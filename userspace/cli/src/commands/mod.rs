@@ -17,3 +17,11 @@ pub mod table;
 pub mod transform;
 pub mod tree;
 pub mod unavailable;
+
+/// `--ebpf` where there is no eBPF: it is a feature of the Linux kernel.
+#[cfg(not(target_os = "linux"))]
+pub fn ebpf_is_linux_only(command: &str) -> crate::error::CliError {
+    crate::error::CliError::new(format!(
+        "memray {command}: --ebpf is Linux-only (eBPF is a feature of the Linux kernel)"
+    ))
+}

@@ -206,12 +206,9 @@ fn run_ebpf(args: Args) -> CliResult {
     ebpf::run(args)
 }
 
-/// eBPF is a feature of the Linux kernel.
 #[cfg(not(target_os = "linux"))]
 fn run_ebpf(_: Args) -> CliResult {
-    Err(CliError::new(
-        "memray run: --ebpf is Linux-only (eBPF is a feature of the Linux kernel)",
-    ))
+    Err(super::ebpf_is_linux_only("run"))
 }
 
 fn reject_unsupported(args: &Args) -> CliResult {
