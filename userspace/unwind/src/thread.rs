@@ -4,7 +4,8 @@ use std::ops::Range;
 
 use framehop::{CacheNative, MustNotAllocateDuringUnwind, Unwinder};
 
-use crate::module_set::MODULES;
+use crate::module_set::{ModuleSet, MODULES};
+use crate::published::Reader;
 use crate::platform::current_thread_stack;
 use crate::registers::registers_here;
 
@@ -14,6 +15,7 @@ use crate::registers::registers_here;
 pub struct ThreadUnwinder {
     cache: CacheNative<MustNotAllocateDuringUnwind>,
     stack: Range<u64>,
+    modules: Reader<ModuleSet>,
 }
 
 impl ThreadUnwinder {
@@ -21,6 +23,7 @@ impl ThreadUnwinder {
         Self {
             cache: CacheNative::new_in(),
             stack: current_thread_stack(),
+            modules: MODULES.register(),
         }
     }
 
@@ -35,7 +38,7 @@ impl ThreadUnwinder {
         let sp = regs.sp();
         let stack = self.stack.start.max(sp)..self.stack.end;
         let cache = &mut self.cache;
-        MODULES.read(|modules| {
+        self.modules.read(|modules| {
             let Some(modules) = modules else { return 0 };
             let mut read_stack = |address: u64| {
                 if address.is_multiple_of(8) && stack.start <= address && address + 8 <= stack.end {
