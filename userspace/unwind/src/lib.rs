@@ -20,4 +20,5 @@ mod thread;
 
 pub use module_set::{forget_other_threads_after_fork, refresh_modules};
 pub use platform::{load_segments, loaded_objects};
+pub use registers::UnwindStart;
 pub use thread::ThreadUnwinder;

@@ -10,7 +10,9 @@
 //! mid-read or mid-write, can reset them.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Release, SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,7 +126,8 @@ impl<T> Reader<T> {
         // SAFETY: the pointer came from `Box::into_raw` in `update`, and a writer frees it
         // only after this slot's sequence, odd since before the load, has moved on.
         let result = read(unsafe { value.as_ref() });
-        self.slot.sequence.store((sequence | 1) + 1, SeqCst);
+        // Release: everything read of the value happens before a writer sees the read end.
+        self.slot.sequence.store((sequence | 1) + 1, Release);
         result
     }
 }

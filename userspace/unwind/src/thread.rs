@@ -5,9 +5,9 @@ use std::ops::Range;
 use framehop::{CacheNative, MustNotAllocateDuringUnwind, Unwinder};
 
 use crate::module_set::{ModuleSet, MODULES};
-use crate::published::Reader;
 use crate::platform::current_thread_stack;
-use crate::registers::registers_here;
+use crate::published::Reader;
+use crate::registers::UnwindStart;
 
 /// A thread's unwinding state: its rule cache and its stack's bounds. Create one per thread,
 /// outside any allocation hook (creating it allocates and asks the C library for the stack
@@ -29,31 +29,38 @@ impl ThreadUnwinder {
 
     /// Writes the return addresses of the calling stack into `out`, innermost first, and
     /// returns how many it wrote. The first is the return address of this call (an address
-    /// in its caller), unless `skip` frames are skipped first. Never allocates; reads memory
-    /// only inside this thread's stack, above the current stack pointer; writes nothing on
-    /// the stack. Writes nothing before the first `refresh_modules`.
+    /// in its caller), unless `skip` frames are skipped first. See [`Self::unwind_from`].
     #[inline(never)]
     pub fn unwind(&mut self, skip: usize, out: &mut [u64]) -> usize {
-        let (ip, regs) = registers_here!();
-        let sp = regs.sp();
-        let stack = self.stack.start.max(sp)..self.stack.end;
+        // The first frame is this function's own instruction pointer.
+        self.unwind_from(crate::unwind_start!(), skip + 1, out)
+    }
+
+    /// Writes the addresses of the stack from `start` outwards into `out`, innermost first
+    /// (the first is `start`'s own instruction pointer), skipping `skip` first, and returns
+    /// how many it wrote. `start` must come from a frame of this thread that is still live
+    /// (the caller's own, or one of its callers'). Never allocates; reads memory only
+    /// inside this thread's stack, above `start`'s stack pointer; writes nothing on the
+    /// stack. Writes nothing before the first `refresh_modules`.
+    pub fn unwind_from(&mut self, start: UnwindStart, skip: usize, out: &mut [u64]) -> usize {
+        let stack = self.stack.start.max(start.sp())..self.stack.end;
         let cache = &mut self.cache;
         self.modules.read(|modules| {
             let Some(modules) = modules else { return 0 };
             let mut read_stack = |address: u64| {
                 if address.is_multiple_of(8) && stack.start <= address && address + 8 <= stack.end {
-                    // SAFETY: an aligned word inside this thread's stack, above the stack
-                    // pointer: mapped and readable while this thread runs.
+                    // SAFETY: an aligned word inside this thread's stack, above the start's
+                    // stack pointer, in a frame still live: mapped and readable.
                     Ok(unsafe { (address as *const u64).read() })
                 } else {
                     Err(())
                 }
             };
-            let mut frames = modules
-                .unwinder
-                .iter_frames(ip, regs, cache, &mut read_stack);
-            // The first frame is this function's own instruction pointer.
-            let mut skip = skip + 1;
+            let mut frames =
+                modules
+                    .unwinder
+                    .iter_frames(start.ip, start.regs, cache, &mut read_stack);
+            let mut skip = skip;
             let mut written = 0;
             while written < out.len() {
                 let Ok(Some(frame)) = frames.next() else {
