@@ -4,11 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use object::{Object, ObjectSegment, ObjectSymbol};
+use object::read::macho::{FatArch, MachOFatFile32};
+use object::{Architecture, BinaryFormat, FileKind, Object, ObjectSegment, ObjectSymbol};
 
 use crate::error::Error;
 
-/// The symbols of one ELF file that locate an interpreter.
+/// The symbols of one executable or library (ELF, Mach-O, or one slice of a
+/// universal Mach-O) that locate an interpreter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PythonSymbols {
     /// Link-time addresses (add the load bias).
@@ -20,16 +22,28 @@ pub struct PythonSymbols {
 }
 
 impl PythonSymbols {
-    /// Parses an ELF image; `Ok(None)` if it does not export `_PyRuntime`.
+    /// Parses an image; `Ok(None)` if it does not export `_PyRuntime`.
     pub fn parse(binary: &Path, data: &[u8]) -> Result<Option<PythonSymbols>, Error> {
-        let file = object::File::parse(data).map_err(|e| Error::Elf {
+        let unreadable = |e: object::Error| Error::Elf {
             binary: binary.to_path_buf(),
             message: e.to_string(),
-        })?;
+        };
+        let slice = this_architecture_slice(data).map_err(unreadable)?;
+        let Some(slice) = slice else {
+            return Ok(None);
+        };
+        let file = object::File::parse(slice).map_err(unreadable)?;
+        // Mach-O prefixes C names with an underscore.
+        let prefix = match file.format() {
+            BinaryFormat::MachO => "_",
+            _ => "",
+        };
         let find = |name: &str| {
             file.dynamic_symbols()
                 .chain(file.symbols())
-                .find(|s| s.name() == Ok(name) && s.address() != 0)
+                .find(|s| {
+                    s.name().is_ok_and(|n| n.strip_prefix(prefix) == Some(name)) && s.address() != 0
+                })
                 .map(|s| s.address())
         };
         let Some(runtime) = find("_PyRuntime") else {
@@ -37,7 +51,8 @@ impl PythonSymbols {
         };
         let first_segment = file
             .segments()
-            .filter(|s| s.file_range().0 == 0)
+            // Mach-O's __PAGEZERO also starts at offset 0, with nothing in the file.
+            .filter(|s| s.file_range().0 == 0 && s.file_range().1 != 0)
             .map(|s| s.address() & !0xfff)
             .min()
             .unwrap_or(0);
@@ -50,6 +65,25 @@ impl PythonSymbols {
     }
 }
 
+/// The slice of a universal Mach-O built for this machine's architecture
+/// (`None` if it has none); any other file as it is.
+fn this_architecture_slice(data: &[u8]) -> object::Result<Option<&[u8]>> {
+    if FileKind::parse(data)? != FileKind::MachOFat32 {
+        return Ok(Some(data));
+    }
+    let fat = MachOFatFile32::parse(data)?;
+    let wanted = if cfg!(target_arch = "aarch64") {
+        Architecture::Aarch64
+    } else {
+        Architecture::X86_64
+    };
+    fat.arches()
+        .iter()
+        .find(|arch| arch.architecture() == wanted)
+        .map(|arch| arch.data(data))
+        .transpose()
+}
+
 /// One file mapped into the target, with the address its offset 0 is mapped at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MappedFile {
@@ -57,8 +91,8 @@ pub struct MappedFile {
     pub base: u64,
 }
 
-/// Files mapped at offset 0 in `/proc/<pid>/maps`, in address order.
-pub fn mapped_files(maps: &str) -> Vec<MappedFile> {
+/// Files mapped at offset 0 in a `/proc/<pid>/maps` text, in address order.
+pub fn mapped_files_in_maps(maps: &str) -> Vec<MappedFile> {
     let mut files: Vec<MappedFile> = Vec::new();
     for line in maps.lines() {
         let mut fields = line.split_whitespace();
@@ -126,7 +160,7 @@ mod tests {
 7f0000100000-7f0000101000 r--p 00000000 08:01 13 /opt/py/lib/libpython3.9.so.1.0
 7ffd00000000-7ffd00001000 rw-p 00000000 00:00 0 [stack]
 ";
-        let found: Vec<_> = mapped_files(maps)
+        let found: Vec<_> = mapped_files_in_maps(maps)
             .into_iter()
             .filter(|f| looks_like_python(&f.path))
             .collect();

@@ -9,8 +9,8 @@ pub enum Error {
     #[error("no process with pid {pid}")]
     NoSuchProcess { pid: i32 },
     #[error(
-        "permission denied reading the memory of process {pid}: run as root or \
-         the same user with CAP_SYS_PTRACE, or set kernel.yama.ptrace_scope=0"
+        "permission denied reading the memory of process {pid}: {}",
+        crate::platform::PERMISSION_HINT
     )]
     PermissionDenied { pid: i32 },
     #[error(
@@ -26,7 +26,11 @@ pub enum Error {
     UnknownVersion { binary: PathBuf },
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    #[error("cannot read ELF file {}: {message}", binary.display())]
+    #[error(
+        "cannot read {} file {}: {message}",
+        crate::platform::EXECUTABLE_FORMAT,
+        binary.display()
+    )]
     Elf { binary: PathBuf, message: String },
     #[error(
         "cannot read {what} at {address:#x}: the process exited or changed under us; \

@@ -19,6 +19,7 @@ pub mod dump;
 pub mod error;
 pub mod inprocess;
 pub mod memory;
+mod platform;
 pub mod process;
 pub mod threads;
 

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 pub use python_frames_core::memory::{Memory, MemoryExt};
 
+use crate::platform::RemoteHandle;
+
 /// Lowest address treated as a pointer: catches NULL and small garbage.
 const MIN_POINTER: u64 = 4096;
 
@@ -57,15 +59,19 @@ impl Memory for LocalMemory {
     }
 }
 
-/// Another process's memory through `process_vm_readv`.
+/// Another process's memory (`process_vm_readv` on Linux, the task port on macOS).
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteMemory {
     pid: libc::pid_t,
+    handle: RemoteHandle,
 }
 
 impl RemoteMemory {
     pub fn new(pid: libc::pid_t) -> RemoteMemory {
-        RemoteMemory { pid }
+        RemoteMemory {
+            pid,
+            handle: RemoteHandle::open(pid),
+        }
     }
 
     pub fn pid(&self) -> libc::pid_t {
@@ -74,45 +80,12 @@ impl RemoteMemory {
 
     /// Like `read`, but says why a read failed (EPERM, ESRCH, EFAULT...).
     pub fn read_checked(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        if self.read_batch(&mut [(addr, buf)]) {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        self.handle.read_batch(self.pid, &mut [(addr, buf)])
     }
 
-    /// Reads several ranges with one system call; `false` if any is short.
+    /// Reads several ranges at once; `false` if any is short.
     pub fn read_batch(&self, requests: &mut [(u64, &mut [u8])]) -> bool {
-        let mut local = Vec::with_capacity(requests.len());
-        let mut remote = Vec::with_capacity(requests.len());
-        let mut wanted = 0usize;
-        for (addr, buf) in requests.iter_mut() {
-            local.push(libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            });
-            remote.push(libc::iovec {
-                iov_base: *addr as *mut libc::c_void,
-                iov_len: buf.len(),
-            });
-            wanted += buf.len();
-        }
-        // IOV_MAX is 1024 on Linux.
-        if local.len() > 1024 {
-            return false;
-        }
-        // SAFETY: every local iovec points into a live, exclusively borrowed buffer.
-        let got = unsafe {
-            libc::process_vm_readv(
-                self.pid,
-                local.as_ptr(),
-                local.len() as libc::c_ulong,
-                remote.as_ptr(),
-                remote.len() as libc::c_ulong,
-                0,
-            )
-        };
-        got >= 0 && got as usize == wanted
+        self.handle.read_batch(self.pid, requests).is_ok()
     }
 }
 

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::code::{CodeCache, CodeInfo};
-use crate::discover::{looks_like_python, mapped_files, version_from_name, PythonSymbols};
+use crate::discover::{looks_like_python, version_from_name, PythonSymbols};
 use crate::error::Error;
 use crate::layout::{version_of_hex, Layout, DEBUG_OFFSETS_PREFIX};
 use crate::memory::{MemoryExt, PageCache, RemoteMemory};
+use crate::platform;
 use crate::threads::{is_finalizing, thread_states, ThreadState};
 use crate::walk::{walk_stack, RawFrame, StackWalk, Target};
 
@@ -35,14 +36,9 @@ pub struct ThreadStack {
 impl PythonProcess {
     /// Finds the interpreter of process `pid`.
     pub fn attach(pid: i32) -> Result<PythonProcess, Error> {
-        let maps =
-            std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| match e.kind() {
-                std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { pid },
-                _ => Error::NoSuchProcess { pid },
-            })?;
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let (files, exe) = platform::mapped_files(pid)?;
         let memory = RemoteMemory::new(pid);
-        for file in mapped_files(&maps)
+        for file in files
             .into_iter()
             .filter(|f| looks_like_python(&f.path) || Some(&f.path) == exe.as_ref())
         {
@@ -131,7 +127,7 @@ impl PythonProcess {
         if threads.iter().all(|t| t.native_thread_id.is_some()) {
             return threads.iter().map(|t| t.native_thread_id).collect();
         }
-        let tasks = task_ids(self.pid());
+        let tasks = platform::task_ids(self.pid());
         let offset = pthread_tid_offset(mem, threads, &tasks);
         threads
             .iter()
@@ -178,27 +174,11 @@ fn locate(
     })
 }
 
-/// A file as the target sees it (through its root, so containers and deleted
-/// files work).
 fn read_target_file(pid: i32, path: &Path) -> Result<Vec<u8>, Error> {
-    let through_root =
-        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
-    std::fs::read(&through_root)
-        .or_else(|_| std::fs::read(path))
-        .map_err(|e| Error::Elf {
-            binary: path.to_path_buf(),
-            message: e.to_string(),
-        })
-}
-
-fn task_ids(pid: i32) -> HashSet<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    platform::read_target_file(pid, path).map_err(|e| Error::Elf {
+        binary: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// glibc keeps the kernel thread id in `struct pthread` (what `pthread_t`

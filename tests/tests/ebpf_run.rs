@@ -1,3 +1,6 @@
+// eBPF is a feature of the Linux kernel.
+#![cfg(target_os = "linux")]
+
 //! `sudo memray run --ebpf` and `memray attach --ebpf`: the probes record
 //! from outside the process what the in-process tracker records from inside
 //! (same allocators, sizes and Python stacks, read by memray 1.20's

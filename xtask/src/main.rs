@@ -22,7 +22,7 @@ struct Cli {
 enum Task {
     /// Install what the build and the tests need (idempotent).
     Setup,
-    /// Setup, build every target of the workspace, then `cargo test --workspace`.
+    /// Setup, build every target of the workspace, type-check macOS, then `cargo test --workspace`.
     Test,
     /// Setup, build, then show the tool at work on a capture recorded by memray 1.20.
     Quickstart,
@@ -30,7 +30,7 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Build the pip-installable wheel into target/wheels/ and print its path.
     Wheel,
-    /// `cargo fmt --check` and `cargo clippy -D warnings` over both workspaces.
+    /// `cargo fmt --check` and `cargo clippy -D warnings` over both workspaces (and for macOS).
     Lint,
 }
 

@@ -41,6 +41,7 @@ fn apt_packages() -> Vec<String> {
 
 pub fn run() -> Result<()> {
     apt()?;
+    macos_targets()?;
     ebpf_toolchain()?;
     bpf_linker()?;
     extra_python()?;
@@ -77,6 +78,25 @@ fn apt() -> Result<()> {
 fn dpkg_installed(package: &str) -> bool {
     stdout_of("dpkg-query", &["-W", "-f=${Status}", package])
         .is_some_and(|status| status.ends_with(" installed"))
+}
+
+/// The standard libraries of the macOS targets, for `check_macos`.
+fn macos_targets() -> Result<()> {
+    let installed = stdout_of("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    let missing: Vec<&str> = crate::workspace::MACOS_TARGETS
+        .into_iter()
+        .filter(|target| !installed.lines().any(|line| line.trim() == *target))
+        .collect();
+    if missing.is_empty() {
+        println!("setup: macOS targets present");
+        return Ok(());
+    }
+    execute(
+        Command::new("rustup")
+            .args(["target", "add"])
+            .args(&missing),
+    )
+    .context("installing the macOS targets")
 }
 
 /// The nightly named in ebpf/rust-toolchain.toml, with its components:

@@ -10,11 +10,12 @@ use crate::process::{cargo, execute, target_dir, workspace_root};
 
 /// Checks that nothing the tests need is missing (required under `CI=true`),
 /// builds every target (binaries, cdylibs, tests, examples) first, so that the
-/// end-to-end tests find them, then runs every test binary and closes with
-/// the totals over all of them.
+/// end-to-end tests find them, type-checks the macOS build (no Mac here), then
+/// runs every test binary and closes with the totals over all of them.
 pub fn test() -> Result<()> {
     preflight()?;
     build()?;
+    check_macos()?;
     let mut command = cargo();
     command.args(["test", "--workspace", "--no-fail-fast"]);
     crate::test_summary::run_and_total(
@@ -63,8 +64,32 @@ pub fn build() -> Result<()> {
     execute(cargo().args(["build", "--workspace", "--all-targets"]))
 }
 
-/// Formatting and clippy over the host workspace, then over the eBPF one
-/// (checked for its real target with the pinned nightly).
+/// The macOS targets `check_macos` builds for (`cargo xtask setup` installs them).
+pub const MACOS_TARGETS: [&str; 2] = ["aarch64-apple-darwin", "x86_64-apple-darwin"];
+
+/// Clippy (`-D warnings`) over every crate but the eBPF ones, for both macOS
+/// targets: every macOS code path is type-checked, though nothing links or
+/// runs without a Mac (`.github/workflows/macos.yml` does on a macOS runner).
+pub fn check_macos() -> Result<()> {
+    for target in MACOS_TARGETS {
+        execute(cargo().args([
+            "clippy",
+            "--target",
+            target,
+            "--workspace",
+            "--exclude",
+            "memray-ebpf",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Formatting and clippy over the host workspace and for macOS, then over the
+/// eBPF one (checked for its real target with the pinned nightly).
 pub fn lint() -> Result<()> {
     execute(cargo().args(["fmt", "--all", "--check"]))?;
     execute(cargo().args([
@@ -75,6 +100,7 @@ pub fn lint() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    check_macos()?;
     let ebpf_manifest = workspace_root().join("ebpf/Cargo.toml");
     execute(
         cargo()

@@ -51,6 +51,7 @@ mod decode;
 pub mod dump;
 pub mod encoding;
 mod error;
+mod file_hints;
 mod frame;
 mod frame_tree;
 mod header;

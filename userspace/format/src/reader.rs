@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::decode::{Decoder, HotRecords};
 use crate::encoding::DecodeError;
 use crate::error::FormatError;
+use crate::file_hints::advise_sequential;
 use crate::header::Header;
 use crate::record::Record;
 
@@ -201,8 +202,7 @@ impl CaptureReader {
         }
         let end = file_readable_end(&file, len).map_err(open_error)?;
         file.seek(SeekFrom::Start(0)).map_err(open_error)?;
-        // SAFETY: a hint on our own open descriptor; only readahead changes.
-        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+        advise_sequential(file.as_raw_fd());
         let (file, error) = source(file.take(end));
         Self::start(Input::Stream(StreamInput::new(
             Box::new(file),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use crate::encoding::RecordBuf;
+use crate::file_hints::grow_file;
 
 /// A byte destination that can rewrite the header in place at the end.
 pub trait Sink: Send {
@@ -114,14 +115,7 @@ impl MmapFileSink {
         let new_size = (wanted / page + 1) * page;
         let delta = new_size - self.file_size;
         let rc = loop {
-            // SAFETY: plain syscall on our own descriptor.
-            let rc = unsafe {
-                libc::posix_fallocate(
-                    self.file.as_raw_fd(),
-                    self.file_size as libc::off_t,
-                    delta as libc::off_t,
-                )
-            };
+            let rc = grow_file(self.file.as_raw_fd(), self.file_size, delta);
             if rc != libc::EINTR {
                 break rc;
             }

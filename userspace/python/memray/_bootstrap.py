@@ -95,11 +95,12 @@ def unpreload(library):
     # Programs the user starts (subprocess, exec) must not be tracked.
     import os
 
-    kept = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p and p != library]
+    variable = "DYLD_INSERT_LIBRARIES" if sys.platform == "darwin" else "LD_PRELOAD"
+    kept = [p for p in os.environ.get(variable, "").split(":") if p and p != library]
     if kept:
-        os.environ["LD_PRELOAD"] = ":".join(kept)
+        os.environ[variable] = ":".join(kept)
     else:
-        os.environ.pop("LD_PRELOAD", None)
+        os.environ.pop(variable, None)
 
 
 def fresh_main(**attributes):

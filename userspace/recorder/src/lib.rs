@@ -15,7 +15,9 @@
 //! memray's native trie, and the loaded objects ([`Image`]s) are written at
 //! the start and whenever the caller says they changed.
 
-#![forbid(unsafe_code)]
+// Plain code; the one exception is macOS's RSS reading (no /proc there), in `rss`.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod codes;
 mod error;

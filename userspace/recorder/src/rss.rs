@@ -31,31 +31,87 @@ impl Process {
         }
     }
 
-    /// `VmRSS` + `HugetlbPages` from its `/proc/…/status`, in bytes (as
-    /// memray reads it); 0 when unreadable (the process is gone).
+    /// Its resident set size in bytes; 0 when unreadable (the process is gone).
     pub fn resident_set_size(self) -> u64 {
-        let status = match self {
-            Process::Current => std::fs::read_to_string("/proc/self/status"),
-            Process::Other(pid) => std::fs::read_to_string(format!("/proc/{pid}/status")),
-        };
-        let Ok(status) = status else {
-            return 0;
-        };
-        status
-            .lines()
-            .filter_map(|line| {
-                let (key, value) = line.split_once(':')?;
-                matches!(key, "VmRSS" | "HugetlbPages").then_some(value)
-            })
-            .filter_map(|value| {
-                value
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum::<u64>()
-            * 1024
+        resident_bytes(self)
+    }
+}
+
+/// `VmRSS` + `HugetlbPages` from the process's `/proc/…/status` (as memray reads it).
+#[cfg(target_os = "linux")]
+fn resident_bytes(process: Process) -> u64 {
+    let status = match process {
+        Process::Current => std::fs::read_to_string("/proc/self/status"),
+        Process::Other(pid) => std::fs::read_to_string(format!("/proc/{pid}/status")),
+    };
+    let Ok(status) = status else {
+        return 0;
+    };
+    status
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            matches!(key, "VmRSS" | "HugetlbPages").then_some(value)
+        })
+        .filter_map(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum::<u64>()
+        * 1024
+}
+
+/// `resident_size` of the task's `mach_task_basic_info` (as memray reads it
+/// on macOS); another process's from `proc_pidinfo`, which needs no task port.
+#[cfg(target_os = "macos")]
+#[allow(unsafe_code)]
+fn resident_bytes(process: Process) -> u64 {
+    use mach2::task_info::{
+        mach_task_basic_info, MACH_TASK_BASIC_INFO, MACH_TASK_BASIC_INFO_COUNT,
+    };
+    match process {
+        Process::Current => {
+            // SAFETY: a plain C struct of integers.
+            let mut info: mach_task_basic_info = unsafe { std::mem::zeroed() };
+            let mut count = MACH_TASK_BASIC_INFO_COUNT;
+            // SAFETY: `info` holds `count` words, as task_info is told.
+            let rc = unsafe {
+                mach2::task::task_info(
+                    mach2::traps::mach_task_self(),
+                    MACH_TASK_BASIC_INFO,
+                    (&mut info as *mut mach_task_basic_info).cast(),
+                    &mut count,
+                )
+            };
+            if rc == mach2::kern_return::KERN_SUCCESS {
+                info.resident_size
+            } else {
+                0
+            }
+        }
+        Process::Other(pid) => {
+            // SAFETY: a plain C struct of integers.
+            let mut info: libc::proc_taskinfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::proc_taskinfo>() as libc::c_int;
+            // SAFETY: `info` is `size` bytes long.
+            let got = unsafe {
+                libc::proc_pidinfo(
+                    pid as libc::c_int,
+                    libc::PROC_PIDTASKINFO,
+                    0,
+                    (&mut info as *mut libc::proc_taskinfo).cast(),
+                    size,
+                )
+            };
+            if got == size {
+                info.pti_resident_size
+            } else {
+                0
+            }
+        }
     }
 }

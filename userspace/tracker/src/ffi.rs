@@ -14,7 +14,7 @@ use memray_recorder::{
 
 use crate::guard::RecursionGuard;
 use crate::session::Session;
-use crate::{code_watch, fork, native, pymalloc, python, thread, tracking};
+use crate::{code_watch, fork, native, platform, pymalloc, python, thread, tracking};
 
 static LAST_ERROR: Mutex<Option<CString>> = Mutex::new(None);
 
@@ -58,6 +58,9 @@ pub unsafe extern "C" fn memray_tracker_activate(options: *const ActivationOptio
             memray_activation::VERSION,
             size_of::<ActivationOptions>()
         ));
+    }
+    if let Some(refusal) = platform::loader_refusal() {
+        return fail(refusal);
     }
     // SAFETY: checked to be this crate's layout; the caller passes valid strings.
     let settings = unsafe { capture_settings(options) };
@@ -151,7 +154,7 @@ pub unsafe extern "C" fn memray_tracker_set_thread_name(ident: c_ulong, name: *c
     if ident as libc::pthread_t == unsafe { libc::pthread_self() } {
         tracking::thread_name(name);
     } else {
-        tracking::other_thread_name(ident as libc::pthread_t, name);
+        tracking::other_thread_name(ident, name);
     }
 }
 

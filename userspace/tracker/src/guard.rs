@@ -1,12 +1,9 @@
 //! The recursion guard: while a thread is inside the tracker (or inside a real
 //! allocator called by a hook), its allocations are not recorded.
 
-use std::cell::Cell;
+use crate::platform::thread_word;
 
-thread_local! {
-    // A plain `Cell` needs no destructor, so touching it never allocates.
-    static INSIDE_TRACKER: Cell<bool> = const { Cell::new(false) };
-}
+thread_word!(static INSIDE_TRACKER);
 
 /// Held while the current thread runs tracker code; dropping it re-enables recording.
 pub struct RecursionGuard {
@@ -17,32 +14,29 @@ impl RecursionGuard {
     /// Enters the tracker, or `None` if this thread is already inside it.
     #[inline]
     pub fn enter() -> Option<RecursionGuard> {
-        INSIDE_TRACKER.with(|inside| {
-            if inside.get() {
-                None
-            } else {
-                inside.set(true);
-                Some(RecursionGuard {
-                    _not_send: std::marker::PhantomData,
-                })
-            }
+        if INSIDE_TRACKER.get() != 0 {
+            return None;
+        }
+        INSIDE_TRACKER.set(1);
+        Some(RecursionGuard {
+            _not_send: std::marker::PhantomData,
         })
     }
 
     /// Marks the current thread as permanently inside the tracker (our own threads).
     pub fn disable_tracking_for_this_thread() {
-        INSIDE_TRACKER.with(|inside| inside.set(true));
+        INSIDE_TRACKER.set(1);
     }
 
     /// Sets or clears the flag without a scope (fork handlers span two callbacks).
     pub fn set(inside: bool) {
-        INSIDE_TRACKER.with(|flag| flag.set(inside));
+        INSIDE_TRACKER.set(usize::from(inside));
     }
 }
 
 impl Drop for RecursionGuard {
     #[inline]
     fn drop(&mut self) {
-        INSIDE_TRACKER.with(|inside| inside.set(false));
+        INSIDE_TRACKER.set(0);
     }
 }

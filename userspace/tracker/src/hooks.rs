@@ -3,10 +3,13 @@
 //! it with memray's semantics: failed calls are not recorded, frees are
 //! recorded before the real call (so another thread cannot reuse the address
 //! first), `calloc(n, size)` is `n*size` bytes, `realloc` is FREE + REALLOC.
+//!
+//! On Linux they take the C names (`LD_PRELOAD` symbol preemption); on macOS they keep
+//! Rust names and `platform::macos`'s interposition table points dyld at them.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, c_void};
 
-use libc::{c_char, c_ulong, off_t, size_t};
+use libc::{off_t, size_t};
 
 use crate::arena;
 use crate::guard::RecursionGuard;
@@ -16,7 +19,7 @@ use crate::tracking::{self, Allocator};
 /// Runs `body` under the recursion guard when a capture is active; otherwise,
 /// or when the thread is already inside the tracker, runs `fallback`.
 #[inline(always)]
-fn tracked<T>(body: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
+pub(crate) fn tracked<T>(body: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
     if !tracking::is_active() {
         return fallback();
     }
@@ -27,7 +30,11 @@ fn tracked<T>(body: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
 }
 
 #[inline(always)]
-fn record_if_allocated(ptr: *mut c_void, size: usize, allocator: Allocator) -> *mut c_void {
+pub(crate) fn record_if_allocated(
+    ptr: *mut c_void,
+    size: usize,
+    allocator: Allocator,
+) -> *mut c_void {
     if !ptr.is_null() {
         tracking::allocation(ptr as usize, size, allocator);
     }
@@ -36,7 +43,7 @@ fn record_if_allocated(ptr: *mut c_void, size: usize, allocator: Allocator) -> *
 
 /// # Safety
 /// C `malloc`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
     if !real::ensure_resolved() {
         return arena::allocate(size).cast();
@@ -51,7 +58,7 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 
 /// # Safety
 /// C `calloc`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn calloc(count: size_t, size: size_t) -> *mut c_void {
     if !real::ensure_resolved() {
         return arena::allocate(count.saturating_mul(size)).cast();
@@ -66,7 +73,7 @@ pub unsafe extern "C" fn calloc(count: size_t, size: size_t) -> *mut c_void {
 
 /// # Safety
 /// C `realloc`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
     if arena::contains(ptr.cast()) || !real::ensure_resolved() {
         // SAFETY: `ptr` is null or an arena block, as realloc_from_arena needs.
@@ -74,19 +81,19 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: size_t) -> *mut c_void 
     }
     // SAFETY: the caller's own call, forwarded to the real function.
     let call = || unsafe { real::realloc(ptr, size) };
-    tracked(
-        || {
-            let new = call();
-            if !new.is_null() {
-                if !ptr.is_null() {
-                    tracking::deallocation(ptr as usize, Allocator::Free);
-                }
-                tracking::allocation(new as usize, size, Allocator::Realloc);
-            }
-            new
-        },
-        call,
-    )
+    tracked(|| record_realloc(ptr, call(), size), call)
+}
+
+/// Records a reallocation of `old` to `new` (FREE + REALLOC) if it succeeded.
+#[inline(always)]
+pub(crate) fn record_realloc(old: *mut c_void, new: *mut c_void, size: usize) -> *mut c_void {
+    if !new.is_null() {
+        if !old.is_null() {
+            tracking::deallocation(old as usize, Allocator::Free);
+        }
+        tracking::allocation(new as usize, size, Allocator::Realloc);
+    }
+    new
 }
 
 /// Moves an arena block (or a new block while resolving) to fresh memory.
@@ -110,7 +117,7 @@ unsafe fn realloc_from_arena(ptr: *mut c_void, size: size_t) -> *mut c_void {
 
 /// # Safety
 /// C `free`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
     if ptr.is_null() || arena::contains(ptr.cast()) {
         return;
@@ -128,6 +135,7 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 
 /// # Safety
 /// C23 `free_sized`: recorded as FREE; falls back to `free` where libc lacks it.
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn free_sized(ptr: *mut c_void, size: size_t) {
     if !real::is_available("free_sized") {
@@ -150,6 +158,7 @@ pub unsafe extern "C" fn free_sized(ptr: *mut c_void, size: size_t) {
 
 /// # Safety
 /// C23 `free_aligned_sized`: recorded as FREE; falls back to `free` where libc lacks it.
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, alignment: size_t, size: size_t) {
     if !real::is_available("free_aligned_sized") {
@@ -172,7 +181,7 @@ pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, alignment: size_t,
 
 /// # Safety
 /// C `posix_memalign`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn posix_memalign(
     out: *mut *mut c_void,
     alignment: size_t,
@@ -180,17 +189,21 @@ pub unsafe extern "C" fn posix_memalign(
 ) -> c_int {
     // SAFETY: the caller's own call, forwarded to the real function.
     let call = || unsafe { real::posix_memalign(out, alignment, size) };
-    tracked(
-        || {
-            let rc = call();
-            if rc == 0 {
-                // SAFETY: on success `*out` holds the new block.
-                tracking::allocation(unsafe { *out } as usize, size, Allocator::PosixMemalign);
-            }
-            rc
-        },
-        call,
-    )
+    // SAFETY: `out` is the caller's, valid for the call's result.
+    tracked(|| unsafe { record_posix_memalign(out, call(), size) }, call)
+}
+
+/// Records the block `posix_memalign` returned in `out` if `rc` says it succeeded.
+///
+/// # Safety
+/// `out` is the out-parameter of the call that returned `rc`.
+#[inline(always)]
+pub(crate) unsafe fn record_posix_memalign(out: *mut *mut c_void, rc: c_int, size: usize) -> c_int {
+    if rc == 0 {
+        // SAFETY: on success `*out` holds the new block.
+        tracking::allocation(unsafe { *out } as usize, size, Allocator::PosixMemalign);
+    }
+    rc
 }
 
 macro_rules! aligned_hook {
@@ -198,7 +211,7 @@ macro_rules! aligned_hook {
         $(#[$doc])*
         /// # Safety
         /// Same contract as the C function.
-        #[no_mangle]
+        #[cfg_attr(target_os = "linux", no_mangle)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> *mut c_void {
             // SAFETY: the caller's own call, forwarded to the real function.
             let call = || unsafe { real::$name($($arg),*) };
@@ -212,7 +225,8 @@ aligned_hook!(
     aligned_alloc(alignment: size_t, size: size_t) => Allocator::AlignedAlloc, size = size
 );
 aligned_hook!(
-    /// C `memalign`.
+    /// C `memalign` (glibc).
+    #[cfg(target_os = "linux")]
     memalign(alignment: size_t, size: size_t) => Allocator::Memalign, size = size
 );
 aligned_hook!(
@@ -220,13 +234,14 @@ aligned_hook!(
     valloc(size: size_t) => Allocator::Valloc, size = size
 );
 aligned_hook!(
-    /// C `pvalloc`.
+    /// C `pvalloc` (glibc).
+    #[cfg(target_os = "linux")]
     pvalloc(size: size_t) => Allocator::Pvalloc, size = size
 );
 
 /// # Safety
 /// C `mmap`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn mmap(
     addr: *mut c_void,
     length: size_t,
@@ -243,6 +258,7 @@ pub unsafe extern "C" fn mmap(
 
 /// # Safety
 /// C `mmap64` (`Python.h` renames `mmap` to it under large-file settings).
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn mmap64(
     addr: *mut c_void,
@@ -275,7 +291,7 @@ fn tracked_mapping(length: size_t, map: impl Fn() -> *mut c_void) -> *mut c_void
 
 /// # Safety
 /// C `munmap`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn munmap(addr: *mut c_void, length: size_t) -> c_int {
     // SAFETY: the caller's own call, forwarded to the real function.
     let call = || unsafe { real::munmap(addr, length) };
@@ -291,13 +307,14 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, length: size_t) -> c_int {
 /// # Safety
 /// C `prctl`. Declared with five integer arguments: on the Linux ABIs variadic
 /// integer arguments travel in the same registers, and `prctl` reads five.
+#[cfg(target_os = "linux")]
 #[no_mangle]
 pub unsafe extern "C" fn prctl(
     option: c_int,
-    arg2: c_ulong,
-    arg3: c_ulong,
-    arg4: c_ulong,
-    arg5: c_ulong,
+    arg2: libc::c_ulong,
+    arg3: libc::c_ulong,
+    arg4: libc::c_ulong,
+    arg5: libc::c_ulong,
 ) -> c_int {
     // SAFETY: the caller's own call, forwarded to the real function.
     let rc = unsafe { real::prctl(option, arg2, arg3, arg4, arg5) };
@@ -305,7 +322,7 @@ pub unsafe extern "C" fn prctl(
         tracked(
             || {
                 // SAFETY: PR_SET_NAME takes a NUL-terminated string.
-                let name = unsafe { CStr::from_ptr(arg2 as *const c_char) };
+                let name = unsafe { std::ffi::CStr::from_ptr(arg2 as *const libc::c_char) };
                 tracking::thread_name(name.to_bytes());
             },
             || (),

@@ -1,4 +1,4 @@
-//! The in-process tracker: an LD_PRELOAD library that records every allocation
+//! The in-process tracker: an LD_PRELOAD (macOS: DYLD_INSERT_LIBRARIES) library that records every allocation
 //! of a Python program, with the Python stack read directly from the calling
 //! thread's frames, into a memray capture file.
 //!
@@ -20,6 +20,7 @@ mod guard;
 pub mod hooks;
 mod loader;
 mod native;
+mod platform;
 mod process_exit;
 mod pymalloc;
 mod python;

@@ -6,21 +6,26 @@
 //! loaded objects, as memray does.
 //!
 //! glibc searches a bare library name with the RUNPATH of the object that
-//! called `dlopen`; once interposed, that caller would be this library. So
-//! `dlopen` is a two-instruction trampoline that hands the real caller's
+//! called `dlopen`; once interposed, that caller would be this library. So on
+//! Linux `dlopen` is a two-instruction trampoline that hands the real caller's
 //! address on, and bare names are first looked up along that caller's search
-//! path.
+//! path. On macOS `dlopen` calls the real one directly (CPython opens
+//! extensions by full path; `@loader_path` names would resolve from here).
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void};
+#[cfg(target_os = "linux")]
+use std::ffi::{CStr, CString};
 
 use crate::guard::RecursionGuard;
 use crate::native;
 use crate::real;
 
 /// `dladdr1`'s request for the object's `struct link_map` (`<dlfcn.h>`).
+#[cfg(target_os = "linux")]
 const RTLD_DL_LINKMAP: c_int = 2;
 
 /// `Dl_serpath` (`<dlfcn.h>`).
+#[cfg(target_os = "linux")]
 #[repr(C)]
 struct SearchPathEntry {
     name: *const c_char,
@@ -28,6 +33,7 @@ struct SearchPathEntry {
 }
 
 /// `Dl_serinfo` (`<dlfcn.h>`): `count` entries start at `entries`.
+#[cfg(target_os = "linux")]
 #[repr(C)]
 struct SearchPaths {
     size: usize,
@@ -37,6 +43,7 @@ struct SearchPaths {
 
 /// # Safety
 /// C `dlopen`. Passes its return address (the caller) to [`open_for_caller`].
+#[cfg(target_os = "linux")]
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void {
@@ -47,15 +54,29 @@ pub unsafe extern "C" fn dlopen(filename: *const c_char, flags: c_int) -> *mut c
     )
 }
 
+#[cfg(target_os = "linux")]
 unsafe extern "C" fn open_for_caller(
     filename: *const c_char,
     flags: c_int,
     caller: *const c_void,
 ) -> *mut c_void {
+    // SAFETY: dlopen's own arguments and its caller's address.
+    untracked_open(|| unsafe { open(filename, flags, caller) })
+}
+
+/// # Safety
+/// C `dlopen`.
+#[cfg(target_os = "macos")]
+pub unsafe extern "C" fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void {
+    // SAFETY: forwarding dlopen's own arguments.
+    untracked_open(|| unsafe { real::dlopen(filename, flags) })
+}
+
+/// Runs `open` (a real `dlopen`) unrecorded; a new object refreshes the modules.
+fn untracked_open(open: impl FnOnce() -> *mut c_void) -> *mut c_void {
     let _guard = RecursionGuard::enter();
     real::ensure_resolved();
-    // SAFETY: dlopen's own arguments and its caller's address.
-    let handle = unsafe { open(filename, flags, caller) };
+    let handle = open();
     if !handle.is_null() {
         native::loaded_objects_changed();
     }
@@ -63,6 +84,7 @@ unsafe extern "C" fn open_for_caller(
 }
 
 /// `dlopen(filename, flags)` as `caller` would have had it.
+#[cfg(target_os = "linux")]
 unsafe fn open(filename: *const c_char, flags: c_int, caller: *const c_void) -> *mut c_void {
     if !filename.is_null() {
         // SAFETY: dlopen's contract: a NUL-terminated name.
@@ -78,6 +100,7 @@ unsafe fn open(filename: *const c_char, flags: c_int, caller: *const c_void) -> 
     unsafe { real::dlopen(filename, flags) }
 }
 
+#[cfg(target_os = "linux")]
 /// Opens `name` from the first directory of the caller's search path that has it.
 unsafe fn open_along_search_path(
     name: &CStr,
@@ -99,6 +122,7 @@ unsafe fn open_along_search_path(
     })
 }
 
+#[cfg(target_os = "linux")]
 /// The `struct link_map` of the object holding `address`.
 unsafe fn object_containing(address: *const c_void) -> Option<*mut c_void> {
     // SAFETY: plain out-parameters.
@@ -116,6 +140,7 @@ unsafe fn object_containing(address: *const c_void) -> Option<*mut c_void> {
     (found != 0 && !link_map.is_null()).then_some(link_map)
 }
 
+#[cfg(target_os = "linux")]
 /// The directories glibc would search for a bare name dlopen'ed by `object`.
 unsafe fn search_path(object: *mut c_void) -> Option<Vec<Vec<u8>>> {
     // SAFETY: a zeroed Dl_serinfo is a valid out-parameter for its size query.
@@ -157,7 +182,7 @@ unsafe fn search_path(object: *mut c_void) -> Option<Vec<Vec<u8>>> {
 
 /// # Safety
 /// C `dlclose`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     let _guard = RecursionGuard::enter();
     real::ensure_resolved();

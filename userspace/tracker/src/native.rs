@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memray_recorder::Image;
-use memray_unwind::{loaded_objects, refresh_modules, ThreadUnwinder};
+use memray_unwind::{loaded_objects, refresh_modules, ThreadUnwinder, UnwindStart};
 
 use crate::tracking;
 
@@ -81,9 +81,9 @@ pub struct NativeStack {
 
 impl NativeStack {
     /// The calling thread's return addresses, innermost first, from the allocation's
-    /// caller outwards; empty when native stacks are off. Call from a hook only.
-    #[inline(never)]
-    pub fn unwind(&mut self) -> &[u64] {
+    /// caller outwards; empty when native stacks are off. Call from a hook only, with a
+    /// start taken in the hook.
+    pub fn unwind(&mut self, start: UnwindStart) -> &[u64] {
         if !ENABLED.load(Ordering::Acquire) {
             return &[];
         }
@@ -92,7 +92,7 @@ impl NativeStack {
             self.buffer.resize(INITIAL_DEPTH, 0);
         }
         let depth = loop {
-            let depth = unwinder.unwind(0, &mut self.buffer);
+            let depth = unwinder.unwind_from(start, 0, &mut self.buffer);
             if depth < self.buffer.len() || self.buffer.len() >= MAX_DEPTH {
                 break depth;
             }

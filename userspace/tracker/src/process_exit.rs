@@ -3,7 +3,8 @@
 //! complete capture, finished exactly as a deactivation finishes it.
 //!
 //! glibc's own `exit` reaches the kernel through an internal alias, not
-//! through these symbols, so only explicit calls arrive here.
+//! through these symbols, so only explicit calls arrive here (on macOS,
+//! dyld's interposition leaves libSystem's internal calls alone too).
 
 use std::ffi::c_int;
 use std::time::Duration;
@@ -17,7 +18,7 @@ const LOCK_PATIENCE: Duration = Duration::from_millis(200);
 
 /// # Safety
 /// C `_exit`.
-#[no_mangle]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     finish_capture_of_this_process();
     // SAFETY: the caller's own call, forwarded to the real function.
@@ -26,7 +27,8 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
 
 /// # Safety
 /// C `_Exit`, which POSIX defines as equivalent to `_exit`.
-#[no_mangle]
+#[allow(non_snake_case)]
+#[cfg_attr(target_os = "linux", no_mangle)]
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     finish_capture_of_this_process();
     // SAFETY: the caller's own call, forwarded to the real function.

@@ -4,7 +4,6 @@
 //! Thread-local storage holds only a pointer, so the library's static TLS
 //! stays tiny.
 
-use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
@@ -12,6 +11,7 @@ use std::sync::Once;
 use memray_recorder::RecordedThread;
 
 use crate::native::NativeStack;
+use crate::platform::thread_word;
 use crate::python::{self, Frames};
 
 static NEXT_TID: AtomicU64 = AtomicU64::new(1);
@@ -32,10 +32,9 @@ impl ThreadState {
     }
 }
 
-thread_local! {
-    /// Null before first use, [`LENT`] while [`with_current`] lends it out.
-    static STATE: Cell<*mut ThreadState> = const { Cell::new(ptr::null_mut()) };
-}
+// The thread's `ThreadState`: null before first use, [`LENT`] while
+// [`with_current`] lends it out.
+thread_word!(static STATE);
 
 /// Marks the state as lent out, so a nested call cannot alias it.
 const LENT: *mut ThreadState = ptr::dangling_mut();
@@ -47,7 +46,9 @@ static mut KEY: libc::pthread_key_t = 0;
 /// (inside the recursion guard: creating it allocates). `None` if the state
 /// is already lent out further up this thread's stack.
 pub fn with_current<R>(body: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
-    let state = match STATE.with(|cell| cell.replace(LENT)) {
+    let state = STATE.get() as *mut ThreadState;
+    STATE.set(LENT as usize);
+    let state = match state {
         LENT => return None,
         existing if !existing.is_null() => existing,
         _ => create(),
@@ -55,7 +56,7 @@ pub fn with_current<R>(body: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
     // SAFETY: this thread's own state, freed only at thread exit; while it
     // is lent here the cell holds LENT, so no other reference to it exists.
     let result = body(unsafe { &mut *state });
-    STATE.with(|cell| cell.set(state));
+    STATE.set(state as usize);
     Some(result)
 }
 
@@ -90,7 +91,7 @@ fn register_destructor(state: *mut ThreadState) {
 
 extern "C" fn free_state(state: *mut libc::c_void) {
     let _guard = crate::guard::RecursionGuard::enter();
-    STATE.with(|cell| cell.set(ptr::null_mut()));
+    STATE.set(0);
     // SAFETY: `state` came from Box::into_raw in `create`; the thread is
     // exiting, so nothing lends it out any more.
     drop(unsafe { Box::from_raw(state.cast::<ThreadState>()) });
@@ -98,7 +99,7 @@ extern "C" fn free_state(state: *mut libc::c_void) {
 
 /// After fork, only the forking thread exists; the others' states are gone with them.
 pub fn forget_stack_after_fork() {
-    if STATE.with(Cell::get).is_null() {
+    if STATE.get() == 0 {
         return;
     }
     with_current(|state| state.recorded.forget_written());

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Mutex;
 
 use memray_recorder::{describe_os_error, Image, Recorder, Stacks};
+use memray_unwind::UnwindStart;
 
 pub use memray_recorder::Allocator;
 
@@ -79,10 +80,17 @@ pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A block was allocated: walk the thread's stacks (outside the lock), then record.
+/// Inlined into the hook, so that a native unwind starts there, not several tracker
+/// frames deeper.
+#[inline(always)]
 pub fn allocation(address: usize, size: usize, allocator: Allocator) {
+    record_allocation(memray_unwind::unwind_start!(), address, size, allocator);
+}
+
+fn record_allocation(start: UnwindStart, address: usize, size: usize, allocator: Allocator) {
     thread::with_current(|thread| {
         thread.walk();
-        let native = thread.native.unwind();
+        let native = thread.native.unwind(start);
         with_recorder(|recorder| {
             recorder.allocation(
                 &mut thread.recorded,
@@ -120,8 +128,9 @@ pub fn thread_name(name: &[u8]) {
     });
 }
 
-/// Another thread (by pthread id) was named; it is written when that thread next records.
-pub fn other_thread_name(thread: libc::pthread_t, name: &[u8]) {
+/// Another thread (by pthread id, as Python's `threading.get_ident()` gives it) was
+/// named; it is written when that thread next records.
+pub fn other_thread_name(thread: libc::c_ulong, name: &[u8]) {
     with_recorder(|recorder| {
         recorder.name_other_thread(thread, name);
         Ok(())

@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")]
 //! The unwinder against glibc's `backtrace()` (libgcc's DWARF unwinder), from the same point,
 //! through C code compiled here without frame pointers; with an allocator that counts every
 //! allocation made on a thread while it unwinds.

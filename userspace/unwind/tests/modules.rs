@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")]
 //! The loaded-object listing against `/proc/self/maps`, and module-set swaps while other
 //! threads unwind.
 

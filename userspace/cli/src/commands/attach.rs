@@ -1,19 +1,18 @@
 //! `memray attach --ebpf PID`: records a running CPython process from
 //! outside, nothing loaded into it, until Ctrl-C, SIGTERM, `--duration` or
 //! its exit; then the probes are removed and the process goes on. Without
-//! `--ebpf` (memray's injection through gdb/lldb) it is not available yet.
-//! `--all` records every CPython process of the machine (`attach/all.rs`).
-
-mod all;
+//! `--ebpf` (memray's injection through gdb/lldb) it is not available yet;
+//! with it, Linux only (`attach/ebpf.rs`); `--all` records every CPython
+//! process of the machine (`attach/all.rs`).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use memray_ebpf::{OnSignal, Recording, Stop};
-use memray_recorder::CaptureOptions;
-
-use crate::commands::ebpf_capture::{self, ebpf_error};
 use crate::error::{CliError, CliResult};
+
+#[cfg(target_os = "linux")]
+mod all;
+#[cfg(target_os = "linux")]
+mod ebpf;
 
 #[derive(clap::Args, Debug)]
 #[command(about = "Begin tracking allocations in an already-started process")]
@@ -59,58 +58,15 @@ pub fn run(args: Args) -> CliResult {
             "memray attach: not available yet in memray-rs without --ebpf",
         ));
     }
-    let duration = args
-        .duration
-        .map(|seconds| {
-            Duration::try_from_secs_f64(seconds)
-                .map_err(|_| CliError::usage("attach", format!("invalid duration: {seconds}")))
-        })
-        .transpose()?;
-    if args.all {
-        return all::run(&args, duration);
-    }
-    let Some(pid) = args.pid else {
-        return Err(CliError::usage("attach", "a PID or --all is required"));
-    };
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| memray_ebpf::capture_name(pid).into());
-    ebpf_capture::check_output(&output, args.force)?;
-    let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
-    let mut session = ebpf_capture::load_session("attach")?;
-    session.probe_allocators(allocators);
-    let exited = memray_ebpf::pidfd_open(pid)
-        .map_err(|e| CliError::new(format!("memray attach: process {pid}: {e}")))?;
-    session
-        .attach(pid, false)
-        .map_err(|e| ebpf_error("attach", e))?;
-    let command_line: Vec<_> = std::env::args_os().collect();
-    let settings = ebpf_capture::settings(output.clone(), capture_options(&args), &command_line);
-    println!("Writing profile results into {}", output.display());
-    let recording = Recording {
-        pid,
-        exited: std::os::fd::AsFd::as_fd(&exited),
-        settings,
-        duration,
-        on_signal: OnSignal::Stop,
-        starting: false,
-        follow: memray_ebpf::Follow::default(),
-    };
-    let outcome = ebpf_capture::record("attach", recording, session, None, args.verbose)?;
-    if outcome.stop == Stop::Exited {
-        println!("Process {pid} exited; the capture ends there.");
-    }
-    let memray = std::env::current_exe().unwrap_or_else(|_| "memray".into());
-    ebpf_capture::announce_success(&memray, &output);
-    Ok(())
+    attach_ebpf(args)
 }
 
-fn capture_options(args: &Args) -> CaptureOptions {
-    CaptureOptions {
-        aggregate: args.aggregate,
-        compress: !args.no_compress,
-        overwrite: args.force,
-        ..CaptureOptions::default()
-    }
+#[cfg(target_os = "linux")]
+fn attach_ebpf(args: Args) -> CliResult {
+    ebpf::run(args)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn attach_ebpf(_: Args) -> CliResult {
+    Err(super::ebpf_is_linux_only("attach"))
 }

@@ -4,6 +4,7 @@ pub mod attach;
 pub mod capture;
 pub mod diff;
 pub mod dump_stacks;
+#[cfg(target_os = "linux")]
 pub mod ebpf_capture;
 pub mod flamegraph;
 pub mod inputs;
@@ -17,3 +18,11 @@ pub mod table;
 pub mod transform;
 pub mod tree;
 pub mod unavailable;
+
+/// `--ebpf` where there is no eBPF: it is a feature of the Linux kernel.
+#[cfg(not(target_os = "linux"))]
+pub fn ebpf_is_linux_only(command: &str) -> crate::error::CliError {
+    crate::error::CliError::new(format!(
+        "memray {command}: --ebpf is Linux-only (eBPF is a feature of the Linux kernel)"
+    ))
+}

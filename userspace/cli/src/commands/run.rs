@@ -13,12 +13,12 @@
 //! 128 KiB), `ps` shows a short command line, nothing is left in the
 //! environment, and the bootstrap runs as a plain script (one frame).
 //!
-//! `--ebpf` records from outside instead (`run/ebpf.rs`).
+//! `--ebpf` records from outside instead (`run/ebpf.rs`, Linux only).
+//!
+//! On macOS the library is inserted with `DYLD_INSERT_LIBRARIES` and the
+//! bootstrap is an unlinked temporary file (no memory files there).
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,10 +27,21 @@ use memray_activation::flags;
 
 use crate::error::{CliError, CliResult};
 
+mod bootstrap;
+#[cfg(target_os = "linux")]
 mod ebpf;
 
-const BOOTSTRAP: &str = include_str!("../../../python/memray/_bootstrap.py");
-const TRACKER_LIBRARY: &str = "libmemray_tracker.so";
+const TRACKER_LIBRARY: &str = if cfg!(target_os = "macos") {
+    "libmemray_tracker.dylib"
+} else {
+    "libmemray_tracker.so"
+};
+/// The loader's variable that inserts libraries ahead of the program's own.
+const PRELOAD_VARIABLE: &str = if cfg!(target_os = "macos") {
+    "DYLD_INSERT_LIBRARIES"
+} else {
+    "LD_PRELOAD"
+};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -128,7 +139,7 @@ impl Mode {
 
 pub fn run(args: Args) -> CliResult {
     if args.ebpf {
-        return ebpf::run(args);
+        return run_ebpf(args);
     }
     reject_unsupported(&args)?;
     let (mode, target) = program(&args)?;
@@ -144,7 +155,7 @@ pub fn run(args: Args) -> CliResult {
         .clone()
         .unwrap_or_else(|| default_python(&memray));
 
-    let bootstrap = bootstrap_file()
+    let bootstrap = bootstrap::file()
         .map_err(|e| CliError::new(format!("memray run: cannot prepare the bootstrap: {e}")))?;
     let memray_argv = own_command_line(&memray);
     // The program and its arguments end our command line.
@@ -159,7 +170,7 @@ pub fn run(args: Args) -> CliResult {
         .arg(if args.quiet { "1" } else { "0" })
         .arg(target_index.to_string())
         .args(memray_argv)
-        .env("LD_PRELOAD", preload_value(&library));
+        .env(PRELOAD_VARIABLE, preload_value(&library));
     let error = command.exec();
     Err(CliError::new(format!(
         "memray run: cannot run {}: {error}",
@@ -196,18 +207,14 @@ fn own_command_line(memray: &Path) -> Vec<OsString> {
         .collect()
 }
 
-/// The bootstrap in a memory file that the interpreter inherits (it closes
-/// it), as the `/dev/fd/N` path it opens.
-fn bootstrap_file() -> std::io::Result<PathBuf> {
-    // SAFETY: a NUL-terminated name; no MFD_CLOEXEC, so it survives exec.
-    let fd = unsafe { libc::memfd_create(c"memray-bootstrap".as_ptr(), 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor we just created and own.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    file.write_all(BOOTSTRAP.as_bytes())?;
-    Ok(PathBuf::from(format!("/dev/fd/{}", file.into_raw_fd())))
+#[cfg(target_os = "linux")]
+fn run_ebpf(args: Args) -> CliResult {
+    ebpf::run(args)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_ebpf(_: Args) -> CliResult {
+    Err(super::ebpf_is_linux_only("run"))
 }
 
 fn reject_unsupported(args: &Args) -> CliResult {
@@ -294,7 +301,7 @@ fn default_python(memray: &Path) -> PathBuf {
 /// Our library first, then whatever the user preloads already.
 fn preload_value(library: &Path) -> OsString {
     let mut value = library.as_os_str().to_os_string();
-    if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+    if let Some(existing) = std::env::var_os(PRELOAD_VARIABLE).filter(|v| !v.is_empty()) {
         value.push(":");
         value.push(existing);
     }

@@ -11,7 +11,8 @@ use memray_analysis::{statistics, PathInfo};
 use memray_ebpf::{ProcessCapture, SystemRecording};
 use memray_reporters::size_fmt;
 
-use super::{capture_options, Args};
+use super::ebpf::capture_options;
+use super::Args;
 use crate::commands::ebpf_capture::{self, ebpf_error};
 use crate::error::{CliError, CliResult};
 

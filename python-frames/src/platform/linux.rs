@@ -1,0 +1,97 @@
+//! Linux: `process_vm_readv` and `/proc/<pid>`.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::discover::{mapped_files_in_maps, MappedFile};
+use crate::error::Error;
+
+/// The format of executables and libraries, as errors name it.
+pub const EXECUTABLE_FORMAT: &str = "ELF";
+
+/// What to do when reading another process's memory is refused.
+pub const PERMISSION_HINT: &str =
+    "run as root or the same user with CAP_SYS_PTRACE, or set kernel.yama.ptrace_scope=0";
+
+/// Access to another process's memory: the pid is all `process_vm_readv` needs.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteHandle;
+
+impl RemoteHandle {
+    pub fn open(_pid: libc::pid_t) -> RemoteHandle {
+        RemoteHandle
+    }
+
+    /// Reads several ranges with one system call; fails if any is short.
+    pub fn read_batch(
+        &self,
+        pid: libc::pid_t,
+        requests: &mut [(u64, &mut [u8])],
+    ) -> io::Result<()> {
+        let mut local = Vec::with_capacity(requests.len());
+        let mut remote = Vec::with_capacity(requests.len());
+        let mut wanted = 0usize;
+        for (addr, buf) in requests.iter_mut() {
+            local.push(libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            });
+            remote.push(libc::iovec {
+                iov_base: *addr as *mut libc::c_void,
+                iov_len: buf.len(),
+            });
+            wanted += buf.len();
+        }
+        // IOV_MAX is 1024 on Linux.
+        if local.len() > 1024 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: every local iovec points into a live, exclusively borrowed buffer.
+        let got = unsafe {
+            libc::process_vm_readv(
+                pid,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if got >= 0 && got as usize == wanted {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+/// Files mapped at offset 0 in the process, in address order, and its executable.
+pub fn mapped_files(pid: i32) -> Result<(Vec<MappedFile>, Option<PathBuf>), Error> {
+    let maps =
+        std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { pid },
+            _ => Error::NoSuchProcess { pid },
+        })?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    Ok((mapped_files_in_maps(&maps), exe))
+}
+
+/// A file as the target sees it (through its root, so containers and deleted
+/// files work).
+pub fn read_target_file(pid: i32, path: &Path) -> io::Result<Vec<u8>> {
+    let through_root =
+        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
+    std::fs::read(&through_root).or_else(|_| std::fs::read(path))
+}
+
+/// The kernel thread ids of the process's tasks.
+pub fn task_ids(pid: i32) -> HashSet<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,16 @@
+//! What differs between operating systems: how the loaded objects are listed, where their
+//! unwind sections are read from, and where the calling thread's stack lies.
+
+#[cfg(target_os = "linux")]
+mod elf_file;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(target_os = "macos")]
+mod macho;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::*;
