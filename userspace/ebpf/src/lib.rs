@@ -14,6 +14,7 @@
 //! Built without the object (`MEMRAY_SKIP_EBPF=1`), loading returns
 //! [`Error::NotBuilt`].
 
+mod after_exit;
 mod consumer;
 mod error;
 mod events;

@@ -79,12 +79,12 @@ impl Recording<'_> {
     /// Records process `pid` (attached to `session` already) into its
     /// capture, then detaches. Runs its own tokio runtime: call it after
     /// any `fork`.
-    pub fn run(self, mut session: Session) -> Result<Outcome, python::Error> {
+    pub fn run(self, session: &mut Session) -> Result<Outcome, python::Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(Error::Io)?;
-        runtime.block_on(self.record(&mut session))
+        runtime.block_on(self.record(session))
     }
 
     async fn record(self, session: &mut Session) -> Result<Outcome, python::Error> {

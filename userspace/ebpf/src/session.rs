@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use std::path::Path;
 
 use aya::maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
-use aya::programs::uprobe::{UProbeAttachPoint, UProbeLinkId, UProbeScope};
+use aya::programs::uprobe::{UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeScope};
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, Pod};
 use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
@@ -18,6 +18,7 @@ use memray_ebpf_common::{
     PROCESS_FORK_PROGRAM,
 };
 
+use crate::after_exit::drop_after_exit;
 use crate::events::EventStream;
 use crate::interpreter_files::interpreter_files;
 use crate::libc_image::LibcImage;
@@ -64,6 +65,10 @@ pub struct Session {
     /// Keeps the walk's program array filled.
     _walk: WalkPrograms,
     attached: StdHashMap<u32, Attachment>,
+    /// The probes of detached processes, inert (nothing of theirs is in the
+    /// pid set any more), removed when the session ends or before the next
+    /// attach: each removal waits about 0.1 s ([`Session::close_after_exit`]).
+    retired: Vec<UProbeLink>,
 }
 
 /// The probes placed for one attached process.
@@ -119,6 +124,7 @@ impl Session {
             log,
             _walk: walk,
             attached: StdHashMap::new(),
+            retired: Vec::new(),
         })
     }
 
@@ -133,6 +139,8 @@ impl Session {
         if self.attached.contains_key(&pid) {
             return Err(Error::AlreadyAttached(pid));
         }
+        // Else a process attached again would be seen by its old probes too.
+        self.retired.clear();
         let scope = match (follow_fork, NonZeroU32::new(pid)) {
             (_, None) => return Err(Error::InvalidPid(0)),
             (true, Some(_)) => UProbeScope::AllProcesses,
@@ -151,7 +159,7 @@ impl Session {
         let mut links = Vec::new();
         let result = self.attach_functions(&libc, scope, &mut links);
         if let Err(error) = result {
-            self.detach_links(links);
+            self.retire_links(links);
             return Err(error);
         }
         let attachment = Attachment {
@@ -229,8 +237,9 @@ impl Session {
         Ok((name, link))
     }
 
-    /// Stops recording process `pid` and the children it was followed into,
-    /// and removes its probes. The processes go on.
+    /// Stops recording process `pid` and the children it was followed into;
+    /// its probes go with the session or the next attach (inert meanwhile).
+    /// The processes go on.
     pub fn detach(&mut self, pid: u32) -> Result<(), Error> {
         let attachment = self.attached.remove(&pid).ok_or(Error::NotAttached(pid))?;
         let mut processes = self.processes()?;
@@ -246,8 +255,8 @@ impl Session {
             // Gone already if it exited meanwhile.
             let _ = processes.remove(tgid);
         }
-        self.detach_links(attachment.links);
-        self.detach_links(attachment.holds);
+        self.retire_links(attachment.links);
+        self.retire_links(attachment.holds);
         for &tgid in &family {
             python::unregister(&mut self.ebpf, tgid)?;
         }
@@ -299,7 +308,7 @@ impl Session {
             };
             attachment.libc = libc.file_id;
             let old = std::mem::take(&mut attachment.links);
-            self.detach_links(old);
+            self.retire_links(old);
             let mut links = Vec::new();
             let result = self.attach_functions(&libc, scope, &mut links);
             if let Some(attachment) = self.attached.get_mut(&pid) {
@@ -362,13 +371,23 @@ impl Session {
         Ok(())
     }
 
-    fn detach_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
+    fn retire_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
         for (name, link) in links {
-            if let Ok(program) = uprobe(&mut self.ebpf, name) {
-                // A link the kernel already dropped has nothing left to undo.
-                let _ = program.detach(link);
+            // A link the kernel already dropped has nothing left to undo.
+            if let Ok(link) = uprobe(&mut self.ebpf, name)
+                .and_then(|program| program.take_link(link).map_err(program_error(name)))
+            {
+                self.retired.push(link);
             }
         }
+    }
+
+    /// Ends the session without waiting for the kernel to remove its
+    /// probes: that happens once this process has exited (2.4 s saved at the
+    /// end of every recording). Call it last: the probes stay placed, inert
+    /// for detached processes, until then.
+    pub fn close_after_exit(self) {
+        drop_after_exit(self);
     }
 
     /// The processes being recorded now (attached ones and followed children).
