@@ -157,7 +157,7 @@ impl Recording<'_> {
                         while events.drain(&mut batch) > 0 {
                             take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
                         }
-                        children.finish(&mut consumer, &exited);
+                        children.finish(session, &mut consumer, &exited)?;
                     }
                     if consumer.records(pid) {
                         consumer.sample_memory().map_err(Error::Io)?;
@@ -188,6 +188,9 @@ impl Recording<'_> {
         session.flush_log();
         let drops = session.drops(pid)?;
         let walks = session.walk_counters()?;
+        for recorded in consumer.pids().collect::<Vec<_>>() {
+            consumer.note_lost_records(recorded, session.drops(recorded)?);
+        }
         let (mut capture, mut children) = (None, children.finished);
         for finished in consumer.finish() {
             if finished.pid == pid {
@@ -269,10 +272,17 @@ impl Children {
             .collect()
     }
 
-    fn finish(&mut self, consumer: &mut Consumer, exited: &[u32]) {
+    fn finish(
+        &mut self,
+        session: &Session,
+        consumer: &mut Consumer,
+        exited: &[u32],
+    ) -> Result<(), Error> {
         for &pid in exited {
+            consumer.note_lost_records(pid, session.drops(pid)?);
             self.finished.extend(consumer.finish_one(pid));
         }
+        Ok(())
     }
 }
 
