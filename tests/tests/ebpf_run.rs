@@ -191,6 +191,43 @@ fn follow_fork_writes_a_capture_per_pool_worker() {
     check_with_memray(workdir.path(), check, &workers, "the workers' captures");
 }
 
+/// Forked children that allocate and exit at once (`os._exit`, well within
+/// the 10 ms between drains) still get their captures, with their stacks:
+/// each is held at `_exit` until its records are taken in.
+#[test]
+fn follow_fork_captures_children_that_exit_at_once() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import os\n\
+        def child():\n\
+        \x20   keep = bytearray(77777)\n\
+        \x20   os._exit(0)\n\
+        children = []\n\
+        for _ in range(5):\n\
+        \x20   pid = os.fork()\n\
+        \x20   if pid == 0:\n\
+        \x20       child()\n\
+        \x20   children.append(pid)\n\
+        \x20   os.waitpid(pid, 0)\n\
+        print(' '.join(map(str, children)))\n";
+    let output = run_ebpf_code(workdir.path(), &[], &["--follow-fork"], program, &[]);
+    succeeded(&output, "run --ebpf --follow-fork of short-lived children");
+    let children: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(children.len(), 5, "{output:?}");
+    let check = "import sys\n\
+        from memray import FileReader\n\
+        for pid in sys.argv[1:]:\n\
+        \x20   stacks = [[f[0] for f in r.stack_trace()] for r in FileReader(f'out.bin.{pid}').get_allocation_records() if r.size == 77778]\n\
+        \x20   assert len(stacks) == 1 and stacks[0][0] == 'child', (pid, stacks)\n";
+    let children: Vec<&str> = children.iter().map(String::as_str).collect();
+    check_with_memray(workdir.path(), check, &children, "the children's captures");
+}
+
 /// `run --ebpf -q -f -o out.bin flags… -c program args…` in `dir`, with `env`.
 fn run_ebpf_code(
     dir: &Path,

@@ -132,6 +132,9 @@ impl Recording<'_> {
             }
             // Attached before exec: the probes were placed on our libc.
             session.follow_exec(pid)?;
+        }
+        session.hold_children_at_exit(pid)?;
+        if self.starting {
             resume_if_held(pid);
         }
         let mut batch: Vec<Event> = Vec::new();
@@ -151,7 +154,17 @@ impl Recording<'_> {
                         }
                         resume_if_held(pid);
                     }
-                    let exited = children.exited(&consumer, &session.tracked()?);
+                    let tracked = session.tracked()?;
+                    let held = held_children(pid, &tracked);
+                    if !held.is_empty() {
+                        // Stopped at `_exit`: their records are taken in
+                        // while their code objects can still be read.
+                        while events.drain(&mut batch) > 0 {
+                            take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
+                        }
+                        held.into_iter().for_each(resume_if_held);
+                    }
+                    let exited = children.exited(&consumer, &tracked);
                     if !exited.is_empty() {
                         // Their last records first.
                         while events.drain(&mut batch) > 0 {
@@ -180,11 +193,14 @@ impl Recording<'_> {
                 _ = &mut deadline => break Stop::Duration,
             }
         };
+        let held = held_children(pid, &session.tracked()?);
         session.detach(pid)?;
         // The records still in the ring, up to the detach.
         while events.drain(&mut batch) > 0 {
             take_in(&mut batch, &mut stacks, &mut consumer, &mut children)?;
         }
+        // Children still held at their exit go on (and end) without us.
+        held.into_iter().for_each(resume_if_held);
         session.flush_log();
         let drops = session.drops(pid)?;
         let walks = session.walk_counters()?;
@@ -310,6 +326,15 @@ fn is_stopped(pid: u32) -> bool {
             Some(state.trim_start().starts_with('T'))
         })
         .unwrap_or(false)
+}
+
+/// The followed children of `pid` stopped (held at `_exit` by the probes).
+fn held_children(pid: u32, tracked: &[u32]) -> Vec<u32> {
+    tracked
+        .iter()
+        .copied()
+        .filter(|&child| child != pid && is_stopped(child))
+        .collect()
 }
 
 /// Lets a held program go on.

@@ -12,9 +12,9 @@ use aya::{Ebpf, Pod};
 use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
-    ALLOCATOR_RETURN_PROGRAM, COUNTERS_MAP, DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP,
-    EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT,
-    INTERPRETER_HOLD_PROGRAM, PENDING_MAP, PROCESSES_MAP, PROCESS_EXIT_PROGRAM,
+    ALLOCATOR_RETURN_PROGRAM, CHILD_EXIT_HOLD_PROGRAM, COUNTERS_MAP, DROPS_MAP,
+    EVENTS_DEFAULT_BYTES, EVENTS_MAP, EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET,
+    FORK_TRACEPOINT, INTERPRETER_HOLD_PROGRAM, PENDING_MAP, PROCESSES_MAP, PROCESS_EXIT_PROGRAM,
     PROCESS_FORK_PROGRAM,
 };
 
@@ -100,6 +100,7 @@ impl Session {
             ALLOCATOR_ENTRY_PROGRAM,
             ALLOCATOR_RETURN_PROGRAM,
             INTERPRETER_HOLD_PROGRAM,
+            CHILD_EXIT_HOLD_PROGRAM,
         ] {
             uprobe(&mut ebpf, name)?
                 .load()
@@ -221,6 +222,35 @@ impl Session {
                 links.push(self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, libc, scope)?);
             }
         }
+        Ok(())
+    }
+
+    /// Has the children attached process `pid` is followed into stopped
+    /// (SIGSTOP; the caller continues them) at libc's `_exit`, so that their
+    /// records can be taken in while their memory is there. Nothing without
+    /// `follow_fork`. Call it once the process runs its final libc (after
+    /// [`Session::follow_exec`]).
+    pub fn hold_children_at_exit(&mut self, pid: u32) -> Result<(), Error> {
+        let attachment = self.attached.get(&pid).ok_or(Error::NotAttached(pid))?;
+        if !attachment.every_process {
+            return Ok(());
+        }
+        let libc = LibcImage::of_process(pid)?;
+        let exit = UProbeAttachPoint {
+            location: libc.function("_exit")?.file_offset.into(),
+            cookie: None,
+        };
+        let link = self.attach_one(
+            CHILD_EXIT_HOLD_PROGRAM,
+            exit,
+            &libc,
+            UProbeScope::AllProcesses,
+        )?;
+        self.attached
+            .get_mut(&pid)
+            .ok_or(Error::NotAttached(pid))?
+            .holds
+            .push(link);
         Ok(())
     }
 
