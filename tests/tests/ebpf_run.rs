@@ -172,10 +172,7 @@ fn follow_fork_writes_a_capture_per_pool_worker() {
         print(' '.join(map(str, workers)))\n";
     let output = run_ebpf_code(workdir.path(), &[], &["--follow-fork"], program, &[]);
     succeeded(&output, "run --ebpf --follow-fork of a pool");
-    let workers: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let workers = printed_words(&output);
     assert!(!workers.is_empty(), "{output:?}");
     let check = "import sys\n\
         from memray import FileReader\n\
@@ -214,10 +211,7 @@ fn follow_fork_captures_children_that_exit_at_once() {
         print(' '.join(map(str, children)))\n";
     let output = run_ebpf_code(workdir.path(), &[], &["--follow-fork"], program, &[]);
     succeeded(&output, "run --ebpf --follow-fork of short-lived children");
-    let children: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let children = printed_words(&output);
     assert_eq!(children.len(), 5, "{output:?}");
     let check = "import sys\n\
         from memray import FileReader\n\
@@ -226,6 +220,14 @@ fn follow_fork_captures_children_that_exit_at_once() {
         \x20   assert len(stacks) == 1 and stacks[0][0] == 'child', (pid, stacks)\n";
     let children: Vec<&str> = children.iter().map(String::as_str).collect();
     check_with_memray(workdir.path(), check, &children, "the children's captures");
+}
+
+/// The words the program printed (the pids of its children).
+fn printed_words(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// `run --ebpf -q -f -o out.bin flags… -c program args…` in `dir`, with `env`.
