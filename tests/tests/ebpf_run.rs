@@ -167,10 +167,7 @@ fn follow_fork_writes_a_capture_per_pool_worker() {
         print(' '.join(map(str, workers)))\n";
     let output = run_ebpf_code(workdir.path(), &[], &["--follow-fork"], program, &[]);
     succeeded(&output, "run --ebpf --follow-fork of a pool");
-    let workers: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let workers = printed_words(&output);
     assert!(!workers.is_empty(), "{output:?}");
     let check = "import sys\n\
         from memray import FileReader\n\
@@ -184,6 +181,48 @@ fn follow_fork_writes_a_capture_per_pool_worker() {
         \x20   assert found and len(found) % 5 == 0 and all('work' in stack for stack in found), (pid, found)\n";
     let workers: Vec<&str> = workers.iter().map(String::as_str).collect();
     check_with_memray(workdir.path(), check, &workers, "the workers' captures");
+}
+
+/// Forked children that allocate and exit at once (`os._exit`, well within
+/// the 10 ms between drains) still get their captures, with their stacks:
+/// each is held at `_exit` until its records are taken in.
+#[test]
+fn follow_fork_captures_children_that_exit_at_once() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import os\n\
+        def child():\n\
+        \x20   keep = bytearray(77777)\n\
+        \x20   os._exit(0)\n\
+        children = []\n\
+        for _ in range(5):\n\
+        \x20   pid = os.fork()\n\
+        \x20   if pid == 0:\n\
+        \x20       child()\n\
+        \x20   children.append(pid)\n\
+        \x20   os.waitpid(pid, 0)\n\
+        print(' '.join(map(str, children)))\n";
+    let output = run_ebpf_code(workdir.path(), &[], &["--follow-fork"], program, &[]);
+    succeeded(&output, "run --ebpf --follow-fork of short-lived children");
+    let children = printed_words(&output);
+    assert_eq!(children.len(), 5, "{output:?}");
+    let check = "import sys\n\
+        from memray import FileReader\n\
+        for pid in sys.argv[1:]:\n\
+        \x20   stacks = [[f[0] for f in r.stack_trace()] for r in FileReader(f'out.bin.{pid}').get_allocation_records() if r.size == 77778]\n\
+        \x20   assert len(stacks) == 1 and stacks[0][0] == 'child', (pid, stacks)\n";
+    let children: Vec<&str> = children.iter().map(String::as_str).collect();
+    check_with_memray(workdir.path(), check, &children, "the children's captures");
+}
+
+/// The words the program printed (the pids of its children).
+fn printed_words(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// `run --ebpf -q -f -o out.bin flags… -c program args…` in `dir`, with `env`.
@@ -250,41 +289,160 @@ fn deep_stacks_are_whole_up_to_512_frames_then_cut_and_counted() {
 
 /// A ring buffer of one page overflows under a fast allocation loop: the
 /// count printed is what the capture misses (recorded + lost covers every
-/// allocation the loop made).
+/// allocation the loop made), the capture notes it after its trailer (plain
+/// or LZ4, every record or aggregated), our reporters warn with the same
+/// count, and memray 1.20 reports exactly what it reports without the note.
 #[test]
 fn records_lost_to_a_tiny_ring_buffer_are_counted() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
-    let workdir = tempfile::tempdir().expect("tempdir");
     let program = "for _ in range(200000):\n\x20   bytearray(5000)\n";
-    let output = run_ebpf_code(
-        workdir.path(),
-        &[("MEMRAY_EBPF_RING_BYTES", "4096")],
-        &[],
-        program,
-        &[],
-    );
-    succeeded(&output, "run --ebpf with a tiny ring buffer");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let lost: u64 = stderr
-        .split_once("warning: ")
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("no lost-records warning: {stderr}"));
-    assert!(lost > 0, "{stderr}");
-    let check = "import sys\n\
+    let recorded_check = "import sys\n\
         from memray import FileReader\n\
         recorded = sum(1 for r in FileReader('out.bin').get_allocation_records() if r.size == 5001)\n\
         lost = int(sys.argv[1])\n\
         assert recorded < 200000 <= recorded + lost, (recorded, lost)\n";
-    check_with_memray(
-        workdir.path(),
-        check,
-        &[&lost.to_string()],
-        "the capture and the lost count",
-    );
+    for flags in [
+        &[][..],
+        &["--no-compress"],
+        &["--aggregate"],
+        &["--aggregate", "--no-compress"],
+    ] {
+        let workdir = tempfile::tempdir().expect("tempdir");
+        let output = run_ebpf_code(
+            workdir.path(),
+            &[("MEMRAY_EBPF_RING_BYTES", "4096")],
+            flags,
+            program,
+            &[],
+        );
+        succeeded(
+            &output,
+            &format!("run --ebpf {flags:?} with a tiny ring buffer"),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lost: u64 = stderr
+            .split_once("warning: ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_else(|| panic!("no lost-records warning: {stderr}"));
+        assert!(lost > 0, "{stderr}");
+        let capture = workdir.path().join("out.bin");
+        let mut reader = memray_format::CaptureReader::open(&capture).expect("our reader");
+        while reader.next_record().expect("records").is_some() {}
+        assert_eq!(reader.lost_records(), Some(lost), "{flags:?}");
+        let summary = Command::new(paths::memray_bin())
+            .args(["summary", "out.bin"])
+            .current_dir(workdir.path())
+            .output()
+            .expect("memray summary");
+        succeeded(&summary, "our summary");
+        let warning = format!("out.bin misses {lost} allocation records");
+        let summary_stderr = String::from_utf8_lossy(&summary.stderr);
+        assert!(summary_stderr.contains(&warning), "{summary_stderr}");
+        if !flags.contains(&"--aggregate") {
+            check_with_memray(
+                workdir.path(),
+                recorded_check,
+                &[&lost.to_string()],
+                "the capture and the lost count",
+            );
+        }
+        // The same name in both: the reports name the capture.
+        for (dir, bytes) in [
+            ("with", std::fs::read(&capture).expect("read")),
+            ("without", without_lost_note(&capture)),
+        ] {
+            std::fs::create_dir(workdir.path().join(dir)).expect("mkdir");
+            std::fs::write(workdir.path().join(dir).join("out.bin"), bytes).expect("write");
+        }
+        check_with_memray(
+            workdir.path(),
+            SAME_REPORTS,
+            &["with/out.bin", "without/out.bin"],
+            &format!("memray 1.20 on {flags:?} with and without the note"),
+        );
+    }
 }
+
+/// The capture's data (decompressed) with the note after its trailer
+/// zeroed, as if it had none.
+fn without_lost_note(capture: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(capture).expect("read the capture");
+    let mut data = if bytes.starts_with(&memray_format::LZ4_MAGIC) {
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(
+            &mut lz4_flex::frame::FrameDecoder::new(&bytes[..]),
+            &mut data,
+        )
+        .expect("decompress");
+        data
+    } else {
+        bytes
+    };
+    let prefix = b"\nmemray-rs lost records: ";
+    let at = data
+        .windows(prefix.len())
+        .rposition(|window| window == prefix)
+        .expect("the note");
+    let end = at
+        + prefix.len()
+        + data[at + prefix.len()..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap();
+    data[at..=end].fill(0);
+    data
+}
+
+/// memray 1.20's reader and reporters give the same on two captures
+/// (`sys.argv[1:]`): records, and each report's output.
+const SAME_REPORTS: &str = r#"
+import os, subprocess, sys, tempfile
+from memray import FileReader, FileFormat
+
+def records(path):
+    reader = FileReader(path)
+    meta = reader.metadata
+    if meta.file_format == FileFormat.AGGREGATED_ALLOCATIONS:
+        found = [reader.get_high_watermark_allocation_records(), reader.get_leaked_allocation_records()]
+    else:
+        found = [reader.get_allocation_records()]
+    return [sorted((r.allocator, r.size, r.n_allocations, stack(r)) for r in rs) for rs in found]
+
+def stack(record):
+    try:
+        return tuple(record.stack_trace())
+    except NotImplementedError:  # deallocations have none
+        return ()
+
+def reports(path):
+    memray = [sys.executable, "-m", "memray"]
+    aggregated = FileReader(path).metadata.file_format == FileFormat.AGGREGATED_ALLOCATIONS
+    out = {}
+    # `tree` is left out: in 1.20 it is an interactive (textual) app.
+    commands = [["summary"], ["flamegraph"], ["table"], ["transform", "gprof2dot"], ["transform", "csv"]]
+    if not aggregated:
+        commands.append(["stats", "--json"])
+    for command in commands:
+        with tempfile.TemporaryDirectory() as tmp:
+            target = os.path.join(tmp, "report")
+            extra = ["-o", target] if command[0] in ("flamegraph", "table", "transform", "stats") else []
+            done = subprocess.run(memray + command + extra + [path], capture_output=True, text=True)
+            produced = [open(os.path.join(tmp, f), "rb").read() for f in sorted(os.listdir(tmp))]
+            same = lambda text: text.replace(tmp, "TMP").replace(path, "CAPTURE")
+            produced = [p.replace(tmp.encode(), b"TMP").replace(path.encode(), b"CAPTURE") for p in produced]
+            out[" ".join(command)] = (done.returncode, same(done.stdout), same(done.stderr), produced)
+    return out
+
+first, second = sys.argv[1:]
+assert records(first) == records(second), "records differ"
+a, b = reports(first), reports(second)
+for name in a:
+    assert a[name] == b[name], (name, a[name][:3], b[name][:3])
+    assert a[name][0] == 0, (name, a[name][1:3])
+"#;
 
 /// A running process, attached twice in a row for a while: each capture
 /// holds its allocations with their stacks, the process goes on and its

@@ -52,6 +52,7 @@ pub const ALLOCATOR_RETURN_PROGRAM: &str = "allocator_return";
 pub const PROCESS_FORK_PROGRAM: &str = "process_fork";
 pub const PROCESS_EXIT_PROGRAM: &str = "process_exit";
 pub const INTERPRETER_HOLD_PROGRAM: &str = "interpreter_hold";
+pub const CHILD_EXIT_HOLD_PROGRAM: &str = "child_exit_hold";
 
 /// The tracepoints and the offsets of the fields the probes read (from their
 /// `format` files in tracefs; userspace checks them before attaching).

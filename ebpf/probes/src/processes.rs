@@ -80,3 +80,22 @@ pub fn interpreter_hold(_ctx: ProbeContext) -> u32 {
     }
     0
 }
+
+/// Stops a followed child (not the attached process itself) at libc's
+/// `_exit`: userspace takes in its records and reads its code objects while
+/// its memory is still there, then lets it go on (SIGCONT). A child that
+/// allocates and exits between two drains would otherwise leave records
+/// nothing can name.
+#[uprobe]
+pub fn child_exit_hold(_ctx: ProbeContext) -> u32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: the value is copied out at once.
+    let Some(process) = (unsafe { PROCESSES.get(tgid) }).copied() else {
+        return 0;
+    };
+    if process.origin != u64::from(tgid) {
+        // SAFETY: no memory arguments; the signal goes to the current process.
+        unsafe { bpf_send_signal(SIGSTOP) };
+    }
+    0
+}

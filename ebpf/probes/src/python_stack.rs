@@ -3,14 +3,18 @@
 //! The thread's own `PyThreadState` comes from CPython's `autoTSSkey`, read
 //! in glibc's pthread-specific slots off the task's `fsbase` (right even when
 //! the thread released the GIL, unlike `_Py_tss_tstate` on 3.12+). Frames are
-//! decoded by the frame core's `FrameReader::step`, `FRAMES_PER_PROGRAM` per
-//! program, into per-CPU scratch; the walk program tail-calls itself to go on
-//! and, at the end, tail-calls the slot its starter named. See
+//! decoded by the frame core's `FrameReader::step`, in a `bpf_loop` callback
+//! (the verifier checks one frame's code once, not once per frame),
+//! `FRAMES_PER_PROGRAM` per program, into per-CPU scratch; the walk program
+//! tail-calls itself to go on and, at the end, tail-calls the slot its
+//! starter named. See
 //! `memray_ebpf_common::python_stack` for the protocol.
+
+use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_loop, bpf_probe_read_kernel,
         bpf_probe_read_user_buf,
     },
     macros::{map, uprobe},
@@ -64,6 +68,8 @@ struct WalkState {
     hash: u64,
     done_slot: u32,
     programs: u32,
+    /// The process's interpreter, copied at the start.
+    target: Target,
     record: StackRecord,
 }
 
@@ -103,7 +109,7 @@ pub fn start<C: EbpfContext>(ctx: &C, done_slot: u32) {
         depth: 0,
         status: 0,
     };
-    state.frame = match first_frame(tgid) {
+    state.frame = match first_frame(tgid, &mut state.target) {
         Ok(frame) => frame,
         Err(reason) => {
             count(reason);
@@ -126,12 +132,13 @@ pub fn finished_stack() -> Option<StackHeader> {
     WALKS.get(0).map(|state| state.record.header)
 }
 
-/// The innermost frame of the calling thread, through its own thread state.
+/// The innermost frame of the calling thread, through its own thread state;
+/// its interpreter is copied into `target`.
 #[inline(always)]
-fn first_frame(tgid: u32) -> Result<u64, WalkCounter> {
+fn first_frame(tgid: u32, target: &mut Target) -> Result<u64, WalkCounter> {
     // SAFETY: map values of plain integers, only read (userspace writes
     // them before attaching and never while a walk runs).
-    let target = unsafe { PYTHON_TARGETS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
+    *target = *unsafe { PYTHON_TARGETS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
     // SAFETY: as above.
     let key = unsafe { PYTHON_THREAD_KEYS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
     // SAFETY: bpf_get_current_task returns the current task_struct; the
@@ -161,12 +168,16 @@ pub fn python_stack_walk(ctx: ProbeContext) -> u32 {
     };
     // SAFETY: this CPU's walk state, started by `start` in this chain.
     let state = unsafe { &mut *state };
-    let tgid = state.record.header.tgid;
-    // SAFETY: a map value of plain integers, only read.
-    match unsafe { PYTHON_TARGETS.get(tgid) } {
-        Some(target) => walk_frames(state, target),
-        None => state.frame = 0,
-    }
+    // SAFETY: `walk_frame` has the callback signature bpf_loop expects and
+    // takes no context.
+    unsafe {
+        bpf_loop(
+            FRAMES_PER_PROGRAM as u32,
+            walk_frame as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
     state.programs += 1;
     if state.frame != 0 {
         if state.programs < MAX_WALK_PROGRAMS {
@@ -181,46 +192,54 @@ pub fn python_stack_walk(ctx: ProbeContext) -> u32 {
     0
 }
 
+/// Decodes the walk's next frame: `bpf_loop`'s callback (0 goes on, 1 stops).
+extern "C" fn walk_frame(_index: u64, _context: *mut c_void) -> i64 {
+    let Some(state) = WALKS.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's walk state, in the walk program's loop.
+    let state = unsafe { &mut *state };
+    step_frame(state);
+    i64::from(state.frame == 0)
+}
+
 #[inline(always)]
-fn walk_frames(state: &mut WalkState, target: &Target) {
-    let reader = FrameReader::new(target);
-    for _ in 0..FRAMES_PER_PROGRAM {
-        if state.frame == 0 {
-            return;
+fn step_frame(state: &mut WalkState) {
+    if state.frame == 0 {
+        return;
+    }
+    let Some(step) = FrameReader::new(&state.target).step(&UserMemory, state.frame) else {
+        state.record.header.status |= STATUS_BROKEN;
+        state.frame = 0;
+        return;
+    };
+    let depth = usize::from(state.record.header.depth);
+    if step.is_boundary {
+        // 3.12+: the frame inside this boundary entered the eval loop.
+        if depth > 0 {
+            frame_at(&mut state.record, depth - 1).is_entry = 1;
+            state.hash = mix(state.hash, depth as u64);
         }
-        let Some(step) = reader.step(&UserMemory, state.frame) else {
-            state.record.header.status |= STATUS_BROKEN;
+    } else if let Some(raw) = step.python_frame {
+        if depth >= MAX_FRAMES {
+            state.record.header.status |= STATUS_TRUNCATED;
             state.frame = 0;
             return;
-        };
-        let depth = usize::from(state.record.header.depth);
-        if step.is_boundary {
-            // 3.12+: the frame inside this boundary entered the eval loop.
-            if depth > 0 {
-                frame_at(&mut state.record, depth - 1).is_entry = 1;
-                state.hash = mix(state.hash, depth as u64);
-            }
-        } else if let Some(raw) = step.python_frame {
-            if depth >= MAX_FRAMES {
-                state.record.header.status |= STATUS_TRUNCATED;
-                state.frame = 0;
-                return;
-            }
-            let slot = frame_at(&mut state.record, depth);
-            let fingerprint = CodeFingerprint::read(&UserMemory, &target.layout, raw.code)
-                .map_or(0, |f| f.digest());
-            slot.code = raw.code;
-            slot.fingerprint = fingerprint;
-            slot.instruction_offset = raw.instruction_offset as i32;
-            slot.is_entry = u32::from(raw.is_entry);
-            state.hash = mix(
-                mix(state.hash, raw.code ^ fingerprint),
-                raw.instruction_offset as u64,
-            );
-            state.record.header.depth += 1;
         }
-        state.frame = step.previous;
+        let fingerprint = CodeFingerprint::read(&UserMemory, &state.target.layout, raw.code)
+            .map_or(0, |f| f.digest());
+        let slot = frame_at(&mut state.record, depth);
+        slot.code = raw.code;
+        slot.fingerprint = fingerprint;
+        slot.instruction_offset = raw.instruction_offset as i32;
+        slot.is_entry = u32::from(raw.is_entry);
+        state.hash = mix(
+            mix(state.hash, raw.code ^ fingerprint),
+            raw.instruction_offset as u64,
+        );
+        state.record.header.depth += 1;
     }
+    state.frame = step.previous;
 }
 
 /// Frame `index` (below `MAX_FRAMES`) of the record. The mask, not a

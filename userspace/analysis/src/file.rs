@@ -28,6 +28,8 @@ pub struct CaptureFile {
     cut_off: Cell<bool>,
     /// Set, like `cut_off`, by any pass that stopped at a damaged record.
     damaged_at: Cell<Option<u64>>,
+    /// Set by any pass that read the trailer and the note after it.
+    lost_records: Cell<Option<u64>>,
 }
 
 /// The events the analyses consume: object records have no report yet.
@@ -46,6 +48,7 @@ impl CaptureFile {
             symbolizer: RefCell::new(None),
             cut_off: Cell::new(false),
             damaged_at: Cell::new(None),
+            lost_records: Cell::new(None),
         })
     }
 
@@ -68,6 +71,12 @@ impl CaptureFile {
     /// stopped at (see [`memray_format::Damage`]).
     pub fn damaged_at(&self) -> Option<u64> {
         self.damaged_at.get()
+    }
+
+    /// After the passes: how many records the capture says it misses (the
+    /// eBPF mode's probes lost them), if it says so.
+    pub fn lost_records(&self) -> Option<u64> {
+        self.lost_records.get()
     }
 
     /// What symbolizing native frames found wrong since the last call, one line per file
@@ -126,6 +135,9 @@ impl Capture for CaptureFile {
             }
             if let Some(damage) = replay.damage() {
                 self.damaged_at.set(Some(damage.offset));
+            }
+            if let Some(lost) = replay.lost_records() {
+                self.lost_records.set(Some(lost));
             }
             *self.latest.borrow_mut() = Some(replay);
         }

@@ -105,6 +105,13 @@ impl Consumer {
         self.captures.keys().copied()
     }
 
+    /// The capture of `pid` misses `count` records (noted in the file).
+    pub fn note_lost_records(&mut self, pid: u32, count: u64) {
+        if let Some(capture) = self.captures.get_mut(&pid) {
+            capture.recorder.note_lost_records(count);
+        }
+    }
+
     /// Ends the capture of `pid` (it exited), if it has one.
     pub fn finish_one(&mut self, pid: u32) -> Option<Finished> {
         let capture = self.captures.remove(&pid)?;

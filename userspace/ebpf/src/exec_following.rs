@@ -52,6 +52,7 @@ impl ExecFollowing {
     pub fn exec(&mut self, session: &mut Session, consumer: &mut Consumer, exec: Exec) -> bool {
         let pid = exec.pid;
         self.execed.insert(pid);
+        consumer.note_lost_records(pid, session.drops(pid).unwrap_or(0));
         if let Some(previous) = consumer.finish_one(pid) {
             self.used.insert(previous.output.clone());
             self.finished.push(previous);
@@ -74,6 +75,12 @@ impl ExecFollowing {
     /// Whether process `pid` has run exec since the recording started.
     pub fn has_execed(&self, pid: u32) -> bool {
         self.execed.contains(&pid)
+    }
+
+    /// Whether process `pid` is (or will be) stopped at one of this
+    /// following's holds.
+    pub fn awaits(&self, pid: u32) -> bool {
+        self.starting.contains_key(&pid) || self.held.contains(&pid)
     }
 
     /// The followed programs stopped at a hold now: drain the ring, then

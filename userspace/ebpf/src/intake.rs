@@ -14,6 +14,7 @@ use python_frames::PythonProcess;
 use crate::consumer::{Consumer, Finished};
 use crate::exec_following::ExecFollowing;
 use crate::python::StackTable;
+use crate::recording::{is_stopped, resume_if_held};
 use crate::{Error, Event, EventStream, Exec, ExecStream, Follow, Session};
 
 /// Records taken from the ring buffer at a time.
@@ -32,6 +33,9 @@ pub(crate) struct Intake {
     pub following: ExecFollowing,
     /// The exec notices, if execs are followed.
     pub execs: Option<ExecStream>,
+    /// The followed children stop at `_exit` until their records are in
+    /// ([`Session::hold_children_at_exit`]).
+    pub children_held_at_exit: bool,
 }
 
 /// The next exec notices of `execs` (never, if execs are not followed).
@@ -62,6 +66,7 @@ impl Intake {
                 true => Some(session.execs()?),
                 false => None,
             },
+            children_held_at_exit: false,
         })
     }
 
@@ -134,11 +139,19 @@ impl Intake {
             self.drain_all()?;
         }
         self.following.resume(session, &mut self.consumer, &stopped);
-        let exited = self.children.exited(&self.consumer, &session.tracked()?);
+        let tracked = session.tracked()?;
+        let held = self.held_at_exit(&tracked);
+        if !held.is_empty() {
+            // Stopped at `_exit`: their records are taken in while their
+            // code objects can still be read.
+            self.drain_all()?;
+            held.into_iter().for_each(resume_if_held);
+        }
+        let exited = self.children.exited(&self.consumer, &tracked);
         if !exited.is_empty() {
             // Their last records first.
             self.drain_all()?;
-            self.children.finish(&mut self.consumer, &exited);
+            self.children.finish(session, &mut self.consumer, &exited)?;
             for &child in &exited {
                 self.following.exited(session, child);
             }
@@ -146,13 +159,34 @@ impl Intake {
         Ok(())
     }
 
+    /// The followed children (not the recorded process, nor programs
+    /// waiting at an interpreter hold) stopped at `_exit` by the probes.
+    fn held_at_exit(&self, tracked: &[u32]) -> Vec<u32> {
+        if !self.children_held_at_exit {
+            return Vec::new();
+        }
+        tracked
+            .iter()
+            .copied()
+            .filter(|&pid| Some(pid) != self.children.parent && !self.following.awaits(pid))
+            .filter(|&pid| is_stopped(pid))
+            .collect()
+    }
+
     /// The recording ends (its processes out of the pid set): the processes
     /// still held go on, the records still in the ring are taken, and every
     /// capture ends.
     pub fn end(mut self, session: &mut Session) -> Result<Vec<Finished>, Error> {
+        let held = self.held_at_exit(&session.tracked()?);
         self.following.end(session, self.execs.as_mut());
         self.drain_all()?;
+        // Children still held at their exit go on (and end) without us.
+        held.into_iter().for_each(resume_if_held);
         session.flush_log();
+        for recorded in self.consumer.pids().collect::<Vec<_>>() {
+            self.consumer
+                .note_lost_records(recorded, session.drops(recorded)?);
+        }
         Ok(self
             .following
             .finished
@@ -227,9 +261,16 @@ impl Children {
             .collect()
     }
 
-    fn finish(&mut self, consumer: &mut Consumer, exited: &[u32]) {
+    fn finish(
+        &mut self,
+        session: &Session,
+        consumer: &mut Consumer,
+        exited: &[u32],
+    ) -> Result<(), Error> {
         for &pid in exited {
+            consumer.note_lost_records(pid, session.drops(pid)?);
             self.finished.extend(consumer.finish_one(pid));
         }
+        Ok(())
     }
 }

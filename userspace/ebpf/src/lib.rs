@@ -16,6 +16,7 @@
 //! Built without the object (`MEMRAY_SKIP_EBPF=1`), loading returns
 //! [`Error::NotBuilt`].
 
+mod after_exit;
 mod consumer;
 mod custom_allocators;
 mod discovery;

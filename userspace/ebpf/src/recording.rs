@@ -84,8 +84,8 @@ impl Recording<'_> {
     /// Records process `pid` (attached to `session` already) into its
     /// capture, then detaches. Runs its own tokio runtime: call it after
     /// any `fork`.
-    pub fn run(self, mut session: Session) -> Result<Outcome, python::Error> {
-        runtime()?.block_on(self.record(&mut session))
+    pub fn run(self, session: &mut Session) -> Result<Outcome, python::Error> {
+        runtime()?.block_on(self.record(session))
     }
 
     async fn record(self, session: &mut Session) -> Result<Outcome, python::Error> {
@@ -127,6 +127,9 @@ impl Recording<'_> {
             }
             // Attached before exec: the probes were placed on our libc.
             session.follow_exec(pid)?;
+        }
+        intake.children_held_at_exit = session.hold_children_at_exit(pid)?;
+        if self.starting {
             resume_if_held(pid);
         }
         if self.follow.execs {

@@ -60,8 +60,8 @@ pub struct SystemOutcome {
 impl SystemRecording<'_> {
     /// Records until a signal or the duration, then detaches. Runs its own
     /// tokio runtime.
-    pub fn run(self, mut session: Session) -> Result<SystemOutcome, python::Error> {
-        runtime()?.block_on(self.record(&mut session))
+    pub fn run(self, session: &mut Session) -> Result<SystemOutcome, python::Error> {
+        runtime()?.block_on(self.record(session))
     }
 
     async fn record(self, session: &mut Session) -> Result<SystemOutcome, python::Error> {

@@ -14,6 +14,7 @@ use crate::code::CodeObject;
 use crate::encoding::{put_cstr, put_delta, put_svarint, put_varint};
 use crate::frame_tree::{FrameTree, Registry};
 use crate::header::{FileFormat, Header};
+use crate::lost_records;
 use crate::record::AggregatedAllocation;
 use crate::sink::Sink;
 use crate::token::AggregatedToken;
@@ -36,6 +37,7 @@ pub struct AggregatingWriter<S: Sink> {
     stacks: HashMap<u64, Vec<u32>>,
     surviving_objects: BTreeMap<u64, u64>,
     high_water_mark: HighWaterMarkAggregator<Location>,
+    lost_records: u64,
 }
 
 impl<S: Sink> AggregatingWriter<S> {
@@ -55,6 +57,7 @@ impl<S: Sink> AggregatingWriter<S> {
             stacks: HashMap::new(),
             surviving_objects: BTreeMap::new(),
             high_water_mark: HighWaterMarkAggregator::default(),
+            lost_records: 0,
         }
     }
 
@@ -245,10 +248,15 @@ impl<S: Sink> CaptureWriter for AggregatingWriter<S> {
         Ok(())
     }
 
+    fn note_lost_records(&mut self, count: u64) {
+        self.lost_records = count;
+    }
+
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()> {
         self.header.stats.end_time_ms = end_time_ms as i64;
         let mut out = self.header.encode();
         self.encode_body(&mut out);
+        lost_records::append(&mut out, self.lost_records);
         self.sink.write_all(&out)?;
         self.sink.flush()
     }

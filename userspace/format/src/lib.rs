@@ -56,6 +56,7 @@ mod frame;
 mod frame_tree;
 mod header;
 mod hidden;
+mod lost_records;
 mod reader;
 mod record;
 pub mod replay;

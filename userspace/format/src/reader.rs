@@ -15,6 +15,7 @@ use crate::encoding::DecodeError;
 use crate::error::FormatError;
 use crate::file_hints::advise_sequential;
 use crate::header::Header;
+use crate::lost_records;
 use crate::record::Record;
 
 pub const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
@@ -167,6 +168,7 @@ pub struct CaptureReader {
     truncated: bool,
     cut_off_token: Option<u8>,
     damage: Option<Damage>,
+    lost_records: Option<u64>,
 }
 
 /// Where a capture's data stopped making sense: a record that cannot be
@@ -260,6 +262,7 @@ impl CaptureReader {
             truncated: false,
             cut_off_token: None,
             damage: None,
+            lost_records: None,
         })
     }
 
@@ -288,6 +291,12 @@ impl CaptureReader {
     /// be decoded. Everything before was returned.
     pub fn damage(&self) -> Option<Damage> {
         self.damage
+    }
+
+    /// After the trailer: the number of records the capture misses, noted
+    /// after the trailer by our eBPF mode (`None` if there is no note).
+    pub fn lost_records(&self) -> Option<u64> {
+        self.lost_records
     }
 
     /// The next record, `None` after the trailer, at the end of the data, or
@@ -319,8 +328,9 @@ impl CaptureReader {
                 Some(_) => {}
             }
             match self.decoder.decode(data, self.pos) {
-                Ok((Record::Trailer, _)) => {
+                Ok((Record::Trailer, next)) => {
                     self.finished = true;
+                    self.read_lost_records(next);
                     return Ok(Some(Record::Trailer));
                 }
                 Ok((record, next)) => {
@@ -365,6 +375,18 @@ impl CaptureReader {
         self.truncated = true;
         self.cut_off_token = cut_inside;
         None
+    }
+
+    /// The note after the trailer, if any, from `from` on.
+    fn read_lost_records(&mut self, mut from: usize) {
+        if let Input::Stream(stream) = &mut self.input {
+            if stream.filled - from < lost_records::MAX_LEN && !stream.exhausted {
+                // Not exhausted: it moves `from` to the start, read or not.
+                stream.refill(from);
+                from = 0;
+            }
+        }
+        self.lost_records = self.input.data().get(from..).and_then(lost_records::read);
     }
 
     /// More data after `pos`, for a streamed input; false if there is none,

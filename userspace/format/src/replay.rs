@@ -251,6 +251,11 @@ impl Replay {
         self.reader.damage()
     }
 
+    /// See [`CaptureReader::lost_records`].
+    pub fn lost_records(&self) -> Option<u64> {
+        self.reader.lost_records()
+    }
+
     pub fn records_read(&self) -> u64 {
         self.reader.records_read()
     }

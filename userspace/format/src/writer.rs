@@ -7,6 +7,7 @@ use crate::encoding::{
     put_cstr, put_delta, put_varint, DeltaState, PointerCache, RecordBuf, CACHE_MISS,
 };
 use crate::header::{FileFormat, Header, CURRENT_VERSION};
+use crate::lost_records;
 use crate::sink::Sink;
 use crate::token::StreamToken;
 use memray_heap::Allocator;
@@ -68,6 +69,9 @@ pub trait CaptureWriter: Send {
         created: bool,
         native_frame_id: u32,
     ) -> io::Result<()>;
+    /// Records that never reached the writer (lost by the eBPF probes):
+    /// `finish` notes their number after the trailer, where memray does not read.
+    fn note_lost_records(&mut self, count: u64);
     /// Trailer, then the header rewritten with `n_allocations` and `end_time`.
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()>;
 }
@@ -156,6 +160,7 @@ pub struct StreamingWriter<S: Sink> {
     cache: PointerCache,
     /// Reused for variable-length records (strings, mappings).
     scratch: Vec<u8>,
+    lost_records: u64,
 }
 
 impl<S: Sink> StreamingWriter<S> {
@@ -170,6 +175,7 @@ impl<S: Sink> StreamingWriter<S> {
             last: DeltaState::default(),
             cache: PointerCache::default(),
             scratch: Vec::new(),
+            lost_records: 0,
         })
     }
 
@@ -342,8 +348,14 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         })
     }
 
+    fn note_lost_records(&mut self, count: u64) {
+        self.lost_records = count;
+    }
+
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()> {
-        self.sink.write_all(&[StreamToken::Trailer.byte()])?;
+        let mut end = vec![StreamToken::Trailer.byte()];
+        lost_records::append(&mut end, self.lost_records);
+        self.sink.write_all(&end)?;
         self.header.stats.end_time_ms = end_time_ms as i64;
         self.sink.rewrite_header(&self.header.encode())?;
         self.sink.flush()

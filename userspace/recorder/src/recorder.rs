@@ -217,6 +217,12 @@ impl Recorder {
         self.guarded(|this| this.writer.write_memory_record(rss::now_ms(), rss))
     }
 
+    /// `count` records never reached the recorder (the eBPF probes lost
+    /// them): the capture notes it after its trailer.
+    pub fn note_lost_records(&mut self, count: u64) {
+        self.writer.note_lost_records(count);
+    }
+
     /// Ends the capture: a last memory record, the trailer and the final
     /// header, then compression if asked. After a failed write nothing more
     /// is written, so the file reads as cut off where writing stopped.

@@ -102,15 +102,27 @@ pub fn damage_warning(results: &Path, offset: u64) -> String {
     )
 }
 
+/// The one line every command prints on stderr about a capture that says
+/// it misses records (the eBPF probes lost them).
+pub fn lost_records_warning(results: &Path, count: u64) -> String {
+    format!(
+        "warning: {} misses {count} allocation records: the eBPF probes lost them (their ring buffer was full)",
+        results.display()
+    )
+}
+
 /// Prints [`damage_warning`] or [`cut_off_warning`] if the passes over
-/// `capture` did not read all of it, then one line per mapped file whose
-/// native frames could not be symbolized. Every reporter calls it once,
-/// after its passes and stacks.
+/// `capture` did not read all of it, [`lost_records_warning`] if it misses
+/// records, then one line per mapped file whose native frames could not be
+/// symbolized. Every reporter calls it once, after its passes and stacks.
 pub fn print_capture_warnings(capture: &CaptureFile) {
     if let Some(offset) = capture.damaged_at() {
         eprintln!("{}", damage_warning(capture.path(), offset));
     } else if capture.is_truncated() {
         eprintln!("{}", cut_off_warning(capture.path()));
+    }
+    if let Some(count) = capture.lost_records() {
+        eprintln!("{}", lost_records_warning(capture.path(), count));
     }
     for warning in capture.take_native_warnings() {
         eprintln!("{warning}");

@@ -94,12 +94,14 @@ pub fn ebpf_error(command: &str, error: impl std::fmt::Display) -> CliError {
 pub fn record(
     command: &str,
     recording: Recording<'_>,
-    session: Session,
+    mut session: Session,
     owner: Option<&RunAs>,
     verbose: bool,
 ) -> Result<Outcome, CliError> {
     let pid = recording.pid;
-    let outcome = recording.run(session).map_err(|e| ebpf_error(command, e))?;
+    let outcome = recording.run(&mut session);
+    session.close_after_exit();
+    let outcome = outcome.map_err(|e| ebpf_error(command, e))?;
     if outcome.drops > 0 {
         eprintln!(
             "memray {command}: warning: {} allocation records were lost (the ring buffer was full); the capture misses them",

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use memray_format::dump::{dump, DumpEnd};
 use memray_format::CaptureReader;
 
-use super::capture::{cut_off_warning, damage_warning};
+use super::capture::{cut_off_warning, damage_warning, lost_records_warning};
 use crate::error::{CliError, CliResult};
 
 #[derive(clap::Args)]
@@ -33,7 +33,12 @@ pub fn run(args: Args) -> CliResult {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let end = dump(&mut reader, &mut out).and_then(|end| out.flush().map(|()| end));
     match end {
-        Ok(DumpEnd::Complete) => Ok(()),
+        Ok(DumpEnd::Complete) => {
+            if let Some(count) = reader.lost_records() {
+                eprintln!("{}", lost_records_warning(&args.results, count));
+            }
+            Ok(())
+        }
         // stdout ends as memray's (with the cut or damaged record's name, if
         // any); the note goes to stderr, which memray leaves empty.
         Ok(DumpEnd::Truncated) => {

@@ -47,9 +47,9 @@ pub fn run(args: &Args, duration: Option<Duration>) -> CliResult {
         duration,
         wanted: &wanted,
     };
-    let outcome = recording
-        .run(session)
-        .map_err(|e| ebpf_error("attach", e))?;
+    let outcome = recording.run(&mut session);
+    session.close_after_exit();
+    let outcome = outcome.map_err(|e| ebpf_error("attach", e))?;
     if args.verbose {
         eprintln!(
             "memray attach: found and attached the running processes in {:.3} s",
