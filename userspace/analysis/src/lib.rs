@@ -15,6 +15,7 @@ pub mod memory;
 mod modules;
 mod peak;
 mod peak_groups;
+mod replay_stacks;
 mod stack;
 mod stats;
 mod temporal;
@@ -33,6 +34,7 @@ pub use memray_format::{AggregatedLocation, AllocationEvent, Event, MemorySnapsh
 pub use memray_format::{Allocator, AllocatorKind};
 pub use modules::{ModuleResolver, PathInfo};
 pub use peak::{HighWaterMark, PeakFinder};
+pub use replay_stacks::ReplayStacks;
 pub use stack::{Frame, StackIds, StackResolver};
 pub use stats::{ModuleTotals, Statistics, StatsCollector};
 pub use temporal::{Interval, TemporalHighWaterMark, TemporalLocation, TemporalRecord};

@@ -41,12 +41,21 @@ struct Source<R> {
 impl<R: Read> Read for Source<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).inspect_err(|error| {
-            if error.kind() != io::ErrorKind::Interrupted {
+            if !is_retryable(error) {
                 let kept = io::Error::new(error.kind(), error.to_string());
                 *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
             }
         })
     }
+}
+
+/// An interrupted read, or (for a followed stream) one that found no data
+/// within its timeout: neither ends the data.
+fn is_retryable(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Wraps `inner`; the error it hits will be in the returned cell.
@@ -74,15 +83,37 @@ struct StreamInput {
     /// Decompressed data keeps the writer's zero padding, so a zero token
     /// ends the stream (plain files have it trimmed before reading).
     zero_token_ends: bool,
+    /// A live stream ([`CaptureReader::follow`]): a refill returns whatever
+    /// one read brings, and a read that times out means "no data yet".
+    follow: bool,
+    /// The last refill of a followed stream found no data yet.
+    waiting: bool,
 }
 
 impl StreamInput {
+    fn new_following(source: Box<dyn Read + Send>, source_error: SourceError) -> Box<StreamInput> {
+        let mut input = StreamInput::new_unfilled(source, source_error, false);
+        input.follow = true;
+        input.refill(0);
+        input
+    }
+
     fn new(
         source: Box<dyn Read + Send>,
         source_error: SourceError,
         zero_token_ends: bool,
     ) -> Box<StreamInput> {
-        let mut input = Box::new(StreamInput {
+        let mut input = StreamInput::new_unfilled(source, source_error, zero_token_ends);
+        input.refill(0);
+        input
+    }
+
+    fn new_unfilled(
+        source: Box<dyn Read + Send>,
+        source_error: SourceError,
+        zero_token_ends: bool,
+    ) -> Box<StreamInput> {
+        Box::new(StreamInput {
             source,
             source_error,
             buf: vec![0; 4 * CHUNK],
@@ -90,9 +121,9 @@ impl StreamInput {
             exhausted: false,
             discarded: 0,
             zero_token_ends,
-        });
-        input.refill(0);
-        input
+            follow: false,
+            waiting: false,
+        })
     }
 
     /// Keeps `buf[keep_from..filled]` and appends more data; false at the end.
@@ -108,8 +139,13 @@ impl StreamInput {
             self.buf.resize(self.filled + CHUNK.max(self.buf.len()), 0);
         }
         let mut got_any = false;
+        self.waiting = false;
         while self.filled < self.buf.len() {
             match self.source.read(&mut self.buf[self.filled..]) {
+                Err(error) if self.follow && is_retryable(&error) => {
+                    self.waiting = !got_any;
+                    break;
+                }
                 Ok(0) | Err(_) => {
                     // Unless the file itself failed (see `io_error`), an
                     // error means a cut-off or corrupt block: what was read
@@ -120,6 +156,9 @@ impl StreamInput {
                 Ok(n) => {
                     self.filled += n;
                     got_any = true;
+                    if self.follow {
+                        break;
+                    }
                 }
             }
         }
@@ -211,6 +250,20 @@ impl CaptureReader {
         )))
     }
 
+    /// Follows a capture as it is written to `stream` (a live session's
+    /// socket, never compressed): records are returned as they arrive. Give
+    /// the stream a read timeout: when a read times out, `next_record`
+    /// returns `None` with [`CaptureReader::is_waiting`] true ("no data yet")
+    /// and can be called again; the data ends only when the writer closes
+    /// the stream (cut off, unless the trailer came first).
+    pub fn follow(stream: impl Read + Send + 'static) -> Result<CaptureReader, FormatError> {
+        let (stream, error) = source(stream);
+        Self::start(Input::Stream(StreamInput::new_following(
+            Box::new(stream),
+            error,
+        )))
+    }
+
     /// Reads a capture held in memory (plain or LZ4).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<CaptureReader, FormatError> {
         if bytes.starts_with(&LZ4_MAGIC) {
@@ -237,8 +290,9 @@ impl CaptureReader {
                 break decoded;
             }
             // A header longer than the buffer: read more of it.
+            // A followed stream's header may be slow to come.
             let more = match &mut input {
-                Input::Stream(stream) => stream.refill(0),
+                Input::Stream(stream) => stream.refill(0) || stream.waiting,
                 Input::Bytes(_) => false,
             };
             if !more {
@@ -278,6 +332,12 @@ impl CaptureReader {
         self.truncated
     }
 
+    /// After `next_record` returned `None` on a followed stream: no data
+    /// came yet, the capture goes on (call `next_record` again).
+    pub fn is_waiting(&self) -> bool {
+        matches!(&self.input, Input::Stream(stream) if stream.waiting) && !self.finished
+    }
+
     /// After a truncated end: the token of the record the data stopped in
     /// the middle of (`None` if it stopped between two records).
     pub fn cut_off_token(&self) -> Option<u8> {
@@ -306,6 +366,9 @@ impl CaptureReader {
             match data.get(self.pos) {
                 None => {
                     if !self.refill()? {
+                        if self.is_waiting() {
+                            return Ok(None);
+                        }
                         return Ok(self.end_without_trailer(None));
                     }
                     continue;
@@ -331,6 +394,9 @@ impl CaptureReader {
                 Err(DecodeError::Incomplete) => {
                     let token = data[self.pos];
                     if !self.refill()? {
+                        if self.is_waiting() {
+                            return Ok(None);
+                        }
                         return Ok(self.end_without_trailer(Some(token)));
                     }
                 }

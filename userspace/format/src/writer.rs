@@ -70,6 +70,11 @@ pub trait CaptureWriter: Send {
     ) -> io::Result<()>;
     /// Trailer, then the header rewritten with `n_allocations` and `end_time`.
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()>;
+    /// Hands the records written so far to the sink's readers (a live
+    /// session's socket sends its buffer).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// MEMORY_MAP_START + SEGMENT_HEADER/SEGMENT records (shared by both writers).
@@ -346,6 +351,10 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         self.sink.write_all(&[StreamToken::Trailer.byte()])?;
         self.header.stats.end_time_ms = end_time_ms as i64;
         self.sink.rewrite_header(&self.header.encode())?;
+        self.sink.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.sink.flush()
     }
 }
