@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::decode::{Decoder, HotRecords};
 use crate::encoding::DecodeError;
 use crate::error::FormatError;
-use crate::header::Header;
+use crate::header::{Header, MAGIC};
 use crate::record::Record;
 
 pub const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
@@ -258,10 +258,12 @@ impl CaptureReader {
     /// the stream (cut off, unless the trailer came first).
     pub fn follow(stream: impl Read + Send + 'static) -> Result<CaptureReader, FormatError> {
         let (stream, error) = source(stream);
-        Self::start(Input::Stream(StreamInput::new_following(
-            Box::new(stream),
-            error,
-        )))
+        let mut input = StreamInput::new_following(Box::new(stream), error);
+        // The header may be slow to come: its magic first (checked alone).
+        while input.filled < MAGIC.len() && !input.exhausted {
+            input.refill(0);
+        }
+        Self::start(Input::Stream(input))
     }
 
     /// Reads a capture held in memory (plain or LZ4).

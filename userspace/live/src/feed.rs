@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use memray_analysis::ReplayStacks;
+use memray_analysis::{Event, ReplayStacks};
 use memray_format::{CaptureReader, FormatError, Replay};
 
 use crate::snapshot::{Aggregator, End, Snapshot};
@@ -17,7 +17,7 @@ use crate::snapshot::{Aggregator, End, Snapshot};
 /// How long one read waits before the reader looks at its state again.
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
-/// Events applied between two looks at the clock.
+/// Events applied between two looks at the clock, at most.
 const BATCH: usize = 4096;
 
 pub struct Feed {
@@ -92,7 +92,8 @@ fn follow(stream: TcpStream, latest: &Mutex<Arc<Snapshot>>, stop: &AtomicBool) {
         let more = stacks.replay().replay_until(|event| {
             aggregator.add(&event);
             applied += 1;
-            if applied < BATCH {
+            // Memory records come every 10 ms: a look at the clock then.
+            if applied < BATCH && !matches!(event, Event::Memory { .. }) {
                 ControlFlow::Continue(())
             } else {
                 ControlFlow::Break(())

@@ -113,9 +113,9 @@ fn header_lines(view: &View, snapshot: &Snapshot, latest: &Snapshot) -> Vec<Line
                 .find(|(_, (t, _))| *t == tid)
                 .map(|(i, (_, name))| (i + 1, name.clone()))
                 .unwrap_or((0, None));
-            let name = name.map(|n| format!(" {n}")).unwrap_or_default();
+            let name = name.map(|n| format!(": {n}")).unwrap_or_default();
             format!(
-                "Thread {index} of {}:{name} (tid {tid})",
+                "Thread {index} of {}{name} (tid {tid})",
                 snapshot.threads.len()
             )
         }
