@@ -202,6 +202,24 @@ fn a_killed_reader_leaves_the_program_to_finish() {
 }
 
 #[test]
+fn ctrl_c_while_waiting_for_the_reader_ends_the_run_quietly() {
+    if !skip::needs(&[Requirement::Tmux]) {
+        return;
+    }
+    let dir = workload_dir();
+    let term = Terminal::start(80, 24, dir.path());
+    term.run(&format!(
+        "{} run --live-remote --python {} two_threads.py; echo exit=$?",
+        memray_bin().display(),
+        reference_python().path.display()
+    ));
+    term.wait_for("the invitation", |s| s.contains("in another shell"));
+    term.keys(&["C-c"]);
+    let screen = term.wait_for("the shell again", |s| s.contains("exit=0"));
+    assert!(!screen.contains("Traceback"), "{screen}");
+}
+
+#[test]
 fn a_port_in_use_is_one_line() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();

@@ -134,11 +134,31 @@ def strings(values):
     return b"".join(encode(v) + b"\0" for v in values) + b"\0"
 
 
+def wait_for_reader(settings):
+    # The tracker accepts the reader; waiting here first keeps Ctrl-C
+    # working meanwhile (it ends the run quietly, as memray's does).
+    import select
+    import socket
+
+    listening = int(settings.output)
+    try:
+        if not settings.quiet:
+            with socket.fromfd(listening, socket.AF_INET, socket.SOCK_STREAM) as listener:
+                port = listener.getsockname()[1]
+            print("Run 'memray live %d' in another shell to see live results" % port, flush=True)
+        select.select([listening], [], [])
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
 def activate(settings, skipped_frames):
     import ctypes
     import sysconfig
 
     import site
+
+    if settings.live:
+        wait_for_reader(settings)
 
     tracker = ctypes.PyDLL(settings.library)
     name_threads(tracker)

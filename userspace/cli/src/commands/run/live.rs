@@ -3,8 +3,8 @@
 //!
 //! We bind the loopback port here (a port in use is said before anything
 //! runs, and the kernel picks a free one when none is given) and hand the
-//! listening socket to the interpreter; the tracker waits there for the
-//! reader before the program starts. `--live-remote` then becomes the
+//! listening socket to the interpreter; the bootstrap invites the reader
+//! and the tracker waits for it there before the program starts. `--live-remote` then becomes the
 //! interpreter, as a plain `run` does; `--live` runs it in the background
 //! and shows the live view (`memray-live`) in the foreground.
 
@@ -34,10 +34,7 @@ pub fn run(args: Args) -> CliResult {
     let socket = inheritable(&listener)?;
     let mut command = tracked.command(&args, &OsString::from(socket.to_string()), flags::LIVE)?;
     if args.live_remote {
-        if !args.quiet {
-            println!("Run 'memray live {port}' in another shell to see live results");
-            let _ = std::io::stdout().flush();
-        }
+        // The bootstrap says which port to connect to, once Ctrl-C can stop it.
         return Err(tracked.cannot_run(command.exec()));
     }
     // Like memray: the program's output would garble the view.
