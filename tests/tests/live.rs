@@ -63,18 +63,26 @@ const MANY_SMALL: &str = "many_small at two_threads.py:20";
 const WORKER_ALLOC: &str = "worker_alloc at two_threads.py:24";
 const FOOTER: &str = "q Quit";
 
-#[test]
-fn run_live_shows_the_workload_and_follows_the_keys() {
+/// `memray run MODE two_threads.py` in an 80x24 terminal, then `exit=<status>`.
+fn run_in_terminal(mode: &str) -> Option<(tempfile::TempDir, Terminal)> {
     if !skip::needs(&[Requirement::Tmux]) {
-        return;
+        return None;
     }
     let dir = workload_dir();
     let term = Terminal::start(80, 24, dir.path());
     term.run(&format!(
-        "{} run --live --python {} two_threads.py; echo exit=$?",
+        "{} run {mode} --python {} two_threads.py; echo exit=$?",
         memray_bin().display(),
         reference_python().path.display()
     ));
+    Some((dir, term))
+}
+
+#[test]
+fn run_live_shows_the_workload_and_follows_the_keys() {
+    let Some((dir, term)) = run_in_terminal("--live") else {
+        return;
+    };
     // The main thread first: both of its functions, with their lines.
     let screen = term.wait_for("the main thread's table", |s| {
         s.contains("Thread 1 of 2") && s.contains(HOLD_BIG) && s.contains(MANY_SMALL)
@@ -203,16 +211,9 @@ fn a_killed_reader_leaves_the_program_to_finish() {
 
 #[test]
 fn ctrl_c_while_waiting_for_the_reader_ends_the_run_quietly() {
-    if !skip::needs(&[Requirement::Tmux]) {
+    let Some((_dir, term)) = run_in_terminal("--live-remote") else {
         return;
-    }
-    let dir = workload_dir();
-    let term = Terminal::start(80, 24, dir.path());
-    term.run(&format!(
-        "{} run --live-remote --python {} two_threads.py; echo exit=$?",
-        memray_bin().display(),
-        reference_python().path.display()
-    ));
+    };
     term.wait_for("the invitation", |s| s.contains("in another shell"));
     term.keys(&["C-c"]);
     let screen = term.wait_for("the shell again", |s| s.contains("exit=0"));

@@ -91,29 +91,13 @@ struct StreamInput {
 }
 
 impl StreamInput {
-    fn new_following(source: Box<dyn Read + Send>, source_error: SourceError) -> Box<StreamInput> {
-        let mut input = StreamInput::new_unfilled(source, source_error, false);
-        input.follow = true;
-        input.refill(0);
-        input
-    }
-
     fn new(
         source: Box<dyn Read + Send>,
         source_error: SourceError,
         zero_token_ends: bool,
+        follow: bool,
     ) -> Box<StreamInput> {
-        let mut input = StreamInput::new_unfilled(source, source_error, zero_token_ends);
-        input.refill(0);
-        input
-    }
-
-    fn new_unfilled(
-        source: Box<dyn Read + Send>,
-        source_error: SourceError,
-        zero_token_ends: bool,
-    ) -> Box<StreamInput> {
-        Box::new(StreamInput {
+        let mut input = Box::new(StreamInput {
             source,
             source_error,
             buf: vec![0; 4 * CHUNK],
@@ -121,9 +105,11 @@ impl StreamInput {
             exhausted: false,
             discarded: 0,
             zero_token_ends,
-            follow: false,
+            follow,
             waiting: false,
-        })
+        });
+        input.refill(0);
+        input
     }
 
     /// Keeps `buf[keep_from..filled]` and appends more data; false at the end.
@@ -247,6 +233,7 @@ impl CaptureReader {
             Box::new(file),
             error,
             false,
+            false,
         )))
     }
 
@@ -258,7 +245,7 @@ impl CaptureReader {
     /// the stream (cut off, unless the trailer came first).
     pub fn follow(stream: impl Read + Send + 'static) -> Result<CaptureReader, FormatError> {
         let (stream, error) = source(stream);
-        let mut input = StreamInput::new_following(Box::new(stream), error);
+        let mut input = StreamInput::new(Box::new(stream), error, false, true);
         // The header may be slow to come: its magic first (checked alone).
         while input.filled < MAGIC.len() && !input.exhausted {
             input.refill(0);
@@ -283,6 +270,7 @@ impl CaptureReader {
             Box::new(decoder),
             error,
             true,
+            false,
         )))
     }
 
@@ -518,7 +506,7 @@ mod tests {
         let (input, error) = source(FailingAfter {
             data: io::Cursor::new(half),
         });
-        let stream = StreamInput::new(Box::new(input), error, false);
+        let stream = StreamInput::new(Box::new(input), error, false, false);
         let mut reader = CaptureReader::start(Input::Stream(stream)).unwrap();
         let failure = loop {
             match reader.next_record() {

@@ -202,18 +202,16 @@ mod tests {
             .write_code_object(1, b"work", b"w.py", 7, b"")
             .unwrap();
         writer.write_frame_push(1, 1, 0, true).unwrap();
-        writer
-            .write_allocation(1, 0x100, 100, Allocator::Malloc, 0)
-            .unwrap();
-        writer
-            .write_allocation(1, 0x200, 200, Allocator::Malloc, 0)
-            .unwrap();
-        writer
-            .write_allocation(1, 0x100, 0, Allocator::Free, 0)
-            .unwrap();
-        writer
-            .write_allocation(2, 0x300, 50, Allocator::Malloc, 0)
-            .unwrap();
+        for (tid, address, size, allocator) in [
+            (1, 0x100, 100, Allocator::Malloc),
+            (1, 0x200, 200, Allocator::Malloc),
+            (1, 0x100, 0, Allocator::Free),
+            (2, 0x300, 50, Allocator::Malloc),
+        ] {
+            writer
+                .write_allocation(tid, address, size, allocator, 0)
+                .unwrap();
+        }
         writer.write_thread_name(2, b"worker").unwrap();
         writer.write_memory_record(250, 0).unwrap();
         writer.finish(300).unwrap();
