@@ -1,7 +1,7 @@
 //! Live mode end to end: `memray run --live` in a real terminal (tmux) on a
 //! workload with two named threads, `memray run --live-remote` with
-//! `memray live PORT` and a reader killed mid-run, nothing listening, and
-//! the refusals memray 1.20 words.
+//! `memray live PORT` and a reader killed mid-run, `memray attach --ebpf
+//! --live`, nothing listening, and the refusals memray 1.20 words.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -218,6 +218,66 @@ fn ctrl_c_while_waiting_for_the_reader_ends_the_run_quietly() {
     term.keys(&["C-c"]);
     let screen = term.wait_for("the shell again", |s| s.contains("exit=0"));
     assert!(!screen.contains("Traceback"), "{screen}");
+}
+
+/// `attach --ebpf PID --live` on a running program: the view shows its
+/// allocations from the attach on; leaving it detaches and the program goes on.
+#[test]
+fn attach_ebpf_live_then_quit_leaves_the_process_running() {
+    if !skip::needs(&[Requirement::Tmux]) || !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let dir = workload_dir();
+    // The workload starts once the view shows the attached process.
+    let program = Command::new(reference_python().path)
+        .args([
+            "-c",
+            "import os, time\n\
+             while not os.path.exists('go'): time.sleep(0.01)\n\
+             exec(compile(open('two_threads.py').read(), 'two_threads.py', 'exec'))",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the workload");
+    let program = Workload(Some(program));
+    let pid = program.0.as_ref().unwrap().id();
+    let term = Terminal::start(80, 24, dir.path());
+    term.run(&format!(
+        "{} attach --ebpf {pid} --live; echo exit=$?",
+        memray_bin().display()
+    ));
+    term.wait_for("the attached process", |s| {
+        s.contains(&format!("PID: {pid}"))
+    });
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    term.wait_for("the workload's allocations", |s| s.contains(HOLD_BIG));
+    term.keys(&["q"]);
+    term.wait_for("the shell again", |s| s.contains("exit=0"));
+    stop(dir.path());
+    let output = program.finish();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "workload done\n");
+}
+
+/// A process the test started, killed if the test fails before it ends.
+struct Workload(Option<std::process::Child>);
+
+impl Workload {
+    fn finish(mut self) -> Output {
+        let child = self.0.take().unwrap();
+        child.wait_with_output().expect("wait for the workload")
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! `memray attach --ebpf PID`: records a running CPython process from
 //! outside, nothing loaded into it, until Ctrl-C, SIGTERM, `--duration` or
-//! its exit; then the probes are removed and the process goes on. Without
-//! `--ebpf` (memray's injection through gdb/lldb) it is not available yet.
+//! its exit; then the probes are removed and the process goes on. With
+//! `--live` the capture goes to the live view instead (`attach/live.rs`),
+//! and leaving the view detaches. Without `--ebpf` (memray's injection
+//! through gdb/lldb) it is not available yet.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +13,8 @@ use memray_recorder::CaptureOptions;
 
 use crate::commands::ebpf_capture::{self, ebpf_error};
 use crate::error::{CliError, CliResult};
+
+mod live;
 
 #[derive(clap::Args, Debug)]
 #[command(about = "Begin tracking allocations in an already-started process")]
@@ -23,6 +27,9 @@ pub struct Args {
     /// Capture allocations into the given file (default: memray-<process name>.<pid>.bin)
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Show the live view instead of writing a file; leaving it detaches
+    #[arg(long, conflicts_with_all = ["output", "force", "aggregate", "no_compress", "duration"])]
+    live: bool,
     /// If the output file already exists, overwrite it
     #[arg(short, long)]
     force: bool,
@@ -55,20 +62,26 @@ pub fn run(args: Args) -> CliResult {
         .transpose()?;
     let pid = args.pid;
     let output = args.output.clone().unwrap_or_else(|| default_output(pid));
-    ebpf_capture::check_output(&output, args.force)?;
+    if !args.live {
+        ebpf_capture::check_output(&output, args.force)?;
+    }
     let mut session = ebpf_capture::load_session("attach")?;
     let exited = memray_ebpf::pidfd_open(pid)
         .map_err(|e| CliError::new(format!("memray attach: process {pid}: {e}")))?;
     session
         .attach(pid, false)
         .map_err(|e| ebpf_error("attach", e))?;
+    let command_line: Vec<_> = std::env::args_os().collect();
+    if args.live {
+        let settings = ebpf_capture::settings(output, CaptureOptions::default(), &command_line);
+        return live::watch(pid, &exited, settings, session, args.verbose);
+    }
     let options = CaptureOptions {
         aggregate: args.aggregate,
         compress: !args.no_compress,
         overwrite: args.force,
         ..CaptureOptions::default()
     };
-    let command_line: Vec<_> = std::env::args_os().collect();
     let settings = ebpf_capture::settings(output.clone(), options, &command_line);
     println!("Writing profile results into {}", output.display());
     let recording = Recording {
