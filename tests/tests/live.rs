@@ -370,6 +370,18 @@ fn refusals_are_memrays() {
             "{args:?}"
         );
     }
+    // A program that cannot start: its error, and no view.
+    let args = ["run", "--live", "missing.py"];
+    let ours = memray(dir.path(), &args);
+    let theirs = Command::new(reference_memray().memray)
+        .args(args)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run memray 1.20");
+    assert_eq!(last_line(&ours), last_line(&theirs));
+    assert_eq!(ours.status.code(), theirs.status.code());
+    assert!(ours.stdout.is_empty());
     for port in ["0", "65536"] {
         let ours = memray(dir.path(), &["live", port]);
         assert_eq!(ours.status.code(), Some(1));

@@ -45,6 +45,21 @@ impl Feed {
         })
     }
 
+    /// Waits for the capture to start: true once its header came, false
+    /// if the stream ended before (the program failed before tracking).
+    pub fn started(&self) -> bool {
+        loop {
+            let latest = self.latest();
+            if latest.pid != 0 {
+                return true;
+            }
+            if latest.end.is_some() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The newest snapshot.
     pub fn latest(&self) -> Arc<Snapshot> {
         self.latest

@@ -46,17 +46,26 @@ pub fn run(args: Args) -> CliResult {
     drop(listener);
     let stderr = collect_stderr(&mut child);
     let shown = watch(port);
+    if matches!(shown, Ok(false)) {
+        // The program failed before tracking: its own words say why.
+        let _ = child.wait();
+    }
     finish(child, stderr)?;
-    shown
+    shown.map(drop)
 }
 
-/// The live view of the session on `port`, until the user quits.
-fn watch(port: u16) -> CliResult {
+/// The live view of the session on `port`, until the user quits; false if
+/// the program ended before tracking started (nothing to show).
+fn watch(port: u16) -> Result<bool, CliError> {
+    let failed =
+        |e: std::io::Error| CliError::new(format!("memray run: {}", describe_os_error(&e)));
     let stream = memray_live::connect(port).map_err(CliError::new)?;
-    let feed = memray_live::Feed::start(stream)
-        .map_err(|e| CliError::new(format!("memray run: {}", describe_os_error(&e))))?;
-    memray_live::show(&feed)
-        .map_err(|e| CliError::new(format!("memray run: {}", describe_os_error(&e))))
+    let feed = memray_live::Feed::start(stream).map_err(failed)?;
+    if !feed.started() {
+        return Ok(false);
+    }
+    memray_live::show(&feed).map_err(failed)?;
+    Ok(true)
 }
 
 /// After the view closed: a program that failed has its error output shown
