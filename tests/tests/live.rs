@@ -145,6 +145,21 @@ fn run_live_shows_the_workload_and_follows_the_keys() {
     assert!(!term.alternate_screen());
 }
 
+#[test]
+fn native_stacks_and_pymalloc_work_with_live() {
+    let Some((dir, term)) = run_in_terminal("--live --native --trace-python-allocators") else {
+        return;
+    };
+    // Hybrid stacks: the workload's Python frames among C ones.
+    term.wait_for("Python and native frames", |s| {
+        s.contains(HOLD_BIG) && s.lines().any(|line| line.contains(".c:"))
+    });
+    stop(dir.path());
+    term.wait_for("the program's end", |s| s.contains("Program ended"));
+    term.keys(&["q"]);
+    term.wait_for("the shell again", |s| s.contains("exit=0"));
+}
+
 /// `--live-remote`'s program, started by the test, and the first line it printed.
 fn start_remote(dir: &Path, port: u16) -> (std::process::Child, String) {
     let mut program = Command::new(memray_bin())
