@@ -292,24 +292,6 @@ fn a_compression_that_fails_keeps_the_uncompressed_capture_and_says_so() {
 }
 
 #[test]
-fn options_that_are_not_available_yet_say_so_in_the_help() {
-    let help = run({
-        let mut command = Command::new(paths::memray_bin());
-        command.args(["run", "--help"]);
-        command
-    });
-    let help = stdout_of(&help, "run --help");
-    // `--native` and `--ebpf` are available (tests/tests/tracker_native.rs, ebpf_run.rs).
-    for flag in ["--live ", "--live-remote", "--live-port"] {
-        let line = help
-            .lines()
-            .find(|line| line.trim_start().contains(flag))
-            .unwrap_or_else(|| panic!("no {flag} in:\n{help}"));
-        assert!(line.contains("(not available yet)"), "{line}");
-    }
-}
-
-#[test]
 fn an_existing_output_file_names_only_the_option_that_exists() {
     let workdir = tempfile::tempdir().expect("tempdir");
     std::fs::write(workdir.path().join("out.bin"), "").expect("create out.bin");

@@ -14,7 +14,7 @@
 use core::ffi::c_char;
 
 /// The layout this crate defines; bumped whenever a field changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Bits of [`ActivationOptions::flags`].
 pub mod flags {
@@ -32,6 +32,8 @@ pub mod flags {
     pub const FORCE: u32 = 32;
     /// Record each allocation's native stack and the loaded objects (`--native`).
     pub const NATIVE: u32 = 64;
+    /// Stream the capture to a live reader through `live_socket` (`--live`, `--live-remote`).
+    pub const LIVE: u32 = 128;
 }
 
 /// What `memray_tracker_activate` needs to open a capture. Strings are
@@ -62,6 +64,9 @@ pub struct ActivationOptions {
     pub site_packages: *const c_char,
     /// `sys.path`, as a list.
     pub sys_path: *const c_char,
+    /// With [`flags::LIVE`]: the inherited descriptor of a listening TCP
+    /// socket; the tracker waits there for the reader. Otherwise -1.
+    pub live_socket: i32,
 }
 
 impl ActivationOptions {

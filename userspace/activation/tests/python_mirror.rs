@@ -52,6 +52,7 @@ fn the_python_mirror_matches_the_struct() {
             offset_of!(ActivationOptions, site_packages)
         ),
         format!("sys_path {}", offset_of!(ActivationOptions, sys_path)),
+        format!("live_socket {}", offset_of!(ActivationOptions, live_socket)),
     ];
     let printed = String::from_utf8(output.stdout).expect("utf-8");
     assert_eq!(printed.lines().collect::<Vec<_>>(), expected);

@@ -3,18 +3,17 @@
 //! the latest pass renders stacks (its tries only grow, so they cover every
 //! node that pass produced).
 
+use memray_format::{Event, FileFormat, FormatError, Header, Replay};
+use memray_symbolize::NativeSymbolizer;
 use std::cell::{Cell, RefCell};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
-use std::time::{Duration, SystemTime};
-
-use memray_format::{Event, FileFormat, FormatError, Header, Replay};
-use memray_symbolize::NativeSymbolizer;
 
 use crate::capture::Capture;
 use crate::error::AnalysisError;
+use crate::replay_stacks::native_frames;
 use crate::stack::{Frame, StackResolver};
 
 pub struct CaptureFile {
@@ -86,12 +85,6 @@ impl CaptureFile {
             .borrow_mut()
             .as_mut()
             .map_or_else(Vec::new, NativeSymbolizer::take_warnings)
-    }
-
-    /// When the capture started, to tell the files changed since.
-    fn recorded_at(&self) -> Option<SystemTime> {
-        let millis = u64::try_from(self.header.stats.start_time_ms).ok()?;
-        SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
     }
 
     fn with_replay<T>(&self, f: impl FnOnce(&mut Replay) -> T) -> Option<T> {
@@ -204,18 +197,7 @@ impl StackResolver for CaptureFile {
         let Some(replay) = latest.as_ref() else {
             return Vec::new();
         };
-        let mut symbolizer = self.symbolizer.borrow_mut();
-        let symbolizer = symbolizer.get_or_insert_with(|| {
-            NativeSymbolizer::new(replay.generations().to_vec(), self.recorded_at())
-        });
-        replay
-            .native_stack(native_frame_id)
-            .flat_map(|ip| symbolizer.frames(ip, generation as usize).to_vec())
-            .map(|frame| {
-                let line = i32::try_from(frame.line).unwrap_or(i32::MAX);
-                Frame::new(&frame.function, &frame.file, line)
-            })
-            .collect()
+        native_frames(replay, &self.symbolizer, native_frame_id, generation)
     }
 
     fn header(&self) -> &Header {

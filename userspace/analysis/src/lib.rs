@@ -16,6 +16,7 @@ mod modules;
 mod peak;
 mod peak_groups;
 pub mod processes;
+mod replay_stacks;
 mod stack;
 mod stats;
 mod temporal;
@@ -34,6 +35,7 @@ pub use memray_format::{AggregatedLocation, AllocationEvent, Event, MemorySnapsh
 pub use memray_format::{Allocator, AllocatorKind};
 pub use modules::{ModuleResolver, PathInfo};
 pub use peak::{HighWaterMark, PeakFinder};
+pub use replay_stacks::ReplayStacks;
 pub use stack::{Frame, StackIds, StackResolver};
 pub use stats::{ModuleTotals, Statistics, StatsCollector};
 pub use temporal::{Interval, TemporalHighWaterMark, TemporalLocation, TemporalRecord};

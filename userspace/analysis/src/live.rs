@@ -15,16 +15,20 @@ pub struct LiveAllocations {
 }
 
 impl LiveAllocations {
-    pub fn add(&mut self, allocation: &AllocationEvent) {
+    /// Applies one record; returns the bytes it added to the heap and
+    /// removed from it (memray's accounting: a replaced block is not freed).
+    pub fn add(&mut self, allocation: &AllocationEvent) -> (u64, u64) {
         let index = self.index;
         self.index += 1;
-        self.heap.apply(
-            allocation.allocator,
-            allocation.address,
-            allocation.size,
-            || LiveBlock::new(allocation, index),
-            || (*allocation, index),
-        );
+        self.heap
+            .apply(
+                allocation.allocator,
+                allocation.address,
+                allocation.size,
+                || LiveBlock::new(allocation, index),
+                || (*allocation, index),
+            )
+            .bytes(allocation.size, |block| block.size)
     }
 
     /// The live allocations grouped by location, in capture order. Each

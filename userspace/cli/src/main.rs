@@ -42,8 +42,8 @@ enum Command {
     Parse(commands::parse::Args),
     /// Print the Python stack of every thread of a running process
     DumpStacks(commands::dump_stacks::Args),
-    /// Remotely monitor allocations in a text-based interface (not available yet)
-    Live(commands::unavailable::Args),
+    /// Remotely monitor allocations in a text-based interface
+    Live(commands::live::Args),
     /// Begin tracking allocations in an already-started process (with --ebpf)
     Attach(commands::attach::Args),
     /// End the tracking started by a previous `memray attach` call (not available yet)
@@ -64,12 +64,14 @@ fn main() {
         Command::Diff(args) => commands::diff::run(args),
         Command::Parse(args) => commands::parse::run(args),
         Command::DumpStacks(args) => commands::dump_stacks::run(args),
-        Command::Live(_) => commands::unavailable::run("live"),
+        Command::Live(args) => commands::live::run(args),
         Command::Attach(args) => commands::attach::run(args),
         Command::Detach(_) => commands::unavailable::run("detach"),
     };
     if let Err(CliError { message, exit_code }) = result {
-        eprintln!("{}", memray_recorder::without_os_error_codes(&message));
+        if !message.is_empty() {
+            eprintln!("{}", memray_recorder::without_os_error_codes(&message));
+        }
         std::process::exit(exit_code);
     }
 }

@@ -9,6 +9,8 @@
 //!   tells a cut-off capture from a complete one,
 //!   [`CaptureReader::cut_off_token`] which record the data stopped inside,
 //!   and [`CaptureReader::damage`] where a damaged capture stopped making sense.
+//!   [`CaptureReader::follow`] reads a live session's socket as records
+//!   arrive, telling "no data yet" ([`CaptureReader::is_waiting`]) from the end.
 //! * [`Replay`] wraps a reader and yields [`Event`]s (allocations with their
 //!   thread, Python trie node, native frame id and segment generation), one
 //!   at a time ([`Replay::next_event`]) or in batches ([`Replay::next_events`]);
@@ -36,13 +38,14 @@
 //!     fn write_mappings(&mut self, images);
 //!     fn write_object_record(&mut self, tid, address, created, native_frame_id);
 //!     fn finish(&mut self, end_time_ms);   // trailer + header rewrite
+//!     fn flush(&mut self);                  // to a live session's reader
 //! }
 //! ```
 //!
 //! implemented by [`StreamingWriter`] (ALL_ALLOCATIONS, written as it goes)
 //! and [`AggregatingWriter`] (AGGREGATED_ALLOCATIONS, written at `finish`).
 //! Both take a [`Sink`] ([`MmapFileSink`], [`BufferedFileSink`],
-//! [`MemorySink`]) and a caller-filled [`Header`]. After `finish` and
+//! [`MemorySink`], [`SocketSink`] for live sessions) and a caller-filled [`Header`]. After `finish` and
 //! dropping the writer, [`compress_file`] applies memray's compress-on-exit.
 
 mod aggregate;
@@ -62,6 +65,7 @@ mod record;
 pub mod replay;
 mod rewrite;
 pub mod sink;
+mod socket;
 mod token;
 mod writer;
 
@@ -79,5 +83,6 @@ pub use record::{AggregatedAllocation, AllocationRecord, LegacyFrame, Record};
 pub use replay::{AggregatedLocation, AllocationEvent, Event, MemorySnapshot, Replay};
 pub use rewrite::rewrite;
 pub use sink::{compress_file, BufferedFileSink, MemorySink, MmapFileSink, Sink};
+pub use socket::SocketSink;
 pub use token::{AggregatedToken, LegacyToken, StreamToken};
 pub use writer::{CaptureWriter, Image, Segment, StreamingWriter};

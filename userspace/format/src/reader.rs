@@ -14,7 +14,7 @@ use crate::decode::{Decoder, HotRecords};
 use crate::encoding::DecodeError;
 use crate::error::FormatError;
 use crate::file_hints::advise_sequential;
-use crate::header::Header;
+use crate::header::{Header, MAGIC};
 use crate::lost_records;
 use crate::record::Record;
 
@@ -43,12 +43,21 @@ struct Source<R> {
 impl<R: Read> Read for Source<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).inspect_err(|error| {
-            if error.kind() != io::ErrorKind::Interrupted {
+            if !is_retryable(error) {
                 let kept = io::Error::new(error.kind(), error.to_string());
                 *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
             }
         })
     }
+}
+
+/// An interrupted read, or (for a followed stream) one that found no data
+/// within its timeout: neither ends the data.
+fn is_retryable(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Wraps `inner`; the error it hits will be in the returned cell.
@@ -76,6 +85,11 @@ struct StreamInput {
     /// Decompressed data keeps the writer's zero padding, so a zero token
     /// ends the stream (plain files have it trimmed before reading).
     zero_token_ends: bool,
+    /// A live stream ([`CaptureReader::follow`]): a refill returns whatever
+    /// one read brings, and a read that times out means "no data yet".
+    follow: bool,
+    /// The last refill of a followed stream found no data yet.
+    waiting: bool,
 }
 
 impl StreamInput {
@@ -83,6 +97,7 @@ impl StreamInput {
         source: Box<dyn Read + Send>,
         source_error: SourceError,
         zero_token_ends: bool,
+        follow: bool,
     ) -> Box<StreamInput> {
         let mut input = Box::new(StreamInput {
             source,
@@ -92,6 +107,8 @@ impl StreamInput {
             exhausted: false,
             discarded: 0,
             zero_token_ends,
+            follow,
+            waiting: false,
         });
         input.refill(0);
         input
@@ -110,8 +127,13 @@ impl StreamInput {
             self.buf.resize(self.filled + CHUNK.max(self.buf.len()), 0);
         }
         let mut got_any = false;
+        self.waiting = false;
         while self.filled < self.buf.len() {
             match self.source.read(&mut self.buf[self.filled..]) {
+                Err(error) if self.follow && is_retryable(&error) => {
+                    self.waiting = !got_any;
+                    break;
+                }
                 Ok(0) | Err(_) => {
                     // Unless the file itself failed (see `io_error`), an
                     // error means a cut-off or corrupt block: what was read
@@ -122,6 +144,9 @@ impl StreamInput {
                 Ok(n) => {
                     self.filled += n;
                     got_any = true;
+                    if self.follow {
+                        break;
+                    }
                 }
             }
         }
@@ -210,7 +235,24 @@ impl CaptureReader {
             Box::new(file),
             error,
             false,
+            false,
         )))
+    }
+
+    /// Follows a capture as it is written to `stream` (a live session's
+    /// socket, never compressed): records are returned as they arrive. Give
+    /// the stream a read timeout: when a read times out, `next_record`
+    /// returns `None` with [`CaptureReader::is_waiting`] true ("no data yet")
+    /// and can be called again; the data ends only when the writer closes
+    /// the stream (cut off, unless the trailer came first).
+    pub fn follow(stream: impl Read + Send + 'static) -> Result<CaptureReader, FormatError> {
+        let (stream, error) = source(stream);
+        let mut input = StreamInput::new(Box::new(stream), error, false, true);
+        // The header may be slow to come: its magic first (checked alone).
+        while input.filled < MAGIC.len() && !input.exhausted {
+            input.refill(0);
+        }
+        Self::start(Input::Stream(input))
     }
 
     /// Reads a capture held in memory (plain or LZ4).
@@ -230,6 +272,7 @@ impl CaptureReader {
             Box::new(decoder),
             error,
             true,
+            false,
         )))
     }
 
@@ -239,8 +282,9 @@ impl CaptureReader {
                 break decoded;
             }
             // A header longer than the buffer: read more of it.
+            // A followed stream's header may be slow to come.
             let more = match &mut input {
-                Input::Stream(stream) => stream.refill(0),
+                Input::Stream(stream) => stream.refill(0) || stream.waiting,
                 Input::Bytes(_) => false,
             };
             if !more {
@@ -281,6 +325,12 @@ impl CaptureReader {
         self.truncated
     }
 
+    /// After `next_record` returned `None` on a followed stream: no data
+    /// came yet, the capture goes on (call `next_record` again).
+    pub fn is_waiting(&self) -> bool {
+        matches!(&self.input, Input::Stream(stream) if stream.waiting) && !self.finished
+    }
+
     /// After a truncated end: the token of the record the data stopped in
     /// the middle of (`None` if it stopped between two records).
     pub fn cut_off_token(&self) -> Option<u8> {
@@ -315,6 +365,9 @@ impl CaptureReader {
             match data.get(self.pos) {
                 None => {
                     if !self.refill()? {
+                        if self.is_waiting() {
+                            return Ok(None);
+                        }
                         return Ok(self.end_without_trailer(None));
                     }
                     continue;
@@ -341,6 +394,9 @@ impl CaptureReader {
                 Err(DecodeError::Incomplete) => {
                     let token = data[self.pos];
                     if !self.refill()? {
+                        if self.is_waiting() {
+                            return Ok(None);
+                        }
                         return Ok(self.end_without_trailer(Some(token)));
                     }
                 }
@@ -472,7 +528,7 @@ mod tests {
         let (input, error) = source(FailingAfter {
             data: io::Cursor::new(half),
         });
-        let stream = StreamInput::new(Box::new(input), error, false);
+        let stream = StreamInput::new(Box::new(input), error, false, false);
         let mut reader = CaptureReader::start(Input::Stream(stream)).unwrap();
         let failure = loop {
             match reader.next_record() {

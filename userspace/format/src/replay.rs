@@ -246,6 +246,11 @@ impl Replay {
         self.reader.is_truncated()
     }
 
+    /// See [`CaptureReader::is_waiting`].
+    pub fn is_waiting(&self) -> bool {
+        self.reader.is_waiting()
+    }
+
     /// See [`CaptureReader::damage`].
     pub fn damage(&self) -> Option<Damage> {
         self.reader.damage()

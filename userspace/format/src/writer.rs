@@ -74,6 +74,11 @@ pub trait CaptureWriter: Send {
     fn note_lost_records(&mut self, count: u64);
     /// Trailer, then the header rewritten with `n_allocations` and `end_time`.
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()>;
+    /// Hands the records written so far to the sink's readers (a live
+    /// session's socket sends its buffer).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// MEMORY_MAP_START + SEGMENT_HEADER/SEGMENT records (shared by both writers).
@@ -358,6 +363,10 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         self.sink.write_all(&end)?;
         self.header.stats.end_time_ms = end_time_ms as i64;
         self.sink.rewrite_header(&self.header.encode())?;
+        self.sink.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.sink.flush()
     }
 }

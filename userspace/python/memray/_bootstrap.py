@@ -14,9 +14,12 @@ captured stacks. Importing it has no effect.
 import sys
 
 #: The activation struct's version (memray-activation's `VERSION`).
-ACTIVATION_VERSION = 1
+ACTIVATION_VERSION = 2
 #: memray-activation's `FOLLOW_FORK` flag (`--follow-fork`).
 FOLLOW_FORK = 2
+#: memray-activation's `LIVE` flag (`--live`, `--live-remote`): OUTPUT is then
+#: the descriptor of the listening socket the reader connects to.
+LIVE = 128
 
 
 def activation_options_type():
@@ -36,6 +39,7 @@ def activation_options_type():
             ("libdest", ctypes.c_char_p),
             ("site_packages", ctypes.c_char_p),
             ("sys_path", ctypes.c_char_p),
+            ("live_socket", ctypes.c_int32),
         ]
 
     return ActivationOptions
@@ -54,6 +58,7 @@ class Settings:
         self.flags = int(flags)
         self.mode = mode
         self.quiet = quiet == "1"
+        self.live = bool(self.flags & LIVE)
         self.memray = memray_argv[0]
         self.command_line = " ".join(memray_argv)
         self.target = memray_argv[index]
@@ -130,11 +135,31 @@ def strings(values):
     return b"".join(encode(v) + b"\0" for v in values) + b"\0"
 
 
+def wait_for_reader(settings):
+    # The tracker accepts the reader; waiting here first keeps Ctrl-C
+    # working meanwhile (it ends the run quietly, as memray's does).
+    import select
+    import socket
+
+    listening = int(settings.output)
+    try:
+        if not settings.quiet:
+            with socket.fromfd(listening, socket.AF_INET, socket.SOCK_STREAM) as listener:
+                port = listener.getsockname()[1]
+            print("Run 'memray live %d' in another shell to see live results" % port, flush=True)
+        select.select([listening], [], [])
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
 def activate(settings, skipped_frames):
     import ctypes
     import sysconfig
 
     import site
+
+    if settings.live:
+        wait_for_reader(settings)
 
     tracker = ctypes.PyDLL(settings.library)
     name_threads(tracker)
@@ -149,12 +174,13 @@ def activate(settings, skipped_frames):
         flags=settings.flags,
         python_hexversion=sys.hexversion,
         skipped_frames_on_main_tid=skipped_frames,
-        output=encode(settings.output),
+        output=b"" if settings.live else encode(settings.output),
         python_allocator=python_allocator().encode(),
         command_line=encode(settings.command_line),
         libdest=encode(sysconfig.get_paths().get("stdlib") or ""),
         site_packages=strings(site_packages),
         sys_path=strings(sys.path),
+        live_socket=int(settings.output) if settings.live else -1,
     )
     if tracker.memray_tracker_activate(ctypes.byref(options)) != 0:
         fail(last_error(tracker))
@@ -200,7 +226,7 @@ def deactivate(settings, tracker, pid, report=True):
         sys.stderr.write("Memray ERROR: %s\n" % last_error(tracker))
         sys.stderr.flush()
         return
-    if report and not settings.quiet:
+    if report and not settings.quiet and not settings.live:
         print(
             "[memray] Successfully generated profile results.\n\n"
             "You can now generate reports from the stored allocation records.\n"
@@ -220,7 +246,7 @@ def run_module(target):
 
 
 def announce(settings):
-    if not settings.quiet:
+    if not settings.quiet and not settings.live:
         print("Writing profile results into %s" % settings.output)
 
 

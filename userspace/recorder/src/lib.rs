@@ -33,5 +33,5 @@ pub use memray_format::{Allocator, CaptureWriter, Header, Image, PythonAllocator
 pub use python_frames::{CodeInfo, RawFrame};
 pub use recorder::{CodeNamer, Recorder, Stacks, Writer};
 pub use rss::Process;
-pub use session::{CaptureOptions, CaptureSettings};
+pub use session::{CaptureOptions, CaptureSettings, LiveListener};
 pub use stack::RecordedThread;

@@ -54,7 +54,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates the capture file `settings` describe for `process` (whose
+    /// Creates the capture `settings` describe (a file, or a live session's
+    /// stream once its reader came) for `process` (whose
     /// main thread has memray id `main_tid`), with its loaded objects `images`
     /// when the settings ask for native traces, and its first memory record.
     pub fn create(
@@ -66,9 +67,11 @@ impl Recorder {
         let writer = settings.open_writer(process, main_tid)?;
         let native = settings.options.native_traces.then_some(images);
         let mut recorder = Recorder::new(writer, process, native)?;
-        recorder.output = Some(settings.output.clone());
-        if settings.options.compress {
-            recorder.compress = Some(settings.output.clone());
+        if settings.live.is_none() {
+            recorder.output = Some(settings.output.clone());
+            if settings.options.compress {
+                recorder.compress = Some(settings.output.clone());
+            }
         }
         Ok(recorder)
     }
@@ -212,9 +215,13 @@ impl Recorder {
     }
 
     /// A resident-set-size sample (taken by the caller, on memray's
-    /// [`MEMORY_INTERVAL`](crate::rss::MEMORY_INTERVAL), outside its lock).
+    /// [`MEMORY_INTERVAL`](crate::rss::MEMORY_INTERVAL), outside its lock);
+    /// a live session's reader gets everything written so far.
     pub fn memory_sample(&mut self, rss: u64) -> io::Result<()> {
-        self.guarded(|this| this.writer.write_memory_record(rss::now_ms(), rss))
+        self.guarded(|this| {
+            this.writer.write_memory_record(rss::now_ms(), rss)?;
+            this.writer.flush()
+        })
     }
 
     /// `count` records never reached the recorder (the eBPF probes lost

@@ -2,10 +2,13 @@
 //! the header fields the recorder fills itself.
 
 use std::io;
+use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use memray_format::{
-    AggregatingWriter, BufferedFileSink, FileFormat, Header, MmapFileSink, StreamingWriter,
+    AggregatingWriter, BufferedFileSink, FileFormat, Header, MmapFileSink, SocketSink,
+    StreamingWriter,
 };
 
 use crate::recorder::Writer;
@@ -28,10 +31,34 @@ pub struct CaptureOptions {
     pub overwrite: bool,
 }
 
+/// The listening socket of a live session (`memray run --live-remote`):
+/// the capture goes to the first reader that connects, and no other.
+#[derive(Debug, Clone)]
+pub struct LiveListener(Arc<Mutex<Option<TcpListener>>>);
+
+impl LiveListener {
+    pub fn new(listener: TcpListener) -> LiveListener {
+        LiveListener(Arc::new(Mutex::new(Some(listener))))
+    }
+
+    /// Waits for the reader, then closes the listening socket.
+    fn accept(&self) -> io::Result<SocketSink> {
+        let mut listener = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(open) = listener.take() else {
+            return Err(io::Error::other("the live session's reader already came"));
+        };
+        let (stream, _) = open.accept()?;
+        Ok(SocketSink::new(stream))
+    }
+}
+
 /// Everything needed to open a capture file (again, for a forked child).
 #[derive(Debug, Clone)]
 pub struct CaptureSettings {
+    /// The capture file (unused when `live` is set).
     pub output: PathBuf,
+    /// Stream the capture to a live reader instead of a file.
+    pub live: Option<LiveListener>,
     pub options: CaptureOptions,
     /// The interpreter's details; pid, main tid, start time, file format
     /// and `trace_python_allocators` are filled at open.
@@ -53,7 +80,7 @@ impl CaptureSettings {
         }
     }
 
-    /// Creates the file and writes its header.
+    /// Creates the file (or waits for the live reader) and writes the header.
     pub(crate) fn open_writer(&self, process: Process, main_tid: u64) -> io::Result<Writer> {
         let options = self.options;
         let mut header = self.header.clone();
@@ -67,6 +94,9 @@ impl CaptureSettings {
         } else {
             FileFormat::AllAllocations
         };
+        if let Some(live) = &self.live {
+            return Ok(Box::new(StreamingWriter::new(live.accept()?, header)?));
+        }
         let path = &self.output;
         if options.aggregate {
             let sink = MmapFileSink::create(path, options.overwrite)?;

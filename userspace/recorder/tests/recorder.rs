@@ -43,6 +43,7 @@ fn python(frames: &[RawFrame]) -> Stacks<'_> {
 fn settings(output: &Path, compress: bool) -> CaptureSettings {
     CaptureSettings {
         output: output.to_path_buf(),
+        live: None,
         options: CaptureOptions {
             compress,
             ..CaptureOptions::default()

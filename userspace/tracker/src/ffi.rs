@@ -2,6 +2,8 @@
 //! `ctypes.PyDLL` (which keeps the GIL held, so these may call CPython).
 
 use std::ffi::{c_char, c_int, CStr, CString, OsString};
+use std::net::TcpListener;
+use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -9,7 +11,7 @@ use std::sync::Mutex;
 use libc::c_ulong;
 use memray_activation::{flags, ActivationOptions};
 use memray_recorder::{
-    describe_os_error, CaptureOptions, CaptureSettings, Header, PythonAllocator,
+    describe_os_error, CaptureOptions, CaptureSettings, Header, LiveListener, PythonAllocator,
 };
 
 use crate::guard::RecursionGuard;
@@ -89,6 +91,11 @@ unsafe fn capture_settings(options: &ActivationOptions) -> CaptureSettings {
     CaptureSettings {
         // SAFETY: as above.
         output: PathBuf::from(OsString::from_vec(unsafe { bytes(options.output) })),
+        live: options.has(flags::LIVE).then(|| {
+            // SAFETY: per the contract, `live_socket` is a listening socket
+            // the process inherited and nothing else uses.
+            LiveListener::new(unsafe { TcpListener::from_raw_fd(options.live_socket) })
+        }),
         options: CaptureOptions {
             aggregate: options.has(flags::AGGREGATE),
             native_traces: options.has(flags::NATIVE),

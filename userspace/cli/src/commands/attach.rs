@@ -3,7 +3,8 @@
 //! its exit; then the probes are removed and the process goes on. Without
 //! `--ebpf` (memray's injection through gdb/lldb) it is not available yet;
 //! with it, Linux only (`attach/ebpf.rs`); `--all` records every CPython
-//! process of the machine (`attach/all.rs`).
+//! process of the machine (`attach/all.rs`); with `--live` the capture goes
+//! to the live view instead (`attach/live.rs`), and leaving the view detaches.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,8 @@ use crate::error::{CliError, CliResult};
 mod all;
 #[cfg(target_os = "linux")]
 mod ebpf;
+#[cfg(target_os = "linux")]
+mod live;
 
 #[derive(clap::Args, Debug)]
 #[command(about = "Begin tracking allocations in an already-started process")]
@@ -35,6 +38,9 @@ pub struct Args {
     /// Capture allocations into the given file (default: memray-<process name>.<pid>.bin); with --all, the directory of the captures (default: .)
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Show the live view instead of writing a file; leaving it detaches
+    #[arg(long, conflicts_with_all = ["all", "output", "force", "aggregate", "no_compress", "duration"])]
+    live: bool,
     /// If the output file already exists, overwrite it
     #[arg(short, long)]
     force: bool,

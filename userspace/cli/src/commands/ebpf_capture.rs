@@ -23,6 +23,7 @@ pub fn settings(
         .join(" ");
     CaptureSettings {
         output,
+        live: None,
         options,
         header: Header {
             command_line,

@@ -8,6 +8,7 @@ pub mod dump_stacks;
 pub mod ebpf_capture;
 pub mod flamegraph;
 pub mod inputs;
+pub mod live;
 pub mod parse;
 pub mod report;
 pub mod run;

@@ -13,7 +13,8 @@
 //! 128 KiB), `ps` shows a short command line, nothing is left in the
 //! environment, and the bootstrap runs as a plain script (one frame).
 //!
-//! `--ebpf` records from outside instead (`run/ebpf.rs`, Linux only).
+//! `--ebpf` records from outside instead (`run/ebpf.rs`, Linux only); `--live`
+//! and `--live-remote` stream the capture to a live reader (`run/live.rs`).
 //!
 //! On macOS the library is inserted with `DYLD_INSERT_LIBRARIES` and the
 //! bootstrap is an unlinked temporary file (no memory files there).
@@ -30,6 +31,7 @@ use crate::error::{CliError, CliResult};
 mod bootstrap;
 #[cfg(target_os = "linux")]
 mod ebpf;
+mod live;
 
 const TRACKER_LIBRARY: &str = if cfg!(target_os = "macos") {
     "libmemray_tracker.dylib"
@@ -52,15 +54,15 @@ pub struct Args {
     /// Output file name (default: <process_name>.<pid>.bin)
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// Start a live tracking session and immediately connect a live server (not available yet)
+    /// Start a live tracking session and immediately connect a live server
     #[arg(long)]
     live: bool,
-    /// Start a live tracking session and wait until a client connects (not available yet)
+    /// Start a live tracking session and wait until a client connects
     #[arg(long)]
     live_remote: bool,
-    /// Port to use when starting live tracking (default: random free port) (not available yet)
-    #[arg(long, short = 'p')]
-    live_port: Option<u16>,
+    /// Port to use when starting live tracking (default: random free port)
+    #[arg(long, short = 'p', allow_negative_numbers = true)]
+    live_port: Option<i64>,
     /// Write aggregated stats to the output file instead of all allocations
     #[arg(long)]
     aggregate: bool,
@@ -142,40 +144,69 @@ pub fn run(args: Args) -> CliResult {
         return run_ebpf(args);
     }
     reject_unsupported(&args)?;
+    if args.live || args.live_remote {
+        return live::run(args);
+    }
     let (mode, target) = program(&args)?;
     let output = args
         .output
         .clone()
         .unwrap_or_else(|| default_output(mode, target, std::process::id()));
-    let memray = std::env::current_exe()
-        .map_err(|e| CliError::new(format!("memray run: cannot locate myself: {e}")))?;
-    let library = tracker_library(&memray)?;
-    let python = args
-        .python
-        .clone()
-        .unwrap_or_else(|| default_python(&memray));
+    let tracked = TrackedProgram::new(&args)?;
+    let error = tracked.command(&args, output.as_os_str(), 0)?.exec();
+    Err(tracked.cannot_run(error))
+}
 
-    let bootstrap = bootstrap::file()
-        .map_err(|e| CliError::new(format!("memray run: cannot prepare the bootstrap: {e}")))?;
-    let memray_argv = own_command_line(&memray);
-    // The program and its arguments end our command line.
-    let target_index = memray_argv.len() - args.program.len();
-    let mut command = Command::new(&python);
-    command
-        .arg(bootstrap)
-        .arg(&library)
-        .arg(&output)
-        .arg(tracker_flags(&args).to_string())
-        .arg(mode.name())
-        .arg(if args.quiet { "1" } else { "0" })
-        .arg(target_index.to_string())
-        .args(memray_argv)
-        .env(PRELOAD_VARIABLE, preload_value(&library));
-    let error = command.exec();
-    Err(CliError::new(format!(
-        "memray run: cannot run {}: {error}",
-        python.display()
-    )))
+/// The interpreter, the tracker library and the bootstrap of a tracked run.
+struct TrackedProgram {
+    python: PathBuf,
+    library: PathBuf,
+    memray: PathBuf,
+}
+
+impl TrackedProgram {
+    fn new(args: &Args) -> Result<TrackedProgram, CliError> {
+        let memray = std::env::current_exe()
+            .map_err(|e| CliError::new(format!("memray run: cannot locate myself: {e}")))?;
+        Ok(TrackedProgram {
+            library: tracker_library(&memray)?,
+            python: args
+                .python
+                .clone()
+                .unwrap_or_else(|| default_python(&memray)),
+            memray,
+        })
+    }
+
+    /// The interpreter running `args`' program through the bootstrap, which
+    /// activates the tracker with `output` and `args`' flags plus `extra_flags`.
+    fn command(&self, args: &Args, output: &OsStr, extra_flags: u32) -> Result<Command, CliError> {
+        let (mode, _) = program(args)?;
+        let memray_argv = own_command_line(&self.memray);
+        // The program and its arguments end our command line.
+        let target_index = memray_argv.len() - args.program.len();
+        let bootstrap = bootstrap::file()
+            .map_err(|e| CliError::new(format!("memray run: cannot prepare the bootstrap: {e}")))?;
+        let mut command = Command::new(&self.python);
+        command
+            .arg(bootstrap)
+            .arg(&self.library)
+            .arg(output)
+            .arg((tracker_flags(args) | extra_flags).to_string())
+            .arg(mode.name())
+            .arg(if args.quiet { "1" } else { "0" })
+            .arg(target_index.to_string())
+            .args(memray_argv)
+            .env(PRELOAD_VARIABLE, preload_value(&self.library));
+        Ok(command)
+    }
+
+    fn cannot_run(&self, error: std::io::Error) -> CliError {
+        CliError::new(format!(
+            "memray run: cannot run {}: {error}",
+            self.python.display()
+        ))
+    }
 }
 
 /// What the interpreter is asked to run, and the file, module or code.
@@ -218,17 +249,7 @@ fn run_ebpf(_: Args) -> CliResult {
 }
 
 fn reject_unsupported(args: &Args) -> CliResult {
-    let unsupported = [(args.live, "--live"), (args.live_remote, "--live-remote")];
-    if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
-        return Err(CliError::new(format!(
-            "memray run: {flag} is not supported yet"
-        )));
-    }
-    if args.live_port.is_some() {
-        return Err(CliError::new(
-            "memray run: error: The --live-port argument requires --live-remote",
-        ));
-    }
+    live::reject_unsupported(args)?;
     if args.verbose {
         return Err(CliError::new("memray run: --verbose goes with --ebpf"));
     }

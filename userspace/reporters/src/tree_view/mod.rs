@@ -5,7 +5,7 @@ mod draw;
 mod modules;
 pub mod outline;
 mod sources;
-mod terminal;
+pub mod terminal;
 
 use std::io;
 

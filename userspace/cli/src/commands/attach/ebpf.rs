@@ -6,7 +6,7 @@ use std::time::Duration;
 use memray_ebpf::{OnSignal, Recording, Stop};
 use memray_recorder::CaptureOptions;
 
-use super::{all, Args};
+use super::{all, live, Args};
 use crate::commands::ebpf_capture::{self, ebpf_error};
 use crate::error::{CliError, CliResult};
 
@@ -28,7 +28,9 @@ pub fn run(args: Args) -> CliResult {
         .output
         .clone()
         .unwrap_or_else(|| memray_ebpf::capture_name(pid).into());
-    ebpf_capture::check_output(&output, args.force)?;
+    if !args.live {
+        ebpf_capture::check_output(&output, args.force)?;
+    }
     let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
     let mut session = ebpf_capture::load_session("attach")?;
     session.probe_allocators(allocators);
@@ -38,6 +40,10 @@ pub fn run(args: Args) -> CliResult {
         .attach(pid, false)
         .map_err(|e| ebpf_error("attach", e))?;
     let command_line: Vec<_> = std::env::args_os().collect();
+    if args.live {
+        let settings = ebpf_capture::settings(output, CaptureOptions::default(), &command_line);
+        return live::watch(pid, &exited, settings, session, args.verbose);
+    }
     let settings = ebpf_capture::settings(output.clone(), capture_options(&args), &command_line);
     println!("Writing profile results into {}", output.display());
     let recording = Recording {

@@ -1,0 +1,155 @@
+//! memray's `SocketSink`: the record stream of a live session, sent to the
+//! one reader connected over TCP. Records are gathered in a buffer and sent
+//! when it fills or when the writer flushes (every memory record, 10 ms).
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+
+use crate::sink::Sink;
+
+/// Bytes gathered before a send.
+const BUFFER: usize = 64 << 10;
+
+pub struct SocketSink {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl SocketSink {
+    pub fn new(stream: TcpStream) -> SocketSink {
+        // Small records should not wait for the peer's acknowledgements.
+        let _ = stream.set_nodelay(true);
+        SocketSink {
+            stream,
+            buf: Vec::with_capacity(BUFFER),
+        }
+    }
+
+    /// Sends the buffer. `MSG_NOSIGNAL`: a reader that went away is an error
+    /// for the recorder to report, never a SIGPIPE that kills the program.
+    fn send_buffer(&mut self) -> io::Result<()> {
+        let mut sent = 0;
+        while sent < self.buf.len() {
+            let rest = &self.buf[sent..];
+            // SAFETY: sending from a live slice on our own connected socket.
+            let n = unsafe {
+                libc::send(
+                    self.stream.as_raw_fd(),
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.buf.clear();
+                return Err(disconnected(error));
+            }
+            sent += n as usize;
+        }
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// A failed send, in words that say what happened.
+fn disconnected(error: io::Error) -> io::Error {
+    match error.kind() {
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+            io::Error::new(error.kind(), "the live reader disconnected")
+        }
+        _ => error,
+    }
+}
+
+impl Sink for SocketSink {
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= BUFFER {
+            self.send_buffer()?;
+        }
+        Ok(())
+    }
+
+    /// A stream cannot go back: the reader has the header sent at the start.
+    fn rewrite_header(&mut self, _header: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buffer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Allocator, CaptureReader, CaptureWriter, Header, Record, StreamingWriter};
+
+    fn connected() -> (SocketSink, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let reader = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        (SocketSink::new(listener.accept().unwrap().0), reader)
+    }
+
+    fn allocations(reader: &mut CaptureReader) -> usize {
+        let mut count = 0;
+        while let Some(record) = reader.next_record().unwrap() {
+            count += matches!(record, Record::Allocation(_)) as usize;
+        }
+        count
+    }
+
+    #[test]
+    fn a_followed_stream_tells_no_data_yet_from_its_end() {
+        let (sink, stream) = connected();
+        let mut writer = StreamingWriter::new(sink, Header::default()).unwrap();
+        writer.flush().unwrap();
+        let mut reader = CaptureReader::follow(stream).unwrap();
+        assert_eq!(allocations(&mut reader), 0);
+        assert!(reader.is_waiting() && !reader.is_truncated());
+        for i in 0..10_000 {
+            writer
+                .write_allocation(1, 0x1000 + i * 16, 16, Allocator::Malloc, 0)
+                .unwrap();
+        }
+        writer.flush().unwrap();
+        let mut seen = 0;
+        while seen < 10_000 {
+            seen += allocations(&mut reader);
+            assert!(reader.is_waiting(), "ended after {seen} allocations");
+        }
+        assert_eq!(seen, 10_000);
+        // Closed without a trailer: cut off, not waiting.
+        drop(writer);
+        assert_eq!(allocations(&mut reader), 0);
+        assert!(reader.is_truncated() && !reader.is_waiting());
+    }
+
+    #[test]
+    fn a_reader_that_went_away_is_an_error_not_a_signal() {
+        let (sink, stream) = connected();
+        let mut writer = StreamingWriter::new(sink, Header::default()).unwrap();
+        drop(stream);
+        let error = (0..1_000_000u64)
+            .find_map(|i| {
+                writer
+                    .write_allocation(1, i * 16, 16, Allocator::Malloc, 0)
+                    .and_then(|()| writer.flush())
+                    .err()
+            })
+            .expect("the send fails once the peer is gone");
+        assert_eq!(error.to_string(), "the live reader disconnected");
+    }
+}
