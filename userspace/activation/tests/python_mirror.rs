@@ -1,4 +1,4 @@
-//! The bootstrap's `ctypes` mirror of `ActivationOptions` has the same
+//! The bootstrap's `ctypes` mirror of `ActivationOptions` and its flags has the same
 //! layout and version as the Rust definition (and the module imports
 //! without running anything).
 
@@ -6,7 +6,7 @@ use std::mem::{offset_of, size_of};
 use std::path::Path;
 use std::process::Command;
 
-use memray_activation::{ActivationOptions, VERSION};
+use memray_activation::{flags, ActivationOptions, VERSION};
 
 #[test]
 fn the_python_mirror_matches_the_struct() {
@@ -55,4 +55,33 @@ fn the_python_mirror_matches_the_struct() {
     ];
     let printed = String::from_utf8(output.stdout).expect("utf-8");
     assert_eq!(printed.lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn the_python_flags_match_the_rust_ones() {
+    let python_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python");
+    let names = "AGGREGATE FOLLOW_FORK TRACE_PYTHON_ALLOCATORS COMPRESS BUFFERED FORCE NATIVE";
+    let script = format!(
+        "from memray import _bootstrap as b\n\
+         print(*(getattr(b, name) for name in {names:?}.split()))\n"
+    );
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PYTHONPATH", python_dir)
+        .output()
+        .expect("run python3 from PATH");
+    assert!(output.status.success(), "{output:?}");
+    let expected = [
+        flags::AGGREGATE,
+        flags::FOLLOW_FORK,
+        flags::TRACE_PYTHON_ALLOCATORS,
+        flags::COMPRESS,
+        flags::BUFFERED,
+        flags::FORCE,
+        flags::NATIVE,
+    ]
+    .map(|flag| flag.to_string())
+    .join(" ");
+    assert_eq!(String::from_utf8(output.stdout).unwrap().trim(), expected);
 }

@@ -15,8 +15,14 @@ import sys
 
 #: The activation struct's version (memray-activation's `VERSION`).
 ACTIVATION_VERSION = 1
-#: memray-activation's `FOLLOW_FORK` flag (`--follow-fork`).
+# memray-activation's `flags`, bit for bit.
+AGGREGATE = 1
 FOLLOW_FORK = 2
+TRACE_PYTHON_ALLOCATORS = 4
+COMPRESS = 8
+BUFFERED = 16
+FORCE = 32
+NATIVE = 64
 
 
 def activation_options_type():
@@ -131,12 +137,22 @@ def strings(values):
 
 def activate(settings, skipped_frames):
     import ctypes
+
+    tracker = ctypes.PyDLL(settings.library)
+    name_threads(tracker)
+    if activate_library(tracker, settings, skipped_frames) != 0:
+        fail(last_error(tracker))
+    return tracker
+
+
+def activate_library(tracker, settings, skipped_frames):
+    """Starts recording into `settings.output` with `settings.flags`; returns
+    the library's status (0, or -1 with `last_error`)."""
+    import ctypes
     import sysconfig
 
     import site
 
-    tracker = ctypes.PyDLL(settings.library)
-    name_threads(tracker)
     options_type = activation_options_type()
     tracker.memray_tracker_activate.restype = ctypes.c_int
     tracker.memray_tracker_activate.argtypes = [ctypes.POINTER(options_type)]
@@ -155,9 +171,7 @@ def activate(settings, skipped_frames):
         site_packages=strings(site_packages),
         sys_path=strings(sys.path),
     )
-    if tracker.memray_tracker_activate(ctypes.byref(options)) != 0:
-        fail(last_error(tracker))
-    return tracker
+    return tracker.memray_tracker_activate(ctypes.byref(options))
 
 
 def last_error(tracker):

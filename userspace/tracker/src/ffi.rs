@@ -14,7 +14,7 @@ use memray_recorder::{
 
 use crate::guard::RecursionGuard;
 use crate::session::Session;
-use crate::{code_watch, fork, native, pymalloc, python, thread, tracking};
+use crate::{code_watch, fork, native, patcher, pymalloc, python, thread, tracking};
 
 static LAST_ERROR: Mutex<Option<CString>> = Mutex::new(None);
 
@@ -114,7 +114,16 @@ fn activate(settings: CaptureSettings, options: &ActivationOptions) -> Result<()
     if let Some(session) = tracking::session() {
         session.start_sampling();
     }
+    if !patcher::interposed() {
+        patcher::patch();
+    }
     Ok(())
+}
+
+/// Whether a capture is being recorded (1) or not (0).
+#[no_mangle]
+pub extern "C" fn memray_tracker_is_active() -> c_int {
+    c_int::from(tracking::is_active())
 }
 
 /// Stops recording and finishes the file (trailer, header, compression).
@@ -124,6 +133,7 @@ pub extern "C" fn memray_tracker_deactivate() -> c_int {
     let Some(session) = tracking::stop() else {
         return 0;
     };
+    patcher::restore();
     if session.settings.options.trace_python_allocators {
         pymalloc::uninstall();
     }

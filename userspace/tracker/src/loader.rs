@@ -15,6 +15,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 use crate::guard::RecursionGuard;
 use crate::native;
+use crate::patcher;
 use crate::real;
 
 /// `dladdr1`'s request for the object's `struct link_map` (`<dlfcn.h>`).
@@ -57,6 +58,7 @@ unsafe extern "C" fn open_for_caller(
     // SAFETY: dlopen's own arguments and its caller's address.
     let handle = unsafe { open(filename, flags, caller) };
     if !handle.is_null() {
+        patcher::objects_loaded();
         native::loaded_objects_changed();
     }
     handle
@@ -100,7 +102,7 @@ unsafe fn open_along_search_path(
 }
 
 /// The `struct link_map` of the object holding `address`.
-unsafe fn object_containing(address: *const c_void) -> Option<*mut c_void> {
+pub(crate) unsafe fn object_containing(address: *const c_void) -> Option<*mut c_void> {
     // SAFETY: plain out-parameters.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let mut link_map: *mut c_void = std::ptr::null_mut();
