@@ -11,6 +11,7 @@ use std::process::Command;
 
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::native_extension::ExtensionTarget;
+use memray_tests::python_package::{path_with_build_first, python_path, source_package};
 use memray_tests::{paths, reference};
 use serde_json::{json, Value};
 
@@ -42,21 +43,14 @@ fn build_extensions(python: &Interpreter) -> PathBuf {
     directory
 }
 
-/// Runs `script` with the source tree's `memray` package and the built
-/// extensions importable, and the tracker library found next to the `memray`
-/// command on PATH (the build's), as an installed package finds it.
-fn python_with_package(python: &Interpreter, extensions: &Path) -> Command {
-    let package = paths::workspace_root().join("userspace").join("python");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut directories = vec![paths::profile_dir()];
-    directories.extend(std::env::split_paths(&path));
+/// Runs python with the source tree's `memray` package (`package`) and the
+/// built extensions importable, and the tracker library found next to the
+/// `memray` command on PATH (the build's), as an installed package finds it.
+fn python_with_package(python: &Interpreter, package: &Path, extensions: &Path) -> Command {
     let mut command = Command::new(&python.path);
     command
-        .env(
-            "PYTHONPATH",
-            std::env::join_paths([extensions, &package]).unwrap(),
-        )
-        .env("PATH", std::env::join_paths(directories).unwrap())
+        .env("PYTHONPATH", python_path(&[extensions, package]))
+        .env("PATH", path_with_build_first())
         .env_remove("LD_PRELOAD");
     command
 }
@@ -81,11 +75,12 @@ fn a_tracker_block_records_its_allocations_and_only_those() {
     let block = line_of(&script, "kept = tracked_work()");
     let probe = line_of(&script, "lateprobe.alloc(444444)");
     paths::memray_bin(); // the tracker library is built beside it
+    let package = source_package();
     for python in interpreters::all_for_tests() {
         let label = format!("CPython {}", python.label());
         let extensions = build_extensions(&python);
         let capture = extensions.join("block.bin");
-        let output = python_with_package(&python, &extensions)
+        let output = python_with_package(&python, package.path(), &extensions)
             .arg(&script_path)
             .arg(&capture)
             .output()

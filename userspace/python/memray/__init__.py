@@ -1,11 +1,13 @@
 """memray-rs's Python package: memray's API.
 
 `memray.Tracker` tracks the allocations of a `with` block in the running
-interpreter; the profiler's command line is the `memray` command installed
+interpreter; `memray.FileReader` reads a capture (through the Rust reader,
+the extension module `memray._memray`); the profiler's command line is the `memray` command installed
 with this package.
 """
 
 from ._destination import Destination, FileDestination, SocketDestination
+from ._reader import AllocationRecord, AllocatorType, FileReader, MemorySnapshot, Metadata
 from ._tracker import FileFormat, Tracker
 
 # The workspace's version (Cargo.toml), which the wheel carries: tests/tests/wheel.rs
@@ -14,9 +16,14 @@ from ._tracker import FileFormat, Tracker
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllocationRecord",
+    "AllocatorType",
     "Destination",
     "FileDestination",
     "FileFormat",
+    "FileReader",
+    "MemorySnapshot",
+    "Metadata",
     "SocketDestination",
     "Tracker",
     "__version__",
