@@ -52,6 +52,21 @@ pub fn reference_memray_version(version: &str) -> ReferenceMemray {
     create_memray_venv(&python.path, &venv, version, &[]).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The reference memray with `extra` packages from PyPI (e.g. pytest-memray),
+/// in a virtualenv of its own named after `name`, created on first use.
+pub fn reference_memray_with(name: &str, extra: &[&str]) -> ReferenceMemray {
+    let python = reference_python();
+    let venv = venv_dir(&format!("{REFERENCE_VERSION}-{name}"), &python);
+    std::fs::create_dir_all(cache_dir()).expect("create the cache directory");
+    let _lock = FileLock::acquire(cache_dir().join("reference-memray.lock"));
+    let installed = ReferenceMemray::in_venv(&venv);
+    if installed.memray.exists() {
+        return installed;
+    }
+    create_memray_venv(&python.path, &venv, REFERENCE_VERSION, extra)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Where memray `version`'s virtualenv is (or would be created), without creating it.
 pub fn reference_venv(version: &str) -> ReferenceMemray {
     ReferenceMemray::in_venv(&venv_dir(version, &reference_python()))

@@ -1,8 +1,9 @@
 //! The wheel of `cargo xtask wheel`, installed with pip into fresh
 //! virtualenvs of CPython 3.8 and 3.14 and used from there, with no Rust
 //! toolchain on PATH and the virtualenv not activated: `memray run`, `memray
-//! stats`, `memray flamegraph`, `import memray`, and the API: a
-//! `memray.Tracker` block read back with `memray.FileReader`.
+//! stats`, `memray flamegraph`, `import memray` (and the pytest plugin's
+//! entry point), and the API: a `memray.Tracker` block read back with
+//! `memray.FileReader`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -158,7 +159,10 @@ fn check_installed(wheel: &Path, python: &Interpreter) {
     let import = succeed(
         without_toolchain(Command::new(&venv_python)).args([
             "-c",
-            "import memray; print(memray.__version__); print(memray.__file__)",
+            "import importlib.metadata as m, memray; print(memray.__version__); \
+             print(memray.__file__); \
+             print(*[e.value for e in m.distribution('memray-rs').entry_points \
+             if e.group == 'pytest11'])",
         ]),
         &format!("import memray on {label}"),
     );
@@ -169,6 +173,11 @@ fn check_installed(wheel: &Path, python: &Interpreter) {
     assert!(
         Path::new(package).starts_with(&venv),
         "{label}: memray imported from {package}, not from the virtualenv"
+    );
+    assert_eq!(
+        lines.next(),
+        Some("memray.pytest_plugin"),
+        "{label}: pytest's entry point for our plugin"
     );
 
     let api_script = work.path().join("api.py");
