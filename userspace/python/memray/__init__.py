@@ -2,11 +2,13 @@
 
 `memray.Tracker` tracks the allocations of a `with` block in the running
 interpreter; `memray.FileReader` reads a capture (through the Rust reader,
-the extension module `memray._memray`); the profiler's command line is the `memray` command installed
-with this package.
+the extension module `memray._memray`); `%load_ext memray` adds the notebook
+magic `%%memray_flamegraph`; the profiler's command line is the `memray`
+command installed with this package.
 """
 
 from ._destination import Destination, FileDestination, SocketDestination
+from ._ipython import load_ipython_extension
 from ._reader import AllocationRecord, AllocatorType, FileReader, MemorySnapshot, Metadata
 from ._tracker import FileFormat, Tracker
 
@@ -27,4 +29,5 @@ __all__ = [
     "SocketDestination",
     "Tracker",
     "__version__",
+    "load_ipython_extension",
 ]

@@ -1,8 +1,9 @@
-"""The tracker library (`libmemray_tracker.so`), loaded into this process.
+"""The files installed with this package next to the `memray` command (the
+environment's scripts directory): the tracker library (`libmemray_tracker.so`),
+loaded into this process, and the command itself.
 
-`memray run` preloads it; otherwise it is the one installed with this
-package, which pip puts next to the `memray` command (the environment's
-scripts directory).
+`memray run` preloads the library; otherwise it is the one installed with
+this package.
 """
 
 import os
@@ -23,6 +24,23 @@ def _directories():
         yield os.path.dirname(os.path.realpath(command))
 
 
+def installed(name):
+    """The path of `name` installed with this package: in the first of the
+    candidate directories that holds the tracker library (a `memray`
+    command elsewhere, say memray's own, is not ours)."""
+    searched = []
+    for directory in _directories():
+        if not directory or directory in searched:
+            continue
+        searched.append(directory)
+        if os.path.exists(os.path.join(directory, NAME)):
+            return os.path.join(directory, name)
+    raise RuntimeError(
+        "memray: %s is not installed next to the memray command "
+        "(looked in %s); reinstall memray-rs" % (NAME, ", ".join(searched) or "no directory")
+    )
+
+
 def load():
     """The library as a `ctypes.PyDLL` (calls keep the GIL held, as the
     library's entry points need)."""
@@ -31,17 +49,6 @@ def load():
     preloaded = ctypes.PyDLL(None)
     if hasattr(preloaded, "memray_tracker_activate"):
         return preloaded
-    searched = []
-    for directory in _directories():
-        if not directory or directory in searched:
-            continue
-        searched.append(directory)
-        path = os.path.join(directory, NAME)
-        if os.path.exists(path):
-            # RTLD_LOCAL: its hooks must not interpose on objects loaded later;
-            # it points their relocation slots at them while tracking instead.
-            return ctypes.PyDLL(path, mode=os.RTLD_LOCAL)
-    raise RuntimeError(
-        "memray: the tracker library %s is not installed next to the memray command "
-        "(looked in %s); reinstall memray-rs" % (NAME, ", ".join(searched) or "no directory")
-    )
+    # RTLD_LOCAL: its hooks must not interpose on objects loaded later;
+    # it points their relocation slots at them while tracking instead.
+    return ctypes.PyDLL(installed(NAME), mode=os.RTLD_LOCAL)
