@@ -74,6 +74,7 @@ fn a_tracker_block_records_its_allocations_and_only_those() {
     let arrays = line_of(&script, "bytearray(100000 + i)");
     let block = line_of(&script, "kept = tracked_work()");
     let probe = line_of(&script, "lateprobe.alloc(444444)");
+    let again_line = line_of(&script, "again = tracked_work()");
     paths::memray_bin(); // the tracker library is built beside it
     let package = source_package();
     for python in interpreters::all_for_tests() {
@@ -109,21 +110,7 @@ fn a_tracker_block_records_its_allocations_and_only_those() {
             "{label}"
         );
 
-        let dump = Command::new(&reference.python)
-            .arg(
-                paths::fixtures()
-                    .join("captures")
-                    .join("file_reader_dump.py"),
-            )
-            .arg(&capture)
-            .output()
-            .expect("run memray 1.20's FileReader");
-        assert!(
-            dump.status.success(),
-            "{label}: memray 1.20 cannot read the capture: {}",
-            String::from_utf8_lossy(&dump.stderr)
-        );
-        let dump: Value = serde_json::from_slice(&dump.stdout).expect("the dump's JSON");
+        let dump = read_with_memray(&reference.python, &capture, &label);
         let records = dump["records"].as_array().expect("records");
         let with_size = |size: u64| -> Vec<&Value> {
             records
@@ -166,5 +153,47 @@ fn a_tracker_block_records_its_allocations_and_only_those() {
             "{label}: the malloc of an extension imported in the block"
         );
         assert_eq!(probed[0][6], json!([frame("<module>", probe)]), "{label}");
+
+        let again = read_with_memray(
+            &reference.python,
+            &capture.with_extension("bin.again"),
+            &label,
+        );
+        let chain: Vec<&Value> = again["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r[2] == 222222)
+            .collect();
+        assert_eq!(chain.len(), 1, "{label}: the second capture");
+        assert_eq!(
+            chain[0][6],
+            json!([
+                frame("tracked_work", in_work),
+                frame("<module>", again_line)
+            ]),
+            "{label}: a stack in the second capture of the process"
+        );
     }
+}
+
+/// memray 1.20's `FileReader` view of `capture` (`file_reader_dump.py`).
+fn read_with_memray(python: &Path, capture: &Path, label: &str) -> Value {
+    let dump = Command::new(python)
+        .arg(
+            paths::fixtures()
+                .join("captures")
+                .join("file_reader_dump.py"),
+        )
+        .arg(capture)
+        .output()
+        .expect("run memray 1.20's FileReader");
+    assert!(
+        dump.status.success(),
+        "{label}: memray 1.20 cannot read {} ({}): {}",
+        capture.display(),
+        dump.status,
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    serde_json::from_slice(&dump.stdout).expect("the dump's JSON")
 }
