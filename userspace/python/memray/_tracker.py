@@ -115,6 +115,11 @@ class Tracker:
         self._library = None
 
     def __enter__(self):
+        # Like memray: the reports leave out the frames above the `with`.
+        self._start(skipped_frames=_frames_above(sys._getframe(1)) - 1)
+        return self
+
+    def _start(self, skipped_frames):
         with _creation_lock:
             library = _library.load()
             library.memray_tracker_is_active.restype = int
@@ -124,14 +129,11 @@ class Tracker:
                 raise RuntimeError("Attempting to use stale output handle")
             self._used = True
             _bootstrap.name_threads(library)
-            # Like memray: the reports leave out the frames above the `with`.
-            skipped = _frames_above(sys._getframe(1)) - 1
             settings = _Settings(self._output, self._flags)
-            if _bootstrap.activate_library(library, settings, skipped) != 0:
+            if _bootstrap.activate_library(library, settings, skipped_frames) != 0:
                 _forget_thread_names()
                 raise RuntimeError(_bootstrap.last_error(library))
             self._library = library
-            return self
 
     def __exit__(self, exc_type, exc_value, exc_traceback):
         with _creation_lock:

@@ -2,11 +2,13 @@
 
 pub mod attach;
 pub mod capture;
+pub mod detach;
 pub mod diff;
 pub mod dump_stacks;
 pub mod ebpf_capture;
 pub mod flamegraph;
 pub mod parse;
+pub mod remote_exec;
 pub mod report;
 pub mod run;
 pub mod selection;

@@ -1,4 +1,4 @@
-//! memray's commands that memray-rs does not have yet (`detach`, `live`): they exist so that their help and their use say so in one line.
+//! memray's commands that memray-rs does not have yet (`live`): they exist so that their help and their use say so in one line.
 
 use std::ffi::OsString;
 
