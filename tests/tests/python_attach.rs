@@ -13,9 +13,8 @@ use std::time::Duration;
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::paths::{fixtures, memray_bin};
 use memray_tests::python_package::{path_with_build_first, python_path, source_package};
-use memray_tests::reference::reference_memray;
+use memray_tests::reference::file_reader_dump;
 use memray_tests::skip::{self, Requirement};
-use serde_json::Value;
 
 /// The loop, on `python`, with our package importable; returns once it has printed.
 fn start_loop(
@@ -45,20 +44,7 @@ fn memray(args: &[&str]) -> std::process::Output {
 
 /// How many of the capture's allocations `churn` made.
 fn allocations_in_churn(capture: &Path) -> usize {
-    let dump = Command::new(reference_memray().python)
-        .arg(fixtures().join("captures/file_reader_dump.py"))
-        .arg(capture)
-        .output()
-        .expect("run memray 1.20's FileReader");
-    assert!(
-        dump.status.success(),
-        "memray 1.20 reading {} ({}): {}",
-        capture.display(),
-        dump.status,
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    let dump: Value = serde_json::from_slice(&dump.stdout).unwrap();
-    dump["records"]
+    file_reader_dump(capture)["records"]
         .as_array()
         .unwrap()
         .iter()

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memray_tests::interpreters::{self, Interpreter};
-use memray_tests::native_extension::ExtensionTarget;
+use memray_tests::native_extension;
+use memray_tests::paths;
 use memray_tests::python_package::{path_with_build_first, python_path, source_package};
-use memray_tests::{paths, reference};
+use memray_tests::reference::file_reader_dump;
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> PathBuf {
@@ -26,19 +27,15 @@ fn build_extensions(python: &Interpreter) -> PathBuf {
         .join("python-tracker")
         .join(python.path.to_string_lossy().replace('/', "_"));
     let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
-    let target = ExtensionTarget::of(&python.path);
     for module in ["earlyprobe", "lateprobe"] {
-        let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-shared", "-fPIC", "-O2"])
-            .arg(format!("-DMODULE={module}"))
-            .args(&target.include_flags)
-            .arg("-o")
-            .arg(directory.join(format!("{module}{}", target.suffix)))
-            .arg(fixture("slotprobe.c"))
-            .status()
-            .expect("run cc");
-        assert!(status.success(), "compiling slotprobe.c failed");
+        let define = format!("-DMODULE={module}");
+        native_extension::compile(
+            &python.path,
+            &fixture("slotprobe.c"),
+            module,
+            &directory,
+            &[&define],
+        );
     }
     directory
 }
@@ -66,7 +63,6 @@ fn line_of(script: &str, text: &str) -> u64 {
 
 #[test]
 fn a_tracker_block_records_its_allocations_and_only_those() {
-    let reference = reference::reference_memray();
     let script_path = fixture("tracker_block.py");
     let script = std::fs::read_to_string(&script_path).unwrap();
     let file = script_path.to_string_lossy().into_owned();
@@ -110,7 +106,7 @@ fn a_tracker_block_records_its_allocations_and_only_those() {
             "{label}"
         );
 
-        let dump = read_with_memray(&reference.python, &capture, &label);
+        let dump = file_reader_dump(&capture);
         let records = dump["records"].as_array().expect("records");
         let with_size = |size: u64| -> Vec<&Value> {
             records
@@ -154,11 +150,7 @@ fn a_tracker_block_records_its_allocations_and_only_those() {
         );
         assert_eq!(probed[0][6], json!([frame("<module>", probe)]), "{label}");
 
-        let again = read_with_memray(
-            &reference.python,
-            &capture.with_extension("bin.again"),
-            &label,
-        );
+        let again = file_reader_dump(&capture.with_extension("bin.again"));
         let chain: Vec<&Value> = again["records"]
             .as_array()
             .unwrap()
@@ -175,25 +167,4 @@ fn a_tracker_block_records_its_allocations_and_only_those() {
             "{label}: a stack in the second capture of the process"
         );
     }
-}
-
-/// memray 1.20's `FileReader` view of `capture` (`file_reader_dump.py`).
-fn read_with_memray(python: &Path, capture: &Path, label: &str) -> Value {
-    let dump = Command::new(python)
-        .arg(
-            paths::fixtures()
-                .join("captures")
-                .join("file_reader_dump.py"),
-        )
-        .arg(capture)
-        .output()
-        .expect("run memray 1.20's FileReader");
-    assert!(
-        dump.status.success(),
-        "{label}: memray 1.20 cannot read {} ({}): {}",
-        capture.display(),
-        dump.status,
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    serde_json::from_slice(&dump.stdout).expect("the dump's JSON")
 }

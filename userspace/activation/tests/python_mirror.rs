@@ -8,15 +8,9 @@ use std::process::Command;
 
 use memray_activation::{flags, ActivationOptions, VERSION};
 
-#[test]
-fn the_python_mirror_matches_the_struct() {
+/// What `script` prints, run by `python3` with the source tree's package importable.
+fn python_prints(script: &str) -> String {
     let python_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python");
-    let script = "import ctypes\n\
-                  from memray import _bootstrap as b\n\
-                  t = b.activation_options_type()\n\
-                  print(b.ACTIVATION_VERSION, ctypes.sizeof(t))\n\
-                  for name, _ in t._fields_:\n\
-                  \x20   print(name, getattr(t, name).offset)\n";
     let output = Command::new("python3")
         .arg("-c")
         .arg(script)
@@ -24,6 +18,17 @@ fn the_python_mirror_matches_the_struct() {
         .output()
         .expect("run python3 from PATH");
     assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+#[test]
+fn the_python_mirror_matches_the_struct() {
+    let script = "import ctypes\n\
+                  from memray import _bootstrap as b\n\
+                  t = b.activation_options_type()\n\
+                  print(b.ACTIVATION_VERSION, ctypes.sizeof(t))\n\
+                  for name, _ in t._fields_:\n\
+                  \x20   print(name, getattr(t, name).offset)\n";
     let expected = [
         format!("{VERSION} {}", size_of::<ActivationOptions>()),
         format!("size {}", offset_of!(ActivationOptions, size)),
@@ -53,25 +58,17 @@ fn the_python_mirror_matches_the_struct() {
         ),
         format!("sys_path {}", offset_of!(ActivationOptions, sys_path)),
     ];
-    let printed = String::from_utf8(output.stdout).expect("utf-8");
+    let printed = python_prints(script);
     assert_eq!(printed.lines().collect::<Vec<_>>(), expected);
 }
 
 #[test]
 fn the_python_flags_match_the_rust_ones() {
-    let python_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python");
     let names = "AGGREGATE FOLLOW_FORK TRACE_PYTHON_ALLOCATORS COMPRESS BUFFERED FORCE NATIVE";
     let script = format!(
         "from memray import _bootstrap as b\n\
          print(*(getattr(b, name) for name in {names:?}.split()))\n"
     );
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .env("PYTHONPATH", python_dir)
-        .output()
-        .expect("run python3 from PATH");
-    assert!(output.status.success(), "{output:?}");
     let expected = [
         flags::AGGREGATE,
         flags::FOLLOW_FORK,
@@ -83,5 +80,5 @@ fn the_python_flags_match_the_rust_ones() {
     ]
     .map(|flag| flag.to_string())
     .join(" ");
-    assert_eq!(String::from_utf8(output.stdout).unwrap().trim(), expected);
+    assert_eq!(python_prints(&script).trim(), expected);
 }
