@@ -1,7 +1,8 @@
 //! Our pytest plugin (`memray.pytest_plugin`, pytest-memray's interface)
 //! against pytest-memray with memray 1.20 on pytest-memray's documented
 //! examples: every test has the same outcome and failure message (bytes
-//! aside), and `--memray` prints the same report sections. Both run on the
+//! aside), and `--memray` prints the same report sections, in one process
+//! and under pytest-xdist (`-n 2`). Both run on the
 //! same interpreter and pytest (the reference virtualenv with pytest and
 //! pytest-memray); ours with the source tree's package first on PYTHONPATH,
 //! pytest-memray's plugin disabled (`-p no:memray`) and ours loaded.
