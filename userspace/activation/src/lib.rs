@@ -14,7 +14,7 @@
 use core::ffi::c_char;
 
 /// The layout this crate defines; bumped whenever a field changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Bits of [`ActivationOptions::flags`].
 pub mod flags {
@@ -62,6 +62,8 @@ pub struct ActivationOptions {
     pub site_packages: *const c_char,
     /// `sys.path`, as a list.
     pub sys_path: *const c_char,
+    /// Milliseconds between resident set size samples (memray's default: 10).
+    pub memory_interval_ms: u32,
 }
 
 impl ActivationOptions {

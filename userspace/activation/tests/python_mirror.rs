@@ -57,6 +57,10 @@ fn the_python_mirror_matches_the_struct() {
             offset_of!(ActivationOptions, site_packages)
         ),
         format!("sys_path {}", offset_of!(ActivationOptions, sys_path)),
+        format!(
+            "memory_interval_ms {}",
+            offset_of!(ActivationOptions, memory_interval_ms)
+        ),
     ];
     let printed = python_prints(script);
     assert_eq!(printed.lines().collect::<Vec<_>>(), expected);

@@ -14,7 +14,7 @@ captured stacks. Importing it has no effect.
 import sys
 
 #: The activation struct's version (memray-activation's `VERSION`).
-ACTIVATION_VERSION = 1
+ACTIVATION_VERSION = 2
 # memray-activation's `flags`, bit for bit.
 AGGREGATE = 1
 FOLLOW_FORK = 2
@@ -42,6 +42,7 @@ def activation_options_type():
             ("libdest", ctypes.c_char_p),
             ("site_packages", ctypes.c_char_p),
             ("sys_path", ctypes.c_char_p),
+            ("memory_interval_ms", ctypes.c_uint32),
         ]
 
     return ActivationOptions
@@ -62,6 +63,7 @@ class Settings:
         self.quiet = quiet == "1"
         self.memray = memray_argv[0]
         self.command_line = " ".join(memray_argv)
+        self.memory_interval_ms = 10
         self.target = memray_argv[index]
         self.program_args = memray_argv[index + 1 :]
 
@@ -146,7 +148,8 @@ def activate(settings, skipped_frames):
 
 
 def activate_library(tracker, settings, skipped_frames):
-    """Starts recording into `settings.output` with `settings.flags`; returns
+    """Starts recording into `settings.output` with `settings.flags`,
+    sampling memory every `settings.memory_interval_ms`; returns
     the library's status (0, or -1 with `last_error`)."""
     import ctypes
     import sysconfig
@@ -170,6 +173,7 @@ def activate_library(tracker, settings, skipped_frames):
         libdest=encode(sysconfig.get_paths().get("stdlib") or ""),
         site_packages=strings(site_packages),
         sys_path=strings(sys.path),
+        memory_interval_ms=settings.memory_interval_ms,
     )
     return tracker.memray_tracker_activate(ctypes.byref(options))
 

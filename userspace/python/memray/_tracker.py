@@ -129,7 +129,7 @@ class Tracker:
                 raise RuntimeError("Attempting to use stale output handle")
             self._used = True
             _bootstrap.name_threads(library)
-            settings = _Settings(self._output, self._flags)
+            settings = _Settings(self._output, self._flags, self._memory_interval_ms)
             if _bootstrap.activate_library(library, settings, skipped_frames) != 0:
                 _forget_thread_names()
                 raise RuntimeError(_bootstrap.last_error(library))
@@ -148,9 +148,10 @@ class Tracker:
 class _Settings:
     """The bootstrap's view of what to record."""
 
-    def __init__(self, output, flags):
+    def __init__(self, output, flags, memory_interval_ms):
         self.output = output
         self.flags = flags
+        self.memory_interval_ms = memory_interval_ms
         self.command_line = " ".join(sys.argv)
 
 

@@ -5,6 +5,7 @@ use std::ffi::{c_char, c_int, CStr, CString, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use libc::c_ulong;
 use memray_activation::{flags, ActivationOptions};
@@ -103,8 +104,15 @@ fn activate(settings: CaptureSettings, options: &ActivationOptions) -> Result<()
     let trace_python_allocators = settings.options.trace_python_allocators;
     let follow_fork = options.has(flags::FOLLOW_FORK);
     native::start(settings.options.native_traces);
-    let session = Session::open(settings, follow_fork, thread::current_tid())
-        .map_err(|e| describe_os_error(&e))?;
+    // A zero interval would make the sampler spin.
+    let memory_interval = Duration::from_millis(u64::from(options.memory_interval_ms.max(1)));
+    let session = Session::open(
+        settings,
+        follow_fork,
+        memory_interval,
+        thread::current_tid(),
+    )
+    .map_err(|e| describe_os_error(&e))?;
     code_watch::install(options.python_hexversion)?;
     if trace_python_allocators {
         pymalloc::install()?;
