@@ -1,6 +1,6 @@
 //! `memray attach PID` without `--ebpf` (CPython 3.14's `sys.remote_exec`):
 //! a Tracker started inside a running loop for `--duration`, then another
-//! ended by `memray detach PID`; the process keeps running with its output
+//! ended by `memray detach PID`, then one ended by Ctrl-C; the process keeps running with its output
 //! unchanged, and the captures hold its allocations with their stacks (read
 //! by memray 1.20's FileReader). A process that is not Python, and one on an
 //! older CPython, each get one clear line.
@@ -52,6 +52,25 @@ fn allocations_in_churn(capture: &Path) -> usize {
         .count()
 }
 
+/// `memray attach PID -o capture`, returned once it says it is writing.
+fn attach_in_background(pid: &str, capture: &Path) -> Child {
+    let mut waiting = Command::new(memray_bin())
+        .args(["attach", pid, "-o"])
+        .arg(capture)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run memray attach");
+    let mut announced = String::new();
+    BufReader::new(waiting.stdout.as_mut().unwrap())
+        .read_line(&mut announced)
+        .unwrap();
+    assert!(
+        announced.starts_with("Writing profile results into"),
+        "{announced}"
+    );
+    waiting
+}
+
 fn one_line_failure(output: &std::process::Output, expected: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -90,19 +109,7 @@ fn attach_and_detach_on_cpython_3_14() {
     );
 
     let detached_capture = work.path().join("detached.bin");
-    let mut waiting = Command::new(memray_bin())
-        .args(["attach", &pid, "-o", detached_capture.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run memray attach");
-    let mut announced = String::new();
-    BufReader::new(waiting.stdout.as_mut().unwrap())
-        .read_line(&mut announced)
-        .unwrap();
-    assert!(
-        announced.starts_with("Writing profile results into"),
-        "{announced}"
-    );
+    let waiting = attach_in_background(&pid, &detached_capture);
     std::thread::sleep(Duration::from_millis(500));
     let detach = memray(&["detach", &pid]);
     assert!(
@@ -118,6 +125,16 @@ fn attach_and_detach_on_cpython_3_14() {
         String::from_utf8_lossy(&waited.stdout)
     );
     assert!(allocations_in_churn(&detached_capture) >= 100);
+
+    // Ctrl-C on the attach command ends the tracking and finishes the file.
+    let interrupted_capture = work.path().join("interrupted.bin");
+    let waiting = attach_in_background(&pid, &interrupted_capture);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(waiting.id() as i32, libc::SIGINT) };
+    let waited = waiting.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{waited:?}");
+    assert!(allocations_in_churn(&interrupted_capture) >= 100);
 
     // Still running, its output unchanged: consecutive ticks.
     assert!(target.try_wait().unwrap().is_none(), "the process ended");
