@@ -9,7 +9,7 @@ use memray_analysis::{
     high_water_mark, leaks, overview, temporary_allocations, AllocationEvent, AllocationGroup,
     AnalysisError, Capture as _, CaptureFile, Event, Frame, Overview, StackIds, StackResolver,
 };
-use memray_format::{FileFormat, PythonAllocator};
+use memray_format::{FileFormat, PythonAllocator, Replay};
 use pyo3::exceptions::{PyNotImplementedError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -109,28 +109,17 @@ impl Capture {
             .collect()
     }
 
-    /// Every ALLOCATION record, frees included, in file order.
-    fn allocations(&self) -> PyResult<Vec<RecordTuple>> {
+    /// Every ALLOCATION record, frees included, in file order, read as
+    /// the caller iterates (a capture may hold hundreds of millions).
+    fn allocations(&self) -> PyResult<AllocationRecords> {
         if self.file.is_aggregated() {
             return Err(PyNotImplementedError::new_err(
                 "Can't get all allocations from a pre-aggregated capture file.",
             ));
         }
-        let mut records = Vec::new();
-        self.file
-            .replay(&mut |batch| {
-                records.extend(batch.iter().filter_map(|event| match event {
-                    Event::Allocation(allocation) => Some(record(
-                        allocation,
-                        allocation.size,
-                        allocation.n_allocations,
-                    )),
-                    _ => None,
-                }));
-                std::ops::ControlFlow::Continue(())
-            })
-            .map_err(analysis_error)?;
-        Ok(records)
+        let replay =
+            Replay::open(self.file.path()).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        Ok(AllocationRecords { replay })
     }
 
     fn high_water_mark(&self, merge_threads: bool) -> PyResult<Vec<RecordTuple>> {
@@ -211,7 +200,39 @@ impl Capture {
     }
 }
 
+/// The iterator behind `FileReader.get_allocation_records()`: its own pass
+/// over the file, one record per step.
+#[pyclass(unsendable, module = "memray._memray")]
+struct AllocationRecords {
+    replay: Replay,
+}
+
+#[pymethods]
+impl AllocationRecords {
+    fn __iter__(this: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        this
+    }
+
+    fn __next__(&mut self) -> PyResult<Option<RecordTuple>> {
+        loop {
+            match self.replay.next_event() {
+                Ok(Some(Event::Allocation(allocation))) => {
+                    return Ok(Some(record(
+                        &allocation,
+                        allocation.size,
+                        allocation.n_allocations,
+                    )))
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ok(None),
+                Err(error) => return Err(PyOSError::new_err(error.to_string())),
+            }
+        }
+    }
+}
+
 #[pymodule]
 fn _memray(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_class::<Capture>()
+    module.add_class::<Capture>()?;
+    module.add_class::<AllocationRecords>()
 }
