@@ -39,7 +39,7 @@ fn without_allocators(mut queries: Value) -> Value {
 }
 
 /// Index of the hybrid stack in reader_dump.py's records.
-const HYBRID: usize = 7;
+const HYBRID: usize = 8;
 
 /// Where memray 1.20 (libbacktrace) leaves a native frame's place unknown
 /// (`<unknown>`, line 0) and ours names it, for the same function, ours is

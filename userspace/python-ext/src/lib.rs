@@ -213,6 +213,12 @@ impl AllocationRecords {
         this
     }
 
+    /// A thread's name as far as this pass has read (memray's records of
+    /// `get_allocation_records()` name their thread so).
+    fn thread_name(&self, tid: u64) -> String {
+        self.replay.thread_name(tid).unwrap_or_default().to_owned()
+    }
+
     fn __next__(&mut self) -> PyResult<Option<RecordTuple>> {
         loop {
             match self.replay.next_event() {

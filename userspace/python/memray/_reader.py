@@ -64,11 +64,13 @@ def _datetime(millis):
 class AllocationRecord:
     """One allocation, or the allocations of one location (``n_allocations``)."""
 
-    __slots__ = ("_tuple", "_capture")
+    __slots__ = ("_tuple", "_capture", "_names")
 
-    def __init__(self, record, capture=None):
+    def __init__(self, record, capture=None, names=None):
         self._tuple = record
         self._capture = capture
+        # Who names the threads: the pass that read the record, else the capture.
+        self._names = names or capture
 
     def __eq__(self, other):
         if isinstance(other, AllocationRecord):
@@ -89,7 +91,7 @@ class AllocationRecord:
 
     @property
     def thread_name(self):
-        return self._capture.thread_name(self.tid)
+        return self._names.thread_name(self.tid)
 
     def _ensure_allocation(self):
         if self.allocator in (AllocatorType.FREE, AllocatorType.MUNMAP):
@@ -157,10 +159,10 @@ class FileReader:
         if self._capture is None:
             raise ValueError("Operation on a closed FileReader")
 
-    def _records(self, tuples):
+    def _records(self, tuples, names=None):
         capture = self._capture
         for record in tuples:
-            yield AllocationRecord(record, capture)
+            yield AllocationRecord(record, capture, names)
 
     @property
     def metadata(self):
@@ -168,7 +170,8 @@ class FileReader:
 
     def get_allocation_records(self) -> typing.Iterator[AllocationRecord]:
         self._ensure_not_closed()
-        yield from self._records(self._capture.allocations())
+        records = self._capture.allocations()
+        yield from self._records(records, names=records)
 
     def get_high_watermark_allocation_records(self, merge_threads=True):
         self._ensure_not_closed()
