@@ -10,6 +10,7 @@ pub mod memray_tree;
 pub mod native_extension;
 pub mod parked_python;
 pub mod paths;
+pub mod python_package;
 pub mod reference;
 pub mod run;
 pub mod skip;

@@ -45,17 +45,30 @@ impl ExtensionTarget {
 
 /// Builds `nativeext` for `python` into `directory` (put it on `PYTHONPATH`).
 pub fn build(python: &Path, directory: &Path) {
+    compile(
+        python,
+        &fixture("nativeext.c"),
+        "nativeext",
+        directory,
+        &["-g"],
+    );
+}
+
+/// Compiles the C extension `source` for `python` as the module file of
+/// `module` in `directory`, with `-O2` and `flags`.
+pub fn compile(python: &Path, source: &Path, module: &str, directory: &Path, flags: &[&str]) {
     let target = ExtensionTarget::of(python);
     std::fs::create_dir_all(directory).unwrap();
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-shared", "-fPIC", "-g", "-O2"])
+        .args(["-shared", "-fPIC", "-O2"])
+        .args(flags)
         .args(&target.include_flags)
         .arg("-o")
-        .arg(directory.join(format!("nativeext{}", target.suffix)))
-        .arg(fixture("nativeext.c"))
+        .arg(directory.join(format!("{module}{}", target.suffix)))
+        .arg(source)
         .status()
         .expect("run cc");
-    assert!(status.success(), "compiling nativeext.c failed");
+    assert!(status.success(), "compiling {} failed", source.display());
 }
 
 /// The script that allocates through the extension: `outer` → `middle` → C, and

@@ -52,6 +52,39 @@ pub fn reference_memray_version(version: &str) -> ReferenceMemray {
     create_memray_venv(&python.path, &venv, version, &[]).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The reference memray with `extra` packages from PyPI (e.g. pytest-memray),
+/// in a virtualenv of its own named after `name`, created on first use.
+pub fn reference_memray_with(name: &str, extra: &[&str]) -> ReferenceMemray {
+    let python = reference_python();
+    let venv = venv_dir(&format!("{REFERENCE_VERSION}-{name}"), &python);
+    std::fs::create_dir_all(cache_dir()).expect("create the cache directory");
+    let _lock = FileLock::acquire(cache_dir().join("reference-memray.lock"));
+    let installed = ReferenceMemray::in_venv(&venv);
+    if installed.memray.exists() {
+        return installed;
+    }
+    create_memray_venv(&python.path, &venv, REFERENCE_VERSION, extra)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What memray 1.20's `FileReader` sees in `capture`
+/// (`tests/fixtures/captures/file_reader_dump.py`, as JSON).
+pub fn file_reader_dump(capture: &Path) -> serde_json::Value {
+    let dump = Command::new(reference_memray().python)
+        .arg(crate::paths::fixtures().join("captures/file_reader_dump.py"))
+        .arg(capture)
+        .output()
+        .expect("run memray 1.20's FileReader");
+    assert!(
+        dump.status.success(),
+        "memray 1.20 cannot read {} ({}): {}",
+        capture.display(),
+        dump.status,
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    serde_json::from_slice(&dump.stdout).expect("the dump's JSON")
+}
+
 /// Where memray `version`'s virtualenv is (or would be created), without creating it.
 pub fn reference_venv(version: &str) -> ReferenceMemray {
     ReferenceMemray::in_venv(&venv_dir(version, &reference_python()))

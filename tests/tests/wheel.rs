@@ -1,7 +1,9 @@
 //! The wheel of `cargo xtask wheel`, installed with pip into fresh
 //! virtualenvs of CPython 3.8 and 3.14 and used from there, with no Rust
 //! toolchain on PATH and the virtualenv not activated: `memray run`, `memray
-//! stats`, `memray flamegraph` and `import memray`.
+//! stats`, `memray flamegraph`, `import memray` (and the pytest plugin's
+//! entry point), and the API: a `memray.Tracker` block read back with
+//! `memray.FileReader`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,6 +27,30 @@ def make_lists():
 
 lists = make_lists()
 print('prefix', sys.prefix)
+";
+
+/// The same lists allocated inside a `memray.Tracker` block, read back with
+/// `memray.FileReader`: how many of the peak's allocations `make_lists` made.
+const API_SCRIPT: &str = "\
+import sys
+
+import memray
+
+def make_lists():
+    lists = []
+    for _ in range(100):
+        lists.append(list(range(1000)))
+    return lists
+
+with memray.Tracker(sys.argv[1]):
+    lists = make_lists()
+
+reader = memray.FileReader(sys.argv[1])
+print(sum(
+    record.n_allocations
+    for record in reader.get_high_watermark_allocation_records()
+    if record.stack_trace()[0][0] == 'make_lists'
+))
 ";
 
 #[test]
@@ -133,7 +159,10 @@ fn check_installed(wheel: &Path, python: &Interpreter) {
     let import = succeed(
         without_toolchain(Command::new(&venv_python)).args([
             "-c",
-            "import memray; print(memray.__version__); print(memray.__file__)",
+            "import importlib.metadata as m, memray; print(memray.__version__); \
+             print(memray.__file__); \
+             print(*[e.value for e in m.distribution('memray-rs').entry_points \
+             if e.group == 'pytest11'])",
         ]),
         &format!("import memray on {label}"),
     );
@@ -144,6 +173,25 @@ fn check_installed(wheel: &Path, python: &Interpreter) {
     assert!(
         Path::new(package).starts_with(&venv),
         "{label}: memray imported from {package}, not from the virtualenv"
+    );
+    assert_eq!(
+        lines.next(),
+        Some("memray.pytest_plugin"),
+        "{label}: pytest's entry point for our plugin"
+    );
+
+    let api_script = work.path().join("api.py");
+    std::fs::write(&api_script, API_SCRIPT).expect("write the API script");
+    let api = succeed(
+        without_toolchain(Command::new(&venv_python))
+            .arg(&api_script)
+            .arg(work.path().join("api.bin")),
+        &format!("memray.Tracker and memray.FileReader on {label}"),
+    );
+    let counted = String::from_utf8_lossy(&api.stdout);
+    assert!(
+        counted.trim().parse::<u64>().unwrap_or(0) >= 100,
+        "{label}: fewer than the block's 100 allocations at the peak: {counted}"
     );
 }
 

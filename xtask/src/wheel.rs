@@ -2,12 +2,13 @@
 //! `userspace/python/pyproject.toml` into `<target>/wheels/`, its path printed
 //! last. The release build is the one `cargo xtask bench` uses.
 //!
-//! The wheel installs the `memray` binary as a script (a virtualenv's `bin/`),
-//! the tracker library beside it (where `memray run` looks for it) and the
-//! Python package `memray`. It holds no extension module, so it is tagged
-//! `py3-none-<platform>`: maturin picks the lowest manylinux tag that the
-//! binary's glibc symbol versions allow, and the tracker library is checked
-//! against the same tag here, which maturin does not audit.
+//! The wheel holds the Python package `memray` with its extension module
+//! (`memray._memray`, PyO3 on the stable ABI: tag `cp38-abi3-<platform>`), and
+//! installs the `memray` binary and the tracker library beside it as scripts
+//! (a virtualenv's `bin/`, where `memray run` looks for the library and
+//! `memray.Tracker` too). Its platform tag is the lowest manylinux one that
+//! the binary's and the library's glibc symbol versions allow (computed here:
+//! maturin audits only the extension, against that tag).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +17,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::process::{execute, path_with_cargo_bin, stdout_of, target_dir, workspace_root};
 
-const TRACKER_LIBRARY: &str = "libmemray_tracker.so";
+/// What the wheel installs as scripts, from the release build.
+const SCRIPTS: [&str; 2] = ["memray", "libmemray_tracker.so"];
 /// The distribution's file-name prefix (`memray-rs`, normalised).
 const WHEEL_PREFIX: &str = "memray_rs-";
 
@@ -31,8 +33,14 @@ fn build() -> Result<PathBuf> {
     // The same build as `cargo xtask bench`'s (maturin then finds the binary built).
     let release = crate::workspace::build_release_memray()?;
     let project = workspace_root().join("userspace/python");
-    let library = release.join(TRACKER_LIBRARY);
-    stage_tracker_library(&project, &library)?;
+    let scripts: Vec<PathBuf> = SCRIPTS.iter().map(|name| release.join(name)).collect();
+    stage_scripts(&project, &scripts)?;
+
+    // manylinux2014 (glibc 2.17) is the oldest tag maturin builds for.
+    let mut glibc = (2, 17);
+    for script in &scripts {
+        glibc = glibc.max(glibc_needed(script)?);
+    }
 
     let out = target_dir().join("wheels");
     remove_old_wheels(&out)?;
@@ -40,18 +48,18 @@ fn build() -> Result<PathBuf> {
     execute(
         Command::new(&maturin)
             .env("PATH", path_with_cargo_bin())
-            .args(["build", "--release", "--out"])
+            .args(["build", "--release", "--compatibility"])
+            .arg(format!("manylinux_{}_{}", glibc.0, glibc.1))
+            .arg("--out")
             .arg(&out)
             .current_dir(&project),
     )?;
-    let wheel = the_wheel(&out)?;
-    check_glibc_tag(&wheel, &library)?;
-    Ok(wheel)
+    the_wheel(&out)
 }
 
-/// maturin takes the library from the project's `data` directory
-/// (`wheel-data/scripts/`, installed into the scripts directory).
-fn stage_tracker_library(project: &Path, library: &Path) -> Result<()> {
+/// maturin takes the binary and the library from the project's `data`
+/// directory (`wheel-data/scripts/`, installed into the scripts directory).
+fn stage_scripts(project: &Path, files: &[PathBuf]) -> Result<()> {
     let data = project.join("wheel-data");
     if data.exists() {
         std::fs::remove_dir_all(&data)
@@ -59,8 +67,11 @@ fn stage_tracker_library(project: &Path, library: &Path) -> Result<()> {
     }
     let scripts = data.join("scripts");
     std::fs::create_dir_all(&scripts)?;
-    std::fs::copy(library, scripts.join(TRACKER_LIBRARY))
-        .with_context(|| format!("cannot copy {}", library.display()))?;
+    for file in files {
+        let name = file.file_name().context("a file name")?;
+        std::fs::copy(file, scripts.join(name))
+            .with_context(|| format!("cannot copy {}", file.display()))?;
+    }
     Ok(())
 }
 
@@ -100,36 +111,6 @@ fn the_wheel(out: &Path) -> Result<PathBuf> {
             wheels.len()
         ),
     }
-}
-
-/// A `manylinux_2_N` tag promises glibc 2.N is enough: the tracker library
-/// must not need a newer symbol version than the binary maturin audited.
-fn check_glibc_tag(wheel: &Path, library: &Path) -> Result<()> {
-    let name = wheel
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let Some(tagged) = manylinux_glibc(name) else {
-        return Ok(());
-    };
-    let needed = glibc_needed(library)?;
-    if needed > tagged {
-        bail!(
-            "{name} is tagged for glibc 2.{} but {} needs GLIBC_2.{}",
-            tagged.1,
-            library.display(),
-            needed.1
-        );
-    }
-    Ok(())
-}
-
-/// `(2, N)` of a `manylinux_2_N_<arch>` platform tag in a wheel's file name.
-fn manylinux_glibc(wheel_name: &str) -> Option<(u32, u32)> {
-    let tag = wheel_name.strip_suffix(".whl")?.rsplit('-').next()?;
-    let rest = tag.strip_prefix("manylinux_")?;
-    let mut parts = rest.split('_');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// The newest `GLIBC_x.y` symbol version among the library's dynamic symbols.

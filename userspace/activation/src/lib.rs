@@ -67,6 +67,8 @@ pub struct ActivationOptions {
     /// With [`flags::LIVE`]: the inherited descriptor of a listening TCP
     /// socket; the tracker waits there for the reader. Otherwise -1.
     pub live_socket: i32,
+    /// Milliseconds between resident set size samples (memray's default: 10).
+    pub memory_interval_ms: u32,
 }
 
 impl ActivationOptions {

@@ -44,10 +44,10 @@ enum Command {
     DumpStacks(commands::dump_stacks::Args),
     /// Remotely monitor allocations in a text-based interface
     Live(commands::live::Args),
-    /// Begin tracking allocations in an already-started process (with --ebpf)
+    /// Begin tracking allocations in an already-started process
     Attach(commands::attach::Args),
-    /// End the tracking started by a previous `memray attach` call (not available yet)
-    Detach(commands::unavailable::Args),
+    /// End the tracking started by a previous `memray attach` call
+    Detach(commands::detach::Args),
 }
 
 fn main() {
@@ -66,7 +66,7 @@ fn main() {
         Command::DumpStacks(args) => commands::dump_stacks::run(args),
         Command::Live(args) => commands::live::run(args),
         Command::Attach(args) => commands::attach::run(args),
-        Command::Detach(_) => commands::unavailable::run("detach"),
+        Command::Detach(args) => commands::detach::run(args),
     };
     if let Err(CliError { message, exit_code }) = result {
         if !message.is_empty() {

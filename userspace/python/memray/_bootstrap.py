@@ -15,10 +15,16 @@ import sys
 
 #: The activation struct's version (memray-activation's `VERSION`).
 ACTIVATION_VERSION = 2
-#: memray-activation's `FOLLOW_FORK` flag (`--follow-fork`).
+# memray-activation's `flags`, bit for bit.
+AGGREGATE = 1
 FOLLOW_FORK = 2
-#: memray-activation's `LIVE` flag (`--live`, `--live-remote`): OUTPUT is then
-#: the descriptor of the listening socket the reader connects to.
+TRACE_PYTHON_ALLOCATORS = 4
+COMPRESS = 8
+BUFFERED = 16
+FORCE = 32
+NATIVE = 64
+#: `LIVE` (`--live`, `--live-remote`): OUTPUT is then the descriptor of the
+#: listening socket the reader connects to.
 LIVE = 128
 
 
@@ -40,6 +46,7 @@ def activation_options_type():
             ("site_packages", ctypes.c_char_p),
             ("sys_path", ctypes.c_char_p),
             ("live_socket", ctypes.c_int32),
+            ("memory_interval_ms", ctypes.c_uint32),
         ]
 
     return ActivationOptions
@@ -61,6 +68,7 @@ class Settings:
         self.live = bool(self.flags & LIVE)
         self.memray = memray_argv[0]
         self.command_line = " ".join(memray_argv)
+        self.memory_interval_ms = 10
         self.target = memray_argv[index]
         self.program_args = memray_argv[index + 1 :]
 
@@ -154,15 +162,25 @@ def wait_for_reader(settings):
 
 def activate(settings, skipped_frames):
     import ctypes
+
+    if settings.live:
+        wait_for_reader(settings)
+    tracker = ctypes.PyDLL(settings.library)
+    name_threads(tracker)
+    if activate_library(tracker, settings, skipped_frames) != 0:
+        fail(last_error(tracker))
+    return tracker
+
+
+def activate_library(tracker, settings, skipped_frames):
+    """Starts recording into `settings.output` with `settings.flags`,
+    sampling memory every `settings.memory_interval_ms`; returns
+    the library's status (0, or -1 with `last_error`)."""
+    import ctypes
     import sysconfig
 
     import site
 
-    if settings.live:
-        wait_for_reader(settings)
-
-    tracker = ctypes.PyDLL(settings.library)
-    name_threads(tracker)
     options_type = activation_options_type()
     tracker.memray_tracker_activate.restype = ctypes.c_int
     tracker.memray_tracker_activate.argtypes = [ctypes.POINTER(options_type)]
@@ -180,11 +198,10 @@ def activate(settings, skipped_frames):
         libdest=encode(sysconfig.get_paths().get("stdlib") or ""),
         site_packages=strings(site_packages),
         sys_path=strings(sys.path),
-        live_socket=int(settings.output) if settings.live else -1,
+        live_socket=int(settings.output) if settings.flags & LIVE else -1,
+        memory_interval_ms=settings.memory_interval_ms,
     )
-    if tracker.memray_tracker_activate(ctypes.byref(options)) != 0:
-        fail(last_error(tracker))
-    return tracker
+    return tracker.memray_tracker_activate(ctypes.byref(options))
 
 
 def last_error(tracker):

@@ -7,6 +7,7 @@ use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use libc::c_ulong;
 use memray_activation::{flags, ActivationOptions};
@@ -16,7 +17,7 @@ use memray_recorder::{
 
 use crate::guard::RecursionGuard;
 use crate::session::Session;
-use crate::{code_watch, fork, native, platform, pymalloc, python, thread, tracking};
+use crate::{code_watch, fork, native, patcher, platform, pymalloc, python, thread, tracking};
 
 static LAST_ERROR: Mutex<Option<CString>> = Mutex::new(None);
 
@@ -113,8 +114,15 @@ fn activate(settings: CaptureSettings, options: &ActivationOptions) -> Result<()
     let trace_python_allocators = settings.options.trace_python_allocators;
     let follow_fork = options.has(flags::FOLLOW_FORK);
     native::start(settings.options.native_traces);
-    let session = Session::open(settings, follow_fork, thread::current_tid())
-        .map_err(|e| describe_os_error(&e))?;
+    // A zero interval would make the sampler spin.
+    let memory_interval = Duration::from_millis(u64::from(options.memory_interval_ms.max(1)));
+    let session = Session::open(
+        settings,
+        follow_fork,
+        memory_interval,
+        thread::current_tid(),
+    )
+    .map_err(|e| describe_os_error(&e))?;
     code_watch::install(options.python_hexversion)?;
     if trace_python_allocators {
         pymalloc::install()?;
@@ -124,7 +132,16 @@ fn activate(settings: CaptureSettings, options: &ActivationOptions) -> Result<()
     if let Some(session) = tracking::session() {
         session.start_sampling();
     }
+    if !patcher::interposed() {
+        patcher::patch();
+    }
     Ok(())
+}
+
+/// Whether a capture is being recorded (1) or not (0).
+#[no_mangle]
+pub extern "C" fn memray_tracker_is_active() -> c_int {
+    c_int::from(tracking::is_active())
 }
 
 /// Stops recording and finishes the file (trailer, header, compression).
@@ -134,6 +151,7 @@ pub extern "C" fn memray_tracker_deactivate() -> c_int {
     let Some(session) = tracking::stop() else {
         return 0;
     };
+    patcher::restore();
     if session.settings.options.trace_python_allocators {
         pymalloc::uninstall();
     }

@@ -49,7 +49,8 @@ fn follow_or_stop() {
         .settings
         .for_child(parent_pid as u32, child_pid as u32);
     thread::forget_stack_after_fork();
-    if let Ok(session) = Session::open(settings, true, thread::current_tid()) {
+    let interval = parent_session.memory_interval;
+    if let Ok(session) = Session::open(settings, true, interval, thread::current_tid()) {
         tracking::start(session);
         if let Some(session) = tracking::session() {
             session.start_sampling();

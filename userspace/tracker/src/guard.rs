@@ -1,5 +1,11 @@
 //! The recursion guard: while a thread is inside the tracker (or inside a real
 //! allocator called by a hook), its allocations are not recorded.
+//!
+//! The flag lives in a pthread key, not in Rust's thread-local storage: when
+//! the library is loaded late (`memray.Tracker`), its thread-locals are
+//! dynamic TLS, which glibc allocates with `malloc` on a thread's first
+//! access — from inside the first hook, before the guard could be set.
+//! Reading and setting a key's value never allocates.
 
 use crate::platform::thread_word;
 

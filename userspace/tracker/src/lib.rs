@@ -2,8 +2,10 @@
 //! of a Python program, with the Python stack read directly from the calling
 //! thread's frames, into a memray capture file.
 //!
-//! The library is inert until `memray run`'s bootstrap activates it
-//! ([`ffi`]); from then on the [`hooks`] hand each event to the process's
+//! The library is inert until `memray run`'s bootstrap or `memray.Tracker`
+//! activates it ([`ffi`]); loaded late (the Tracker, no `LD_PRELOAD`), it
+//! points the loaded objects' relocation slots at its hooks while active
+//! (`patcher`). From then on the [`hooks`] hand each event to the process's
 //! `memray_recorder::Recorder` ([`tracking`]). Only what must live inside the
 //! profiled process is here: the interposed symbols, real-symbol resolution,
 //! the bootstrap arena, the recursion guard, the loader trampoline, fork and
@@ -20,6 +22,7 @@ mod guard;
 pub mod hooks;
 mod loader;
 mod native;
+mod patcher;
 mod platform;
 mod process_exit;
 mod pymalloc;

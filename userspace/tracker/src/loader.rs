@@ -18,6 +18,7 @@ use std::ffi::{CStr, CString};
 
 use crate::guard::RecursionGuard;
 use crate::native;
+use crate::patcher;
 use crate::real;
 
 /// `dladdr1`'s request for the object's `struct link_map` (`<dlfcn.h>`).
@@ -78,6 +79,7 @@ fn untracked_open(open: impl FnOnce() -> *mut c_void) -> *mut c_void {
     real::ensure_resolved();
     let handle = open();
     if !handle.is_null() {
+        patcher::objects_loaded();
         native::loaded_objects_changed();
     }
     handle
@@ -124,7 +126,7 @@ unsafe fn open_along_search_path(
 
 #[cfg(target_os = "linux")]
 /// The `struct link_map` of the object holding `address`.
-unsafe fn object_containing(address: *const c_void) -> Option<*mut c_void> {
+pub(crate) unsafe fn object_containing(address: *const c_void) -> Option<*mut c_void> {
     // SAFETY: plain out-parameters.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let mut link_map: *mut c_void = std::ptr::null_mut();

@@ -5,7 +5,6 @@
 use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use memray_recorder::rss::MEMORY_INTERVAL;
 use memray_recorder::{CaptureSettings, FinishError, Process, Recorder};
 
 use crate::guard::RecursionGuard;
@@ -17,6 +16,8 @@ pub struct Session {
     pub settings: CaptureSettings,
     /// Whether forked children record into captures of their own.
     pub follow_fork: bool,
+    /// Between resident set size samples.
+    pub memory_interval: Duration,
     /// The process that opened the file (a vfork child shares this memory).
     pid: u32,
     /// `None` once finished.
@@ -33,6 +34,7 @@ impl Session {
     pub fn open(
         settings: CaptureSettings,
         follow_fork: bool,
+        memory_interval: Duration,
         main_tid: u64,
     ) -> std::io::Result<Session> {
         let images = native::initial_objects(settings.options.native_traces);
@@ -40,6 +42,7 @@ impl Session {
         Ok(Session {
             settings,
             follow_fork,
+            memory_interval,
             pid: std::process::id(),
             recorder: Mutex::new(Some(recorder)),
             sampler: Mutex::new(None),
@@ -48,7 +51,7 @@ impl Session {
         })
     }
 
-    /// Starts sampling RSS every 10 ms into MEMORY_RECORDs. A raw pthread,
+    /// Starts sampling RSS every `memory_interval` into MEMORY_RECORDs. A raw pthread,
     /// so that nothing runs in it before it marks itself as the tracker's own.
     pub fn start_sampling(&'static self) {
         extern "C" fn sample(session: *mut libc::c_void) -> *mut libc::c_void {
@@ -72,7 +75,10 @@ impl Session {
     fn sample_until_stopped(&self) {
         let mut stopped = lock(&self.stop_sampling);
         while !*stopped {
-            stopped = match self.wake_sampler.wait_timeout(stopped, MEMORY_INTERVAL) {
+            stopped = match self
+                .wake_sampler
+                .wait_timeout(stopped, self.memory_interval)
+            {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };

@@ -13,6 +13,7 @@ use memray_recorder::RecordedThread;
 use crate::native::NativeStack;
 use crate::platform::thread_word;
 use crate::python::{self, Frames};
+use crate::tracking;
 
 static NEXT_TID: AtomicU64 = AtomicU64::new(1);
 
@@ -23,6 +24,8 @@ pub struct ThreadState {
     pub walked: Frames,
     /// The thread's native unwinder (`--native`).
     pub native: NativeStack,
+    /// The capture `recorded` last wrote to ([`tracking::session_number`]).
+    session: u64,
 }
 
 impl ThreadState {
@@ -55,7 +58,15 @@ pub fn with_current<R>(body: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
     };
     // SAFETY: this thread's own state, freed only at thread exit; while it
     // is lent here the cell holds LENT, so no other reference to it exists.
-    let result = body(unsafe { &mut *state });
+    let state_ref = unsafe { &mut *state };
+    // A new capture in this process (another Tracker) knows none of the
+    // stacks written to the previous one.
+    let session = tracking::session_number();
+    if state_ref.session != session {
+        state_ref.recorded.forget_written();
+        state_ref.session = session;
+    }
+    let result = body(state_ref);
     STATE.set(state as usize);
     Some(result)
 }
@@ -68,6 +79,7 @@ fn create() -> *mut ThreadState {
         recorded: RecordedThread::new(tid, key),
         walked: Frames::default(),
         native: NativeStack::default(),
+        session: tracking::session_number(),
     }));
     register_destructor(state);
     state

@@ -4,7 +4,7 @@
 //! tracking; the program itself goes on.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use memray_recorder::{describe_os_error, Image, Recorder, Stacks};
@@ -17,12 +17,19 @@ use crate::session::Session;
 use crate::thread;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Counts the captures this process started (several Trackers in a row).
+static SESSIONS: AtomicU64 = AtomicU64::new(0);
 static SESSION: AtomicPtr<Session> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Whether allocations are being recorded (the hooks' fast check).
 #[inline(always)]
 pub fn is_active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Which capture of this process is (or was last) recording.
+pub fn session_number() -> u64 {
+    SESSIONS.load(Ordering::Acquire)
 }
 
 /// The current session, if any.
@@ -35,6 +42,7 @@ pub fn session() -> Option<&'static Session> {
 /// Publishes `session` and starts recording. The previous one (if any) is leaked:
 /// after fork, another thread may have held its lock.
 pub fn start(session: Session) {
+    SESSIONS.fetch_add(1, Ordering::AcqRel);
     SESSION.store(Box::into_raw(Box::new(session)), Ordering::Release);
     ACTIVE.store(true, Ordering::Release);
 }

@@ -1,12 +1,15 @@
 //! `memray attach --ebpf PID`: records a running CPython process from
 //! outside, nothing loaded into it, until Ctrl-C, SIGTERM, `--duration` or
-//! its exit; then the probes are removed and the process goes on. Without
-//! `--ebpf` (memray's injection through gdb/lldb) it is not available yet;
-//! with it, Linux only (`attach/ebpf.rs`); `--all` records every CPython
-//! process of the machine (`attach/all.rs`); with `--live` the capture goes
-//! to the live view instead (`attach/live.rs`), and leaving the view detaches.
+//! its exit; then the probes are removed and the process goes on (Linux only,
+//! `attach/ebpf.rs`); `--all` records every CPython process of the machine
+//! (`attach/all.rs`); with `--live` the capture goes to the live view instead
+//! (`attach/live.rs`), and leaving the view detaches. Without `--ebpf`, on
+//! CPython 3.14+: a `memray.Tracker` started inside the process through
+//! `sys.remote_exec` (`attach/inside.rs`), until Ctrl-C, SIGTERM,
+//! `--duration`, `memray detach PID` or the process's exit.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{CliError, CliResult};
 
@@ -14,6 +17,8 @@ use crate::error::{CliError, CliResult};
 mod all;
 #[cfg(target_os = "linux")]
 mod ebpf;
+#[cfg(target_os = "linux")]
+mod inside;
 #[cfg(target_os = "linux")]
 mod live;
 
@@ -56,15 +61,38 @@ pub struct Args {
     /// Duration to track for (in seconds)
     #[arg(long, value_name = "DURATION")]
     duration: Option<f64>,
+    /// Track native (C/C++) stack frames as well (without --ebpf)
+    #[arg(long)]
+    native: bool,
+    /// Record allocations made by the pymalloc allocator (without --ebpf)
+    #[arg(long)]
+    trace_python_allocators: bool,
+    /// Record allocations in child processes forked from the tracked script (without --ebpf)
+    #[arg(long)]
+    follow_fork: bool,
 }
 
 pub fn run(args: Args) -> CliResult {
-    if !args.ebpf {
-        return Err(CliError::new(
-            "memray attach: not available yet in memray-rs without --ebpf",
-        ));
+    if args.ebpf {
+        attach_ebpf(args)
+    } else if args.all {
+        Err(CliError::usage(
+            "attach",
+            "--all records through eBPF: add --ebpf",
+        ))
+    } else {
+        attach_inside(args)
     }
-    attach_ebpf(args)
+}
+
+/// `--duration`, checked.
+fn duration(args: &Args) -> Result<Option<Duration>, CliError> {
+    args.duration
+        .map(|seconds| {
+            Duration::try_from_secs_f64(seconds)
+                .map_err(|_| CliError::usage("attach", format!("invalid duration: {seconds}")))
+        })
+        .transpose()
 }
 
 #[cfg(target_os = "linux")]
@@ -75,4 +103,16 @@ fn attach_ebpf(args: Args) -> CliResult {
 #[cfg(not(target_os = "linux"))]
 fn attach_ebpf(_: Args) -> CliResult {
     Err(super::ebpf_is_linux_only("attach"))
+}
+
+#[cfg(target_os = "linux")]
+fn attach_inside(args: Args) -> CliResult {
+    inside::run(args)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn attach_inside(_: Args) -> CliResult {
+    Err(CliError::new(
+        "memray attach: without --ebpf, only on Linux in memray-rs so far",
+    ))
 }

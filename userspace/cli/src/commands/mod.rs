@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod capture;
+pub mod detach;
 pub mod diff;
 pub mod dump_stacks;
 #[cfg(target_os = "linux")]
@@ -10,6 +11,7 @@ pub mod flamegraph;
 pub mod inputs;
 pub mod live;
 pub mod parse;
+pub mod remote_exec;
 pub mod report;
 pub mod run;
 pub mod selection;
@@ -18,7 +20,6 @@ pub mod summary;
 pub mod table;
 pub mod transform;
 pub mod tree;
-pub mod unavailable;
 
 /// `--ebpf` where there is no eBPF: it is a feature of the Linux kernel.
 #[cfg(not(target_os = "linux"))]

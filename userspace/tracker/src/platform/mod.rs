@@ -13,6 +13,10 @@ mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::*;
 
+mod thread_word;
+pub(crate) use thread_word::thread_word;
+pub use thread_word::ThreadWord;
+
 #[cfg(any(target_os = "macos", test))]
 pub mod inserted;
 #[cfg(any(target_os = "macos", test))]

@@ -1,23 +1,15 @@
 //! `memray attach --ebpf PID` itself: the probes attached to the running
 //! process, recorded until it stops.
 
-use std::time::Duration;
-
 use memray_ebpf::{OnSignal, Recording, Stop};
 use memray_recorder::CaptureOptions;
 
-use super::{all, live, Args};
+use super::{all, duration, live, Args};
 use crate::commands::ebpf_capture::{self, ebpf_error};
 use crate::error::{CliError, CliResult};
 
 pub fn run(args: Args) -> CliResult {
-    let duration = args
-        .duration
-        .map(|seconds| {
-            Duration::try_from_secs_f64(seconds)
-                .map_err(|_| CliError::usage("attach", format!("invalid duration: {seconds}")))
-        })
-        .transpose()?;
+    let duration = duration(&args)?;
     if args.all {
         return all::run(&args, duration);
     }

@@ -1,0 +1,19 @@
+//! `memray detach PID`: ends the tracking that `memray attach PID` (without
+//! `--ebpf`) started inside a CPython 3.14+ process; the waiting attach
+//! command then finishes.
+
+use crate::commands::remote_exec::Target;
+use crate::error::CliResult;
+
+#[derive(clap::Args, Debug)]
+#[command(about = "End the tracking started by a previous `memray attach` call")]
+pub struct Args {
+    /// Process id to affect
+    pid: u32,
+}
+
+pub fn run(args: Args) -> CliResult {
+    Target::find("detach", args.pid)?.stop_tracker("detach")?;
+    println!("Deactivated tracking in process {}.", args.pid);
+    Ok(())
+}
