@@ -4,7 +4,9 @@
 
 use std::ops::ControlFlow;
 
-use crate::encoding::{Cursor, DecodeError, DeltaState, PointerCache, CACHE_MISS};
+use crate::encoding::{
+    Cursor, DecodeError, DeltaState, FieldReader, PointerCache, Window, CACHE_MISS, WINDOW,
+};
 use crate::header::{FileFormat, Header};
 use crate::record::{
     AggregatedAllocation, AllocationRecord, LegacyFrame, Record, AGGREGATED_ALLOCATION_SIZE,
@@ -35,8 +37,10 @@ enum Grammar {
 type Decoded<'a> = Result<(Record<'a>, usize), DecodeError>;
 
 /// The longest hot record: an ALLOCATION with a 10-byte address delta, its
-/// allocator byte, a 10-byte native frame delta and a 10-byte size.
+/// allocator byte, a 10-byte native frame delta and a 10-byte size. A hot
+/// record with this many bytes ahead is read through a [`Window`].
 pub const MAX_HOT_RECORD_LEN: usize = 32;
+const _: () = assert!(MAX_HOT_RECORD_LEN == WINDOW);
 
 /// Receives the records of a v12/v13 stream that replay applies most often
 /// (ALLOCATION, FRAME_PUSH, FRAME_POP, NATIVE_TRACE_INDEX, CONTEXT_SWITCH)
@@ -107,6 +111,12 @@ fn native_trace_index_record((ip, parent): (u64, u64)) -> Record<'static> {
     Record::NativeTraceIndex { ip, parent }
 }
 
+/// The [`WINDOW`] bytes from `pos` on, if the data holds that many.
+#[inline(always)]
+fn window_at(data: &[u8], pos: usize) -> Option<&[u8; WINDOW]> {
+    data.get(pos..pos.checked_add(WINDOW)?)?.try_into().ok()
+}
+
 impl Decoder {
     pub fn new(header: &Header) -> Decoder {
         let legacy = header.version < 12;
@@ -140,6 +150,14 @@ impl Decoder {
 
     #[inline]
     fn stream<'a>(&mut self, data: &'a [u8], pos: usize) -> Decoded<'a> {
+        if let Some(window) = window_at(data, pos) {
+            let mut w = Window::new(window, 1);
+            let mut slot = RecordSlot(None);
+            if self.hot_record(&mut w, window[0], &mut slot)? != Hot::Cold {
+                let record = slot.0.expect("a hot record fills the slot");
+                return Ok((record, pos + w.pos()));
+            }
+        }
         let mut c = Cursor::new(data, pos);
         let token = c.u8()?;
         let mut slot = RecordSlot(None);
@@ -160,9 +178,9 @@ impl Decoder {
     /// Decodes a v12/v13 record of a hot kind (token already read) straight
     /// into `sink`; `Hot::Cold` for any other kind (nothing consumed).
     #[inline(always)]
-    fn hot_record<S: HotRecords>(
+    fn hot_record<R: FieldReader, S: HotRecords>(
         &mut self,
-        c: &mut Cursor<'_>,
+        c: &mut R,
         token: u8,
         sink: &mut S,
     ) -> Result<Hot, DecodeError> {
@@ -204,13 +222,13 @@ impl Decoder {
         if self.grammar != Grammar::Stream {
             return run;
         }
-        while data.len() - run.pos >= MAX_HOT_RECORD_LEN {
-            let mut c = Cursor::new(data, run.pos + 1);
-            let outcome = self.hot_record(&mut c, data[run.pos], sink);
+        while let Some(window) = window_at(data, run.pos) {
+            let mut w = Window::new(window, 1);
+            let outcome = self.hot_record(&mut w, window[0], sink);
             if !matches!(outcome, Ok(Hot::Applied | Hot::Stop)) {
                 break;
             }
-            run.pos = c.pos();
+            run.pos += w.pos();
             run.applied += 1;
             if outcome == Ok(Hot::Stop) {
                 run.stopped = true;
@@ -257,9 +275,9 @@ impl Decoder {
     /// Always inlined: returned through memory, the record was re-read
     /// with wider loads than it was stored with (a store-forwarding stall).
     #[inline(always)]
-    fn allocation(
+    fn allocation<R: FieldReader>(
         &mut self,
-        c: &mut Cursor<'_>,
+        c: &mut R,
         token: u8,
     ) -> Result<AllocationRecord, DecodeError> {
         let (address, missed) = self.address(c, (token >> 3) & 0x0f)?;
@@ -299,7 +317,11 @@ impl Decoder {
     /// `slot`, or on a miss a delta from the last data pointer (in 8-byte
     /// units), returned for [`Decoder::commit_address`].
     #[inline(always)]
-    fn address(&self, c: &mut Cursor<'_>, slot: u8) -> Result<(u64, Option<u64>), DecodeError> {
+    fn address<R: FieldReader>(
+        &self,
+        c: &mut R,
+        slot: u8,
+    ) -> Result<(u64, Option<u64>), DecodeError> {
         if slot == CACHE_MISS {
             let data_pointer = c.delta(self.last.data_pointer)?;
             Ok((data_pointer << 3, Some(data_pointer)))
@@ -344,7 +366,7 @@ impl Decoder {
 
     /// Aggregated files start these deltas from zero too: the decoder is fresh.
     /// `(ip, parent)`.
-    fn native_trace_index(&mut self, c: &mut Cursor<'_>) -> Result<(u64, u64), DecodeError> {
+    fn native_trace_index<R: FieldReader>(&mut self, c: &mut R) -> Result<(u64, u64), DecodeError> {
         let ip = c.delta(self.last.instruction_pointer)?;
         let parent = c.delta(self.last.native_frame_id)?;
         self.last.instruction_pointer = ip;
