@@ -1,8 +1,8 @@
 //! Choosing which allocations a report shows.
 
 use memray_analysis::{
-    leaks, memory, overview, overview_and_high_water_mark, temporary_allocations, AllocationGroup,
-    AnalysisError, CaptureFile, Overview,
+    memory, overview_and_high_water_mark, overview_and_leaks, overview_and_temporary_allocations,
+    AllocationGroup, AnalysisError, Capture, CaptureFile, Overview,
 };
 
 use crate::progress::WithProgress;
@@ -36,18 +36,28 @@ pub fn select(
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
     let capture = &WithProgress::new(capture);
-    let max_records = memory::DEFAULT_MAX_MEMORY_RECORDS;
+    select_in(
+        capture,
+        selection,
+        merge_threads,
+        memory::DEFAULT_MAX_MEMORY_RECORDS,
+    )
+}
+
+/// [`select`] of any capture, keeping at most `max_records` memory records.
+pub fn select_in(
+    capture: &dyn Capture,
+    selection: Selection,
+    merge_threads: bool,
+    max_records: usize,
+) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
     Ok(match selection {
         Selection::HighWaterMark => {
             overview_and_high_water_mark(capture, max_records, merge_threads)?
         }
-        Selection::Leaks => (
-            overview(capture, max_records)?,
-            leaks(capture, merge_threads)?,
-        ),
-        Selection::Temporary(threshold) => (
-            overview(capture, max_records)?,
-            temporary_allocations(capture, threshold, merge_threads)?,
-        ),
+        Selection::Leaks => overview_and_leaks(capture, max_records, merge_threads)?,
+        Selection::Temporary(threshold) => {
+            overview_and_temporary_allocations(capture, max_records, threshold, merge_threads)?
+        }
     })
 }
