@@ -46,13 +46,21 @@ const _: () = assert!(MAX_HOT_RECORD_LEN == WINDOW);
 /// (ALLOCATION, FRAME_PUSH, FRAME_POP, NATIVE_TRACE_INDEX, CONTEXT_SWITCH)
 /// field by field: moving a whole [`Record`] through `Result`/`Option`
 /// wrappers for each of them cost more than decoding them.
+/// Each returns `Break` to stop the run after its record (an event is ready).
 pub trait HotRecords {
-    /// `Break` stops the run after this record (an event is ready).
     fn allocation(&mut self, record: AllocationRecord) -> ControlFlow<()>;
-    fn frame_push(&mut self, code_object_id: u64, instruction_offset: i64, is_entry_frame: bool);
-    fn frame_pop(&mut self, count: u32);
-    fn native_trace_index(&mut self, ip: u64, parent: u64);
-    fn context_switch(&mut self, tid: u64);
+    fn frame_push(&mut self, frame: PushedFrame) -> ControlFlow<()>;
+    fn frame_pop(&mut self, count: u32) -> ControlFlow<()>;
+    fn native_trace_index(&mut self, ip: u64, parent: u64) -> ControlFlow<()>;
+    fn context_switch(&mut self, tid: u64) -> ControlFlow<()>;
+}
+
+/// A FRAME_PUSH record's fields.
+#[derive(Debug, Clone, Copy)]
+pub struct PushedFrame {
+    pub code_object_id: u64,
+    pub instruction_offset: i64,
+    pub is_entry_frame: bool,
 }
 
 /// Where a [`Decoder::hot_run`] ended.
@@ -72,38 +80,45 @@ enum Hot {
     Cold,
 }
 
-/// Turns a hot record back into a [`Record`], for [`Decoder::decode`].
-struct RecordSlot(Option<Record<'static>>);
+/// Turns one hot record back into a [`Record`] (and stops the run there).
+pub(crate) struct RecordSlot(pub Option<Record<'static>>);
+
+impl RecordSlot {
+    #[inline(always)]
+    fn fill(&mut self, record: Record<'static>) -> ControlFlow<()> {
+        self.0 = Some(record);
+        ControlFlow::Break(())
+    }
+}
 
 impl HotRecords for RecordSlot {
     #[inline(always)]
     fn allocation(&mut self, record: AllocationRecord) -> ControlFlow<()> {
-        self.0 = Some(Record::Allocation(record));
-        ControlFlow::Break(())
+        self.fill(Record::Allocation(record))
     }
 
     #[inline(always)]
-    fn frame_push(&mut self, code_object_id: u64, instruction_offset: i64, is_entry_frame: bool) {
-        self.0 = Some(Record::FramePush {
-            code_object_id,
-            instruction_offset,
-            is_entry_frame,
-        });
+    fn frame_push(&mut self, frame: PushedFrame) -> ControlFlow<()> {
+        self.fill(Record::FramePush {
+            code_object_id: frame.code_object_id,
+            instruction_offset: frame.instruction_offset,
+            is_entry_frame: frame.is_entry_frame,
+        })
     }
 
     #[inline(always)]
-    fn frame_pop(&mut self, count: u32) {
-        self.0 = Some(Record::FramePop { count });
+    fn frame_pop(&mut self, count: u32) -> ControlFlow<()> {
+        self.fill(Record::FramePop { count })
     }
 
     #[inline(always)]
-    fn native_trace_index(&mut self, ip: u64, parent: u64) {
-        self.0 = Some(native_trace_index_record((ip, parent)));
+    fn native_trace_index(&mut self, ip: u64, parent: u64) -> ControlFlow<()> {
+        self.fill(native_trace_index_record((ip, parent)))
     }
 
     #[inline(always)]
-    fn context_switch(&mut self, tid: u64) {
-        self.0 = Some(Record::ContextSwitch { tid });
+    fn context_switch(&mut self, tid: u64) -> ControlFlow<()> {
+        self.fill(Record::ContextSwitch { tid })
     }
 }
 
@@ -184,28 +199,30 @@ impl Decoder {
         token: u8,
         sink: &mut S,
     ) -> Result<Hot, DecodeError> {
-        if token & StreamToken::Allocation.byte() != 0 {
+        let flow = if token & StreamToken::Allocation.byte() != 0 {
             let record = self.allocation(c, token)?;
-            return Ok(match sink.allocation(record) {
-                ControlFlow::Continue(()) => Hot::Applied,
-                ControlFlow::Break(()) => Hot::Stop,
-            });
-        }
-        if token & StreamToken::FramePush.byte() != 0 {
+            sink.allocation(record)
+        } else if token & StreamToken::FramePush.byte() != 0 {
             let code_object_id = c.varint()?;
-            let instruction_offset = c.svarint()?;
-            sink.frame_push(code_object_id, instruction_offset, token & 1 != 0);
+            sink.frame_push(PushedFrame {
+                code_object_id,
+                instruction_offset: c.svarint()?,
+                is_entry_frame: token & 1 != 0,
+            })
         } else if token & 0x30 == StreamToken::FramePop.byte() {
-            sink.frame_pop((token & 0x0f) as u32 + 1);
+            sink.frame_pop((token & 0x0f) as u32 + 1)
         } else if token == StreamToken::NativeTraceIndex.byte() {
             let (ip, parent) = self.native_trace_index(c)?;
-            sink.native_trace_index(ip, parent);
+            sink.native_trace_index(ip, parent)
         } else if token == StreamToken::ContextSwitch.byte() {
-            sink.context_switch(c.u64_raw()?);
+            sink.context_switch(c.u64_raw()?)
         } else {
             return Ok(Hot::Cold);
-        }
-        Ok(Hot::Applied)
+        };
+        Ok(match flow {
+            ControlFlow::Continue(()) => Hot::Applied,
+            ControlFlow::Break(()) => Hot::Stop,
+        })
     }
 
     /// Applies the hot records from `pos` on (see [`HotRecords`]) until the
