@@ -154,14 +154,13 @@ pub fn overview_and_high_water_mark(
     max_memory_records: usize,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
-    if capture.is_aggregated() {
-        let overview = overview(capture, max_memory_records)?;
-        let groups = high_water_mark(capture, &overview, merge_threads)?;
-        return Ok((overview, groups));
-    }
-    let mut peak = PeakAllocations::default();
-    let overview = overview_with(capture, max_memory_records, &mut peak)?;
-    Ok((overview, peak.groups(merge_threads)))
+    overview_and(
+        capture,
+        max_memory_records,
+        PeakAllocations::default(),
+        |peak| peak.groups(merge_threads),
+        |overview| high_water_mark(capture, overview, merge_threads),
+    )
 }
 
 /// The overview and the leaks ([`leaks`]) in a single pass.
@@ -170,37 +169,44 @@ pub fn overview_and_leaks(
     max_memory_records: usize,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
-    if capture.is_aggregated() {
-        let overview = overview(capture, max_memory_records)?;
-        return Ok((overview, leaks(capture, merge_threads)?));
-    }
-    let mut tracker = PeakAnd {
+    let tracker = PeakAnd {
         peak: PeakFinder::default(),
         also: LiveAllocations::default(),
     };
-    let overview = overview_with(capture, max_memory_records, &mut tracker)?;
-    Ok((overview, tracker.also.groups(merge_threads)))
+    overview_and(
+        capture,
+        max_memory_records,
+        tracker,
+        |tracker| tracker.also.groups(merge_threads),
+        |_| leaks(capture, merge_threads),
+    )
 }
 
 /// The overview, what was allocated at the high-water mark and the leaks, in
-/// a single pass: `(overview, peak, leaks)`.
+/// a single pass: `(overview, (peak, leaks))`.
+#[allow(clippy::type_complexity)]
 pub fn overview_high_water_mark_and_leaks(
     capture: &dyn Capture,
     max_memory_records: usize,
     merge_threads: bool,
-) -> Result<(Overview, Vec<AllocationGroup>, Vec<AllocationGroup>), AnalysisError> {
-    if capture.is_aggregated() {
-        let (overview, peak) =
-            overview_and_high_water_mark(capture, max_memory_records, merge_threads)?;
-        return Ok((overview, peak, leaks(capture, merge_threads)?));
-    }
-    let mut tracker = PeakAnd {
+) -> Result<(Overview, (Vec<AllocationGroup>, Vec<AllocationGroup>)), AnalysisError> {
+    let tracker = PeakAnd {
         peak: PeakAllocations::default(),
         also: LiveAllocations::default(),
     };
-    let overview = overview_with(capture, max_memory_records, &mut tracker)?;
-    let peak = tracker.peak.groups(merge_threads);
-    Ok((overview, peak, tracker.also.groups(merge_threads)))
+    overview_and(
+        capture,
+        max_memory_records,
+        tracker,
+        |tracker| {
+            let peak = tracker.peak.groups(merge_threads);
+            (peak, tracker.also.groups(merge_threads))
+        },
+        |overview| {
+            let peak = high_water_mark(capture, overview, merge_threads)?;
+            Ok((peak, leaks(capture, merge_threads)?))
+        },
+    )
 }
 
 /// The overview and the temporary allocations ([`temporary_allocations`]) in
@@ -211,17 +217,35 @@ pub fn overview_and_temporary_allocations(
     threshold: usize,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
-    if capture.is_aggregated() {
-        return Err(AnalysisError::Unsupported(
-            NeedsEveryRecord::TemporaryAllocations,
-        ));
-    }
-    let mut tracker = PeakAnd {
+    let tracker = PeakAnd {
         peak: PeakFinder::default(),
         also: TemporaryAllocations::new(threshold, merge_threads),
     };
+    overview_and(
+        capture,
+        max_memory_records,
+        tracker,
+        |tracker| tracker.also.groups(),
+        |_| temporary_allocations(capture, threshold, merge_threads),
+    )
+}
+
+/// The overview and what `finish` makes of `tracker` after the same pass; an
+/// aggregated capture gets its overview, then what `separately` makes of it.
+fn overview_and<T: HeapTracker, G>(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    mut tracker: T,
+    finish: impl FnOnce(T) -> G,
+    separately: impl FnOnce(&Overview) -> Result<G, AnalysisError>,
+) -> Result<(Overview, G), AnalysisError> {
+    if capture.is_aggregated() {
+        let overview = overview(capture, max_memory_records)?;
+        let selected = separately(&overview)?;
+        return Ok((overview, selected));
+    }
     let overview = overview_with(capture, max_memory_records, &mut tracker)?;
-    Ok((overview, tracker.also.groups()))
+    Ok((overview, finish(tracker)))
 }
 
 fn overview_with(

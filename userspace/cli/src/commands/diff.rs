@@ -25,7 +25,7 @@ pub struct Args {
 /// The peak's and the leaks' allocations by location, from one pass.
 fn by_location(capture: &CaptureFile) -> Result<[ByLocation; 2], CliError> {
     let replay = &WithProgress::new(capture);
-    let (_, peak, leaks) =
+    let (_, (peak, leaks)) =
         overview_high_water_mark_and_leaks(replay, memory::DEFAULT_MAX_MEMORY_RECORDS, true)
             .map_err(|e| CliError::new(report_failure(capture.path(), PARSE_FAILURE, e)))?;
     Ok([peak, leaks].map(|groups| ByLocation::new(&groups, capture)))
