@@ -504,6 +504,37 @@ async function labelChecks(context) {
   }
 }
 
+// A flame graph over several processes' captures: one root per process
+// (pid and command line), each holding that process's own peak, and the
+// memory plot's lines: the sum (peaking at the peak of the sum) and one
+// per process.
+async function processesChecks(context) {
+  const e = expect.processes;
+  const { page, problems } = await openPage(context, e.file);
+  const roots = await page.evaluate(() => window.memrayPage.drawnAtDepth(1));
+  const names = e.processes.map((p) => p.name);
+  checkEqual(JSON.stringify([...roots].sort()), JSON.stringify([...names].sort()), "processes: one root per process");
+  checkEqual(await viewTotal(page), e.sum_of_peaks, "processes: the graph holds each process at its own peak");
+  for (const process of e.processes) {
+    await clickFrame(page, process.name);
+    checkEqual(await zoomBytes(page), process.peak_bytes, `processes: ${process.name}'s own peak`);
+    await page.click("#reset-zoom");
+  }
+  const lines = await page.evaluate(() => window.memrayPage.plotLines());
+  checkEqual(JSON.stringify(lines.map((l) => l.name)), JSON.stringify(["rss"].concat(e.processes.map((p) => p.name), ["heap"])), "processes: plot lines");
+  for (const line of lines) check(line.points > 0, `processes: the line of ${line.name} has points`);
+  checkEqual(lines[lines.length - 1].peak, e.peak_of_sum, "processes: the sum's line peaks at the peak of the sum");
+  const legends = await page.$$eval(".memory-controls .legend.process", (els) => els.map((el) => el.title));
+  checkEqual(JSON.stringify(legends), JSON.stringify(e.processes.map((p) => p.name)), "processes: a legend per process");
+  await page.click("#jump-to-peak");
+  checkEqual(await page.$eval("#peak-info", (el) => Number(el.dataset.peakBytes)), e.peak_of_sum, "processes: jump to the peak of the sum");
+  const fact = await page.$eval('[data-fact="Processes"]', (el) => el.textContent);
+  check(fact.startsWith("Processes: " + e.processes.length + " "), `processes: header fact ${fact}`);
+  await shot(page, "processes");
+  checkClean("processes flame graph", problems);
+  await page.close();
+}
+
 async function main() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "memray-html-profile-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -531,6 +562,7 @@ async function main() {
       ["capture", captureChecks],
       ["capture", sharedCaptureChecks],
       ["labels", labelChecks],
+      ["processes", processesChecks],
     ];
     // Each suite runs when PAGES_DIR has expectations for it.
     for (const [key, suite] of suites) {

@@ -78,9 +78,14 @@ fn run_in_terminal(capture: &Capture, name: &str, arguments: &str) -> (String, S
         memray_bin().display(),
         capture.path.display()
     ));
+    // Only `status:<digits>` is the result: the typed command itself wraps
+    // onto a line starting with `status:$?` when the checkout's path is long.
     let done = format!("{name}-status:");
     let screen = term.wait_for(&format!("{name} to finish"), |s| {
-        s.lines().any(|line| line.starts_with(&done))
+        s.lines().any(|line| {
+            line.strip_prefix(&done)
+                .is_some_and(|code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()))
+        })
     });
     assert!(
         screen

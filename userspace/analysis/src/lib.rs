@@ -15,6 +15,7 @@ pub mod memory;
 mod modules;
 mod peak;
 mod peak_groups;
+pub mod processes;
 mod stack;
 mod stats;
 mod temporal;

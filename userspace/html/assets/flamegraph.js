@@ -39,6 +39,7 @@ let view = null; // the current view tree
 let rects = null; // what the last layout placed on the canvas
 let searchResult = { matchedFrames: null, nodes: 0, bytes: 0 };
 let plotGeometry = null; // how the last memory plot maps time to x
+let drawnPlotLines = []; // what the last memory plot drew, for tests
 
 // ---------------------------------------------------------------- decoding
 
@@ -647,6 +648,36 @@ function initThreadSelect() {
 
 // ------------------------------------------------------------- memory plot
 
+// Over several processes: each one's own heap, drawn under their sum.
+const processLines = memory.processes || [];
+const PROCESS_COLORS = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+const processColor = (i) => PROCESS_COLORS[i % PROCESS_COLORS.length];
+
+// A process's heap at `time` as a tooltip line; nothing outside its life.
+function processHeapAt(process, time) {
+  const times = process.time;
+  if (!times.length || time < times[0] || time > times[times.length - 1]) return "";
+  let i = 0;
+  while (i + 1 < times.length && times[i + 1] <= time) i++;
+  return "<br>" + escapeHtml(process.name) + ": " + humanBytes(process.heap[i]);
+}
+
+// One legend entry per process line, and the sum's entries say so.
+function initProcessLegend() {
+  if (!processLines.length) return;
+  const controls = document.querySelector(".memory-controls");
+  const button = document.getElementById("jump-to-peak");
+  for (const legend of controls.querySelectorAll(".legend")) legend.lastChild.textContent += " (all processes)";
+  processLines.forEach((process, i) => {
+    const legend = document.createElement("span");
+    legend.className = "legend process";
+    legend.title = process.name;
+    // The name up to the command line ("pid 1234"); the tooltip has it all.
+    legend.innerHTML = '<i class="swatch" style="background:' + processColor(i) + '"></i>' + escapeHtml(process.name.split(":")[0]);
+    controls.insertBefore(legend, button);
+  });
+}
+
 function heapPeakSample() {
   let best = 0;
   for (let i = 1; i < memory.heap.length; i++) if (memory.heap[i] > memory.heap[best]) best = i;
@@ -683,6 +714,7 @@ function drawMemoryPlot() {
   const t1 = Math.max(times[times.length - 1], t0 + 1);
   let top = 1;
   for (let i = 0; i < times.length; i++) top = Math.max(top, memory.rss[i], memory.heap[i]);
+  for (const process of processLines) for (const heap of process.heap) top = Math.max(top, heap);
   top *= 1.08;
   const xOf = (t) => box.left + ((t - t0) / (t1 - t0)) * (box.right - box.left);
   plotGeometry = { box, t0, t1 };
@@ -722,21 +754,24 @@ function drawMemoryPlot() {
     }
   }
 
-  const line = (values, color) => {
+  drawnPlotLines = [];
+  const line = (name, values, color, at = times) => {
+    drawnPlotLines.push({ name, points: at.length, peak: Math.max(...values) });
     ctx.strokeStyle = color;
     ctx.lineWidth = 1.6;
     ctx.beginPath();
-    for (let i = 0; i < times.length; i++) {
-      const x = xOf(times[i]);
+    for (let i = 0; i < at.length; i++) {
+      const x = xOf(at[i]);
       const y = yOf(values[i]);
       if (i === 0) ctx.moveTo(x, y);
       else ctx.lineTo(x, y);
     }
-    if (times.length === 1) ctx.lineTo(xOf(times[0]) + 2, yOf(values[0]));
+    if (at.length === 1) ctx.lineTo(xOf(at[0]) + 2, yOf(values[0]));
     ctx.stroke();
   };
-  line(memory.rss, "#1f77b4");
-  line(memory.heap, "#ff7f0e");
+  line("rss", memory.rss, "#1f77b4");
+  processLines.forEach((process, i) => line(process.name, process.heap, processColor(i), process.time));
+  line("heap", memory.heap, "#ff7f0e");
 
   const peak = heapPeakSample();
   const px = xOf(times[peak]);
@@ -784,7 +819,8 @@ function initPlotEvents() {
     const i = nearestSample(plotTime(event));
     tooltip.innerHTML =
       "<b>" + formatDuration(memory.time[i] - memory.time[0]) + "</b> into the run<br>" +
-      "Resident size: " + humanBytes(memory.rss[i]) + "<br>Heap size: " + humanBytes(memory.heap[i]);
+      "Resident size: " + humanBytes(memory.rss[i]) + "<br>Heap size: " + humanBytes(memory.heap[i]) +
+      processLines.map((process) => processHeapAt(process, memory.time[i])).join("");
     tooltip.hidden = false;
     tooltip.style.left = Math.min(event.clientX + 14, window.innerWidth - tooltip.offsetWidth - 4) + "px";
     tooltip.style.top = event.clientY + 14 + "px";
@@ -820,7 +856,11 @@ function jumpToPeak() {
     info.textContent =
       "Heap peak " + humanBytes(memory.heap[peak]) + " at " +
       formatDuration(memory.time[peak] - memory.time[0]) + " into the run" +
-      (meta.kind === "peak" && !temporal ? "; the flame graph shows memory at that moment" : "");
+      (meta.kind !== "peak" || temporal
+        ? ""
+        : processLines.length
+          ? "; the flame graph shows each process at its own peak"
+          : "; the flame graph shows memory at that moment");
     info.dataset.peakBytes = memory.heap[peak];
   } else {
     info.textContent = "Peak memory " + humanBytes(meta.peak_memory);
@@ -914,7 +954,11 @@ function main() {
   const extraFacts = [];
   if (!meta.merge_threads && model.threads.length > 1) extraFacts.push(["Threads", model.threads.length]);
   if (temporal) extraFacts.push(["View", "temporal"]);
+  if (processLines.length) {
+    extraFacts.push(["Processes", processLines.length + " (peak memory: the peak of their summed heap over time)"]);
+  }
   renderHeader(meta, extraFacts);
+  initProcessLegend();
   initTemporalControls();
   initFlameEvents();
   initPlotEvents();
@@ -944,6 +988,8 @@ function main() {
       return r < 0 ? null : boxLabel(rects.node[r]);
     },
     zoomedFunction: () => frameLabel(state.zoom),
+    // The lines the memory plot drew: name, points and highest value.
+    plotLines: () => drawnPlotLines,
     drawnFunctions: () => rects.node.map(frameLabel),
     drawnAtDepth: (depth) => rects.node.filter((_, r) => rects.depth[r] === depth).map(frameLabel),
   };

@@ -9,6 +9,7 @@ const strings = payload.strings;
 const rowCount = payload.size.length;
 
 const COLUMNS = [
+  { key: "process", title: "Process", text: (i) => strings[payload.process[i]], hidden: !payload.process },
   { key: "thread", title: "Thread", text: (i) => strings[payload.thread[i]], hidden: meta.merge_threads },
   { key: "size", title: "Size", value: (i) => payload.size[i], text: (i) => humanBytes(payload.size[i]), number: true },
   { key: "allocator", title: "Allocator", text: (i) => strings[payload.allocator[i]] },

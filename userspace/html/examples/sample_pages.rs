@@ -465,6 +465,7 @@ fn table() -> (Table, serde_json::Value) {
         };
         let location = format!("{function} at {file}:{}", 10 + i);
         rows.push(TableRow {
+            process: String::new(),
             thread,
             size: (1 + rng.below(10_000)) * 97,
             allocator: allocators[rng.below(allocators.len() as u64) as usize].to_owned(),

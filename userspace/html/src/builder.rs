@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, SourceFile, StringId,
-    Temporal,
+    FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, ProcessMemory,
+    SourceFile, StringId, Temporal,
 };
 
 /// One frame of a stack, as the analysis side knows it.
@@ -38,6 +38,7 @@ impl FlameGraphBuilder {
                 threads: Vec::new(),
                 nodes: Nodes::default(),
                 memory: Vec::new(),
+                processes: Vec::new(),
                 temporal: None,
                 sources: Vec::new(),
             },
@@ -92,8 +93,27 @@ impl FlameGraphBuilder {
         bytes: u64,
         n_allocations: u64,
     ) -> NodeId {
-        let mut node = 0;
-        self.add_to(node, bytes, n_allocations);
+        self.add_stack_under(0, thread, stack, bytes, n_allocations)
+    }
+
+    /// Like [`FlameGraphBuilder::add_stack`], with `stack` starting below
+    /// `parent` (a node standing for a process, say), whose ancestors get
+    /// the values too.
+    pub fn add_stack_under(
+        &mut self,
+        parent: NodeId,
+        thread: u32,
+        stack: &[StackFrame<'_>],
+        bytes: u64,
+        n_allocations: u64,
+    ) -> NodeId {
+        let mut ancestor = parent;
+        while ancestor != 0 {
+            self.add_to(ancestor, bytes, n_allocations);
+            ancestor = self.graph.nodes.parent[ancestor as usize];
+        }
+        let mut node = parent;
+        self.add_to(0, bytes, n_allocations);
         for frame in stack {
             let function = self.intern(frame.function);
             let filename = self.intern(frame.filename);
@@ -121,6 +141,12 @@ impl FlameGraphBuilder {
 
     pub fn add_memory_sample(&mut self, sample: MemorySample) {
         self.graph.memory.push(sample);
+    }
+
+    /// Adds one process's own line to the memory plot (reports over several
+    /// processes, whose memory samples are the processes' sum).
+    pub fn add_process_memory(&mut self, process: ProcessMemory) {
+        self.graph.processes.push(process);
     }
 
     /// Records a temporal interval; switches the page to the temporal view.

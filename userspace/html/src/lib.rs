@@ -53,8 +53,8 @@ mod wire;
 pub use builder::{FlameGraphBuilder, StackFrame};
 pub use error::ModelError;
 pub use model::{
-    FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, ReportKind, SourceFile,
-    StringId, Temporal,
+    FlameGraph, Interval, MemorySample, Metadata, NodeId, NodeLabel, Nodes, ProcessMemory,
+    ReportKind, SourceFile, StringId, Temporal,
 };
 pub use shrink::{fold_small_nodes, thin_memory_samples};
 pub use table::{Table, TableRow};
@@ -176,6 +176,7 @@ mod tests {
     #[test]
     fn table_pages_are_self_contained() {
         let row = TableRow {
+            process: String::new(),
             thread: "0x1".to_owned(),
             size: 10,
             allocator: "malloc".to_owned(),

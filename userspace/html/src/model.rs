@@ -143,6 +143,15 @@ pub struct MemorySample {
     pub heap: u64,
 }
 
+/// One process's heap over time, drawn beside the total on the memory plot
+/// of a report over several processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessMemory {
+    /// How the page names the process (its pid and command line).
+    pub name: String,
+    pub samples: Vec<MemorySample>,
+}
+
 /// Allocations of one node that were live between two snapshots; snapshot
 /// `k` is the span ending at memory sample `k` (snapshot `samples.len()`
 /// is everything after the last sample).
@@ -183,7 +192,10 @@ pub struct FlameGraph {
     /// Thread names, e.g. "0x1 (MainThread)".
     pub threads: Vec<String>,
     pub nodes: Nodes,
+    /// Over several processes: the processes' summed memory.
     pub memory: Vec<MemorySample>,
+    /// Over several processes: each one's own memory (empty for one capture).
+    pub processes: Vec<ProcessMemory>,
     pub temporal: Option<Temporal>,
     pub sources: Vec<SourceFile>,
 }

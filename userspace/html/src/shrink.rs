@@ -77,6 +77,7 @@ pub fn fold_small_nodes(graph: &FlameGraph, min_bytes: u64) -> FlameGraph {
         threads: graph.threads.clone(),
         nodes: new,
         memory: graph.memory.clone(),
+        processes: graph.processes.clone(),
         temporal,
         sources: graph.sources.clone(),
     }

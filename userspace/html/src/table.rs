@@ -11,6 +11,9 @@ use crate::model::Metadata;
 /// and top frame).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableRow {
+    /// In a table over several processes, the process (its pid and command
+    /// line); empty otherwise.
+    pub process: String,
     /// Thread name; ignored when `metadata.merge_threads`.
     pub thread: String,
     pub size: u64,
@@ -34,6 +37,9 @@ pub struct Table {
 pub struct TablePayload<'a> {
     meta: &'a Metadata,
     strings: Vec<&'a str>,
+    /// Only over several processes (so one capture's page is unchanged).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    process: Vec<u32>,
     thread: Vec<u32>,
     size: Vec<u64>,
     allocator: Vec<u32>,
@@ -52,6 +58,11 @@ pub fn table_payload<'a>(table: &'a Table) -> TablePayload<'a> {
         })
     };
     let rows = &table.rows;
+    let process = if rows.iter().any(|r| !r.process.is_empty()) {
+        rows.iter().map(|r| intern(&r.process)).collect()
+    } else {
+        Vec::new()
+    };
     let thread = rows.iter().map(|r| intern(&r.thread)).collect();
     let allocator = rows.iter().map(|r| intern(&r.allocator)).collect();
     let location = rows.iter().map(|r| intern(&r.location)).collect();
@@ -62,6 +73,7 @@ pub fn table_payload<'a>(table: &'a Table) -> TablePayload<'a> {
     TablePayload {
         meta: &table.metadata,
         strings,
+        process,
         thread,
         size: rows.iter().map(|r| r.size).collect(),
         allocator,

@@ -48,6 +48,17 @@ struct Memory {
     time: Vec<u64>,
     rss: Vec<u64>,
     heap: Vec<u64>,
+    /// Only over several processes (so one capture's page is unchanged).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    processes: Vec<ProcessLine>,
+}
+
+/// One process's own heap line.
+#[derive(Serialize)]
+struct ProcessLine {
+    name: String,
+    time: Vec<u64>,
+    heap: Vec<u64>,
 }
 
 #[derive(Serialize)]
@@ -76,6 +87,15 @@ pub fn flamegraph_payload<'a>(
             time: memory.iter().map(|s| s.time_ms).collect(),
             rss: memory.iter().map(|s| s.rss).collect(),
             heap: memory.iter().map(|s| s.heap).collect(),
+            processes: graph
+                .processes
+                .iter()
+                .map(|p| ProcessLine {
+                    name: p.name.clone(),
+                    time: p.samples.iter().map(|s| s.time_ms).collect(),
+                    heap: p.samples.iter().map(|s| s.heap).collect(),
+                })
+                .collect(),
         },
         temporal: graph.temporal.as_ref().map(|t| WireTemporal {
             alloc: t.intervals.iter().map(|i| i.allocated_before).collect(),

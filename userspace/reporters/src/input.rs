@@ -2,7 +2,7 @@
 
 use memray_analysis::{
     memory, overview_and_high_water_mark, overview_and_leaks, overview_and_temporary_allocations,
-    AllocationGroup, AnalysisError, Capture, CaptureFile, Overview,
+    AllocationGroup, AnalysisError, CaptureFile, Overview,
 };
 
 use crate::progress::WithProgress;
@@ -35,8 +35,7 @@ pub fn select(
     selection: Selection,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
-    let capture = &WithProgress::new(capture);
-    select_in(
+    select_keeping_memory(
         capture,
         selection,
         merge_threads,
@@ -44,13 +43,15 @@ pub fn select(
     )
 }
 
-/// [`select`] of any capture, keeping at most `max_records` memory records.
-pub fn select_in(
-    capture: &dyn Capture,
+/// [`select`], with the overview's memory snapshots thinned to
+/// `max_memory_records` (0: every one kept).
+pub fn select_keeping_memory(
+    capture: &CaptureFile,
     selection: Selection,
     merge_threads: bool,
     max_records: usize,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
+    let capture = &WithProgress::new(capture);
     Ok(match selection {
         Selection::HighWaterMark => {
             overview_and_high_water_mark(capture, max_records, merge_threads)?

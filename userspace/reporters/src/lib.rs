@@ -6,6 +6,7 @@ pub mod html_report;
 pub mod input;
 pub mod metadata;
 mod pprof;
+pub mod processes;
 pub mod progress;
 pub mod pyjson;
 pub mod size;

@@ -7,7 +7,8 @@ use memray_analysis::histogram::{histogram, Bin};
 use memray_analysis::{Frame, ModuleTotals, Statistics};
 use serde_json::{json, Value};
 
-use crate::metadata::Metadata;
+use crate::metadata::{local_datetime, Metadata};
+use crate::processes::{processes_table, Together};
 use crate::pyjson::{self, Style};
 use crate::size::size_fmt;
 
@@ -168,4 +169,73 @@ pub fn to_json(stats: &Statistics, metadata: &Metadata) -> Value {
 /// The JSON file's exact text.
 pub fn render_json(stats: &Statistics, metadata: &Metadata) -> String {
     pyjson::to_string(&to_json(stats, metadata), Style::Indented)
+}
+
+/// One process of a report over several captures: its own statistics.
+pub struct ProcessStats {
+    pub label: String,
+    /// The capture's path, as given.
+    pub capture: String,
+    pub stats: Statistics,
+    pub metadata: Metadata,
+}
+
+/// The terminal report over several processes: one row per process (the
+/// figures its own `memray stats` prints) and their total, whose peak is
+/// the peak of the summed heap over time.
+pub fn render_processes_text(processes: &[ProcessStats], together: &Together) -> String {
+    let sum =
+        |value: fn(&Statistics) -> u64| processes.iter().map(|p| value(&p.stats)).sum::<u64>();
+    let table = processes_table(
+        processes,
+        |p| &p.label,
+        &[
+            "Total allocations",
+            "Total memory allocated",
+            "Peak memory usage",
+        ],
+        |p| {
+            vec![
+                p.stats.total_allocations.to_string(),
+                size_fmt(p.stats.total_bytes),
+                size_fmt(p.metadata.peak_memory),
+            ]
+        },
+        vec![
+            sum(|s| s.total_allocations).to_string(),
+            size_fmt(sum(|s| s.total_bytes)),
+            size_fmt(together.peak),
+        ],
+        None,
+    );
+    format!(
+        "🧮 Processes:\n{table}\n📈 Peak memory usage of all processes together:\n\t{}\n\t{}\n",
+        size_fmt(together.peak),
+        together.peak_note()
+    )
+}
+
+/// The JSON document over several processes: each process's own `memray
+/// stats --json` document under `processes`, and the total.
+pub fn render_processes_json(processes: &[ProcessStats], together: &Together) -> String {
+    let processes_json: Vec<Value> = processes
+        .iter()
+        .map(|p| {
+            json!({
+                "capture": p.capture,
+                "process": p.label,
+                "stats": to_json(&p.stats, &p.metadata),
+            })
+        })
+        .collect();
+    let total = json!({
+        "total_num_allocations": processes.iter().map(|p| p.stats.total_allocations).sum::<u64>(),
+        "total_bytes_allocated": processes.iter().map(|p| p.stats.total_bytes).sum::<u64>(),
+        "peak_memory": together.peak,
+        "peak_memory_is": "the peak of the summed heap over time",
+        "peak_time": together.peak_time_ms.map(|ms| local_datetime(ms as i64)),
+        "sum_of_peak_memory": together.sum_of_peaks,
+    });
+    let document = json!({ "processes": processes_json, "total": total });
+    pyjson::to_string(&document, Style::Indented)
 }

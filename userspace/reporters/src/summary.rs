@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use memray_analysis::{AllocationGroup, StackResolver};
 
+use crate::processes::{processes_table, Together};
 use crate::size::size_fmt;
 use crate::table::{self, Align};
 
@@ -143,4 +144,61 @@ impl Summary {
         aligns[0] = Align::Left;
         table::render(&headers, &aligns, &rows, max_width)
     }
+}
+
+/// One process's summary in a report over several captures.
+pub struct ProcessSummary {
+    pub label: String,
+    pub summary: Summary,
+}
+
+/// Each process's table (what its own `memray summary` prints) under its
+/// name, then one row per process with its total and the processes'
+/// total, and the peak of their summed heap over time.
+pub fn render_processes(
+    processes: &[ProcessSummary],
+    together: &Together,
+    sort_column: usize,
+    max_rows: usize,
+    max_width: Option<usize>,
+) -> String {
+    let mut out = String::new();
+    for process in processes {
+        out.push_str(&process.label);
+        out.push('\n');
+        out.push_str(&process.summary.render(sort_column, max_rows, max_width));
+        out.push('\n');
+    }
+    let total_memory: u64 = processes.iter().map(|p| p.summary.total_memory).sum();
+    let percent = |part: u64| {
+        if total_memory == 0 {
+            0.0
+        } else {
+            part as f64 / total_memory as f64 * 100.0
+        }
+    };
+    let cells = |memory: u64, allocations: u64| {
+        vec![
+            size_fmt(memory),
+            format!("{:.2}%", percent(memory)),
+            allocations.to_string(),
+        ]
+    };
+    out.push_str(&processes_table(
+        processes,
+        |p| &p.label,
+        &["Total Memory", "Total Memory %", "Allocation Count"],
+        |p| cells(p.summary.total_memory, p.summary.total_allocations),
+        cells(
+            total_memory,
+            processes.iter().map(|p| p.summary.total_allocations).sum(),
+        ),
+        max_width,
+    ));
+    out.push_str(&format!(
+        "Peak memory usage of all processes together: {} {}\n",
+        size_fmt(together.peak),
+        together.peak_note()
+    ));
+    out
 }

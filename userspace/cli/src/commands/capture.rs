@@ -6,8 +6,9 @@
 use std::fmt::Display;
 use std::path::Path;
 
+use memray_analysis::memory::DEFAULT_MAX_MEMORY_RECORDS;
 use memray_analysis::{AllocationGroup, AnalysisError, CaptureFile, NeedsEveryRecord, Overview};
-use memray_reporters::input::{select, Selection};
+use memray_reporters::input::{select_keeping_memory, Selection};
 
 use crate::error::CliError;
 
@@ -62,7 +63,24 @@ pub fn selected(
     selection: Selection,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), CliError> {
-    select(capture, selection, merge_threads)
+    selected_keeping_memory(
+        capture,
+        selection,
+        merge_threads,
+        DEFAULT_MAX_MEMORY_RECORDS,
+    )
+}
+
+/// [`selected`] with the overview's memory snapshots thinned to
+/// `max_memory_records` (0: every one kept, as the peak of several
+/// processes' summed heap needs).
+pub fn selected_keeping_memory(
+    capture: &CaptureFile,
+    selection: Selection,
+    merge_threads: bool,
+    max_memory_records: usize,
+) -> Result<(Overview, Vec<AllocationGroup>), CliError> {
+    select_keeping_memory(capture, selection, merge_threads, max_memory_records)
         .map_err(|e| CliError::new(report_failure(capture.path(), PARSE_FAILURE, e)))
 }
 

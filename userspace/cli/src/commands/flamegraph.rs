@@ -1,12 +1,16 @@
 //! `memray flamegraph`: the peak, leaks, temporary or temporal allocations
 //! as an interactive HTML flame graph.
 
+use std::path::Path;
+
 use memray_reporters::html_report::{
-    flamegraph_html, ConfidentialFiles, FlameGraphMode, FlameGraphOptions,
+    flamegraph_html, processes_flamegraph_html, ConfidentialFiles, FlameGraphMode,
+    FlameGraphOptions,
 };
 
 use memray_reporters::input::Selection;
 
+use super::inputs::Inputs;
 use super::report::ReportArgs;
 use crate::error::{CliError, CliResult};
 
@@ -37,6 +41,39 @@ pub struct Args {
 
 pub fn run(args: Args) -> CliResult {
     let selection = args.report.selection("flamegraph")?;
+    let inputs = args.report.inputs()?;
+    let options = |mode| FlameGraphOptions {
+        mode,
+        merge_threads: args.report.merge_threads(),
+        inverted: args.inverted,
+        max_memory_records: args.max_memory_records,
+        confidential_files: ConfidentialFiles::from_name(&args.confidential_files)
+            .expect("clap accepts only the three names"),
+    };
+    let (captures, name) = match inputs {
+        Inputs::One(results) => return run_one(&args, &results, selection, options),
+        Inputs::Processes { captures, name } => (captures, name),
+    };
+    if args.temporal {
+        // Each process has its own snapshots: a window means nothing across them.
+        return Err(CliError::usage(
+            "flamegraph",
+            "--temporal shows one process: give one capture file",
+        ));
+    }
+    let target = args.report.open_processes(&captures, &name, "flamegraph")?;
+    let options = options(FlameGraphMode::Snapshot(selection));
+    let page = processes_flamegraph_html(&target.captures, &target.name, selection, &options)
+        .map_err(|e| target.failure(e))?;
+    target.write(&page)
+}
+
+fn run_one(
+    args: &Args,
+    results: &Path,
+    selection: Selection,
+    options: impl Fn(FlameGraphMode) -> FlameGraphOptions,
+) -> CliResult {
     let mode = match (args.temporal, selection) {
         (false, selection) => FlameGraphMode::Snapshot(selection),
         (true, Selection::HighWaterMark) => FlameGraphMode::TemporalHighWaterMark,
@@ -48,18 +85,10 @@ pub fn run(args: Args) -> CliResult {
             ))
         }
     };
-    let target = args.report.open("flamegraph")?;
+    let target = args.report.open(results, "flamegraph")?;
     if !args.temporal && !args.report.is_temporary() {
         target.warn_if_large();
     }
-    let options = FlameGraphOptions {
-        mode,
-        merge_threads: args.report.merge_threads(),
-        inverted: args.inverted,
-        max_memory_records: args.max_memory_records,
-        confidential_files: ConfidentialFiles::from_name(&args.confidential_files)
-            .expect("clap accepts only the three names"),
-    };
-    let page = flamegraph_html(&target.capture, &options).map_err(|e| target.failure(e))?;
+    let page = flamegraph_html(&target.capture, &options(mode)).map_err(|e| target.failure(e))?;
     target.write(&page)
 }

@@ -6,6 +6,7 @@ pub mod diff;
 pub mod dump_stacks;
 pub mod ebpf_capture;
 pub mod flamegraph;
+pub mod inputs;
 pub mod parse;
 pub mod report;
 pub mod run;

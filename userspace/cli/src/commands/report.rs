@@ -9,18 +9,21 @@ use std::path::{Path, PathBuf};
 
 use memray_analysis::CaptureFile;
 use memray_format::FileFormat;
-use memray_reporters::html_report::ReportError;
+use memray_reporters::html_report::{CaptureFailure, ReportError};
 use memray_reporters::input::Selection;
 
 use super::capture::{self, report_failure, PARSE_FAILURE};
+use super::inputs::{open_processes, Inputs};
 use super::selection::TemporaryArgs;
 use crate::error::{CliError, CliResult};
 
 /// Flags and checks every HTML reporter shares (memray's `HighWatermarkCommand`).
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    /// Results of the tracker run
-    results: PathBuf,
+    /// Results of the tracker run; several captures, or a directory of
+    /// them, make one report over those processes
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
     /// Output file name
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -46,6 +49,14 @@ pub struct ReportTarget {
     pub output: PathBuf,
 }
 
+/// Several processes' opened captures and where their report goes.
+pub struct ProcessesTarget {
+    pub captures: Vec<CaptureFile>,
+    pub output: PathBuf,
+    /// What the page calls the captures (their directory's name, say).
+    pub name: String,
+}
+
 impl ReportArgs {
     /// The allocations to show; two selecting flags together are refused.
     pub fn selection(&self, reporter: &str) -> Result<Selection, CliError> {
@@ -61,22 +72,66 @@ impl ReportArgs {
         !self.split_threads
     }
 
+    /// One capture, or several processes' captures.
+    pub fn inputs(&self) -> Result<Inputs, CliError> {
+        Inputs::from_args(&self.results)
+    }
+
     /// Checks the file names as memray does (missing input, existing output
     /// without --force), then opens the capture.
-    pub fn open(&self, reporter: &str) -> Result<ReportTarget, CliError> {
-        if !self.results.is_file() {
+    pub fn open(&self, results: &Path, reporter: &str) -> Result<ReportTarget, CliError> {
+        if !results.is_file() {
             return Err(CliError::new(format!(
                 "No such file: {}",
-                self.results.display()
+                results.display()
             )));
         }
+        let output = self.output_for(results, reporter)?;
+        let capture = capture::open(results, PARSE_FAILURE)?;
+        Ok(ReportTarget { capture, output })
+    }
+
+    /// Like [`ReportArgs::open`], for several processes' captures that
+    /// `name` stands for.
+    pub fn open_processes(
+        &self,
+        captures: &[PathBuf],
+        name: &Path,
+        reporter: &str,
+    ) -> Result<ProcessesTarget, CliError> {
+        let output = self.output_for(name, reporter)?;
+        let captures = open_processes(captures, PARSE_FAILURE)?;
+        let name = name.file_name().unwrap_or(name.as_os_str());
+        Ok(ProcessesTarget {
+            captures,
+            output,
+            name: name.to_string_lossy().into_owned(),
+        })
+    }
+
+    /// `-o`, else memray's default name; refused if it exists without --force.
+    fn output_for(&self, results: &Path, reporter: &str) -> Result<PathBuf, CliError> {
         let output = self
             .output
             .clone()
-            .unwrap_or_else(|| default_output(&self.results, reporter));
+            .unwrap_or_else(|| default_output(results, reporter));
         refuse_to_overwrite(&output, self.force)?;
-        let capture = capture::open(&self.results, PARSE_FAILURE)?;
-        Ok(ReportTarget { capture, output })
+        Ok(output)
+    }
+}
+
+impl ProcessesTarget {
+    /// Writes the page after each capture's warnings.
+    pub fn write(&self, page: &str) -> CliResult {
+        for capture in &self.captures {
+            capture::print_capture_warnings(capture);
+        }
+        write_report(&self.output, page.as_bytes())
+    }
+
+    /// What the user sees when the report cannot be made, naming the capture.
+    pub fn failure(&self, failure: CaptureFailure) -> CliError {
+        report_error(&failure.capture, failure.error)
     }
 }
 
@@ -91,11 +146,7 @@ impl ReportTarget {
     /// What the user sees when the report cannot be made: the refusal itself
     /// for questions the capture cannot answer, else memray's parse failure.
     pub fn failure(&self, error: ReportError) -> CliError {
-        let results = self.capture.path();
-        CliError::new(match error {
-            ReportError::Analysis(error) => report_failure(results, PARSE_FAILURE, error),
-            error => format!("{PARSE_FAILURE} {}: {error}", results.display()),
-        })
+        report_error(self.capture.path(), error)
     }
 
     /// memray's hint for big captures that were not recorded with --aggregate.
@@ -105,6 +156,15 @@ impl ReportTarget {
             println!("{LARGE_CAPTURE_WARNING}");
         }
     }
+}
+
+/// A report's failure on the capture `results`: the refusal itself for
+/// questions the capture cannot answer, else memray's parse failure.
+fn report_error(results: &Path, error: ReportError) -> CliError {
+    CliError::new(match error {
+        ReportError::Analysis(error) => report_failure(results, PARSE_FAILURE, error),
+        error => format!("{PARSE_FAILURE} {}: {error}", results.display()),
+    })
 }
 
 const LARGE_CAPTURE: u64 = 10 * 1000 * 1000;

@@ -2,17 +2,21 @@
 
 use std::path::PathBuf;
 
-use memray_reporters::summary::{Summary, N_COLUMNS};
+use memray_reporters::processes::{process_label, Together};
+use memray_reporters::summary::{render_processes, ProcessSummary, Summary, N_COLUMNS};
 
 use super::capture::{self, PARSE_FAILURE};
+use super::inputs::{open_processes, Inputs};
 use super::selection::TemporaryArgs;
 use crate::error::CliResult;
 
 /// Generate a terminal-based summary report of the functions that allocate most memory
 #[derive(clap::Args)]
 pub struct Args {
-    /// Results of the tracker run
-    results: PathBuf,
+    /// Results of the tracker run; several captures, or a directory of
+    /// them, make one report over those processes
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
     /// Column number to sort on
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=N_COLUMNS as i64))]
     sort_column: u8,
@@ -55,17 +59,46 @@ fn table_width() -> Option<usize> {
 
 pub fn run(args: Args) -> CliResult {
     let selection = args.temporary.selection("summary", false)?;
-    let capture = capture::open(&args.results, PARSE_FAILURE)?;
-    // memray merges threads for the peak, not for temporary allocations.
-    let merge_threads = args.temporary.threshold().is_none();
-    let (_, groups) = capture::selected(&capture, selection, merge_threads)?;
-    let summary = Summary::new(&groups, &capture);
-    capture::print_capture_warnings(&capture);
+    let inputs = Inputs::from_args(&args.results)?;
     let rows = args
         .max_rows
         .filter(|r| *r > 0)
         .unwrap_or_else(default_rows);
     let sort_column = usize::from(args.sort_column);
-    print!("{}", summary.render(sort_column, rows, table_width()));
+    match inputs {
+        Inputs::One(results) => {
+            let capture = capture::open(&results, PARSE_FAILURE)?;
+            let (_, groups) = capture::selected(&capture, selection, merge_threads(&args))?;
+            let summary = Summary::new(&groups, &capture);
+            capture::print_capture_warnings(&capture);
+            print!("{}", summary.render(sort_column, rows, table_width()));
+        }
+        Inputs::Processes { captures, .. } => {
+            let captures = open_processes(&captures, PARSE_FAILURE)?;
+            let mut processes = Vec::new();
+            let mut overviews = Vec::new();
+            for capture in &captures {
+                // Every memory snapshot is kept: thinning could skip the peak of the sum.
+                let (overview, groups) =
+                    capture::selected_keeping_memory(capture, selection, merge_threads(&args), 0)?;
+                processes.push(ProcessSummary {
+                    label: process_label(capture.header()),
+                    summary: Summary::new(&groups, capture),
+                });
+                capture::print_capture_warnings(capture);
+                overviews.push(overview);
+            }
+            let together = Together::new(&overviews.iter().collect::<Vec<_>>());
+            print!(
+                "{}",
+                render_processes(&processes, &together, sort_column, rows, table_width())
+            );
+        }
+    }
     Ok(())
+}
+
+/// memray merges threads for the peak, not for temporary allocations.
+fn merge_threads(args: &Args) -> bool {
+    args.temporary.threshold().is_none()
 }

@@ -8,12 +8,12 @@ use memray_analysis::{
     StackIds, StackResolver, TemporalRecord,
 };
 use memray_html::{
-    FlameGraph, FlameGraphBuilder, Interval, MemorySample, NodeId, ReportKind, Temporal,
+    FlameGraph, FlameGraphBuilder, Interval, MemorySample, NodeId, ReportKind, StackFrame, Temporal,
 };
 
 use super::sources::{ConfidentialFiles, SourceLines};
 use super::stacks::{flame_path, thread_label};
-use crate::input::{select_in, Selection};
+use crate::input::{select_keeping_memory, Selection};
 use crate::progress::WithProgress;
 
 /// What the flame graph shows.
@@ -52,7 +52,7 @@ impl Default for FlameGraphOptions {
 }
 
 impl FlameGraphMode {
-    fn kind(self) -> ReportKind {
+    pub(super) fn kind(self) -> ReportKind {
         match self {
             FlameGraphMode::Snapshot(Selection::HighWaterMark)
             | FlameGraphMode::TemporalHighWaterMark => ReportKind::Peak,
@@ -66,21 +66,43 @@ impl FlameGraphMode {
 
 /// Adds stacks to a builder, keyed as memray keys its nodes: frame, parent
 /// and thread name.
-struct TreeBuilder<'a> {
-    graph: FlameGraphBuilder,
-    stacks: &'a dyn StackResolver,
-    sources: SourceLines,
+pub(super) struct TreeBuilder<'a> {
+    pub(super) graph: FlameGraphBuilder,
+    pub(super) stacks: &'a dyn StackResolver,
+    pub(super) sources: SourceLines,
+    /// Over several processes: the process the stacks belong to.
+    pub(super) process: Option<ProcessRoot<'a>>,
+}
+
+/// A process as the root's child above its stacks, in one node whatever
+/// thread allocated, and the prefix of its threads' names.
+pub(super) struct ProcessRoot<'a> {
+    pub(super) label: &'a str,
+    /// Made with the first stack.
+    pub(super) node: Option<NodeId>,
 }
 
 impl TreeBuilder<'_> {
-    fn add(&mut self, at: StackIds, bytes: u64, n_allocations: u64) -> NodeId {
-        let thread = self.graph.thread(&thread_label(self.stacks, at.tid));
+    pub(super) fn add(&mut self, at: StackIds, bytes: u64, n_allocations: u64) -> NodeId {
+        let mut thread = thread_label(self.stacks, at.tid);
+        if let Some(process) = &self.process {
+            thread = format!("{}: {thread}", process.label);
+        }
+        let thread = self.graph.thread(&thread);
         let stack = self.stacks.stack(at);
         let path = flame_path(&stack);
         for frame in &path {
             self.sources.want(frame.filename, frame.lineno);
         }
-        self.graph.add_stack(thread, &path, bytes, n_allocations)
+        let parent = match &mut self.process {
+            None => 0,
+            Some(process) => *process.node.get_or_insert_with(|| {
+                let frame = process_frame(process.label);
+                self.graph.add_stack(thread, &[frame], 0, 0)
+            }),
+        };
+        self.graph
+            .add_stack_under(parent, thread, &path, bytes, n_allocations)
     }
 
     fn add_temporal(&mut self, records: &[TemporalRecord]) -> Result<(), AnalysisError> {
@@ -104,6 +126,17 @@ impl TreeBuilder<'_> {
     }
 }
 
+/// The node that stands for a process above its stacks.
+fn process_frame(label: &str) -> StackFrame<'_> {
+    StackFrame {
+        function: label,
+        filename: "",
+        lineno: 0,
+        interesting: true,
+        import_system: false,
+    }
+}
+
 fn snapshot_number(snapshot: u64) -> Result<u32, AnalysisError> {
     u32::try_from(snapshot).map_err(|_| AnalysisError::TooManySnapshots(snapshot))
 }
@@ -118,7 +151,7 @@ pub fn flamegraph_model(
     // A snapshot's groups come from the overview's own pass.
     let (overview, snapshot_groups) = match options.mode {
         FlameGraphMode::Snapshot(selection) => {
-            select_in(replay, selection, merge, options.max_memory_records)?
+            select_keeping_memory(capture, selection, merge, options.max_memory_records)?
         }
         _ => (overview(replay, options.max_memory_records)?, Vec::new()),
     };
@@ -129,6 +162,7 @@ pub fn flamegraph_model(
         graph: FlameGraphBuilder::new(metadata),
         stacks: capture,
         sources: SourceLines::default(),
+        process: None,
     };
     add_memory(&mut tree.graph, &overview);
     match options.mode {

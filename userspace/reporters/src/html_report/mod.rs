@@ -5,6 +5,7 @@
 //! render them into one self-contained page.
 
 mod flamegraph;
+mod processes;
 mod sources;
 mod stacks;
 mod table;
@@ -17,6 +18,10 @@ use memray_html::{render_flamegraph, render_table, Metadata, ModelError, PageOpt
 use crate::input::Selection;
 
 pub use flamegraph::{flamegraph_model, FlameGraphMode, FlameGraphOptions};
+pub use processes::{
+    processes_flamegraph_html, processes_flamegraph_model, processes_table_html,
+    processes_table_model, CaptureFailure,
+};
 pub use sources::ConfidentialFiles;
 pub use stacks::{MAX_STACK_DEPTH, STACK_TOO_DEEP};
 pub use table::table_model;

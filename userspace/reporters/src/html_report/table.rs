@@ -33,7 +33,7 @@ pub fn table_model(
 
 /// Groups sharing the displayed fields become one row, in capture order. A
 /// row shows the whole stack only when all its groups share it.
-fn rows(
+pub(super) fn rows(
     groups: &[AllocationGroup],
     stacks: &dyn StackResolver,
     merge_threads: bool,
@@ -67,6 +67,7 @@ fn rows(
             None => {
                 row_of.insert(key, rows.len());
                 rows.push(TableRow {
+                    process: String::new(),
                     thread,
                     size: group.size,
                     allocator: allocator.to_owned(),
