@@ -18,7 +18,9 @@ struct Report {
     label: &'static str,
     args: &'static [&'static str],
     writes_file: bool,
-    /// memray 1.20 has it too (it has no `diff` and no pprof transform).
+    /// memray 1.20 has it too, and it ends by itself: it has no `diff` and no
+    /// pprof transform, and its `tree` is an interactive screen that waits
+    /// for a key, even with nowhere to draw.
     in_memray: bool,
 }
 
@@ -34,7 +36,10 @@ const fn report(label: &'static str, args: &'static [&'static str], writes_file:
 const REPORTS: &[Report] = &[
     report("stats", &["stats"], false),
     report("summary", &["summary"], false),
-    report("tree", &["tree"], false),
+    Report {
+        in_memray: false,
+        ..report("tree", &["tree"], false)
+    },
     report("table", &["table"], true),
     report("flamegraph", &["flamegraph"], true),
     report("flamegraph --leaks", &["flamegraph", "--leaks"], true),
