@@ -98,6 +98,46 @@ macro_rules! heap_tracker {
 heap_tracker!(PeakFinder);
 heap_tracker!(PeakAllocations);
 
+/// A query that sees every allocation record in order.
+trait AllocationAggregator {
+    fn add(&mut self, allocation: &AllocationEvent);
+}
+
+impl AllocationAggregator for LiveAllocations {
+    fn add(&mut self, allocation: &AllocationEvent) {
+        LiveAllocations::add(self, allocation)
+    }
+}
+
+impl AllocationAggregator for TemporaryAllocations {
+    fn add(&mut self, allocation: &AllocationEvent) {
+        TemporaryAllocations::add(self, allocation)
+    }
+}
+
+/// A [`HeapTracker`] that hands every allocation record to another query too:
+/// the overview and that query in one pass.
+struct PeakAnd<P, A> {
+    peak: P,
+    also: A,
+}
+
+impl<P: HeapTracker, A: AllocationAggregator> HeapTracker for PeakAnd<P, A> {
+    fn add(&mut self, allocation: &AllocationEvent) {
+        self.peak.add(allocation);
+        self.also.add(allocation);
+    }
+    fn current(&self) -> u64 {
+        self.peak.current()
+    }
+    fn high_water_mark(&self) -> HighWaterMark {
+        self.peak.high_water_mark()
+    }
+    fn records_seen(&self) -> u64 {
+        self.peak.records_seen()
+    }
+}
+
 /// Pass 1: the high-water mark, the number of records and memory snapshots
 /// (each MEMORY_RECORD gets the heap size at that point).
 pub fn overview(
@@ -114,14 +154,98 @@ pub fn overview_and_high_water_mark(
     max_memory_records: usize,
     merge_threads: bool,
 ) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
+    overview_and(
+        capture,
+        max_memory_records,
+        PeakAllocations::default(),
+        |peak| peak.groups(merge_threads),
+        |overview| high_water_mark(capture, overview, merge_threads),
+    )
+}
+
+/// The overview and the leaks ([`leaks`]) in a single pass.
+pub fn overview_and_leaks(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    merge_threads: bool,
+) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
+    let tracker = PeakAnd {
+        peak: PeakFinder::default(),
+        also: LiveAllocations::default(),
+    };
+    overview_and(
+        capture,
+        max_memory_records,
+        tracker,
+        |tracker| tracker.also.groups(merge_threads),
+        |_| leaks(capture, merge_threads),
+    )
+}
+
+/// The overview, what was allocated at the high-water mark and the leaks, in
+/// a single pass: `(overview, (peak, leaks))`.
+#[allow(clippy::type_complexity)]
+pub fn overview_high_water_mark_and_leaks(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    merge_threads: bool,
+) -> Result<(Overview, (Vec<AllocationGroup>, Vec<AllocationGroup>)), AnalysisError> {
+    let tracker = PeakAnd {
+        peak: PeakAllocations::default(),
+        also: LiveAllocations::default(),
+    };
+    overview_and(
+        capture,
+        max_memory_records,
+        tracker,
+        |tracker| {
+            let peak = tracker.peak.groups(merge_threads);
+            (peak, tracker.also.groups(merge_threads))
+        },
+        |overview| {
+            let peak = high_water_mark(capture, overview, merge_threads)?;
+            Ok((peak, leaks(capture, merge_threads)?))
+        },
+    )
+}
+
+/// The overview and the temporary allocations ([`temporary_allocations`]) in
+/// a single pass.
+pub fn overview_and_temporary_allocations(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    threshold: usize,
+    merge_threads: bool,
+) -> Result<(Overview, Vec<AllocationGroup>), AnalysisError> {
+    let tracker = PeakAnd {
+        peak: PeakFinder::default(),
+        also: TemporaryAllocations::new(threshold, merge_threads),
+    };
+    overview_and(
+        capture,
+        max_memory_records,
+        tracker,
+        |tracker| tracker.also.groups(),
+        |_| temporary_allocations(capture, threshold, merge_threads),
+    )
+}
+
+/// The overview and what `finish` makes of `tracker` after the same pass; an
+/// aggregated capture gets its overview, then what `separately` makes of it.
+fn overview_and<T: HeapTracker, G>(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    mut tracker: T,
+    finish: impl FnOnce(T) -> G,
+    separately: impl FnOnce(&Overview) -> Result<G, AnalysisError>,
+) -> Result<(Overview, G), AnalysisError> {
     if capture.is_aggregated() {
         let overview = overview(capture, max_memory_records)?;
-        let groups = high_water_mark(capture, &overview, merge_threads)?;
-        return Ok((overview, groups));
+        let selected = separately(&overview)?;
+        return Ok((overview, selected));
     }
-    let mut peak = PeakAllocations::default();
-    let overview = overview_with(capture, max_memory_records, &mut peak)?;
-    Ok((overview, peak.groups(merge_threads)))
+    let overview = overview_with(capture, max_memory_records, &mut tracker)?;
+    Ok((overview, finish(tracker)))
 }
 
 fn overview_with(
@@ -235,12 +359,12 @@ pub fn temporary_allocations(
             NeedsEveryRecord::TemporaryAllocations,
         ));
     }
-    let mut temporary = TemporaryAllocations::new(threshold);
+    let mut temporary = TemporaryAllocations::new(threshold, merge_threads);
     for_each_allocation(capture, |allocation| {
         temporary.add(allocation);
         ControlFlow::Continue(())
     })?;
-    Ok(temporary.groups(merge_threads))
+    Ok(temporary.groups())
 }
 
 /// One pass collecting what `memray stats` needs.

@@ -1,6 +1,8 @@
 //! Temporary allocations (memray's `TemporaryAllocationsAggregator`): an
 //! allocation is temporary when its own thread frees it while it is still
-//! among that thread's last `threshold + 1` allocations.
+//! among that thread's last `threshold + 1` allocations. They are grouped as
+//! they are found: memory follows the locations, not the (possibly tens of
+//! millions of) temporary allocations.
 
 use std::collections::VecDeque;
 
@@ -16,16 +18,16 @@ pub struct TemporaryAllocations {
     index: u64,
     /// Per thread, newest first.
     recent: HashMap<u64, VecDeque<(AllocationEvent, u64)>>,
-    temporary: Vec<(AllocationEvent, u64)>,
+    temporary: Grouper,
 }
 
 impl TemporaryAllocations {
-    pub fn new(threshold: usize) -> TemporaryAllocations {
+    pub fn new(threshold: usize, merge_threads: bool) -> TemporaryAllocations {
         TemporaryAllocations {
             capacity: threshold + 1,
             index: 0,
             recent: HashMap::default(),
-            temporary: Vec::new(),
+            temporary: Grouper::new(merge_threads),
         }
     }
 
@@ -49,18 +51,14 @@ impl TemporaryAllocations {
                     candidate.address == allocation.address
                         && (!ranged || candidate.size == allocation.size)
                 });
-                if let Some(entry) = matched {
-                    self.temporary.push(*entry);
+                if let Some((allocation, index)) = matched {
+                    self.temporary.add(allocation, allocation.size, *index);
                 }
             }
         }
     }
 
-    pub fn groups(&self, merge_threads: bool) -> Vec<AllocationGroup> {
-        let mut grouper = Grouper::new(merge_threads);
-        for (allocation, index) in &self.temporary {
-            grouper.add(allocation, allocation.size, *index);
-        }
-        grouper.finish()
+    pub fn groups(self) -> Vec<AllocationGroup> {
+        self.temporary.finish()
     }
 }

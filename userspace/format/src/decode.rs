@@ -4,7 +4,9 @@
 
 use std::ops::ControlFlow;
 
-use crate::encoding::{Cursor, DecodeError, DeltaState, PointerCache, CACHE_MISS};
+use crate::encoding::{
+    Cursor, DecodeError, DeltaState, FieldReader, PointerCache, Window, CACHE_MISS, WINDOW,
+};
 use crate::header::{FileFormat, Header};
 use crate::record::{
     AggregatedAllocation, AllocationRecord, LegacyFrame, Record, AGGREGATED_ALLOCATION_SIZE,
@@ -35,20 +37,30 @@ enum Grammar {
 type Decoded<'a> = Result<(Record<'a>, usize), DecodeError>;
 
 /// The longest hot record: an ALLOCATION with a 10-byte address delta, its
-/// allocator byte, a 10-byte native frame delta and a 10-byte size.
+/// allocator byte, a 10-byte native frame delta and a 10-byte size. A hot
+/// record with this many bytes ahead is read through a [`Window`].
 pub const MAX_HOT_RECORD_LEN: usize = 32;
+const _: () = assert!(MAX_HOT_RECORD_LEN == WINDOW);
 
 /// Receives the records of a v12/v13 stream that replay applies most often
 /// (ALLOCATION, FRAME_PUSH, FRAME_POP, NATIVE_TRACE_INDEX, CONTEXT_SWITCH)
 /// field by field: moving a whole [`Record`] through `Result`/`Option`
 /// wrappers for each of them cost more than decoding them.
+/// Each returns `Break` to stop the run after its record (an event is ready).
 pub trait HotRecords {
-    /// `Break` stops the run after this record (an event is ready).
     fn allocation(&mut self, record: AllocationRecord) -> ControlFlow<()>;
-    fn frame_push(&mut self, code_object_id: u64, instruction_offset: i64, is_entry_frame: bool);
-    fn frame_pop(&mut self, count: u32);
-    fn native_trace_index(&mut self, ip: u64, parent: u64);
-    fn context_switch(&mut self, tid: u64);
+    fn frame_push(&mut self, frame: PushedFrame) -> ControlFlow<()>;
+    fn frame_pop(&mut self, count: u32) -> ControlFlow<()>;
+    fn native_trace_index(&mut self, ip: u64, parent: u64) -> ControlFlow<()>;
+    fn context_switch(&mut self, tid: u64) -> ControlFlow<()>;
+}
+
+/// A FRAME_PUSH record's fields.
+#[derive(Debug, Clone, Copy)]
+pub struct PushedFrame {
+    pub code_object_id: u64,
+    pub instruction_offset: i64,
+    pub is_entry_frame: bool,
 }
 
 /// Where a [`Decoder::hot_run`] ended.
@@ -68,43 +80,56 @@ enum Hot {
     Cold,
 }
 
-/// Turns a hot record back into a [`Record`], for [`Decoder::decode`].
-struct RecordSlot(Option<Record<'static>>);
+/// Turns one hot record back into a [`Record`] (and stops the run there).
+pub(crate) struct RecordSlot(pub Option<Record<'static>>);
+
+impl RecordSlot {
+    #[inline(always)]
+    fn fill(&mut self, record: Record<'static>) -> ControlFlow<()> {
+        self.0 = Some(record);
+        ControlFlow::Break(())
+    }
+}
 
 impl HotRecords for RecordSlot {
     #[inline(always)]
     fn allocation(&mut self, record: AllocationRecord) -> ControlFlow<()> {
-        self.0 = Some(Record::Allocation(record));
-        ControlFlow::Break(())
+        self.fill(Record::Allocation(record))
     }
 
     #[inline(always)]
-    fn frame_push(&mut self, code_object_id: u64, instruction_offset: i64, is_entry_frame: bool) {
-        self.0 = Some(Record::FramePush {
-            code_object_id,
-            instruction_offset,
-            is_entry_frame,
-        });
+    fn frame_push(&mut self, frame: PushedFrame) -> ControlFlow<()> {
+        self.fill(Record::FramePush {
+            code_object_id: frame.code_object_id,
+            instruction_offset: frame.instruction_offset,
+            is_entry_frame: frame.is_entry_frame,
+        })
     }
 
     #[inline(always)]
-    fn frame_pop(&mut self, count: u32) {
-        self.0 = Some(Record::FramePop { count });
+    fn frame_pop(&mut self, count: u32) -> ControlFlow<()> {
+        self.fill(Record::FramePop { count })
     }
 
     #[inline(always)]
-    fn native_trace_index(&mut self, ip: u64, parent: u64) {
-        self.0 = Some(native_trace_index_record((ip, parent)));
+    fn native_trace_index(&mut self, ip: u64, parent: u64) -> ControlFlow<()> {
+        self.fill(native_trace_index_record((ip, parent)))
     }
 
     #[inline(always)]
-    fn context_switch(&mut self, tid: u64) {
-        self.0 = Some(Record::ContextSwitch { tid });
+    fn context_switch(&mut self, tid: u64) -> ControlFlow<()> {
+        self.fill(Record::ContextSwitch { tid })
     }
 }
 
 fn native_trace_index_record((ip, parent): (u64, u64)) -> Record<'static> {
     Record::NativeTraceIndex { ip, parent }
+}
+
+/// The [`WINDOW`] bytes from `pos` on, if the data holds that many.
+#[inline(always)]
+fn window_at(data: &[u8], pos: usize) -> Option<&[u8; WINDOW]> {
+    data.get(pos..pos.checked_add(WINDOW)?)?.try_into().ok()
 }
 
 impl Decoder {
@@ -140,6 +165,14 @@ impl Decoder {
 
     #[inline]
     fn stream<'a>(&mut self, data: &'a [u8], pos: usize) -> Decoded<'a> {
+        if let Some(window) = window_at(data, pos) {
+            let mut w = Window::new(window, 1);
+            let mut slot = RecordSlot(None);
+            if self.hot_record(&mut w, window[0], &mut slot)? != Hot::Cold {
+                let record = slot.0.expect("a hot record fills the slot");
+                return Ok((record, pos + w.pos()));
+            }
+        }
         let mut c = Cursor::new(data, pos);
         let token = c.u8()?;
         let mut slot = RecordSlot(None);
@@ -160,34 +193,36 @@ impl Decoder {
     /// Decodes a v12/v13 record of a hot kind (token already read) straight
     /// into `sink`; `Hot::Cold` for any other kind (nothing consumed).
     #[inline(always)]
-    fn hot_record<S: HotRecords>(
+    fn hot_record<R: FieldReader, S: HotRecords>(
         &mut self,
-        c: &mut Cursor<'_>,
+        c: &mut R,
         token: u8,
         sink: &mut S,
     ) -> Result<Hot, DecodeError> {
-        if token & StreamToken::Allocation.byte() != 0 {
+        let flow = if token & StreamToken::Allocation.byte() != 0 {
             let record = self.allocation(c, token)?;
-            return Ok(match sink.allocation(record) {
-                ControlFlow::Continue(()) => Hot::Applied,
-                ControlFlow::Break(()) => Hot::Stop,
-            });
-        }
-        if token & StreamToken::FramePush.byte() != 0 {
+            sink.allocation(record)
+        } else if token & StreamToken::FramePush.byte() != 0 {
             let code_object_id = c.varint()?;
-            let instruction_offset = c.svarint()?;
-            sink.frame_push(code_object_id, instruction_offset, token & 1 != 0);
+            sink.frame_push(PushedFrame {
+                code_object_id,
+                instruction_offset: c.svarint()?,
+                is_entry_frame: token & 1 != 0,
+            })
         } else if token & 0x30 == StreamToken::FramePop.byte() {
-            sink.frame_pop((token & 0x0f) as u32 + 1);
+            sink.frame_pop((token & 0x0f) as u32 + 1)
         } else if token == StreamToken::NativeTraceIndex.byte() {
             let (ip, parent) = self.native_trace_index(c)?;
-            sink.native_trace_index(ip, parent);
+            sink.native_trace_index(ip, parent)
         } else if token == StreamToken::ContextSwitch.byte() {
-            sink.context_switch(c.u64_raw()?);
+            sink.context_switch(c.u64_raw()?)
         } else {
             return Ok(Hot::Cold);
-        }
-        Ok(Hot::Applied)
+        };
+        Ok(match flow {
+            ControlFlow::Continue(()) => Hot::Applied,
+            ControlFlow::Break(()) => Hot::Stop,
+        })
     }
 
     /// Applies the hot records from `pos` on (see [`HotRecords`]) until the
@@ -204,13 +239,13 @@ impl Decoder {
         if self.grammar != Grammar::Stream {
             return run;
         }
-        while data.len() - run.pos >= MAX_HOT_RECORD_LEN {
-            let mut c = Cursor::new(data, run.pos + 1);
-            let outcome = self.hot_record(&mut c, data[run.pos], sink);
+        while let Some(window) = window_at(data, run.pos) {
+            let mut w = Window::new(window, 1);
+            let outcome = self.hot_record(&mut w, window[0], sink);
             if !matches!(outcome, Ok(Hot::Applied | Hot::Stop)) {
                 break;
             }
-            run.pos = c.pos();
+            run.pos += w.pos();
             run.applied += 1;
             if outcome == Ok(Hot::Stop) {
                 run.stopped = true;
@@ -257,9 +292,9 @@ impl Decoder {
     /// Always inlined: returned through memory, the record was re-read
     /// with wider loads than it was stored with (a store-forwarding stall).
     #[inline(always)]
-    fn allocation(
+    fn allocation<R: FieldReader>(
         &mut self,
-        c: &mut Cursor<'_>,
+        c: &mut R,
         token: u8,
     ) -> Result<AllocationRecord, DecodeError> {
         let (address, missed) = self.address(c, (token >> 3) & 0x0f)?;
@@ -299,7 +334,11 @@ impl Decoder {
     /// `slot`, or on a miss a delta from the last data pointer (in 8-byte
     /// units), returned for [`Decoder::commit_address`].
     #[inline(always)]
-    fn address(&self, c: &mut Cursor<'_>, slot: u8) -> Result<(u64, Option<u64>), DecodeError> {
+    fn address<R: FieldReader>(
+        &self,
+        c: &mut R,
+        slot: u8,
+    ) -> Result<(u64, Option<u64>), DecodeError> {
         if slot == CACHE_MISS {
             let data_pointer = c.delta(self.last.data_pointer)?;
             Ok((data_pointer << 3, Some(data_pointer)))
@@ -344,7 +383,7 @@ impl Decoder {
 
     /// Aggregated files start these deltas from zero too: the decoder is fresh.
     /// `(ip, parent)`.
-    fn native_trace_index(&mut self, c: &mut Cursor<'_>) -> Result<(u64, u64), DecodeError> {
+    fn native_trace_index<R: FieldReader>(&mut self, c: &mut R) -> Result<(u64, u64), DecodeError> {
         let ip = c.delta(self.last.instruction_pointer)?;
         let parent = c.delta(self.last.native_frame_id)?;
         self.last.instruction_pointer = ip;

@@ -166,18 +166,6 @@ impl<'a> Cursor<'a> {
     }
 
     #[inline]
-    pub fn pos(&self) -> usize {
-        self.pos
-    }
-
-    #[inline]
-    pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.data.get(self.pos).ok_or(DecodeError::Incomplete)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::Invalid)?;
         let out = self
@@ -186,12 +174,6 @@ impl<'a> Cursor<'a> {
             .ok_or(DecodeError::Incomplete)?;
         self.pos = end;
         Ok(out)
-    }
-
-    #[inline]
-    pub fn u64_raw(&mut self) -> Result<u64, DecodeError> {
-        let b = self.bytes(8)?;
-        Ok(u64::from_ne_bytes(b.try_into().expect("8 bytes")))
     }
 
     #[inline]
@@ -206,21 +188,46 @@ impl<'a> Cursor<'a> {
         Ok(i32::from_ne_bytes(b.try_into().expect("4 bytes")))
     }
 
-    /// Inlined for the common one-byte case only; longer ones take a call.
+    /// A NUL-terminated string, without its terminator.
+    #[inline]
+    pub fn cstr(&mut self) -> Result<&'a [u8], DecodeError> {
+        let rest = &self.data[self.pos.min(self.data.len())..];
+        let len = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(DecodeError::Incomplete)?;
+        self.pos += len + 1;
+        Ok(&rest[..len])
+    }
+}
+
+/// Reads the fields of a record: [`Cursor`] checks every read against the end
+/// of the data; [`Window`] reads a hot record known to lie in its bytes.
+pub trait FieldReader {
+    fn u8(&mut self) -> Result<u8, DecodeError>;
+    fn u64_raw(&mut self) -> Result<u64, DecodeError>;
+    /// The position after the last byte read.
+    fn pos(&self) -> usize;
+
+    /// Inlined up to two bytes (most sizes and deltas); longer ones take a call.
     #[inline(always)]
-    pub fn varint(&mut self) -> Result<u64, DecodeError> {
+    fn varint(&mut self) -> Result<u64, DecodeError> {
         let first = self.u8()?;
         if first < 0x80 {
             return Ok(first as u64);
         }
-        self.varint_tail(first)
+        let second = self.u8()?;
+        let value = (first & 0x7f) as u64 | ((second & 0x7f) as u64) << 7;
+        if second < 0x80 {
+            return Ok(value);
+        }
+        self.varint_tail(value)
     }
 
-    /// The rest of a varint whose first byte was `first` (>= 0x80).
+    /// The rest of a varint whose first two bytes gave `value` (and went on).
     #[inline(never)]
-    fn varint_tail(&mut self, first: u8) -> Result<u64, DecodeError> {
-        let mut value = (first & 0x7f) as u64;
-        let mut shift = 7;
+    fn varint_tail(&mut self, mut value: u64) -> Result<u64, DecodeError> {
+        let mut shift = 14;
         loop {
             let b = self.u8()?;
             if shift >= 64 {
@@ -234,28 +241,80 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[inline]
-    pub fn svarint(&mut self) -> Result<i64, DecodeError> {
+    #[inline(always)]
+    fn svarint(&mut self) -> Result<i64, DecodeError> {
         self.varint().map(unzigzag)
     }
 
     /// The value of a delta-encoded field, given its previous value. The
     /// caller commits it once the whole record has been decoded.
-    #[inline]
-    pub fn delta(&mut self, prev: u64) -> Result<u64, DecodeError> {
+    #[inline(always)]
+    fn delta(&mut self, prev: u64) -> Result<u64, DecodeError> {
         Ok(prev.wrapping_add(self.svarint()? as u64))
     }
+}
 
-    /// A NUL-terminated string, without its terminator.
+impl FieldReader for Cursor<'_> {
+    #[inline(always)]
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.data.get(self.pos).ok_or(DecodeError::Incomplete)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
     #[inline]
-    pub fn cstr(&mut self) -> Result<&'a [u8], DecodeError> {
-        let rest = &self.data[self.pos.min(self.data.len())..];
-        let len = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(DecodeError::Incomplete)?;
-        self.pos += len + 1;
-        Ok(&rest[..len])
+    fn u64_raw(&mut self) -> Result<u64, DecodeError> {
+        let b = self.bytes(8)?;
+        Ok(u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+/// Bytes a [`Window`] spans: the longest hot record (see
+/// `decode::MAX_HOT_RECORD_LEN`), a power of two.
+pub const WINDOW: usize = 32;
+
+/// A cursor over the next [`WINDOW`] bytes, for records that cannot be longer
+/// (every varint ends within 10 bytes or is invalid): its reads need no bounds
+/// checks, only a mask that keeps an invalid record's excess reads inside.
+pub struct Window<'a> {
+    bytes: &'a [u8; WINDOW],
+    pos: usize,
+}
+
+impl<'a> Window<'a> {
+    /// The window at the start of `bytes`, read from `pos` on.
+    #[inline(always)]
+    pub fn new(bytes: &'a [u8; WINDOW], pos: usize) -> Self {
+        Window { bytes, pos }
+    }
+}
+
+impl FieldReader for Window<'_> {
+    #[inline(always)]
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        let b = self.bytes[self.pos % WINDOW];
+        self.pos += 1;
+        Ok(b)
+    }
+
+    #[inline]
+    fn u64_raw(&mut self) -> Result<u64, DecodeError> {
+        let b = self
+            .bytes
+            .get(self.pos..self.pos + 8)
+            .ok_or(DecodeError::Invalid)?;
+        self.pos += 8;
+        Ok(u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.pos
     }
 }
 
@@ -281,6 +340,26 @@ mod tests {
         }
         assert_eq!(varint_bytes(300), vec![0xac, 0x02]);
         assert_eq!(varint_bytes(u64::MAX).len(), MAX_VARINT_LEN);
+    }
+
+    #[test]
+    fn a_window_reads_varints_as_a_cursor_does() {
+        let mut bytes = Vec::new();
+        for v in [0, 127, 128, 300, 1 << 35] {
+            put_varint(&mut bytes, v);
+        }
+        bytes.resize(WINDOW, 0);
+        let window: &[u8; WINDOW] = bytes.as_slice().try_into().unwrap();
+        let (mut w, mut c) = (Window::new(window, 0), Cursor::new(&bytes, 0));
+        for _ in 0..5 {
+            assert_eq!(w.varint(), c.varint());
+            assert_eq!(w.pos(), c.pos());
+        }
+        let overlong = [0xff; WINDOW];
+        assert_eq!(
+            Window::new(&overlong, 0).varint(),
+            Err(DecodeError::Invalid)
+        );
     }
 
     #[test]

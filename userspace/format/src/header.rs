@@ -1,6 +1,6 @@
 //! The file header (docs/memray-format.md §4), for versions 11, 12 and 13.
 
-use crate::encoding::{put_cstr, Cursor, DecodeError};
+use crate::encoding::{put_cstr, Cursor, DecodeError, FieldReader};
 use crate::error::FormatError;
 
 pub const MAGIC: &[u8; 7] = b"memray\0";

@@ -10,7 +10,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::decode::{Decoder, HotRecords};
+use crate::decode::{Decoder, HotRecords, RecordSlot};
 use crate::encoding::DecodeError;
 use crate::error::FormatError;
 use crate::file_hints::advise_sequential;
@@ -353,6 +353,17 @@ impl CaptureReader {
     /// at a damaged record (see [`CaptureReader::damage`]).
     #[inline]
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, FormatError> {
+        // Most records are hot ones, well inside the buffered data.
+        let mut slot = RecordSlot(None);
+        if self.apply_hot_records(&mut slot) {
+            return Ok(slot.0);
+        }
+        self.next_record_of_any_kind()
+    }
+
+    /// [`CaptureReader::next_record`] where the hot path does not apply: any
+    /// kind of record, refills, the end of the data.
+    fn next_record_of_any_kind(&mut self) -> Result<Option<Record<'_>>, FormatError> {
         if self.finished {
             return Ok(None);
         }

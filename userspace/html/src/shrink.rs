@@ -54,8 +54,11 @@ pub fn fold_small_nodes(graph: &FlameGraph, min_bytes: u64) -> FlameGraph {
         new.n_allocations[fold] += old.n_allocations[i];
         moved_to[i] = fold as NodeId;
     }
+    // In node order: the labels' strings come out the same on every run.
+    let mut folds: Vec<(NodeId, usize)> = folds.into_values().collect();
+    folds.sort_unstable();
     let mut labels: HashMap<usize, u32> = HashMap::new();
-    for (fold, count) in folds.into_values() {
+    for (fold, count) in folds {
         new.function[fold as usize] = *labels.entry(count).or_insert_with(|| {
             strings.push(format!("<{count} smaller stacks>"));
             (strings.len() - 1) as u32

@@ -1,8 +1,8 @@
 //! Choosing which allocations a report shows.
 
 use memray_analysis::{
-    leaks, memory, overview, overview_and_high_water_mark, temporary_allocations, AllocationGroup,
-    AnalysisError, CaptureFile, Overview,
+    memory, overview_and_high_water_mark, overview_and_leaks, overview_and_temporary_allocations,
+    AllocationGroup, AnalysisError, CaptureFile, Overview,
 };
 
 use crate::progress::WithProgress;
@@ -56,13 +56,9 @@ pub fn select_keeping_memory(
         Selection::HighWaterMark => {
             overview_and_high_water_mark(capture, max_records, merge_threads)?
         }
-        Selection::Leaks => (
-            overview(capture, max_records)?,
-            leaks(capture, merge_threads)?,
-        ),
-        Selection::Temporary(threshold) => (
-            overview(capture, max_records)?,
-            temporary_allocations(capture, threshold, merge_threads)?,
-        ),
+        Selection::Leaks => overview_and_leaks(capture, max_records, merge_threads)?,
+        Selection::Temporary(threshold) => {
+            overview_and_temporary_allocations(capture, max_records, threshold, merge_threads)?
+        }
     })
 }

@@ -22,14 +22,9 @@ pub fn all() -> Vec<Benchmark> {
             runner: Runner::Pairs(prepare_read),
         },
         Benchmark {
-            name: "stats",
-            about: "`memray stats FILE` on a capture of over 50 million records",
-            runner: Runner::Pairs(|context| prepare_big_report(context, "stats")),
-        },
-        Benchmark {
-            name: "summary",
-            about: "`memray summary FILE` on a capture of over 50 million records",
-            runner: Runner::Pairs(|context| prepare_big_report(context, "summary")),
+            name: "reports",
+            about: "every reporter on captures of 51 and 105 million records (`--report` selects)",
+            runner: Runner::Pairs(super::reports::prepare),
         },
         Benchmark {
             name: "run",
@@ -59,32 +54,13 @@ pub fn all() -> Vec<Benchmark> {
     ]
 }
 
-/// Rounds of bench/workloads/alloc_churn.py for the big capture: ~51 M records.
-const BIG_CHURN_ROUNDS: &str = "720";
-
-/// One reporter on the big churn capture, recorded once and cached.
-fn prepare_big_report(context: &Context, reporter: &str) -> Result<Vec<Variant>> {
-    let capture = context.cache.join("alloc_churn-big.bin");
-    if !capture.exists() {
-        record_churn(context, &capture, BIG_CHURN_ROUNDS)?;
-    }
-    let args = [OsStr::new(reporter), capture.as_os_str()];
-    Ok(vec![Variant {
-        label: "51M records".to_string(),
-        ours: BenchCommand::new(&context.ours, args),
-        theirs: BenchCommand::new(&context.reference.memray, args),
-        profiled: None,
-        extra: None,
-    }])
-}
-
 /// Rounds of bench/workloads/alloc_churn.py: ~3.3 M records.
 const CHURN_ROUNDS: &str = "30";
 
 fn prepare_read(context: &Context) -> Result<Vec<Variant>> {
     let plain = context.cache.join("alloc_churn-plain.bin");
     if !plain.exists() {
-        record_churn(context, &plain, CHURN_ROUNDS)?;
+        record(context, "alloc_churn.py", CHURN_ROUNDS, &plain)?;
     }
     let compressed = context.cache.join("alloc_churn-lz4.bin");
     if !compressed.exists() {
@@ -95,10 +71,10 @@ fn prepare_read(context: &Context) -> Result<Vec<Variant>> {
         .map(|(label, file)| Variant {
             label: label.to_string(),
             ours: BenchCommand::new(&context.ours, [OsStr::new("parse"), file.as_os_str()]),
-            theirs: BenchCommand::new(
+            theirs: Some(BenchCommand::new(
                 &context.reference.memray,
                 [OsStr::new("parse"), file.as_os_str()],
-            ),
+            )),
             profiled: None,
             extra: read_throughput(context, &file),
         })
@@ -106,11 +82,13 @@ fn prepare_read(context: &Context) -> Result<Vec<Variant>> {
     Ok(variants)
 }
 
-/// Records the churn workload with the reference memray, uncompressed.
-fn record_churn(context: &Context, output: &Path, rounds: &str) -> Result<()> {
+/// Records a workload of bench/workloads with the reference memray,
+/// uncompressed, with a fixed hash seed so that every run allocates alike.
+pub fn record(context: &Context, workload: &str, rounds: &str, output: &Path) -> Result<()> {
     let partial = output.with_extension("partial");
     execute(
         Command::new(&context.reference.memray)
+            .env("PYTHONHASHSEED", "0")
             .args([
                 "run",
                 "--quiet",
@@ -120,7 +98,7 @@ fn record_churn(context: &Context, output: &Path, rounds: &str) -> Result<()> {
                 "-o",
             ])
             .arg(&partial)
-            .arg(context.workloads.join("alloc_churn.py"))
+            .arg(context.workloads.join(workload))
             .arg(rounds),
     )?;
     std::fs::rename(&partial, output).with_context(|| format!("rename to {}", output.display()))

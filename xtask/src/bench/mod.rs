@@ -9,6 +9,7 @@ mod catalog;
 mod ebpf;
 mod measure;
 mod report;
+mod reports;
 mod tracker;
 
 use std::path::PathBuf;
@@ -29,6 +30,10 @@ pub struct BenchArgs {
     /// List the benchmarks and exit.
     #[arg(long)]
     list: bool,
+    /// The `reports` benchmark runs only these reports (repeatable; default: all),
+    /// e.g. `--report stats --report "flamegraph --leaks"`.
+    #[arg(long = "report", value_name = "REPORT")]
+    reports: Vec<String>,
 }
 
 /// One entry of the catalog.
@@ -45,11 +50,12 @@ pub enum Runner {
     Own(fn(&Context, usize) -> Result<()>),
 }
 
-/// A pair of equivalent commands: ours and memray's.
+/// A pair of equivalent commands: ours and memray's (`None` where memray
+/// has no equivalent).
 pub struct Variant {
     pub label: String,
     pub ours: BenchCommand,
-    pub theirs: BenchCommand,
+    pub theirs: Option<BenchCommand>,
     /// Set when both commands run a program under a profiler.
     pub profiled: Option<Profiled>,
     /// A command run once whose last output line is reported alongside.
@@ -78,6 +84,8 @@ pub struct Context {
     /// Our release `memray` binary.
     pub ours: PathBuf,
     pub reference: ReferenceMemray,
+    /// The reports selected with `--report` (empty: all).
+    pub reports: Vec<String>,
 }
 
 /// Everything measured for one variant.
@@ -85,7 +93,7 @@ pub struct Outcome {
     pub benchmark: &'static str,
     pub variant: String,
     pub ours: Side,
-    pub theirs: Side,
+    pub theirs: Option<Side>,
     /// The program without a profiler (profiling variants only).
     pub plain: Option<Side>,
     /// Bytes of ours and memray's capture after the last run (profiling variants only).
@@ -117,6 +125,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    reports::check_selection(&args.reports)?;
     let selected: Vec<&Benchmark> = catalog
         .iter()
         .filter(|b| args.names.is_empty() || args.names.iter().any(|n| n == b.name))
@@ -129,6 +138,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         workloads: root.join("bench/workloads"),
         ours: release.join("memray"),
         reference: memray_tests::reference::reference_memray(),
+        reports: args.reports.clone(),
         root,
     };
     std::fs::create_dir_all(&context.cache)?;
@@ -156,7 +166,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outcome {
-    let mut sides = vec![&variant.ours, &variant.theirs];
+    let mut sides = vec![&variant.ours];
+    sides.extend(variant.theirs.as_ref());
     sides.extend(variant.profiled.as_ref().map(|p| &p.plain));
     let samples = interleave(&sides, rounds, |command| measure(command));
     let mut sides: Vec<Side> = sides
@@ -173,7 +184,7 @@ fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outc
             .each_ref()
             .map(|capture| std::fs::metadata(capture).ok().map(|m| m.len()))
     });
-    let theirs = sides.pop().expect("memray's side");
+    let theirs = variant.theirs.as_ref().and_then(|_| sides.pop());
     let ours = sides.pop().expect("our side");
     let extra = variant
         .extra

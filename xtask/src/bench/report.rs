@@ -51,20 +51,30 @@ fn describe(summary: &Result<Summary, String>) -> String {
     }
 }
 
+/// What memray lacks is said in place of its figures.
+const NOT_IN_MEMRAY: &str = "not in memray 1.20";
+
+/// memray's side, or why there is none.
+fn theirs_summary(outcome: &Outcome) -> Result<Summary, String> {
+    outcome
+        .theirs
+        .as_ref()
+        .map_or_else(|| Err(NOT_IN_MEMRAY.to_string()), side_summary)
+}
+
 pub fn print_outcome(outcome: &Outcome) {
     let ours = side_summary(&outcome.ours);
-    let theirs = side_summary(&outcome.theirs);
+    let theirs = theirs_summary(outcome);
     println!("-- {} [{}]", outcome.benchmark, outcome.variant);
     println!(
         "   ours    {}   ({})",
         describe(&ours),
         outcome.ours.command
     );
-    println!(
-        "   memray  {}   ({})",
-        describe(&theirs),
-        outcome.theirs.command
-    );
+    match &outcome.theirs {
+        Some(side) => println!("   memray  {}   ({})", describe(&theirs), side.command),
+        None => println!("   memray  {NOT_IN_MEMRAY}"),
+    }
     if let (Ok(o), Ok(t)) = (&ours, &theirs) {
         let time = ratio(o.wall.as_secs_f64(), t.wall.as_secs_f64());
         let rss = ratio(o.peak_rss_kib as f64, t.peak_rss_kib as f64);
@@ -175,7 +185,7 @@ fn outcome_json(outcome: &Outcome) -> Value {
         "benchmark": outcome.benchmark,
         "variant": outcome.variant,
         "ours": side_json(&outcome.ours),
-        "memray": side_json(&outcome.theirs),
+        "memray": outcome.theirs.as_ref().map(side_json),
         "plain": outcome.plain.as_ref().map(side_json),
         "capture_bytes": outcome.capture_bytes.map(|[ours, memray]| json!({ "ours": ours, "memray": memray })),
         "extra": outcome.extra.as_ref().map(|(label, line)| json!({ "label": label, "output": line })),
@@ -188,25 +198,32 @@ fn markdown(outcomes: &[Outcome]) -> String {
          |---|---|---|---|---|---|---|---|\n",
     );
     for outcome in outcomes {
-        let cells = match (side_summary(&outcome.ours), side_summary(&outcome.theirs)) {
-            (Ok(o), Ok(t)) => {
-                let mib = |kib: u64| kib as f64 / 1024.0;
-                format!(
-                    "{:.3} | {:.3} | {} | {:.1} | {:.1} | {}",
-                    o.wall.as_secs_f64(),
-                    t.wall.as_secs_f64(),
-                    format_ratio(ratio(o.wall.as_secs_f64(), t.wall.as_secs_f64())),
-                    mib(o.peak_rss_kib),
-                    mib(t.peak_rss_kib),
-                    format_ratio(ratio(o.peak_rss_kib as f64, t.peak_rss_kib as f64)),
-                )
-            }
-            (ours, theirs) => format!(
-                "{} | {} | | | | ",
-                ours.err().unwrap_or_default(),
-                theirs.err().unwrap_or_default()
-            ),
+        let (ours, theirs) = (side_summary(&outcome.ours), theirs_summary(outcome));
+        // Each side's figures, or why it has none, in place of its time.
+        let seconds = |s: &Result<Summary, String>| match s {
+            Ok(s) => format!("{:.3}", s.wall.as_secs_f64()),
+            Err(why) => why.clone(),
         };
+        let mib = |s: &Result<Summary, String>| {
+            s.as_ref().map_or_else(
+                |_| String::new(),
+                |s| format!("{:.1}", s.peak_rss_kib as f64 / 1024.0),
+            )
+        };
+        let (time_ratio, rss_ratio) = match (&ours, &theirs) {
+            (Ok(o), Ok(t)) => (
+                format_ratio(ratio(o.wall.as_secs_f64(), t.wall.as_secs_f64())),
+                format_ratio(ratio(o.peak_rss_kib as f64, t.peak_rss_kib as f64)),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        let cells = format!(
+            "{} | {} | {time_ratio} | {} | {} | {rss_ratio}",
+            seconds(&ours),
+            seconds(&theirs),
+            mib(&ours),
+            mib(&theirs),
+        );
         text.push_str(&format!(
             "| {} | {} | {cells} |\n",
             outcome.benchmark, outcome.variant
@@ -232,7 +249,7 @@ fn profiled_markdown(outcomes: &[Outcome]) -> String {
         let summaries = (
             side_summary(plain),
             side_summary(&outcome.ours),
-            side_summary(&outcome.theirs),
+            theirs_summary(outcome),
         );
         let cells = match summaries {
             (Ok(p), Ok(o), Ok(t)) => {

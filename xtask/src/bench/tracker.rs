@@ -96,7 +96,10 @@ pub fn variant(
     Variant {
         label: label.to_string(),
         ours: BenchCommand::new(&context.ours, run(Some(&environment.python), &captures[0])),
-        theirs: BenchCommand::new(&environment.memray, run(None, &captures[1])),
+        theirs: Some(BenchCommand::new(
+            &environment.memray,
+            run(None, &captures[1]),
+        )),
         profiled: Some(Profiled {
             plain: BenchCommand::new(&environment.python, program.clone()),
             captures,

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use memray_analysis::CaptureFile;
+use memray_analysis::{memory, overview_high_water_mark_and_leaks, CaptureFile};
 use memray_reporters::diff::{render_section, ByLocation};
-use memray_reporters::input::Selection;
+use memray_reporters::progress::WithProgress;
 
-use super::capture::{self, PARSE_FAILURE};
+use super::capture::{self, report_failure, PARSE_FAILURE};
 use crate::error::{CliError, CliResult};
 
 /// Compare two captures: peak memory and leaks by location
@@ -22,22 +22,24 @@ pub struct Args {
     max_rows: usize,
 }
 
-fn by_location(capture: &CaptureFile, selection: Selection) -> Result<ByLocation, CliError> {
-    let (_, groups) = capture::selected(capture, selection, true)?;
-    Ok(ByLocation::new(&groups, capture))
+/// The peak's and the leaks' allocations by location, from one pass.
+fn by_location(capture: &CaptureFile) -> Result<[ByLocation; 2], CliError> {
+    let replay = &WithProgress::new(capture);
+    let (_, (peak, leaks)) =
+        overview_high_water_mark_and_leaks(replay, memory::DEFAULT_MAX_MEMORY_RECORDS, true)
+            .map_err(|e| CliError::new(report_failure(capture.path(), PARSE_FAILURE, e)))?;
+    Ok([peak, leaks].map(|groups| ByLocation::new(&groups, capture)))
 }
 
 pub fn run(args: Args) -> CliResult {
     let old = capture::open(&args.old, PARSE_FAILURE)?;
     let new = capture::open(&args.new, PARSE_FAILURE)?;
-    let mut sections = Vec::new();
-    for (title, selection) in [
-        ("Peak memory", Selection::HighWaterMark),
-        ("Leaks", Selection::Leaks),
-    ] {
-        let (old, new) = (by_location(&old, selection)?, by_location(&new, selection)?);
-        sections.push(render_section(title, &old, &new, args.max_rows));
-    }
+    let (old_sections, new_sections) = (by_location(&old)?, by_location(&new)?);
+    let sections: Vec<String> = ["Peak memory", "Leaks"]
+        .into_iter()
+        .zip(old_sections.iter().zip(&new_sections))
+        .map(|(title, (old, new))| render_section(title, old, new, args.max_rows))
+        .collect();
     capture::print_capture_warnings(&old);
     capture::print_capture_warnings(&new);
     for section in sections {

@@ -4,9 +4,8 @@
 //! was live.
 
 use memray_analysis::{
-    high_water_mark, leaks, overview, temporal_high_water_mark, temporal_leaks,
-    temporary_allocations, AnalysisError, CaptureFile, Overview, StackIds, StackResolver,
-    TemporalRecord,
+    overview, temporal_high_water_mark, temporal_leaks, AnalysisError, CaptureFile, Overview,
+    StackIds, StackResolver, TemporalRecord,
 };
 use memray_html::{
     FlameGraph, FlameGraphBuilder, Interval, MemorySample, NodeId, ReportKind, StackFrame, Temporal,
@@ -14,7 +13,7 @@ use memray_html::{
 
 use super::sources::{ConfidentialFiles, SourceLines};
 use super::stacks::{flame_path, thread_label};
-use crate::input::Selection;
+use crate::input::{select_keeping_memory, Selection};
 use crate::progress::WithProgress;
 
 /// What the flame graph shows.
@@ -148,7 +147,14 @@ pub fn flamegraph_model(
     options: &FlameGraphOptions,
 ) -> Result<FlameGraph, AnalysisError> {
     let replay = &WithProgress::new(capture);
-    let overview = overview(replay, options.max_memory_records)?;
+    let merge = options.merge_threads;
+    // A snapshot's groups come from the overview's own pass.
+    let (overview, snapshot_groups) = match options.mode {
+        FlameGraphMode::Snapshot(selection) => {
+            select_keeping_memory(capture, selection, merge, options.max_memory_records)?
+        }
+        _ => (overview(replay, options.max_memory_records)?, Vec::new()),
+    };
     let kind = options.mode.kind();
     let mut metadata = super::page_metadata(capture, &overview, kind, options.merge_threads);
     metadata.inverted = options.inverted;
@@ -159,15 +165,9 @@ pub fn flamegraph_model(
         process: None,
     };
     add_memory(&mut tree.graph, &overview);
-    let merge = options.merge_threads;
     match options.mode {
-        FlameGraphMode::Snapshot(selection) => {
-            let groups = match selection {
-                Selection::HighWaterMark => high_water_mark(replay, &overview, merge)?,
-                Selection::Leaks => leaks(replay, merge)?,
-                Selection::Temporary(threshold) => temporary_allocations(replay, threshold, merge)?,
-            };
-            for group in &groups {
+        FlameGraphMode::Snapshot(_) => {
+            for group in &snapshot_groups {
                 tree.add((&group.allocation).into(), group.size, group.n_allocations);
             }
         }
