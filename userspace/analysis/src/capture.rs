@@ -105,7 +105,7 @@ trait AllocationAggregator {
 
 impl AllocationAggregator for LiveAllocations {
     fn add(&mut self, allocation: &AllocationEvent) {
-        LiveAllocations::add(self, allocation)
+        LiveAllocations::add(self, allocation);
     }
 }
 
