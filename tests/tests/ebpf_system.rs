@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")]
 //! The eBPF mode beyond one process: `run --ebpf --follow-exec` records
 //! every Python program the script starts through exec, each into its own
 //! capture, checked with memray 1.20's FileReader.

@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")]
 //! Live mode end to end: `memray run --live` in a real terminal (tmux) on a
 //! workload with two named threads, `memray run --live-remote` with
 //! `memray live PORT` and a reader killed mid-run, `memray attach --ebpf

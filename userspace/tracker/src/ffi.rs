@@ -16,8 +16,10 @@ use memray_recorder::{
 };
 
 use crate::guard::RecursionGuard;
+#[cfg(target_os = "linux")]
+use crate::patcher;
 use crate::session::Session;
-use crate::{code_watch, fork, native, patcher, platform, pymalloc, python, thread, tracking};
+use crate::{code_watch, fork, native, platform, pymalloc, python, thread, tracking};
 
 static LAST_ERROR: Mutex<Option<CString>> = Mutex::new(None);
 
@@ -132,6 +134,9 @@ fn activate(settings: CaptureSettings, options: &ActivationOptions) -> Result<()
     if let Some(session) = tracking::session() {
         session.start_sampling();
     }
+    // Loaded after start (`memray.Tracker`), the library interposes nothing
+    // by itself (on macOS dyld refuses to activate it: `loader_refusal`).
+    #[cfg(target_os = "linux")]
     if !patcher::interposed() {
         patcher::patch();
     }
@@ -151,6 +156,7 @@ pub extern "C" fn memray_tracker_deactivate() -> c_int {
     let Some(session) = tracking::stop() else {
         return 0;
     };
+    #[cfg(target_os = "linux")]
     patcher::restore();
     if session.settings.options.trace_python_allocators {
         pymalloc::uninstall();

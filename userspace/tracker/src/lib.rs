@@ -22,6 +22,7 @@ mod guard;
 pub mod hooks;
 mod loader;
 mod native;
+#[cfg(target_os = "linux")]
 mod patcher;
 mod platform;
 mod process_exit;

@@ -18,6 +18,7 @@ use std::ffi::{CStr, CString};
 
 use crate::guard::RecursionGuard;
 use crate::native;
+#[cfg(target_os = "linux")]
 use crate::patcher;
 use crate::real;
 
@@ -79,6 +80,7 @@ fn untracked_open(open: impl FnOnce() -> *mut c_void) -> *mut c_void {
     real::ensure_resolved();
     let handle = open();
     if !handle.is_null() {
+        #[cfg(target_os = "linux")]
         patcher::objects_loaded();
         native::loaded_objects_changed();
     }

@@ -9,7 +9,6 @@
 //! `--duration`, `memray detach PID` or the process's exit.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::error::{CliError, CliResult};
 
@@ -86,10 +85,11 @@ pub fn run(args: Args) -> CliResult {
 }
 
 /// `--duration`, checked.
-fn duration(args: &Args) -> Result<Option<Duration>, CliError> {
+#[cfg(target_os = "linux")]
+fn duration(args: &Args) -> Result<Option<std::time::Duration>, CliError> {
     args.duration
         .map(|seconds| {
-            Duration::try_from_secs_f64(seconds)
+            std::time::Duration::try_from_secs_f64(seconds)
                 .map_err(|_| CliError::usage("attach", format!("invalid duration: {seconds}")))
         })
         .transpose()
@@ -112,7 +112,5 @@ fn attach_inside(args: Args) -> CliResult {
 
 #[cfg(not(target_os = "linux"))]
 fn attach_inside(_: Args) -> CliResult {
-    Err(CliError::new(
-        "memray attach: without --ebpf, only on Linux in memray-rs so far",
-    ))
+    Err(super::remote_tracking_is_linux_only("attach"))
 }

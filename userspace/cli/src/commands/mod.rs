@@ -11,6 +11,7 @@ pub mod flamegraph;
 pub mod inputs;
 pub mod live;
 pub mod parse;
+#[cfg(target_os = "linux")]
 pub mod remote_exec;
 pub mod report;
 pub mod run;
@@ -26,5 +27,14 @@ pub mod tree;
 pub fn ebpf_is_linux_only(command: &str) -> crate::error::CliError {
     crate::error::CliError::new(format!(
         "memray {command}: --ebpf is Linux-only (eBPF is a feature of the Linux kernel)"
+    ))
+}
+
+/// Attaching without `--ebpf` (a tracker started through
+/// `sys.remote_exec`) is only written for Linux so far.
+#[cfg(not(target_os = "linux"))]
+pub fn remote_tracking_is_linux_only(command: &str) -> crate::error::CliError {
+    crate::error::CliError::new(format!(
+        "memray {command}: without --ebpf, only on Linux in memray-rs so far"
     ))
 }

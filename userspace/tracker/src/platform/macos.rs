@@ -4,7 +4,7 @@
 
 use std::ffi::{c_int, c_void, CStr, OsStr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::size_t;
 
