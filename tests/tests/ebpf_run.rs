@@ -501,20 +501,6 @@ fn attach_twice_then_the_process_goes_on_unchanged() {
     assert_eq!(rest, "sum 499500\n");
 }
 
-/// Without `--ebpf`, `attach` (memray's injection) is not available yet.
-#[test]
-fn attach_without_ebpf_says_it_is_not_available() {
-    let output = Command::new(paths::memray_bin())
-        .args(["attach", "1234"])
-        .output()
-        .expect("run memray attach");
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        "memray attach: not available yet in memray-rs without --ebpf\n"
-    );
-}
-
 /// A process that exits while attached ends the recording: the capture is
 /// finished and holds what it allocated.
 #[test]

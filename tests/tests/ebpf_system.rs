@@ -45,6 +45,7 @@ const CHECK_CHILDREN: &str = "import sys\n\
 /// allocations at the right lines, and there is no other capture.
 #[test]
 fn follow_exec_records_each_python_child_in_its_own_capture() {
+    let _one_at_a_time = one_at_a_time();
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
@@ -205,6 +206,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 /// process, and the processes go on.
 #[test]
 fn attach_all_records_every_matching_python_process() {
+    let _one_at_a_time = one_at_a_time();
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
@@ -223,21 +225,8 @@ fn attach_all_records_every_matching_python_process() {
         Worker::start(&first, dir, "role=target", 300_037),
     ];
     let mut other = Worker::start(&first, dir, "role=other", 300_041);
-    let memray = Command::new(paths::memray_bin())
-        .args([
-            "attach",
-            "--ebpf",
-            "--all",
-            "--name",
-            "role=target",
-            "-o",
-            "captures",
-        ])
-        .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start memray attach --all");
+    earlier_probes_gone();
+    let memray = attach_all(dir, "role=target");
     let captures = dir.join("captures");
     wait_for("the running workers' captures", || {
         workers
@@ -278,7 +267,11 @@ fn attach_all_records_every_matching_python_process() {
                 &worker.pid().to_string(),
                 &worker.size.to_string(),
             ],
-            "a worker's capture",
+            &format!(
+                "the capture of worker {} ({} bytes; {line})",
+                worker.pid(),
+                worker.size
+            ),
         );
     }
 }
@@ -289,6 +282,7 @@ fn attach_all_records_every_matching_python_process() {
 /// (memray 1.20 reads them); glibc's probes alone see none of them.
 #[test]
 fn allocator_shorthands_record_jemalloc_and_mimalloc() {
+    let _one_at_a_time = one_at_a_time();
     if !skip::needs_built_ebpf(memray_ebpf::is_built())
         || !skip::needs(&[skip::Requirement::ThirdPartyAllocators])
     {
@@ -343,6 +337,7 @@ fn allocator_shorthands_record_jemalloc_and_mimalloc() {
 /// at their line in `work`.
 #[test]
 fn attach_all_records_the_workers_a_server_forks() {
+    let _one_at_a_time = one_at_a_time();
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
@@ -371,21 +366,7 @@ fn attach_all_records_the_workers_a_server_forks() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut line).expect("ready");
     assert_eq!(line, "ready\n");
-    let memray = Command::new(paths::memray_bin())
-        .args([
-            "attach",
-            "--ebpf",
-            "--all",
-            "--name",
-            "role=server",
-            "-o",
-            "captures",
-        ])
-        .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start memray attach --all");
+    let memray = attach_all(dir, "role=server");
     let captures = dir.join("captures");
     wait_for("the server's capture", || {
         capture_of(&captures, child.id()).is_some()
@@ -426,4 +407,34 @@ fn attach_all_records_the_workers_a_server_forks() {
             "a worker's capture",
         );
     }
+}
+
+/// `memray attach --ebpf --all --name NAME -o captures`, run in `dir`.
+fn attach_all(dir: &Path, name: &str) -> std::process::Child {
+    Command::new(paths::memray_bin())
+        .args([
+            "attach", "--ebpf", "--all", "--name", name, "-o", "captures",
+        ])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start memray attach --all")
+}
+
+/// The tests of this file run one at a time: a recording that ends while
+/// `attach --all` starts can cost it its first process (below).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Known bug, not understood yet: an `attach --all` started within a few
+/// seconds of the end of another recording (whose uprobes the kernel is
+/// still removing) gets no records of the first process it finds. Measured:
+/// back-to-back runs of this test fail, runs 6 s apart pass. The README
+/// says so; this waits rather than hide it elsewhere.
+fn earlier_probes_gone() {
+    std::thread::sleep(std::time::Duration::from_secs(6));
 }

@@ -176,3 +176,62 @@ fn a_tracker_block_records_its_allocations_and_only_those() {
         );
     }
 }
+
+/// `Tracker(destination=SocketDestination(port))` waits for a reader at the
+/// block's start and streams the capture to it: what the reader receives is
+/// a capture our reports read, with the block's allocation at its line.
+#[test]
+fn a_socket_destination_streams_the_block_to_its_reader() {
+    let script_path = fixture("socket_destination.py");
+    let script = std::fs::read_to_string(&script_path).unwrap();
+    let line = line_of(&script, "bytearray(654321)");
+    paths::memray_bin(); // the tracker library is built beside it
+    let package = source_package();
+    for python in interpreters::all_for_tests() {
+        let label = format!("CPython {}", python.label());
+        let directory = Path::new(env!("CARGO_TARGET_TMPDIR")).join("socket-destination");
+        std::fs::create_dir_all(&directory).unwrap();
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|free| free.local_addr())
+            .unwrap()
+            .port();
+        let program = python_with_package(&python, package.path(), &directory)
+            .arg(&script_path)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run python");
+        let mut reader = (0..200)
+            .find_map(|_| {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(50)))
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{label}: nothing listens on port {port}"));
+        let mut stream = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut stream).unwrap();
+        let output = program.wait_with_output().unwrap();
+        assert!(
+            output.status.success() && output.stdout == b"done\n",
+            "{label}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let capture = directory.join(format!("stream-{}.bin", python.label()));
+        std::fs::write(&capture, &stream).unwrap();
+        let stats = Command::new(paths::memray_bin())
+            .args(["stats", "--json", "-f", "-o"])
+            .arg(directory.join("stats.json"))
+            .arg(&capture)
+            .output()
+            .unwrap();
+        assert!(stats.status.success(), "{label}: {stats:?}");
+        let stats: Value =
+            serde_json::from_slice(&std::fs::read(directory.join("stats.json")).unwrap()).unwrap();
+        let location = format!("<module>:{}:{line}", script_path.display());
+        let top = &stats["top_allocations_by_size"][0];
+        assert_eq!(top["location"], location.as_str(), "{label}: {stats}");
+        assert!(top["size"].as_u64() >= Some(654321), "{label}: {stats}");
+    }
+}

@@ -192,7 +192,7 @@ def activate_library(tracker, settings, skipped_frames):
         flags=settings.flags,
         python_hexversion=sys.hexversion,
         skipped_frames_on_main_tid=skipped_frames,
-        output=b"" if settings.live else encode(settings.output),
+        output=b"" if settings.flags & LIVE else encode(settings.output),
         python_allocator=python_allocator().encode(),
         command_line=encode(settings.command_line),
         libdest=encode(sysconfig.get_paths().get("stdlib") or ""),

@@ -43,6 +43,23 @@ def _create_output(destination):
     return path
 
 
+def _serve(destination):
+    """A listening socket for `destination`, handed to the tracker library
+    (which owns it from then on and waits there for the reader, as memray's
+    SocketDestination does): its descriptor, as the bootstrap passes it."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((destination.address, destination.server_port))
+        listener.listen(1)
+    except OSError:
+        listener.close()
+        raise
+    return str(listener.detach())
+
+
 def _frames_above(frame):
     depth = 0
     while frame is not None:
@@ -92,20 +109,24 @@ class Tracker:
             if file_format != FileFormat.ALL_ALLOCATIONS:
                 raise RuntimeError("AGGREGATED_ALLOCATIONS requires an output file")
         if isinstance(destination, SocketDestination):
-            raise RuntimeError(
-                "memray-rs cannot serve a SocketDestination yet (live tracking): "
-                "use a FileDestination"
-            )
-        if not isinstance(destination, FileDestination):
+            # Served when the block starts, as memray does.
+            self._output = None
+            self._socket = destination
+            self._flags = _bootstrap.LIVE
+        elif isinstance(destination, FileDestination):
+            self._output = _create_output(destination)
+            self._socket = None
+            self._flags = _bootstrap.FORCE
+            if destination.compress_on_exit:
+                self._flags |= _bootstrap.COMPRESS
+            if destination.buffered:
+                self._flags |= _bootstrap.BUFFERED
+        else:
             raise TypeError("destination must be a SocketDestination or FileDestination")
-        self._output = _create_output(destination)
-        self._flags = _bootstrap.FORCE
         for wanted, flag in (
             (native_traces, _bootstrap.NATIVE),
             (follow_fork, _bootstrap.FOLLOW_FORK),
             (trace_python_allocators, _bootstrap.TRACE_PYTHON_ALLOCATORS),
-            (destination.compress_on_exit, _bootstrap.COMPRESS),
-            (destination.buffered, _bootstrap.BUFFERED),
             (file_format == FileFormat.AGGREGATED_ALLOCATIONS, _bootstrap.AGGREGATE),
         ):
             if wanted:
@@ -129,7 +150,8 @@ class Tracker:
                 raise RuntimeError("Attempting to use stale output handle")
             self._used = True
             _bootstrap.name_threads(library)
-            settings = _Settings(self._output, self._flags, self._memory_interval_ms)
+            output = self._output if self._socket is None else _serve(self._socket)
+            settings = _Settings(output, self._flags, self._memory_interval_ms)
             if _bootstrap.activate_library(library, settings, skipped_frames) != 0:
                 _forget_thread_names()
                 raise RuntimeError(_bootstrap.last_error(library))

@@ -32,6 +32,11 @@ pub fn all() -> Vec<Benchmark> {
             runner: Runner::Pairs(super::tracker::prepare),
         },
         Benchmark {
+            name: "tracker-api",
+            about: "the tracker workloads inside a `memray.Tracker` block, ours and memray 1.20's",
+            runner: Runner::Pairs(super::tracker::prepare_api),
+        },
+        Benchmark {
             name: "aggregate",
             about: "`memray run --aggregate` of 100,000 mmaps and munmaps, 30,000 mappings live",
             runner: Runner::Pairs(|context| {

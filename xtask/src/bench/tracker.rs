@@ -108,6 +108,67 @@ pub fn variant(
     }
 }
 
+/// The tracker workloads (not numpy's virtualenv) inside a `memray.Tracker`
+/// block: ours (the source tree's package, the release tracker library beside
+/// our `memray`) and memray 1.20's, through bench/workloads/in_tracker.py.
+pub fn prepare_api(context: &Context) -> Result<Vec<Variant>> {
+    let wrapper = context.workloads.join("in_tracker.py");
+    let package = context.root.join("userspace/python");
+    let release = context.ours.parent().unwrap_or(Path::new("."));
+    let path = std::env::join_paths(std::iter::once(release.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
+    let python = &context.reference.python;
+    Ok(workloads(context)?
+        .into_iter()
+        .filter(|workload| workload.environment.python == *python)
+        .map(|workload| {
+            let stem = workload
+                .file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy();
+            let captures = [
+                context.cache.join(format!("{stem}-api-ours.bin")),
+                context.cache.join(format!("{stem}-api-memray.bin")),
+            ];
+            let program: Vec<OsString> = std::iter::once(workload.file.clone().into_os_string())
+                .chain(workload.args.iter().map(OsString::from))
+                .collect();
+            let in_tracker = |capture: &Path| -> Vec<OsString> {
+                [
+                    wrapper.clone().into_os_string(),
+                    capture.as_os_str().to_os_string(),
+                ]
+                .into_iter()
+                .chain(program.iter().cloned())
+                .collect()
+            };
+            // `env` sets our package and library for our side only.
+            let mut path_setting = OsString::from("PATH=");
+            path_setting.push(&path);
+            let ours: Vec<OsString> = [
+                OsString::from(format!("PYTHONPATH={}", package.display())),
+                path_setting,
+                python.clone().into_os_string(),
+            ]
+            .into_iter()
+            .chain(in_tracker(&captures[0]))
+            .collect();
+            Variant {
+                label: workload.label.to_string(),
+                ours: BenchCommand::new("env", ours),
+                theirs: Some(BenchCommand::new(python, in_tracker(&captures[1]))),
+                profiled: Some(Profiled {
+                    plain: BenchCommand::new(python, program.clone()),
+                    captures,
+                }),
+                extra: None,
+            }
+        })
+        .collect())
+}
+
 /// A virtualenv of the reference interpreter with numpy and memray 1.20,
 /// created once (a `ready` file marks a complete installation).
 fn numpy_environment(context: &Context) -> Result<ReferenceMemray> {
