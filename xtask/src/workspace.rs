@@ -45,9 +45,9 @@ fn preflight() -> Result<()> {
     Ok(())
 }
 
-/// The release `memray` and the tracker library beside it (where `memray
-/// run` finds it), as quickstart, bench and the wheel use them; returns the
-/// directory holding both.
+/// The release `memray`, the tracker library beside it (where `memray
+/// run` finds it) and the Python extension, as quickstart, bench and the wheel
+/// use them; returns the directory holding them.
 pub fn build_release_memray() -> Result<PathBuf> {
     execute(cargo().args([
         "build",
@@ -56,6 +56,8 @@ pub fn build_release_memray() -> Result<PathBuf> {
         "memray-cli",
         "--package",
         "memray-tracker",
+        "--package",
+        "memray-python-ext",
     ]))?;
     Ok(target_dir().join("release"))
 }

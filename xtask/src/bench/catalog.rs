@@ -37,6 +37,12 @@ pub fn all() -> Vec<Benchmark> {
             runner: Runner::Pairs(super::tracker::prepare_api),
         },
         Benchmark {
+            name: "reader-api",
+            about: "`memray.FileReader` high-water-mark records of the 51 M-record capture, \
+                    ours and memray 1.20's",
+            runner: Runner::Pairs(super::reports::prepare_reader_api),
+        },
+        Benchmark {
             name: "aggregate",
             about: "`memray run --aggregate` of 100,000 mmaps and munmaps, 30,000 mappings live",
             runner: Runner::Pairs(|context| {

@@ -146,3 +146,45 @@ fn report_args(report: &Report, capture: &Path, output: &Path) -> Vec<OsString> 
     args.push(capture.as_os_str().to_owned());
     args
 }
+
+/// `memray.FileReader`'s high-water-mark records of the 51 M-record capture
+/// from Python, ours (the source tree's package with the release extension,
+/// assembled in the cache) and memray 1.20's.
+pub fn prepare_reader_api(context: &Context) -> Result<Vec<Variant>> {
+    let capture = &CAPTURES[0];
+    let file = context.cache.join(capture.file);
+    if !file.exists() {
+        record(context, capture.workload, capture.rounds, &file)?;
+    }
+    let package_root = context.cache.join("python-package");
+    let package = package_root.join("memray");
+    let _ = std::fs::remove_dir_all(&package);
+    std::fs::create_dir_all(&package)?;
+    for entry in std::fs::read_dir(context.root.join("userspace/python/memray"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "py") {
+            std::fs::copy(&path, package.join(path.file_name().unwrap_or_default()))?;
+        }
+    }
+    let release = context.ours.parent().unwrap_or(Path::new("."));
+    std::fs::copy(
+        release.join("lib_memray.so"),
+        package.join("_memray.abi3.so"),
+    )?;
+    let script = context.workloads.join("reader_hwm.py");
+    let python = &context.reference.python;
+    let ours = [
+        OsString::from(format!("PYTHONPATH={}", package_root.display())),
+        python.clone().into_os_string(),
+        script.clone().into_os_string(),
+        file.clone().into_os_string(),
+    ];
+    Ok(vec![Variant {
+        label: format!("{}: FileReader high-water mark", capture.label),
+        // `env` puts our package first for our side only.
+        ours: BenchCommand::new("env", ours),
+        theirs: Some(BenchCommand::new(python, [script, file])),
+        profiled: None,
+        extra: None,
+    }])
+}
