@@ -8,9 +8,18 @@ command installed with this package.
 """
 
 from ._destination import Destination, FileDestination, SocketDestination
-from ._ipython import load_ipython_extension
 from ._reader import AllocationRecord, AllocatorType, FileReader, MemorySnapshot, Metadata
 from ._tracker import FileFormat, Tracker
+
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext memray`: memray's cell magic, imported only then (it needs
+    argparse, subprocess and tempfile, which a Tracker does not)."""
+    from ._ipython import load_ipython_extension as load
+
+    load(ipython)
+
 
 # The workspace's version (Cargo.toml), which the wheel carries: tests/tests/wheel.rs
 # checks that they agree. Not read from the installed metadata, so that the
