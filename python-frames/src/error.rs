@@ -37,6 +37,13 @@ pub enum Error {
          try again"
     )]
     Unreadable { what: &'static str, address: u64 },
+    #[error("cannot find the allocator tables of {}: {why}", binary.display())]
+    NoAllocatorTables { binary: PathBuf, why: String },
+    #[error(
+        "the allocator tables of process {pid} (at {at:#x}) do not look like CPython's: \
+         not where this version keeps them, or wrapped by another tool"
+    )]
+    AllocatorTables { pid: i32, at: u64 },
     /// In process: the symbols of a running CPython are not visible.
     #[error("no CPython interpreter in this process (_PyRuntime is not visible to dlsym)")]
     NoInterpreterHere,

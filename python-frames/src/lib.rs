@@ -13,6 +13,7 @@
 //! of offsets and one frame walk for every walker.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod allocators;
 pub mod code;
 pub mod discover;
 pub mod dump;
@@ -25,6 +26,7 @@ pub mod threads;
 
 pub use python_frames_core::{fingerprint, layout, linetable, walk};
 
+pub use allocators::{AllocatorTable, AllocatorTables};
 pub use code::{read_code, CodeCache, CodeInfo};
 pub use dump::dump_stacks;
 pub use error::Error;

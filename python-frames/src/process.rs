@@ -174,7 +174,7 @@ fn locate(
     })
 }
 
-fn read_target_file(pid: i32, path: &Path) -> Result<Vec<u8>, Error> {
+pub(crate) fn read_target_file(pid: i32, path: &Path) -> Result<Vec<u8>, Error> {
     platform::read_target_file(pid, path).map_err(|e| Error::Elf {
         binary: path.to_path_buf(),
         message: e.to_string(),

@@ -1,8 +1,9 @@
 //! The probed allocator functions, memray's allocator numbers and the records
 //! the probes send to userspace.
 
-/// A probed libc function. Its number is the uprobe's attach cookie, so one
-/// entry program serves every function.
+/// A probed allocator function: libc's, or one the interpreter's allocator
+/// tables point to (`--trace-python-allocators`). Its number is the uprobe's
+/// attach cookie, so one entry program serves every function.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Function {
@@ -19,9 +20,15 @@ pub enum Function {
     Mmap = 10,
     Munmap = 11,
     Mremap = 12,
+    /// The functions of a `PyMemAllocatorEx` (`ctx` first), any domain.
+    PymallocMalloc = 13,
+    PymallocCalloc = 14,
+    PymallocRealloc = 15,
+    PymallocFree = 16,
 }
 
 impl Function {
+    /// libc's functions.
     pub const ALL: [Function; 13] = [
         Function::Malloc,
         Function::Calloc,
@@ -40,6 +47,14 @@ impl Function {
         Function::Mremap,
     ];
 
+    /// A `PyMemAllocatorEx`'s functions, in its order (after `ctx`).
+    pub const PYTHON: [Function; 4] = [
+        Function::PymallocMalloc,
+        Function::PymallocCalloc,
+        Function::PymallocRealloc,
+        Function::PymallocFree,
+    ];
+
     pub const fn from_cookie(cookie: u64) -> Option<Function> {
         Some(match cookie {
             0 => Function::Malloc,
@@ -55,6 +70,10 @@ impl Function {
             10 => Function::Mmap,
             11 => Function::Munmap,
             12 => Function::Mremap,
+            13 => Function::PymallocMalloc,
+            14 => Function::PymallocCalloc,
+            15 => Function::PymallocRealloc,
+            16 => Function::PymallocFree,
             _ => return None,
         })
     }
@@ -63,7 +82,8 @@ impl Function {
         self as u64
     }
 
-    /// The symbol in libc's dynamic symbol table.
+    /// The symbol in libc's dynamic symbol table (the Python allocators are
+    /// found by address: memray's name of what they record).
     pub const fn symbol(self) -> &'static str {
         match self {
             Function::Malloc => "malloc",
@@ -79,12 +99,19 @@ impl Function {
             Function::Mmap => "mmap",
             Function::Munmap => "munmap",
             Function::Mremap => "mremap",
+            Function::PymallocMalloc => "pymalloc_malloc",
+            Function::PymallocCalloc => "pymalloc_calloc",
+            Function::PymallocRealloc => "pymalloc_realloc",
+            Function::PymallocFree => "pymalloc_free",
         }
     }
 
     /// Whether the result decides what is recorded (a failed call is not),
     /// so the function needs a return probe. `free` and `munmap` are recorded
-    /// on entry, before the memory can be reused, as memray does.
+    /// on entry, before the memory can be reused, as memray does; so is the
+    /// Python allocators' free, whose return probe ends the call that the
+    /// allocator calls made inside it are nested in (memray records pymalloc's
+    /// `free` of a large block, not also libc's underneath).
     pub const fn has_return_probe(self) -> bool {
         !matches!(self, Function::Free | Function::Munmap)
     }
@@ -104,6 +131,10 @@ impl Function {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Allocator {
+    PymallocFree = 1,
+    PymallocMalloc = 2,
+    PymallocCalloc = 3,
+    PymallocRealloc = 4,
     Free = 5,
     Malloc = 6,
     Realloc = 7,
@@ -118,7 +149,11 @@ pub enum Allocator {
 }
 
 impl Allocator {
-    pub const ALL: [Allocator; 11] = [
+    pub const ALL: [Allocator; 15] = [
+        Allocator::PymallocFree,
+        Allocator::PymallocMalloc,
+        Allocator::PymallocCalloc,
+        Allocator::PymallocRealloc,
         Allocator::Free,
         Allocator::Malloc,
         Allocator::Realloc,

@@ -1,5 +1,7 @@
-//! Probes on libc's allocator functions: one entry program and one return
-//! program serve them all (the attach cookie names the function). Calls are
+//! Probes on libc's allocator functions and the interpreter's (the
+//! functions its allocator tables point to, with `--trace-python-allocators`):
+//! one entry program and one return program serve them all (the attach
+//! cookie names the function). Calls are
 //! recorded with memray's semantics into the ring buffer, for the processes in
 //! the pid set only. The entry probe walks the Python stack of each
 //! allocating call (`python_stack`); the return probe records it.
@@ -80,6 +82,21 @@ pub fn allocator_entry(ctx: ProbeContext) -> u32 {
             }
         }
         Function::Munmap => emit(thread, Allocator::Munmap, args[0], args[1], NO_STACK),
+        Function::PymallocFree => {
+            // `free(ctx, ptr)`: recorded now; the pending entry makes the
+            // calls it makes underneath nested, until its return probe.
+            if args[1] != 0 {
+                emit(thread, Allocator::PymallocFree, args[1], 0, NO_STACK);
+            }
+            let pending = PendingCall {
+                function: function as u32,
+                depth: 0,
+                args,
+                stack_id: NO_STACK,
+            };
+            // A full table only loses the nesting of this call.
+            let _ = PENDING.insert(thread, pending, 0);
+        }
         _ => {
             let pending = PendingCall {
                 function: function as u32,
@@ -146,9 +163,11 @@ pub fn allocator_return(ctx: RetProbeContext) -> u32 {
             a0.wrapping_mul(a1),
             stack,
         ),
-        Function::Realloc if result != 0 => reallocated(thread, a0, result, a1, stack),
+        Function::Realloc if result != 0 => {
+            reallocated(thread, LIBC_REALLOC, a0, result, a1, stack)
+        }
         Function::Reallocarray if result != 0 => {
-            reallocated(thread, a0, result, a1.wrapping_mul(a2), stack)
+            reallocated(thread, LIBC_REALLOC, a0, result, a1.wrapping_mul(a2), stack)
         }
         // Returns 0 on success, the address through its first argument.
         Function::PosixMemalign if result as u32 == 0 => {
@@ -169,19 +188,44 @@ pub fn allocator_return(ctx: RetProbeContext) -> u32 {
             emit(thread, Allocator::Munmap, a0, a1, NO_STACK);
             emit(thread, Allocator::Mmap, result, a2, stack);
         }
+        // The Python allocators take their table's `ctx` first.
+        Function::PymallocMalloc if result != 0 => {
+            emit(thread, Allocator::PymallocMalloc, result, a1, stack)
+        }
+        Function::PymallocCalloc if result != 0 => emit(
+            thread,
+            Allocator::PymallocCalloc,
+            result,
+            a1.wrapping_mul(a2),
+            stack,
+        ),
+        Function::PymallocRealloc if result != 0 => {
+            let kinds = (Allocator::PymallocFree, Allocator::PymallocRealloc);
+            reallocated(thread, kinds, a1, result, a2, stack)
+        }
         _ => {}
     }
     0
 }
 
+/// What libc's `realloc` is recorded as: the free, then the allocation.
+const LIBC_REALLOC: (Allocator, Allocator) = (Allocator::Free, Allocator::Realloc);
+
 /// memray records a successful realloc as a free of the old block (if any)
-/// and an allocation of the new one.
+/// and an allocation of the new one, as `kinds`.
 #[inline(always)]
-fn reallocated(thread: u64, old: u64, new: u64, size: u64, stack: u64) {
+fn reallocated(
+    thread: u64,
+    kinds: (Allocator, Allocator),
+    old: u64,
+    new: u64,
+    size: u64,
+    stack: u64,
+) {
     if old != 0 {
-        emit(thread, Allocator::Free, old, 0, NO_STACK);
+        emit(thread, kinds.0, old, 0, NO_STACK);
     }
-    emit(thread, Allocator::Realloc, new, size, stack);
+    emit(thread, kinds.1, new, size, stack);
 }
 
 #[inline(always)]

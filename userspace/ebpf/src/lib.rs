@@ -35,6 +35,7 @@ mod probe_log;
 mod probes;
 mod pthread_keys;
 pub mod python;
+mod python_allocators;
 mod recording;
 mod session;
 mod system;

@@ -18,6 +18,8 @@ pub struct LibcImage {
     data: Vec<u8>,
     /// The process's executable mapping of libc, `[start, end)`.
     pub text_range: (u64, u64),
+    /// The file offset mapped at `text_range.0`.
+    text_offset: u64,
 }
 
 /// A function of libc: its bytes and where they are in the file.
@@ -38,14 +40,11 @@ impl LibcImage {
     /// The first library mapped executable in process `pid` whose path
     /// `wanted` accepts (libc, or a third-party allocator's), if any.
     pub fn mapped(pid: u32, wanted: impl Fn(&str) -> bool) -> Result<Option<LibcImage>, Error> {
-        let maps_path = format!("/proc/{pid}/maps");
-        let maps = std::fs::read_to_string(&maps_path).map_err(|e| Error::Process {
-            pid,
-            what: format!("cannot read {maps_path}: {e}"),
-        })?;
-        let Some((inner_path, text_range)) = executable_mapping(&maps, wanted) else {
+        let maps = read_maps(pid)?;
+        let Some(text) = executable_mappings(&maps).find(|m| wanted(&m.path)) else {
             return Ok(None);
         };
+        let inner_path = text.path;
         let path = PathBuf::from(format!("/proc/{pid}/root{inner_path}"));
         let unreadable = |e: std::io::Error| Error::Process {
             pid,
@@ -57,8 +56,39 @@ impl LibcImage {
             file_id: (metadata.dev(), metadata.ino()),
             path,
             data,
-            text_range,
+            text_range: text.range,
+            text_offset: text.offset,
         }))
+    }
+
+    /// The file process `pid` runs the code at `address` from, if any.
+    pub fn containing(pid: u32, address: u64) -> Result<Option<LibcImage>, Error> {
+        let maps = read_maps(pid)?;
+        let Some(text) = executable_mappings(&maps)
+            .find(|m| (m.range.0..m.range.1).contains(&address) && m.path.starts_with('/'))
+        else {
+            return Ok(None);
+        };
+        LibcImage::mapped(pid, |path| path == text.path)
+    }
+
+    /// Where a file offset of the executable mapping is in the process.
+    pub fn address_of(&self, file_offset: u64) -> u64 {
+        self.text_range
+            .0
+            .wrapping_add(file_offset.wrapping_sub(self.text_offset))
+    }
+
+    /// Where the code at `address` in the process (in
+    /// [`LibcImage::text_range`]) is in the file, and the file's bytes from there.
+    pub fn code_at(&self, address: u64) -> Option<LibcFunction<'_>> {
+        let (start, end) = self.text_range;
+        if !(start..end).contains(&address) {
+            return None;
+        }
+        let file_offset = address - start + self.text_offset;
+        let bytes = self.data.get(usize::try_from(file_offset).ok()?..)?;
+        Some(LibcFunction { file_offset, bytes })
     }
 
     /// The function defined under `symbol` in the dynamic symbol table.
@@ -94,21 +124,43 @@ fn is_libc(path: &str) -> bool {
     name == "libc.so.6" || (name.starts_with("libc-") && name.ends_with(".so"))
 }
 
-/// The path of the first executable mapping in a `/proc/PID/maps` text
-/// whose path `wanted` accepts, and its range.
-fn executable_mapping(maps: &str, wanted: impl Fn(&str) -> bool) -> Option<(String, (u64, u64))> {
-    maps.lines().find_map(|line| {
+fn read_maps(pid: u32) -> Result<String, Error> {
+    let maps_path = format!("/proc/{pid}/maps");
+    std::fs::read_to_string(&maps_path).map_err(|e| Error::Process {
+        pid,
+        what: format!("cannot read {maps_path}: {e}"),
+    })
+}
+
+/// One executable mapping of a file, from `/proc/PID/maps`.
+#[derive(Debug, PartialEq, Eq)]
+struct Mapping {
+    path: String,
+    /// `[start, end)`.
+    range: (u64, u64),
+    /// The file offset mapped at the start.
+    offset: u64,
+}
+
+/// The executable mappings of a `/proc/PID/maps` text, in address order.
+fn executable_mappings(maps: &str) -> impl Iterator<Item = Mapping> + '_ {
+    maps.lines().filter_map(|line| {
         let mut fields = line.split_whitespace();
         let range = fields.next()?;
         let permissions = fields.next()?;
-        let path = fields.nth(3)?;
-        if !wanted(path) || !permissions.contains('x') {
+        let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
+        let path = fields.nth(2)?;
+        if !permissions.contains('x') {
             return None;
         }
         let (start, end) = range.split_once('-')?;
         let start = u64::from_str_radix(start, 16).ok()?;
         let end = u64::from_str_radix(end, 16).ok()?;
-        Some((path.to_string(), (start, end)))
+        Some(Mapping {
+            path: path.to_string(),
+            range: (start, end),
+            offset,
+        })
     })
 }
 
@@ -124,14 +176,16 @@ mod tests {
 7f1000000000-7f1000001000 r-xp 00000000 fe:01 99 /usr/lib/libcrypt.so.1
 ";
         assert_eq!(
-            executable_mapping(maps, is_libc),
-            Some((
-                "/usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
-                (0x7f0000028000, 0x7f000017d000)
-            ))
+            executable_mappings(maps).find(|m| is_libc(&m.path)),
+            Some(Mapping {
+                path: "/usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
+                range: (0x7f0000028000, 0x7f000017d000),
+                offset: 0x28000,
+            })
         );
         assert_eq!(
-            executable_mapping("7f1-7f2 r-xp 0 fe:01 9 /usr/lib/libcrypt.so.1", is_libc),
+            executable_mappings("7f1-7f2 r-xp 0 fe:01 9 /usr/lib/libcrypt.so.1")
+                .find(|m| is_libc(&m.path)),
             None
         );
     }

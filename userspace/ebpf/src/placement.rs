@@ -14,10 +14,12 @@
 //!   itself, never past it), and
 //! * leaves the argument registers the probe reads unchanged.
 //!
-//! Otherwise the probe stays at the first instruction. Functions with a return
-//! probe keep their entry probe at the first instruction too: the return probe
-//! must sit there (the return address is at the top of the stack only then),
-//! and two consumers of one breakpoint cost one trap.
+//! Otherwise the probe stays at the first instruction. A return probe must
+//! sit where the return address is at the top of the stack, and an entry
+//! probe beside it costs no second trap: libc's functions with a return probe
+//! keep both at the first instruction; the Python allocators' go to
+//! [`return_placement`], the same rule with the stack pointer left unchanged
+//! too.
 
 use iced_x86::{
     Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, OpAccess, Register,
@@ -60,7 +62,24 @@ pub struct Placement {
 /// The entry probe's place in `code` (a function's bytes from its first
 /// instruction) for a probe that reads the first `arguments` arguments.
 pub fn entry_placement(code: &[u8], arguments: usize) -> Placement {
-    let read = &ARGUMENT_REGISTERS[..arguments.min(ARGUMENT_REGISTERS.len())];
+    placement(
+        code,
+        &ARGUMENT_REGISTERS[..arguments.min(ARGUMENT_REGISTERS.len())],
+    )
+}
+
+/// The place in `code` for an entry probe reading the first `arguments`
+/// arguments and a return probe, both there: the stack pointer must still
+/// point at the return address.
+pub fn return_placement(code: &[u8], arguments: usize) -> Placement {
+    let mut kept = ARGUMENT_REGISTERS[..arguments.min(ARGUMENT_REGISTERS.len())].to_vec();
+    kept.push(Register::RSP);
+    placement(code, &kept)
+}
+
+/// The first instruction the kernel emulates, reached on every path with
+/// the registers of `kept` unchanged; else the first instruction.
+fn placement(code: &[u8], kept: &[Register]) -> Placement {
     let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
     let mut info = InstructionInfoFactory::new();
     let mut first_emulated = false;
@@ -83,7 +102,7 @@ pub fn entry_placement(code: &[u8], arguments: usize) -> Placement {
             used.access() != OpAccess::Read
                 && used.access() != OpAccess::CondRead
                 && used.access() != OpAccess::NoMemAccess
-                && read.contains(&used.register().full_register())
+                && kept.contains(&used.register().full_register())
         });
         if !falls_through || clobbers {
             break;
@@ -166,6 +185,23 @@ mod tests {
         assert_eq!(entry_placement(&code, 2).offset, 0);
         // Reading only the first argument, the write to %rsi does not matter.
         assert_eq!(entry_placement(&code, 1).offset, 5);
+    }
+
+    #[test]
+    fn a_return_probe_stays_where_the_return_address_is_on_top() {
+        // endbr64; sub $0x8,%rsp; push %rbx
+        let code = [0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x83, 0xec, 0x08, 0x53];
+        assert_eq!(entry_placement(&code, 1).offset, 8);
+        assert_eq!(return_placement(&code, 1).offset, 0);
+        // endbr64; test %rsi,%rsi; je …: the branch, the stack untouched.
+        let code = [0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x85, 0xf6, 0x74, 0x10];
+        assert_eq!(
+            return_placement(&code, 2),
+            Placement {
+                offset: 7,
+                emulated: true
+            }
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::object::PROBES;
 use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, StackTable, WalkPrograms};
+use crate::python_allocators::PythonAllocators;
 use crate::{privileges, tracefs, AllocationCounters, Error};
 use python_frames::PythonProcess;
 
@@ -102,6 +103,9 @@ pub struct Session {
     custom_links: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
     /// …and the libraries (file ids) they are placed on.
     custom_placed: HashSet<(u32, (u64, u64))>,
+    /// `--trace-python-allocators` ([`Session::probe_python_allocators`]);
+    /// the probes go with the third-party allocators' in `custom_links`.
+    python_allocators: PythonAllocators,
     /// The probes of detached processes, inert (nothing of theirs is in the
     /// pid set any more), removed when the session ends or before the next
     /// attach: each removal waits about 0.1 s ([`Session::close_after_exit`]).
@@ -169,6 +173,7 @@ impl Session {
             custom: Vec::new(),
             custom_links: StdHashMap::new(),
             custom_placed: HashSet::new(),
+            python_allocators: PythonAllocators::default(),
             retired: Vec::new(),
         })
     }
@@ -350,6 +355,7 @@ impl Session {
             self.retire_links(links);
             self.custom_placed.retain(|&(owner, _)| owner != pid);
         }
+        self.python_allocators.forget(pid);
         for &tgid in &family {
             self.release_holds(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
@@ -568,9 +574,65 @@ impl Session {
     }
 
     /// Makes the probes walk the Python stacks of `process` (attached, or a
-    /// followed child), from its next allocation on.
+    /// followed child), from its next allocation on (and probe its Python
+    /// allocators, if asked).
     pub fn register_python(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
+        if let Err(error) = self.place_python_allocators(process) {
+            self.python_allocators.refuse(error.to_string());
+            return Err(error);
+        }
         python::register(&mut self.ebpf, process)
+    }
+
+    /// Why the Python allocators of a process could not be probed, if so:
+    /// that process was not recorded.
+    pub fn python_allocators_refused(&self) -> Option<&str> {
+        self.python_allocators.refused()
+    }
+
+    /// Also probe the functions of the allocator tables of every process
+    /// registered from now on ([`Session::register_python`]), recorded as
+    /// PYMALLOC_* (`--trace-python-allocators`).
+    pub fn probe_python_allocators(&mut self) {
+        self.python_allocators.enable();
+    }
+
+    /// Places the probes of `process`'s Python allocators (for it alone if
+    /// it is attached without following forks, else for every process),
+    /// unless they are there already.
+    fn place_python_allocators(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
+        let pid = u32::try_from(process.pid()).map_err(|_| Error::InvalidPid(process.pid()))?;
+        let every_process = self.attached.get(&pid).is_none_or(|a| a.every_process);
+        let (scope, owner) = match NonZeroU32::new(pid) {
+            Some(pid) if !every_process => (UProbeScope::OneProcess(pid), pid.get()),
+            _ => (UProbeScope::AllProcesses, 0),
+        };
+        for (image, probes) in self.python_allocators.unplaced(process, owner)? {
+            let mut links = Vec::new();
+            let mut result = Ok(());
+            for probe in probes {
+                let location = probe.file_offset + probe.offset;
+                let entry = UProbeAttachPoint {
+                    location: location.into(),
+                    cookie: Some(probe.function.cookie()),
+                };
+                let exit = UProbeAttachPoint {
+                    location: location.into(),
+                    cookie: None,
+                };
+                result = self
+                    .attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, &image, scope)
+                    .map(|link| links.push(link))
+                    .and_then(|()| self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, &image, scope))
+                    .map(|link| links.push(link));
+                if result.is_err() {
+                    break;
+                }
+            }
+            self.custom_links.entry(owner).or_default().extend(links);
+            result?;
+        }
+        Ok(())
     }
 
     /// The probes stop walking the stacks of process `tgid` (it exited).

@@ -63,7 +63,7 @@ pub struct Args {
     /// Track native (C/C++) stack frames as well (without --ebpf)
     #[arg(long)]
     native: bool,
-    /// Record allocations made by the pymalloc allocator (without --ebpf)
+    /// Record allocations made by the pymalloc allocator
     #[arg(long)]
     trace_python_allocators: bool,
     /// Record allocations in child processes forked from the tracked script (without --ebpf)

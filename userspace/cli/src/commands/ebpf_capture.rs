@@ -101,7 +101,13 @@ pub fn record(
 ) -> Result<Outcome, CliError> {
     let pid = recording.pid;
     let outcome = recording.run(&mut session);
+    let refused = session.python_allocators_refused().map(str::to_string);
     session.close_after_exit();
+    if let Some(why) = refused {
+        return Err(CliError::new(format!(
+            "memray {command}: --trace-python-allocators: {why}"
+        )));
+    }
     let outcome = outcome.map_err(|e| ebpf_error(command, e))?;
     if outcome.drops > 0 {
         eprintln!(

@@ -33,6 +33,9 @@ pub fn run(args: &Args, duration: Option<Duration>) -> CliResult {
     let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
     let mut session = ebpf_capture::load_session("attach")?;
     session.probe_allocators(allocators);
+    if args.trace_python_allocators {
+        session.probe_python_allocators();
+    }
     let command_line: Vec<_> = std::env::args_os().collect();
     // Each capture gets its own output and its process's command line.
     let settings = ebpf_capture::settings(PathBuf::new(), capture_options(args), &command_line);

@@ -26,6 +26,9 @@ pub fn run(args: Args) -> CliResult {
     let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
     let mut session = ebpf_capture::load_session("attach")?;
     session.probe_allocators(allocators);
+    if args.trace_python_allocators {
+        session.probe_python_allocators();
+    }
     let exited = memray_ebpf::pidfd_open(pid)
         .map_err(|e| CliError::new(format!("memray attach: process {pid}: {e}")))?;
     session
@@ -61,6 +64,7 @@ pub(super) fn capture_options(args: &Args) -> CaptureOptions {
         aggregate: args.aggregate,
         compress: !args.no_compress,
         overwrite: args.force,
+        trace_python_allocators: args.trace_python_allocators,
         ..CaptureOptions::default()
     }
 }

@@ -18,6 +18,9 @@ pub fn run(args: Args) -> CliResult {
     let allocators = ebpf_capture::custom_allocators("run", &args.allocator)?;
     let mut session = ebpf_capture::load_session("run")?;
     session.probe_allocators(allocators);
+    if args.trace_python_allocators {
+        session.probe_python_allocators();
+    }
     let run_as = RunAs::invoking_user().map_err(|e| ebpf_error("run", e))?;
     let python = args
         .python
@@ -52,7 +55,7 @@ pub fn run(args: Args) -> CliResult {
         .map_err(|e| CliError::new(format!("memray run: cannot locate myself: {e}")))?;
     let options = CaptureOptions {
         aggregate: args.aggregate,
-        trace_python_allocators: false,
+        trace_python_allocators: args.trace_python_allocators,
         native_traces: false,
         compress: !args.no_compress,
         buffered: args.buffered_file_io,
@@ -87,7 +90,6 @@ fn reject_unsupported(args: &Args) -> CliResult {
         (args.native, "--native"),
         (args.live, "--live"),
         (args.live_remote, "--live-remote"),
-        (args.trace_python_allocators, "--trace-python-allocators"),
     ];
     match unsupported.iter().find(|(set, _)| *set) {
         Some((_, flag)) => Err(CliError::new(format!(
