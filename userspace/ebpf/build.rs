@@ -20,10 +20,14 @@ fn main() -> Result<(), String> {
         .join("../../ebpf")
         .canonicalize()
         .map_err(|e| format!("ebpf/: {e}"))?;
-    // The probes also compile the frame core, outside ebpf/ (aya-build only
-    // watches the package's own directory).
-    let frame_core = manifest_dir.join("../../python-frames/core");
-    println!("cargo:rerun-if-changed={}", frame_core.display());
+    // The probes also compile the frame core and the allocator numbers,
+    // outside ebpf/ (aya-build only watches the package's own directory).
+    for outside in ["../../python-frames/core", "../../userspace/allocators"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            manifest_dir.join(outside).display()
+        );
+    }
     let toolchain = pinned_toolchain(&ebpf_dir)?;
     require_bpf_linker()?;
 

@@ -125,56 +125,14 @@ impl Function {
     }
 }
 
-/// The allocators these probes record, numbered as in memray's captures
-/// (`hooks.h::Allocator`, formats 12 and 13; memray-format's `Allocator` in
-/// userspace, checked equal by memray-ebpf's tests).
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Allocator {
-    PymallocFree = 1,
-    PymallocMalloc = 2,
-    PymallocCalloc = 3,
-    PymallocRealloc = 4,
-    Free = 5,
-    Malloc = 6,
-    Realloc = 7,
-    Calloc = 8,
-    PosixMemalign = 9,
-    AlignedAlloc = 10,
-    Memalign = 11,
-    Valloc = 12,
-    Pvalloc = 13,
-    Mmap = 14,
-    Munmap = 15,
-}
-
-impl Allocator {
-    pub const ALL: [Allocator; 15] = [
-        Allocator::PymallocFree,
-        Allocator::PymallocMalloc,
-        Allocator::PymallocCalloc,
-        Allocator::PymallocRealloc,
-        Allocator::Free,
-        Allocator::Malloc,
-        Allocator::Realloc,
-        Allocator::Calloc,
-        Allocator::PosixMemalign,
-        Allocator::AlignedAlloc,
-        Allocator::Memalign,
-        Allocator::Valloc,
-        Allocator::Pvalloc,
-        Allocator::Mmap,
-        Allocator::Munmap,
-    ];
-}
-
 /// One record of the ring buffer. `kind` comes first in every record: values
-/// 1–15 are allocation records (memray's allocator numbers, [`Allocator`]); record kinds added later (stack
+/// 1–15 are allocation records (memray's allocator numbers,
+/// [`memray_allocators::Allocator`]); record kinds added later (stack
 /// definitions) take values from 0x100 up.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AllocationEvent {
-    /// An [`Allocator`] number.
+    /// A [`memray_allocators::Allocator`] number.
     pub kind: u32,
     pub tgid: u32,
     pub tid: u32,

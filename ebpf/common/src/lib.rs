@@ -5,7 +5,8 @@ mod allocators;
 pub mod execs;
 pub mod python_stack;
 
-pub use allocators::{AllocationEvent, Allocator, Function, PendingCall, TrackedProcess};
+pub use allocators::{AllocationEvent, Function, PendingCall, TrackedProcess};
+pub use memray_allocators::Allocator;
 
 /// Slots of the per-CPU counters array: one `u64` per CPU per slot, summed by
 /// userspace (per-CPU slots need no atomics in the probes).

@@ -108,17 +108,3 @@ impl EventStream {
         drained
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use memray_ebpf_common::Allocator as ProbeAllocator;
-    use memray_format::Allocator;
-
-    #[test]
-    fn the_probes_number_allocators_as_captures_do() {
-        for allocator in ProbeAllocator::ALL {
-            let in_captures = Allocator::from_id(allocator as u8).expect("a capture allocator");
-            assert_eq!(format!("{allocator:?}"), format!("{in_captures:?}"));
-        }
-    }
-}

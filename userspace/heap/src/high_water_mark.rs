@@ -11,9 +11,9 @@ use std::hash::Hash;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::allocator::Allocator;
 use crate::live::{Change, LiveHeap};
 use crate::ranges::Removal;
+use memray_allocators::Allocator;
 
 /// Allocations and bytes, modular (a decrease is a wrapped negative).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -4,12 +4,11 @@
 //! the high-water-mark aggregator ([`HighWaterMarkAggregator`]) that finds
 //! each location's share of the peak, per snapshot or over the whole run.
 
-mod allocator;
 mod high_water_mark;
 mod live;
 mod ranges;
 
-pub use allocator::{Allocator, AllocatorKind};
 pub use high_water_mark::{Contribution, HighWaterMarkAggregator, Historical, Totals};
 pub use live::{Change, LiveHeap};
+pub use memray_allocators::{Allocator, AllocatorKind};
 pub use ranges::{RangeSet, Removal};

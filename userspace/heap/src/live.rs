@@ -4,8 +4,8 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::allocator::{Allocator, AllocatorKind};
 use crate::ranges::{RangeSet, Removal};
+use memray_allocators::{Allocator, AllocatorKind};
 
 /// What one record did to the heap.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,8 @@
-//! Allocator ids (v12/v13 numbering, memray's `Allocator` enum) and their kinds.
+//! memray's allocator ids (v12/v13 numbering, `hooks.h::Allocator`) and their
+//! kinds: the one definition the heap model, the capture format and the eBPF
+//! probes (which send these numbers) share. `no_std`, no dependencies, no
+//! panicking path: it is also built for the BPF target.
+#![no_std]
 
 /// Which function produced an ALLOCATION record. The discriminants are the
 /// ids stored in v12/v13 files.
