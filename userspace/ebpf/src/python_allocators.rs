@@ -48,13 +48,15 @@ impl PythonAllocators {
         self.enabled = true;
     }
 
-    /// Keeps the first reason a process's allocators could not be probed.
-    pub fn refuse(&mut self, why: String) {
-        self.refused.get_or_insert(why);
-    }
-
+    /// The first reason a process's allocators could not be probed.
     pub fn refused(&self) -> Option<&str> {
         self.refused.as_deref()
+    }
+
+    /// The probes of the function at `file_offset` of file `file_id` are
+    /// placed for `owner`.
+    pub fn placed(&mut self, owner: u32, file_id: (u64, u64), file_offset: u64) {
+        self.placed.insert((owner, file_id, file_offset));
     }
 
     /// The probes placed for `owner` are gone.
@@ -73,6 +75,18 @@ impl PythonAllocators {
         if !self.enabled {
             return Ok(Vec::new());
         }
+        let found = self.find(process, owner);
+        if let Err(error) = &found {
+            self.refused.get_or_insert_with(|| error.to_string());
+        }
+        found
+    }
+
+    fn find(
+        &mut self,
+        process: &PythonProcess,
+        owner: u32,
+    ) -> Result<Vec<(LibcImage, Vec<PythonAllocatorProbe>)>, crate::python::Error> {
         let pid = u32::try_from(process.pid()).map_err(|_| Error::InvalidPid(process.pid()))?;
         let mut files: Vec<(LibcImage, Vec<PythonAllocatorProbe>)> = Vec::new();
         let tables = process.allocator_tables()?;
@@ -94,7 +108,11 @@ impl PythonAllocators {
                 let code = image
                     .code_at(address)
                     .ok_or_else(|| outside_any_file(pid, address))?;
-                if !self.placed.insert((owner, image.file_id, code.file_offset)) {
+                let placed = self
+                    .placed
+                    .contains(&(owner, image.file_id, code.file_offset))
+                    || probes.iter().any(|p| p.file_offset == code.file_offset);
+                if placed {
                     continue;
                 }
                 probes.push(PythonAllocatorProbe {

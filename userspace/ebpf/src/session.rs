@@ -577,10 +577,7 @@ impl Session {
     /// followed child), from its next allocation on (and probe its Python
     /// allocators, if asked).
     pub fn register_python(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
-        if let Err(error) = self.place_python_allocators(process) {
-            self.python_allocators.refuse(error.to_string());
-            return Err(error);
-        }
+        self.place_python_allocators(process)?;
         python::register(&mut self.ebpf, process)
     }
 
@@ -628,6 +625,8 @@ impl Session {
                 if result.is_err() {
                     break;
                 }
+                self.python_allocators
+                    .placed(owner, image.file_id, probe.file_offset);
             }
             self.custom_links.entry(owner).or_default().extend(links);
             result?;

@@ -51,6 +51,9 @@ pub fn run(args: &Args, duration: Option<Duration>) -> CliResult {
         wanted: &wanted,
     };
     let outcome = recording.run(&mut session);
+    if let Some(why) = session.python_allocators_refused() {
+        eprintln!("memray attach: warning: --trace-python-allocators: {why}: not recorded");
+    }
     session.close_after_exit();
     let outcome = outcome.map_err(|e| ebpf_error("attach", e))?;
     if args.verbose {
