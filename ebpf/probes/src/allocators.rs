@@ -18,6 +18,7 @@ use memray_ebpf_common::{
     EVENTS_DEFAULT_BYTES,
 };
 
+use crate::native_stack;
 use crate::processes::PROCESSES;
 use crate::python_stack;
 
@@ -46,7 +47,18 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 const BPF_RB_RING_SIZE: u64 = 1;
 const MAP_FAILED: u64 = u64::MAX;
 /// Deallocations carry no stack (memray records none for them).
-const NO_STACK: u64 = 0;
+const NO_STACK: Stacks = Stacks {
+    python: 0,
+    native: 0,
+};
+
+/// The stacks an allocation record names: the Python stack's id and the
+/// native copy's serial (0: none).
+#[derive(Clone, Copy)]
+struct Stacks {
+    python: u64,
+    native: u32,
+}
 
 #[uprobe]
 pub fn allocator_entry(ctx: ProbeContext) -> u32 {
@@ -81,11 +93,17 @@ pub fn allocator_entry(ctx: ProbeContext) -> u32 {
         }
         Function::Munmap => emit(thread, Allocator::Munmap, args[0], args[1], NO_STACK),
         _ => {
+            let native_serial = match process.flags & TrackedProcess::NATIVE_STACKS {
+                0 => 0,
+                _ => native_stack::copy(&ctx, thread),
+            };
             let pending = PendingCall {
                 function: function as u32,
                 depth: 0,
                 args,
                 stack_id: 0,
+                native_serial,
+                _padding: 0,
             };
             // A full table only loses this call; nothing to report from here.
             if PENDING.insert(thread, pending, 0).is_ok() {
@@ -132,7 +150,10 @@ pub fn allocator_return(ctx: RetProbeContext) -> u32 {
         return 0;
     };
     let [a0, a1, a2] = pending.args;
-    let stack = pending.stack_id;
+    let stack = Stacks {
+        python: pending.stack_id,
+        native: pending.native_serial,
+    };
     match function {
         Function::Malloc if result != 0 => {
             count(Counter::MallocCalls, 1);
@@ -177,7 +198,7 @@ pub fn allocator_return(ctx: RetProbeContext) -> u32 {
 /// memray records a successful realloc as a free of the old block (if any)
 /// and an allocation of the new one.
 #[inline(always)]
-fn reallocated(thread: u64, old: u64, new: u64, size: u64, stack: u64) {
+fn reallocated(thread: u64, old: u64, new: u64, size: u64, stack: Stacks) {
     if old != 0 {
         emit(thread, Allocator::Free, old, 0, NO_STACK);
     }
@@ -203,7 +224,7 @@ fn called_from_libc(ctx: &ProbeContext, process: &TrackedProcess) -> bool {
 }
 
 #[inline(always)]
-fn emit(thread: u64, allocator: Allocator, address: u64, size: u64, stack_id: u64) {
+fn emit(thread: u64, allocator: Allocator, address: u64, size: u64, stack: Stacks) {
     let tgid = (thread >> 32) as u32;
     let Some(mut slot) = EVENTS.reserve::<AllocationEvent>(0) else {
         count_drop(tgid);
@@ -213,12 +234,12 @@ fn emit(thread: u64, allocator: Allocator, address: u64, size: u64, stack_id: u6
         kind: allocator as u32,
         tgid,
         tid: thread as u32,
-        _reserved: 0,
+        native_serial: stack.native,
         address,
         size,
         // SAFETY: no preconditions.
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        stack_id,
+        stack_id: stack.python,
     });
     slot.submit(wake_up_flags());
 }

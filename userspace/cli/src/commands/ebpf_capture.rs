@@ -49,10 +49,14 @@ pub fn check_output(output: &Path, force: bool) -> Result<(), CliError> {
 /// records on purpose; docs/development.md).
 const RING_BYTES_VARIABLE: &str = "MEMRAY_EBPF_RING_BYTES";
 
-/// The probes loaded, refusing in one line without the privileges.
-pub fn load_session(command: &str) -> Result<Session, CliError> {
+/// The probes loaded (with room for native stack copies if `native`),
+/// refusing in one line without the privileges.
+pub fn load_session(command: &str, native: bool) -> Result<Session, CliError> {
     memray_ebpf::require_privileges().map_err(|e| ebpf_error(command, e))?;
-    let mut options = memray_ebpf::Options::default();
+    let mut options = memray_ebpf::Options {
+        native_stacks: native,
+        ..memray_ebpf::Options::default()
+    };
     if let Some(value) = std::env::var_os(RING_BYTES_VARIABLE) {
         options.ring_buffer_bytes = value
             .to_str()

@@ -24,7 +24,7 @@ pub fn run(args: Args) -> CliResult {
         ebpf_capture::check_output(&output, args.force)?;
     }
     let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
-    let mut session = ebpf_capture::load_session("attach")?;
+    let mut session = ebpf_capture::load_session("attach", args.native && !args.live)?;
     session.probe_allocators(allocators);
     let exited = memray_ebpf::pidfd_open(pid)
         .map_err(|e| CliError::new(format!("memray attach: process {pid}: {e}")))?;
@@ -59,6 +59,7 @@ pub fn run(args: Args) -> CliResult {
 pub(super) fn capture_options(args: &Args) -> CaptureOptions {
     CaptureOptions {
         aggregate: args.aggregate,
+        native_traces: args.native,
         compress: !args.no_compress,
         overwrite: args.force,
         ..CaptureOptions::default()

@@ -16,7 +16,7 @@ pub fn run(args: Args) -> CliResult {
     reject_unsupported(&args)?;
     let (mode, target) = program(&args)?;
     let allocators = ebpf_capture::custom_allocators("run", &args.allocator)?;
-    let mut session = ebpf_capture::load_session("run")?;
+    let mut session = ebpf_capture::load_session("run", args.native)?;
     session.probe_allocators(allocators);
     let run_as = RunAs::invoking_user().map_err(|e| ebpf_error("run", e))?;
     let python = args
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> CliResult {
     let options = CaptureOptions {
         aggregate: args.aggregate,
         trace_python_allocators: false,
-        native_traces: false,
+        native_traces: args.native,
         compress: !args.no_compress,
         buffered: args.buffered_file_io,
         overwrite: args.force,
@@ -84,7 +84,6 @@ pub fn run(args: Args) -> CliResult {
 /// `--ebpf` does not combine with these yet.
 fn reject_unsupported(args: &Args) -> CliResult {
     let unsupported = [
-        (args.native, "--native"),
         (args.live, "--live"),
         (args.live_remote, "--live-remote"),
         (args.trace_python_allocators, "--trace-python-allocators"),
