@@ -167,7 +167,6 @@ fn run_ebpf_native_gives_the_extensions_native_stack_as_the_in_process_capture_d
 }
 
 #[test]
-#[ignore = "a library unloaded before the next drain is not followed yet"]
 fn a_library_loaded_and_unloaded_while_recording_is_resolved() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;

@@ -195,7 +195,7 @@ impl ProcessCapture {
         }
         if let Some(native) = native {
             let mut objects_changed = Ok(());
-            let call = (event.tid, event.native_serial, batch);
+            let call = (event.tid, event.native_serial, event.timestamp_ns, batch);
             native.unwind(copies, call, addresses, |images| {
                 objects_changed = recorder.loaded_objects_changed(images);
             });

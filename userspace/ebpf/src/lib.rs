@@ -24,6 +24,7 @@ mod error;
 mod events;
 mod exec_following;
 mod execs;
+mod executable_mappings;
 mod intake;
 mod interpreter_files;
 mod launcher;

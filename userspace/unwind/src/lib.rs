@@ -26,7 +26,7 @@ mod thread;
 pub use copied::{CopiedStack, CopiedStackUnwinder};
 pub use module_set::{forget_other_threads_after_fork, refresh_modules};
 #[cfg(target_os = "linux")]
-pub use platform::process_images;
+pub use platform::{image_at, process_images};
 pub use platform::{load_segments, loaded_objects};
 pub use registers::UnwindStart;
 pub use thread::ThreadUnwinder;

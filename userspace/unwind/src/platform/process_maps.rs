@@ -6,7 +6,7 @@ use std::path::Path;
 
 use memray_format::Image;
 
-use super::elf_file::load_segments;
+use super::elf_file::program_loads;
 
 /// The ELF objects process `pid` maps with executable code (the vdso and
 /// deleted files left out), with their load bias and `PT_LOAD` segments,
@@ -16,37 +16,32 @@ pub fn process_images(pid: u32) -> Vec<Image> {
     let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
         return Vec::new();
     };
-    // By file: its mappings at file offset 0, and its first executable one.
-    let mut files: BTreeMap<&str, (Vec<u64>, Option<u64>)> = BTreeMap::new();
-    for line in maps.lines() {
-        let Some(mapping) = Mapping::parse(line) else {
-            continue;
-        };
-        let file = files.entry(mapping.path).or_default();
-        if mapping.offset == 0 {
-            file.0.push(mapping.start);
-        }
-        if mapping.executable && file.1.is_none() {
-            file.1 = Some(mapping.start);
+    // By file, its first executable mapping.
+    let mut code: BTreeMap<&str, Mapping> = BTreeMap::new();
+    for mapping in maps.lines().filter_map(Mapping::parse) {
+        if mapping.executable {
+            code.entry(mapping.path).or_insert(mapping);
         }
     }
-    files
-        .into_iter()
-        .filter_map(|(path, (starts, code))| {
-            // The loader's mappings of an object are contiguous: its first one is the
-            // nearest at offset 0 below its code (the file may be mapped elsewhere as data).
-            let code = code?;
-            let start = starts.into_iter().filter(|&start| start <= code).max()?;
-            let segments = load_segments(Path::new(&in_root(pid, path)))?;
-            // The first PT_LOAD (file offset 0) is mapped at `start`.
-            let first = segments.iter().map(|segment| segment.vaddr).min()?;
-            Some(Image {
-                filename: path.to_owned(),
-                load_address: start.wrapping_sub(first & !0xfff),
-                segments,
-            })
-        })
+    code.into_values()
+        .filter_map(|mapping| image_at(pid, mapping.path, mapping.start, mapping.offset))
         .collect()
+}
+
+/// The object of process `pid` whose file `path` is mapped at `address` from file offset
+/// `offset` (page-aligned, as mmap takes it): its load bias from the `PT_LOAD` segment
+/// that starts in that page. `None` if the file cannot be read or has no such segment.
+pub fn image_at(pid: u32, path: &str, address: u64, offset: u64) -> Option<Image> {
+    const PAGE: u64 = 0xfff;
+    let loads = program_loads(Path::new(&in_root(pid, path)))?;
+    let (segment, _) = loads
+        .iter()
+        .find(|(_, file_offset)| file_offset & !PAGE == offset)?;
+    Some(Image {
+        filename: path.to_owned(),
+        load_address: address.wrapping_sub(segment.vaddr & !PAGE),
+        segments: loads.iter().map(|(segment, _)| *segment).collect(),
+    })
 }
 
 /// `path` of process `pid`, as this process reaches it.
