@@ -53,6 +53,9 @@ pub struct Finished {
     pub pid: u32,
     pub output: PathBuf,
     pub result: Result<(), FinishError>,
+    /// `--native`: allocations recorded without their native stack (its
+    /// copy found the ring buffer full).
+    pub native_stacks_missing: u64,
 }
 
 impl Consumer {
@@ -155,6 +158,7 @@ impl ProcessCapture {
         Finished {
             pid,
             output: self.output,
+            native_stacks_missing: self.native.as_ref().map_or(0, |native| native.missing),
             result: self.recorder.finish(),
         }
     }

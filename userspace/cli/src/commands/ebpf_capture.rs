@@ -132,6 +132,12 @@ pub fn record(
         if let Err(error) = &finished.result {
             return Err(CliError::new(format!("memray {command}: {error}")));
         }
+        if finished.native_stacks_missing > 0 {
+            eprintln!(
+                "memray {command}: warning: {} allocations of process {} have no native stack (its copy found the ring buffer full)",
+                finished.native_stacks_missing, finished.pid
+            );
+        }
         if let Some(user) = owner {
             give_to(output, user).map_err(|e| {
                 CliError::new(format!(
