@@ -131,26 +131,13 @@ fn stacks(capture: &Path) -> BTreeMap<u64, (Vec<String>, Vec<String>)> {
         .collect()
 }
 
-/// CPython 3.11 and 3.12 (frame layouts apart), those installed.
-fn pythons() -> Vec<Interpreter> {
-    [11, 12]
-        .into_iter()
-        .filter_map(|minor| {
-            let python = interpreters::find(3, minor);
-            if python.is_none() {
-                skip::skip_part(&format!("CPython 3.{minor}"), "not installed");
-            }
-            python
-        })
-        .collect()
-}
-
 #[test]
 fn run_ebpf_native_gives_the_extensions_native_stack_as_the_in_process_capture_does() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
-    for python in pythons() {
+    // CPython 3.11 and 3.12: frame layouts apart.
+    for python in interpreters::these(&[11, 12]) {
         let built = tempfile::tempdir().expect("tempdir");
         let plugin = build(&python.path, built.path());
         // The extension is imported (dlopen) after the capture started.

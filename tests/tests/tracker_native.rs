@@ -12,7 +12,7 @@ use std::process::Command;
 use memray_format::{CaptureReader, Record};
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::native_extension::ExtensionTarget;
-use memray_tests::{paths, reference, skip};
+use memray_tests::{paths, reference};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -121,16 +121,7 @@ fn passes(python: &Interpreter, built: &Path, case: &str, flags: &[&str]) {
 
 /// 3.8, 3.11, 3.12 and 3.14, the frame layouts that differ most (a missing one is skipped).
 fn some_pythons() -> Vec<Interpreter> {
-    [8, 11, 12, 14]
-        .into_iter()
-        .filter_map(|minor| {
-            let python = interpreters::find(3, minor);
-            if python.is_none() {
-                skip::skip_part(&format!("CPython 3.{minor}"), "not installed");
-            }
-            python
-        })
-        .collect()
+    interpreters::these(&[8, 11, 12, 14])
 }
 
 #[test]

@@ -16,6 +16,11 @@ pub fn run(args: Args) -> CliResult {
     let Some(pid) = args.pid else {
         return Err(CliError::usage("attach", "a PID or --all is required"));
     };
+    if args.live && args.native {
+        return Err(CliError::new(
+            "memray attach: --ebpf --live with --native is not supported yet",
+        ));
+    }
     let output = args
         .output
         .clone()
@@ -24,7 +29,7 @@ pub fn run(args: Args) -> CliResult {
         ebpf_capture::check_output(&output, args.force)?;
     }
     let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
-    let mut session = ebpf_capture::load_session("attach", args.native && !args.live)?;
+    let mut session = ebpf_capture::load_session("attach", args.native)?;
     session.probe_allocators(allocators);
     let exited = memray_ebpf::pidfd_open(pid)
         .map_err(|e| CliError::new(format!("memray attach: process {pid}: {e}")))?;
