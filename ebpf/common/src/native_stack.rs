@@ -3,7 +3,11 @@
 //! page by page, until [`NATIVE_STACK_BYTES`] or the end of the stack's
 //! mapping) into one [`NativeStackRecord`] of the `NATIVE_STACKS` ring
 //! buffer; userspace unwinds over the copy. The allocation record names its
-//! copy by `native_serial` (0: none), unique per thread.
+//! copy by `native_serial`, unique per thread and odd (0: no copy was
+//! asked for, [`NATIVE_COPY_LOST`]: the ring buffer was full).
+
+/// The `native_serial` of an allocation whose copy found the ring full.
+pub const NATIVE_COPY_LOST: u32 = 2;
 
 /// The most stack bytes copied. Measured (main thread, distance from the
 /// allocator's stack pointer to the outermost frame): a numpy script and

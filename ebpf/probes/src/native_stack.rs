@@ -14,8 +14,8 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use memray_ebpf_common::native_stack::{
-    NativeStackHeader, NativeStackRecord, NATIVE_STACKS_DEFAULT_BYTES, NATIVE_STACK_BYTES,
-    NATIVE_STACK_PAGE,
+    NativeStackHeader, NativeStackRecord, NATIVE_COPY_LOST, NATIVE_STACKS_DEFAULT_BYTES,
+    NATIVE_STACK_BYTES, NATIVE_STACK_PAGE,
 };
 
 /// Userspace sets the size at load time.
@@ -28,14 +28,14 @@ static NATIVE_STACKS: RingBuf = RingBuf::with_byte_size(NATIVE_STACKS_DEFAULT_BY
 static NATIVE_COPIES: Array<NativeStackRecord> = Array::with_max_entries(1, 0);
 
 /// Copies the calling thread's native stack and sends it; returns its
-/// serial, or 0 if nothing was sent (the ring buffer was full: the
-/// allocation is recorded without native frames).
+/// serial, or `NATIVE_COPY_LOST` if it could not be sent (the allocation is
+/// recorded without native frames, counted by userspace).
 #[inline(always)]
 pub fn copy(ctx: &ProbeContext, thread: u64) -> u32 {
     // SAFETY: no preconditions.
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let Some(record) = NATIVE_COPIES.get_ptr_mut(cpu) else {
-        return 0;
+        return NATIVE_COPY_LOST;
     };
     // SAFETY: this CPU's entry; a probe is not preempted on its CPU.
     let record = unsafe { &mut *record };
@@ -84,6 +84,6 @@ pub fn copy(ctx: &ProbeContext, thread: u64) -> u32 {
     let bytes = unsafe { core::slice::from_raw_parts((&raw const *record).cast::<u8>(), size) };
     match NATIVE_STACKS.output::<[u8]>(bytes, BPF_RB_NO_WAKEUP as u64) {
         Ok(()) => serial,
-        Err(_) => 0,
+        Err(_) => NATIVE_COPY_LOST,
     }
 }

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use aya::maps::{MapData, RingBuf};
-use memray_ebpf_common::native_stack::NativeStackHeader;
+use memray_ebpf_common::native_stack::{NativeStackHeader, NATIVE_COPY_LOST};
 use memray_format::Image;
 use memray_unwind::{image_at, process_images, CopiedStack, CopiedStackUnwinder};
 
@@ -123,10 +123,12 @@ impl NativeStacks {
         if self.map_until(time_ns) {
             objects_changed(&self.images);
         }
+        // Serial 0: made before the probes copied this process's stacks.
         if serial == 0 {
             return;
         }
-        let Some(copy) = copies.take(self.pid, tid, serial) else {
+        let copy = (serial != NATIVE_COPY_LOST).then(|| copies.take(self.pid, tid, serial));
+        let Some(copy) = copy.flatten() else {
             self.missing += 1;
             return;
         };
