@@ -6,7 +6,8 @@
 //! native tests (`tests/fixtures/native/tracker`, compiled here without frame pointers)
 //! gives foo → bar → baz → valloc under the Python line that called it, read by memray
 //! 1.20's `FileReader`, and the same native and hybrid stacks as the in-process `--native`
-//! capture of the same script; a library loaded with `dlopen` after the start is resolved.
+//! capture of the same script; inlined frames, C threads and Python recursion as memray's
+//! scenarios expect; a library loaded with `dlopen` after the start is resolved.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -150,6 +151,22 @@ fn run_ebpf_native_gives_the_extensions_native_stack_as_the_in_process_capture_d
             "the in-process capture has the allocation"
         );
         assert_eq!(ours, theirs, "on {}", python.label());
+    }
+}
+
+/// memray's inlined-frames, C-threads (100 × 100 allocations, no Python stack) and Python
+/// recursion scenarios, checked by memray 1.20's reader.
+#[test]
+fn inlined_frames_c_threads_and_python_recursion() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let built = tempfile::tempdir().expect("tempdir");
+    let plugin = build(&python.path, built.path());
+    for case in ["inline", "threads", "recursion"] {
+        let capture = run_native(&python, built.path(), &plugin, true, case);
+        reference_script("check", &capture, Some(case));
     }
 }
 
