@@ -9,29 +9,20 @@
 //! capture of the same script; inlined frames, C threads and Python recursion as memray's
 //! scenarios expect; a library loaded with `dlopen` after the start is resolved.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::native_extension::compile;
-use memray_tests::paths::{self, fixtures};
+use memray_tests::native_scenarios::{self, reference_script, script, stacks_to_compare};
+use memray_tests::paths;
 use memray_tests::run::succeeded;
-use memray_tests::{reference, skip};
-use serde_json::Value;
-
-fn scenarios() -> PathBuf {
-    fixtures().join("native").join("tracker")
-}
-
-fn script() -> PathBuf {
-    scenarios().join("native_scenarios.py")
-}
+use memray_tests::skip;
 
 /// The extension and the plugin library for `python`, in `directory`; returns the plugin.
 fn build(python: &Path, directory: &Path) -> PathBuf {
     let flags = ["-g", "-fomit-frame-pointer"];
-    let source = |name: &str| scenarios().join(name);
+    let source = |name: &str| native_scenarios::directory().join(name);
     compile(
         python,
         &source("native_testext.c"),
@@ -87,51 +78,6 @@ fn run_native(
     capture
 }
 
-/// The scenario script's `mode` (`check` or `stacks`) on `capture` with memray 1.20.
-fn reference_script(mode: &str, capture: &Path, case: Option<&str>) -> Output {
-    let output = Command::new(&reference::reference_memray().python)
-        .arg(script())
-        .arg(mode)
-        .arg(capture)
-        .args(case)
-        .output()
-        .expect("run memray 1.20's python");
-    succeeded(
-        &output,
-        &format!("{mode} {case:?} of {}", capture.display()),
-    );
-    output
-}
-
-/// The native stack of each scenario allocation (by size) up to the first eval-loop frame,
-/// and its hybrid stack up to `<module>`: below them the two runners start the script
-/// differently (`runpy` in-process).
-fn stacks(capture: &Path) -> BTreeMap<u64, (Vec<String>, Vec<String>)> {
-    let up_to = |stack: &Value, last: &dyn Fn(&str) -> bool| -> Vec<String> {
-        let mut names = Vec::new();
-        for name in stack.as_array().unwrap() {
-            names.push(name.as_str().unwrap().to_owned());
-            if last(name.as_str().unwrap()) {
-                break;
-            }
-        }
-        names
-    };
-    let output = reference_script("stacks", capture, None);
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let record: Value = serde_json::from_str(line).unwrap();
-            let native = up_to(&record["native"], &|name| {
-                name.contains("_PyEval_EvalFrameDefault")
-            });
-            let hybrid = up_to(&record["hybrid"], &|name| name == "<module>");
-            (record["size"].as_u64().unwrap(), (native, hybrid))
-        })
-        .collect()
-}
-
 #[test]
 fn run_ebpf_native_gives_the_extensions_native_stack_as_the_in_process_capture_does() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
@@ -145,7 +91,7 @@ fn run_ebpf_native_gives_the_extensions_native_stack_as_the_in_process_capture_d
         let ours = run_native(&python, built.path(), &plugin, true, "simple");
         reference_script("check", &ours, Some("simple"));
         let inprocess = run_native(&python, built.path(), &plugin, false, "simple");
-        let (ours, theirs) = (stacks(&ours), stacks(&inprocess));
+        let (ours, theirs) = (stacks_to_compare(&ours), stacks_to_compare(&inprocess));
         assert!(
             !theirs.is_empty(),
             "the in-process capture has the allocation"
