@@ -58,6 +58,21 @@ pub fn all_for_tests() -> Vec<Interpreter> {
     all
 }
 
+/// The interpreters 3.N for each N of `minors` that is installed; each missing one is
+/// recorded as a skipped part of the test.
+pub fn these(minors: &[u32]) -> Vec<Interpreter> {
+    minors
+        .iter()
+        .filter_map(|&minor| {
+            let python = find(3, minor);
+            if python.is_none() {
+                crate::skip::skip_part(&format!("CPython 3.{minor}"), "not installed");
+            }
+            python
+        })
+        .collect()
+}
+
 /// The interpreter for `major.minor`, if installed.
 pub fn find(major: u32, minor: u32) -> Option<Interpreter> {
     supported()

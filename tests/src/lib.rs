@@ -8,6 +8,7 @@ pub mod html_pages;
 pub mod interpreters;
 pub mod memray_tree;
 pub mod native_extension;
+pub mod native_scenarios;
 pub mod parked_python;
 pub mod paths;
 pub mod python_package;

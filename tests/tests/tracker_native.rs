@@ -5,23 +5,14 @@
 //! `run --native`; the segment generations around `dlopen`/`dlclose`; and `memray parse`,
 //! ours and memray's, agreeing on the records of our capture.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memray_format::{CaptureReader, Record};
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::native_extension::ExtensionTarget;
-use memray_tests::{paths, reference, skip};
-use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    paths::fixtures().join("native").join("tracker")
-}
-
-fn script() -> PathBuf {
-    fixtures().join("native_scenarios.py")
-}
+use memray_tests::native_scenarios::{self, reference_script, script, stacks_to_compare};
+use memray_tests::{paths, reference};
 
 /// The extension (for `python`) and the plugin library, built into a directory of their
 /// own per test and build variant (tests of this binary run at once).
@@ -51,7 +42,7 @@ fn build(python: &Path, test: &str, frame_pointers: bool) -> PathBuf {
         let status = command
             .arg("-o")
             .arg(directory.join(output))
-            .arg(fixtures().join(source))
+            .arg(native_scenarios::directory().join(source))
             .arg("-lpthread")
             .status()
             .expect("run cc");
@@ -92,26 +83,6 @@ fn track(python: &Path, built: &Path, case: &str, flags: &[&str]) -> PathBuf {
     capture
 }
 
-/// Runs the scenario script's `mode` under memray 1.20's interpreter; returns its stdout.
-fn reference_script(mode: &str, capture: &Path, case: Option<&str>) -> String {
-    let memray = reference::reference_memray();
-    let output = Command::new(&memray.python)
-        .arg(script())
-        .arg(mode)
-        .arg(capture)
-        .args(case)
-        .output()
-        .expect("run the reference python");
-    assert!(
-        output.status.success(),
-        "{mode} {case:?} of {}: {}{}",
-        capture.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// Tracks `case` and checks its capture with memray 1.20's reader.
 fn passes(python: &Interpreter, built: &Path, case: &str, flags: &[&str]) {
     let capture = track(&python.path, built, case, flags);
@@ -121,16 +92,7 @@ fn passes(python: &Interpreter, built: &Path, case: &str, flags: &[&str]) {
 
 /// 3.8, 3.11, 3.12 and 3.14, the frame layouts that differ most (a missing one is skipped).
 fn some_pythons() -> Vec<Interpreter> {
-    [8, 11, 12, 14]
-        .into_iter()
-        .filter_map(|minor| {
-            let python = interpreters::find(3, minor);
-            if python.is_none() {
-                skip::skip_part(&format!("CPython 3.{minor}"), "not installed");
-            }
-            python
-        })
-        .collect()
+    interpreters::these(&[8, 11, 12, 14])
 }
 
 #[test]
@@ -226,38 +188,6 @@ fn a_new_segment_generation_after_each_dlopen_and_dlclose() {
         .expect("loaded once");
     assert!(loaded[first..loaded.len() - 1].iter().all(|&loaded| loaded));
     assert!(!loaded[loaded.len() - 1], "gone after dlclose: {loaded:?}");
-}
-
-/// Each stack of one script's allocations by size, cut where the two runners' own frames
-/// begin: the native one after the first eval-loop frame, the hybrid one after `<module>`.
-/// Without the frame CPython adds to every call while a profile function is set (memray
-/// sets one; we read the frames instead).
-fn stacks_to_compare(capture: &Path) -> HashMap<u64, (Vec<String>, Vec<String>)> {
-    let cut = |stack: &Value, last: &dyn Fn(&str) -> bool| -> Vec<String> {
-        let names: Vec<String> = stack
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|name| name.as_str().unwrap().to_owned())
-            .filter(|name| name != "trace_call_function")
-            .collect();
-        let end = names
-            .iter()
-            .position(|name| last(name))
-            .map_or(names.len(), |i| i + 1);
-        names[..end].to_vec()
-    };
-    reference_script("stacks", capture, None)
-        .lines()
-        .map(|line| {
-            let record: Value = serde_json::from_str(line).unwrap();
-            let native = cut(&record["native"], &|name| {
-                name.contains("_PyEval_EvalFrameDefault")
-            });
-            let hybrid = cut(&record["hybrid"], &|name| name == "<module>");
-            (record["size"].as_u64().unwrap(), (native, hybrid))
-        })
-        .collect()
 }
 
 #[test]

@@ -136,7 +136,8 @@ pub struct AllocationEvent {
     pub kind: u32,
     pub tgid: u32,
     pub tid: u32,
-    pub _reserved: u32,
+    /// The native stack copied at the call's entry (`native_stack`), 0: none.
+    pub native_serial: u32,
     pub address: u64,
     /// Bytes requested; 0 for `free`, the length for `munmap`.
     pub size: u64,
@@ -169,6 +170,8 @@ impl TrackedProcess {
     /// Its programs are followed through `exec` (the children it forks
     /// join the set, as they may exec; their captures start at the exec).
     pub const FOLLOW_EXEC: u64 = 2;
+    /// Each allocation copies its native stack (`--native`).
+    pub const NATIVE_STACKS: u64 = 4;
 }
 
 /// An allocator call in flight on a thread, from its entry probe to its
@@ -187,4 +190,7 @@ pub struct PendingCall {
     /// The Python stack walked at entry (0: none), for the allocation the
     /// return probe records.
     pub stack_id: u64,
+    /// The native stack copied at entry (0: none), for the same record.
+    pub native_serial: u32,
+    pub _padding: u32,
 }

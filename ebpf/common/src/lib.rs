@@ -3,6 +3,7 @@
 
 mod allocators;
 pub mod execs;
+pub mod native_stack;
 pub mod python_stack;
 
 pub use allocators::{AllocationEvent, Function, PendingCall, TrackedProcess};

@@ -20,6 +20,7 @@ use memray_ebpf_common::{
     EVENTS_DEFAULT_BYTES,
 };
 
+use crate::native_stack;
 use crate::processes::PROCESSES;
 use crate::python_stack;
 
@@ -48,7 +49,18 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 const BPF_RB_RING_SIZE: u64 = 1;
 const MAP_FAILED: u64 = u64::MAX;
 /// Deallocations carry no stack (memray records none for them).
-const NO_STACK: u64 = 0;
+const NO_STACK: Stacks = Stacks {
+    python: 0,
+    native: 0,
+};
+
+/// The stacks an allocation record names: the Python stack's id and the
+/// native copy's serial (0: none).
+#[derive(Clone, Copy)]
+struct Stacks {
+    python: u64,
+    native: u32,
+}
 
 #[uprobe]
 pub fn allocator_entry(ctx: ProbeContext) -> u32 {
@@ -92,17 +104,25 @@ pub fn allocator_entry(ctx: ProbeContext) -> u32 {
                 function: function as u32,
                 depth: 0,
                 args,
-                stack_id: NO_STACK,
+                stack_id: 0,
+                native_serial: 0,
+                _padding: 0,
             };
             // A full table only loses the nesting of this call.
             let _ = PENDING.insert(thread, pending, 0);
         }
         _ => {
+            let native_serial = match process.flags & TrackedProcess::NATIVE_STACKS {
+                0 => 0,
+                _ => native_stack::copy(&ctx, thread),
+            };
             let pending = PendingCall {
                 function: function as u32,
                 depth: 0,
                 args,
                 stack_id: 0,
+                native_serial,
+                _padding: 0,
             };
             // A full table only loses this call; nothing to report from here.
             if PENDING.insert(thread, pending, 0).is_ok() {
@@ -149,7 +169,10 @@ pub fn allocator_return(ctx: RetProbeContext) -> u32 {
         return 0;
     };
     let [a0, a1, a2] = pending.args;
-    let stack = pending.stack_id;
+    let stack = Stacks {
+        python: pending.stack_id,
+        native: pending.native_serial,
+    };
     match function {
         Function::Malloc if result != 0 => {
             count(Counter::MallocCalls, 1);
@@ -220,7 +243,7 @@ fn reallocated(
     old: u64,
     new: u64,
     size: u64,
-    stack: u64,
+    stack: Stacks,
 ) {
     if old != 0 {
         emit(thread, kinds.0, old, 0, NO_STACK);
@@ -247,7 +270,7 @@ fn called_from_libc(ctx: &ProbeContext, process: &TrackedProcess) -> bool {
 }
 
 #[inline(always)]
-fn emit(thread: u64, allocator: Allocator, address: u64, size: u64, stack_id: u64) {
+fn emit(thread: u64, allocator: Allocator, address: u64, size: u64, stack: Stacks) {
     let tgid = (thread >> 32) as u32;
     let Some(mut slot) = EVENTS.reserve::<AllocationEvent>(0) else {
         count_drop(tgid);
@@ -257,12 +280,12 @@ fn emit(thread: u64, allocator: Allocator, address: u64, size: u64, stack_id: u6
         kind: allocator as u32,
         tgid,
         tid: thread as u32,
-        _reserved: 0,
+        native_serial: stack.native,
         address,
         size,
         // SAFETY: no preconditions.
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        stack_id,
+        stack_id: stack.python,
     });
     slot.submit(wake_up_flags());
 }

@@ -19,6 +19,7 @@ use memray_recorder::{
 };
 use python_frames::PythonProcess;
 
+use crate::native::{NativeCopies, NativeStacks};
 use crate::python::{RemoteCodes, StackTable};
 use crate::Event;
 
@@ -29,6 +30,8 @@ const MAIN_THREAD: u64 = 1;
 #[derive(Default)]
 pub struct Consumer {
     captures: HashMap<u32, ProcessCapture>,
+    /// Batches recorded so far.
+    batches: u64,
 }
 
 struct ProcessCapture {
@@ -39,6 +42,10 @@ struct ProcessCapture {
     threads: HashMap<u32, RecordedThread>,
     /// Reused for each event's stack.
     frames: Vec<RawFrame>,
+    /// `--native`: the unwinder over the probes' copies, and each event's
+    /// return addresses.
+    native: Option<NativeStacks>,
+    addresses: Vec<u64>,
 }
 
 /// How one capture ended.
@@ -46,6 +53,9 @@ pub struct Finished {
     pub pid: u32,
     pub output: PathBuf,
     pub result: Result<(), FinishError>,
+    /// `--native`: allocations recorded without their native stack (its
+    /// copy found the ring buffer full).
+    pub native_stacks_missing: u64,
 }
 
 impl Consumer {
@@ -62,13 +72,22 @@ impl Consumer {
         settings.header.python_version = (layout.major << 24) | (layout.minor << 16);
         // No bootstrap frame runs in the process: nothing to skip.
         settings.header.skipped_frames_on_main_tid = 0;
-        let recorder = Recorder::create(&settings, Process::Other(pid), MAIN_THREAD, &[])?;
+        let (native, images) = match settings.options.native_traces {
+            true => {
+                let (native, images) = NativeStacks::new(pid);
+                (Some(native), images)
+            }
+            false => (None, Vec::new()),
+        };
+        let recorder = Recorder::create(&settings, Process::Other(pid), MAIN_THREAD, &images)?;
         let mut capture = ProcessCapture {
             recorder,
             output: settings.output.clone(),
             codes: RemoteCodes::new(*process.memory(), *layout),
             threads: HashMap::new(),
             frames: Vec::new(),
+            native,
+            addresses: Vec::new(),
         };
         // The main thread is memray's thread 1, whichever thread records first.
         thread(&mut capture.threads, &mut capture.recorder, pid, pid)?;
@@ -81,11 +100,18 @@ impl Consumer {
         self.captures.contains_key(&pid)
     }
 
-    /// Records a batch of events; `stacks` holds every stack they name.
-    pub fn record(&mut self, events: &[Event], stacks: &StackTable) -> io::Result<()> {
+    /// Records a batch of events; `stacks` holds every stack they name,
+    /// `copies` every native stack copy.
+    pub fn record(
+        &mut self,
+        events: &[Event],
+        stacks: &StackTable,
+        copies: &mut NativeCopies,
+    ) -> io::Result<()> {
+        self.batches += 1;
         for event in events {
             if let Some(capture) = self.captures.get_mut(&event.tgid) {
-                capture.record(event, stacks)?;
+                capture.record(event, stacks, copies, self.batches)?;
             }
         }
         Ok(())
@@ -132,16 +158,25 @@ impl ProcessCapture {
         Finished {
             pid,
             output: self.output,
+            native_stacks_missing: self.native.as_ref().map_or(0, |native| native.missing),
             result: self.recorder.finish(),
         }
     }
 
-    fn record(&mut self, event: &Event, stacks: &StackTable) -> io::Result<()> {
+    fn record(
+        &mut self,
+        event: &Event,
+        stacks: &StackTable,
+        copies: &mut NativeCopies,
+        batch: u64,
+    ) -> io::Result<()> {
         let ProcessCapture {
             recorder,
             codes,
             threads,
             frames,
+            native,
+            addresses,
             ..
         } = self;
         let thread = thread(threads, recorder, event.tgid, event.tid)?;
@@ -162,9 +197,17 @@ impl ProcessCapture {
                 frames.push(TRUNCATION_MARKER);
             }
         }
+        if let Some(native) = native {
+            let mut objects_changed = Ok(());
+            let call = (event.tid, event.native_serial, event.timestamp_ns, batch);
+            native.unwind(copies, call, addresses, |images| {
+                objects_changed = recorder.loaded_objects_changed(images);
+            });
+            objects_changed?;
+        }
         let stacks = Stacks {
             python: frames,
-            native: &[],
+            native: addresses,
         };
         recorder.allocation(
             thread,

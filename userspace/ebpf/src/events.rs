@@ -32,6 +32,8 @@ pub struct Event {
     pub timestamp_ns: u64,
     /// The Python stack's id; 0 until the probes walk stacks.
     pub stack_id: u64,
+    /// The native stack copied for it (`--native`); 0: none.
+    pub native_serial: u32,
 }
 
 impl Event {
@@ -52,6 +54,7 @@ impl Event {
             size: raw.size,
             timestamp_ns: raw.timestamp_ns,
             stack_id: raw.stack_id,
+            native_serial: raw.native_serial,
         })
     }
 }

@@ -13,6 +13,7 @@ use python_frames::PythonProcess;
 
 use crate::consumer::{Consumer, Finished};
 use crate::exec_following::ExecFollowing;
+use crate::native::NativeCopies;
 use crate::python::StackTable;
 use crate::recording::{is_stopped, resume_if_held};
 use crate::{Error, Event, EventStream, Exec, ExecStream, Follow, Session};
@@ -27,6 +28,7 @@ pub(crate) type Naming = Rc<dyn Fn(u32) -> CaptureSettings>;
 pub(crate) struct Intake {
     pub events: EventStream,
     pub stacks: StackTable,
+    pub native_copies: NativeCopies,
     pub batch: Vec<Event>,
     pub consumer: Consumer,
     children: Children,
@@ -58,6 +60,7 @@ impl Intake {
         Ok(Intake {
             events: session.events(BATCH)?,
             stacks: session.stacks()?,
+            native_copies: session.native_copies()?,
             batch: Vec::new(),
             consumer: Consumer::new(),
             children: Children::new(parent, Rc::clone(&naming), follow.forks),
@@ -78,8 +81,9 @@ impl Intake {
             .map_err(Error::Io)?;
         // After the batch: every stack it names is in the ring by now.
         self.stacks.drain();
+        self.native_copies.drain();
         self.consumer
-            .record(&self.batch, &self.stacks)
+            .record(&self.batch, &self.stacks, &mut self.native_copies)
             .map_err(Error::Io)?;
         self.batch.clear();
         Ok(())

@@ -5,7 +5,12 @@
 
 use aya::{Ebpf, EbpfLoader};
 use aya_log::EbpfLogger;
+use memray_ebpf_common::native_stack::{
+    NATIVE_COPIES_MAP, NATIVE_STACKS_DEFAULT_BYTES, NATIVE_STACKS_MAP,
+};
 use memray_ebpf_common::EVENTS_MAP;
+
+use crate::Options;
 
 const VARIABLE: &str = "MEMRAY_EBPF_LOG";
 /// aya-log-ebpf's level global (its levels number like the `log` crate's).
@@ -19,13 +24,23 @@ fn level() -> log::LevelFilter {
         .unwrap_or(log::LevelFilter::Off)
 }
 
-/// Loads `object` with the log level patched in and a ring buffer of
-/// `events_bytes` for the allocation records.
-pub(crate) fn load(object: &[u8], events_bytes: u32) -> Result<Ebpf, crate::Error> {
+/// Loads `object` with the log level patched in and the ring buffers
+/// `options` ask for (the native stacks' is one page unless asked for).
+pub(crate) fn load(object: &[u8], options: &Options) -> Result<Ebpf, crate::Error> {
     let level = level() as u8;
+    // Without native stacks: a page of ring and one scratch entry, unused.
+    let (native_bytes, native_copies) = match options.native_stacks {
+        true => (
+            NATIVE_STACKS_DEFAULT_BYTES,
+            aya::util::nr_cpus().map_err(|(_, error)| crate::Error::Io(error))? as u32,
+        ),
+        false => (4096, 1),
+    };
     Ok(EbpfLoader::new()
         .override_global(LEVEL_GLOBAL, &level, true)
-        .map_max_entries(EVENTS_MAP, events_bytes)
+        .map_max_entries(EVENTS_MAP, options.ring_buffer_bytes)
+        .map_max_entries(NATIVE_STACKS_MAP, native_bytes)
+        .map_max_entries(NATIVE_COPIES_MAP, native_copies)
         .load(object)?)
 }
 

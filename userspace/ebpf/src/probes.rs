@@ -31,6 +31,7 @@ impl MallocProbes {
         // Nothing drains the records: a small buffer that fills and drops.
         let mut session = Session::load(Options {
             ring_buffer_bytes: 4096,
+            ..Options::default()
         })?;
         session.attach(tgid, false)?;
         Ok(MallocProbes { session })

@@ -242,6 +242,11 @@ pub fn start_capture(
 ) -> Result<(), python::Error> {
     let process = PythonProcess::attach(pid as i32)?;
     session.register_python(&process)?;
+    if settings.options.native_traces {
+        session
+            .record_native_stacks(pid)
+            .map_err(python::Error::Ebpf)?;
+    }
     consumer
         .add(&process, settings)
         .map_err(|e| python::Error::Ebpf(Error::Io(e)))

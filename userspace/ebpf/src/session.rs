@@ -10,6 +10,7 @@ use aya::programs::uprobe::{UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeS
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, Pod};
 use memray_ebpf_common::execs::{EXECS_MAP, EXEC_TRACEPOINT, EXEC_WATCH_MAP, PROCESS_EXEC_PROGRAM};
+use memray_ebpf_common::native_stack::NATIVE_STACKS_MAP;
 use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
@@ -25,6 +26,7 @@ use crate::events::EventStream;
 use crate::execs::ExecStream;
 use crate::interpreter_files::interpreter_files;
 use crate::libc_image::LibcImage;
+use crate::native::NativeCopies;
 use crate::object::PROBES;
 use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
@@ -60,12 +62,16 @@ impl Follow {
 pub struct Options {
     /// Size of the ring buffer in bytes: a power of two, at least a page.
     pub ring_buffer_bytes: u32,
+    /// Room for native stack copies (`--native`;
+    /// [`Session::record_native_stacks`]).
+    pub native_stacks: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             ring_buffer_bytes: EVENTS_DEFAULT_BYTES,
+            native_stacks: false,
         }
     }
 }
@@ -81,7 +87,7 @@ unsafe impl Pod for ProcessEntry {}
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 struct PendingEntry(PendingCall);
-// SAFETY: repr(C), two u32s then u64s: no padding, any bit pattern is valid.
+// SAFETY: repr(C), two u32s, u64s, then two u32s: no padding, any bit pattern is valid.
 unsafe impl Pod for PendingEntry {}
 
 /// The loaded probes. Dropping it detaches everything; the processes go on.
@@ -132,7 +138,7 @@ impl Session {
         privileges::require()?;
         tracefs::check_field(FORK_TRACEPOINT, "child_pid", FORK_CHILD_PID_OFFSET)?;
         tracefs::check_field(EXIT_TRACEPOINT, "pid", EXIT_PID_OFFSET)?;
-        let mut ebpf = probe_log::load(object, options.ring_buffer_bytes)?;
+        let mut ebpf = probe_log::load(object, &options)?;
         let log = ProbeLog::new(&mut ebpf);
         let walk = python::load_walk_programs(
             &mut ebpf,
@@ -518,6 +524,26 @@ impl Session {
         entry.0.flags |= TrackedProcess::FOLLOW_EXEC;
         processes.insert(pid, entry, 0)?;
         Ok(())
+    }
+
+    /// Each allocation of process `pid` (in the pid set) and of the
+    /// children it forks from now on copies its native stack
+    /// ([`Session::native_copies`]).
+    pub fn record_native_stacks(&mut self, pid: u32) -> Result<(), Error> {
+        let mut processes = self.processes()?;
+        let mut entry = processes.get(&pid, 0)?;
+        entry.0.flags |= TrackedProcess::NATIVE_STACKS;
+        processes.insert(pid, entry, 0)?;
+        Ok(())
+    }
+
+    /// The native stack copies the probes send. Taken once.
+    pub fn native_copies(&mut self) -> Result<NativeCopies, Error> {
+        let map = self
+            .ebpf
+            .take_map(NATIVE_STACKS_MAP)
+            .ok_or(Error::Missing(NATIVE_STACKS_MAP))?;
+        Ok(NativeCopies::new(RingBuf::try_from(map)?))
     }
 
     /// Whether to hear of every exec on the machine ([`Session::execs`]),

@@ -136,6 +136,7 @@ fn records_lost_to_a_full_ring_buffer_are_counted_exactly() {
     // One page: room for about 70 records, and nobody drains while the loop runs.
     let tiny = Options {
         ring_buffer_bytes: 4096,
+        ..Options::default()
     };
     let (mut workload, mut recording) = attached_loop(MANY, tiny);
     let pid = workload.pid();

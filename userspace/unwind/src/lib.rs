@@ -11,14 +11,22 @@
 //! * [`loaded_objects`] lists the objects and their `PT_LOAD` segments (Mach-O segments) as memray's
 //!   MEMORY_MAP_START / SEGMENT_HEADER / SEGMENT records describe them; [`load_segments`]
 //!   reads the same from a file, to tell at report time whether it changed since.
+//! * [`CopiedStackUnwinder`] (Linux) unwinds another process's stack from a copy of its top
+//!   (the eBPF probes'), over that process's objects ([`process_images`], from `/proc/PID/maps`).
 
+#[cfg(target_os = "linux")]
+mod copied;
 mod module_set;
 mod platform;
 mod published;
 mod registers;
 mod thread;
 
+#[cfg(target_os = "linux")]
+pub use copied::{CopiedStack, CopiedStackUnwinder};
 pub use module_set::{forget_other_threads_after_fork, refresh_modules};
+#[cfg(target_os = "linux")]
+pub use platform::{image_at, process_images};
 pub use platform::{load_segments, loaded_objects};
 pub use registers::UnwindStart;
 pub use thread::ThreadUnwinder;

@@ -60,7 +60,7 @@ pub struct Args {
     /// Duration to track for (in seconds)
     #[arg(long, value_name = "DURATION")]
     duration: Option<f64>,
-    /// Track native (C/C++) stack frames as well (without --ebpf)
+    /// Track native (C/C++) stack frames as well
     #[arg(long)]
     native: bool,
     /// Record allocations made by the pymalloc allocator

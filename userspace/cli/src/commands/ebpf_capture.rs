@@ -49,10 +49,14 @@ pub fn check_output(output: &Path, force: bool) -> Result<(), CliError> {
 /// records on purpose; docs/development.md).
 const RING_BYTES_VARIABLE: &str = "MEMRAY_EBPF_RING_BYTES";
 
-/// The probes loaded, refusing in one line without the privileges.
-pub fn load_session(command: &str) -> Result<Session, CliError> {
+/// The probes loaded (with room for native stack copies if `native`),
+/// refusing in one line without the privileges.
+pub fn load_session(command: &str, native: bool) -> Result<Session, CliError> {
     memray_ebpf::require_privileges().map_err(|e| ebpf_error(command, e))?;
-    let mut options = memray_ebpf::Options::default();
+    let mut options = memray_ebpf::Options {
+        native_stacks: native,
+        ..memray_ebpf::Options::default()
+    };
     if let Some(value) = std::env::var_os(RING_BYTES_VARIABLE) {
         options.ring_buffer_bytes = value
             .to_str()
@@ -133,6 +137,12 @@ pub fn record(
         let output = &finished.output;
         if let Err(error) = &finished.result {
             return Err(CliError::new(format!("memray {command}: {error}")));
+        }
+        if finished.native_stacks_missing > 0 {
+            eprintln!(
+                "memray {command}: warning: {} allocations of process {} have no native stack (its copy found the ring buffer full)",
+                finished.native_stacks_missing, finished.pid
+            );
         }
         if let Some(user) = owner {
             give_to(output, user).map_err(|e| {

@@ -53,7 +53,7 @@ impl StackSampler {
             .ok()
             .and_then(NonZeroU32::new)
             .ok_or(crate::Error::InvalidPid(process.pid()))?;
-        let mut ebpf = probe_log::load(object, Options::default().ring_buffer_bytes)?;
+        let mut ebpf = probe_log::load(object, &Options::default())?;
         let log = ProbeLog::new(&mut ebpf);
         register(&mut ebpf, process)?;
         let walk = load_walk_programs(&mut ebpf, &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)])?;

@@ -52,6 +52,12 @@ fn map_elf(path: &Path) -> Option<Arc<Mmap>> {
 /// The `PT_LOAD` segments of an ELF file, as its program headers state them: what the
 /// loader maps, so what a capture recorded if the file is unchanged.
 pub fn load_segments(path: &Path) -> Option<Vec<Segment>> {
+    let loads = program_loads(path)?;
+    Some(loads.into_iter().map(|(segment, _)| segment).collect())
+}
+
+/// The `PT_LOAD` segments of an ELF file with the file offset each starts at.
+pub fn program_loads(path: &Path) -> Option<Vec<(Segment, u64)>> {
     let map = map_elf(path)?;
     let bytes = &map[..];
     let headers = read_u64(bytes, 0x20)? as usize;
@@ -61,10 +67,11 @@ pub fn load_segments(path: &Path) -> Option<Vec<Segment>> {
     for index in 0..count {
         let header = bytes.get(headers + index * entry_size..)?.get(..56)?;
         if read_u32(header, 0)? == libc::PT_LOAD {
-            segments.push(Segment {
+            let segment = Segment {
                 vaddr: read_u64(header, 16)?,
                 memsz: read_u64(header, 40)?,
-            });
+            };
+            segments.push((segment, read_u64(header, 8)?));
         }
     }
     Some(segments)

@@ -6,7 +6,11 @@ mod elf_file;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
+mod process_maps;
+#[cfg(target_os = "linux")]
 pub use linux::*;
+#[cfg(target_os = "linux")]
+pub use process_maps::{image_at, in_root, process_images};
 
 #[cfg(target_os = "macos")]
 mod macho;

@@ -31,7 +31,7 @@ pub fn run(args: &Args, duration: Option<Duration>) -> CliResult {
         ))
     })?;
     let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
-    let mut session = ebpf_capture::load_session("attach")?;
+    let mut session = ebpf_capture::load_session("attach", args.native)?;
     session.probe_allocators(allocators);
     if args.trace_python_allocators {
         session.probe_python_allocators();

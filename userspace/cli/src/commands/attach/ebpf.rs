@@ -16,6 +16,11 @@ pub fn run(args: Args) -> CliResult {
     let Some(pid) = args.pid else {
         return Err(CliError::usage("attach", "a PID or --all is required"));
     };
+    if args.live && args.native {
+        return Err(CliError::new(
+            "memray attach: --ebpf --live with --native is not supported yet",
+        ));
+    }
     let output = args
         .output
         .clone()
@@ -24,7 +29,7 @@ pub fn run(args: Args) -> CliResult {
         ebpf_capture::check_output(&output, args.force)?;
     }
     let allocators = ebpf_capture::custom_allocators("attach", &args.allocator)?;
-    let mut session = ebpf_capture::load_session("attach")?;
+    let mut session = ebpf_capture::load_session("attach", args.native)?;
     session.probe_allocators(allocators);
     if args.trace_python_allocators {
         session.probe_python_allocators();
@@ -62,6 +67,7 @@ pub fn run(args: Args) -> CliResult {
 pub(super) fn capture_options(args: &Args) -> CaptureOptions {
     CaptureOptions {
         aggregate: args.aggregate,
+        native_traces: args.native,
         compress: !args.no_compress,
         overwrite: args.force,
         trace_python_allocators: args.trace_python_allocators,

@@ -16,7 +16,7 @@ pub fn run(args: Args) -> CliResult {
     reject_unsupported(&args)?;
     let (mode, target) = program(&args)?;
     let allocators = ebpf_capture::custom_allocators("run", &args.allocator)?;
-    let mut session = ebpf_capture::load_session("run")?;
+    let mut session = ebpf_capture::load_session("run", args.native)?;
     session.probe_allocators(allocators);
     if args.trace_python_allocators {
         session.probe_python_allocators();
@@ -56,7 +56,7 @@ pub fn run(args: Args) -> CliResult {
     let options = CaptureOptions {
         aggregate: args.aggregate,
         trace_python_allocators: args.trace_python_allocators,
-        native_traces: false,
+        native_traces: args.native,
         compress: !args.no_compress,
         buffered: args.buffered_file_io,
         overwrite: args.force,
@@ -87,7 +87,6 @@ pub fn run(args: Args) -> CliResult {
 /// `--ebpf` does not combine with these yet.
 fn reject_unsupported(args: &Args) -> CliResult {
     let unsupported = [
-        (args.native, "--native"),
         (args.live, "--live"),
         (args.live_remote, "--live-remote"),
     ];
