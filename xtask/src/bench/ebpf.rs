@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use memray_tests::reference::ReferenceMemray;
 
-use super::measure::{last_line, BenchCommand};
+use super::measure::{last_line, median_by, BenchCommand};
+use super::{proc_stats, self_cost};
 use super::{report, Context};
 
 const SIDES: [&str; 5] = [
@@ -61,7 +62,7 @@ struct Bpftrace {
 
 pub fn run(context: &Context, rounds: usize) -> Result<()> {
     let bpftrace = Bpftrace {
-        program: which("bpftrace")
+        program: memray_tests::skip::on_path("bpftrace")
             .context("bpftrace not found on PATH (`cargo xtask setup` installs it)")?,
         script: context.workloads.join("allocs.bt"),
     };
@@ -155,21 +156,13 @@ fn run_once(launch: &Launch, cost_file: &Path) -> Result<Run, String> {
     if !finished.status.success() {
         return Err(format!("{}: {}", finished.status, last_line(stderr)));
     }
-    let cost = std::fs::read_to_string(cost_file)
-        .map_err(|e| format!("no self-cost report ({}): {e}", cost_file.display()))?;
-    let fields: Vec<&str> = cost.split_whitespace().collect();
-    let field = |i: usize| -> Result<f64, String> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| format!("bad self-cost report: {cost:?}"))
-    };
+    let cost = self_cost::read(cost_file)?;
     Ok(Run {
         wall: finished.wall,
         launched_rss_kib: finished.peak_rss_kib,
-        cpu_seconds: field(0)?,
-        context_switches: field(1)?,
-        page_faults: field(2)?,
+        cpu_seconds: cost.cpu_seconds,
+        context_switches: cost.context_switches,
+        page_faults: cost.page_faults,
     })
 }
 
@@ -269,7 +262,7 @@ struct Finished {
 /// Waits for `child`, reading its peak RSS (VmHWM) until it exits: the
 /// process's own, where wait4's would include its children.
 fn watch(mut child: Child, start: Instant) -> Result<Finished, String> {
-    let status_file = format!("/proc/{}/status", child.id());
+    let pid = child.id();
     let mut peak_rss_kib = 0;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
@@ -279,33 +272,15 @@ fn watch(mut child: Child, start: Instant) -> Result<Finished, String> {
                 peak_rss_kib,
             });
         }
-        peak_rss_kib = vm_hwm_kib(&status_file).unwrap_or(peak_rss_kib);
+        peak_rss_kib = proc_stats::status_kib(pid, "VmHWM").unwrap_or(peak_rss_kib);
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn vm_hwm_kib(status_file: &str) -> Option<u64> {
-    std::fs::read_to_string(status_file)
-        .ok()?
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn read_all(mut file: std::fs::File, text: &mut String) -> std::io::Result<()> {
     use std::io::{Read, Seek};
     file.rewind()?;
     file.read_to_string(text).map(drop)
-}
-
-fn median_by(runs: &[Run], key: impl Fn(&Run) -> f64) -> f64 {
-    let mut values: Vec<f64> = runs.iter().map(key).collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The workload's table: medians per side, time added to plain, and the ratios.
@@ -403,12 +378,4 @@ fn rate_check(context: &Context) -> Result<String> {
         last_line(stdout),
         finished.peak_rss_kib as f64 / 1024.0,
     ))
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|path| path.is_file())
-    })
 }

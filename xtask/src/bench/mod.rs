@@ -7,9 +7,12 @@
 
 mod catalog;
 mod ebpf;
+mod live;
 mod measure;
+mod proc_stats;
 mod report;
 mod reports;
+mod self_cost;
 mod tracker;
 
 use std::path::PathBuf;
@@ -34,6 +37,9 @@ pub struct BenchArgs {
     /// e.g. `--report stats --report "flamegraph --leaks"`.
     #[arg(long = "report", value_name = "REPORT")]
     reports: Vec<String>,
+    /// How long the `live` benchmark's keeping-up run lasts.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    live_seconds: u64,
 }
 
 /// One entry of the catalog.
@@ -86,6 +92,8 @@ pub struct Context {
     pub reference: ReferenceMemray,
     /// The reports selected with `--report` (empty: all).
     pub reports: Vec<String>,
+    /// The `live` benchmark's keeping-up duration (`--live-seconds`).
+    pub live_seconds: u64,
 }
 
 /// Everything measured for one variant.
@@ -125,6 +133,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    if args.live_seconds == 0 {
+        bail!("--live-seconds must be at least 1");
+    }
     reports::check_selection(&args.reports)?;
     let selected: Vec<&Benchmark> = catalog
         .iter()
@@ -139,6 +150,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ours: release.join("memray"),
         reference: memray_tests::reference::reference_memray(),
         reports: args.reports.clone(),
+        live_seconds: args.live_seconds,
         root,
     };
     std::fs::create_dir_all(&context.cache)?;
