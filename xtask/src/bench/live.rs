@@ -236,11 +236,11 @@ fn added_time(
                 live.finish(pane, outcome).map(drop)
             }
         }?;
-        self_cost::read(&cost_file).map(|cost| cost.elapsed_seconds)
+        self_cost::read(&cost_file)
     });
     let seconds: Vec<Option<f64>> = results
         .iter()
-        .map(|r| r.as_ref().ok().map(|s| median_by(s, |&x| x)))
+        .map(|r| r.as_ref().ok().map(|s| median_by(s, |c| c.elapsed_seconds)))
         .collect();
     // Side 0 is the program alone.
     let added = |side: usize| Some(seconds[side]? - seconds[0]?).filter(|_| side > 0);
@@ -248,19 +248,24 @@ fn added_time(
         "\n## Added time: {WORKLOAD} {}, timed inside the process\n\n\
          Medians of {rounds} interleaved rounds (after one warm-up each); \
          other work on the machine makes single figures noisy.\n\n\
-         | side | workload time (median) | min – max | added vs plain |\n|---|---|---|---|\n",
+         | side | workload time (median) | min – max | added vs plain | the process's CPU time |\n\
+         |---|---|---|---|---|\n",
         WORKLOAD_ARGS.join(" ")
     );
     for (side, (timed, result)) in sides.iter().zip(&results).enumerate() {
         let row = match result {
-            Ok(samples) => format!(
-                "{:.4} s | {:.4} – {:.4} s | {}",
-                seconds[side].unwrap_or(f64::NAN),
-                samples.iter().copied().fold(f64::INFINITY, f64::min),
-                samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                added(side).map_or(String::new(), |a| format!("{a:+.4} s"))
-            ),
-            Err(why) => format!("FAILED: {why} | |"),
+            Ok(samples) => {
+                let elapsed = samples.iter().map(|c| c.elapsed_seconds);
+                format!(
+                    "{:.4} s | {:.4} – {:.4} s | {} | {:.3} s",
+                    seconds[side].unwrap_or(f64::NAN),
+                    elapsed.clone().fold(f64::INFINITY, f64::min),
+                    elapsed.fold(f64::NEG_INFINITY, f64::max),
+                    added(side).map_or(String::new(), |a| format!("{a:+.4} s")),
+                    median_by(samples, |c| c.cpu_seconds),
+                )
+            }
+            Err(why) => format!("FAILED: {why} | | |"),
         };
         text.push_str(&format!("| {} | {row} |\n", timed.label()));
     }
