@@ -363,7 +363,7 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         self.sink.write_all(&end)?;
         self.header.stats.end_time_ms = end_time_ms as i64;
         self.sink.rewrite_header(&self.header.encode())?;
-        self.sink.flush()
+        self.sink.finish()
     }
 
     fn flush(&mut self) -> io::Result<()> {
