@@ -75,7 +75,7 @@ pub trait CaptureWriter: Send {
     /// Trailer, then the header rewritten with `n_allocations` and `end_time`.
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()>;
     /// Hands the records written so far to the sink's readers (a live
-    /// session's socket sends its buffer).
+    /// session's socket sends its buffer, at most every 100 ms).
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
