@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use memray_tests::tmux::Terminal;
 
 use super::measure::{last_line, median_by};
@@ -74,11 +74,7 @@ pub fn run(context: &Context, rounds: usize) -> Result<()> {
     let text = added_time(context, &profilers, &pane, rounds);
     print!("{text}");
     markdown.push_str(&text);
-    let written =
-        report::results_stem(&context.root.join("bench/results"))?.with_extension("live.md");
-    std::fs::write(&written, markdown).with_context(|| written.display().to_string())?;
-    println!("results written to {}", written.display());
-    Ok(())
+    report::write_markdown(&context.root.join("bench/results"), "live.md", &markdown)
 }
 
 /// The reader's CPU time and RSS at one moment of the run.
