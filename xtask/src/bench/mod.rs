@@ -6,6 +6,7 @@
 //! profiler adds to it, and the size of the capture each one writes.
 
 mod catalog;
+mod counters;
 mod ebpf;
 mod live;
 mod measure;
@@ -37,6 +38,10 @@ pub struct BenchArgs {
     /// e.g. `--report stats --report "flamegraph --leaks"`.
     #[arg(long = "report", value_name = "REPORT")]
     reports: Vec<String>,
+    /// The `ebpf` benchmark runs only these workloads (repeatable; file stems
+    /// of bench/workloads, e.g. `tracker_churn`; default: all, then the rate check).
+    #[arg(long = "workload", value_name = "STEM")]
+    workloads: Vec<String>,
     /// How long the `live` benchmark's keeping-up run lasts.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     live_seconds: u64,
@@ -92,6 +97,8 @@ pub struct Context {
     pub reference: ReferenceMemray,
     /// The reports selected with `--report` (empty: all).
     pub reports: Vec<String>,
+    /// The workloads selected with `--workload` (empty: all).
+    pub only_workloads: Vec<String>,
     /// The `live` benchmark's keeping-up duration (`--live-seconds`).
     pub live_seconds: u64,
 }
@@ -150,6 +157,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ours: release.join("memray"),
         reference: memray_tests::reference::reference_memray(),
         reports: args.reports.clone(),
+        only_workloads: args.workloads.clone(),
         live_seconds: args.live_seconds,
         root,
     };

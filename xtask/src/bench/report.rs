@@ -163,7 +163,7 @@ pub fn write_markdown(dir: &Path, extension: &str, markdown: &str) -> Result<()>
 
 /// `<dir>/<unix time>`, the results directory created: results files are
 /// this with their extension.
-pub fn results_stem(dir: &Path) -> Result<PathBuf> {
+fn results_stem(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,12 +1,10 @@
 //! The report bench/workloads/self_cost.py writes at the profiled process's
-//! exit: what the process cost itself, and the workload's time measured inside it.
+//! exit: its CPU time, and the workload's time measured inside it.
 
 use std::path::Path;
 
 pub struct SelfCost {
     pub cpu_seconds: f64,
-    pub context_switches: f64,
-    pub page_faults: f64,
     /// The workload's own duration, the profiler's start and end left out.
     pub elapsed_seconds: f64,
 }
@@ -20,13 +18,11 @@ pub fn read(path: &Path) -> Result<SelfCost, String> {
         .map(str::parse)
         .collect::<Result<_, _>>()
         .map_err(|_| format!("bad self-cost report: {text:?}"))?;
-    let [cpu_seconds, context_switches, page_faults, elapsed_seconds] = fields[..] else {
+    let [cpu_seconds, elapsed_seconds] = fields[..] else {
         return Err(format!("bad self-cost report: {text:?}"));
     };
     Ok(SelfCost {
         cpu_seconds,
-        context_switches,
-        page_faults,
         elapsed_seconds,
     })
 }
