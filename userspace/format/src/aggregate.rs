@@ -258,7 +258,7 @@ impl<S: Sink> CaptureWriter for AggregatingWriter<S> {
         self.encode_body(&mut out);
         lost_records::append(&mut out, self.lost_records);
         self.sink.write_all(&out)?;
-        self.sink.flush()
+        self.sink.finish()
     }
 }
 

@@ -34,6 +34,11 @@ pub trait Sink: Send {
     fn rewrite_header(&mut self, header: &[u8]) -> io::Result<()>;
     /// Makes everything written so far visible to readers of the file.
     fn flush(&mut self) -> io::Result<()>;
+    /// After the last write: everything written reaches its destination
+    /// (a socket may leave some of a flush for later, never of this).
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()
+    }
 }
 
 const WINDOW: usize = 16 << 20;

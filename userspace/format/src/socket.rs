@@ -1,19 +1,28 @@
 //! memray's `SocketSink`: the record stream of a live session, sent to the
 //! one reader connected over TCP. Records are gathered in a buffer and sent
-//! when it fills or when the writer flushes (every memory record, 10 ms).
+//! when it fills, when the writer flushes (every memory record, 10 ms) and
+//! the last send is [`FLUSH_EVERY`] old, and at the end. Each send wakes the
+//! reader, which on a busy machine takes the CPU from the program: few large
+//! sends cost the program less than many small ones.
 
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use crate::sink::Sink;
 
 /// Bytes gathered before a send.
-const BUFFER: usize = 64 << 10;
+const BUFFER: usize = 1 << 20;
+/// How stale a flush may leave the reader's view (it redraws at most 10
+/// times a second).
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 pub struct SocketSink {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// `None` until the first send (the header goes at the first flush).
+    last_send: Option<Instant>,
 }
 
 impl SocketSink {
@@ -23,12 +32,14 @@ impl SocketSink {
         SocketSink {
             stream,
             buf: Vec::with_capacity(BUFFER),
+            last_send: None,
         }
     }
 
     /// Sends the buffer. `MSG_NOSIGNAL`: a reader that went away is an error
     /// for the recorder to report, never a SIGPIPE that kills the program.
     fn send_buffer(&mut self) -> io::Result<()> {
+        self.last_send = Some(Instant::now());
         let mut sent = 0;
         while sent < self.buf.len() {
             let rest = &self.buf[sent..];
@@ -82,6 +93,16 @@ impl Sink for SocketSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self
+            .last_send
+            .is_some_and(|last| last.elapsed() < FLUSH_EVERY)
+        {
+            return Ok(());
+        }
+        self.send_buffer()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
         self.send_buffer()
     }
 }
@@ -124,6 +145,7 @@ mod tests {
                 .write_allocation(1, 0x1000 + i * 16, 16, Allocator::Malloc, 0)
                 .unwrap();
         }
+        std::thread::sleep(FLUSH_EVERY);
         writer.flush().unwrap();
         let mut seen = 0;
         while seen < 10_000 {
@@ -135,6 +157,31 @@ mod tests {
         drop(writer);
         assert_eq!(allocations(&mut reader), 0);
         assert!(reader.is_truncated() && !reader.is_waiting());
+    }
+
+    #[test]
+    fn flushes_are_paced_and_the_end_sends_everything() {
+        let (sink, stream) = connected();
+        let mut writer = StreamingWriter::new(sink, Header::default()).unwrap();
+        // The first flush sends the header at once.
+        writer.flush().unwrap();
+        let sent = Instant::now();
+        let mut reader = CaptureReader::follow(stream).unwrap();
+        writer
+            .write_allocation(1, 0x1000, 16, Allocator::Malloc, 0)
+            .unwrap();
+        writer.flush().unwrap();
+        if sent.elapsed() < FLUSH_EVERY {
+            // Too soon after the last send: kept for the next one.
+            assert_eq!(allocations(&mut reader), 0);
+        }
+        writer.finish(0).unwrap();
+        let mut seen = allocations(&mut reader);
+        while reader.is_waiting() {
+            seen += allocations(&mut reader);
+        }
+        assert_eq!(seen, 1);
+        assert!(!reader.is_truncated(), "the trailer came");
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub trait CaptureWriter: Send {
     /// Trailer, then the header rewritten with `n_allocations` and `end_time`.
     fn finish(&mut self, end_time_ms: u64) -> io::Result<()>;
     /// Hands the records written so far to the sink's readers (a live
-    /// session's socket sends its buffer).
+    /// session's socket sends its buffer, at most every 100 ms).
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -363,7 +363,7 @@ impl<S: Sink> CaptureWriter for StreamingWriter<S> {
         self.sink.write_all(&end)?;
         self.header.stats.end_time_ms = end_time_ms as i64;
         self.sink.rewrite_header(&self.header.encode())?;
-        self.sink.flush()
+        self.sink.finish()
     }
 
     fn flush(&mut self) -> io::Result<()> {

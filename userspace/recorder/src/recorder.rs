@@ -216,7 +216,7 @@ impl Recorder {
 
     /// A resident-set-size sample (taken by the caller, on memray's
     /// [`MEMORY_INTERVAL`](crate::rss::MEMORY_INTERVAL), outside its lock);
-    /// a live session's reader gets everything written so far.
+    /// a live session's reader gets what was written so far (at most 100 ms late).
     pub fn memory_sample(&mut self, rss: u64) -> io::Result<()> {
         self.guarded(|this| {
             this.writer.write_memory_record(rss::now_ms(), rss)?;

@@ -62,6 +62,14 @@ pub fn all() -> Vec<Benchmark> {
                     in-process `memray run`, memray 1.20 and a bpftrace script",
             runner: Runner::Own(super::ebpf::run),
         },
+        Benchmark {
+            name: "live",
+            about:
+                "`memray run --live-remote` with `memray live`: keeping up at 1 M allocations/s \
+                    (`--live-seconds`), and the added time beside `run` to a file; \
+                    ours and memray 1.20's",
+            runner: Runner::Own(super::live::run),
+        },
     ]
 }
 

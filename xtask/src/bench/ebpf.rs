@@ -2,8 +2,9 @@
 //! plain python, `memray run --ebpf`, our in-process `memray run`, memray
 //! 1.20's `memray run`, and plain python under bench/workloads/allocs.bt
 //! (`bpftrace -p PID`, counting libc's allocator calls). Each run goes through
-//! bench/workloads/self_cost.py, so the profiled process itself reports its
-//! CPU time, context switches and page faults (getrusage) whoever profiles it.
+//! bench/workloads/self_cost.py, which holds the profiled process until
+//! perf-event counters are opened on it: its own task clock, context switches
+//! and page faults, whoever profiles it.
 //! Then one `run --ebpf` of ~1 M malloc/free per second for 10 s: lost records
 //! and our peak RSS.
 
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use memray_tests::reference::ReferenceMemray;
 
-use super::measure::{last_line, BenchCommand};
+use super::counters::{Counters, Counts};
+use super::measure::{last_line, median_by, BenchCommand};
+use super::proc_stats;
 use super::{report, Context};
 
 const SIDES: [&str; 5] = [
@@ -37,9 +40,7 @@ const BPFTRACE: usize = 4;
 struct Run {
     wall: Duration,
     launched_rss_kib: u64,
-    cpu_seconds: f64,
-    context_switches: f64,
-    page_faults: f64,
+    counts: Counts,
 }
 
 /// How a side starts: a command, or python held until bpftrace has attached.
@@ -61,33 +62,49 @@ struct Bpftrace {
 
 pub fn run(context: &Context, rounds: usize) -> Result<()> {
     let bpftrace = Bpftrace {
-        program: which("bpftrace")
+        program: memray_tests::skip::on_path("bpftrace")
             .context("bpftrace not found on PATH (`cargo xtask setup` installs it)")?,
         script: context.workloads.join("allocs.bt"),
     };
     let self_cost = context.workloads.join("self_cost.py");
-    let cost_file = context.cache.join("ebpf-self-cost.txt");
+    let pid_file = context.cache.join("ebpf-held.pid");
     let mut markdown = String::from("# cargo xtask bench ebpf\n");
-    for workload in super::tracker::workloads(context)? {
+    let workloads = super::tracker::workloads(context)?;
+    let stem = |workload: &super::tracker::Workload| {
+        workload
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    if let Some(unknown) = context
+        .only_workloads
+        .iter()
+        .find(|name| !workloads.iter().any(|w| stem(w) == **name))
+    {
+        anyhow::bail!("no tracker workload named {unknown:?} in bench/workloads");
+    }
+    for workload in workloads
+        .iter()
+        .filter(|w| context.only_workloads.is_empty() || context.only_workloads.contains(&stem(w)))
+    {
         let program: Vec<OsString> = [self_cost.as_os_str(), workload.file.as_os_str()]
             .into_iter()
             .map(OsStr::to_os_string)
             .chain(workload.args.iter().map(OsString::from))
             .collect();
         let sides = launches(context, &workload.environment, &program, &bpftrace);
-        let results = super::interleave(&sides, rounds, |side| run_once(side, &cost_file));
+        let results = super::interleave(&sides, rounds, |side| run_once(side, &pid_file));
         let text = describe(workload.label, &sides, &results);
         print!("{text}");
         markdown.push_str(&text);
     }
-    let rate = rate_check(context)?;
-    println!("{rate}");
-    markdown.push_str(&rate);
-    let written =
-        report::results_stem(&context.root.join("bench/results"))?.with_extension("ebpf.md");
-    std::fs::write(&written, markdown).with_context(|| written.display().to_string())?;
-    println!("results written to {}", written.display());
-    Ok(())
+    if context.only_workloads.is_empty() {
+        let rate = rate_check(context)?;
+        println!("{rate}");
+        markdown.push_str(&rate);
+    }
+    report::write_markdown(&context.root.join("bench/results"), "ebpf.md", &markdown)
 }
 
 fn launches(
@@ -131,92 +148,119 @@ fn launches(
     ]
 }
 
-fn run_once(launch: &Launch, cost_file: &Path) -> Result<Run, String> {
-    let _ = std::fs::remove_file(cost_file);
+fn run_once(launch: &Launch, pid_file: &Path) -> Result<Run, String> {
+    let _ = std::fs::remove_file(pid_file);
     let stderr = tempfile::tempfile().map_err(|e| format!("temporary file: {e}"))?;
-    let finished = match launch {
-        Launch::Direct(command) => {
-            let child = Command::new(&command.program)
-                .args(&command.args)
-                .env("MEMRAY_BENCH_COST", cost_file)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(stderr.try_clone().map_err(|e| e.to_string())?)
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", command.program.display()))?;
-            watch(child, Instant::now())?
-        }
-        Launch::UnderBpftrace {
-            bpftrace,
-            python,
-            args,
-        } => under_bpftrace(bpftrace, python, args, cost_file, &stderr)?,
+    let (program, args) = match launch {
+        Launch::Direct(command) => (&command.program, &command.args),
+        Launch::UnderBpftrace { python, args, .. } => (python, args),
     };
-    if !finished.status.success() {
-        return Err(format!("{}: {}", finished.status, last_line(stderr)));
-    }
-    let cost = std::fs::read_to_string(cost_file)
-        .map_err(|e| format!("no self-cost report ({}): {e}", cost_file.display()))?;
-    let fields: Vec<&str> = cost.split_whitespace().collect();
-    let field = |i: usize| -> Result<f64, String> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| format!("bad self-cost report: {cost:?}"))
-    };
-    Ok(Run {
-        wall: finished.wall,
-        launched_rss_kib: finished.peak_rss_kib,
-        cpu_seconds: field(0)?,
-        context_switches: field(1)?,
-        page_faults: field(2)?,
-    })
-}
-
-/// Python held on stdin, `bpftrace -p PID` on its libc; released once
-/// bpftrace prints "Attaching …", timed from the release to its exit.
-fn under_bpftrace(
-    bpftrace: &Bpftrace,
-    python: &Path,
-    args: &[OsString],
-    cost_file: &Path,
-    stderr: &std::fs::File,
-) -> Result<Finished, String> {
-    let mut held = Command::new(python)
+    let spawned = Instant::now();
+    let mut child = Command::new(program)
         .args(args)
-        .env("MEMRAY_BENCH_COST", cost_file)
-        .env("MEMRAY_BENCH_HOLD", "1")
+        .env("MEMRAY_BENCH_HOLD", pid_file)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(stderr.try_clone().map_err(|e| e.to_string())?)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
-    let traced = trace_until_attached(bpftrace, &held);
-    let Ok(mut tracer) = traced else {
-        let _ = held.kill();
-        let _ = held.wait();
-        return Err(traced.err().unwrap_or_default());
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let held = hold(launch, &mut child, pid_file);
+    let Ok((mut counters, tracer)) = held else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "{}: {}",
+            held.err().unwrap_or_default(),
+            last_line(stderr)
+        ));
     };
-    let start = Instant::now();
-    let released = held
+    // bpftrace's side is timed from the release: its attaching is not the
+    // program's cost.
+    let start = if tracer.is_some() {
+        Instant::now()
+    } else {
+        spawned
+    };
+    let released = child
         .stdin
         .take()
         .map(|mut stdin| stdin.write_all(b"\n"))
         .transpose();
-    let finished = watch(held, start);
-    // SAFETY: sends SIGINT to bpftrace, our own child, not yet waited for.
-    unsafe { libc::kill(tracer.id() as libc::pid_t, libc::SIGINT) };
-    let _ = tracer.wait();
+    let finished = watch(child, start);
+    if let Some(mut tracer) = tracer {
+        // SAFETY: sends SIGINT to bpftrace, our own child, not yet waited for.
+        unsafe { libc::kill(tracer.id() as libc::pid_t, libc::SIGINT) };
+        let _ = tracer.wait();
+    }
     released.map_err(|e| format!("releasing python: {e}"))?;
-    finished
+    let finished = finished?;
+    if !finished.status.success() {
+        return Err(format!("{}: {}", finished.status, last_line(stderr)));
+    }
+    let counts = counters
+        .read()
+        .map_err(|e| format!("reading the perf-event counters: {e}"))?;
+    Ok(Run {
+        wall: finished.wall,
+        launched_rss_kib: finished.peak_rss_kib,
+        counts,
+    })
 }
 
-fn trace_until_attached(bpftrace: &Bpftrace, held: &Child) -> Result<Child, String> {
-    let libc = libc_of(held.id())?;
+/// Once the held python (self_cost.py) has written its pid: bpftrace
+/// attached to it on the bpftrace side, and its counters opened.
+fn hold(
+    launch: &Launch,
+    child: &mut Child,
+    pid_file: &Path,
+) -> Result<(Counters, Option<Child>), String> {
+    let pid = held_pid(child, pid_file)?;
+    let tracer = match launch {
+        Launch::UnderBpftrace { bpftrace, .. } => Some(trace_until_attached(bpftrace, pid)?),
+        Launch::Direct(_) => None,
+    };
+    let counters = Counters::open(pid).map_err(|e| {
+        format!("cannot open perf-event counters on process {pid} (root needed): {e}")
+    });
+    match (counters, tracer) {
+        (Ok(counters), tracer) => Ok((counters, tracer)),
+        (Err(why), Some(mut tracer)) => {
+            let _ = tracer.kill();
+            let _ = tracer.wait();
+            Err(why)
+        }
+        (Err(why), None) => Err(why),
+    }
+}
+
+/// The pid self_cost.py writes once it holds (the profiler may have started
+/// it as a child of its own).
+fn held_pid(child: &mut Child, pid_file: &Path) -> Result<u32, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            return Ok(pid);
+        }
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!("ended ({status}) before holding"));
+        }
+        if Instant::now() > deadline {
+            return Err("not held after 60 s".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `bpftrace -p PID` on the held python's libc, once it prints "Attaching …".
+fn trace_until_attached(bpftrace: &Bpftrace, pid: u32) -> Result<Child, String> {
+    let libc = libc_of(pid)?;
     let script = std::fs::read_to_string(&bpftrace.script)
         .map_err(|e| format!("allocs.bt: {e}"))?
         .replace("LIBC", &libc);
-    let pid = held.id().to_string();
+    let pid = pid.to_string();
     let mut tracer = Command::new(&bpftrace.program)
         .args(["-p", &pid, "-e", &script, &pid])
         .stdin(Stdio::null())
@@ -269,7 +313,7 @@ struct Finished {
 /// Waits for `child`, reading its peak RSS (VmHWM) until it exits: the
 /// process's own, where wait4's would include its children.
 fn watch(mut child: Child, start: Instant) -> Result<Finished, String> {
-    let status_file = format!("/proc/{}/status", child.id());
+    let pid = child.id();
     let mut peak_rss_kib = 0;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
@@ -279,33 +323,15 @@ fn watch(mut child: Child, start: Instant) -> Result<Finished, String> {
                 peak_rss_kib,
             });
         }
-        peak_rss_kib = vm_hwm_kib(&status_file).unwrap_or(peak_rss_kib);
+        peak_rss_kib = proc_stats::status_kib(pid, "VmHWM").unwrap_or(peak_rss_kib);
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn vm_hwm_kib(status_file: &str) -> Option<u64> {
-    std::fs::read_to_string(status_file)
-        .ok()?
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn read_all(mut file: std::fs::File, text: &mut String) -> std::io::Result<()> {
     use std::io::{Read, Seek};
     file.rewind()?;
     file.read_to_string(text).map(drop)
-}
-
-fn median_by(runs: &[Run], key: impl Fn(&Run) -> f64) -> f64 {
-    let mut values: Vec<f64> = runs.iter().map(key).collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The workload's table: medians per side, time added to plain, and the ratios.
@@ -325,7 +351,7 @@ fn describe(label: &str, sides: &[Launch], results: &[Result<Vec<Run>, String>])
         };
         text.push_str(&format!("- {}: `{command}`\n", SIDES[side]));
     }
-    text.push_str("\n| side | wall (median) | added vs plain | self CPU | context switches | page faults | launched process peak RSS |\n|---|---|---|---|---|---|---|\n");
+    text.push_str("\n| side | wall (median) | added vs plain | profiled process: task clock | context switches | page faults | launched process peak RSS |\n|---|---|---|---|---|---|---|\n");
     let wall = |side: usize| -> Option<f64> {
         results[side]
             .as_ref()
@@ -339,9 +365,9 @@ fn describe(label: &str, sides: &[Launch], results: &[Result<Vec<Run>, String>])
                 "{:.3} s | {} | {:.3} s | {:.0} | {:.0} | {:.1} MiB",
                 median_by(runs, |r| r.wall.as_secs_f64()),
                 added(side).map_or("n/a".into(), |a| format!("{a:+.3} s")),
-                median_by(runs, |r| r.cpu_seconds),
-                median_by(runs, |r| r.context_switches),
-                median_by(runs, |r| r.page_faults),
+                median_by(runs, |r| r.counts.task_clock_seconds),
+                median_by(runs, |r| r.counts.context_switches as f64),
+                median_by(runs, |r| r.counts.page_faults as f64),
                 median_by(runs, |r| r.launched_rss_kib as f64) / 1024.0,
             ),
             Err(why) => format!("FAILED: {why} | | | | | "),
@@ -403,12 +429,4 @@ fn rate_check(context: &Context) -> Result<String> {
         last_line(stdout),
         finished.peak_rss_kib as f64 / 1024.0,
     ))
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|path| path.is_file())
-    })
 }

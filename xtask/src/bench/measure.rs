@@ -97,3 +97,10 @@ pub fn last_line(mut file: File) -> String {
         .trim()
         .to_string()
 }
+
+/// The median of `key` over `items` (NaN when there are none).
+pub fn median_by<T>(items: &[T], key: impl Fn(&T) -> f64) -> f64 {
+    let mut values: Vec<f64> = items.iter().map(key).collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}

@@ -6,10 +6,14 @@
 //! profiler adds to it, and the size of the capture each one writes.
 
 mod catalog;
+mod counters;
 mod ebpf;
+mod live;
 mod measure;
+mod proc_stats;
 mod report;
 mod reports;
+mod self_cost;
 mod tracker;
 
 use std::path::PathBuf;
@@ -34,6 +38,13 @@ pub struct BenchArgs {
     /// e.g. `--report stats --report "flamegraph --leaks"`.
     #[arg(long = "report", value_name = "REPORT")]
     reports: Vec<String>,
+    /// The `ebpf` benchmark runs only these workloads (repeatable; file stems
+    /// of bench/workloads, e.g. `tracker_churn`; default: all, then the rate check).
+    #[arg(long = "workload", value_name = "STEM")]
+    workloads: Vec<String>,
+    /// How long the `live` benchmark's keeping-up run lasts.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    live_seconds: u64,
 }
 
 /// One entry of the catalog.
@@ -86,6 +97,10 @@ pub struct Context {
     pub reference: ReferenceMemray,
     /// The reports selected with `--report` (empty: all).
     pub reports: Vec<String>,
+    /// The workloads selected with `--workload` (empty: all).
+    pub only_workloads: Vec<String>,
+    /// The `live` benchmark's keeping-up duration (`--live-seconds`).
+    pub live_seconds: u64,
 }
 
 /// Everything measured for one variant.
@@ -125,6 +140,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    if args.live_seconds == 0 {
+        bail!("--live-seconds must be at least 1");
+    }
     reports::check_selection(&args.reports)?;
     let selected: Vec<&Benchmark> = catalog
         .iter()
@@ -139,6 +157,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ours: release.join("memray"),
         reference: memray_tests::reference::reference_memray(),
         reports: args.reports.clone(),
+        only_workloads: args.workloads.clone(),
+        live_seconds: args.live_seconds,
         root,
     };
     std::fs::create_dir_all(&context.cache)?;

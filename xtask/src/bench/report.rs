@@ -152,9 +152,18 @@ pub fn write(dir: &Path, outcomes: &[Outcome]) -> Result<PathBuf> {
     Ok(json_path)
 }
 
+/// Saves a benchmark's own markdown report as `<dir>/<unix time>.<extension>`
+/// and says where.
+pub fn write_markdown(dir: &Path, extension: &str, markdown: &str) -> Result<()> {
+    let written = results_stem(dir)?.with_extension(extension);
+    std::fs::write(&written, markdown).with_context(|| written.display().to_string())?;
+    println!("results written to {}", written.display());
+    Ok(())
+}
+
 /// `<dir>/<unix time>`, the results directory created: results files are
 /// this with their extension.
-pub fn results_stem(dir: &Path) -> Result<PathBuf> {
+fn results_stem(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
