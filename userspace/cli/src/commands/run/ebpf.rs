@@ -86,10 +86,7 @@ pub fn run(args: Args) -> CliResult {
 
 /// `--ebpf` does not combine with these yet.
 fn reject_unsupported(args: &Args) -> CliResult {
-    let unsupported = [
-        (args.live, "--live"),
-        (args.live_remote, "--live-remote"),
-    ];
+    let unsupported = [(args.live, "--live"), (args.live_remote, "--live-remote")];
     match unsupported.iter().find(|(set, _)| *set) {
         Some((_, flag)) => Err(CliError::new(format!(
             "memray run: --ebpf with {flag} is not supported yet"
