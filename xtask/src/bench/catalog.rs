@@ -56,6 +56,8 @@ pub fn all() -> Vec<Benchmark> {
                 )])
             }),
         },
+        // eBPF is a feature of the Linux kernel.
+        #[cfg(target_os = "linux")]
         Benchmark {
             name: "ebpf",
             about: "`memray run --ebpf` of the tracker workloads, against plain Python, \

@@ -6,7 +6,9 @@
 //! profiler adds to it, and the size of the capture each one writes.
 
 mod catalog;
+#[cfg(target_os = "linux")]
 mod counters;
+#[cfg(target_os = "linux")]
 mod ebpf;
 mod live;
 mod measure;
@@ -40,6 +42,7 @@ pub struct BenchArgs {
     reports: Vec<String>,
     /// The `ebpf` benchmark runs only these workloads (repeatable; file stems
     /// of bench/workloads, e.g. `tracker_churn`; default: all, then the rate check).
+    #[cfg(target_os = "linux")]
     #[arg(long = "workload", value_name = "STEM")]
     workloads: Vec<String>,
     /// How long the `live` benchmark's keeping-up run lasts.
@@ -98,6 +101,7 @@ pub struct Context {
     /// The reports selected with `--report` (empty: all).
     pub reports: Vec<String>,
     /// The workloads selected with `--workload` (empty: all).
+    #[cfg(target_os = "linux")]
     pub only_workloads: Vec<String>,
     /// The `live` benchmark's keeping-up duration (`--live-seconds`).
     pub live_seconds: u64,
@@ -157,6 +161,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ours: release.join("memray"),
         reference: memray_tests::reference::reference_memray(),
         reports: args.reports.clone(),
+        #[cfg(target_os = "linux")]
         only_workloads: args.workloads.clone(),
         live_seconds: args.live_seconds,
         root,
