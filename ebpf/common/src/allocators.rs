@@ -159,7 +159,8 @@ pub struct AllocationEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrackedProcess {
-    /// [`TrackedProcess::FOLLOW_FORK`], [`TrackedProcess::FOLLOW_EXEC`].
+    /// [`TrackedProcess::FOLLOW_FORK`], [`TrackedProcess::FOLLOW_EXEC`],
+    /// [`TrackedProcess::RECORDED`].
     pub flags: u64,
     /// Where libc's executable code is mapped in the process (start, end):
     /// calls from there to the syscall wrappers are libc's own.
@@ -176,6 +177,12 @@ impl TrackedProcess {
     /// Its programs are followed through `exec` (the children it forks
     /// join the set, as they may exec; their captures start at the exec).
     pub const FOLLOW_EXEC: u64 = 2;
+    /// Its allocator calls are recorded: set by userspace once every probe
+    /// the program it runs needs is placed, cleared when it execs another.
+    /// A call whose entry probe fires before its return probe is placed
+    /// would stay in flight for good, every later call of its thread
+    /// counted as nested in it and never recorded.
+    pub const RECORDED: u64 = 4;
 }
 
 /// An allocator call in flight on a thread, from its entry probe to its

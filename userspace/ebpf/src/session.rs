@@ -215,19 +215,21 @@ impl Session {
             exit_holds: Vec::new(),
         };
         self.attached.insert(pid, attachment);
+        // Every probe before it enters the pid set, recorded.
+        self.place_custom(pid, follow_fork)?;
         self.forget_pending(&[pid])?;
+        let mut flags = TrackedProcess::RECORDED;
+        if follow_fork {
+            flags |= TrackedProcess::FOLLOW_FORK;
+        }
         let entry = TrackedProcess {
-            flags: if follow_fork {
-                TrackedProcess::FOLLOW_FORK
-            } else {
-                0
-            },
+            flags,
             libc_text_start: libc.text_range.0,
             libc_text_end: libc.text_range.1,
             origin: u64::from(pid),
         };
         self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
-        self.place_custom(pid, follow_fork)
+        Ok(())
     }
 
     /// Probes libc's allocator functions.
@@ -397,8 +399,15 @@ impl Session {
     /// is mapped now.
     pub fn follow_exec(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
+        let attachment = self.attached.get(&pid).ok_or(Error::NotAttached(pid))?;
+        let moved = attachment.libc != libc.file_id;
+        if moved || !self.custom.is_empty() {
+            // It may be running: none of its calls counts while probes are
+            // placed (TrackedProcess::RECORDED).
+            self.update_process(pid, |entry| entry.flags &= !TrackedProcess::RECORDED)?;
+        }
         let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
-        if attachment.libc != libc.file_id {
+        if moved {
             let scope = if attachment.every_process {
                 UProbeScope::AllProcesses
             } else {
@@ -414,9 +423,9 @@ impl Session {
             }
             result?;
         }
-        self.set_libc_text(pid, &libc)?;
         let every_process = self.attached.get(&pid).is_some_and(|a| a.every_process);
-        self.place_custom(pid, every_process)
+        self.place_custom(pid, every_process)?;
+        self.record_calls(pid, &libc)
     }
 
     /// Also probe these third-party allocators (`--allocator`) in every
@@ -470,15 +479,16 @@ impl Session {
     pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
         self.cover(&libc)?;
-        self.set_libc_text(pid, &libc)?;
-        self.place_custom(pid, true)
+        self.place_custom(pid, true)?;
+        self.record_calls(pid, &libc)
     }
 
     /// Puts process `pid` in the pid set with `follow`, without probes of
     /// its own (`attach --all`: many processes, one set of probes per
-    /// libc): [`Session::follow_into_program`] places them once its libc is
-    /// mapped (a process that has just run exec has none yet). Out of the
-    /// set with [`Session::untrack`] or the session.
+    /// libc), not recorded yet: [`Session::follow_into_program`] places them
+    /// once its libc is mapped (a process that has just run exec has none
+    /// yet), then records it. Out of the set with [`Session::untrack`] or
+    /// the session.
     pub fn track(&mut self, pid: u32, follow: Follow) -> Result<(), Error> {
         if NonZeroU32::new(pid).is_none() {
             return Err(Error::InvalidPid(0));
@@ -507,11 +517,7 @@ impl Session {
     /// forks) and its children exec are followed: each stops at its exec
     /// until userspace has looked at it ([`Session::execs`]).
     pub fn follow_execs(&mut self, pid: u32) -> Result<(), Error> {
-        let mut processes = self.processes()?;
-        let mut entry = processes.get(&pid, 0)?;
-        entry.0.flags |= TrackedProcess::FOLLOW_EXEC;
-        processes.insert(pid, entry, 0)?;
-        Ok(())
+        self.update_process(pid, |entry| entry.flags |= TrackedProcess::FOLLOW_EXEC)
     }
 
     /// Whether to hear of every exec on the machine ([`Session::execs`]),
@@ -556,13 +562,26 @@ impl Session {
         Ok(())
     }
 
-    /// Where `libc`'s code is mapped in process `pid` (its own calls to the
-    /// system-call wrappers are told apart by it).
-    fn set_libc_text(&mut self, pid: u32, libc: &LibcImage) -> Result<(), Error> {
+    /// Records the calls of process `pid` from now on: call it once every
+    /// probe its program needs is placed. `libc` is where its code is mapped
+    /// (its own calls to the system-call wrappers are told apart by it).
+    fn record_calls(&mut self, pid: u32, libc: &LibcImage) -> Result<(), Error> {
+        self.update_process(pid, |entry| {
+            entry.libc_text_start = libc.text_range.0;
+            entry.libc_text_end = libc.text_range.1;
+            entry.flags |= TrackedProcess::RECORDED;
+        })
+    }
+
+    /// Changes the pid set entry of process `pid`.
+    fn update_process(
+        &mut self,
+        pid: u32,
+        change: impl FnOnce(&mut TrackedProcess),
+    ) -> Result<(), Error> {
         let mut processes = self.processes()?;
         let mut entry = processes.get(&pid, 0)?;
-        entry.0.libc_text_start = libc.text_range.0;
-        entry.0.libc_text_end = libc.text_range.1;
+        change(&mut entry.0);
         processes.insert(pid, entry, 0)?;
         Ok(())
     }
