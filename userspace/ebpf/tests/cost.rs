@@ -1,5 +1,6 @@
-//! What the probes add to a malloc/free pair of a C loop (informative, not a
-//! benchmark: run on a quiet machine with
+//! What the probes add to a malloc/free pair of a C loop, in the recorded
+//! process and in one outside the pid set (informative, not a benchmark: run
+//! on a quiet machine with
 //! `cargo test -p memray-ebpf --test cost -- --ignored --nocapture`).
 
 mod support;
@@ -58,4 +59,32 @@ fn cost_per_malloc_free_pair() {
         (on - off) / 1000.0
     );
     workload.finish();
+}
+
+/// A process outside the pid set, on the libc of one recorded following
+/// its forks: what the probes placed for that one cost it.
+#[test]
+#[ignore = "a measurement"]
+fn cost_outside_the_pid_set() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let mut outside = Workload::start(&["loop", &PAIRS.to_string()]);
+    let recorded = Workload::start(&["loop", "1"]);
+    // Before any attach: a detached process's probes stay placed, inert.
+    let off: Vec<f64> = (0..5).map(|_| round(&mut outside)).collect();
+    let mut recording = Recording::start(Options::default());
+    recording
+        .session
+        .attach(recorded.pid(), true)
+        .expect("attach following forks");
+    let on: Vec<f64> = (0..5).map(|_| round(&mut outside)).collect();
+    assert!(recording.drain().is_empty(), "the outside process recorded");
+    let (off, on) = (median(off), median(on));
+    eprintln!(
+        "malloc+free pair outside the pid set: {off:.0} ns alone, {on:.0} ns beside a recording following forks (+{:.2} µs)",
+        (on - off) / 1000.0
+    );
+    outside.finish();
+    recorded.finish();
 }
