@@ -94,8 +94,13 @@ pub struct Session {
     holds: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
     /// Probes placed for every process mapping a libc, by its file id, for
     /// the processes tracked without an attachment of their own
-    /// ([`Session::track`]) or followed into a program on another libc.
+    /// ([`Session::track`]) or followed into a program on another libc,
+    /// whose forks are followed.
     shared: StdHashMap<(u64, u64), Vec<(&'static str, UProbeLinkId)>>,
+    /// The probes of each followed program whose forks are not
+    /// (`--follow-exec` alone): its own, so that no other process traps on
+    /// them.
+    own: StdHashMap<u32, LibcProbes>,
     /// The third-party allocators to probe ([`Session::probe_allocators`]).
     custom: Vec<CustomAllocator>,
     /// Their probes, by the attached process they are for (0: every process)…
@@ -108,12 +113,18 @@ pub struct Session {
     retired: Vec<UProbeLink>,
 }
 
+/// The allocator probes on one libc file.
+#[derive(Default)]
+struct LibcProbes {
+    /// The file ([`LibcImage::file_id`]).
+    libc: (u64, u64),
+    links: Vec<(&'static str, UProbeLinkId)>,
+}
+
 /// The probes placed for one attached process.
 struct Attachment {
     /// The allocator probes, on its libc.
-    links: Vec<(&'static str, UProbeLinkId)>,
-    /// Its libc file ([`LibcImage::file_id`]).
-    libc: (u64, u64),
+    probes: LibcProbes,
     /// Placed for every process mapping that libc (following forks).
     every_process: bool,
     /// The holds of its followed children at `_exit`
@@ -166,6 +177,7 @@ impl Session {
             attached: StdHashMap::new(),
             holds: StdHashMap::new(),
             shared: StdHashMap::new(),
+            own: StdHashMap::new(),
             custom: Vec::new(),
             custom_links: StdHashMap::new(),
             custom_placed: HashSet::new(),
@@ -197,7 +209,7 @@ impl Session {
         let overlaps = self
             .attached
             .values()
-            .any(|a| a.libc == libc.file_id && (a.every_process || follow_fork))
+            .any(|a| a.probes.libc == libc.file_id && (a.every_process || follow_fork))
             || self.shared.contains_key(&libc.file_id);
         if overlaps {
             return Err(Error::SharedLibc(pid));
@@ -209,8 +221,10 @@ impl Session {
             return Err(error);
         }
         let attachment = Attachment {
-            links,
-            libc: libc.file_id,
+            probes: LibcProbes {
+                libc: libc.file_id,
+                links,
+            },
             every_process: follow_fork,
             exit_holds: Vec::new(),
         };
@@ -346,14 +360,11 @@ impl Session {
             // Gone already if it exited meanwhile.
             let _ = processes.remove(tgid);
         }
-        self.retire_links(attachment.links);
+        self.retire_links(attachment.probes.links);
         self.retire_links(attachment.exit_holds);
-        if let Some(links) = self.custom_links.remove(&pid) {
-            self.retire_links(links);
-            self.custom_placed.retain(|&(owner, _)| owner != pid);
-        }
         for &tgid in &family {
             self.release_holds(tgid);
+            self.retire_own(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
         }
         self.forget_pending(&family)
@@ -399,33 +410,57 @@ impl Session {
     /// is mapped now.
     pub fn follow_exec(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
-        let attachment = self.attached.get(&pid).ok_or(Error::NotAttached(pid))?;
-        let moved = attachment.libc != libc.file_id;
-        if moved || !self.custom.is_empty() {
-            // It may be running: none of its calls counts while probes are
-            // placed (TrackedProcess::RECORDED).
+        if !self.custom.is_empty() {
+            // Their probes may be placed while it runs (TrackedProcess::RECORDED).
             self.update_process(pid, |entry| entry.flags &= !TrackedProcess::RECORDED)?;
         }
         let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
-        if moved {
-            let scope = if attachment.every_process {
-                UProbeScope::AllProcesses
-            } else {
-                UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?)
-            };
-            attachment.libc = libc.file_id;
-            let old = std::mem::take(&mut attachment.links);
-            self.retire_links(old);
-            let mut links = Vec::new();
-            let result = self.attach_functions(&libc, scope, &mut links);
-            if let Some(attachment) = self.attached.get_mut(&pid) {
-                attachment.links = links;
-            }
-            result?;
+        let every_process = attachment.every_process;
+        let old = std::mem::take(&mut attachment.probes);
+        let scope = match every_process {
+            true => UProbeScope::AllProcesses,
+            false => UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?),
+        };
+        let probes = self.move_probes(pid, old, &libc, scope);
+        if let Some(attachment) = self.attached.get_mut(&pid) {
+            attachment.probes = probes?;
         }
-        let every_process = self.attached.get(&pid).is_some_and(|a| a.every_process);
         self.place_custom(pid, every_process)?;
         self.record_calls(pid, &libc)
+    }
+
+    /// The probes `old` of process `pid` (placed for `scope`), moved to
+    /// `libc`: kept if they are on that file already (they follow the
+    /// process through exec), else set aside and placed anew, while the
+    /// process is not recorded (it may be running). On failure, what was
+    /// placed is set aside.
+    fn move_probes(
+        &mut self,
+        pid: u32,
+        old: LibcProbes,
+        libc: &LibcImage,
+        scope: UProbeScope,
+    ) -> Result<LibcProbes, Error> {
+        if !old.links.is_empty() && old.libc == libc.file_id {
+            return Ok(old);
+        }
+        self.retire_links(old.links);
+        // None of its calls counts while probes are placed
+        // (TrackedProcess::RECORDED).
+        self.update_process(pid, |entry| entry.flags &= !TrackedProcess::RECORDED)?;
+        let mut links = Vec::new();
+        let result = self.attach_functions(libc, scope, &mut links);
+        let probes = LibcProbes {
+            libc: libc.file_id,
+            links,
+        };
+        match result {
+            Ok(()) => Ok(probes),
+            Err(error) => {
+                self.retire_links(probes.links);
+                Err(error)
+            }
+        }
     }
 
     /// Also probe these third-party allocators (`--allocator`) in every
@@ -474,12 +509,23 @@ impl Session {
 
     /// A followed process `pid` (a child of an attached one, or tracked)
     /// runs a new program, which may map another libc (a container's, or
-    /// another interpreter's): the probes are placed on it too, for every
-    /// process, unless they are there already.
+    /// another interpreter's), and is recorded from now on. If its forks are
+    /// followed, the probes are placed on that libc for every process (a
+    /// forked child inherits them), unless they are there already; else
+    /// for it alone.
     pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
-        self.cover(&libc)?;
-        self.place_custom(pid, true)?;
+        let flags = self.processes()?.get(&pid, 0)?.0.flags;
+        let every_process = flags & TrackedProcess::FOLLOW_FORK != 0;
+        if every_process {
+            self.cover(&libc)?;
+        } else {
+            let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?);
+            let old = self.own.remove(&pid).unwrap_or_default();
+            let probes = self.move_probes(pid, old, &libc, scope)?;
+            self.own.insert(pid, probes);
+        }
+        self.place_custom(pid, every_process)?;
         self.record_calls(pid, &libc)
     }
 
@@ -510,7 +556,19 @@ impl Session {
         let _ = self.processes()?.remove(&pid);
         python::unregister(&mut self.ebpf, pid)?;
         self.release_holds(pid);
+        self.retire_own(pid);
         self.forget_pending(&[pid])
+    }
+
+    /// Sets aside the probes placed for followed process `pid` alone.
+    fn retire_own(&mut self, pid: u32) {
+        if let Some(probes) = self.own.remove(&pid) {
+            self.retire_links(probes.links);
+        }
+        if let Some(links) = self.custom_links.remove(&pid) {
+            self.retire_links(links);
+            self.custom_placed.retain(|&(owner, _)| owner != pid);
+        }
     }
 
     /// From now on, the programs that process `pid` (attached following
@@ -548,7 +606,7 @@ impl Session {
             || self
                 .attached
                 .values()
-                .any(|a| a.every_process && a.libc == libc.file_id);
+                .any(|a| a.every_process && a.probes.libc == libc.file_id);
         if covered {
             return Ok(());
         }
