@@ -182,7 +182,7 @@ impl TrackedProcess {
     /// A call whose entry probe fires before its return probe is placed
     /// would stay in flight for good, every later call of its thread
     /// counted as nested in it and never recorded.
-    pub const RECORDED: u64 = 4;
+    pub const RECORDED: u64 = 8;
 }
 
 /// An allocator call in flight on a thread, from its entry probe to its
