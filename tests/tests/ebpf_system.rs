@@ -44,9 +44,7 @@ const CHECK_CHILDREN: &str = "import sys\n\
 /// Python child is followed): each Python child's capture holds its own
 /// allocations at the right lines, and there is no other capture.
 #[test]
-#[ignore = "known bug (README): the first process a recording follows may get no records when other eBPF recordings ended or run around it; run by hand with --ignored"]
 fn follow_exec_records_each_python_child_in_its_own_capture() {
-    let _one_at_a_time = one_at_a_time();
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
@@ -206,9 +204,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 /// command line does not match gets none; Ctrl-C ends it with one line per
 /// process, and the processes go on.
 #[test]
-#[ignore = "known bug (README): the first process a recording follows may get no records when other eBPF recordings ended or run around it; run by hand with --ignored"]
 fn attach_all_records_every_matching_python_process() {
-    let _one_at_a_time = one_at_a_time();
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
@@ -227,7 +223,6 @@ fn attach_all_records_every_matching_python_process() {
         Worker::start(&first, dir, "role=target", 300_037),
     ];
     let mut other = Worker::start(&first, dir, "role=other", 300_041);
-    earlier_probes_gone();
     let memray = attach_all(dir, "role=target");
     let captures = dir.join("captures");
     wait_for("the running workers' captures", || {
@@ -284,7 +279,6 @@ fn attach_all_records_every_matching_python_process() {
 /// (memray 1.20 reads them); glibc's probes alone see none of them.
 #[test]
 fn allocator_shorthands_record_jemalloc_and_mimalloc() {
-    let _one_at_a_time = one_at_a_time();
     if !skip::needs_built_ebpf(memray_ebpf::is_built())
         || !skip::needs(&[skip::Requirement::ThirdPartyAllocators])
     {
@@ -339,7 +333,6 @@ fn allocator_shorthands_record_jemalloc_and_mimalloc() {
 /// at their line in `work`.
 #[test]
 fn attach_all_records_the_workers_a_server_forks() {
-    let _one_at_a_time = one_at_a_time();
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
@@ -422,21 +415,4 @@ fn attach_all(dir: &Path, name: &str) -> std::process::Child {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start memray attach --all")
-}
-
-/// The tests of this file run one at a time: a recording that ends while
-/// `attach --all` starts can cost it its first process (below).
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Known bug, not understood yet: an `attach --all` started within a few
-/// seconds of the end of another recording (whose uprobes the kernel is
-/// still removing) gets no records of the first process it finds. Measured:
-/// back-to-back runs of this test fail, runs 6 s apart pass. The README
-/// says so; this waits rather than hide it elsewhere.
-fn earlier_probes_gone() {
-    std::thread::sleep(std::time::Duration::from_secs(6));
 }

@@ -153,7 +153,8 @@ pub struct AllocationEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrackedProcess {
-    /// [`TrackedProcess::FOLLOW_FORK`], [`TrackedProcess::FOLLOW_EXEC`].
+    /// [`TrackedProcess::FOLLOW_FORK`], [`TrackedProcess::FOLLOW_EXEC`],
+    /// [`TrackedProcess::RECORDED`].
     pub flags: u64,
     /// Where libc's executable code is mapped in the process (start, end):
     /// calls from there to the syscall wrappers are libc's own.
@@ -172,6 +173,12 @@ impl TrackedProcess {
     pub const FOLLOW_EXEC: u64 = 2;
     /// Each allocation copies its native stack (`--native`).
     pub const NATIVE_STACKS: u64 = 4;
+    /// Its allocator calls are recorded: set by userspace once every probe
+    /// the program it runs needs is placed, cleared when it execs another.
+    /// A call whose entry probe fires before its return probe is placed
+    /// would stay in flight for good, every later call of its thread
+    /// counted as nested in it and never recorded.
+    pub const RECORDED: u64 = 8;
 }
 
 /// An allocator call in flight on a thread, from its entry probe to its

@@ -70,6 +70,9 @@ pub fn allocator_entry(ctx: ProbeContext) -> u32 {
     let Some(process) = (unsafe { PROCESSES.get(tgid) }).copied() else {
         return 0;
     };
+    if process.flags & TrackedProcess::RECORDED == 0 {
+        return 0;
+    }
     // SAFETY: the context is the uprobe's pt_regs.
     let cookie = unsafe { aya_ebpf::helpers::bpf_get_attach_cookie(ctx.as_ptr()) };
     let Some(function) = Function::from_cookie(cookie) else {

@@ -1,6 +1,7 @@
 //! Following processes through `exec`. A process of the pid set that follows
-//! execs loses its old interpreter's entries (its memory is gone) and is
-//! stopped until userspace has looked at its new program (placed the probes
+//! execs loses its old interpreter's entries (its memory is gone), is not
+//! recorded until userspace has placed the probes its new program needs, and
+//! is stopped until userspace has looked at its new program (placed the probes
 //! that hold a CPython at its start, or found it is not one); userspace hears
 //! of it through the `EXECS` ring. While `EXEC_WATCH` is set (`attach
 //! --all`), every other exec on the machine is only reported.
@@ -31,6 +32,8 @@ pub fn process_exec(_ctx: TracePointContext) -> u32 {
     // SAFETY: the value is copied out at once.
     match unsafe { PROCESSES.get(tgid) }.copied() {
         Some(process) if process.flags & TrackedProcess::FOLLOW_EXEC != 0 => {
+            let flags = process.flags & !TrackedProcess::RECORDED;
+            let _ = PROCESSES.insert(tgid, TrackedProcess { flags, ..process }, 0);
             let _ = PYTHON_TARGETS.remove(tgid);
             let _ = PYTHON_THREAD_KEYS.remove(tgid);
             if notify(tgid, 1) {

@@ -75,8 +75,9 @@ pub struct Recording<'a> {
     /// The program is just starting (`run`): its interpreter is looked for
     /// until it is up. Else (`attach`) it must be found at once.
     pub starting: bool,
-    /// What is followed (attach with [`Follow::forks`] or
-    /// [`Follow::execs`] set: the probes must be placed for every process).
+    /// What is followed (attach with [`Follow::forks`] set: the probes
+    /// must be placed for every process; execs alone need only the
+    /// process's own).
     pub follow: Follow,
 }
 

@@ -101,8 +101,13 @@ pub struct Session {
     holds: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
     /// Probes placed for every process mapping a libc, by its file id, for
     /// the processes tracked without an attachment of their own
-    /// ([`Session::track`]) or followed into a program on another libc.
+    /// ([`Session::track`]) or followed into a program on another libc,
+    /// whose forks are followed.
     shared: StdHashMap<(u64, u64), Vec<(&'static str, UProbeLinkId)>>,
+    /// The probes of each followed program whose forks are not
+    /// (`--follow-exec` alone): its own, so that no other process traps on
+    /// them.
+    own: StdHashMap<u32, LibcProbes>,
     /// The third-party allocators to probe ([`Session::probe_allocators`]).
     custom: Vec<CustomAllocator>,
     /// Their probes, by the attached process they are for (0: every process)…
@@ -118,12 +123,18 @@ pub struct Session {
     retired: Vec<UProbeLink>,
 }
 
+/// The allocator probes on one libc file.
+#[derive(Default)]
+struct LibcProbes {
+    /// The file ([`LibcImage::file_id`]).
+    libc: (u64, u64),
+    links: Vec<(&'static str, UProbeLinkId)>,
+}
+
 /// The probes placed for one attached process.
 struct Attachment {
     /// The allocator probes, on its libc.
-    links: Vec<(&'static str, UProbeLinkId)>,
-    /// Its libc file ([`LibcImage::file_id`]).
-    libc: (u64, u64),
+    probes: LibcProbes,
     /// Placed for every process mapping that libc (following forks).
     every_process: bool,
     /// The holds of its followed children at `_exit`
@@ -176,6 +187,7 @@ impl Session {
             attached: StdHashMap::new(),
             holds: StdHashMap::new(),
             shared: StdHashMap::new(),
+            own: StdHashMap::new(),
             custom: Vec::new(),
             custom_links: StdHashMap::new(),
             custom_placed: HashSet::new(),
@@ -208,7 +220,7 @@ impl Session {
         let overlaps = self
             .attached
             .values()
-            .any(|a| a.libc == libc.file_id && (a.every_process || follow_fork))
+            .any(|a| a.probes.libc == libc.file_id && (a.every_process || follow_fork))
             || self.shared.contains_key(&libc.file_id);
         if overlaps {
             return Err(Error::SharedLibc(pid));
@@ -220,25 +232,29 @@ impl Session {
             return Err(error);
         }
         let attachment = Attachment {
-            links,
-            libc: libc.file_id,
+            probes: LibcProbes {
+                libc: libc.file_id,
+                links,
+            },
             every_process: follow_fork,
             exit_holds: Vec::new(),
         };
         self.attached.insert(pid, attachment);
+        // Every probe before it enters the pid set, recorded.
+        self.place_custom(pid, follow_fork)?;
         self.forget_pending(&[pid])?;
+        let mut flags = TrackedProcess::RECORDED;
+        if follow_fork {
+            flags |= TrackedProcess::FOLLOW_FORK;
+        }
         let entry = TrackedProcess {
-            flags: if follow_fork {
-                TrackedProcess::FOLLOW_FORK
-            } else {
-                0
-            },
+            flags,
             libc_text_start: libc.text_range.0,
             libc_text_end: libc.text_range.1,
             origin: u64::from(pid),
         };
         self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
-        self.place_custom(pid, follow_fork)
+        Ok(())
     }
 
     /// Probes libc's allocator functions.
@@ -355,15 +371,12 @@ impl Session {
             // Gone already if it exited meanwhile.
             let _ = processes.remove(tgid);
         }
-        self.retire_links(attachment.links);
+        self.retire_links(attachment.probes.links);
         self.retire_links(attachment.exit_holds);
-        if let Some(links) = self.custom_links.remove(&pid) {
-            self.retire_links(links);
-            self.custom_placed.retain(|&(owner, _)| owner != pid);
-        }
         self.python_allocators.forget(pid);
         for &tgid in &family {
             self.release_holds(tgid);
+            self.retire_own(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
         }
         self.forget_pending(&family)
@@ -409,26 +422,57 @@ impl Session {
     /// is mapped now.
     pub fn follow_exec(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
-        let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
-        if attachment.libc != libc.file_id {
-            let scope = if attachment.every_process {
-                UProbeScope::AllProcesses
-            } else {
-                UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?)
-            };
-            attachment.libc = libc.file_id;
-            let old = std::mem::take(&mut attachment.links);
-            self.retire_links(old);
-            let mut links = Vec::new();
-            let result = self.attach_functions(&libc, scope, &mut links);
-            if let Some(attachment) = self.attached.get_mut(&pid) {
-                attachment.links = links;
-            }
-            result?;
+        if !self.custom.is_empty() {
+            // Their probes may be placed while it runs (TrackedProcess::RECORDED).
+            self.update_process(pid, |entry| entry.flags &= !TrackedProcess::RECORDED)?;
         }
-        self.set_libc_text(pid, &libc)?;
-        let every_process = self.attached.get(&pid).is_some_and(|a| a.every_process);
-        self.place_custom(pid, every_process)
+        let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
+        let every_process = attachment.every_process;
+        let old = std::mem::take(&mut attachment.probes);
+        let scope = match every_process {
+            true => UProbeScope::AllProcesses,
+            false => UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?),
+        };
+        let probes = self.move_probes(pid, old, &libc, scope);
+        if let Some(attachment) = self.attached.get_mut(&pid) {
+            attachment.probes = probes?;
+        }
+        self.place_custom(pid, every_process)?;
+        self.record_calls(pid, &libc)
+    }
+
+    /// The probes `old` of process `pid` (placed for `scope`), moved to
+    /// `libc`: kept if they are on that file already (they follow the
+    /// process through exec), else set aside and placed anew, while the
+    /// process is not recorded (it may be running). On failure, what was
+    /// placed is set aside.
+    fn move_probes(
+        &mut self,
+        pid: u32,
+        old: LibcProbes,
+        libc: &LibcImage,
+        scope: UProbeScope,
+    ) -> Result<LibcProbes, Error> {
+        if !old.links.is_empty() && old.libc == libc.file_id {
+            return Ok(old);
+        }
+        self.retire_links(old.links);
+        // None of its calls counts while probes are placed
+        // (TrackedProcess::RECORDED).
+        self.update_process(pid, |entry| entry.flags &= !TrackedProcess::RECORDED)?;
+        let mut links = Vec::new();
+        let result = self.attach_functions(libc, scope, &mut links);
+        let probes = LibcProbes {
+            libc: libc.file_id,
+            links,
+        };
+        match result {
+            Ok(()) => Ok(probes),
+            Err(error) => {
+                self.retire_links(probes.links);
+                Err(error)
+            }
+        }
     }
 
     /// Also probe these third-party allocators (`--allocator`) in every
@@ -477,20 +521,32 @@ impl Session {
 
     /// A followed process `pid` (a child of an attached one, or tracked)
     /// runs a new program, which may map another libc (a container's, or
-    /// another interpreter's): the probes are placed on it too, for every
-    /// process, unless they are there already.
+    /// another interpreter's), and is recorded from now on. If its forks are
+    /// followed, the probes are placed on that libc for every process (a
+    /// forked child inherits them), unless they are there already; else
+    /// for it alone.
     pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
-        self.cover(&libc)?;
-        self.set_libc_text(pid, &libc)?;
-        self.place_custom(pid, true)
+        let flags = self.processes()?.get(&pid, 0)?.0.flags;
+        let every_process = flags & TrackedProcess::FOLLOW_FORK != 0;
+        if every_process {
+            self.cover(&libc)?;
+        } else {
+            let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?);
+            let old = self.own.remove(&pid).unwrap_or_default();
+            let probes = self.move_probes(pid, old, &libc, scope)?;
+            self.own.insert(pid, probes);
+        }
+        self.place_custom(pid, every_process)?;
+        self.record_calls(pid, &libc)
     }
 
     /// Puts process `pid` in the pid set with `follow`, without probes of
     /// its own (`attach --all`: many processes, one set of probes per
-    /// libc): [`Session::follow_into_program`] places them once its libc is
-    /// mapped (a process that has just run exec has none yet). Out of the
-    /// set with [`Session::untrack`] or the session.
+    /// libc), not recorded yet: [`Session::follow_into_program`] places them
+    /// once its libc is mapped (a process that has just run exec has none
+    /// yet), then records it. Out of the set with [`Session::untrack`] or
+    /// the session.
     pub fn track(&mut self, pid: u32, follow: Follow) -> Result<(), Error> {
         if NonZeroU32::new(pid).is_none() {
             return Err(Error::InvalidPid(0));
@@ -512,29 +568,33 @@ impl Session {
         let _ = self.processes()?.remove(&pid);
         python::unregister(&mut self.ebpf, pid)?;
         self.release_holds(pid);
+        self.retire_own(pid);
         self.forget_pending(&[pid])
+    }
+
+    /// Sets aside the probes placed for followed process `pid` alone.
+    fn retire_own(&mut self, pid: u32) {
+        if let Some(probes) = self.own.remove(&pid) {
+            self.retire_links(probes.links);
+        }
+        if let Some(links) = self.custom_links.remove(&pid) {
+            self.retire_links(links);
+            self.custom_placed.retain(|&(owner, _)| owner != pid);
+        }
     }
 
     /// From now on, the programs that process `pid` (attached following
     /// forks) and its children exec are followed: each stops at its exec
     /// until userspace has looked at it ([`Session::execs`]).
     pub fn follow_execs(&mut self, pid: u32) -> Result<(), Error> {
-        let mut processes = self.processes()?;
-        let mut entry = processes.get(&pid, 0)?;
-        entry.0.flags |= TrackedProcess::FOLLOW_EXEC;
-        processes.insert(pid, entry, 0)?;
-        Ok(())
+        self.update_process(pid, |entry| entry.flags |= TrackedProcess::FOLLOW_EXEC)
     }
 
     /// Each allocation of process `pid` (in the pid set) and of the
     /// children it forks from now on copies its native stack
     /// ([`Session::native_copies`]).
     pub fn record_native_stacks(&mut self, pid: u32) -> Result<(), Error> {
-        let mut processes = self.processes()?;
-        let mut entry = processes.get(&pid, 0)?;
-        entry.0.flags |= TrackedProcess::NATIVE_STACKS;
-        processes.insert(pid, entry, 0)?;
-        Ok(())
+        self.update_process(pid, |entry| entry.flags |= TrackedProcess::NATIVE_STACKS)
     }
 
     /// The native stack copies the probes send. Taken once.
@@ -574,7 +634,7 @@ impl Session {
             || self
                 .attached
                 .values()
-                .any(|a| a.every_process && a.libc == libc.file_id);
+                .any(|a| a.every_process && a.probes.libc == libc.file_id);
         if covered {
             return Ok(());
         }
@@ -588,13 +648,26 @@ impl Session {
         Ok(())
     }
 
-    /// Where `libc`'s code is mapped in process `pid` (its own calls to the
-    /// system-call wrappers are told apart by it).
-    fn set_libc_text(&mut self, pid: u32, libc: &LibcImage) -> Result<(), Error> {
+    /// Records the calls of process `pid` from now on: call it once every
+    /// probe its program needs is placed. `libc` is where its code is mapped
+    /// (its own calls to the system-call wrappers are told apart by it).
+    fn record_calls(&mut self, pid: u32, libc: &LibcImage) -> Result<(), Error> {
+        self.update_process(pid, |entry| {
+            entry.libc_text_start = libc.text_range.0;
+            entry.libc_text_end = libc.text_range.1;
+            entry.flags |= TrackedProcess::RECORDED;
+        })
+    }
+
+    /// Changes the pid set entry of process `pid`.
+    fn update_process(
+        &mut self,
+        pid: u32,
+        change: impl FnOnce(&mut TrackedProcess),
+    ) -> Result<(), Error> {
         let mut processes = self.processes()?;
         let mut entry = processes.get(&pid, 0)?;
-        entry.0.libc_text_start = libc.text_range.0;
-        entry.0.libc_text_end = libc.text_range.1;
+        change(&mut entry.0);
         processes.insert(pid, entry, 0)?;
         Ok(())
     }
@@ -643,10 +716,15 @@ impl Session {
                     location: location.into(),
                     cookie: None,
                 };
+                // The return probe first: the process may be recorded
+                // already, and a call whose entry probe fired before its
+                // return probe was placed would stay in flight for good
+                // (every later call of its thread counted as nested). A
+                // return without its entry is ignored.
                 result = self
-                    .attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, &image, scope)
+                    .attach_one(ALLOCATOR_RETURN_PROGRAM, exit, &image, scope)
                     .map(|link| links.push(link))
-                    .and_then(|()| self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, &image, scope))
+                    .and_then(|()| self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, &image, scope))
                     .map(|link| links.push(link));
                 if result.is_err() {
                     break;

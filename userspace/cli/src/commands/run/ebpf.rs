@@ -44,7 +44,7 @@ pub fn run(args: Args) -> CliResult {
         execs: args.follow_exec,
     };
     session
-        .attach(pid, follow.forks || follow.execs)
+        .attach(pid, follow.forks)
         .map_err(|e| ebpf_error("run", e))?;
     // Without the hold (not CPython, or its libpython not found) stacks
     // start once the interpreter is found, milliseconds into the program.
