@@ -121,7 +121,6 @@ fn attach_ebpf_records_the_python_allocators() {
 /// `attach --ebpf --all --trace-python-allocators`: each process's tables
 /// are read when it is found, whatever its version.
 #[test]
-
 fn attach_all_records_the_python_allocators_of_each_process() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
