@@ -17,6 +17,7 @@ mod platform;
 mod published;
 mod registers;
 mod thread;
+mod trail;
 
 pub use module_set::{forget_other_threads_after_fork, refresh_modules};
 pub use platform::{load_segments, loaded_objects};
