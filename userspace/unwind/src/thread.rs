@@ -5,16 +5,18 @@ use std::ops::Range;
 use framehop::{CacheNative, FrameAddress, MustNotAllocateDuringUnwind, Unwinder};
 
 use crate::module_set::{ModuleSet, ModuleUnwinder, MODULES};
-use crate::platform::current_thread_stack;
+use crate::platform::stack_containing;
 use crate::published::Reader;
 use crate::registers::{register_state, UnwindStart};
 use crate::trail::Trail;
 
-/// A thread's unwinding state: its rule cache, its stack's bounds and its last unwind.
-/// Create one per thread, outside any allocation hook (creating it allocates and asks the C
-/// library for the stack bounds, which may allocate too), and use it only on that thread.
+/// A thread's unwinding state: its rule cache, the bounds of the stack it runs on and its
+/// last unwind. Create one per thread (creating it allocates: in an allocation hook, only
+/// under its recursion guard), and use it only on that thread.
 pub struct ThreadUnwinder {
     cache: CacheNative<MustNotAllocateDuringUnwind>,
+    /// The mapping holding the stack of the last unwind (looked up again when an unwind
+    /// starts outside it: a signal handler's alternate stack, a switched-to stack).
     stack: Range<u64>,
     modules: Reader<ModuleSet>,
     trail: Trail,
@@ -29,7 +31,7 @@ impl ThreadUnwinder {
     pub fn new() -> Self {
         Self {
             cache: CacheNative::new_in(),
-            stack: current_thread_stack(),
+            stack: 0..0,
             modules: MODULES.register(),
             trail: Trail::new(),
             copied: 0,
@@ -50,13 +52,17 @@ impl ThreadUnwinder {
     /// Writes the addresses of the stack from `start` outwards into `out`, innermost first
     /// (the first is `start`'s own instruction pointer), skipping `skip` first, and returns
     /// how many it wrote. `start` must come from a frame of this thread that is still live
-    /// (the caller's own, or one of its callers'). Never allocates; reads memory only
-    /// inside this thread's stack, above `start`'s stack pointer; writes nothing on the
-    /// stack. Writes nothing before the first `refresh_modules`. Stops where the stack is
+    /// (the caller's own, or one of its callers'). Never allocates and takes no lock;
+    /// reads memory only inside the mapping that holds `start`'s stack pointer, above it
+    /// (the first unwind on a stack reads `/proc/self/maps` to find it); writes nothing on
+    /// the stack. Writes nothing before the first `refresh_modules`. Stops where the stack is
     /// still as this thread's previous unwind found it, and copies the rest from that one
     /// (see `trail.rs` for why that is exact).
     pub fn unwind_from(&mut self, start: UnwindStart, skip: usize, out: &mut [u64]) -> usize {
-        let stack = self.stack.start.max(start.sp())..self.stack.end;
+        if !self.stack.contains(&start.sp()) {
+            self.stack = stack_containing(start.sp());
+        }
+        let stack = start.sp()..self.stack.end;
         let read_stack = |address: u64| {
             if address.is_multiple_of(8) && stack.start <= address && address + 8 <= stack.end {
                 // SAFETY: an aligned word inside this thread's stack, above the start's
