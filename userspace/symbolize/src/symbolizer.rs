@@ -10,6 +10,7 @@ use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use memray_format::{Frame, Image};
 use memray_unwind::load_segments;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::comp_dirs::{CompDirs, UnitDirs};
 
@@ -47,9 +48,9 @@ pub struct NativeSymbolizer {
     generations: Vec<Vec<Image>>,
     /// When the capture started, to tell files changed since; `None` to check segments only.
     recorded_at: Option<SystemTime>,
-    resolved: HashMap<(u64, usize), Rc<[NativeFrame]>>,
+    resolved: FxHashMap<(u64, usize), Rc<[NativeFrame]>>,
     /// Every function and file name given out, each once.
-    names: HashSet<Arc<str>>,
+    names: FxHashSet<Arc<str>>,
     /// Files already checked: whether they can be used.
     usable: HashMap<PathBuf, bool>,
     comp_dirs: HashMap<PathBuf, CompDirs>,
@@ -66,8 +67,8 @@ impl NativeSymbolizer {
             symbolizer: Symbolizer::builder().build(),
             generations,
             recorded_at,
-            resolved: HashMap::new(),
-            names: HashSet::new(),
+            resolved: FxHashMap::default(),
+            names: FxHashSet::default(),
             usable: HashMap::new(),
             comp_dirs: HashMap::new(),
             warnings: Vec::new(),
@@ -206,7 +207,7 @@ impl NativeSymbolizer {
 }
 
 /// The one copy of `name` in `names`.
-fn shared(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
+fn shared(names: &mut FxHashSet<Arc<str>>, name: &str) -> Arc<str> {
     match names.get(name) {
         Some(known) => known.clone(),
         None => {
