@@ -8,6 +8,7 @@
 mod catalog;
 mod ebpf;
 mod measure;
+mod native;
 mod report;
 mod reports;
 mod tracker;
