@@ -1,5 +1,6 @@
 //! `memray run --native` with our tracker: memray's native scenarios (S15) through a C
-//! extension compiled here with `-g`, with and without frame pointers, each capture read by
+//! extension compiled here with `-g`, with and without frame pointers, and a Python stack
+//! deeper than the tracker keeps, each capture read by
 //! memray 1.20's `FileReader` (which symbolizes our raw return addresses against our memory
 //! maps with its own libbacktrace); the same native stacks as memray 1.20's own
 //! `run --native`; the segment generations around `dlopen`/`dlclose`; and `memray parse`,
@@ -113,6 +114,21 @@ fn s15_deep_recursion_threads_python_recursion_and_dlopen_dlclose() {
         for case in ["deep", "threads", "recursion", "dlopen"] {
             passes(&python, &built, case, &[]);
         }
+    }
+}
+
+/// A Python recursion deeper than the 16 Ki frames the tracker keeps, passing through the C
+/// extension every 100 calls: its innermost frames under an outermost `<truncated stack>`,
+/// native frames intact. On 3.11 and the newest CPython (from 3.11 Python calls Python without
+/// nesting C frames, so the native stack stays a few thousand frames deep).
+#[test]
+fn a_python_stack_deeper_than_the_kept_frames_ends_in_the_truncation_marker() {
+    for python in some_pythons()
+        .into_iter()
+        .filter(|python| python.version >= (3, 11))
+    {
+        let built = build(&python.path, "deeper", false);
+        passes(&python, &built, "deeper", &[]);
     }
 }
 

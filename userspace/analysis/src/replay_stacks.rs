@@ -6,7 +6,7 @@ use std::cell::{RefCell, RefMut};
 use std::time::{Duration, SystemTime};
 
 use memray_format::{Header, Replay};
-use memray_symbolize::NativeSymbolizer;
+use memray_symbolize::{NativeFrame, NativeSymbolizer};
 
 use crate::stack::{Frame, StackResolver};
 
@@ -50,14 +50,12 @@ pub(crate) fn native_frames(
     let symbolizer = symbolizer.get_or_insert_with(|| {
         NativeSymbolizer::new(replay.generations().to_vec(), recorded_at(replay.header()))
     });
-    replay
-        .native_stack(id)
-        .flat_map(|ip| symbolizer.frames(ip, generation as usize).to_vec())
-        .map(|frame| {
-            let line = i32::try_from(frame.line).unwrap_or(i32::MAX);
-            Frame::new(&frame.function, &frame.file, line)
-        })
-        .collect()
+    let mut frames = Vec::new();
+    for ip in replay.native_stack(id) {
+        let resolved = symbolizer.frames(ip, generation as usize);
+        frames.extend(resolved.iter().map(NativeFrame::to_frame));
+    }
+    frames
 }
 
 impl StackResolver for ReplayStacks {

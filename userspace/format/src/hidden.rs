@@ -25,6 +25,8 @@ const SYMBOL_IGNORELIST: &[&str] = &[
     "wrapperdescr_call",
 ];
 
+const VECTORCALL: &[u8] = b"vectorcall";
+
 /// A CPython-internal frame (memray hides them unless asked): a candidate symbol whose
 /// file is in CPython's sources, so hiding needs debug information.
 pub fn is_cpython_internal(symbol: &str, file: &str) -> bool {
@@ -33,7 +35,11 @@ pub fn is_cpython_internal(symbol: &str, file: &str) -> bool {
         || (symbol.starts_with("_TAIL_CALL_") && symbol.contains(".llvm."))
         || symbol.starts_with("PyEval")
         || symbol.starts_with("_Py")
-        || symbol.to_lowercase().contains("vectorcall")
+        // `lower()` in memray; no other character lowercases to these letters.
+        || symbol
+            .as_bytes()
+            .windows(VECTORCALL.len())
+            .any(|window| window.eq_ignore_ascii_case(VECTORCALL))
         || SYMBOL_IGNORELIST.contains(&symbol)
         || file.contains("Objects/call.c");
     is_candidate && matches_cpython_paths(file)

@@ -3,33 +3,37 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use blazesym::symbolize::source::{Elf, Source};
-use blazesym::symbolize::{CodeInfo, Input, Symbolized, Symbolizer};
-use memray_format::Image;
+use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+use memray_format::{Frame, Image};
 use memray_unwind::load_segments;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::comp_dirs::{CompDirs, UnitDirs};
 
-/// One resolved frame, as memray's reports show a native frame.
+/// One resolved frame, as memray's reports show a native frame. Its names are shared by
+/// every frame of the capture that has them (a report clones frames by the million).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativeFrame {
     /// The function, demangled; `<unknown>` when no symbol covers the address.
-    pub function: String,
+    pub function: Arc<str>,
     /// The source file as the line table names it (relative to the compilation directory
     /// unless absolute there); `<unknown>` without debug information.
-    pub file: String,
+    pub file: Arc<str>,
     /// The source line; 0 without debug information.
     pub line: u32,
 }
 
 impl NativeFrame {
-    fn unknown() -> Self {
-        Self {
-            function: UNKNOWN.into(),
-            file: UNKNOWN.into(),
-            line: 0,
+    /// The frame as reports take it (no copy of the names).
+    pub fn to_frame(&self) -> Frame {
+        Frame {
+            function: self.function.clone(),
+            filename: self.file.clone(),
+            lineno: i32::try_from(self.line).unwrap_or(i32::MAX),
         }
     }
 }
@@ -44,7 +48,9 @@ pub struct NativeSymbolizer {
     generations: Vec<Vec<Image>>,
     /// When the capture started, to tell files changed since; `None` to check segments only.
     recorded_at: Option<SystemTime>,
-    resolved: HashMap<(u64, usize), Rc<[NativeFrame]>>,
+    resolved: FxHashMap<(u64, usize), Rc<[NativeFrame]>>,
+    /// Every function and file name given out, each once.
+    names: FxHashSet<Arc<str>>,
     /// Files already checked: whether they can be used.
     usable: HashMap<PathBuf, bool>,
     comp_dirs: HashMap<PathBuf, CompDirs>,
@@ -61,7 +67,8 @@ impl NativeSymbolizer {
             symbolizer: Symbolizer::builder().build(),
             generations,
             recorded_at,
-            resolved: HashMap::new(),
+            resolved: FxHashMap::default(),
+            names: FxHashSet::default(),
             usable: HashMap::new(),
             comp_dirs: HashMap::new(),
             warnings: Vec::new(),
@@ -80,7 +87,7 @@ impl NativeSymbolizer {
         let frames: Rc<[NativeFrame]> = match self.object_of(ip, generation) {
             None => Rc::from([]),
             Some((path, offset)) if self.check(&path, generation) => self.resolve(&path, offset),
-            Some(_) => Rc::from([NativeFrame::unknown()]),
+            Some(_) => Rc::from([self.unknown()]),
         };
         self.resolved.insert((ip, generation), frames.clone());
         frames
@@ -150,42 +157,63 @@ impl NativeSymbolizer {
             .symbolizer
             .symbolize_single(&source, Input::VirtOffset(offset))
         else {
-            return Rc::from([NativeFrame::unknown()]);
+            return Rc::from([self.unknown()]);
         };
         let no_unit = UnitDirs::default();
-        let unit = self
-            .comp_dirs
-            .entry(path.to_path_buf())
-            .or_insert_with(|| CompDirs::load(path))
-            .at(offset)
-            .unwrap_or(&no_unit);
+        if !self.comp_dirs.contains_key(path) {
+            self.comp_dirs
+                .insert(path.to_path_buf(), CompDirs::load(path));
+        }
+        let unit = self.comp_dirs[path].at(offset).unwrap_or(&no_unit);
         // blazesym lists inlined functions outermost first, each with its own location.
-        let inlined = symbol
+        let locations = symbol
             .inlined
             .iter()
             .rev()
-            .map(|inlined| frame(&inlined.name, inlined.code_info.as_ref(), unit));
-        inlined
-            .chain(std::iter::once(frame(
-                &symbol.name,
+            .map(|inlined| (&*inlined.name, inlined.code_info.as_ref()))
+            .chain(std::iter::once((
+                &*symbol.name,
                 symbol.code_info.as_deref(),
-                unit,
-            )))
+            )));
+        let names = &mut self.names;
+        locations
+            .map(|(function, code)| NativeFrame {
+                function: shared(names, function),
+                // The file as its unit's line table names it.
+                file: match code {
+                    None => shared(names, UNKNOWN),
+                    Some(code) => {
+                        let dir = code.dir.as_deref().unwrap_or(Path::new(""));
+                        let file = unit.as_line_table_names_it(
+                            &dir.to_string_lossy(),
+                            &code.file.to_string_lossy(),
+                        );
+                        shared(names, &file)
+                    }
+                },
+                line: code.and_then(|code| code.line).unwrap_or(0),
+            })
             .collect()
+    }
+
+    fn unknown(&mut self) -> NativeFrame {
+        let unknown = shared(&mut self.names, UNKNOWN);
+        NativeFrame {
+            function: unknown.clone(),
+            file: unknown,
+            line: 0,
+        }
     }
 }
 
-/// A frame as memray shows it: the file as its unit's line table names it.
-fn frame(function: &str, code: Option<&CodeInfo<'_>>, unit: &UnitDirs) -> NativeFrame {
-    NativeFrame {
-        function: function.to_owned(),
-        file: code.map_or_else(
-            || UNKNOWN.into(),
-            |code| {
-                let dir = code.dir.as_deref().unwrap_or(Path::new(""));
-                unit.as_line_table_names_it(&dir.to_string_lossy(), &code.file.to_string_lossy())
-            },
-        ),
-        line: code.and_then(|code| code.line).unwrap_or(0),
+/// The one copy of `name` in `names`.
+fn shared(names: &mut FxHashSet<Arc<str>>, name: &str) -> Arc<str> {
+    match names.get(name) {
+        Some(known) => known.clone(),
+        None => {
+            let name: Arc<str> = name.into();
+            names.insert(name.clone());
+            name
+        }
     }
 }

@@ -97,7 +97,13 @@ fn file_name(path: &str) -> String {
 fn as_triples(frames: &[NativeFrame]) -> Vec<(String, String, u32)> {
     frames
         .iter()
-        .map(|frame| (frame.function.clone(), file_name(&frame.file), frame.line))
+        .map(|frame| {
+            (
+                frame.function.to_string(),
+                file_name(&frame.file),
+                frame.line,
+            )
+        })
         .collect()
 }
 
@@ -232,7 +238,7 @@ fn a_missing_or_changed_file_is_warned_about_once() {
     };
     let mut symbolizer = NativeSymbolizer::new(vec![vec![gone.clone(), changed.clone()]], None);
     for ip in [0x10010, 0x10020, 0x20010, 0x20020] {
-        assert_eq!(symbolizer.frames(ip, 1)[0].function, "<unknown>");
+        assert_eq!(&*symbolizer.frames(ip, 1)[0].function, "<unknown>");
     }
     assert_eq!(
         symbolizer.take_warnings(),

@@ -97,7 +97,11 @@ fn entry_bits(capture: &Path) -> HashMap<u64, Vec<bool>> {
 }
 
 fn as_location(frame: &NativeFrame) -> Location {
-    (frame.function.clone(), frame.file.clone(), frame.line)
+    (
+        frame.function.to_string(),
+        frame.file.to_string(),
+        frame.line,
+    )
 }
 
 #[test]

@@ -5,10 +5,11 @@
 use std::ffi::CStr;
 use std::sync::OnceLock;
 
-use memray_recorder::{CodeInfo, CodeNamer};
+use memray_recorder::{CodeInfo, CodeNamer, TRUNCATION_MARKER};
 use python_frames::{InProcess, RawFrame};
 
-/// The deepest stack the tracker keeps (innermost frames win beyond it).
+/// The deepest stack the tracker keeps: beyond it, the innermost frames under an outermost
+/// `<truncated stack>` frame.
 const MAX_DEPTH: usize = 16 * 1024;
 const INITIAL_DEPTH: usize = 128;
 
@@ -45,7 +46,8 @@ impl Frames {
 
 /// Fills `frames` with the calling thread's own Python stack (empty where
 /// python-frames declines to walk: no thread state, or finalization running
-/// on another thread).
+/// on another thread); a stack deeper than [`MAX_DEPTH`] keeps its innermost
+/// frames under [`TRUNCATION_MARKER`].
 pub fn walk_current_thread(frames: &mut Frames) {
     frames.depth = 0;
     let Some(interpreter) = INTERPRETER.get() else {
@@ -55,12 +57,19 @@ pub fn walk_current_thread(frames: &mut Frames) {
         frames.buffer.resize(INITIAL_DEPTH, RawFrame::default());
     }
     loop {
-        let walk = interpreter.walk_current_thread(&mut frames.buffer);
+        // At the limit, the buffer has one more slot: the marker's.
+        let room = frames.buffer.len().min(MAX_DEPTH);
+        let walk = interpreter.walk_current_thread(&mut frames.buffer[..room]);
         frames.depth = walk.depth;
-        if !walk.truncated || frames.buffer.len() >= MAX_DEPTH {
+        if !walk.truncated {
             return;
         }
-        let bigger = (frames.buffer.len() * 2).min(MAX_DEPTH);
+        if frames.buffer.len() > MAX_DEPTH {
+            frames.buffer[frames.depth] = TRUNCATION_MARKER;
+            frames.depth += 1;
+            return;
+        }
+        let bigger = (frames.buffer.len() * 2).min(MAX_DEPTH + 1);
         frames.buffer.resize(bigger, RawFrame::default());
     }
 }

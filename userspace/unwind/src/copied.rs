@@ -101,7 +101,7 @@ impl CopiedStackUnwinder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::current_thread_stack;
+    use crate::platform::stack_containing;
     use crate::{process_images, refresh_modules, ThreadUnwinder};
 
     /// The same return addresses from a copy of this thread's stack as from the in-process
@@ -113,8 +113,8 @@ mod tests {
         let mut live = [0u64; 256];
         let start = crate::unwind_start!();
         let depth = ThreadUnwinder::new().unwind_from(start, 1, &mut live);
-        let stack = current_thread_stack();
         let sp = start.sp();
+        let stack = stack_containing(sp);
         let length = (stack.end - sp) as usize;
         // SAFETY: this thread's own stack, from its stack pointer up, inside its bounds.
         let bytes = unsafe { std::slice::from_raw_parts(sp as *const u8, length) }.to_vec();
@@ -124,7 +124,7 @@ mod tests {
         let copy = CopiedStack {
             ip: start.ip,
             sp,
-            bp: start.regs.bp(),
+            bp: start.regs().bp(),
             bytes: &bytes,
         };
         unwinder.unwind(copy, &mut copied);

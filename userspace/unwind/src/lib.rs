@@ -4,7 +4,7 @@
 //!   it allocates) reads the loaded objects (`dl_iterate_phdr` and their ELF files on Linux,
 //!   dyld's images and their compact unwind info on macOS) and publishes a new module set; the old one is freed once no thread unwinds with it. A fork
 //!   child calls [`forget_other_threads_after_fork`] first.
-//! * [`ThreadUnwinder`] (one per thread, created outside the hook: it allocates) walks the
+//! * [`ThreadUnwinder`] (one per thread; creating it allocates) walks the
 //!   calling thread's stack with DWARF CFI (framehop, frame pointers where a module has no
 //!   unwind information) and writes raw return addresses, innermost first, into a caller's
 //!   buffer without allocating, reading only inside the thread's stack.
@@ -21,6 +21,7 @@ mod platform;
 mod published;
 mod registers;
 mod thread;
+mod trail;
 
 #[cfg(target_os = "linux")]
 pub use copied::{CopiedStack, CopiedStackUnwinder};

@@ -1,6 +1,8 @@
 //! The set of modules the unwinder knows, rebuilt after `dlopen`/`dlclose` and published
 //! for lock-free use by unwinding threads.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use framehop::{MustNotAllocateDuringUnwind, Unwinder, UnwinderNative};
 
 use crate::platform::{loaded_objects, module_of, SectionData};
@@ -13,10 +15,15 @@ pub type ModuleUnwinder = UnwinderNative<SectionData, MustNotAllocateDuringUnwin
 /// set reuses (shares) the modules of the objects still loaded.
 pub struct ModuleSet {
     pub unwinder: ModuleUnwinder,
+    /// Different for every set published (from 1), so that a thread's trail of an unwind
+    /// made with an older set is never reused.
+    pub generation: u64,
     modules: Vec<((String, u64), Module)>,
 }
 
 pub static MODULES: Published<ModuleSet> = Published::empty();
+
+static LAST_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Rebuilds the module set from the objects loaded now and publishes it. Call it once before
 /// the first unwind and again after every successful `dlopen` and `dlclose`; never while
@@ -37,7 +44,11 @@ pub fn refresh_modules() {
                 modules.push((key, module));
             }
         }
-        ModuleSet { unwinder, modules }
+        ModuleSet {
+            unwinder,
+            generation: LAST_GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
+            modules,
+        }
     });
 }
 

@@ -5,11 +5,16 @@
 
 use framehop::UnwindRegsNative;
 
-/// The registers an unwind starts from.
+/// The registers an unwind starts from, as read (framehop's register set, larger, is only
+/// built when an unwind runs: the hooks take a start at every allocation).
 #[derive(Clone, Copy)]
 pub struct UnwindStart {
     pub(crate) ip: u64,
-    pub(crate) regs: UnwindRegsNative,
+    sp: u64,
+    /// The frame pointer.
+    fp: u64,
+    #[cfg(target_arch = "aarch64")]
+    lr: u64,
 }
 
 impl UnwindStart {
@@ -18,29 +23,53 @@ impl UnwindStart {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     pub fn from_registers(ip: u64, sp: u64, bp: u64) -> UnwindStart {
-        UnwindStart {
-            ip,
-            regs: UnwindRegsNative::new(ip, sp, bp),
-        }
+        UnwindStart { ip, sp, fp: bp }
     }
 
-    /// For [`unwind_start!`](crate::unwind_start) only. Return addresses signed by pointer
-    /// authentication (arm64e system libraries) lose their signature bits: user-space code
-    /// lies below 2^40 on macOS.
+    /// For [`unwind_start!`](crate::unwind_start) only.
     #[doc(hidden)]
     #[cfg(target_arch = "aarch64")]
     #[inline(always)]
     pub fn from_registers(ip: u64, sp: u64, fp: u64, lr: u64) -> UnwindStart {
+        UnwindStart { ip, sp, fp, lr }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn regs(&self) -> UnwindRegsNative {
+        UnwindRegsNative::new(self.ip, self.sp, self.fp)
+    }
+
+    /// Return addresses signed by pointer authentication (arm64e system libraries) lose
+    /// their signature bits: user-space code lies below 2^40 on macOS.
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) fn regs(&self) -> UnwindRegsNative {
         let mask = framehop::aarch64::PtrAuthMask::new_24_40();
-        UnwindStart {
-            ip,
-            regs: UnwindRegsNative::new_with_ptr_auth_mask(mask, lr, sp, fp),
-        }
+        UnwindRegsNative::new_with_ptr_auth_mask(mask, self.lr, self.sp, self.fp)
     }
 
     pub(crate) fn sp(&self) -> u64 {
-        self.regs.sp()
+        self.sp
     }
+}
+
+/// What of the registers framehop's step from one frame to the next depends on, besides the
+/// frame's address and the stack's words: the stack and frame pointers on x86_64, and the
+/// link register too on arm64 (the other registers are only ever set by rules of Windows
+/// modules, which are never added). The stack pointer comes first.
+#[cfg(target_arch = "x86_64")]
+pub(crate) type RegisterState = [u64; 2];
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn register_state(regs: &UnwindRegsNative) -> RegisterState {
+    [regs.sp(), regs.bp()]
+}
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) type RegisterState = [u64; 3];
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn register_state(regs: &UnwindRegsNative) -> RegisterState {
+    [regs.sp(), regs.fp(), regs.lr()]
 }
 
 /// An [`UnwindStart`] in the expanding function. Touches no memory and leaves the stack

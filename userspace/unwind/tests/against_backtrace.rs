@@ -4,7 +4,7 @@
 //! allocation made on a thread while it unwinds.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,24 +114,44 @@ struct Stacks {
     ours: Vec<u64>,
     glibc: Vec<u64>,
     unwind_nanos: u128,
+    /// How many of ours were copied from the unwinder's previous unwind.
+    copied: usize,
 }
 
 extern "C" fn probe(context: *mut c_void) {
+    let mut unwinder = ThreadUnwinder::new();
+    // Warm the rule cache, as a long-lived thread's would be.
+    unwinder.unwind(0, &mut [0u64; DEPTH]);
+    unwind_here(&mut unwinder, context);
+}
+
+thread_local! {
+    static KEPT: RefCell<Option<ThreadUnwinder>> = const { RefCell::new(None) };
+}
+
+/// The probe with one unwinder kept for the thread's whole life, as the tracker's is.
+extern "C" fn probe_with_kept_unwinder(context: *mut c_void) {
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        unwind_here(kept.get_or_insert_with(ThreadUnwinder::new), context);
+    });
+}
+
+#[inline(always)]
+fn unwind_here(unwinder: &mut ThreadUnwinder, context: *mut c_void) {
     // SAFETY: every chain is called with a `*mut Stacks` as its context.
     let stacks = unsafe { &mut *context.cast::<Stacks>() };
-    let mut unwinder = ThreadUnwinder::new();
     let mut ours = vec![0u64; DEPTH];
     let mut glibc = vec![std::ptr::null_mut(); DEPTH];
-    // Warm the rule cache, as a long-lived thread's would be.
-    unwinder.unwind(0, &mut ours);
     UNWINDING.with(|flag| flag.set(true));
     let start = Instant::now();
     let written = unwinder.unwind(0, &mut ours);
     stacks.unwind_nanos = start.elapsed().as_nanos();
     UNWINDING.with(|flag| flag.set(false));
+    stacks.copied = unwinder.copied();
     // SAFETY: `glibc` has room for DEPTH pointers.
     let found = unsafe { backtrace(glibc.as_mut_ptr(), DEPTH as i32) } as usize;
-    // Frame 0 of each is its own call site in this function: compare from the caller on.
+    // Frame 0 of each is its own call site in the probe: compare from the caller on.
     stacks.ours = ours[1..written].to_vec();
     stacks.glibc = glibc[1..found]
         .iter()
@@ -144,6 +164,7 @@ fn run(chain: impl FnOnce(*mut c_void)) -> Stacks {
         ours: Vec::new(),
         glibc: Vec::new(),
         unwind_nanos: 0,
+        copied: 0,
     };
     let before = ALLOCATIONS_WHILE_UNWINDING.load(Ordering::SeqCst);
     chain((&mut stacks as *mut Stacks).cast());
@@ -267,4 +288,59 @@ fn skip_drops_the_innermost_frames() {
     // Both calls are made from this function: their callers are the same.
     assert_eq!(rest, whole - 2);
     assert_eq!(skipped[..rest], all[2..whole]);
+}
+
+/// One thread's unwinder, probed again and again from the same call site through chains
+/// that change the stack deeper, shallower, or not at all: every unwind is still glibc's,
+/// and from the second on the unchanged outer frames are copied (debug builds also check
+/// each copy against a full unwind).
+#[test]
+fn later_unwinds_copy_the_unchanged_outer_frames() {
+    let library = chain_library();
+    /// A chain of the fixture: foo→bar→baz, the inlined one, or a recursion this deep.
+    enum Chain {
+        Foo,
+        Inlined,
+        Recurse(i32),
+    }
+    let calls = [
+        Chain::Foo,
+        Chain::Recurse(5),
+        Chain::Recurse(5),
+        Chain::Recurse(8),
+        Chain::Recurse(3),
+        Chain::Inlined,
+        Chain::Recurse(2000),
+        Chain::Recurse(2000),
+        Chain::Recurse(1999),
+        Chain::Recurse(5),
+    ];
+    for (index, chain) in calls.iter().enumerate() {
+        // SAFETY: the fixture calls the probe with the context it is given.
+        let stacks = run(|context| unsafe {
+            let probe = probe_with_kept_unwinder;
+            match *chain {
+                Chain::Foo => (library.foo)(probe, context),
+                Chain::Inlined => (library.inlined)(probe, context),
+                Chain::Recurse(depth) => {
+                    (library.recurse)(depth, probe, context);
+                }
+            }
+        });
+        assert_same_as_glibc(&stacks);
+        let unwound = stacks.ours.len() + 1 - stacks.copied;
+        eprintln!(
+            "call {index}: {} frames, {unwound} unwound, {} copied, {} ns",
+            stacks.ours.len() + 1,
+            stacks.copied,
+            stacks.unwind_nanos
+        );
+        if index > 0 {
+            assert!(stacks.copied > 0, "call {index} copied nothing");
+        }
+        if index == 2 || index == 7 {
+            // The same stack as the call before: only the probe's own frame is unwound.
+            assert!(unwound <= 2, "call {index} unwound {unwound} frames");
+        }
+    }
 }

@@ -32,6 +32,12 @@ pub fn all() -> Vec<Benchmark> {
             runner: Runner::Pairs(super::tracker::prepare),
         },
         Benchmark {
+            name: "native",
+            about: "`memray run --native` of the tracker workloads against plain Python, and \
+                    `flamegraph` of a capture with a million distinct native frames",
+            runner: Runner::Pairs(super::native::prepare),
+        },
+        Benchmark {
             name: "tracker-api",
             about: "the tracker workloads inside a `memray.Tracker` block, ours and memray 1.20's",
             runner: Runner::Pairs(super::tracker::prepare_api),

@@ -12,6 +12,7 @@ mod counters;
 mod ebpf;
 mod live;
 mod measure;
+mod native;
 mod proc_stats;
 mod report;
 mod reports;

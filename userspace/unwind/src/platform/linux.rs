@@ -1,7 +1,8 @@
 //! Linux: the loaded objects from `dl_iterate_phdr`, their unwind sections from their ELF
-//! files, the thread's stack from glibc.
+//! files, the thread's stack from the kernel's list of mappings.
 
 use std::ffi::CStr;
+use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 
@@ -117,24 +118,77 @@ pub fn module_of(object: &Image) -> Option<Module> {
     ))
 }
 
-/// The calling thread's stack, from `pthread_getattr_np`; empty if glibc cannot tell (then
-/// no frame is read from the stack).
-pub fn current_thread_stack() -> Range<u64> {
-    // SAFETY: `attr` is initialised by `pthread_getattr_np` before it is read and destroyed
-    // once; the out-pointers are valid locals.
-    unsafe {
-        let mut attr = std::mem::zeroed::<libc::pthread_attr_t>();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return 0..0;
+/// The mapping that holds `sp` (the calling thread's stack, or whatever stack it runs on),
+/// from `/proc/self/maps`; empty if none does. Allocates nothing (the path fits std's stack
+/// buffer; the file is read into a local one) and takes no lock of the C library: glibc's
+/// `pthread_getattr_np` allocates while it holds the thread's own lock, so asking it from an
+/// allocation hook deadlocks when that allocation is its own (CPython 3.14 calls it at the
+/// start of every thread).
+pub fn stack_containing(sp: u64) -> Range<u64> {
+    let Ok(mut maps) = std::fs::File::open("/proc/self/maps") else {
+        return 0..0;
+    };
+    let mut buffer = [0u8; 4096];
+    let mut line = MapsLine::default();
+    loop {
+        let read = match maps.read(&mut buffer) {
+            Ok(0) | Err(_) => return 0..0,
+            Ok(read) => read,
+        };
+        for &byte in &buffer[..read] {
+            if let Some(range) = line.feed(byte) {
+                if range.contains(&sp) {
+                    return range;
+                }
+            }
         }
-        let mut low = std::ptr::null_mut();
-        let mut size = 0;
-        let found = libc::pthread_attr_getstack(&attr, &mut low, &mut size) == 0;
-        libc::pthread_attr_destroy(&mut attr);
-        if found {
-            low as u64..low as u64 + size as u64
-        } else {
-            0..0
+    }
+}
+
+/// The `start-end` address range that begins each line of `/proc/self/maps`, read a byte at
+/// a time.
+#[derive(Default)]
+struct MapsLine {
+    start: u64,
+    end: u64,
+    /// 0: in `start`, 1: in `end`, 2: past them.
+    field: u8,
+}
+
+impl MapsLine {
+    /// Takes the next byte; the line's range once it is complete.
+    fn feed(&mut self, byte: u8) -> Option<Range<u64>> {
+        let digit = (byte as char).to_digit(16).map(u64::from);
+        match (self.field, byte, digit) {
+            (_, b'\n', _) => *self = Self::default(),
+            (0, b'-', _) => self.field = 1,
+            (1, b' ', _) => {
+                self.field = 2;
+                return Some(self.start..self.end);
+            }
+            (0, _, Some(digit)) => self.start = self.start << 4 | digit,
+            (1, _, Some(digit)) => self.end = self.end << 4 | digit,
+            _ => {}
         }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stack_mapping_holds_this_frame_on_every_thread() {
+        let here = || {
+            let local = 0u8;
+            let address = std::ptr::addr_of!(local) as u64;
+            let stack = stack_containing(address);
+            assert!(stack.contains(&address), "{address:#x} outside {stack:x?}");
+            assert!(stack.end - stack.start >= 16 * 1024, "{stack:x?}");
+        };
+        here();
+        std::thread::spawn(here).join().unwrap();
+        assert_eq!(stack_containing(8), 0..0, "nothing is mapped at 8");
     }
 }

@@ -127,8 +127,8 @@ pub fn load_segments(path: &Path) -> Option<Vec<Segment>> {
     Some(segments(&file_load_commands(path)?))
 }
 
-/// The calling thread's stack, from the thread's own record.
-pub fn current_thread_stack() -> Range<u64> {
+/// The calling thread's stack, from the thread's own record (`sp` is not needed here).
+pub fn stack_containing(_sp: u64) -> Range<u64> {
     // SAFETY: queries about the calling thread, which is alive.
     let (top, size) = unsafe {
         let thread = libc::pthread_self();
