@@ -103,6 +103,8 @@ heap_tracker!(PeakAllocations);
 /// A query that sees every allocation record in order.
 trait AllocationAggregator {
     fn add(&mut self, allocation: &AllocationEvent);
+    /// A MEMORY_RECORD came (after the allocations before it).
+    fn memory_record(&mut self) {}
 }
 
 impl AllocationAggregator for LiveAllocations {
@@ -137,6 +139,9 @@ impl<P: HeapTracker, A: AllocationAggregator> HeapTracker for PeakAnd<P, A> {
     }
     fn records_seen(&self) -> u64 {
         self.peak.records_seen()
+    }
+    fn memory_record(&mut self) {
+        self.also.memory_record();
     }
 }
 
@@ -419,35 +424,24 @@ fn as_aggregated(allocation: &AllocationEvent, merge_threads: bool) -> Allocatio
     allocation
 }
 
-/// A peak finder that also feeds a [`SnapshotAggregator`] what
+/// Feeds a [`SnapshotAggregator`] during the overview's pass what
 /// [`replay_snapshots`] would when no memory record is downsampled away
-/// (which is known only at the end): a MEMORY_RECORD's snapshot is closed
-/// when the next allocation comes, so none after the last one.
-struct PeakAndSnapshots<A> {
-    peak: PeakFinder,
+/// (known only at the end): a MEMORY_RECORD's snapshot is closed when the
+/// next allocation comes, so none after the last one.
+struct SnapshotFeed<A> {
     snapshots: A,
     merge_threads: bool,
     /// MEMORY_RECORDs since the last allocation.
     pending: usize,
 }
 
-impl<A: SnapshotAggregator> HeapTracker for PeakAndSnapshots<A> {
+impl<A: SnapshotAggregator> AllocationAggregator for SnapshotFeed<A> {
     fn add(&mut self, allocation: &AllocationEvent) {
-        self.peak.add(allocation);
         for _ in 0..std::mem::take(&mut self.pending) {
             self.snapshots.capture_snapshot();
         }
         self.snapshots
             .add(&as_aggregated(allocation, self.merge_threads));
-    }
-    fn current(&self) -> u64 {
-        self.peak.current()
-    }
-    fn high_water_mark(&self) -> HighWaterMark {
-        self.peak.high_water_mark()
-    }
-    fn records_seen(&self) -> u64 {
-        self.peak.records_seen()
     }
     fn memory_record(&mut self) {
         self.pending += 1;
@@ -455,7 +449,7 @@ impl<A: SnapshotAggregator> HeapTracker for PeakAndSnapshots<A> {
 }
 
 /// The overview and what `finish` makes of `aggregator` fed in the same pass
-/// (see [`PeakAndSnapshots`]); if the memory records are downsampled (or the
+/// (see [`SnapshotFeed`]); if the memory records are downsampled (or the
 /// capture is aggregated), what `separately` makes of the overview instead.
 fn overview_and_snapshots<A: SnapshotAggregator, G>(
     capture: &dyn Capture,
@@ -465,15 +459,17 @@ fn overview_and_snapshots<A: SnapshotAggregator, G>(
     finish: impl FnOnce(A) -> G,
     separately: impl FnOnce(&Overview) -> Result<G, AnalysisError>,
 ) -> Result<(Overview, G), AnalysisError> {
-    let mut tracker = PeakAndSnapshots {
+    let mut tracker = PeakAnd {
         peak: PeakFinder::default(),
-        snapshots: aggregator,
-        merge_threads,
-        pending: 0,
+        also: SnapshotFeed {
+            snapshots: aggregator,
+            merge_threads,
+            pending: 0,
+        },
     };
     let overview = overview_with(capture, max_memory_records, &mut tracker)?;
     if overview.memory_stride == 0 && !capture.is_aggregated() {
-        return Ok((overview, finish(tracker.snapshots)));
+        return Ok((overview, finish(tracker.also.snapshots)));
     }
     let separate = separately(&overview)?;
     Ok((overview, separate))
