@@ -75,6 +75,8 @@ trait HeapTracker {
     fn current(&self) -> u64;
     fn high_water_mark(&self) -> HighWaterMark;
     fn records_seen(&self) -> u64;
+    /// A MEMORY_RECORD came (after the allocations before it).
+    fn memory_record(&mut self) {}
 }
 
 macro_rules! heap_tracker {
@@ -101,6 +103,8 @@ heap_tracker!(PeakAllocations);
 /// A query that sees every allocation record in order.
 trait AllocationAggregator {
     fn add(&mut self, allocation: &AllocationEvent);
+    /// A MEMORY_RECORD came (after the allocations before it).
+    fn memory_record(&mut self) {}
 }
 
 impl AllocationAggregator for LiveAllocations {
@@ -135,6 +139,9 @@ impl<P: HeapTracker, A: AllocationAggregator> HeapTracker for PeakAnd<P, A> {
     }
     fn records_seen(&self) -> u64 {
         self.peak.records_seen()
+    }
+    fn memory_record(&mut self) {
+        self.also.memory_record();
     }
 }
 
@@ -258,11 +265,14 @@ fn overview_with(
         match event {
             Event::Allocation(allocation) => peak.add(allocation),
             Event::AggregatedAllocation(aggregated) => peak.add(&aggregated.to_high_water_mark()),
-            Event::Memory { time_ms, rss } => memory.push(MemorySnapshot {
-                time_ms: *time_ms,
-                rss: *rss,
-                heap: peak.current(),
-            }),
+            Event::Memory { time_ms, rss } => {
+                memory.push(MemorySnapshot {
+                    time_ms: *time_ms,
+                    rss: *rss,
+                    heap: peak.current(),
+                });
+                peak.memory_record();
+            }
             Event::MemorySnapshot(snapshot) => memory.push(*snapshot),
             Event::Object { .. } | Event::SurvivingObject { .. } => {}
         }
@@ -404,6 +414,101 @@ impl SnapshotAggregator for AllocationLifetimes {
     }
 }
 
+/// An allocation as the temporal aggregators see it: thread 0 for all when
+/// threads are merged.
+fn as_aggregated(allocation: &AllocationEvent, merge_threads: bool) -> AllocationEvent {
+    let mut allocation = *allocation;
+    if merge_threads {
+        allocation.tid = 0;
+    }
+    allocation
+}
+
+/// Feeds a [`SnapshotAggregator`] during the overview's pass what
+/// [`replay_snapshots`] would when no memory record is downsampled away
+/// (known only at the end): a MEMORY_RECORD's snapshot is closed when the
+/// next allocation comes, so none after the last one.
+struct SnapshotFeed<A> {
+    snapshots: A,
+    merge_threads: bool,
+    /// MEMORY_RECORDs since the last allocation.
+    pending: usize,
+}
+
+impl<A: SnapshotAggregator> AllocationAggregator for SnapshotFeed<A> {
+    fn add(&mut self, allocation: &AllocationEvent) {
+        for _ in 0..std::mem::take(&mut self.pending) {
+            self.snapshots.capture_snapshot();
+        }
+        self.snapshots
+            .add(&as_aggregated(allocation, self.merge_threads));
+    }
+    fn memory_record(&mut self) {
+        self.pending += 1;
+    }
+}
+
+/// The overview and what `finish` makes of `aggregator` fed in the same pass
+/// (see [`SnapshotFeed`]); if the memory records are downsampled (or the
+/// capture is aggregated), what `separately` makes of the overview instead.
+fn overview_and_snapshots<A: SnapshotAggregator, G>(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    merge_threads: bool,
+    aggregator: A,
+    finish: impl FnOnce(A) -> G,
+    separately: impl FnOnce(&Overview) -> Result<G, AnalysisError>,
+) -> Result<(Overview, G), AnalysisError> {
+    let mut tracker = PeakAnd {
+        peak: PeakFinder::default(),
+        also: SnapshotFeed {
+            snapshots: aggregator,
+            merge_threads,
+            pending: 0,
+        },
+    };
+    let overview = overview_with(capture, max_memory_records, &mut tracker)?;
+    if overview.memory_stride == 0 && !capture.is_aggregated() {
+        return Ok((overview, finish(tracker.also.snapshots)));
+    }
+    let separate = separately(&overview)?;
+    Ok((overview, separate))
+}
+
+/// The overview and [`temporal_high_water_mark`], in one pass unless the
+/// memory records are downsampled.
+pub fn overview_and_temporal_high_water_mark(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    merge_threads: bool,
+) -> Result<(Overview, TemporalHighWaterMark), AnalysisError> {
+    overview_and_snapshots(
+        capture,
+        max_memory_records,
+        merge_threads,
+        HighWaterMarkHistory::default(),
+        HighWaterMarkHistory::finish,
+        |overview| temporal_high_water_mark(capture, overview, merge_threads),
+    )
+}
+
+/// The overview and [`temporal_leaks`], in one pass unless the memory
+/// records are downsampled.
+pub fn overview_and_temporal_leaks(
+    capture: &dyn Capture,
+    max_memory_records: usize,
+    merge_threads: bool,
+) -> Result<(Overview, Vec<TemporalRecord>), AnalysisError> {
+    overview_and_snapshots(
+        capture,
+        max_memory_records,
+        merge_threads,
+        AllocationLifetimes::default(),
+        AllocationLifetimes::finish,
+        |overview| temporal_leaks(capture, overview, merge_threads),
+    )
+}
+
 /// Feeds the allocation records to `aggregator`, closing a snapshot at every
 /// MEMORY_RECORD that downsampling keeps (memray #759: the stride of the
 /// memory plot). Like memray, it stops at the last allocation record.
@@ -426,11 +531,7 @@ fn replay_snapshots(
         }
         match event {
             Event::Allocation(allocation) => {
-                let mut allocation = *allocation;
-                if merge_threads {
-                    allocation.tid = 0;
-                }
-                aggregator.add(&allocation);
+                aggregator.add(&as_aggregated(allocation, merge_threads));
                 remaining -= 1;
             }
             Event::Memory { .. } => {

@@ -25,6 +25,7 @@ mod temporary;
 
 pub use capture::{
     high_water_mark, leaks, overview, overview_and_high_water_mark, overview_and_leaks,
+    overview_and_temporal_high_water_mark, overview_and_temporal_leaks,
     overview_and_temporary_allocations, overview_high_water_mark_and_leaks, statistics,
     temporal_high_water_mark, temporal_leaks, temporary_allocations, Capture, Overview,
 };

@@ -17,13 +17,55 @@ struct StackTotals {
     first_index: u64,
 }
 
+/// Sizes below this are counted in an array (most allocations are small):
+/// no hashing for them.
+const SMALL_SIZES: usize = 4096;
+
+/// Allocations by size.
+#[derive(Debug)]
+struct SizeCounts {
+    small: Box<[u64; SMALL_SIZES]>,
+    large: HashMap<u64, u64>,
+}
+
+impl Default for SizeCounts {
+    fn default() -> Self {
+        SizeCounts {
+            small: Box::new([0; SMALL_SIZES]),
+            large: HashMap::default(),
+        }
+    }
+}
+
+impl SizeCounts {
+    #[inline]
+    fn add(&mut self, size: u64) {
+        if size < SMALL_SIZES as u64 {
+            self.small[size as usize] += 1;
+        } else {
+            *self.large.entry(size).or_default() += 1;
+        }
+    }
+
+    /// (size, count) by increasing size.
+    fn into_sorted(self) -> Vec<(u64, u64)> {
+        let mut large: Vec<(u64, u64)> = self.large.into_iter().collect();
+        large.sort_unstable();
+        (0u64..)
+            .zip(self.small.iter().copied())
+            .filter(|(_, count)| *count > 0)
+            .chain(large)
+            .collect()
+    }
+}
+
 /// Streams allocation records; memory grows with distinct sizes and stacks.
 #[derive(Debug, Default)]
 pub struct StatsCollector {
     peak: PeakFinder,
     total_allocations: u64,
     total_bytes: u64,
-    count_by_size: HashMap<u64, u64>,
+    count_by_size: SizeCounts,
     /// Indexed by allocator id.
     count_by_allocator: [u64; 16],
     /// Indexed by Python trie node (dense ids); `count == 0` = never seen.
@@ -67,7 +109,7 @@ impl StatsCollector {
         }
         self.total_allocations += 1;
         self.total_bytes += allocation.size;
-        *self.count_by_size.entry(allocation.size).or_default() += 1;
+        self.count_by_size.add(allocation.size);
         self.count_by_allocator[usize::from(allocation.allocator.id())] += 1;
         let node = allocation.python_node as usize;
         if node >= self.by_stack.len() {
@@ -154,8 +196,7 @@ impl StatsCollector {
             ranked
         };
 
-        let mut count_by_size: Vec<(u64, u64)> = self.count_by_size.into_iter().collect();
-        count_by_size.sort_unstable();
+        let count_by_size = self.count_by_size.into_sorted();
         let mut count_by_allocator: Vec<(Allocator, u64)> = (0u8..)
             .zip(self.count_by_allocator)
             .filter(|(_, count)| *count > 0)
@@ -175,5 +216,29 @@ impl StatsCollector {
             top_modules_by_size: top_modules(|m| m.total_bytes),
             top_modules_by_count: top_modules(|m| m.num_allocations),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_on_both_sides_of_the_array_come_out_in_order() {
+        let mut counts = SizeCounts::default();
+        for size in [5000, 3, 4095, 4096, 3, 0, u64::MAX] {
+            counts.add(size);
+        }
+        assert_eq!(
+            counts.into_sorted(),
+            vec![
+                (0, 1),
+                (3, 2),
+                (4095, 1),
+                (4096, 1),
+                (5000, 1),
+                (u64::MAX, 1)
+            ]
+        );
     }
 }

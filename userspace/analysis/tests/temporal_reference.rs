@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use memray_analysis::{
-    overview, temporal_high_water_mark, temporal_leaks, AnalysisError, CaptureFile,
-    NeedsEveryRecord, StackResolver, TemporalRecord,
+    overview, overview_and_temporal_high_water_mark, overview_and_temporal_leaks,
+    temporal_high_water_mark, temporal_leaks, AnalysisError, CaptureFile, NeedsEveryRecord,
+    StackResolver, TemporalRecord,
 };
 use memray_tests::captures::record_with_reference;
 use memray_tests::paths::fixtures;
@@ -110,6 +111,15 @@ fn check(path: &Path, max_memory_records: usize) {
             expected[format!("leaks_{suffix}")],
             "temporal leaks, {suffix}, max {max_memory_records}"
         );
+        // The same from the overview's own pass (one pass unless downsampled).
+        let (one_pass, hwm_one_pass) =
+            overview_and_temporal_high_water_mark(&capture, max_memory_records, merge).unwrap();
+        assert_eq!(one_pass, overview);
+        assert_eq!(hwm_one_pass, hwm, "{suffix}, max {max_memory_records}");
+        let (one_pass, leaks_one_pass) =
+            overview_and_temporal_leaks(&capture, max_memory_records, merge).unwrap();
+        assert_eq!(one_pass, overview);
+        assert_eq!(leaks_one_pass, leaks, "{suffix}, max {max_memory_records}");
     }
 }
 
@@ -140,6 +150,14 @@ fn aggregated_captures_have_no_history() {
     );
     assert_eq!(
         temporal_leaks(&capture, &overview, false).unwrap_err(),
+        refused
+    );
+    assert_eq!(
+        overview_and_temporal_high_water_mark(&capture, 10_000, true).unwrap_err(),
+        refused
+    );
+    assert_eq!(
+        overview_and_temporal_leaks(&capture, 10_000, false).unwrap_err(),
         refused
     );
 }

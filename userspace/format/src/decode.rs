@@ -225,20 +225,25 @@ impl Decoder {
         })
     }
 
+    /// Whether the grammar has hot records (v12/v13 streams), the
+    /// precondition of [`Decoder::hot_run`].
+    pub fn has_hot_records(&self) -> bool {
+        self.grammar == Grammar::Stream
+    }
+
     /// Applies the hot records from `pos` on (see [`HotRecords`]) until the
     /// sink stops, another kind of record comes, or fewer than
     /// [`MAX_HOT_RECORD_LEN`] bytes are left; stops before a record that does
-    /// not decode, leaving it to [`Decoder::decode`].
+    /// not decode, leaving it to [`Decoder::decode`]. Only for a grammar
+    /// that [`Decoder::has_hot_records`].
     #[inline]
     pub fn hot_run<S: HotRecords>(&mut self, data: &[u8], pos: usize, sink: &mut S) -> HotRun {
+        debug_assert!(self.has_hot_records());
         let mut run = HotRun {
             pos,
             applied: 0,
             stopped: false,
         };
-        if self.grammar != Grammar::Stream {
-            return run;
-        }
         while let Some(window) = window_at(data, run.pos) {
             let mut w = Window::new(window, 1);
             let outcome = self.hot_record(&mut w, window[0], sink);

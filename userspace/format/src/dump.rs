@@ -161,6 +161,57 @@ impl std::fmt::Display for Ptr {
     }
 }
 
+/// One line of the most frequent records, written without `core::fmt`
+/// (its machinery was most of a dump's time): the same text as `write!`.
+struct Line {
+    bytes: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    #[inline(always)]
+    fn new() -> Line {
+        Line {
+            bytes: [0; 160],
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn text(&mut self, text: &str) -> &mut Line {
+        self.bytes[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
+        self.len += text.len();
+        self
+    }
+
+    #[inline(always)]
+    fn decimal(&mut self, value: impl itoa::Integer) -> &mut Line {
+        self.text(itoa::Buffer::new().format(value))
+    }
+
+    /// As [`Ptr`] prints it.
+    #[inline(always)]
+    fn pointer(&mut self, value: u64) -> &mut Line {
+        if value == 0 {
+            return self.text("(nil)");
+        }
+        let digits = (67 - value.leading_zeros() as usize) / 4;
+        self.text("0x");
+        for i in 0..digits {
+            let nibble = (value >> (4 * (digits - 1 - i))) & 0xf;
+            self.bytes[self.len + i] = b"0123456789abcdef"[nibble as usize];
+        }
+        self.len += digits;
+        self
+    }
+
+    #[inline(always)]
+    fn end(&mut self, out: &mut impl Write) -> io::Result<()> {
+        self.text("\n");
+        out.write_all(&self.bytes[..self.len])
+    }
+}
+
 /// Raw bytes, as `%s` prints them.
 struct Raw<'a>(&'a [u8]);
 
@@ -249,28 +300,33 @@ fn write_record(record: &Record<'_>, dialect: Dialect, out: &mut impl Write) -> 
             a.size as i64,
             a.allocator.name(),
         ),
-        Record::Allocation(a) | Record::LegacyNativeAllocation(a) => writeln!(
-            out,
-            "{} address={} size={} allocator={} native_frame_id={}",
-            match record {
+        Record::Allocation(a) | Record::LegacyNativeAllocation(a) => Line::new()
+            .text(match record {
                 Record::LegacyNativeAllocation(_) => "ALLOCATION_WITH_NATIVE",
                 _ => "ALLOCATION",
-            },
-            Ptr(a.address),
-            a.size as i64,
-            a.allocator.name(),
-            a.native_frame_id as i64
-        ),
+            })
+            .text(" address=")
+            .pointer(a.address)
+            .text(" size=")
+            .decimal(a.size as i64)
+            .text(" allocator=")
+            .text(a.allocator.name())
+            .text(" native_frame_id=")
+            .decimal(a.native_frame_id as i64)
+            .end(out),
         Record::FramePush {
             code_object_id,
             instruction_offset,
             is_entry_frame,
-        } => writeln!(
-            out,
-            "FRAME_PUSH code_object_id={} instruction_offset={} is_entry_frame={}",
-            code_object_id as i64, instruction_offset as i32, is_entry_frame as u8
-        ),
-        Record::FramePop { count } => writeln!(out, "FRAME_POP count={count}"),
+        } => Line::new()
+            .text("FRAME_PUSH code_object_id=")
+            .decimal(code_object_id as i64)
+            .text(" instruction_offset=")
+            .decimal(instruction_offset as i32)
+            .text(" is_entry_frame=")
+            .decimal(is_entry_frame as u8)
+            .end(out),
+        Record::FramePop { count } => Line::new().text("FRAME_POP count=").decimal(count).end(out),
         Record::ObjectRecord {
             address,
             native_frame_id,
@@ -392,5 +448,25 @@ fn write_record(record: &Record<'_>, dialect: Dialect, out: &mut impl Write) -> 
             "SURVIVING_OBJECT address=0x{} native_frame_id={native_frame_id}",
             Ptr(address)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_prints_numbers_as_core_fmt_does() {
+        for value in [0, 1, 0xf, 0x10, 0x7f0f_cb56_48f0, u64::MAX >> 1, u64::MAX] {
+            let mut out = Vec::new();
+            Line::new()
+                .pointer(value)
+                .text(" ")
+                .decimal(value as i64)
+                .end(&mut out)
+                .unwrap();
+            let expected = format!("{} {}\n", Ptr(value), value as i64);
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
     }
 }

@@ -112,9 +112,13 @@ pub struct DeltaState {
 }
 
 /// The 15 most recently *inserted* addresses; hits do not reorder (§3.2).
+/// A ring of 16: slot `i` is `ring[(front + i) % 16]`, so an insert moves
+/// `front` back instead of shifting every slot; the 16th entry is the one
+/// that just fell off.
 #[derive(Default, Clone, Debug)]
 pub struct PointerCache {
-    slots: [u64; 15],
+    ring: [u64; 16],
+    front: u8,
 }
 
 /// The token's slot value that means "not cached, the address follows".
@@ -124,23 +128,29 @@ impl PointerCache {
     /// Writer side: the slot holding `address`, or `None` after inserting it.
     #[inline]
     pub fn lookup_or_insert(&mut self, address: u64) -> Option<u8> {
-        if let Some(slot) = self.slots.iter().position(|&a| a == address) {
-            return Some(slot as u8);
+        // The ring's entries are distinct (an address enters only on a
+        // miss), but for the zeros it starts with: ring order finds the
+        // first zero slot too, as the zeros follow the inserted entries.
+        let found = self.ring.iter().position(|&a| a == address);
+        match found.map(|index| (index as u8).wrapping_sub(self.front) % 16) {
+            Some(slot) if slot != CACHE_MISS => Some(slot),
+            _ => {
+                self.insert(address);
+                None
+            }
         }
-        self.insert(address);
-        None
     }
 
     /// Reader side: the address in `slot` (0..15).
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, slot: u8) -> u64 {
-        self.slots[slot as usize]
+        self.ring[(self.front.wrapping_add(slot) % 16) as usize]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn insert(&mut self, address: u64) {
-        self.slots.copy_within(0..14, 1);
-        self.slots[0] = address;
+        self.front = self.front.wrapping_sub(1) % 16;
+        self.ring[self.front as usize] = address;
     }
 }
 
@@ -398,6 +408,29 @@ mod tests {
             Err(DecodeError::Invalid)
         );
         assert_eq!(Cursor::new(b"abc", 0).cstr(), Err(DecodeError::Incomplete));
+    }
+
+    #[test]
+    fn pointer_cache_matches_a_list_of_the_last_fifteen_inserted() {
+        let mut cache = PointerCache::default();
+        let mut model = vec![0u64; 15];
+        // A small pool, so that hits, misses and evictions all happen.
+        let mut x = 12345u64;
+        for _ in 0..10_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let address = (x >> 33) % 24 * 8;
+            let expected = model.iter().position(|&a| a == address);
+            assert_eq!(cache.lookup_or_insert(address), expected.map(|s| s as u8));
+            if expected.is_none() {
+                model.insert(0, address);
+                model.truncate(15);
+            }
+            for (slot, &a) in model.iter().enumerate() {
+                assert_eq!(cache.get(slot as u8), a);
+            }
+        }
     }
 
     #[test]

@@ -60,6 +60,7 @@ mod frame_tree;
 mod header;
 mod hidden;
 mod lost_records;
+mod read_ahead;
 mod reader;
 mod record;
 pub mod replay;

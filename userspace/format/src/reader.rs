@@ -16,6 +16,7 @@ use crate::error::FormatError;
 use crate::file_hints::advise_sequential;
 use crate::header::{Header, MAGIC};
 use crate::lost_records;
+use crate::read_ahead::ReadAhead;
 use crate::record::Record;
 
 pub const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
@@ -23,12 +24,6 @@ pub const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
 /// The sliding buffer starts at 4 chunks (256 KiB) and grows only for a
 /// record (or header) longer than what is buffered.
 const CHUNK: usize = 64 << 10;
-
-/// Where the decoded bytes come from.
-enum Input {
-    Bytes(Vec<u8>),
-    Stream(Box<StreamInput>),
-}
 
 /// The I/O error a source hit, kept aside: the LZ4 decoder above a source
 /// also fails on cut-off or damaged data, which is not an I/O error.
@@ -70,8 +65,9 @@ fn source<R: Read + Send + 'static>(inner: R) -> (Source<R>, SourceError) {
     (source, error)
 }
 
-/// A file or an LZ4 frame, read through a sliding buffer.
-struct StreamInput {
+/// A file, an LZ4 frame or bytes in memory, read through a sliding buffer
+/// (one struct for all, so that reading a record dispatches on nothing).
+struct Input {
     source: Box<dyn Read + Send>,
     /// The file's own I/O error, once reading stopped on one.
     source_error: SourceError,
@@ -92,14 +88,14 @@ struct StreamInput {
     waiting: bool,
 }
 
-impl StreamInput {
+impl Input {
     fn new(
         source: Box<dyn Read + Send>,
         source_error: SourceError,
         zero_token_ends: bool,
         follow: bool,
-    ) -> Box<StreamInput> {
-        let mut input = Box::new(StreamInput {
+    ) -> Input {
+        let mut input = Input {
             source,
             source_error,
             buf: vec![0; 4 * CHUNK],
@@ -109,9 +105,29 @@ impl StreamInput {
             zero_token_ends,
             follow,
             waiting: false,
-        });
+        };
         input.refill(0);
         input
+    }
+
+    /// Bytes already in memory: the whole buffer, nothing more to read.
+    fn bytes(bytes: Vec<u8>) -> Input {
+        Input {
+            source: Box::new(io::empty()),
+            source_error: SourceError::default(),
+            filled: bytes.len(),
+            buf: bytes,
+            exhausted: true,
+            discarded: 0,
+            zero_token_ends: false,
+            follow: false,
+            waiting: false,
+        }
+    }
+
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        &self.buf[..self.filled]
     }
 
     /// Keeps `buf[keep_from..filled]` and appends more data; false at the end.
@@ -162,16 +178,6 @@ impl StreamInput {
     }
 }
 
-impl Input {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        match self {
-            Input::Bytes(bytes) => bytes,
-            Input::Stream(stream) => &stream.buf[..stream.filled],
-        }
-    }
-}
-
 /// Reads one capture file record by record.
 ///
 /// ```no_run
@@ -190,6 +196,9 @@ pub struct CaptureReader {
     decoder: Decoder,
     records: u64,
     finished: bool,
+    /// Hot runs may apply records: a v12/v13 stream, not finished (one
+    /// flag, checked once per record).
+    hot_records: bool,
     truncated: bool,
     cut_off_token: Option<u8>,
     damage: Option<Damage>,
@@ -231,12 +240,7 @@ impl CaptureReader {
         file.seek(SeekFrom::Start(0)).map_err(open_error)?;
         advise_sequential(file.as_raw_fd());
         let (file, error) = source(file.take(end));
-        Self::start(Input::Stream(StreamInput::new(
-            Box::new(file),
-            error,
-            false,
-            false,
-        )))
+        Self::start(Input::new(Box::new(file), error, false, false))
     }
 
     /// Follows a capture as it is written to `stream` (a live session's
@@ -247,12 +251,12 @@ impl CaptureReader {
     /// the stream (cut off, unless the trailer came first).
     pub fn follow(stream: impl Read + Send + 'static) -> Result<CaptureReader, FormatError> {
         let (stream, error) = source(stream);
-        let mut input = StreamInput::new(Box::new(stream), error, false, true);
+        let mut input = Input::new(Box::new(stream), error, false, true);
         // The header may be slow to come: its magic first (checked alone).
         while input.filled < MAGIC.len() && !input.exhausted {
             input.refill(0);
         }
-        Self::start(Input::Stream(input))
+        Self::start(input)
     }
 
     /// Reads a capture held in memory (plain or LZ4).
@@ -262,18 +266,18 @@ impl CaptureReader {
         }
         let mut bytes = bytes;
         bytes.truncate(readable_end(&bytes));
-        Self::start(Input::Bytes(bytes))
+        Self::start(Input::bytes(bytes))
     }
 
+    /// Decompresses on another thread where one can start (see [`ReadAhead`]).
     fn from_lz4(input: impl Read + Send + 'static) -> Result<CaptureReader, FormatError> {
         let (input, error) = source(input);
         let decoder = lz4_flex::frame::FrameDecoder::new(input);
-        Self::start(Input::Stream(StreamInput::new(
-            Box::new(decoder),
-            error,
-            true,
-            false,
-        )))
+        let decoded: Box<dyn Read + Send> = match ReadAhead::spawn(decoder) {
+            Ok(ahead) => Box::new(ahead),
+            Err(decoder) => Box::new(decoder),
+        };
+        Self::start(Input::new(decoded, error, true, false))
     }
 
     fn start(mut input: Input) -> Result<CaptureReader, FormatError> {
@@ -283,21 +287,17 @@ impl CaptureReader {
             }
             // A header longer than the buffer: read more of it.
             // A followed stream's header may be slow to come.
-            let more = match &mut input {
-                Input::Stream(stream) => stream.refill(0) || stream.waiting,
-                Input::Bytes(_) => false,
-            };
-            if !more {
-                if let Input::Stream(stream) = &mut input {
-                    if let Some(error) = stream.io_error() {
-                        return Err(FormatError::Read(error));
-                    }
+            if !(input.refill(0) || input.waiting) {
+                if let Some(error) = input.io_error() {
+                    return Err(FormatError::Read(error));
                 }
                 return Err(FormatError::BadHeader);
             }
         };
+        let decoder = Decoder::new(&header);
         Ok(CaptureReader {
-            decoder: Decoder::new(&header),
+            hot_records: decoder.has_hot_records(),
+            decoder,
             header,
             input,
             pos,
@@ -328,7 +328,7 @@ impl CaptureReader {
     /// After `next_record` returned `None` on a followed stream: no data
     /// came yet, the capture goes on (call `next_record` again).
     pub fn is_waiting(&self) -> bool {
-        matches!(&self.input, Input::Stream(stream) if stream.waiting) && !self.finished
+        self.input.waiting && !self.finished
     }
 
     /// After a truncated end: the token of the record the data stopped in
@@ -386,14 +386,14 @@ impl CaptureReader {
                 // Decompressed data keeps the writer's zero padding: it ends
                 // the stream. (Plain inputs had it trimmed at open, so a zero
                 // token there is corruption, reported below.)
-                Some(0) if matches!(&self.input, Input::Stream(s) if s.zero_token_ends) => {
+                Some(0) if self.input.zero_token_ends => {
                     return Ok(self.end_without_trailer(None));
                 }
                 Some(_) => {}
             }
             match self.decoder.decode(data, self.pos) {
                 Ok((Record::Trailer, next)) => {
-                    self.finished = true;
+                    self.finish();
                     self.read_lost_records(next);
                     return Ok(Some(Record::Trailer));
                 }
@@ -412,7 +412,7 @@ impl CaptureReader {
                     }
                 }
                 Err(DecodeError::Invalid) => {
-                    self.finished = true;
+                    self.finish();
                     self.damage = Some(Damage {
                         token: data[self.pos],
                         offset: self.decoded_offset(),
@@ -428,7 +428,7 @@ impl CaptureReader {
     /// (false): another kind, the end of the buffered data, a damaged record.
     #[inline]
     pub(crate) fn apply_hot_records<S: HotRecords>(&mut self, sink: &mut S) -> bool {
-        if self.finished {
+        if !self.hot_records {
             return false;
         }
         let run = self.decoder.hot_run(self.input.data(), self.pos, sink);
@@ -437,8 +437,13 @@ impl CaptureReader {
         run.stopped
     }
 
-    fn end_without_trailer(&mut self, cut_inside: Option<u8>) -> Option<Record<'static>> {
+    fn finish(&mut self) {
         self.finished = true;
+        self.hot_records = false;
+    }
+
+    fn end_without_trailer(&mut self, cut_inside: Option<u8>) -> Option<Record<'static>> {
+        self.finish();
         self.truncated = true;
         self.cut_off_token = cut_inside;
         None
@@ -446,40 +451,31 @@ impl CaptureReader {
 
     /// The note after the trailer, if any, from `from` on.
     fn read_lost_records(&mut self, mut from: usize) {
-        if let Input::Stream(stream) = &mut self.input {
-            if stream.filled - from < lost_records::MAX_LEN && !stream.exhausted {
-                // Not exhausted: it moves `from` to the start, read or not.
-                stream.refill(from);
-                from = 0;
-            }
+        let input = &mut self.input;
+        if input.filled - from < lost_records::MAX_LEN && !input.exhausted {
+            // Not exhausted: it moves `from` to the start, read or not.
+            input.refill(from);
+            from = 0;
         }
         self.lost_records = self.input.data().get(from..).and_then(lost_records::read);
     }
 
-    /// More data after `pos`, for a streamed input; false if there is none,
+    /// More data after `pos`; false if there is none,
     /// an error if the file could not be read.
     fn refill(&mut self) -> Result<bool, FormatError> {
-        match &mut self.input {
-            Input::Stream(stream) => {
-                let refilled = stream.refill(self.pos);
-                self.pos = 0;
-                if !refilled {
-                    if let Some(error) = stream.io_error() {
-                        self.finished = true;
-                        return Err(FormatError::Read(error));
-                    }
-                }
-                Ok(refilled)
+        let refilled = self.input.refill(self.pos);
+        self.pos = 0;
+        if !refilled {
+            if let Some(error) = self.input.io_error() {
+                self.finish();
+                return Err(FormatError::Read(error));
             }
-            Input::Bytes(_) => Ok(false),
         }
+        Ok(refilled)
     }
 
     fn decoded_offset(&self) -> u64 {
-        match &self.input {
-            Input::Stream(stream) => stream.discarded + self.pos as u64,
-            Input::Bytes(_) => self.pos as u64,
-        }
+        self.input.discarded + self.pos as u64
     }
 }
 
@@ -539,8 +535,8 @@ mod tests {
         let (input, error) = source(FailingAfter {
             data: io::Cursor::new(half),
         });
-        let stream = StreamInput::new(Box::new(input), error, false, false);
-        let mut reader = CaptureReader::start(Input::Stream(stream)).unwrap();
+        let stream = Input::new(Box::new(input), error, false, false);
+        let mut reader = CaptureReader::start(stream).unwrap();
         let failure = loop {
             match reader.next_record() {
                 Ok(Some(_)) => continue,

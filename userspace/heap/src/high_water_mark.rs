@@ -156,8 +156,9 @@ impl UsageHistory {
     }
 }
 
-/// A live block: where it was allocated, and its size.
-type Block<L> = (L, u64);
+/// A live block: the index of its location's history, and its size (a
+/// free finds its location's history without a lookup).
+type Block = (usize, u64);
 
 /// The aggregator, over locations `L` (memray's `HighWaterMarkLocationKey`).
 /// Locations come out in the order they were first seen.
@@ -171,7 +172,8 @@ pub struct HighWaterMarkAggregator<L> {
     bytes_by_snapshot: Vec<u64>,
     histories: Vec<(L, UsageHistory)>,
     history_index: HashMap<L, usize>,
-    heap: LiveHeap<Block<L>, L>,
+    /// Blocks and mappings by the index of their location's history.
+    heap: LiveHeap<Block, usize>,
 }
 
 impl<L> Default for HighWaterMarkAggregator<L> {
@@ -192,11 +194,17 @@ impl<L> Default for HighWaterMarkAggregator<L> {
 impl<L: Copy + Eq + Hash> HighWaterMarkAggregator<L> {
     /// One allocation record made at `location`.
     pub fn add(&mut self, location: L, allocator: Allocator, address: u64, size: u64) {
+        // A deallocation's location is the one its block or mapping keeps.
+        let history = if allocator.is_deallocator() {
+            usize::MAX
+        } else {
+            self.history_of(location)
+        };
         let change = self
             .heap
-            .apply(allocator, address, size, || (location, size), || location);
+            .apply(allocator, address, size, || (history, size), || history);
         match change {
-            Change::Allocated { .. } | Change::Mapped => self.record_delta(location, 1, size),
+            Change::Allocated { .. } | Change::Mapped => self.record_delta(history, 1, size),
             Change::Freed(Some((allocated_at, size))) => {
                 self.record_delta(allocated_at, u64::MAX, size.wrapping_neg())
             }
@@ -216,7 +224,15 @@ impl<L: Copy + Eq + Hash> HighWaterMarkAggregator<L> {
         }
     }
 
-    fn record_delta(&mut self, location: L, allocations: u64, bytes: u64) {
+    /// The index of `location`'s history, made on its first allocation.
+    fn history_of(&mut self, location: L) -> usize {
+        *self.history_index.entry(location).or_insert_with(|| {
+            self.histories.push((location, UsageHistory::default()));
+            self.histories.len() - 1
+        })
+    }
+
+    fn record_delta(&mut self, history: usize, allocations: u64, bytes: u64) {
         let new_heap = self.current_heap.wrapping_add(bytes);
         if self.current_heap >= self.heap_at_last_peak && new_heap < self.current_heap {
             // The falling edge of a peak not yet counted.
@@ -224,11 +240,7 @@ impl<L: Copy + Eq + Hash> HighWaterMarkAggregator<L> {
             self.heap_at_last_peak = self.current_heap;
         }
         self.current_heap = new_heap;
-        let index = *self.history_index.entry(location).or_insert_with(|| {
-            self.histories.push((location, UsageHistory::default()));
-            self.histories.len() - 1
-        });
-        self.histories[index].1.record_delta(
+        self.histories[history].1.record_delta(
             &self.peak_by_snapshot,
             self.peak_count,
             Contribution { allocations, bytes },

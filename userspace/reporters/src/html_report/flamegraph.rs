@@ -4,8 +4,9 @@
 //! was live.
 
 use memray_analysis::{
-    overview, temporal_high_water_mark, temporal_leaks, AnalysisError, CaptureFile, Overview,
-    StackIds, StackResolver, TemporalRecord,
+    overview_and_temporal_high_water_mark, overview_and_temporal_leaks, AllocationGroup,
+    AnalysisError, CaptureFile, Overview, StackIds, StackResolver, TemporalHighWaterMark,
+    TemporalRecord,
 };
 use memray_html::{
     FlameGraph, FlameGraphBuilder, Interval, MemorySample, NodeId, ReportKind, StackFrame, Temporal,
@@ -126,6 +127,13 @@ impl TreeBuilder<'_> {
     }
 }
 
+/// What a flame graph's mode selected, from the overview's pass.
+enum Selected {
+    Groups(Vec<AllocationGroup>),
+    HighWaterMark(TemporalHighWaterMark),
+    Leaks(Vec<TemporalRecord>),
+}
+
 /// The node that stands for a process above its stacks.
 fn process_frame(label: &str) -> StackFrame<'_> {
     StackFrame {
@@ -148,12 +156,23 @@ pub fn flamegraph_model(
 ) -> Result<FlameGraph, AnalysisError> {
     let replay = &WithProgress::new(capture);
     let merge = options.merge_threads;
-    // A snapshot's groups come from the overview's own pass.
-    let (overview, snapshot_groups) = match options.mode {
+    let max_memory_records = options.max_memory_records;
+    // What is shown comes from the overview's own pass.
+    let (overview, selected) = match options.mode {
         FlameGraphMode::Snapshot(selection) => {
-            select_keeping_memory(capture, selection, merge, options.max_memory_records)?
+            let (overview, groups) =
+                select_keeping_memory(capture, selection, merge, max_memory_records)?;
+            (overview, Selected::Groups(groups))
         }
-        _ => (overview(replay, options.max_memory_records)?, Vec::new()),
+        FlameGraphMode::TemporalHighWaterMark => {
+            let (overview, temporal) =
+                overview_and_temporal_high_water_mark(replay, max_memory_records, merge)?;
+            (overview, Selected::HighWaterMark(temporal))
+        }
+        FlameGraphMode::TemporalLeaks => {
+            let (overview, leaks) = overview_and_temporal_leaks(replay, max_memory_records, merge)?;
+            (overview, Selected::Leaks(leaks))
+        }
     };
     let kind = options.mode.kind();
     let mut metadata = super::page_metadata(capture, &overview, kind, options.merge_threads);
@@ -165,21 +184,18 @@ pub fn flamegraph_model(
         process: None,
     };
     add_memory(&mut tree.graph, &overview);
-    match options.mode {
-        FlameGraphMode::Snapshot(_) => {
-            for group in &snapshot_groups {
+    match selected {
+        Selected::Groups(groups) => {
+            for group in &groups {
                 tree.add((&group.allocation).into(), group.size, group.n_allocations);
             }
         }
-        FlameGraphMode::TemporalHighWaterMark => {
-            let temporal = temporal_high_water_mark(replay, &overview, merge)?;
+        Selected::HighWaterMark(temporal) => {
             tree.add_temporal(&temporal.records)?;
             let marks = marks_for_every_snapshot(temporal.high_water_mark_by_snapshot, &overview);
             tree.graph.set_high_water_mark_by_snapshot(marks);
         }
-        FlameGraphMode::TemporalLeaks => {
-            tree.add_temporal(&temporal_leaks(replay, &overview, merge)?)?;
-        }
+        Selected::Leaks(leaks) => tree.add_temporal(&leaks)?,
     }
     let TreeBuilder {
         mut graph, sources, ..
