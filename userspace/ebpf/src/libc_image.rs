@@ -5,6 +5,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+use memray_unwind::{file_mappings, FileMapping};
 use object::{Object, ObjectSegment, ObjectSymbol};
 
 use crate::Error;
@@ -41,7 +42,7 @@ impl LibcImage {
     /// `wanted` accepts (libc, or a third-party allocator's), if any.
     pub fn mapped(pid: u32, wanted: impl Fn(&str) -> bool) -> Result<Option<LibcImage>, Error> {
         let maps = read_maps(pid)?;
-        let Some(text) = executable_mappings(&maps).find(|m| wanted(&m.path)) else {
+        let Some(text) = executable_mappings(&maps).find(|m| wanted(m.path)) else {
             return Ok(None);
         };
         let inner_path = text.path;
@@ -56,7 +57,7 @@ impl LibcImage {
             file_id: (metadata.dev(), metadata.ino()),
             path,
             data,
-            text_range: text.range,
+            text_range: (text.start, text.end),
             text_offset: text.offset,
         }))
     }
@@ -64,8 +65,7 @@ impl LibcImage {
     /// The file process `pid` runs the code at `address` from, if any.
     pub fn containing(pid: u32, address: u64) -> Result<Option<LibcImage>, Error> {
         let maps = read_maps(pid)?;
-        let Some(text) = executable_mappings(&maps)
-            .find(|m| (m.range.0..m.range.1).contains(&address) && m.path.starts_with('/'))
+        let Some(text) = executable_mappings(&maps).find(|m| (m.start..m.end).contains(&address))
         else {
             return Ok(None);
         };
@@ -132,36 +132,9 @@ fn read_maps(pid: u32) -> Result<String, Error> {
     })
 }
 
-/// One executable mapping of a file, from `/proc/PID/maps`.
-#[derive(Debug, PartialEq, Eq)]
-struct Mapping {
-    path: String,
-    /// `[start, end)`.
-    range: (u64, u64),
-    /// The file offset mapped at the start.
-    offset: u64,
-}
-
-/// The executable mappings of a `/proc/PID/maps` text, in address order.
-fn executable_mappings(maps: &str) -> impl Iterator<Item = Mapping> + '_ {
-    maps.lines().filter_map(|line| {
-        let mut fields = line.split_whitespace();
-        let range = fields.next()?;
-        let permissions = fields.next()?;
-        let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
-        let path = fields.nth(2)?;
-        if !permissions.contains('x') {
-            return None;
-        }
-        let (start, end) = range.split_once('-')?;
-        let start = u64::from_str_radix(start, 16).ok()?;
-        let end = u64::from_str_radix(end, 16).ok()?;
-        Some(Mapping {
-            path: path.to_string(),
-            range: (start, end),
-            offset,
-        })
-    })
+/// The executable file mappings of a `/proc/PID/maps` text, in address order.
+fn executable_mappings(maps: &str) -> impl Iterator<Item = FileMapping<'_>> {
+    file_mappings(maps).filter(|mapping| mapping.executable)
 }
 
 #[cfg(test)]
@@ -175,17 +148,20 @@ mod tests {
 7f0000028000-7f000017d000 r-xp 00028000 fe:01 1234 /usr/lib/x86_64-linux-gnu/libc.so.6
 7f1000000000-7f1000001000 r-xp 00000000 fe:01 99 /usr/lib/libcrypt.so.1
 ";
+        let libc = executable_mappings(maps).find(|m| is_libc(m.path));
+        let libc = libc.expect("libc's text");
         assert_eq!(
-            executable_mappings(maps).find(|m| is_libc(&m.path)),
-            Some(Mapping {
-                path: "/usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
-                range: (0x7f0000028000, 0x7f000017d000),
-                offset: 0x28000,
-            })
+            (libc.path, libc.start, libc.end, libc.offset),
+            (
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                0x7f0000028000,
+                0x7f000017d000,
+                0x28000
+            )
         );
         assert_eq!(
             executable_mappings("7f1-7f2 r-xp 0 fe:01 9 /usr/lib/libcrypt.so.1")
-                .find(|m| is_libc(&m.path)),
+                .find(|m| is_libc(m.path)),
             None
         );
     }

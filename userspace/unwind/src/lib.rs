@@ -27,7 +27,7 @@ mod trail;
 pub use copied::{CopiedStack, CopiedStackUnwinder};
 pub use module_set::{forget_other_threads_after_fork, refresh_modules};
 #[cfg(target_os = "linux")]
-pub use platform::{image_at, process_images};
+pub use platform::{file_mappings, image_at, process_images, FileMapping};
 pub use platform::{load_segments, loaded_objects};
 pub use registers::UnwindStart;
 pub use thread::ThreadUnwinder;
