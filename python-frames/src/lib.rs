@@ -33,6 +33,8 @@ pub use error::Error;
 pub use inprocess::InProcess;
 pub use layout::{FrameKind, Layout};
 pub use memory::{LocalMemory, Memory, PageCache, RemoteMemory, SnapshotMemory};
+#[cfg(target_os = "linux")]
+pub use platform::{process_file, reported_file};
 pub use process::{PythonProcess, ThreadStack};
 pub use threads::{thread_states, ThreadState};
 pub use walk::{walk_stack, FrameReader, FrameStep, RawFrame, StackWalk, Target};

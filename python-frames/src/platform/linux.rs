@@ -78,11 +78,36 @@ pub fn mapped_files(pid: i32) -> Result<(Vec<MappedFile>, Option<PathBuf>), Erro
 }
 
 /// A file as the target sees it (through its root, so containers and deleted
-/// files work).
+/// files work); `path` as `/proc/PID/maps` names it.
 pub fn read_target_file(pid: i32, path: &Path) -> io::Result<Vec<u8>> {
-    let through_root =
-        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
-    std::fs::read(&through_root).or_else(|_| std::fs::read(path))
+    std::fs::read(reported_file(pid as u32, path)).or_else(|_| std::fs::read(path))
+}
+
+/// Where this process reaches the file process `pid` names `path` (an
+/// absolute path in its own file system: a library search directory, an
+/// interpreter): through `/proc/PID/root`, so that a process in another
+/// mount namespace (a container) gets its own file.
+pub fn process_file(pid: u32, path: &Path) -> PathBuf {
+    through_root(pid, path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Where this process reaches the file that `/proc/PID/maps` or
+/// `/proc/PID/exe` names `path`. The kernel writes those paths as seen from
+/// the reader's root: for a process whose root is a directory below ours
+/// (`chroot`) they start with that directory, which is taken off; for one
+/// whose root we cannot reach (a container's `pivot_root`) they are as it
+/// sees them already.
+pub fn reported_file(pid: u32, path: &Path) -> PathBuf {
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap_or_else(|_| "/".into());
+    let inner = path
+        .strip_prefix(&root)
+        .or_else(|_| path.strip_prefix("/"))
+        .unwrap_or(path);
+    through_root(pid, inner)
+}
+
+fn through_root(pid: u32, relative: &Path) -> PathBuf {
+    Path::new(&format!("/proc/{pid}/root")).join(relative)
 }
 
 /// The kernel thread ids of the process's tasks.

@@ -170,7 +170,6 @@ impl ExecFollowing {
 /// The program process `pid` runs, as a path from here (through its root:
 /// it may be in a container).
 fn program(pid: u32) -> Option<PathBuf> {
-    let inner = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    let inner = inner.strip_prefix("/").unwrap_or(&inner);
-    Some(PathBuf::from(format!("/proc/{pid}/root")).join(inner))
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    Some(python_frames::reported_file(pid, &exe))
 }

@@ -1,9 +1,10 @@
 //! The C library a process runs: found through `/proc/PID/maps`, opened
-//! through `/proc/PID/root` (so a process in another mount namespace gets its
-//! own libc), and its functions located in the ELF file.
+//! through `/proc/PID/root` (so a process in another mount namespace or
+//! root directory gets its own libc), and its functions located in the ELF
+//! file.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use memray_unwind::{file_mappings, FileMapping};
 use object::{Object, ObjectSegment, ObjectSymbol};
@@ -12,7 +13,8 @@ use crate::Error;
 
 /// One process's libc: the file as seen from here and where its code is mapped.
 pub struct LibcImage {
-    /// `/proc/PID/root/<path in the process>`: attachable from outside.
+    /// `/proc/PID/root/<path in the process>`: attachable from outside
+    /// ([`python_frames::reported_file`]).
     pub path: PathBuf,
     /// The file's (device, inode): the same libc seen through different paths.
     pub file_id: (u64, u64),
@@ -45,8 +47,7 @@ impl LibcImage {
         let Some(text) = executable_mappings(&maps).find(|m| wanted(m.path)) else {
             return Ok(None);
         };
-        let inner_path = text.path;
-        let path = PathBuf::from(format!("/proc/{pid}/root{inner_path}"));
+        let path = python_frames::reported_file(pid, Path::new(text.path));
         let unreadable = |e: std::io::Error| Error::Process {
             pid,
             what: format!("cannot read {}: {e}", path.display()),
