@@ -96,18 +96,7 @@ impl Container {
         let root = container_root(python);
         let mut unshare = Running::spawn(
             Command::new("unshare")
-                .args([
-                    "--mount",
-                    "--pid",
-                    "--kill-child",
-                    "sh",
-                    "-c",
-                    enter(kind),
-                    "sh",
-                ])
-                .arg(root.path())
-                .arg(prefix(python))
-                .args([&size.to_string(), tag])
+                .args(container_command(python, kind, root.path(), size, tag))
                 .stdout(Stdio::piped()),
         );
         let mut stdout = BufReader::new(unshare.0.stdout.take().expect("stdout"));
@@ -158,6 +147,32 @@ impl Container {
         self.expect("bye");
         assert!(self.unshare.0.wait().expect("wait").success());
     }
+}
+
+/// unshare's arguments that run the workload in a container of `kind`
+/// whose root is `root`.
+fn container_command(
+    python: &Interpreter,
+    kind: Root,
+    root: &Path,
+    size: u64,
+    tag: &str,
+) -> Vec<String> {
+    let arguments = [
+        "--mount",
+        "--pid",
+        "--kill-child",
+        "sh",
+        "-c",
+        enter(kind),
+        "sh",
+    ];
+    arguments
+        .into_iter()
+        .map(str::to_string)
+        .chain([root, &prefix(python)].map(|path| path.to_string_lossy().into_owned()))
+        .chain([size.to_string(), tag.to_string()])
+        .collect()
 }
 
 /// A process of the test's, killed if the test fails while it runs.
@@ -461,6 +476,86 @@ fn attach_all_records_container_and_host_processes() {
             CHECK_WORKER,
             &args,
             &format!("the capture of {pid} ({size} bytes): {stdout}"),
+        );
+    }
+}
+
+/// `run --ebpf --follow-exec` of a host script that starts a container
+/// (`unshare`, `sh`, `mount`, `pivot_root` or `chroot`, then the container's
+/// CPython, exec'd onto its own libc and libpython): the container's
+/// process gets its capture (`out.bin.<host pid>`) holding its three blocks
+/// at the right line; the programs that are not Python get none.
+#[test]
+fn follow_exec_records_a_python_started_in_a_container() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let python = interpreters::reference_python();
+    let parent = "import json, subprocess\n\
+        command = json.load(open('command.json'))\n\
+        print(subprocess.run(command, check=True, capture_output=True, text=True).stdout, end='')\n";
+    for kind in [Root::PivotRoot, Root::Chroot] {
+        let root = container_root(&python);
+        for name in ["go", "stop"] {
+            std::fs::write(root.path().join("work").join(name), "").expect("write");
+        }
+        let workdir = tempfile::tempdir().expect("tempdir");
+        let command: Vec<String> = ["unshare".to_string()]
+            .into_iter()
+            .chain(container_command(
+                &python,
+                kind,
+                root.path(),
+                300_043,
+                "exec",
+            ))
+            .collect();
+        std::fs::write(
+            workdir.path().join("command.json"),
+            serde_json::to_vec(&command).expect("JSON"),
+        )
+        .expect("write command.json");
+        let output = Command::new(paths::memray_bin())
+            .args([
+                "run",
+                "--ebpf",
+                "--follow-exec",
+                "-q",
+                "-f",
+                "-o",
+                "out.bin",
+            ])
+            .arg("--python")
+            .arg(&python.path)
+            .args(["-c", parent])
+            .current_dir(workdir.path())
+            .output()
+            .expect("run memray");
+        succeeded(&output, &format!("run --ebpf --follow-exec ({kind:?})"));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "ready 1\ndone\nbye\n",
+            "{kind:?}"
+        );
+        let mut captures: Vec<String> = std::fs::read_dir(workdir.path())
+            .expect("list the captures")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.starts_with("out.bin"))
+            .collect();
+        captures.sort();
+        assert_eq!(captures.len(), 2, "{kind:?}: {captures:?}");
+        let child = captures[1].strip_prefix("out.bin.").expect("out.bin.<pid>");
+        check_with_memray(
+            workdir.path(),
+            CHECK_WORKER,
+            &[&captures[1], child, "300043"],
+            &format!("the container's capture ({kind:?})"),
         );
     }
 }

@@ -1,7 +1,7 @@
 //! The files that may hold a CPython executable's interpreter code: the
 //! executable itself and the libpython it links (found as the dynamic
-//! loader would: its RUNPATH/RPATH, then the usual directories), so that
-//! probes can be placed on the interpreter before the program starts.
+//! loader would, in the process's own file system), so that probes can be
+//! placed on the interpreter before the program starts.
 
 use std::path::{Path, PathBuf};
 
@@ -16,19 +16,23 @@ const SYSTEM_DIRECTORIES: [&str; 4] = [
     "/usr/local/lib",
 ];
 
-/// `executable` first, then the libpython it needs, if found.
-pub fn interpreter_files(executable: &Path) -> Vec<PathBuf> {
+/// `executable` (a path from here) first, then the libpython it needs, if
+/// found where process `pid`'s dynamic loader finds it: in the process's
+/// own file system (it may be in a container), through the executable's
+/// RPATH (unless it has a RUNPATH), the process's `LD_LIBRARY_PATH`, its
+/// RUNPATH, then the usual directories.
+pub fn interpreter_files(pid: u32, executable: &Path) -> Vec<PathBuf> {
     let mut files = vec![executable.to_path_buf()];
     if let Some(library) = std::fs::read(executable)
         .ok()
-        .and_then(|data| libpython(executable, &data))
+        .and_then(|data| libpython(pid, executable, &data))
     {
         files.push(library);
     }
     files
 }
 
-fn libpython(executable: &Path, data: &[u8]) -> Option<PathBuf> {
+fn libpython(pid: u32, executable: &Path, data: &[u8]) -> Option<PathBuf> {
     let file = ElfFile64::<Endianness>::parse(data).ok()?;
     let endian = file.endian();
     let (entries, strings) = file
@@ -52,27 +56,56 @@ fn libpython(executable: &Path, data: &[u8]) -> Option<PathBuf> {
             .ok()
             .map(|b| String::from_utf8_lossy(b).into_owned())
     };
-    let tag = |entry: &object::elf::Dyn64<Endianness>| entry.tag32(endian);
-    let needed = entries
-        .iter()
-        .filter(|e| tag(e) == Some(DT_NEEDED))
-        .filter_map(text)
+    let tagged = |wanted: u32| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| e.tag32(endian) == Some(wanted))
+            .filter_map(text)
+            .collect()
+    };
+    let needed = tagged(DT_NEEDED)
+        .into_iter()
         .find(|name| name.starts_with("libpython"))?;
+    let runpath = tagged(DT_RUNPATH);
+    let rpath = if runpath.is_empty() {
+        tagged(DT_RPATH)
+    } else {
+        Vec::new()
+    };
     let origin = executable.parent().unwrap_or(Path::new("/"));
-    let search: Vec<PathBuf> = entries
+    let directories = |paths: &str| -> Vec<PathBuf> {
+        paths
+            .split(':')
+            .filter_map(|dir| match dir.strip_prefix("$ORIGIN") {
+                Some(rest) => Some(origin.join(rest.trim_start_matches('/'))),
+                None => dir
+                    .starts_with('/')
+                    .then(|| python_frames::process_file(pid, Path::new(dir))),
+            })
+            .collect()
+    };
+    let search: Vec<PathBuf> = rpath
         .iter()
-        .filter(|e| matches!(tag(e), Some(DT_RUNPATH | DT_RPATH)))
-        .filter_map(text)
-        .flat_map(|paths| {
-            paths
-                .split(':')
-                .map(|dir| PathBuf::from(dir.replace("$ORIGIN", &origin.to_string_lossy())))
-                .collect::<Vec<_>>()
-        })
-        .chain(SYSTEM_DIRECTORIES.iter().map(PathBuf::from))
+        .chain(library_path(pid).iter())
+        .chain(runpath.iter())
+        .flat_map(|paths| directories(paths))
+        .chain(
+            SYSTEM_DIRECTORIES
+                .iter()
+                .map(|dir| python_frames::process_file(pid, Path::new(dir))),
+        )
         .collect();
     search
         .into_iter()
         .map(|dir| dir.join(&needed))
         .find(|candidate| candidate.is_file())
+}
+
+/// The `LD_LIBRARY_PATH` of process `pid`, if set.
+fn library_path(pid: u32) -> Option<String> {
+    let environment = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environment
+        .split(|&b| b == 0)
+        .find_map(|variable| variable.strip_prefix(b"LD_LIBRARY_PATH="))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
 }

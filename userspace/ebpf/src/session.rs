@@ -394,7 +394,7 @@ impl Session {
         // 3.13+ finalizes through _Py_Finalize, older ones in Py_FinalizeEx.
         for symbols in [&["Py_RunMain"][..], &["_Py_Finalize", "Py_FinalizeEx"]] {
             let program = uprobe(&mut self.ebpf, INTERPRETER_HOLD_PROGRAM)?;
-            let placed = interpreter_files(executable).iter().find_map(|file| {
+            let placed = interpreter_files(pid, executable).iter().find_map(|file| {
                 symbols
                     .iter()
                     .find_map(|&symbol| program.attach(symbol, file, scope).ok())
