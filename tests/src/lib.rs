@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod captures;
+pub mod ebpf_captures;
 pub mod html_pages;
 pub mod interpreters;
 pub mod memray_tree;

@@ -1,9 +1,9 @@
 #![cfg(target_os = "linux")]
 //! The eBPF mode on processes in containers: a CPython in its own mount and
 //! pid namespaces, whose root is a directory built here holding its own
-//! copies of libc and the dynamic loader (other files than the host's: the
-//! probes must be placed on the container's) and the interpreter's prefix
-//! bind-mounted read-only at `/opt/py`. Its root is made as container
+//! copies of libc, the dynamic loader and libpython (other files than the
+//! host's: the probes must be placed on the container's) and the
+//! interpreter's prefix bind-mounted read-only at `/opt/py`. Its root is made as container
 //! runtimes make it (`pivot_root`: `/proc/PID/maps` names its files as it
 //! sees them) and as `chroot` makes it (the maps name them as the host
 //! sees the directory, where the bind mount is not). Its pid is 1 inside
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use memray_tests::ebpf_captures::{capture_of, out_bin_captures, run_following_execs};
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::reference::check_with_memray;
 use memray_tests::run::succeeded;
@@ -79,8 +80,9 @@ fn enter(root: Root) -> &'static str {
     }
 }
 
-/// A CPython in a container, started by `unshare --mount --pid --fork`;
-/// killed with unshare if the test fails before it ends.
+/// A CPython in a container, started by `unshare --mount --pid
+/// --kill-child` (which forks it); killed with unshare if the test fails
+/// before it ends.
 struct Container {
     /// The root directory (its `work/` holds the workload and its files).
     root: tempfile::TempDir,
@@ -114,9 +116,8 @@ impl Container {
             pid,
             size,
         };
-        let mapped = |name: &str| mapped_file(pid, name).expect(name);
         assert_ne!(
-            file_id(&mapped("libc.so.6")),
+            file_id(&mapped_file(pid, "libc.so.6").expect("its libc")),
             file_id(&host_libc()),
             "{kind:?}: the container runs its own copy of libc"
         );
@@ -515,40 +516,14 @@ fn follow_exec_records_a_python_started_in_a_container() {
             serde_json::to_vec(&command).expect("JSON"),
         )
         .expect("write command.json");
-        let output = Command::new(paths::memray_bin())
-            .args([
-                "run",
-                "--ebpf",
-                "--follow-exec",
-                "-q",
-                "-f",
-                "-o",
-                "out.bin",
-            ])
-            .arg("--python")
-            .arg(&python.path)
-            .args(["-c", parent])
-            .current_dir(workdir.path())
-            .output()
-            .expect("run memray");
+        let output = run_following_execs(&python.path, workdir.path(), parent, &[]);
         succeeded(&output, &format!("run --ebpf --follow-exec ({kind:?})"));
         assert_eq!(
             String::from_utf8_lossy(&output.stdout),
             "ready 1\ndone\nbye\n",
             "{kind:?}"
         );
-        let mut captures: Vec<String> = std::fs::read_dir(workdir.path())
-            .expect("list the captures")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .filter(|name| name.starts_with("out.bin"))
-            .collect();
-        captures.sort();
+        let captures = out_bin_captures(workdir.path());
         assert_eq!(captures.len(), 2, "{kind:?}: {captures:?}");
         let child = captures[1].strip_prefix("out.bin.").expect("out.bin.<pid>");
         check_with_memray(
@@ -558,14 +533,4 @@ fn follow_exec_records_a_python_started_in_a_container() {
             &format!("the container's capture ({kind:?})"),
         );
     }
-}
-
-/// The capture of `pid` in `dir` (`memray-<name>.<pid>.bin`), if any.
-fn capture_of(dir: &Path, pid: u32) -> Option<PathBuf> {
-    let suffix = format!(".{pid}.bin");
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .find(|path| path.to_string_lossy().ends_with(&suffix))
 }

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use memray_tests::ebpf_captures::{capture_of, out_bin_captures, run_following_execs};
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::reference::check_with_memray;
 use memray_tests::run::succeeded;
@@ -73,41 +74,15 @@ fn follow_exec_records_each_python_child_in_its_own_capture() {
         .iter()
         .map(|i: &Interpreter| i.path.as_path())
         .collect();
-    let output = Command::new(paths::memray_bin())
-        .args([
-            "run",
-            "--ebpf",
-            "--follow-exec",
-            "-q",
-            "-f",
-            "-o",
-            "out.bin",
-        ])
-        .arg("--python")
-        .arg(&python.path)
-        .args(["-c", parent])
-        .args(&others)
-        .current_dir(workdir.path())
-        .output()
-        .expect("run memray");
+    let others: Vec<&std::ffi::OsStr> = others.iter().map(|p| p.as_os_str()).collect();
+    let output = run_following_execs(&python.path, workdir.path(), parent, &others);
     succeeded(&output, "run --ebpf --follow-exec");
     let children: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .split_whitespace()
         .map(str::to_string)
         .collect();
     assert_eq!(children.len(), 2 + others.len(), "{output:?}");
-    let mut captures: Vec<String> = std::fs::read_dir(workdir.path())
-        .expect("list the captures")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.starts_with("out.bin"))
-        .collect();
-    captures.sort();
+    let captures = out_bin_captures(workdir.path());
     let mut expected: Vec<String> = std::iter::once("out.bin".to_string())
         .chain(children.iter().map(|pid| format!("out.bin.{pid}")))
         .collect();
@@ -178,16 +153,6 @@ impl Worker {
     fn pid(&self) -> u32 {
         self.child.id()
     }
-}
-
-/// The capture of `pid` in `dir` (`memray-<name>.<pid>.bin`), if any.
-fn capture_of(dir: &Path, pid: u32) -> Option<std::path::PathBuf> {
-    let suffix = format!(".{pid}.bin");
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .find(|path| path.to_string_lossy().ends_with(&suffix))
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
