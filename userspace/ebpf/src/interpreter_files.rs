@@ -109,3 +109,43 @@ fn library_path(pid: u32) -> Option<String> {
         .find_map(|variable| variable.strip_prefix(b"LD_LIBRARY_PATH="))
         .map(|value| String::from_utf8_lossy(value).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pyenv's CPython finds its libpython through its RUNPATH; a process
+    /// whose `LD_LIBRARY_PATH` holds another file of that name gets that
+    /// one, as its loader would; both are reached through the process's
+    /// root.
+    #[test]
+    fn libpython_is_where_the_process_loader_finds_it() {
+        let python = memray_tests::interpreters::reference_python();
+        let executable = python.path.canonicalize().expect("the interpreter");
+        let own = std::process::id();
+        let files = interpreter_files(own, &executable);
+        let library = files.get(1).expect("pyenv's CPython links a libpython");
+        assert!(
+            library.starts_with(format!("/proc/{own}/root/")),
+            "{files:?}"
+        );
+        let name = library.file_name().expect("a name");
+        let directory = tempfile::tempdir().expect("tempdir");
+        std::fs::write(directory.path().join(name), "").expect("write");
+        let mut other = std::process::Command::new("sleep")
+            .arg("60")
+            .env("LD_LIBRARY_PATH", directory.path())
+            .spawn()
+            .expect("start sleep");
+        // Spawning returns as the exec starts, before the new environment is there.
+        let environment = format!("/proc/{}/environ", other.id());
+        while std::fs::read(&environment).is_ok_and(|e| e.is_empty()) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let found = interpreter_files(other.id(), &executable);
+        let wanted = python_frames::process_file(other.id(), &directory.path().join(name));
+        let _ = other.kill();
+        let _ = other.wait();
+        assert_eq!(found.get(1), Some(&wanted), "{found:?}");
+    }
+}
