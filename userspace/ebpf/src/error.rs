@@ -35,6 +35,9 @@ pub enum Error {
     Map(#[from] aya::maps::MapError),
     #[error("{0}")]
     Tracepoint(String),
+    /// Loading or placing the uprobe programs ([`crate::uprobe_multi`]).
+    #[error("{0}")]
+    Probes(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]

@@ -6,12 +6,13 @@ use std::num::NonZeroU32;
 use std::path::Path;
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
-use aya::programs::uprobe::{UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeScope};
-use aya::programs::{TracePoint, UProbe};
+use aya::programs::TracePoint;
 use aya::{Ebpf, Pod};
 use memray_ebpf_common::execs::{EXECS_MAP, EXEC_TRACEPOINT, EXEC_WATCH_MAP, PROCESS_EXEC_PROGRAM};
 use memray_ebpf_common::native_stack::NATIVE_STACKS_MAP;
-use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
+use memray_ebpf_common::python_stack::{
+    ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM, STACK_WALK_PROGRAM,
+};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
     ALLOCATOR_RETURN_PROGRAM, CHILD_EXIT_HOLD_PROGRAM, COUNTERS_MAP, DROPS_MAP,
@@ -25,13 +26,14 @@ use crate::custom_allocators::CustomAllocator;
 use crate::events::EventStream;
 use crate::execs::ExecStream;
 use crate::interpreter_files::interpreter_files;
-use crate::libc_image::LibcImage;
+use crate::libc_image::{function_offset, LibcImage};
 use crate::native::NativeCopies;
 use crate::object::PROBES;
 use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, StackTable, WalkPrograms};
 use crate::python_allocators::PythonAllocators;
+use crate::uprobe_multi::{Sites, UprobeLink, UprobePrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
 use python_frames::PythonProcess;
 
@@ -98,12 +100,12 @@ pub struct Session {
     _walk: WalkPrograms,
     attached: StdHashMap<u32, Attachment>,
     /// The interpreter holds ([`Session::hold_interpreter`]), by process.
-    holds: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    holds: StdHashMap<u32, Vec<UprobeLink>>,
     /// Probes placed for every process mapping a libc, by its file id, for
     /// the processes tracked without an attachment of their own
     /// ([`Session::track`]) or followed into a program on another libc,
     /// whose forks are followed.
-    shared: StdHashMap<(u64, u64), Vec<(&'static str, UProbeLinkId)>>,
+    shared: StdHashMap<(u64, u64), Vec<UprobeLink>>,
     /// The probes of each followed program whose forks are not
     /// (`--follow-exec` alone): its own, so that no other process traps on
     /// them.
@@ -111,7 +113,7 @@ pub struct Session {
     /// The third-party allocators to probe ([`Session::probe_allocators`]).
     custom: Vec<CustomAllocator>,
     /// Their probes, by the attached process they are for (0: every process)…
-    custom_links: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    custom_links: StdHashMap<u32, Vec<UprobeLink>>,
     /// …and the libraries (file ids) they are placed on.
     custom_placed: HashSet<(u32, (u64, u64))>,
     /// `--trace-python-allocators` ([`Session::probe_python_allocators`]);
@@ -120,7 +122,9 @@ pub struct Session {
     /// The probes of detached processes, inert (nothing of theirs is in the
     /// pid set any more), removed when the session ends or before the next
     /// attach: each removal waits about 0.1 s ([`Session::close_after_exit`]).
-    retired: Vec<UProbeLink>,
+    retired: Vec<UprobeLink>,
+    /// The uprobe programs (last: the links above go first).
+    uprobes: UprobePrograms,
 }
 
 /// The allocator probes on one libc file.
@@ -128,7 +132,7 @@ pub struct Session {
 struct LibcProbes {
     /// The file ([`LibcImage::file_id`]).
     libc: (u64, u64),
-    links: Vec<(&'static str, UProbeLinkId)>,
+    links: Vec<UprobeLink>,
 }
 
 /// The probes placed for one attached process.
@@ -139,7 +143,7 @@ struct Attachment {
     every_process: bool,
     /// The holds of its followed children at `_exit`
     /// ([`Session::hold_children_at_exit`]).
-    exit_holds: Vec<(&'static str, UProbeLinkId)>,
+    exit_holds: Vec<UprobeLink>,
 }
 
 impl Session {
@@ -150,21 +154,24 @@ impl Session {
         tracefs::check_field(FORK_TRACEPOINT, "child_pid", FORK_CHILD_PID_OFFSET)?;
         tracefs::check_field(EXIT_TRACEPOINT, "pid", EXIT_PID_OFFSET)?;
         let mut ebpf = probe_log::load(object, &options)?;
+        let uprobes = UprobePrograms::load(
+            object,
+            &ebpf,
+            &[
+                ALLOCATOR_ENTRY_PROGRAM,
+                ALLOCATOR_RETURN_PROGRAM,
+                INTERPRETER_HOLD_PROGRAM,
+                CHILD_EXIT_HOLD_PROGRAM,
+                STACK_WALK_PROGRAM,
+                ALLOCATION_STACK_DONE_PROGRAM,
+            ],
+        )?;
         let log = ProbeLog::new(&mut ebpf);
         let walk = python::load_walk_programs(
             &mut ebpf,
+            &uprobes,
             &[(ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM)],
         )?;
-        for name in [
-            ALLOCATOR_ENTRY_PROGRAM,
-            ALLOCATOR_RETURN_PROGRAM,
-            INTERPRETER_HOLD_PROGRAM,
-            CHILD_EXIT_HOLD_PROGRAM,
-        ] {
-            uprobe(&mut ebpf, name)?
-                .load()
-                .map_err(program_error(name))?;
-        }
         for (name, (category, event)) in [
             (PROCESS_FORK_PROGRAM, FORK_TRACEPOINT),
             (PROCESS_EXIT_PROGRAM, EXIT_TRACEPOINT),
@@ -193,6 +200,7 @@ impl Session {
             custom_placed: HashSet::new(),
             python_allocators: PythonAllocators::default(),
             retired: Vec::new(),
+            uprobes,
         })
     }
 
@@ -209,11 +217,10 @@ impl Session {
         }
         // Else a process attached again would be seen by its old probes too.
         self.retired.clear();
-        let scope = match (follow_fork, NonZeroU32::new(pid)) {
-            (_, None) => return Err(Error::InvalidPid(0)),
-            (true, Some(_)) => UProbeScope::AllProcesses,
-            (false, Some(pid)) => UProbeScope::OneProcess(pid),
-        };
+        if pid == 0 {
+            return Err(Error::InvalidPid(0));
+        }
+        let scope = (!follow_fork).then_some(pid);
         let libc = LibcImage::of_process(pid)?;
         // Probes placed for every process on a libc fire for the processes
         // with their own probes there too: each call would be seen twice.
@@ -261,8 +268,8 @@ impl Session {
     fn attach_functions(
         &mut self,
         libc: &LibcImage,
-        scope: UProbeScope,
-        links: &mut Vec<(&'static str, UProbeLinkId)>,
+        scope: Option<u32>,
+        links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
         // An older libc without reallocarray: nothing calls it there.
         let functions = Function::ALL.map(|f| (f, f.symbol(), f != Function::Reallocarray));
@@ -275,10 +282,11 @@ impl Session {
         &mut self,
         library: &LibcImage,
         functions: &[(Function, &str, bool)],
-        scope: UProbeScope,
-        links: &mut Vec<(&'static str, UProbeLinkId)>,
+        scope: Option<u32>,
+        links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
         let mut probed = Vec::new();
+        let (mut entries, mut cookies, mut returns) = (Vec::new(), Vec::new(), Vec::new());
         for &(function, symbol, required) in functions {
             let code = match library.function(symbol) {
                 Ok(code) => code,
@@ -295,18 +303,43 @@ impl Session {
             } else {
                 entry_placement(code.bytes, 1).offset
             };
-            let entry = UProbeAttachPoint {
-                location: (code.file_offset + entry_offset).into(),
-                cookie: Some(function.cookie()),
-            };
-            links.push(self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, library, scope)?);
+            entries.push(code.file_offset + entry_offset);
+            cookies.push(function.cookie());
             if function.has_return_probe() {
-                let exit = UProbeAttachPoint {
-                    location: code.file_offset.into(),
-                    cookie: None,
-                };
-                links.push(self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, library, scope)?);
+                returns.push(code.file_offset);
             }
+        }
+        self.place_calls(&library.path, &entries, &cookies, &returns, scope, links)
+    }
+
+    /// Places the allocator entry probe at `entries` (with their `cookies`)
+    /// and its return probe at `returns` of the file at `path`: the return
+    /// probes first, so that a call in flight meanwhile is not left without
+    /// its return (a return without its entry is ignored).
+    fn place_calls(
+        &self,
+        path: &Path,
+        entries: &[u64],
+        cookies: &[u64],
+        returns: &[u64],
+        scope: Option<u32>,
+        links: &mut Vec<UprobeLink>,
+    ) -> Result<(), Error> {
+        for (program, offsets, cookies, at_return) in [
+            (ALLOCATOR_RETURN_PROGRAM, returns, &[][..], true),
+            (ALLOCATOR_ENTRY_PROGRAM, entries, cookies, false),
+        ] {
+            if offsets.is_empty() {
+                continue;
+            }
+            let sites = Sites {
+                path,
+                offsets,
+                cookies,
+                at_return,
+                pid: scope,
+            };
+            links.push(self.uprobes.attach(program, &sites)?);
         }
         Ok(())
     }
@@ -322,35 +355,20 @@ impl Session {
             return Ok(false);
         }
         let libc = LibcImage::of_process(pid)?;
-        let exit = UProbeAttachPoint {
-            location: libc.function("_exit")?.file_offset.into(),
-            cookie: None,
+        let sites = Sites {
+            path: &libc.path,
+            offsets: &[libc.function("_exit")?.file_offset],
+            cookies: &[],
+            at_return: false,
+            pid: None,
         };
-        let link = self.attach_one(
-            CHILD_EXIT_HOLD_PROGRAM,
-            exit,
-            &libc,
-            UProbeScope::AllProcesses,
-        )?;
+        let link = self.uprobes.attach(CHILD_EXIT_HOLD_PROGRAM, &sites)?;
         self.attached
             .get_mut(&pid)
             .ok_or(Error::NotAttached(pid))?
             .exit_holds
             .push(link);
         Ok(true)
-    }
-
-    fn attach_one(
-        &mut self,
-        name: &'static str,
-        point: UProbeAttachPoint<'static>,
-        libc: &LibcImage,
-        scope: UProbeScope,
-    ) -> Result<(&'static str, UProbeLinkId), Error> {
-        let link = uprobe(&mut self.ebpf, name)?
-            .attach(point, &libc.path, scope)
-            .map_err(program_error(name))?;
-        Ok((name, link))
     }
 
     /// Stops recording process `pid` and the children it was followed into;
@@ -387,21 +405,29 @@ impl Session {
     /// when it starts to finalize. False if `executable` has neither
     /// function (in it or in the libpython it links: not CPython).
     pub fn hold_interpreter(&mut self, pid: u32, executable: &Path) -> Result<bool, Error> {
-        let scope = NonZeroU32::new(pid)
-            .map(UProbeScope::OneProcess)
-            .ok_or(Error::InvalidPid(0))?;
+        if pid == 0 {
+            return Err(Error::InvalidPid(0));
+        }
+        let files = interpreter_files(executable);
         let mut links = Vec::new();
         // 3.13+ finalizes through _Py_Finalize, older ones in Py_FinalizeEx.
         for symbols in [&["Py_RunMain"][..], &["_Py_Finalize", "Py_FinalizeEx"]] {
-            let program = uprobe(&mut self.ebpf, INTERPRETER_HOLD_PROGRAM)?;
-            let placed = interpreter_files(executable).iter().find_map(|file| {
+            let found = files.iter().find_map(|file| {
                 symbols
                     .iter()
-                    .find_map(|&symbol| program.attach(symbol, file, scope).ok())
+                    .find_map(|&symbol| Some((file, function_offset(file, symbol)?)))
             });
-            if let Some(link) = placed {
-                links.push((INTERPRETER_HOLD_PROGRAM, link));
-            }
+            let Some((file, offset)) = found else {
+                continue;
+            };
+            let sites = Sites {
+                path: file,
+                offsets: &[offset],
+                cookies: &[],
+                at_return: false,
+                pid: Some(pid),
+            };
+            links.push(self.uprobes.attach(INTERPRETER_HOLD_PROGRAM, &sites)?);
         }
         let held = !links.is_empty();
         self.holds.entry(pid).or_default().extend(links);
@@ -411,9 +437,8 @@ impl Session {
     /// Removes the interpreter holds placed for process `pid` (it ran
     /// another program, or exited).
     pub fn release_holds(&mut self, pid: u32) {
-        if let Some(links) = self.holds.remove(&pid) {
-            self.detach_links(links);
-        }
+        // Dropped: the links go now.
+        self.holds.remove(&pid);
     }
 
     /// After `exec`, process `pid` maps its own libc (where the dynamic
@@ -429,10 +454,7 @@ impl Session {
         let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
         let every_process = attachment.every_process;
         let old = std::mem::take(&mut attachment.probes);
-        let scope = match every_process {
-            true => UProbeScope::AllProcesses,
-            false => UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?),
-        };
+        let scope = (!every_process).then_some(pid);
         let probes = self.move_probes(pid, old, &libc, scope);
         if let Some(attachment) = self.attached.get_mut(&pid) {
             attachment.probes = probes?;
@@ -451,7 +473,7 @@ impl Session {
         pid: u32,
         old: LibcProbes,
         libc: &LibcImage,
-        scope: UProbeScope,
+        scope: Option<u32>,
     ) -> Result<LibcProbes, Error> {
         if !old.links.is_empty() && old.libc == libc.file_id {
             return Ok(old);
@@ -485,11 +507,10 @@ impl Session {
     /// `pid` maps (for every process, or for it alone), unless they are
     /// there already.
     fn place_custom(&mut self, pid: u32, every_process: bool) -> Result<(), Error> {
-        let scope = match (every_process, NonZeroU32::new(pid)) {
-            (true, _) => UProbeScope::AllProcesses,
-            (false, Some(pid)) => UProbeScope::OneProcess(pid),
-            (false, None) => return Err(Error::InvalidPid(0)),
-        };
+        if pid == 0 {
+            return Err(Error::InvalidPid(0));
+        }
+        let scope = (!every_process).then_some(pid);
         let owner = if every_process { 0 } else { pid };
         let mut libraries: Vec<String> = self.custom.iter().map(|c| c.library.clone()).collect();
         libraries.sort();
@@ -532,7 +553,7 @@ impl Session {
         if every_process {
             self.cover(&libc)?;
         } else {
-            let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?);
+            let scope = Some(pid);
             let old = self.own.remove(&pid).unwrap_or_default();
             let probes = self.move_probes(pid, old, &libc, scope)?;
             self.own.insert(pid, probes);
@@ -639,11 +660,8 @@ impl Session {
             return Ok(());
         }
         let mut links = Vec::new();
-        let result = self.attach_functions(libc, UProbeScope::AllProcesses, &mut links);
-        if let Err(error) = result {
-            self.detach_links(links);
-            return Err(error);
-        }
+        // On failure, what was placed goes now (dropped).
+        self.attach_functions(libc, None, &mut links)?;
         self.shared.insert(libc.file_id, links);
         Ok(())
     }
@@ -699,41 +717,24 @@ impl Session {
     fn place_python_allocators(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
         let pid = u32::try_from(process.pid()).map_err(|_| Error::InvalidPid(process.pid()))?;
         let every_process = self.attached.get(&pid).is_none_or(|a| a.every_process);
-        let (scope, owner) = match NonZeroU32::new(pid) {
-            Some(pid) if !every_process => (UProbeScope::OneProcess(pid), pid.get()),
-            _ => (UProbeScope::AllProcesses, 0),
+        let (scope, owner) = match pid {
+            0 => return Err(Error::InvalidPid(0).into()),
+            pid if !every_process => (Some(pid), pid),
+            _ => (None, 0),
         };
         for (image, probes) in self.python_allocators.unplaced(process, owner)? {
+            let offsets: Vec<u64> = probes.iter().map(|p| p.file_offset + p.offset).collect();
+            let cookies: Vec<u64> = probes.iter().map(|p| p.function.cookie()).collect();
             let mut links = Vec::new();
-            let mut result = Ok(());
+            // Return probes at the same places as the entries.
+            let result =
+                self.place_calls(&image.path, &offsets, &cookies, &offsets, scope, &mut links);
+            self.custom_links.entry(owner).or_default().extend(links);
+            result?;
             for probe in probes {
-                let location = probe.file_offset + probe.offset;
-                let entry = UProbeAttachPoint {
-                    location: location.into(),
-                    cookie: Some(probe.function.cookie()),
-                };
-                let exit = UProbeAttachPoint {
-                    location: location.into(),
-                    cookie: None,
-                };
-                // The return probe first: the process may be recorded
-                // already, and a call whose entry probe fired before its
-                // return probe was placed would stay in flight for good
-                // (every later call of its thread counted as nested). A
-                // return without its entry is ignored.
-                result = self
-                    .attach_one(ALLOCATOR_RETURN_PROGRAM, exit, &image, scope)
-                    .map(|link| links.push(link))
-                    .and_then(|()| self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, &image, scope))
-                    .map(|link| links.push(link));
-                if result.is_err() {
-                    break;
-                }
                 self.python_allocators
                     .placed(owner, image.file_id, probe.file_offset);
             }
-            self.custom_links.entry(owner).or_default().extend(links);
-            result?;
         }
         Ok(())
     }
@@ -779,26 +780,9 @@ impl Session {
         Ok(())
     }
 
-    /// Removes `links` now (a hold that must not fire again).
-    fn detach_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
-        for (name, link) in links {
-            if let Ok(program) = uprobe(&mut self.ebpf, name) {
-                // A link the kernel already dropped has nothing left to undo.
-                let _ = program.detach(link);
-            }
-        }
-    }
-
     /// Sets `links` aside, removed with the session (inert meanwhile).
-    fn retire_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
-        for (name, link) in links {
-            // A link the kernel already dropped has nothing left to undo.
-            if let Ok(link) = uprobe(&mut self.ebpf, name)
-                .and_then(|program| program.take_link(link).map_err(program_error(name)))
-            {
-                self.retired.push(link);
-            }
-        }
+    fn retire_links(&mut self, links: Vec<UprobeLink>) {
+        self.retired.extend(links);
     }
 
     /// Ends the session without waiting for the kernel to remove its
@@ -864,13 +848,6 @@ impl Session {
             .ok_or(Error::Missing(PROCESSES_MAP))?;
         Ok(HashMap::try_from(map)?)
     }
-}
-
-fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, Error> {
-    ebpf.program_mut(name)
-        .ok_or(Error::Missing(name))?
-        .try_into()
-        .map_err(program_error(name))
 }
 
 fn program_error(name: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
