@@ -18,8 +18,6 @@ pub enum Error {
     Symbol { library: PathBuf, symbol: String },
     #[error("process {0} is already attached")]
     AlreadyAttached(u32),
-    #[error("process {0} uses the same C library as another process of this session where one of them follows forks: its calls would be seen twice (attach it from another session)")]
-    SharedLibc(u32),
     #[error("process {0} is not attached")]
     NotAttached(u32),
     #[error("cannot load the eBPF object: {0}")]

@@ -15,10 +15,10 @@ use memray_ebpf_common::python_stack::{
 };
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
-    ALLOCATOR_RETURN_PROGRAM, CHILD_EXIT_HOLD_PROGRAM, COUNTERS_MAP, DROPS_MAP,
-    EVENTS_DEFAULT_BYTES, EVENTS_MAP, EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET,
-    FORK_TRACEPOINT, INTERPRETER_HOLD_PROGRAM, PENDING_MAP, PROCESSES_MAP, PROCESS_EXIT_PROGRAM,
-    PROCESS_FORK_PROGRAM,
+    ALLOCATOR_RETURN_PROGRAM, CHILD_EXIT_HOLD_PROGRAM, CLONE_EXIT_TRACEPOINTS, COUNTERS_MAP,
+    DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP, EXIT_PID_OFFSET, EXIT_TRACEPOINT,
+    FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT, INTERPRETER_HOLD_PROGRAM, PENDING_MAP, PROCESSES_MAP,
+    PROCESS_CLONED_PROGRAM, PROCESS_EXIT_PROGRAM, PROCESS_FORK_PROGRAM, SYSCALL_EXIT_RET_OFFSET,
 };
 
 use crate::after_exit::drop_after_exit;
@@ -33,6 +33,7 @@ use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, StackTable, WalkPrograms};
 use crate::python_allocators::PythonAllocators;
+use crate::recording::resume;
 use crate::uprobe_multi::{Sites, UprobeLink, UprobePrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
 use python_frames::PythonProcess;
@@ -101,18 +102,14 @@ pub struct Session {
     attached: StdHashMap<u32, Attachment>,
     /// The interpreter holds ([`Session::hold_interpreter`]), by process.
     holds: StdHashMap<u32, Vec<UprobeLink>>,
-    /// Probes placed for every process mapping a libc, by its file id, for
-    /// the processes tracked without an attachment of their own
-    /// ([`Session::track`]) or followed into a program on another libc,
-    /// whose forks are followed.
-    shared: StdHashMap<(u64, u64), Vec<UprobeLink>>,
-    /// The probes of each followed program whose forks are not
-    /// (`--follow-exec` alone): its own, so that no other process traps on
-    /// them.
+    /// The probes of each process recorded without an attachment of its
+    /// own: tracked ([`Session::track`]), forked from a process whose forks
+    /// are followed ([`Session::follow_fork`]), or followed into another
+    /// program. Every probe is placed for one process: no other traps on it.
     own: StdHashMap<u32, LibcProbes>,
     /// The third-party allocators to probe ([`Session::probe_allocators`]).
     custom: Vec<CustomAllocator>,
-    /// Their probes, by the attached process they are for (0: every process)…
+    /// Their probes, by the process they are for…
     custom_links: StdHashMap<u32, Vec<UprobeLink>>,
     /// …and the libraries (file ids) they are placed on.
     custom_placed: HashSet<(u32, (u64, u64))>,
@@ -139,8 +136,8 @@ struct LibcProbes {
 struct Attachment {
     /// The allocator probes, on its libc.
     probes: LibcProbes,
-    /// Placed for every process mapping that libc (following forks).
-    every_process: bool,
+    /// Its forks are followed.
+    follows_forks: bool,
     /// The holds of its followed children at `_exit`
     /// ([`Session::hold_children_at_exit`]).
     exit_holds: Vec<UprobeLink>,
@@ -187,13 +184,28 @@ impl Session {
                 .attach(category, event)
                 .map_err(program_error(name))?;
         }
+        for tracepoint in CLONE_EXIT_TRACEPOINTS {
+            tracefs::check_field(tracepoint, "ret", SYSCALL_EXIT_RET_OFFSET)?;
+        }
+        let program: &mut TracePoint = ebpf
+            .program_mut(PROCESS_CLONED_PROGRAM)
+            .ok_or(Error::Missing(PROCESS_CLONED_PROGRAM))?
+            .try_into()
+            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        program
+            .load()
+            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        for (category, event) in CLONE_EXIT_TRACEPOINTS {
+            program
+                .attach(category, event)
+                .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        }
         Ok(Session {
             ebpf,
             log,
             _walk: walk,
             attached: StdHashMap::new(),
             holds: StdHashMap::new(),
-            shared: StdHashMap::new(),
             own: StdHashMap::new(),
             custom: Vec::new(),
             custom_links: StdHashMap::new(),
@@ -207,10 +219,9 @@ impl Session {
     /// Starts recording the allocations of process `pid` (and, with
     /// `follow_fork`, of the children it forks from now on).
     ///
-    /// Without `follow_fork` the probes are scoped to the process: no other
-    /// process traps on them. With it they are placed for every process that
-    /// maps the same libc (a forked child inherits them) and the pid set
-    /// filters in BPF.
+    /// The probes are placed for the process alone: no other process traps
+    /// on them. With `follow_fork`, each child it forks is stopped until its
+    /// own are placed ([`Session::follow_fork`]).
     pub fn attach(&mut self, pid: u32, follow_fork: bool) -> Result<(), Error> {
         if self.attached.contains_key(&pid) {
             return Err(Error::AlreadyAttached(pid));
@@ -220,18 +231,8 @@ impl Session {
         if pid == 0 {
             return Err(Error::InvalidPid(0));
         }
-        let scope = (!follow_fork).then_some(pid);
+        let scope = Some(pid);
         let libc = LibcImage::of_process(pid)?;
-        // Probes placed for every process on a libc fire for the processes
-        // with their own probes there too: each call would be seen twice.
-        let overlaps = self
-            .attached
-            .values()
-            .any(|a| a.probes.libc == libc.file_id && (a.every_process || follow_fork))
-            || self.shared.contains_key(&libc.file_id);
-        if overlaps {
-            return Err(Error::SharedLibc(pid));
-        }
         let mut links = Vec::new();
         let result = self.attach_functions(&libc, scope, &mut links);
         if let Err(error) = result {
@@ -243,12 +244,12 @@ impl Session {
                 libc: libc.file_id,
                 links,
             },
-            every_process: follow_fork,
+            follows_forks: follow_fork,
             exit_holds: Vec::new(),
         };
         self.attached.insert(pid, attachment);
         // Every probe before it enters the pid set, recorded.
-        self.place_custom(pid, follow_fork)?;
+        self.place_custom(pid)?;
         self.forget_pending(&[pid])?;
         let mut flags = TrackedProcess::RECORDED;
         if follow_fork {
@@ -351,7 +352,7 @@ impl Session {
     /// [`Session::follow_exec`]). True if they are held.
     pub fn hold_children_at_exit(&mut self, pid: u32) -> Result<bool, Error> {
         let attachment = self.attached.get(&pid).ok_or(Error::NotAttached(pid))?;
-        if !attachment.every_process {
+        if !attachment.follows_forks {
             return Ok(false);
         }
         let libc = LibcImage::of_process(pid)?;
@@ -360,7 +361,8 @@ impl Session {
             offsets: &[libc.function("_exit")?.file_offset],
             cookies: &[],
             at_return: false,
-            pid: None,
+            // The children get it with the rest of its probes.
+            pid: Some(pid),
         };
         let link = self.uprobes.attach(CHILD_EXIT_HOLD_PROGRAM, &sites)?;
         self.attached
@@ -452,14 +454,12 @@ impl Session {
             self.update_process(pid, |entry| entry.flags &= !TrackedProcess::RECORDED)?;
         }
         let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
-        let every_process = attachment.every_process;
         let old = std::mem::take(&mut attachment.probes);
-        let scope = (!every_process).then_some(pid);
-        let probes = self.move_probes(pid, old, &libc, scope);
+        let probes = self.move_probes(pid, old, &libc, Some(pid));
         if let Some(attachment) = self.attached.get_mut(&pid) {
             attachment.probes = probes?;
         }
-        self.place_custom(pid, every_process)?;
+        self.place_custom(pid)?;
         self.record_calls(pid, &libc)
     }
 
@@ -504,14 +504,12 @@ impl Session {
     }
 
     /// Places the third-party allocators' probes on the libraries process
-    /// `pid` maps (for every process, or for it alone), unless they are
-    /// there already.
-    fn place_custom(&mut self, pid: u32, every_process: bool) -> Result<(), Error> {
+    /// `pid` maps, unless they are there already.
+    fn place_custom(&mut self, pid: u32) -> Result<(), Error> {
         if pid == 0 {
             return Err(Error::InvalidPid(0));
         }
-        let scope = (!every_process).then_some(pid);
-        let owner = if every_process { 0 } else { pid };
+        let (scope, owner) = (Some(pid), pid);
         let mut libraries: Vec<String> = self.custom.iter().map(|c| c.library.clone()).collect();
         libraries.sort();
         libraries.dedup();
@@ -542,24 +540,80 @@ impl Session {
 
     /// A followed process `pid` (a child of an attached one, or tracked)
     /// runs a new program, which may map another libc (a container's, or
-    /// another interpreter's), and is recorded from now on. If its forks are
-    /// followed, the probes are placed on that libc for every process (a
-    /// forked child inherits them), unless they are there already; else
-    /// for it alone.
+    /// another interpreter's), and is recorded from now on, its probes
+    /// placed on that libc for it alone.
     pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
-        let flags = self.processes()?.get(&pid, 0)?.0.flags;
-        let every_process = flags & TrackedProcess::FOLLOW_FORK != 0;
-        if every_process {
-            self.cover(&libc)?;
-        } else {
-            let scope = Some(pid);
-            let old = self.own.remove(&pid).unwrap_or_default();
-            let probes = self.move_probes(pid, old, &libc, scope)?;
-            self.own.insert(pid, probes);
-        }
-        self.place_custom(pid, every_process)?;
+        let old = self.own.remove(&pid).unwrap_or_default();
+        let probes = self.move_probes(pid, old, &libc, Some(pid))?;
+        self.own.insert(pid, probes);
+        self.place_custom(pid)?;
         self.record_calls(pid, &libc)
+    }
+
+    /// A child announced as forked ([`crate::Exec::forked`]) gets its
+    /// probes ([`Session::follow_fork`]), then goes on, even if they could
+    /// not be placed.
+    pub fn release_forked(&mut self, pid: u32) -> Result<(), Error> {
+        let placed = self.follow_fork(pid);
+        resume(pid);
+        placed
+    }
+
+    /// Process `pid`, just forked by a process whose forks are followed and
+    /// stopped before its first instruction (the caller continues it), gets
+    /// the probes of its parent (the same files at the same places) and is
+    /// recorded from now on.
+    pub fn follow_fork(&mut self, pid: u32) -> Result<(), Error> {
+        let entry = self.processes()?.get(&pid, 0)?.0;
+        // Its parent's probes; the origin's if the parent is gone.
+        let parent = parent_of(pid)
+            .filter(|parent| self.links_of(*parent).next().is_some())
+            .unwrap_or(entry.origin as u32);
+        let mut probes = LibcProbes {
+            libc: self
+                .attached
+                .get(&parent)
+                .map(|a| a.probes.libc)
+                .or_else(|| self.own.get(&parent).map(|own| own.libc))
+                .unwrap_or_default(),
+            links: Vec::new(),
+        };
+        let mut custom = Vec::new();
+        let placed: Result<(), Error> = (|| {
+            for link in self.links_of(parent) {
+                probes.links.push(self.uprobes.attach_again(link, pid)?);
+            }
+            for link in self.custom_links.get(&parent).into_iter().flatten() {
+                custom.push(self.uprobes.attach_again(link, pid)?);
+            }
+            Ok(())
+        })();
+        self.own.insert(pid, probes);
+        self.custom_links.insert(pid, custom);
+        placed?;
+        let libraries: Vec<(u64, u64)> = self
+            .custom_placed
+            .iter()
+            .filter(|&&(owner, _)| owner == parent)
+            .map(|&(_, file)| file)
+            .collect();
+        self.custom_placed
+            .extend(libraries.into_iter().map(|file| (pid, file)));
+        self.python_allocators.copy_placed(parent, pid);
+        self.update_process(pid, |entry| entry.flags |= TrackedProcess::RECORDED)
+    }
+
+    /// The probes placed for process `pid`'s libc (and its children's exit
+    /// hold), whether attached or followed.
+    fn links_of(&self, pid: u32) -> impl Iterator<Item = &UprobeLink> {
+        let attached = self
+            .attached
+            .get(&pid)
+            .into_iter()
+            .flat_map(|a| a.probes.links.iter().chain(&a.exit_holds));
+        let own = self.own.get(&pid).into_iter().flat_map(|own| &own.links);
+        attached.chain(own)
     }
 
     /// Puts process `pid` in the pid set with `follow`, without probes of
@@ -648,24 +702,6 @@ impl Session {
         ExecStream::new(RingBuf::try_from(map)?).map_err(Error::Io)
     }
 
-    /// Probes for every process on `libc`, unless an attachment following
-    /// forks or an earlier call placed them.
-    fn cover(&mut self, libc: &LibcImage) -> Result<(), Error> {
-        let covered = self.shared.contains_key(&libc.file_id)
-            || self
-                .attached
-                .values()
-                .any(|a| a.every_process && a.probes.libc == libc.file_id);
-        if covered {
-            return Ok(());
-        }
-        let mut links = Vec::new();
-        // On failure, what was placed goes now (dropped).
-        self.attach_functions(libc, None, &mut links)?;
-        self.shared.insert(libc.file_id, links);
-        Ok(())
-    }
-
     /// Records the calls of process `pid` from now on: call it once every
     /// probe its program needs is placed. `libc` is where its code is mapped
     /// (its own calls to the system-call wrappers are told apart by it).
@@ -711,17 +747,14 @@ impl Session {
         self.python_allocators.enable();
     }
 
-    /// Places the probes of `process`'s Python allocators (for it alone if
-    /// it is attached without following forks, else for every process),
+    /// Places the probes of `process`'s Python allocators for it alone,
     /// unless they are there already.
     fn place_python_allocators(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
         let pid = u32::try_from(process.pid()).map_err(|_| Error::InvalidPid(process.pid()))?;
-        let every_process = self.attached.get(&pid).is_none_or(|a| a.every_process);
-        let (scope, owner) = match pid {
-            0 => return Err(Error::InvalidPid(0).into()),
-            pid if !every_process => (Some(pid), pid),
-            _ => (None, 0),
-        };
+        if pid == 0 {
+            return Err(Error::InvalidPid(0).into());
+        }
+        let (scope, owner) = (Some(pid), pid);
         for (image, probes) in self.python_allocators.unplaced(process, owner)? {
             let offsets: Vec<u64> = probes.iter().map(|p| p.file_offset + p.offset).collect();
             let cookies: Vec<u64> = probes.iter().map(|p| p.function.cookie()).collect();
@@ -852,4 +885,12 @@ impl Session {
 
 fn program_error(name: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
     move |source| Error::Program { name, source }
+}
+
+/// The parent of process `pid`, from `/proc/PID/stat` (its fourth field,
+/// after the command in parentheses, which may hold anything).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_command) = stat.rsplit_once(')')?;
+    after_command.split_whitespace().nth(1)?.parse().ok()
 }

@@ -16,7 +16,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aya::maps::{Map, MapData};
 use aya::Ebpf;
@@ -52,6 +52,12 @@ pub(crate) struct Sites<'a> {
 /// A placed program; dropping it removes its probes (one grace period).
 pub(crate) struct UprobeLink {
     _fd: OwnedFd,
+    /// What was placed, to place it again for another process.
+    program: &'static str,
+    path: PathBuf,
+    offsets: Vec<u64>,
+    cookies: Vec<u64>,
+    at_return: bool,
 }
 
 impl UprobePrograms {
@@ -140,7 +146,27 @@ impl UprobePrograms {
                 sites.path.display()
             ))
         })?;
-        Ok(UprobeLink { _fd: fd })
+        Ok(UprobeLink {
+            _fd: fd,
+            program: name,
+            path: sites.path.to_path_buf(),
+            offsets: sites.offsets.to_vec(),
+            cookies: sites.cookies.to_vec(),
+            at_return: sites.at_return,
+        })
+    }
+
+    /// The probes of `link` again, for process `pid` alone (a forked child,
+    /// which maps the same files at the same places).
+    pub(crate) fn attach_again(&self, link: &UprobeLink, pid: u32) -> Result<UprobeLink, Error> {
+        let sites = Sites {
+            path: &link.path,
+            offsets: &link.offsets,
+            cookies: &link.cookies,
+            at_return: link.at_return,
+            pid: Some(pid),
+        };
+        self.attach(link.program, &sites)
     }
 
     /// Puts program `name` at `slot` of the program array `map` (tail calls).
