@@ -5,8 +5,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use memray_unwind::{file_mappings, FileMapping};
 use object::{Object, ObjectSegment, ObjectSymbol};
+use python_frames::maps::{file_mappings, FileMapping};
 
 use crate::Error;
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use memray_tests::reference::ReferenceMemray;
+use python_frames::maps::file_mappings;
 
 use super::counters::{Counters, Counts};
 use super::measure::{last_line, median_by, BenchCommand};
@@ -288,9 +289,8 @@ fn libc_of(pid: u32) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        let found = maps
-            .lines()
-            .filter_map(|line| line.split_whitespace().nth(5))
+        let found = file_mappings(&maps)
+            .map(|mapping| mapping.path)
             .find(|path| {
                 path.rsplit('/')
                     .next()
