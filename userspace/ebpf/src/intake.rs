@@ -171,6 +171,7 @@ impl Intake {
             self.children.finish(session, &mut self.consumer, &exited)?;
             for &child in &exited {
                 self.following.exited(session, child);
+                session.forget_exited(child);
             }
         }
         Ok(())

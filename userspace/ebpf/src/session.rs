@@ -34,7 +34,7 @@ use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, StackTable, WalkPrograms};
 use crate::python_allocators::PythonAllocators;
 use crate::recording::resume;
-use crate::uprobe_multi::{Sites, UprobeLink, UprobePrograms};
+use crate::uprobe_multi::{LinkCloser, Sites, UprobeLink, UprobePrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
 use python_frames::PythonProcess;
 
@@ -120,6 +120,8 @@ pub struct Session {
     /// pid set any more), removed when the session ends or before the next
     /// attach: each removal waits about 0.1 s ([`Session::close_after_exit`]).
     retired: Vec<UprobeLink>,
+    /// Removes the links of the processes that exited.
+    closer: LinkCloser,
     /// The uprobe programs (last: the links above go first).
     uprobes: UprobePrograms,
 }
@@ -212,6 +214,7 @@ impl Session {
             custom_placed: HashSet::new(),
             python_allocators: PythonAllocators::default(),
             retired: Vec::new(),
+            closer: LinkCloser::new(),
             uprobes,
         })
     }
@@ -645,6 +648,20 @@ impl Session {
         self.release_holds(pid);
         self.retire_own(pid);
         self.forget_pending(&[pid])
+    }
+
+    /// Removes the probes of followed process `pid`, which exited (in the
+    /// background: the recording does not wait for the kernel).
+    pub fn forget_exited(&mut self, pid: u32) {
+        let mut links = self
+            .own
+            .remove(&pid)
+            .map(|own| own.links)
+            .unwrap_or_default();
+        links.extend(self.custom_links.remove(&pid).unwrap_or_default());
+        self.custom_placed.retain(|&(owner, _)| owner != pid);
+        self.python_allocators.forget(pid);
+        self.closer.close(links);
     }
 
     /// Sets aside the probes placed for followed process `pid` alone.

@@ -17,6 +17,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use aya::maps::{Map, MapData};
 use aya::Ebpf;
@@ -282,6 +283,34 @@ fn load_program(
             ))
         })
     })
+}
+
+/// Removes links on a thread of its own: each removal waits for the
+/// kernel's grace periods, which the recording must not (a followed child
+/// that exits leaves its links behind, and every link on a function is
+/// looked at by each of its calls until removed).
+pub(crate) struct LinkCloser {
+    sender: Option<mpsc::Sender<Vec<UprobeLink>>>,
+}
+
+impl LinkCloser {
+    pub(crate) fn new() -> LinkCloser {
+        let (sender, receiver) = mpsc::channel::<Vec<UprobeLink>>();
+        let spawned = std::thread::Builder::new()
+            .name("memray-unlink".to_string())
+            .spawn(move || receiver.into_iter().for_each(drop));
+        LinkCloser {
+            sender: spawned.ok().map(|_| sender),
+        }
+    }
+
+    /// Removes `links`, on the closing thread if there is one.
+    pub(crate) fn close(&self, links: Vec<UprobeLink>) {
+        match &self.sender {
+            Some(sender) => drop(sender.send(links)),
+            None => drop(links),
+        }
+    }
 }
 
 fn zeroed_attr() -> bpf_attr {
