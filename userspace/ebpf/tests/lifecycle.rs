@@ -1,10 +1,13 @@
 //! Attaching to running processes and leaving them: detach and attach again,
 //! a target that exits while attached, forked children followed through the
-//! fork tracepoint, and records lost to a full ring buffer counted exactly.
+//! fork tracepoint, and records lost to a full ring buffer counted exactly;
+//! the breakpoints are in the recorded processes only.
 
 mod support;
 
-use memray_ebpf::{Allocator, Event, Options};
+use std::os::unix::fs::FileExt;
+
+use memray_ebpf::{Allocator, Event, LibcImage, Options};
 use memray_tests::skip;
 use support::{Recording, Workload};
 
@@ -183,4 +186,55 @@ fn several_processes_in_one_session() {
     drop(recording);
     first.finish();
     second.finish();
+}
+
+/// The first byte of libc's `malloc` in process `pid`, as it runs it.
+fn first_byte_of_malloc(pid: u32) -> u8 {
+    let libc = LibcImage::of_process(pid).expect("its libc");
+    let address = libc.address_of(libc.function("malloc").expect("malloc").file_offset);
+    let memory = std::fs::File::open(format!("/proc/{pid}/mem")).expect("its memory");
+    let mut byte = [0u8];
+    memory
+        .read_exact_at(&mut byte, address)
+        .expect("read malloc");
+    byte[0]
+}
+
+#[test]
+fn breakpoints_are_in_the_recorded_processes_only() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    const INT3: u8 = 0xcc;
+    let outside = Workload::start(&["loop", "1"]);
+    let mut recorded = Workload::start(&["fork"]);
+    let unprobed = first_byte_of_malloc(outside.pid());
+    assert_ne!(
+        unprobed, INT3,
+        "malloc is probed before our recording: another tool probes it for every process"
+    );
+    let mut recording = Recording::start(Options::default());
+    // Following forks: the case that used to place them for every process.
+    recording
+        .session
+        .attach(recorded.pid(), true)
+        .expect("attach following forks");
+    assert_eq!(first_byte_of_malloc(recorded.pid()), INT3);
+    assert_eq!(
+        first_byte_of_malloc(outside.pid()),
+        unprobed,
+        "a process outside the recording traps on its probes"
+    );
+    let at = recording.allocate(&mut recorded);
+    let events = recording.drain();
+    let child = at["child"] as u32;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.tgid == child && e.address == at["child_malloc"]),
+        "the forked child was not recorded: {events:?}"
+    );
+    drop(recording);
+    outside.finish();
+    recorded.finish();
 }
