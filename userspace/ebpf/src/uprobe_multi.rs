@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use aya::maps::{Map, MapData};
+use aya::util::KernelVersion;
 use aya::Ebpf;
 use aya_obj::btf::BtfFeatures;
 use aya_obj::generated::{bpf_attach_type, bpf_attr, bpf_cmd, bpf_prog_type};
@@ -69,6 +70,16 @@ impl UprobePrograms {
         ebpf: &Ebpf,
         names: &[&'static str],
     ) -> Result<UprobePrograms, Error> {
+        let oldest = KernelVersion::new(6, 6, 0);
+        if let Ok(running) = KernelVersion::current() {
+            if running < oldest {
+                return Err(Error::Probes(format!(
+                    "the eBPF mode needs Linux 6.6 or newer (multi-uprobe links); this is {}.{}",
+                    running.code() >> 16,
+                    (running.code() >> 8) & 0xff
+                )));
+            }
+        }
         let malformed = |what: String| Error::Probes(format!("the eBPF object: {what}"));
         let mut obj = aya_obj::Object::parse(object).map_err(|e| malformed(e.to_string()))?;
         // Kernels with multi-uprobe links have every BTF feature.
