@@ -262,8 +262,15 @@ fn trace_until_attached(bpftrace: &Bpftrace, pid: u32) -> Result<Child, String> 
         .map_err(|e| format!("allocs.bt: {e}"))?
         .replace("LIBC", &libc);
     let pid = pid.to_string();
-    let mut tracer = Command::new(&bpftrace.program)
-        .args(["-p", &pid, "-e", &script, &pid])
+    start_bpftrace(&bpftrace.program, &["-p", &pid, "-e", &script, &pid])
+}
+
+/// `bpftrace ARGS…`, once it prints "Attaching …" (it attaches its probes
+/// right after). Its stdout stays open: a closed pipe would end bpftrace at
+/// its next line.
+pub(super) fn start_bpftrace(program: &Path, args: &[&str]) -> Result<Child, String> {
+    let mut tracer = Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -279,7 +286,6 @@ fn trace_until_attached(bpftrace: &Bpftrace, pid: u32) -> Result<Child, String> 
             return Err(format!("bpftrace ended ({status}) before attaching"));
         }
     }
-    // Kept open: a closed pipe would end bpftrace at its next line.
     tracer.stdout = Some(reader.into_inner());
     Ok(tracer)
 }
