@@ -120,6 +120,8 @@ pub struct Session {
     /// pid set any more), removed when the session ends or before the next
     /// attach: each removal waits about 0.1 s ([`Session::close_after_exit`]).
     retired: Vec<UprobeLink>,
+    /// Whether the clone tracepoints are attached ([`Session::watch_clones`]).
+    clones_watched: bool,
     /// Removes the links of the processes that exited.
     closer: LinkCloser,
     /// The uprobe programs (last: the links above go first).
@@ -186,22 +188,6 @@ impl Session {
                 .attach(category, event)
                 .map_err(program_error(name))?;
         }
-        for tracepoint in CLONE_EXIT_TRACEPOINTS {
-            tracefs::check_field(tracepoint, "ret", SYSCALL_EXIT_RET_OFFSET)?;
-        }
-        let program: &mut TracePoint = ebpf
-            .program_mut(PROCESS_CLONED_PROGRAM)
-            .ok_or(Error::Missing(PROCESS_CLONED_PROGRAM))?
-            .try_into()
-            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
-        program
-            .load()
-            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
-        for (category, event) in CLONE_EXIT_TRACEPOINTS {
-            program
-                .attach(category, event)
-                .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
-        }
         Ok(Session {
             ebpf,
             log,
@@ -214,6 +200,7 @@ impl Session {
             custom_placed: HashSet::new(),
             python_allocators: PythonAllocators::default(),
             retired: Vec::new(),
+            clones_watched: false,
             closer: LinkCloser::new(),
             uprobes,
         })
@@ -233,6 +220,9 @@ impl Session {
         self.retired.clear();
         if pid == 0 {
             return Err(Error::InvalidPid(0));
+        }
+        if follow_fork {
+            self.watch_clones()?;
         }
         let scope = Some(pid);
         let libc = LibcImage::of_process(pid)?;
@@ -265,6 +255,35 @@ impl Session {
             origin: u64::from(pid),
         };
         self.processes()?.insert(pid, ProcessEntry(entry), 0)?;
+        Ok(())
+    }
+
+    /// Attaches `process_cloned` (once): each new process of one whose forks
+    /// are followed is stopped until its probes are placed. Only then, as
+    /// a syscall tracepoint sends every system call of the machine through
+    /// the kernel's slower path (a few ns each).
+    fn watch_clones(&mut self) -> Result<(), Error> {
+        if self.clones_watched {
+            return Ok(());
+        }
+        for tracepoint in CLONE_EXIT_TRACEPOINTS {
+            tracefs::check_field(tracepoint, "ret", SYSCALL_EXIT_RET_OFFSET)?;
+        }
+        let program: &mut TracePoint = self
+            .ebpf
+            .program_mut(PROCESS_CLONED_PROGRAM)
+            .ok_or(Error::Missing(PROCESS_CLONED_PROGRAM))?
+            .try_into()
+            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        program
+            .load()
+            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        for (category, event) in CLONE_EXIT_TRACEPOINTS {
+            program
+                .attach(category, event)
+                .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        }
+        self.clones_watched = true;
         Ok(())
     }
 
@@ -628,6 +647,9 @@ impl Session {
     pub fn track(&mut self, pid: u32, follow: Follow) -> Result<(), Error> {
         if NonZeroU32::new(pid).is_none() {
             return Err(Error::InvalidPid(0));
+        }
+        if follow.forks {
+            self.watch_clones()?;
         }
         self.forget_pending(&[pid])?;
         let entry = TrackedProcess {
