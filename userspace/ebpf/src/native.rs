@@ -41,9 +41,11 @@ impl NativeCopies {
     }
 
     /// Takes in the copies waiting in the ring buffer (after a batch of
-    /// records: every copy they name was sent before them).
-    pub fn drain(&mut self) {
+    /// records: every copy they name was sent before them); returns how many.
+    pub fn drain(&mut self) -> usize {
+        let mut taken = 0;
         while let Some(record) = self.ring.next() {
+            taken += 1;
             let size = size_of::<NativeStackHeader>();
             let Some(header) = record.get(..size) else {
                 continue;
@@ -57,6 +59,7 @@ impl NativeCopies {
                 .or_default()
                 .push_back(Copy { header, bytes });
         }
+        taken
     }
 
     /// The copy `serial` of thread `tid` of `tgid`, taken out with the
