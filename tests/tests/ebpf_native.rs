@@ -8,14 +8,17 @@
 //! 1.20's `FileReader`, and the same native and hybrid stacks as the in-process `--native`
 //! capture of the same script; inlined frames, C threads and Python recursion as memray's
 //! scenarios expect; a C recursion 2,100 calls deep whole; a library loaded with `dlopen`
-//! after the start is resolved.
+//! after the start is resolved, and leaves the memory maps with its `dlclose`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::native_extension::compile;
-use memray_tests::native_scenarios::{self, reference_script, script, stacks_to_compare};
+use memray_tests::native_scenarios::{
+    self, assert_loaded_then_gone_last, reference_script, script, segment_generations,
+    stacks_to_compare,
+};
 use memray_tests::paths;
 use memray_tests::run::succeeded;
 use memray_tests::skip;
@@ -143,12 +146,17 @@ fn inlined_frames_c_threads_and_python_recursion() {
     }
 }
 
+/// The plugin, loaded after the start, resolved; unloaded, gone from the last memory map (its
+/// munmap followed), and the allocations after it resolved.
 #[test]
-fn a_library_loaded_and_unloaded_while_recording_is_resolved() {
+fn a_library_loaded_and_unloaded_while_recording_is_resolved_then_gone() {
     let Some(scenarios) = Scenarios::for_reference_python() else {
         return;
     };
-    scenarios.check_ebpf("dlopen");
+    let capture = scenarios.run(true, "dlopen");
+    reference_script("check", &capture, Some("dlopen"));
+    let plugin = scenarios.plugin.file_name().unwrap().to_string_lossy();
+    assert_loaded_then_gone_last(&segment_generations(&capture), &plugin);
 }
 
 #[test]

@@ -5,6 +5,10 @@
 //! buffer; userspace unwinds over the copy. The allocation record names its
 //! copy by `native_serial`, unique per thread and odd (0: no copy was
 //! asked for, [`NATIVE_COPY_LOST`]: the ring buffer was full).
+//!
+//! The same ring carries the munmaps of those processes
+//! ([`NativeUnmapping`]), so that userspace drops an unloaded library at the
+//! time it went, as it adds the ones mapped from perf's MMAP2 records.
 
 /// The `native_serial` of an allocation whose copy found the ring full.
 pub const NATIVE_COPY_LOST: u32 = 2;
@@ -37,6 +41,27 @@ pub struct NativeStackHeader {
     pub bp: u64,
 }
 
+/// The `serial` of a record of the ring that is a [`NativeUnmapping`], not
+/// a copy (copies' serials are odd).
+pub const NATIVE_UNMAPPING: u32 = 4;
+
+/// A `munmap` call of a process whose native stacks are copied: its first
+/// three fields are a [`NativeStackHeader`]'s, `serial` being
+/// [`NATIVE_UNMAPPING`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NativeUnmapping {
+    pub tgid: u32,
+    pub tid: u32,
+    pub serial: u32,
+    pub _padding: u32,
+    /// `CLOCK_MONOTONIC` nanoseconds, at the call's entry.
+    pub time_ns: u64,
+    /// The range unmapped.
+    pub start: u64,
+    pub length: u64,
+}
+
 /// A copy as the probe builds it (only `length` bytes of `stack` are sent).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -58,3 +83,13 @@ pub const NATIVE_COPIES_MAP: &str = "NATIVE_COPIES";
 /// row lost 264); 500 copies of the largest size. Userspace shrinks it to a
 /// page otherwise.
 pub const NATIVE_STACKS_DEFAULT_BYTES: u32 = 128 << 20;
+
+/// The program that sends the munmaps, and its tracepoint: the syscall's
+/// own, since ld.so unmaps a library with its own syscall instruction, not
+/// through libc's `munmap`.
+pub const NATIVE_UNMAP_PROGRAM: &str = "native_unmap";
+pub const NATIVE_UNMAP_TRACEPOINT: (&str, &str) = ("syscalls", "sys_enter_munmap");
+/// Where the tracepoint's arguments sit: a syscall's, after the common
+/// fields and the syscall number (`struct syscall_trace_enter`).
+pub const NATIVE_UNMAP_ADDR_OFFSET: usize = 16;
+pub const NATIVE_UNMAP_LEN_OFFSET: usize = 24;

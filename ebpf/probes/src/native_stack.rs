@@ -24,7 +24,7 @@ use memray_ebpf_common::native_stack::{
 
 /// Userspace sets the size at load time.
 #[map]
-static NATIVE_STACKS: RingBuf = RingBuf::with_byte_size(NATIVE_STACKS_DEFAULT_BYTES, 0);
+pub static NATIVE_STACKS: RingBuf = RingBuf::with_byte_size(NATIVE_STACKS_DEFAULT_BYTES, 0);
 
 /// The copy being made, by CPU: a plain array (a per-CPU value is at most
 /// 32 KiB, a copy up to 256 KiB). Userspace makes it one entry per CPU.

@@ -10,7 +10,9 @@ use aya::programs::uprobe::{UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeS
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, Pod};
 use memray_ebpf_common::execs::{EXECS_MAP, EXEC_TRACEPOINT, EXEC_WATCH_MAP, PROCESS_EXEC_PROGRAM};
-use memray_ebpf_common::native_stack::NATIVE_STACKS_MAP;
+use memray_ebpf_common::native_stack::{
+    NATIVE_STACKS_MAP, NATIVE_UNMAP_PROGRAM, NATIVE_UNMAP_TRACEPOINT,
+};
 use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
@@ -169,6 +171,7 @@ impl Session {
             (PROCESS_FORK_PROGRAM, FORK_TRACEPOINT),
             (PROCESS_EXIT_PROGRAM, EXIT_TRACEPOINT),
             (PROCESS_EXEC_PROGRAM, EXEC_TRACEPOINT),
+            (NATIVE_UNMAP_PROGRAM, NATIVE_UNMAP_TRACEPOINT),
         ] {
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
