@@ -173,6 +173,10 @@ impl Session {
             (PROCESS_EXEC_PROGRAM, EXEC_TRACEPOINT),
             (NATIVE_UNMAP_PROGRAM, NATIVE_UNMAP_TRACEPOINT),
         ] {
+            // A syscall tracepoint puts every thread of the machine on the slow syscall path.
+            if name == NATIVE_UNMAP_PROGRAM && !options.native_stacks {
+                continue;
+            }
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
                 .ok_or(Error::Missing(name))?
