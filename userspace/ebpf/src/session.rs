@@ -9,7 +9,9 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, Pod};
 use memray_ebpf_common::execs::{EXECS_MAP, EXEC_TRACEPOINT, EXEC_WATCH_MAP, PROCESS_EXEC_PROGRAM};
-use memray_ebpf_common::native_stack::NATIVE_STACKS_MAP;
+use memray_ebpf_common::native_stack::{
+    NATIVE_STACKS_MAP, NATIVE_UNMAP_PROGRAM, NATIVE_UNMAP_TRACEPOINT,
+};
 use memray_ebpf_common::python_stack::{
     ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM, STACK_WALK_PROGRAM,
 };
@@ -177,7 +179,12 @@ impl Session {
             (PROCESS_FORK_PROGRAM, FORK_TRACEPOINT),
             (PROCESS_EXIT_PROGRAM, EXIT_TRACEPOINT),
             (PROCESS_EXEC_PROGRAM, EXEC_TRACEPOINT),
+            (NATIVE_UNMAP_PROGRAM, NATIVE_UNMAP_TRACEPOINT),
         ] {
+            // A syscall tracepoint puts every thread of the machine on the slow syscall path.
+            if name == NATIVE_UNMAP_PROGRAM && !options.native_stacks {
+                continue;
+            }
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
                 .ok_or(Error::Missing(name))?
