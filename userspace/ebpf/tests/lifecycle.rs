@@ -159,30 +159,21 @@ fn several_processes_in_one_session() {
     }
     let (mut first, mut recording) = attached_loop(PAIRS, Options::default());
     let mut second = Workload::start(&["loop", &PAIRS.to_string()]);
-    recording
-        .session
-        .attach(second.pid(), false)
-        .expect("attach the second");
-    first.allocate();
-    second.allocate();
-    let events = recording.drain();
-    assert_eq!(loop_pairs(&events, first.pid()), (PAIRS, PAIRS));
-    assert_eq!(loop_pairs(&events, second.pid()), (PAIRS, PAIRS));
-    assert_eq!(events.len(), 4 * PAIRS);
-
     // Following the forks of one places probes for it alone too: each call
-    // of either is still seen once.
-    recording.session.detach(second.pid()).expect("detach");
-    recording
-        .session
-        .attach(second.pid(), true)
-        .expect("attach the second again, following forks");
-    first.allocate();
-    second.allocate();
-    let events = recording.drain();
-    assert_eq!(loop_pairs(&events, first.pid()), (PAIRS, PAIRS));
-    assert_eq!(loop_pairs(&events, second.pid()), (PAIRS, PAIRS));
-    assert_eq!(events.len(), 4 * PAIRS);
+    // of either is seen once either way.
+    for follow_fork in [false, true] {
+        recording
+            .session
+            .attach(second.pid(), follow_fork)
+            .expect("attach the second");
+        first.allocate();
+        second.allocate();
+        let events = recording.drain();
+        assert_eq!(loop_pairs(&events, first.pid()), (PAIRS, PAIRS));
+        assert_eq!(loop_pairs(&events, second.pid()), (PAIRS, PAIRS));
+        assert_eq!(events.len(), 4 * PAIRS, "follow_fork={follow_fork}");
+        recording.session.detach(second.pid()).expect("detach");
+    }
     drop(recording);
     first.finish();
     second.finish();
