@@ -8,6 +8,7 @@ use object::read::macho::{FatArch, MachOFatFile32};
 use object::{Architecture, BinaryFormat, FileKind, Object, ObjectSegment, ObjectSymbol};
 
 use crate::error::Error;
+use crate::maps::file_mappings;
 
 /// The symbols of one executable or library (ELF, Mach-O, or one slice of a
 /// universal Mach-O) that locate an interpreter.
@@ -91,35 +92,21 @@ pub struct MappedFile {
     pub base: u64,
 }
 
-/// Files mapped at offset 0 in a `/proc/<pid>/maps` text, in address order.
-pub fn mapped_files_in_maps(maps: &str) -> Vec<MappedFile> {
+/// Files mapped at offset 0 in a `/proc/<pid>/maps` text, in address order, each once.
+pub fn files_mapped_at_offset_zero(maps: &str) -> Vec<MappedFile> {
     let mut files: Vec<MappedFile> = Vec::new();
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(_perms), Some(offset), Some(_dev), Some(_inode)) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            continue;
+    for mapping in file_mappings(maps).filter(|mapping| mapping.offset == 0) {
+        // A deleted file keeps the kernel's mark, as `/proc/<pid>/exe` shows it too:
+        // reading it then fails, naming it, rather than reading whatever took its name.
+        let path = if mapping.deleted {
+            PathBuf::from(format!("{} (deleted)", mapping.path))
+        } else {
+            PathBuf::from(mapping.path)
         };
-        let path: String = fields.collect::<Vec<_>>().join(" ");
-        if !path.starts_with('/') || u64::from_str_radix(offset, 16) != Ok(0) {
-            continue;
-        }
-        let Some(base) = range
-            .split('-')
-            .next()
-            .and_then(|s| u64::from_str_radix(s, 16).ok())
-        else {
-            continue;
-        };
-        if !files.iter().any(|f| f.path.as_os_str() == path.as_str()) {
+        if !files.iter().any(|f| f.path == path) {
             files.push(MappedFile {
-                path: PathBuf::from(path),
-                base,
+                path,
+                base: mapping.start,
             });
         }
     }
@@ -158,9 +145,10 @@ mod tests {
 55d0c0001000-55d0c0100000 r-xp 00001000 08:01 11 /usr/bin/python3.11
 7f0000000000-7f0000001000 r--p 00000000 08:01 12 /lib/libc.so.6
 7f0000100000-7f0000101000 r--p 00000000 08:01 13 /opt/py/lib/libpython3.9.so.1.0
+7f0000200000-7f0000201000 r--p 00000000 08:01 14 /opt/old py/libpython3.8.so.1.0 (deleted)
 7ffd00000000-7ffd00001000 rw-p 00000000 00:00 0 [stack]
 ";
-        let found: Vec<_> = mapped_files_in_maps(maps)
+        let found: Vec<_> = files_mapped_at_offset_zero(maps)
             .into_iter()
             .filter(|f| looks_like_python(&f.path))
             .collect();
@@ -174,6 +162,10 @@ mod tests {
                 MappedFile {
                     path: "/opt/py/lib/libpython3.9.so.1.0".into(),
                     base: 0x7f0000100000
+                },
+                MappedFile {
+                    path: "/opt/old py/libpython3.8.so.1.0 (deleted)".into(),
+                    base: 0x7f0000200000
                 },
             ]
         );

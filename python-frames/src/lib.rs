@@ -7,6 +7,7 @@
 //!   [`PythonProcess::attach`] then [`PythonProcess::snapshot`].
 //! * Either way, name frames with [`CodeCache`] / [`read_code`] and
 //!   [`linetable::line_number`].
+//! * [`maps::file_mappings`] reads `/proc/PID/maps` text, for this crate and the ones above it.
 //!
 //! `layout`, `linetable`, `walk` and the `Memory` trait come from the no_std
 //! core crate (`python-frames-core`), which the eBPF probes use too: one set
@@ -19,6 +20,7 @@ pub mod discover;
 pub mod dump;
 pub mod error;
 pub mod inprocess;
+pub mod maps;
 pub mod memory;
 mod platform;
 pub mod process;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use memray_format::{CaptureReader, Record};
 use serde_json::Value;
 
 use crate::{paths, reference};
@@ -69,4 +70,37 @@ pub fn stacks_to_compare(capture: &Path) -> HashMap<u64, (Vec<String>, Vec<Strin
             (record["size"].as_u64().unwrap(), (native, hybrid))
         })
         .collect()
+}
+
+/// The file names of the objects of each segment generation of `capture`, in order.
+pub fn segment_generations(capture: &Path) -> Vec<Vec<String>> {
+    let mut reader = CaptureReader::open(capture).unwrap();
+    let mut generations: Vec<Vec<String>> = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        match record {
+            Record::MemoryMapStart => generations.push(Vec::new()),
+            Record::SegmentHeader { filename, .. } => generations
+                .last_mut()
+                .expect("a SEGMENT_HEADER after a MEMORY_MAP_START")
+                .push(String::from_utf8_lossy(filename).into_owned()),
+            _ => {}
+        }
+    }
+    generations
+}
+
+/// Checks that the library `file_name` (the `dlopen` case's plugin) appears in the segment
+/// generations with its `dlopen` and leaves with its `dlclose`, their last change.
+pub fn assert_loaded_then_gone_last(generations: &[Vec<String>], file_name: &str) {
+    let path_end = format!("/{file_name}");
+    let loaded: Vec<bool> = generations
+        .iter()
+        .map(|generation| generation.iter().any(|file| file.ends_with(&path_end)))
+        .collect();
+    let first = loaded
+        .iter()
+        .position(|&loaded| loaded)
+        .expect("loaded once");
+    assert!(loaded[first..loaded.len() - 1].iter().all(|&loaded| loaded));
+    assert!(!loaded[loaded.len() - 1], "gone after dlclose: {loaded:?}");
 }

@@ -7,75 +7,107 @@
 //! gives foo → bar → baz → valloc under the Python line that called it, read by memray
 //! 1.20's `FileReader`, and the same native and hybrid stacks as the in-process `--native`
 //! capture of the same script; inlined frames, C threads and Python recursion as memray's
-//! scenarios expect; a library loaded with `dlopen` after the start is resolved.
+//! scenarios expect; a C recursion 2,100 calls deep whole; a library loaded with `dlopen`
+//! after the start is resolved, and leaves the memory maps with its `dlclose`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::native_extension::compile;
-use memray_tests::native_scenarios::{self, reference_script, script, stacks_to_compare};
+use memray_tests::native_scenarios::{
+    self, assert_loaded_then_gone_last, reference_script, script, segment_generations,
+    stacks_to_compare,
+};
 use memray_tests::paths;
 use memray_tests::run::succeeded;
 use memray_tests::skip;
+use tempfile::TempDir;
 
-/// The extension and the plugin library for `python`, in `directory`; returns the plugin.
-fn build(python: &Path, directory: &Path) -> PathBuf {
-    let flags = ["-g", "-fomit-frame-pointer"];
-    let source = |name: &str| native_scenarios::directory().join(name);
-    compile(
-        python,
-        &source("native_testext.c"),
-        "native_testext",
-        directory,
-        &flags,
-    );
-    compile(
-        python,
-        &source("native_plugin.c"),
-        "native_plugin",
-        directory,
-        &flags,
-    );
-    std::fs::read_dir(directory)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| path.to_string_lossy().contains("native_plugin"))
-        .expect("the plugin")
+/// The extension and the plugin library built for one interpreter, in a directory of
+/// their own.
+struct Scenarios {
+    python: Interpreter,
+    built: TempDir,
+    plugin: PathBuf,
 }
 
-/// `memray run [--ebpf] --native` of the scenario script's `case`; returns the capture.
-fn run_native(
-    python: &Interpreter,
-    built: &Path,
-    plugin: &Path,
-    ebpf: bool,
-    case: &str,
-) -> PathBuf {
-    let mode = if ebpf { "ebpf" } else { "tracker" };
-    let capture = built.join(format!("{case}-{mode}.bin"));
-    let mut command = Command::new(paths::memray_bin());
-    command.arg("run");
-    if ebpf {
-        command.arg("--ebpf");
+impl Scenarios {
+    fn build(python: Interpreter) -> Scenarios {
+        let built = tempfile::tempdir().expect("tempdir");
+        let flags = ["-g", "-fomit-frame-pointer"];
+        for module in ["native_testext", "native_plugin"] {
+            let source = native_scenarios::directory().join(format!("{module}.c"));
+            compile(&python.path, &source, module, built.path(), &flags);
+        }
+        let plugin = std::fs::read_dir(built.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.to_string_lossy().contains("native_plugin"))
+            .expect("the plugin");
+        Scenarios {
+            python,
+            built,
+            plugin,
+        }
     }
-    let output = command
-        .arg("--native")
-        .arg("--python")
-        .arg(&python.path)
-        .args(["-q", "-f", "-o"])
-        .arg(&capture)
-        .arg(script())
-        .args(["run", case])
-        .env("PYTHONPATH", built)
-        .env("NATIVE_PLUGIN", plugin)
-        .output()
-        .expect("run memray");
-    succeeded(
-        &output,
-        &format!("run --{mode} --native {case} on {}", python.label()),
-    );
-    capture
+
+    /// For the reference interpreter; `None` (the skip recorded) where eBPF cannot run.
+    fn for_reference_python() -> Option<Scenarios> {
+        skip::needs_built_ebpf(memray_ebpf::is_built())
+            .then(|| Scenarios::build(interpreters::reference_python()))
+    }
+
+    fn directory(&self) -> &Path {
+        self.built.path()
+    }
+
+    /// `memray run [--ebpf] --native` of the scenario script's `case`; returns the capture.
+    fn run(&self, ebpf: bool, case: &str) -> PathBuf {
+        let mode = if ebpf { "ebpf" } else { "tracker" };
+        let capture = self.directory().join(format!("{case}-{mode}.bin"));
+        let mut command = Command::new(paths::memray_bin());
+        command.arg("run");
+        if ebpf {
+            command.arg("--ebpf");
+        }
+        let output = command
+            .arg("--native")
+            .arg("--python")
+            .arg(&self.python.path)
+            .args(["-q", "-f", "-o"])
+            .arg(&capture)
+            .arg(script())
+            .args(["run", case])
+            .env("PYTHONPATH", self.directory())
+            .env("NATIVE_PLUGIN", &self.plugin)
+            .output()
+            .expect("run memray");
+        succeeded(
+            &output,
+            &format!("run --{mode} --native {case} on {}", self.python.label()),
+        );
+        capture
+    }
+
+    /// Records `case` under `run --ebpf --native` and checks it with memray 1.20's reader.
+    fn check_ebpf(&self, case: &str) {
+        reference_script("check", &self.run(true, case), Some(case));
+    }
+
+    /// Records and checks `case` under `run --ebpf --native`, and compares its native and
+    /// hybrid stacks with the in-process `--native` capture's.
+    fn same_stacks_as_in_process(&self, case: &str) {
+        let ours = self.run(true, case);
+        reference_script("check", &ours, Some(case));
+        let inprocess = self.run(false, case);
+        let (ours, theirs) = (stacks_to_compare(&ours), stacks_to_compare(&inprocess));
+        assert!(
+            !theirs.is_empty(),
+            "the in-process capture has the allocation"
+        );
+        assert_eq!(ours, theirs, "{case} on {}", self.python.label());
+    }
 }
 
 #[test]
@@ -85,60 +117,57 @@ fn run_ebpf_native_gives_the_extensions_native_stack_as_the_in_process_capture_d
     }
     // CPython 3.11 and 3.12: frame layouts apart.
     for python in interpreters::these(&[11, 12]) {
-        let built = tempfile::tempdir().expect("tempdir");
-        let plugin = build(&python.path, built.path());
         // The extension is imported (dlopen) after the capture started.
-        let ours = run_native(&python, built.path(), &plugin, true, "simple");
-        reference_script("check", &ours, Some("simple"));
-        let inprocess = run_native(&python, built.path(), &plugin, false, "simple");
-        let (ours, theirs) = (stacks_to_compare(&ours), stacks_to_compare(&inprocess));
-        assert!(
-            !theirs.is_empty(),
-            "the in-process capture has the allocation"
-        );
-        assert_eq!(ours, theirs, "on {}", python.label());
+        Scenarios::build(python).same_stacks_as_in_process("simple");
     }
+}
+
+/// memray's C recursion 2,100 calls deep: every frame down to the Python line, as in-process
+/// (the stack copy is not cut); and 1,000 such allocations in a row, none losing its copy to
+/// a full ring.
+#[test]
+fn a_c_recursion_deeper_than_2048_frames_keeps_every_frame_even_in_a_burst() {
+    let Some(scenarios) = Scenarios::for_reference_python() else {
+        return;
+    };
+    scenarios.same_stacks_as_in_process("deep");
+    scenarios.check_ebpf("deep_burst");
 }
 
 /// memray's inlined-frames, C-threads (100 × 100 allocations, no Python stack) and Python
 /// recursion scenarios, checked by memray 1.20's reader.
 #[test]
 fn inlined_frames_c_threads_and_python_recursion() {
-    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+    let Some(scenarios) = Scenarios::for_reference_python() else {
         return;
-    }
-    let python = interpreters::reference_python();
-    let built = tempfile::tempdir().expect("tempdir");
-    let plugin = build(&python.path, built.path());
+    };
     for case in ["inline", "threads", "recursion"] {
-        let capture = run_native(&python, built.path(), &plugin, true, case);
-        reference_script("check", &capture, Some(case));
+        scenarios.check_ebpf(case);
     }
 }
 
+/// The plugin, loaded after the start, resolved; unloaded, gone from the last memory map (its
+/// munmap followed), and the allocations after it resolved.
 #[test]
-fn a_library_loaded_and_unloaded_while_recording_is_resolved() {
-    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+fn a_library_loaded_and_unloaded_while_recording_is_resolved_then_gone() {
+    let Some(scenarios) = Scenarios::for_reference_python() else {
         return;
-    }
-    let python = interpreters::reference_python();
-    let built = tempfile::tempdir().expect("tempdir");
-    let plugin = build(&python.path, built.path());
-    let capture = run_native(&python, built.path(), &plugin, true, "dlopen");
+    };
+    let capture = scenarios.run(true, "dlopen");
     reference_script("check", &capture, Some("dlopen"));
+    let plugin = scenarios.plugin.file_name().unwrap().to_string_lossy();
+    assert_loaded_then_gone_last(&segment_generations(&capture), &plugin);
 }
 
 #[test]
 fn attach_ebpf_native_records_the_native_stacks_of_a_running_process() {
-    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+    let Some(scenarios) = Scenarios::for_reference_python() else {
         return;
-    }
-    let python = interpreters::reference_python();
-    let built = tempfile::tempdir().expect("tempdir");
-    build(&python.path, built.path());
+    };
+    let built = scenarios.directory();
     // Allocates through the extension once memray has attached (the file appears), and
     // exits, which ends the recording.
-    let mut child = Command::new(&python.path)
+    let mut child = Command::new(&scenarios.python.path)
         .args([
             "-c",
             "import os, time, native_testext\n\
@@ -148,18 +177,18 @@ fn attach_ebpf_native_records_the_native_stacks_of_a_running_process() {
              run_case()\n\
              time.sleep(0.3)\n",
         ])
-        .env("PYTHONPATH", built.path())
-        .current_dir(built.path())
+        .env("PYTHONPATH", built)
+        .current_dir(built)
         .spawn()
         .expect("start python");
     let output = Command::new(paths::memray_bin())
         .args(["attach", "--ebpf", "--native"])
         .arg(child.id().to_string())
         .args(["-o", "attached.bin"])
-        .current_dir(built.path())
+        .current_dir(built)
         .output()
         .expect("run memray attach");
     succeeded(&output, "attach --ebpf --native until the exit");
     assert!(child.wait().expect("wait").success());
-    reference_script("check", &built.path().join("attached.bin"), Some("simple"));
+    reference_script("check", &built.join("attached.bin"), Some("simple"));
 }

@@ -9,10 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use memray_format::{CaptureReader, Record};
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::native_extension::ExtensionTarget;
-use memray_tests::native_scenarios::{self, reference_script, script, stacks_to_compare};
+use memray_tests::native_scenarios::{
+    self, assert_loaded_then_gone_last, reference_script, script, segment_generations,
+    stacks_to_compare,
+};
 use memray_tests::{paths, reference};
 
 /// The extension (for `python`) and the plugin library, built into a directory of their
@@ -158,29 +160,12 @@ fn native_stacks_in_aggregated_captures_and_forked_children() {
     }
 }
 
-/// The file names of the objects of each segment generation, in order.
-fn generations(capture: &Path) -> Vec<Vec<String>> {
-    let mut reader = CaptureReader::open(capture).unwrap();
-    let mut generations: Vec<Vec<String>> = Vec::new();
-    while let Some(record) = reader.next_record().unwrap() {
-        match record {
-            Record::MemoryMapStart => generations.push(Vec::new()),
-            Record::SegmentHeader { filename, .. } => generations
-                .last_mut()
-                .expect("a SEGMENT_HEADER after a MEMORY_MAP_START")
-                .push(String::from_utf8_lossy(filename).into_owned()),
-            _ => {}
-        }
-    }
-    generations
-}
-
 #[test]
 fn a_new_segment_generation_after_each_dlopen_and_dlclose() {
     let python = interpreters::reference_python();
     let built = build(&python.path, "generations", false);
     let capture = track(&python.path, &built, "dlopen", &["--no-compress"]);
-    let generations = generations(&capture);
+    let generations = segment_generations(&capture);
     let has =
         |generation: &Vec<String>, name: &str| generation.iter().any(|file| file.ends_with(name));
     let executable = std::fs::canonicalize(&python.path).unwrap();
@@ -193,17 +178,7 @@ fn a_new_segment_generation_after_each_dlopen_and_dlclose() {
         .iter()
         .flatten()
         .all(|file| !file.contains("vdso")));
-    let loaded: Vec<bool> = generations
-        .iter()
-        .map(|generation| has(generation, "/native_plugin.so"))
-        .collect();
-    // The plugin appears with its dlopen and leaves with its dlclose, the last change.
-    let first = loaded
-        .iter()
-        .position(|&loaded| loaded)
-        .expect("loaded once");
-    assert!(loaded[first..loaded.len() - 1].iter().all(|&loaded| loaded));
-    assert!(!loaded[loaded.len() - 1], "gone after dlclose: {loaded:?}");
+    assert_loaded_then_gone_last(&generations, "native_plugin.so");
 }
 
 #[test]

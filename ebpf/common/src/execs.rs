@@ -8,8 +8,19 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExecNotice {
     pub tgid: u32,
-    /// 1 if the process is in the pid set (and stopped), 0 if only watched.
+    /// [`ExecNotice::WATCHED`], [`ExecNotice::TRACKED`] or
+    /// [`ExecNotice::FORKED`].
     pub tracked: u32,
+}
+
+impl ExecNotice {
+    /// Not in the pid set: only watched (`attach --all`).
+    pub const WATCHED: u32 = 0;
+    /// In the pid set, stopped at its exec.
+    pub const TRACKED: u32 = 1;
+    /// Not an exec: a new child of a process whose forks are followed,
+    /// stopped before its first instruction until its probes are placed.
+    pub const FORKED: u32 = 2;
 }
 
 /// The ring buffer of [`ExecNotice`]s.

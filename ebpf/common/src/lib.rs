@@ -55,6 +55,7 @@ pub const PROCESS_FORK_PROGRAM: &str = "process_fork";
 pub const PROCESS_EXIT_PROGRAM: &str = "process_exit";
 pub const INTERPRETER_HOLD_PROGRAM: &str = "interpreter_hold";
 pub const CHILD_EXIT_HOLD_PROGRAM: &str = "child_exit_hold";
+pub const PROCESS_CLONED_PROGRAM: &str = "process_cloned";
 
 /// The tracepoints and the offsets of the fields the probes read (from their
 /// `format` files in tracefs; userspace checks them before attaching).
@@ -62,3 +63,12 @@ pub const FORK_TRACEPOINT: (&str, &str) = ("sched", "sched_process_fork");
 pub const FORK_CHILD_PID_OFFSET: usize = 20;
 pub const EXIT_TRACEPOINT: (&str, &str) = ("sched", "sched_process_exit");
 pub const EXIT_PID_OFFSET: usize = 24;
+/// The system calls that make a process, whose exit [`PROCESS_CLONED_PROGRAM`]
+/// sees in the new child.
+pub const CLONE_EXIT_TRACEPOINTS: [(&str, &str); 4] = [
+    ("syscalls", "sys_exit_clone"),
+    ("syscalls", "sys_exit_clone3"),
+    ("syscalls", "sys_exit_fork"),
+    ("syscalls", "sys_exit_vfork"),
+];
+pub const SYSCALL_EXIT_RET_OFFSET: usize = 16;

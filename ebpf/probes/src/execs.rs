@@ -36,7 +36,7 @@ pub fn process_exec(_ctx: TracePointContext) -> u32 {
             let _ = PROCESSES.insert(tgid, TrackedProcess { flags, ..process }, 0);
             let _ = PYTHON_TARGETS.remove(tgid);
             let _ = PYTHON_THREAD_KEYS.remove(tgid);
-            if notify(tgid, 1) {
+            if notify(tgid, ExecNotice::TRACKED) {
                 // SAFETY: no memory arguments; the signal goes to the current process.
                 unsafe { bpf_send_signal(SIGSTOP) };
             }
@@ -44,7 +44,7 @@ pub fn process_exec(_ctx: TracePointContext) -> u32 {
         Some(_) => {}
         None => {
             if EXEC_WATCH.get(0).is_some_and(|&watch| watch != 0) {
-                notify(tgid, 0);
+                notify(tgid, ExecNotice::WATCHED);
             }
         }
     }
@@ -54,7 +54,7 @@ pub fn process_exec(_ctx: TracePointContext) -> u32 {
 /// Sends the notice, waking userspace at once (execs are rare). False if
 /// the ring is full: then the process is not stopped, nobody would resume it.
 #[inline(always)]
-fn notify(tgid: u32, tracked: u32) -> bool {
+pub fn notify(tgid: u32, tracked: u32) -> bool {
     EXECS
         .output::<ExecNotice>(&ExecNotice { tgid, tracked }, BPF_RB_FORCE_WAKEUP as u64)
         .is_ok()

@@ -1,7 +1,8 @@
 //! The eBPF probes: uprobes and uretprobes on libc's allocator functions
 //! (`allocators`), the tracepoints that keep the pid set (`processes`),
 //! follow programs through exec (`execs`), the Python stack walk
-//! (`python_stack`) and the native stack copy (`native_stack`).
+//! (`python_stack`), the native stack copy (`native_stack`) and the munmaps
+//! it needs (`unmappings`).
 #![no_std]
 #![no_main]
 
@@ -10,6 +11,7 @@ mod execs;
 mod native_stack;
 mod processes;
 mod python_stack;
+mod unmappings;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -9,9 +9,13 @@ use aya_ebpf::{
     maps::HashMap,
     programs::{ProbeContext, TracePointContext},
 };
-use memray_ebpf_common::{TrackedProcess, EXIT_PID_OFFSET, FORK_CHILD_PID_OFFSET};
+use memray_ebpf_common::execs::ExecNotice;
+use memray_ebpf_common::{
+    TrackedProcess, EXIT_PID_OFFSET, FORK_CHILD_PID_OFFSET, SYSCALL_EXIT_RET_OFFSET,
+};
 
 use crate::allocators::PENDING;
+use crate::execs::notify;
 use crate::python_stack::{PYTHON_TARGETS, PYTHON_THREAD_KEYS};
 
 #[map]
@@ -24,6 +28,8 @@ pub static PROCESSES: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(6
 /// The child is a copy of the parent's memory, so the parent's interpreter
 /// entries hold for it too: copied here, its stacks are walked from its first
 /// allocation (registering it from userspace would miss those made before).
+/// A followed child is not recorded until its own probes are placed (the
+/// parent's are for the parent alone): [`process_cloned`] stops it for that.
 #[tracepoint]
 pub fn process_fork(ctx: TracePointContext) -> u32 {
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -36,6 +42,10 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
     }
     // SAFETY: the offset is the field's in the tracepoint's format (checked by userspace).
     if let Ok(child) = unsafe { ctx.read_at::<u32>(FORK_CHILD_PID_OFFSET) } {
+        let mut process = process;
+        if process.flags & TrackedProcess::FOLLOW_FORK != 0 {
+            process.flags &= !TrackedProcess::RECORDED;
+        }
         let _ = PROCESSES.insert(child, process, 0);
         // SAFETY: the values are map memory, copied by the insert at once.
         if let Some(target) = unsafe { PYTHON_TARGETS.get(parent) } {
@@ -45,6 +55,35 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
         if let Some(key) = unsafe { PYTHON_THREAD_KEYS.get(parent) } {
             let _ = PYTHON_THREAD_KEYS.insert(child, key, 0);
         }
+    }
+    0
+}
+
+/// The exits of the system calls that make processes, seen in the new child
+/// (return value 0) before it runs an instruction of its own: a new process
+/// (not a thread) of a process whose forks are followed is stopped
+/// (SIGSTOP) and announced in the `EXECS` ring; userspace places its probes,
+/// records it and lets it go on (SIGCONT).
+#[tracepoint]
+pub fn process_cloned(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if pid_tgid as u32 != tgid {
+        return 0;
+    }
+    // SAFETY: the offset is the field's in the tracepoint's format (checked by userspace).
+    if unsafe { ctx.read_at::<i64>(SYSCALL_EXIT_RET_OFFSET) } != Ok(0) {
+        return 0;
+    }
+    // SAFETY: the value is copied out at once.
+    let Some(process) = (unsafe { PROCESSES.get(tgid) }).copied() else {
+        return 0;
+    };
+    let awaits_probes = process.flags & TrackedProcess::FOLLOW_FORK != 0
+        && process.flags & TrackedProcess::RECORDED == 0;
+    if awaits_probes && notify(tgid, ExecNotice::FORKED) {
+        // SAFETY: no memory arguments; the signal goes to the current process.
+        unsafe { bpf_send_signal(SIGSTOP) };
     }
     0
 }

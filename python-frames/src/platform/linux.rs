@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::discover::{mapped_files_in_maps, MappedFile};
+use crate::discover::{files_mapped_at_offset_zero, MappedFile};
 use crate::error::Error;
 
 /// The format of executables and libraries, as errors name it.
@@ -74,7 +74,7 @@ pub fn mapped_files(pid: i32) -> Result<(Vec<MappedFile>, Option<PathBuf>), Erro
             _ => Error::NoSuchProcess { pid },
         })?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    Ok((mapped_files_in_maps(&maps), exe))
+    Ok((files_mapped_at_offset_zero(&maps), exe))
 }
 
 /// A file as the target sees it (through its root, so containers and deleted

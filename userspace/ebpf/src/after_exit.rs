@@ -1,11 +1,10 @@
 //! Dropping what is slow to close without making our exit wait for it.
 //!
-//! Removing a uprobe waits for an RCU grace period, under a kernel-wide
-//! mutex (the perf event's `event_mutex`): about 0.1 s each here, 2.4 s for
-//! the 24 probes of a recording, one after the other whether closed from
-//! one thread or many. aya 0.14 has no uprobe-multi link (one grace period
-//! for all of them). So a child process keeps copies of the descriptors
-//! and closes them, paying the wait, once we have exited.
+//! Removing a multi-uprobe link waits for the kernel's grace periods (RCU
+//! tasks trace and SRCU; about 0.1 s here), one link after the other, and a
+//! recording has several (the entry and return probes of each libc, the
+//! holds, the Python allocators'). So a child process keeps copies of the
+//! descriptors and closes them, paying the wait, once we have exited.
 
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use python_frames::maps::file_mappings;
+
 /// The pids of the processes that may be CPythons, ours left out.
 pub fn python_candidates() -> Vec<u32> {
     let own = std::process::id();
@@ -36,10 +38,10 @@ fn is_python_name(name: &str) -> bool {
 }
 
 fn maps_libpython(maps: &str) -> bool {
-    maps.lines().any(|line| {
-        line.split_whitespace()
-            .nth(5)
-            .and_then(|path| Path::new(path).file_name()?.to_str())
+    file_mappings(maps).any(|mapping| {
+        Path::new(mapping.path)
+            .file_name()
+            .and_then(|name| name.to_str())
             .is_some_and(|name| name.starts_with("libpython"))
     })
 }

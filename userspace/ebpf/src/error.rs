@@ -18,8 +18,6 @@ pub enum Error {
     Symbol { library: PathBuf, symbol: String },
     #[error("process {0} is already attached")]
     AlreadyAttached(u32),
-    #[error("process {0} uses the same C library as another process of this session where one of them follows forks: its calls would be seen twice (attach it from another session)")]
-    SharedLibc(u32),
     #[error("process {0} is not attached")]
     NotAttached(u32),
     #[error("cannot load the eBPF object: {0}")]
@@ -35,6 +33,9 @@ pub enum Error {
     Map(#[from] aya::maps::MapError),
     #[error("{0}")]
     Tracepoint(String),
+    /// Loading or placing the uprobe programs ([`crate::uprobe_multi`]).
+    #[error("{0}")]
+    Probes(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]

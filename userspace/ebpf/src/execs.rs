@@ -8,12 +8,16 @@ use memray_ebpf_common::execs::ExecNotice;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// A process has run `exec`.
+/// A process has run `exec` (or, `forked`, was just forked by a process
+/// whose forks are followed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exec {
     pub pid: u32,
     /// In the pid set, and stopped until userspace lets it go on.
     pub tracked: bool,
+    /// Not an exec: a new child, stopped until its probes are placed
+    /// ([`crate::Session::follow_fork`]).
+    pub forked: bool,
 }
 
 /// The ring of exec notices.
@@ -56,7 +60,8 @@ impl ExecStream {
                 unsafe { record.as_ptr().cast::<ExecNotice>().read_unaligned() };
             execs.push(Exec {
                 pid: notice.tgid,
-                tracked: notice.tracked != 0,
+                tracked: notice.tracked != ExecNotice::WATCHED,
+                forked: notice.tracked == ExecNotice::FORKED,
             });
         }
         execs

@@ -6,7 +6,7 @@
 //! carries the file's name and the time of the mapping on
 //! `CLOCK_MONOTONIC` (the probes' clock), so that a library loaded and
 //! unloaded between two drains is still known to the allocations it made.
-//! Unmappings are not reported.
+//! perf reports no unmappings: the probes send them (`native.rs`).
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};

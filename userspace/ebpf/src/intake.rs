@@ -65,7 +65,8 @@ impl Intake {
             consumer: Consumer::new(),
             children: Children::new(parent, Rc::clone(&naming), follow.forks),
             following: ExecFollowing::new(naming),
-            execs: match follow.execs {
+            // Forked children are announced there too.
+            execs: match follow.execs || follow.forks {
                 true => Some(session.execs()?),
                 false => None,
             },
@@ -129,8 +130,20 @@ impl Intake {
         Ok(notices)
     }
 
-    /// A followed process ran exec ([`ExecFollowing::exec`]).
+    /// A followed process ran exec ([`ExecFollowing::exec`]), or forked
+    /// one, which goes on once its probes are placed.
     pub fn exec(&mut self, session: &mut Session, exec: Exec) -> bool {
+        if exec.forked {
+            let placed = session.release_forked(exec.pid);
+            let alive = std::path::Path::new(&format!("/proc/{}", exec.pid)).exists();
+            if let (Err(error), true) = (placed, alive) {
+                eprintln!(
+                    "memray: warning: forked process {} is not recorded: {error}",
+                    exec.pid
+                );
+            }
+            return false;
+        }
         self.following.exec(session, &mut self.consumer, exec)
     }
 
@@ -158,6 +171,7 @@ impl Intake {
             self.children.finish(session, &mut self.consumer, &exited)?;
             for &child in &exited {
                 self.following.exited(session, child);
+                session.forget_exited(child);
             }
         }
         Ok(())

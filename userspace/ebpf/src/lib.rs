@@ -42,6 +42,7 @@ mod recording;
 mod session;
 mod system;
 mod tracefs;
+mod uprobe_multi;
 
 pub use consumer::{Consumer, Finished};
 pub use custom_allocators::CustomAllocator;

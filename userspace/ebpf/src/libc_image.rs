@@ -6,8 +6,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use memray_unwind::{file_mappings, FileMapping};
 use object::{Object, ObjectSegment, ObjectSymbol};
+use python_frames::maps::{file_mappings, FileMapping};
 
 use crate::Error;
 
@@ -94,30 +94,40 @@ impl LibcImage {
 
     /// The function defined under `symbol` in the dynamic symbol table.
     pub fn function(&self, symbol: &str) -> Result<LibcFunction<'_>, Error> {
-        let not_found = || Error::Symbol {
+        find_function(&self.data, symbol, false).ok_or_else(|| Error::Symbol {
             library: self.path.clone(),
             symbol: symbol.to_string(),
-        };
-        let file = object::File::parse(&*self.data).map_err(|_| not_found())?;
-        let found = file
-            .dynamic_symbols()
-            .find(|s| s.is_definition() && s.name() == Ok(symbol))
-            .ok_or_else(not_found)?;
-        let address = found.address();
-        let file_offset = file
-            .segments()
-            .find_map(|segment| {
-                let (start, size) = (segment.address(), segment.size());
-                let (file_start, file_size) = segment.file_range();
-                (address >= start && address - start < file_size.min(size))
-                    .then(|| address - start + file_start)
-            })
-            .ok_or_else(not_found)?;
-        let start = usize::try_from(file_offset).map_err(|_| not_found())?;
-        let end = start.saturating_add(usize::try_from(found.size()).map_err(|_| not_found())?);
-        let bytes = self.data.get(start..end).ok_or_else(not_found)?;
-        Ok(LibcFunction { file_offset, bytes })
+        })
     }
+}
+
+/// Where the function `symbol` of the ELF file at `path` starts in the file
+/// (its dynamic symbol table or, not stripped, its full one), if it has it.
+pub fn function_offset(path: &Path, symbol: &str) -> Option<u64> {
+    let data = std::fs::read(path).ok()?;
+    find_function(&data, symbol, true).map(|function| function.file_offset)
+}
+
+/// The function defined under `symbol` in the dynamic symbol table of the
+/// ELF file `data` (and in the full one if `all_symbols`).
+fn find_function<'a>(data: &'a [u8], symbol: &str, all_symbols: bool) -> Option<LibcFunction<'a>> {
+    let file = object::File::parse(data).ok()?;
+    let defined = |s: &object::Symbol<'_, '_>| s.is_definition() && s.name() == Ok(symbol);
+    let found = file
+        .dynamic_symbols()
+        .find(defined)
+        .or_else(|| all_symbols.then(|| file.symbols().find(defined)).flatten())?;
+    let address = found.address();
+    let file_offset = file.segments().find_map(|segment| {
+        let (start, size) = (segment.address(), segment.size());
+        let (file_start, file_size) = segment.file_range();
+        (address >= start && address - start < file_size.min(size))
+            .then(|| address - start + file_start)
+    })?;
+    let start = usize::try_from(file_offset).ok()?;
+    let end = start.saturating_add(usize::try_from(found.size()).ok()?);
+    let bytes = data.get(start..end)?;
+    Some(LibcFunction { file_offset, bytes })
 }
 
 fn is_libc(path: &str) -> bool {

@@ -4,17 +4,21 @@
 //!
 //! The process's objects come from `/proc/PID/maps` when its capture
 //! starts; then each executable mapping it makes arrives as it happens
-//! ([`ExecutableMappings`]) and is applied before the allocations that
-//! follow it, by time. Threads that existed before the capture and are not
+//! ([`ExecutableMappings`]), and each munmap through the copies' ring (an
+//! object it covers is gone: `dlclose`); both are applied before the
+//! allocations that follow them, by time. Threads that existed before the capture and are not
 //! followed that way (`attach` to a running process whose perf events
 //! could not be opened) are covered by reading the maps again when a stack
 //! holds an address outside every known object, at most once per batch.
 //! Each change is a new segment generation in the capture.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 
 use aya::maps::{MapData, RingBuf};
-use memray_ebpf_common::native_stack::{NativeStackHeader, NATIVE_COPY_LOST};
+use memray_ebpf_common::native_stack::{
+    NativeStackHeader, NativeUnmapping, NATIVE_COPY_LOST, NATIVE_UNMAPPING,
+};
 use memray_format::Image;
 use memray_unwind::{image_at, process_images, CopiedStack, CopiedStackUnwinder};
 
@@ -26,10 +30,12 @@ struct Copy {
     bytes: Vec<u8>,
 }
 
-/// The copies received and not yet used, by thread.
+/// The copies received and not yet used, by thread, and the munmaps, by
+/// process.
 pub struct NativeCopies {
     ring: RingBuf<MapData>,
     by_thread: HashMap<(u32, u32), VecDeque<Copy>>,
+    unmappings: HashMap<u32, Vec<NativeUnmapping>>,
 }
 
 impl NativeCopies {
@@ -37,26 +43,41 @@ impl NativeCopies {
         NativeCopies {
             ring,
             by_thread: HashMap::new(),
+            unmappings: HashMap::new(),
         }
     }
 
-    /// Takes in the copies waiting in the ring buffer (after a batch of
-    /// records: every copy they name was sent before them).
-    pub fn drain(&mut self) {
+    /// Takes in the copies and munmaps waiting in the ring buffer (after a
+    /// batch of records: every copy they name, every munmap before them, was
+    /// sent before them); returns how many copies.
+    pub fn drain(&mut self) -> usize {
+        let mut copies = 0;
         while let Some(record) = self.ring.next() {
-            let size = size_of::<NativeStackHeader>();
-            let Some(header) = record.get(..size) else {
+            if let Some(unmapping) = read::<NativeUnmapping>(&record)
+                .filter(|unmapping| unmapping.serial == NATIVE_UNMAPPING)
+            {
+                self.unmappings
+                    .entry(unmapping.tgid)
+                    .or_default()
+                    .push(unmapping);
+                continue;
+            }
+            let Some(header) = read::<NativeStackHeader>(&record) else {
                 continue;
             };
-            // SAFETY: plain integers (any bytes are valid), `size` bytes, read unaligned.
-            let header: NativeStackHeader =
-                unsafe { header.as_ptr().cast::<NativeStackHeader>().read_unaligned() };
-            let bytes = record[size..].to_vec();
+            copies += 1;
+            let bytes = record[size_of::<NativeStackHeader>()..].to_vec();
             self.by_thread
                 .entry((header.tgid, header.tid))
                 .or_default()
                 .push_back(Copy { header, bytes });
         }
+        copies
+    }
+
+    /// The munmaps of `tgid` received since the last call, oldest first.
+    fn take_unmappings(&mut self, tgid: u32) -> Vec<NativeUnmapping> {
+        self.unmappings.remove(&tgid).unwrap_or_default()
     }
 
     /// The copy `serial` of thread `tid` of `tgid`, taken out with the
@@ -72,15 +93,51 @@ impl NativeCopies {
     }
 }
 
+/// The `T` at the start of `record`, if it is that long.
+fn read<T: Plain>(record: &[u8]) -> Option<T> {
+    let bytes = record.get(..size_of::<T>())?;
+    // SAFETY: any bytes are a valid `T` (`Plain`); `bytes` is as long; read unaligned.
+    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
+/// A record of the ring: any bytes of its size are a valid value.
+///
+/// # Safety
+/// Only for `repr(C)` types made of integers.
+unsafe trait Plain: std::marker::Copy {}
+// SAFETY: repr(C), u32s then u64s.
+unsafe impl Plain for NativeStackHeader {}
+// SAFETY: repr(C), u32s then u64s.
+unsafe impl Plain for NativeUnmapping {}
+
+/// A change of the process's mappings, applied in time order.
+enum Change {
+    Mapped(Mapping),
+    Unmapped(NativeUnmapping),
+}
+
+impl Change {
+    fn time_ns(&self) -> u64 {
+        match self {
+            Change::Mapped(mapping) => mapping.time_ns,
+            Change::Unmapped(unmapping) => unmapping.time_ns,
+        }
+    }
+}
+
 /// The native side of one process's capture.
 pub(crate) struct NativeStacks {
     pid: u32,
     unwinder: CopiedStackUnwinder,
     images: Vec<Image>,
-    /// The mappings it makes (`None`: perf events unavailable), and those
-    /// received and not applied yet, oldest first.
+    /// The mappings it makes (`None`: perf events unavailable), the last
+    /// ones received, and the changes received and not applied yet, oldest
+    /// first.
     mappings: Option<ExecutableMappings>,
     new_mappings: Vec<Mapping>,
+    changes: Vec<Change>,
+    /// When the capture started: earlier munmaps are in the objects read.
+    started_ns: u64,
     /// The batch number of the last refresh of the objects.
     refreshed_in: u64,
     /// Allocations recorded without their copy (the ring buffer was full).
@@ -91,6 +148,7 @@ impl NativeStacks {
     /// The unwinder of process `pid` and its objects now, for the capture's
     /// first segment generation.
     pub(crate) fn new(pid: u32) -> (NativeStacks, Vec<Image>) {
+        let started_ns = monotonic_ns();
         // Followed first: nothing mapped between the two is missed.
         let mappings = ExecutableMappings::follow(pid).ok();
         let images = process_images(pid);
@@ -102,6 +160,8 @@ impl NativeStacks {
             images: images.clone(),
             mappings,
             new_mappings: Vec::new(),
+            changes: Vec::new(),
+            started_ns,
             refreshed_in: 0,
             missing: 0,
         };
@@ -120,7 +180,7 @@ impl NativeStacks {
         mut objects_changed: impl FnMut(&[Image]),
     ) {
         out.clear();
-        if self.map_until(time_ns) {
+        if self.map_until(time_ns, copies) {
             objects_changed(&self.images);
         }
         // Serial 0: made before the probes copied this process's stacks.
@@ -153,57 +213,102 @@ impl NativeStacks {
         }
     }
 
-    /// Applies the mappings made before `time_ns`; whether the objects changed.
-    fn map_until(&mut self, time_ns: u64) -> bool {
+    /// Applies the mappings and munmaps made before `time_ns`; whether the
+    /// objects changed.
+    fn map_until(&mut self, time_ns: u64, copies: &mut NativeCopies) -> bool {
         if let Some(mappings) = &mut self.mappings {
             mappings.drain(&mut self.new_mappings);
         }
+        let unmappings = copies.take_unmappings(self.pid);
+        if !self.new_mappings.is_empty() || !unmappings.is_empty() {
+            let started_ns = self.started_ns;
+            let changes = self.new_mappings.drain(..).map(Change::Mapped).chain(
+                unmappings
+                    .into_iter()
+                    .filter(|unmapping| unmapping.time_ns >= started_ns)
+                    .map(Change::Unmapped),
+            );
+            self.changes.extend(changes);
+            self.changes.sort_by_key(Change::time_ns);
+        }
         let due = self
-            .new_mappings
+            .changes
             .iter()
-            .take_while(|mapping| mapping.time_ns <= time_ns)
+            .take_while(|change| change.time_ns() <= time_ns)
             .count();
         let mut changed = false;
-        for mapping in self.new_mappings.drain(..due) {
-            let image = (mapping.pid == self.pid)
-                .then(|| {
-                    image_at(
-                        self.pid,
-                        &mapping.path,
-                        mapping.address,
-                        mapping.file_offset,
-                    )
-                })
-                .flatten();
-            let Some(image) = image else { continue };
-            if self.images.contains(&image) {
-                continue;
-            }
-            // An object mapped over others replaces them (they were unmapped).
-            self.images.retain(|known| !overlap(known, &image));
-            self.images.push(image);
-            changed = true;
+        let applied: Vec<Change> = self.changes.drain(..due).collect();
+        for change in applied {
+            changed |= match change {
+                Change::Mapped(mapping) => self.map(mapping),
+                Change::Unmapped(unmapping) => self.unmap(unmapping),
+            };
         }
         if changed {
             self.unwinder.set_images(&self.images);
         }
         changed
     }
+
+    /// Adds the object `mapping` maps; whether it is new.
+    fn map(&mut self, mapping: Mapping) -> bool {
+        let image = (mapping.pid == self.pid)
+            .then(|| {
+                image_at(
+                    self.pid,
+                    &mapping.path,
+                    mapping.address,
+                    mapping.file_offset,
+                )
+            })
+            .flatten();
+        let Some(image) = image else { return false };
+        if self.images.contains(&image) {
+            return false;
+        }
+        // An object mapped over others replaces them (they were unmapped).
+        let ranges = segment_ranges(&image);
+        self.images.retain(|known| !overlaps(known, &ranges));
+        self.images.push(image);
+        true
+    }
+
+    /// Removes the objects `unmapping` covers part of; whether there were any.
+    fn unmap(&mut self, unmapping: NativeUnmapping) -> bool {
+        let range = unmapping.start..unmapping.start.saturating_add(unmapping.length);
+        let before = self.images.len();
+        self.images
+            .retain(|known| !overlaps(known, std::slice::from_ref(&range)));
+        self.images.len() != before
+    }
 }
 
-/// Whether two objects' segments share an address.
-fn overlap(a: &Image, b: &Image) -> bool {
-    let ranges = |image: &Image| -> Vec<std::ops::Range<u64>> {
-        image
-            .segments
-            .iter()
-            .map(|segment| {
-                let start = image.load_address.wrapping_add(segment.vaddr);
-                start..start + segment.memsz
-            })
-            .collect()
+/// The addresses of an object's segments.
+fn segment_ranges(image: &Image) -> Vec<Range<u64>> {
+    image
+        .segments
+        .iter()
+        .map(|segment| {
+            let start = image.load_address.wrapping_add(segment.vaddr);
+            start..start + segment.memsz
+        })
+        .collect()
+}
+
+/// Whether one of `image`'s segments shares an address with one of `ranges`.
+fn overlaps(image: &Image, ranges: &[Range<u64>]) -> bool {
+    segment_ranges(image)
+        .iter()
+        .any(|x| ranges.iter().any(|y| x.start < y.end && y.start < x.end))
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the probes' clock.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    let (a, b) = (ranges(a), ranges(b));
-    a.iter()
-        .any(|x| b.iter().any(|y| x.start < y.end && y.start < x.end))
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }

@@ -33,8 +33,7 @@ pub struct PythonAllocatorProbe {
 }
 
 /// The Python allocators to probe in the processes registered from now on,
-/// each function once for the probes placed for `owner` (a process, or 0
-/// for every process).
+/// each function once for the probes placed for `owner` (a process).
 #[derive(Default)]
 pub struct PythonAllocators {
     enabled: bool,
@@ -57,6 +56,17 @@ impl PythonAllocators {
     /// placed for `owner`.
     pub fn placed(&mut self, owner: u32, file_id: (u64, u64), file_offset: u64) {
         self.placed.insert((owner, file_id, file_offset));
+    }
+
+    /// The probes placed for `parent` are placed for `child` too.
+    pub fn copy_placed(&mut self, parent: u32, child: u32) {
+        let copies: Vec<_> = self
+            .placed
+            .iter()
+            .filter(|&&(owner, _, _)| owner == parent)
+            .map(|&(_, file, offset)| (child, file, offset))
+            .collect();
+        self.placed.extend(copies);
     }
 
     /// The probes placed for `owner` are gone.

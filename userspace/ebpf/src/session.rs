@@ -6,18 +6,21 @@ use std::num::NonZeroU32;
 use std::path::Path;
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
-use aya::programs::uprobe::{UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeScope};
-use aya::programs::{TracePoint, UProbe};
+use aya::programs::TracePoint;
 use aya::{Ebpf, Pod};
 use memray_ebpf_common::execs::{EXECS_MAP, EXEC_TRACEPOINT, EXEC_WATCH_MAP, PROCESS_EXEC_PROGRAM};
-use memray_ebpf_common::native_stack::NATIVE_STACKS_MAP;
-use memray_ebpf_common::python_stack::{ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM};
+use memray_ebpf_common::native_stack::{
+    NATIVE_STACKS_MAP, NATIVE_UNMAP_PROGRAM, NATIVE_UNMAP_TRACEPOINT,
+};
+use memray_ebpf_common::python_stack::{
+    ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM, STACK_WALK_PROGRAM,
+};
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
-    ALLOCATOR_RETURN_PROGRAM, CHILD_EXIT_HOLD_PROGRAM, COUNTERS_MAP, DROPS_MAP,
-    EVENTS_DEFAULT_BYTES, EVENTS_MAP, EXIT_PID_OFFSET, EXIT_TRACEPOINT, FORK_CHILD_PID_OFFSET,
-    FORK_TRACEPOINT, INTERPRETER_HOLD_PROGRAM, PENDING_MAP, PROCESSES_MAP, PROCESS_EXIT_PROGRAM,
-    PROCESS_FORK_PROGRAM,
+    ALLOCATOR_RETURN_PROGRAM, CHILD_EXIT_HOLD_PROGRAM, CLONE_EXIT_TRACEPOINTS, COUNTERS_MAP,
+    DROPS_MAP, EVENTS_DEFAULT_BYTES, EVENTS_MAP, EXIT_PID_OFFSET, EXIT_TRACEPOINT,
+    FORK_CHILD_PID_OFFSET, FORK_TRACEPOINT, INTERPRETER_HOLD_PROGRAM, PENDING_MAP, PROCESSES_MAP,
+    PROCESS_CLONED_PROGRAM, PROCESS_EXIT_PROGRAM, PROCESS_FORK_PROGRAM, SYSCALL_EXIT_RET_OFFSET,
 };
 
 use crate::after_exit::drop_after_exit;
@@ -25,13 +28,15 @@ use crate::custom_allocators::CustomAllocator;
 use crate::events::EventStream;
 use crate::execs::ExecStream;
 use crate::interpreter_files::interpreter_files;
-use crate::libc_image::LibcImage;
+use crate::libc_image::{function_offset, LibcImage};
 use crate::native::NativeCopies;
 use crate::object::PROBES;
 use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, StackTable, WalkPrograms};
 use crate::python_allocators::PythonAllocators;
+use crate::recording::resume;
+use crate::uprobe_multi::{LinkCloser, Sites, UprobeLink, UprobePrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
 use python_frames::PythonProcess;
 
@@ -98,20 +103,16 @@ pub struct Session {
     _walk: WalkPrograms,
     attached: StdHashMap<u32, Attachment>,
     /// The interpreter holds ([`Session::hold_interpreter`]), by process.
-    holds: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
-    /// Probes placed for every process mapping a libc, by its file id, for
-    /// the processes tracked without an attachment of their own
-    /// ([`Session::track`]) or followed into a program on another libc,
-    /// whose forks are followed.
-    shared: StdHashMap<(u64, u64), Vec<(&'static str, UProbeLinkId)>>,
-    /// The probes of each followed program whose forks are not
-    /// (`--follow-exec` alone): its own, so that no other process traps on
-    /// them.
+    holds: StdHashMap<u32, Vec<UprobeLink>>,
+    /// The probes of each process recorded without an attachment of its
+    /// own: tracked ([`Session::track`]), forked from a process whose forks
+    /// are followed ([`Session::follow_fork`]), or followed into another
+    /// program. Every probe is placed for one process: no other traps on it.
     own: StdHashMap<u32, LibcProbes>,
     /// The third-party allocators to probe ([`Session::probe_allocators`]).
     custom: Vec<CustomAllocator>,
-    /// Their probes, by the attached process they are for (0: every process)…
-    custom_links: StdHashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    /// Their probes, by the process they are for…
+    custom_links: StdHashMap<u32, Vec<UprobeLink>>,
     /// …and the libraries (file ids) they are placed on.
     custom_placed: HashSet<(u32, (u64, u64))>,
     /// `--trace-python-allocators` ([`Session::probe_python_allocators`]);
@@ -120,7 +121,13 @@ pub struct Session {
     /// The probes of detached processes, inert (nothing of theirs is in the
     /// pid set any more), removed when the session ends or before the next
     /// attach: each removal waits about 0.1 s ([`Session::close_after_exit`]).
-    retired: Vec<UProbeLink>,
+    retired: Vec<UprobeLink>,
+    /// Whether the clone tracepoints are attached ([`Session::watch_clones`]).
+    clones_watched: bool,
+    /// Removes the links of the processes that exited.
+    closer: LinkCloser,
+    /// The uprobe programs (last: the links above go first).
+    uprobes: UprobePrograms,
 }
 
 /// The allocator probes on one libc file.
@@ -128,18 +135,18 @@ pub struct Session {
 struct LibcProbes {
     /// The file ([`LibcImage::file_id`]).
     libc: (u64, u64),
-    links: Vec<(&'static str, UProbeLinkId)>,
+    links: Vec<UprobeLink>,
 }
 
 /// The probes placed for one attached process.
 struct Attachment {
     /// The allocator probes, on its libc.
     probes: LibcProbes,
-    /// Placed for every process mapping that libc (following forks).
-    every_process: bool,
+    /// Its forks are followed.
+    follows_forks: bool,
     /// The holds of its followed children at `_exit`
     /// ([`Session::hold_children_at_exit`]).
-    exit_holds: Vec<(&'static str, UProbeLinkId)>,
+    exit_holds: Vec<UprobeLink>,
 }
 
 impl Session {
@@ -150,26 +157,34 @@ impl Session {
         tracefs::check_field(FORK_TRACEPOINT, "child_pid", FORK_CHILD_PID_OFFSET)?;
         tracefs::check_field(EXIT_TRACEPOINT, "pid", EXIT_PID_OFFSET)?;
         let mut ebpf = probe_log::load(object, &options)?;
+        let uprobes = UprobePrograms::load(
+            object,
+            &ebpf,
+            &[
+                ALLOCATOR_ENTRY_PROGRAM,
+                ALLOCATOR_RETURN_PROGRAM,
+                INTERPRETER_HOLD_PROGRAM,
+                CHILD_EXIT_HOLD_PROGRAM,
+                STACK_WALK_PROGRAM,
+                ALLOCATION_STACK_DONE_PROGRAM,
+            ],
+        )?;
         let log = ProbeLog::new(&mut ebpf);
         let walk = python::load_walk_programs(
             &mut ebpf,
+            &uprobes,
             &[(ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM)],
         )?;
-        for name in [
-            ALLOCATOR_ENTRY_PROGRAM,
-            ALLOCATOR_RETURN_PROGRAM,
-            INTERPRETER_HOLD_PROGRAM,
-            CHILD_EXIT_HOLD_PROGRAM,
-        ] {
-            uprobe(&mut ebpf, name)?
-                .load()
-                .map_err(program_error(name))?;
-        }
         for (name, (category, event)) in [
             (PROCESS_FORK_PROGRAM, FORK_TRACEPOINT),
             (PROCESS_EXIT_PROGRAM, EXIT_TRACEPOINT),
             (PROCESS_EXEC_PROGRAM, EXEC_TRACEPOINT),
+            (NATIVE_UNMAP_PROGRAM, NATIVE_UNMAP_TRACEPOINT),
         ] {
+            // A syscall tracepoint puts every thread of the machine on the slow syscall path.
+            if name == NATIVE_UNMAP_PROGRAM && !options.native_stacks {
+                continue;
+            }
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
                 .ok_or(Error::Missing(name))?
@@ -186,45 +201,38 @@ impl Session {
             _walk: walk,
             attached: StdHashMap::new(),
             holds: StdHashMap::new(),
-            shared: StdHashMap::new(),
             own: StdHashMap::new(),
             custom: Vec::new(),
             custom_links: StdHashMap::new(),
             custom_placed: HashSet::new(),
             python_allocators: PythonAllocators::default(),
             retired: Vec::new(),
+            clones_watched: false,
+            closer: LinkCloser::new(),
+            uprobes,
         })
     }
 
     /// Starts recording the allocations of process `pid` (and, with
     /// `follow_fork`, of the children it forks from now on).
     ///
-    /// Without `follow_fork` the probes are scoped to the process: no other
-    /// process traps on them. With it they are placed for every process that
-    /// maps the same libc (a forked child inherits them) and the pid set
-    /// filters in BPF.
+    /// The probes are placed for the process alone: no other process traps
+    /// on them. With `follow_fork`, each child it forks is stopped until its
+    /// own are placed ([`Session::follow_fork`]).
     pub fn attach(&mut self, pid: u32, follow_fork: bool) -> Result<(), Error> {
         if self.attached.contains_key(&pid) {
             return Err(Error::AlreadyAttached(pid));
         }
         // Else a process attached again would be seen by its old probes too.
         self.retired.clear();
-        let scope = match (follow_fork, NonZeroU32::new(pid)) {
-            (_, None) => return Err(Error::InvalidPid(0)),
-            (true, Some(_)) => UProbeScope::AllProcesses,
-            (false, Some(pid)) => UProbeScope::OneProcess(pid),
-        };
-        let libc = LibcImage::of_process(pid)?;
-        // Probes placed for every process on a libc fire for the processes
-        // with their own probes there too: each call would be seen twice.
-        let overlaps = self
-            .attached
-            .values()
-            .any(|a| a.probes.libc == libc.file_id && (a.every_process || follow_fork))
-            || self.shared.contains_key(&libc.file_id);
-        if overlaps {
-            return Err(Error::SharedLibc(pid));
+        if pid == 0 {
+            return Err(Error::InvalidPid(0));
         }
+        if follow_fork {
+            self.watch_clones()?;
+        }
+        let scope = Some(pid);
+        let libc = LibcImage::of_process(pid)?;
         let mut links = Vec::new();
         let result = self.attach_functions(&libc, scope, &mut links);
         if let Err(error) = result {
@@ -236,12 +244,12 @@ impl Session {
                 libc: libc.file_id,
                 links,
             },
-            every_process: follow_fork,
+            follows_forks: follow_fork,
             exit_holds: Vec::new(),
         };
         self.attached.insert(pid, attachment);
         // Every probe before it enters the pid set, recorded.
-        self.place_custom(pid, follow_fork)?;
+        self.place_custom(pid)?;
         self.forget_pending(&[pid])?;
         let mut flags = TrackedProcess::RECORDED;
         if follow_fork {
@@ -257,12 +265,41 @@ impl Session {
         Ok(())
     }
 
+    /// Attaches `process_cloned` (once): each new process of one whose forks
+    /// are followed is stopped until its probes are placed. Only then, as
+    /// a syscall tracepoint sends every system call of the machine through
+    /// the kernel's slower path (a few ns each).
+    fn watch_clones(&mut self) -> Result<(), Error> {
+        if self.clones_watched {
+            return Ok(());
+        }
+        for tracepoint in CLONE_EXIT_TRACEPOINTS {
+            tracefs::check_field(tracepoint, "ret", SYSCALL_EXIT_RET_OFFSET)?;
+        }
+        let program: &mut TracePoint = self
+            .ebpf
+            .program_mut(PROCESS_CLONED_PROGRAM)
+            .ok_or(Error::Missing(PROCESS_CLONED_PROGRAM))?
+            .try_into()
+            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        program
+            .load()
+            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        for (category, event) in CLONE_EXIT_TRACEPOINTS {
+            program
+                .attach(category, event)
+                .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
+        }
+        self.clones_watched = true;
+        Ok(())
+    }
+
     /// Probes libc's allocator functions.
     fn attach_functions(
         &mut self,
         libc: &LibcImage,
-        scope: UProbeScope,
-        links: &mut Vec<(&'static str, UProbeLinkId)>,
+        scope: Option<u32>,
+        links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
         // An older libc without reallocarray: nothing calls it there.
         let functions = Function::ALL.map(|f| (f, f.symbol(), f != Function::Reallocarray));
@@ -275,10 +312,11 @@ impl Session {
         &mut self,
         library: &LibcImage,
         functions: &[(Function, &str, bool)],
-        scope: UProbeScope,
-        links: &mut Vec<(&'static str, UProbeLinkId)>,
+        scope: Option<u32>,
+        links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
         let mut probed = Vec::new();
+        let (mut entries, mut cookies, mut returns) = (Vec::new(), Vec::new(), Vec::new());
         for &(function, symbol, required) in functions {
             let code = match library.function(symbol) {
                 Ok(code) => code,
@@ -295,18 +333,43 @@ impl Session {
             } else {
                 entry_placement(code.bytes, 1).offset
             };
-            let entry = UProbeAttachPoint {
-                location: (code.file_offset + entry_offset).into(),
-                cookie: Some(function.cookie()),
-            };
-            links.push(self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, library, scope)?);
+            entries.push(code.file_offset + entry_offset);
+            cookies.push(function.cookie());
             if function.has_return_probe() {
-                let exit = UProbeAttachPoint {
-                    location: code.file_offset.into(),
-                    cookie: None,
-                };
-                links.push(self.attach_one(ALLOCATOR_RETURN_PROGRAM, exit, library, scope)?);
+                returns.push(code.file_offset);
             }
+        }
+        self.place_calls(&library.path, &entries, &cookies, &returns, scope, links)
+    }
+
+    /// Places the allocator entry probe at `entries` (with their `cookies`)
+    /// and its return probe at `returns` of the file at `path`: the return
+    /// probes first, so that a call in flight meanwhile is not left without
+    /// its return (a return without its entry is ignored).
+    fn place_calls(
+        &self,
+        path: &Path,
+        entries: &[u64],
+        cookies: &[u64],
+        returns: &[u64],
+        scope: Option<u32>,
+        links: &mut Vec<UprobeLink>,
+    ) -> Result<(), Error> {
+        for (program, offsets, cookies, at_return) in [
+            (ALLOCATOR_RETURN_PROGRAM, returns, &[][..], true),
+            (ALLOCATOR_ENTRY_PROGRAM, entries, cookies, false),
+        ] {
+            if offsets.is_empty() {
+                continue;
+            }
+            let sites = Sites {
+                path,
+                offsets,
+                cookies,
+                at_return,
+                pid: scope,
+            };
+            links.push(self.uprobes.attach(program, &sites)?);
         }
         Ok(())
     }
@@ -318,39 +381,25 @@ impl Session {
     /// [`Session::follow_exec`]). True if they are held.
     pub fn hold_children_at_exit(&mut self, pid: u32) -> Result<bool, Error> {
         let attachment = self.attached.get(&pid).ok_or(Error::NotAttached(pid))?;
-        if !attachment.every_process {
+        if !attachment.follows_forks {
             return Ok(false);
         }
         let libc = LibcImage::of_process(pid)?;
-        let exit = UProbeAttachPoint {
-            location: libc.function("_exit")?.file_offset.into(),
-            cookie: None,
+        let sites = Sites {
+            path: &libc.path,
+            offsets: &[libc.function("_exit")?.file_offset],
+            cookies: &[],
+            at_return: false,
+            // The children get it with the rest of its probes.
+            pid: Some(pid),
         };
-        let link = self.attach_one(
-            CHILD_EXIT_HOLD_PROGRAM,
-            exit,
-            &libc,
-            UProbeScope::AllProcesses,
-        )?;
+        let link = self.uprobes.attach(CHILD_EXIT_HOLD_PROGRAM, &sites)?;
         self.attached
             .get_mut(&pid)
             .ok_or(Error::NotAttached(pid))?
             .exit_holds
             .push(link);
         Ok(true)
-    }
-
-    fn attach_one(
-        &mut self,
-        name: &'static str,
-        point: UProbeAttachPoint<'static>,
-        libc: &LibcImage,
-        scope: UProbeScope,
-    ) -> Result<(&'static str, UProbeLinkId), Error> {
-        let link = uprobe(&mut self.ebpf, name)?
-            .attach(point, &libc.path, scope)
-            .map_err(program_error(name))?;
-        Ok((name, link))
     }
 
     /// Stops recording process `pid` and the children it was followed into;
@@ -387,21 +436,29 @@ impl Session {
     /// when it starts to finalize. False if `executable` has neither
     /// function (in it or in the libpython it links: not CPython).
     pub fn hold_interpreter(&mut self, pid: u32, executable: &Path) -> Result<bool, Error> {
-        let scope = NonZeroU32::new(pid)
-            .map(UProbeScope::OneProcess)
-            .ok_or(Error::InvalidPid(0))?;
+        if pid == 0 {
+            return Err(Error::InvalidPid(0));
+        }
+        let files = interpreter_files(pid, executable);
         let mut links = Vec::new();
         // 3.13+ finalizes through _Py_Finalize, older ones in Py_FinalizeEx.
         for symbols in [&["Py_RunMain"][..], &["_Py_Finalize", "Py_FinalizeEx"]] {
-            let program = uprobe(&mut self.ebpf, INTERPRETER_HOLD_PROGRAM)?;
-            let placed = interpreter_files(pid, executable).iter().find_map(|file| {
+            let found = files.iter().find_map(|file| {
                 symbols
                     .iter()
-                    .find_map(|&symbol| program.attach(symbol, file, scope).ok())
+                    .find_map(|&symbol| Some((file, function_offset(file, symbol)?)))
             });
-            if let Some(link) = placed {
-                links.push((INTERPRETER_HOLD_PROGRAM, link));
-            }
+            let Some((file, offset)) = found else {
+                continue;
+            };
+            let sites = Sites {
+                path: file,
+                offsets: &[offset],
+                cookies: &[],
+                at_return: false,
+                pid: Some(pid),
+            };
+            links.push(self.uprobes.attach(INTERPRETER_HOLD_PROGRAM, &sites)?);
         }
         let held = !links.is_empty();
         self.holds.entry(pid).or_default().extend(links);
@@ -411,9 +468,8 @@ impl Session {
     /// Removes the interpreter holds placed for process `pid` (it ran
     /// another program, or exited).
     pub fn release_holds(&mut self, pid: u32) {
-        if let Some(links) = self.holds.remove(&pid) {
-            self.detach_links(links);
-        }
+        // Dropped: the links go now.
+        self.holds.remove(&pid);
     }
 
     /// After `exec`, process `pid` maps its own libc (where the dynamic
@@ -427,17 +483,12 @@ impl Session {
             self.update_process(pid, |entry| entry.flags &= !TrackedProcess::RECORDED)?;
         }
         let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
-        let every_process = attachment.every_process;
         let old = std::mem::take(&mut attachment.probes);
-        let scope = match every_process {
-            true => UProbeScope::AllProcesses,
-            false => UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?),
-        };
-        let probes = self.move_probes(pid, old, &libc, scope);
+        let probes = self.move_probes(pid, old, &libc, Some(pid));
         if let Some(attachment) = self.attached.get_mut(&pid) {
             attachment.probes = probes?;
         }
-        self.place_custom(pid, every_process)?;
+        self.place_custom(pid)?;
         self.record_calls(pid, &libc)
     }
 
@@ -451,7 +502,7 @@ impl Session {
         pid: u32,
         old: LibcProbes,
         libc: &LibcImage,
-        scope: UProbeScope,
+        scope: Option<u32>,
     ) -> Result<LibcProbes, Error> {
         if !old.links.is_empty() && old.libc == libc.file_id {
             return Ok(old);
@@ -482,15 +533,12 @@ impl Session {
     }
 
     /// Places the third-party allocators' probes on the libraries process
-    /// `pid` maps (for every process, or for it alone), unless they are
-    /// there already.
-    fn place_custom(&mut self, pid: u32, every_process: bool) -> Result<(), Error> {
-        let scope = match (every_process, NonZeroU32::new(pid)) {
-            (true, _) => UProbeScope::AllProcesses,
-            (false, Some(pid)) => UProbeScope::OneProcess(pid),
-            (false, None) => return Err(Error::InvalidPid(0)),
-        };
-        let owner = if every_process { 0 } else { pid };
+    /// `pid` maps, unless they are there already.
+    fn place_custom(&mut self, pid: u32) -> Result<(), Error> {
+        if pid == 0 {
+            return Err(Error::InvalidPid(0));
+        }
+        let (scope, owner) = (Some(pid), pid);
         let mut libraries: Vec<String> = self.custom.iter().map(|c| c.library.clone()).collect();
         libraries.sort();
         libraries.dedup();
@@ -521,24 +569,80 @@ impl Session {
 
     /// A followed process `pid` (a child of an attached one, or tracked)
     /// runs a new program, which may map another libc (a container's, or
-    /// another interpreter's), and is recorded from now on. If its forks are
-    /// followed, the probes are placed on that libc for every process (a
-    /// forked child inherits them), unless they are there already; else
-    /// for it alone.
+    /// another interpreter's), and is recorded from now on, its probes
+    /// placed on that libc for it alone.
     pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
-        let flags = self.processes()?.get(&pid, 0)?.0.flags;
-        let every_process = flags & TrackedProcess::FOLLOW_FORK != 0;
-        if every_process {
-            self.cover(&libc)?;
-        } else {
-            let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(Error::InvalidPid(0))?);
-            let old = self.own.remove(&pid).unwrap_or_default();
-            let probes = self.move_probes(pid, old, &libc, scope)?;
-            self.own.insert(pid, probes);
-        }
-        self.place_custom(pid, every_process)?;
+        let old = self.own.remove(&pid).unwrap_or_default();
+        let probes = self.move_probes(pid, old, &libc, Some(pid))?;
+        self.own.insert(pid, probes);
+        self.place_custom(pid)?;
         self.record_calls(pid, &libc)
+    }
+
+    /// A child announced as forked ([`crate::Exec::forked`]) gets its
+    /// probes ([`Session::follow_fork`]), then goes on, even if they could
+    /// not be placed.
+    pub fn release_forked(&mut self, pid: u32) -> Result<(), Error> {
+        let placed = self.follow_fork(pid);
+        resume(pid);
+        placed
+    }
+
+    /// Process `pid`, just forked by a process whose forks are followed and
+    /// stopped before its first instruction (the caller continues it), gets
+    /// the probes of its parent (the same files at the same places) and is
+    /// recorded from now on.
+    pub fn follow_fork(&mut self, pid: u32) -> Result<(), Error> {
+        let entry = self.processes()?.get(&pid, 0)?.0;
+        // Its parent's probes; the origin's if the parent is gone.
+        let parent = parent_of(pid)
+            .filter(|parent| self.links_of(*parent).next().is_some())
+            .unwrap_or(entry.origin as u32);
+        let mut probes = LibcProbes {
+            libc: self
+                .attached
+                .get(&parent)
+                .map(|a| a.probes.libc)
+                .or_else(|| self.own.get(&parent).map(|own| own.libc))
+                .unwrap_or_default(),
+            links: Vec::new(),
+        };
+        let mut custom = Vec::new();
+        let placed: Result<(), Error> = (|| {
+            for link in self.links_of(parent) {
+                probes.links.push(self.uprobes.attach_again(link, pid)?);
+            }
+            for link in self.custom_links.get(&parent).into_iter().flatten() {
+                custom.push(self.uprobes.attach_again(link, pid)?);
+            }
+            Ok(())
+        })();
+        self.own.insert(pid, probes);
+        self.custom_links.insert(pid, custom);
+        placed?;
+        let libraries: Vec<(u64, u64)> = self
+            .custom_placed
+            .iter()
+            .filter(|&&(owner, _)| owner == parent)
+            .map(|&(_, file)| file)
+            .collect();
+        self.custom_placed
+            .extend(libraries.into_iter().map(|file| (pid, file)));
+        self.python_allocators.copy_placed(parent, pid);
+        self.update_process(pid, |entry| entry.flags |= TrackedProcess::RECORDED)
+    }
+
+    /// The probes placed for process `pid`'s libc (and its children's exit
+    /// hold), whether attached or followed.
+    fn links_of(&self, pid: u32) -> impl Iterator<Item = &UprobeLink> {
+        let attached = self
+            .attached
+            .get(&pid)
+            .into_iter()
+            .flat_map(|a| a.probes.links.iter().chain(&a.exit_holds));
+        let own = self.own.get(&pid).into_iter().flat_map(|own| &own.links);
+        attached.chain(own)
     }
 
     /// Puts process `pid` in the pid set with `follow`, without probes of
@@ -550,6 +654,9 @@ impl Session {
     pub fn track(&mut self, pid: u32, follow: Follow) -> Result<(), Error> {
         if NonZeroU32::new(pid).is_none() {
             return Err(Error::InvalidPid(0));
+        }
+        if follow.forks {
+            self.watch_clones()?;
         }
         self.forget_pending(&[pid])?;
         let entry = TrackedProcess {
@@ -570,6 +677,20 @@ impl Session {
         self.release_holds(pid);
         self.retire_own(pid);
         self.forget_pending(&[pid])
+    }
+
+    /// Removes the probes of followed process `pid`, which exited (in the
+    /// background: the recording does not wait for the kernel).
+    pub fn forget_exited(&mut self, pid: u32) {
+        let mut links = self
+            .own
+            .remove(&pid)
+            .map(|own| own.links)
+            .unwrap_or_default();
+        links.extend(self.custom_links.remove(&pid).unwrap_or_default());
+        self.custom_placed.retain(|&(owner, _)| owner != pid);
+        self.python_allocators.forget(pid);
+        self.closer.close(links);
     }
 
     /// Sets aside the probes placed for followed process `pid` alone.
@@ -627,27 +748,6 @@ impl Session {
         ExecStream::new(RingBuf::try_from(map)?).map_err(Error::Io)
     }
 
-    /// Probes for every process on `libc`, unless an attachment following
-    /// forks or an earlier call placed them.
-    fn cover(&mut self, libc: &LibcImage) -> Result<(), Error> {
-        let covered = self.shared.contains_key(&libc.file_id)
-            || self
-                .attached
-                .values()
-                .any(|a| a.every_process && a.probes.libc == libc.file_id);
-        if covered {
-            return Ok(());
-        }
-        let mut links = Vec::new();
-        let result = self.attach_functions(libc, UProbeScope::AllProcesses, &mut links);
-        if let Err(error) = result {
-            self.detach_links(links);
-            return Err(error);
-        }
-        self.shared.insert(libc.file_id, links);
-        Ok(())
-    }
-
     /// Records the calls of process `pid` from now on: call it once every
     /// probe its program needs is placed. `libc` is where its code is mapped
     /// (its own calls to the system-call wrappers are told apart by it).
@@ -693,47 +793,27 @@ impl Session {
         self.python_allocators.enable();
     }
 
-    /// Places the probes of `process`'s Python allocators (for it alone if
-    /// it is attached without following forks, else for every process),
+    /// Places the probes of `process`'s Python allocators for it alone,
     /// unless they are there already.
     fn place_python_allocators(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
         let pid = u32::try_from(process.pid()).map_err(|_| Error::InvalidPid(process.pid()))?;
-        let every_process = self.attached.get(&pid).is_none_or(|a| a.every_process);
-        let (scope, owner) = match NonZeroU32::new(pid) {
-            Some(pid) if !every_process => (UProbeScope::OneProcess(pid), pid.get()),
-            _ => (UProbeScope::AllProcesses, 0),
-        };
+        if pid == 0 {
+            return Err(Error::InvalidPid(0).into());
+        }
+        let (scope, owner) = (Some(pid), pid);
         for (image, probes) in self.python_allocators.unplaced(process, owner)? {
+            let offsets: Vec<u64> = probes.iter().map(|p| p.file_offset + p.offset).collect();
+            let cookies: Vec<u64> = probes.iter().map(|p| p.function.cookie()).collect();
             let mut links = Vec::new();
-            let mut result = Ok(());
+            // Return probes at the same places as the entries.
+            let result =
+                self.place_calls(&image.path, &offsets, &cookies, &offsets, scope, &mut links);
+            self.custom_links.entry(owner).or_default().extend(links);
+            result?;
             for probe in probes {
-                let location = probe.file_offset + probe.offset;
-                let entry = UProbeAttachPoint {
-                    location: location.into(),
-                    cookie: Some(probe.function.cookie()),
-                };
-                let exit = UProbeAttachPoint {
-                    location: location.into(),
-                    cookie: None,
-                };
-                // The return probe first: the process may be recorded
-                // already, and a call whose entry probe fired before its
-                // return probe was placed would stay in flight for good
-                // (every later call of its thread counted as nested). A
-                // return without its entry is ignored.
-                result = self
-                    .attach_one(ALLOCATOR_RETURN_PROGRAM, exit, &image, scope)
-                    .map(|link| links.push(link))
-                    .and_then(|()| self.attach_one(ALLOCATOR_ENTRY_PROGRAM, entry, &image, scope))
-                    .map(|link| links.push(link));
-                if result.is_err() {
-                    break;
-                }
                 self.python_allocators
                     .placed(owner, image.file_id, probe.file_offset);
             }
-            self.custom_links.entry(owner).or_default().extend(links);
-            result?;
         }
         Ok(())
     }
@@ -779,26 +859,9 @@ impl Session {
         Ok(())
     }
 
-    /// Removes `links` now (a hold that must not fire again).
-    fn detach_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
-        for (name, link) in links {
-            if let Ok(program) = uprobe(&mut self.ebpf, name) {
-                // A link the kernel already dropped has nothing left to undo.
-                let _ = program.detach(link);
-            }
-        }
-    }
-
     /// Sets `links` aside, removed with the session (inert meanwhile).
-    fn retire_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
-        for (name, link) in links {
-            // A link the kernel already dropped has nothing left to undo.
-            if let Ok(link) = uprobe(&mut self.ebpf, name)
-                .and_then(|program| program.take_link(link).map_err(program_error(name)))
-            {
-                self.retired.push(link);
-            }
-        }
+    fn retire_links(&mut self, links: Vec<UprobeLink>) {
+        self.retired.extend(links);
     }
 
     /// Ends the session without waiting for the kernel to remove its
@@ -866,13 +929,14 @@ impl Session {
     }
 }
 
-fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, Error> {
-    ebpf.program_mut(name)
-        .ok_or(Error::Missing(name))?
-        .try_into()
-        .map_err(program_error(name))
-}
-
 fn program_error(name: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
     move |source| Error::Program { name, source }
+}
+
+/// The parent of process `pid`, from `/proc/PID/stat` (its fourth field,
+/// after the command in parentheses, which may hold anything).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_command) = stat.rsplit_once(')')?;
+    after_command.split_whitespace().nth(1)?.parse().ok()
 }

@@ -23,11 +23,11 @@ fn cpu_ns(pid: u32) -> u64 {
         .expect("run time")
 }
 
-/// CPU nanoseconds per pair of one round of the loop.
-fn round(workload: &mut Workload) -> f64 {
+/// CPU nanoseconds per pair of one round of the loop of `pairs` pairs.
+fn round(workload: &mut Workload, pairs: usize) -> f64 {
     let before = cpu_ns(workload.pid());
     workload.allocate();
-    (cpu_ns(workload.pid()) - before) as f64 / PAIRS as f64
+    (cpu_ns(workload.pid()) - before) as f64 / pairs as f64
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -35,9 +35,9 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// The C loop of `PAIRS` pairs a round, ready.
-fn looping() -> Workload {
-    Workload::start(&["loop", &PAIRS.to_string()])
+/// The C loop of `pairs` pairs a round, ready.
+fn looping(pairs: usize) -> Workload {
+    Workload::start(&["loop", &pairs.to_string()])
 }
 
 /// Prints the median cost per pair of the rounds without and with probes.
@@ -49,30 +49,53 @@ fn report(what: &str, (without, off): (&str, Vec<f64>), (with, on): (&str, Vec<f
     );
 }
 
-#[test]
-#[ignore = "a measurement"]
-fn cost_per_malloc_free_pair() {
+/// Rounds of `pairs` pairs, alternately detached and attached (with
+/// `native`, each malloc's stack copied too); prints their cost as `what`.
+fn cost_attached(what: &str, pairs: usize, native: bool) {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
-    let mut workload = looping();
+    let mut workload = looping(pairs);
     let pid = workload.pid();
-    let mut recording = Recording::start(Options::default());
+    let mut recording = Recording::start(Options {
+        native_stacks: native,
+        ..Options::default()
+    });
+    let mut copies = native.then(|| recording.session.native_copies().expect("the copies' ring"));
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for _ in 0..5 {
-        off.push(round(&mut workload));
+        off.push(round(&mut workload, pairs));
         recording.session.attach(pid, false).expect("attach");
-        on.push(round(&mut workload));
+        if native {
+            recording.session.record_native_stacks(pid).expect("flag");
+        }
+        on.push(round(&mut workload, pairs));
         let drained = recording.drain().len();
-        assert_eq!(drained, 2 * PAIRS);
+        assert_eq!(drained, 2 * pairs);
+        if let Some(copies) = &mut copies {
+            assert_eq!(copies.drain(), pairs, "every malloc's copy");
+        }
         recording.session.detach(pid).expect("detach");
     }
-    report(
-        "malloc+free pair",
-        ("without probes", off),
-        ("with them", on),
-    );
+    report(what, ("without probes", off), ("with them", on));
     workload.finish();
+}
+
+#[test]
+#[ignore = "a measurement"]
+fn cost_per_malloc_free_pair() {
+    cost_attached("malloc+free pair", PAIRS, false);
+}
+
+/// Copies of one round fit in the native stacks' ring: nothing drains during it.
+const NATIVE_PAIRS: usize = 2_000;
+
+/// `--native`: each allocation also copies its stack (a shallow one: the
+/// C loop on the main thread).
+#[test]
+#[ignore = "a measurement"]
+fn cost_per_malloc_free_pair_with_native_stacks() {
+    cost_attached("malloc+free pair, --native", NATIVE_PAIRS, true);
 }
 
 /// A process outside the pid set, on the libc of one recorded following
@@ -83,16 +106,16 @@ fn cost_outside_the_pid_set() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
-    let mut outside = looping();
+    let mut outside = looping(PAIRS);
     let recorded = Workload::start(&["loop", "1"]);
     // Before any attach: a detached process's probes stay placed, inert.
-    let off: Vec<f64> = (0..5).map(|_| round(&mut outside)).collect();
+    let off: Vec<f64> = (0..5).map(|_| round(&mut outside, PAIRS)).collect();
     let mut recording = Recording::start(Options::default());
     recording
         .session
         .attach(recorded.pid(), true)
         .expect("attach following forks");
-    let on: Vec<f64> = (0..5).map(|_| round(&mut outside)).collect();
+    let on: Vec<f64> = (0..5).map(|_| round(&mut outside, PAIRS)).collect();
     assert!(recording.drain().is_empty(), "the outside process recorded");
     report(
         "malloc+free pair outside the pid set",

@@ -1,10 +1,13 @@
 //! Attaching to running processes and leaving them: detach and attach again,
 //! a target that exits while attached, forked children followed through the
-//! fork tracepoint, and records lost to a full ring buffer counted exactly.
+//! fork tracepoint, and records lost to a full ring buffer counted exactly;
+//! the breakpoints are in the recorded processes only.
 
 mod support;
 
-use memray_ebpf::{Allocator, Event, Options};
+use std::os::unix::fs::FileExt;
+
+use memray_ebpf::{Allocator, Event, LibcImage, Options};
 use memray_tests::skip;
 use support::{Recording, Workload};
 
@@ -100,7 +103,7 @@ fn follows_forked_children_only_when_asked() {
         let pid = workload.pid();
         let mut recording = Recording::start(Options::default());
         recording.session.attach(pid, follow_fork).expect("attach");
-        let at = workload.allocate();
+        let at = recording.allocate(&mut workload);
         let events = recording.drain();
         let child = at["child"] as u32;
         let seen = |tgid: u32, address: u64, size: u64| {
@@ -156,25 +159,73 @@ fn several_processes_in_one_session() {
     }
     let (mut first, mut recording) = attached_loop(PAIRS, Options::default());
     let mut second = Workload::start(&["loop", &PAIRS.to_string()]);
-    recording
-        .session
-        .attach(second.pid(), false)
-        .expect("attach the second");
-    first.allocate();
-    second.allocate();
-    let events = recording.drain();
-    assert_eq!(loop_pairs(&events, first.pid()), (PAIRS, PAIRS));
-    assert_eq!(loop_pairs(&events, second.pid()), (PAIRS, PAIRS));
-    assert_eq!(events.len(), 4 * PAIRS);
-
-    // Following the forks of one would place probes that fire for both.
-    recording.session.detach(second.pid()).expect("detach");
-    let error = recording
-        .session
-        .attach(second.pid(), true)
-        .expect_err("overlap");
-    assert!(error.to_string().contains("seen twice"), "{error}");
+    // Following the forks of one places probes for it alone too: each call
+    // of either is seen once either way.
+    for follow_fork in [false, true] {
+        recording
+            .session
+            .attach(second.pid(), follow_fork)
+            .expect("attach the second");
+        first.allocate();
+        second.allocate();
+        let events = recording.drain();
+        assert_eq!(loop_pairs(&events, first.pid()), (PAIRS, PAIRS));
+        assert_eq!(loop_pairs(&events, second.pid()), (PAIRS, PAIRS));
+        assert_eq!(events.len(), 4 * PAIRS, "follow_fork={follow_fork}");
+        recording.session.detach(second.pid()).expect("detach");
+    }
     drop(recording);
     first.finish();
     second.finish();
+}
+
+/// The first byte of libc's `malloc` in process `pid`, as it runs it.
+fn first_byte_of_malloc(pid: u32) -> u8 {
+    let libc = LibcImage::of_process(pid).expect("its libc");
+    let address = libc.address_of(libc.function("malloc").expect("malloc").file_offset);
+    let memory = std::fs::File::open(format!("/proc/{pid}/mem")).expect("its memory");
+    let mut byte = [0u8];
+    memory
+        .read_exact_at(&mut byte, address)
+        .expect("read malloc");
+    byte[0]
+}
+
+#[test]
+fn breakpoints_are_in_the_recorded_processes_only() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    const INT3: u8 = 0xcc;
+    let outside = Workload::start(&["loop", "1"]);
+    let mut recorded = Workload::start(&["fork"]);
+    let unprobed = first_byte_of_malloc(outside.pid());
+    assert_ne!(
+        unprobed, INT3,
+        "malloc is probed before our recording: another tool probes it for every process"
+    );
+    let mut recording = Recording::start(Options::default());
+    // Following forks: the case that used to place them for every process.
+    recording
+        .session
+        .attach(recorded.pid(), true)
+        .expect("attach following forks");
+    assert_eq!(first_byte_of_malloc(recorded.pid()), INT3);
+    assert_eq!(
+        first_byte_of_malloc(outside.pid()),
+        unprobed,
+        "a process outside the recording traps on its probes"
+    );
+    let at = recording.allocate(&mut recorded);
+    let events = recording.drain();
+    let child = at["child"] as u32;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.tgid == child && e.address == at["child_malloc"]),
+        "the forked child was not recorded: {events:?}"
+    );
+    drop(recording);
+    outside.finish();
+    recorded.finish();
 }

@@ -12,7 +12,8 @@
 //!   MEMORY_MAP_START / SEGMENT_HEADER / SEGMENT records describe them; [`load_segments`]
 //!   reads the same from a file, to tell at report time whether it changed since.
 //! * [`CopiedStackUnwinder`] (Linux) unwinds another process's stack from a copy of its top
-//!   (the eBPF probes'), over that process's objects ([`process_images`], from `/proc/PID/maps`).
+//!   (the eBPF probes'), over that process's objects ([`process_images`], from `/proc/PID/maps`,
+//!   read with `python_frames::maps`).
 
 #[cfg(target_os = "linux")]
 mod copied;
@@ -27,7 +28,7 @@ mod trail;
 pub use copied::{CopiedStack, CopiedStackUnwinder};
 pub use module_set::{forget_other_threads_after_fork, refresh_modules};
 #[cfg(target_os = "linux")]
-pub use platform::{file_mappings, image_at, process_images, FileMapping};
+pub use platform::{image_at, process_images};
 pub use platform::{load_segments, loaded_objects};
 pub use registers::UnwindStart;
 pub use thread::ThreadUnwinder;

@@ -10,19 +10,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use memray_unwind::{loaded_objects, refresh_modules, ThreadUnwinder};
+use python_frames::maps::file_mappings;
 
 /// Start addresses of every file mapping in `/proc/self/maps`, by path.
 fn mappings() -> HashMap<PathBuf, Vec<u64>> {
     let mut by_path: HashMap<PathBuf, Vec<u64>> = HashMap::new();
-    for line in std::fs::read_to_string("/proc/self/maps").unwrap().lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() == 6 && fields[5].starts_with('/') {
-            let start = u64::from_str_radix(fields[0].split('-').next().unwrap(), 16).unwrap();
-            by_path
-                .entry(PathBuf::from(fields[5]))
-                .or_default()
-                .push(start);
-        }
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for mapping in file_mappings(&maps) {
+        by_path
+            .entry(PathBuf::from(mapping.path))
+            .or_default()
+            .push(mapping.start);
     }
     by_path
 }

@@ -70,6 +70,14 @@ pub fn all() -> Vec<Benchmark> {
                     in-process `memray run`, memray 1.20 and a bpftrace script",
             runner: Runner::Own(super::ebpf::run),
         },
+        #[cfg(target_os = "linux")]
+        Benchmark {
+            name: "system",
+            about: "`memray attach --ebpf --all`: attach time over 20 idle Python processes, \
+                    the consumer's CPU and RSS per tracked process, and the cost to a process \
+                    outside the pid set beside bpftrace's",
+            runner: Runner::Own(super::system::run),
+        },
         Benchmark {
             name: "live",
             about:

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use memray_tests::reference::ReferenceMemray;
+use python_frames::maps::file_mappings;
 
 use super::counters::{Counters, Counts};
 use super::measure::{last_line, median_by, BenchCommand};
@@ -261,8 +262,15 @@ fn trace_until_attached(bpftrace: &Bpftrace, pid: u32) -> Result<Child, String> 
         .map_err(|e| format!("allocs.bt: {e}"))?
         .replace("LIBC", &libc);
     let pid = pid.to_string();
-    let mut tracer = Command::new(&bpftrace.program)
-        .args(["-p", &pid, "-e", &script, &pid])
+    start_bpftrace(&bpftrace.program, &["-p", &pid, "-e", &script, &pid])
+}
+
+/// `bpftrace ARGS…`, once it prints "Attaching …" (it attaches its probes
+/// right after). Its stdout stays open: a closed pipe would end bpftrace at
+/// its next line.
+pub(super) fn start_bpftrace(program: &Path, args: &[&str]) -> Result<Child, String> {
+    let mut tracer = Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -278,7 +286,6 @@ fn trace_until_attached(bpftrace: &Bpftrace, pid: u32) -> Result<Child, String> 
             return Err(format!("bpftrace ended ({status}) before attaching"));
         }
     }
-    // Kept open: a closed pipe would end bpftrace at its next line.
     tracer.stdout = Some(reader.into_inner());
     Ok(tracer)
 }
@@ -288,9 +295,8 @@ fn libc_of(pid: u32) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        let found = maps
-            .lines()
-            .filter_map(|line| line.split_whitespace().nth(5))
+        let found = file_mappings(&maps)
+            .map(|mapping| mapping.path)
             .find(|path| {
                 path.rsplit('/')
                     .next()

@@ -17,6 +17,8 @@ mod proc_stats;
 mod report;
 mod reports;
 mod self_cost;
+#[cfg(target_os = "linux")]
+mod system;
 mod tracker;
 
 use std::path::PathBuf;
@@ -232,7 +234,7 @@ fn run_variant(benchmark: &'static str, variant: Variant, rounds: usize) -> Outc
 fn interleave<S, T>(
     sides: &[S],
     rounds: usize,
-    run: impl Fn(&S) -> Result<T, String>,
+    mut run: impl FnMut(&S) -> Result<T, String>,
 ) -> Vec<Result<Vec<T>, String>> {
     let mut results: Vec<Result<Vec<T>, String>> = sides
         .iter()

@@ -9,8 +9,7 @@ mod sampler;
 mod stacks;
 mod thread_key;
 
-use aya::maps::{HashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::UProbe;
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, RingBuf};
 use aya::{Ebpf, Pod};
 use memray_ebpf_common::python_stack::{
     ThreadStateKey, WalkCounter, PYTHON_STACKS_MAP, PYTHON_STACK_COUNTERS_MAP, PYTHON_TARGETS_MAP,
@@ -18,6 +17,7 @@ use memray_ebpf_common::python_stack::{
 };
 use python_frames::{PythonProcess, Target};
 
+use crate::uprobe_multi::UprobePrograms;
 use crate::{LibcImage, PthreadKeyLayout};
 
 pub use codes::RemoteCodes;
@@ -102,29 +102,23 @@ unsafe impl Pod for KeyValue {}
 /// The filled program array of the walk. The kernel empties a program array
 /// when userspace closes it, so keep this as long as the probes run.
 pub struct WalkPrograms {
-    _slots: ProgramArray<MapData>,
+    _slots: MapData,
 }
 
-/// Loads the walk program into its slot and each `(slot, program)` that
-/// ends a walk into its own.
-pub fn load_walk_programs(
+/// Puts the walk program into its slot and each `(slot, program)` that
+/// ends a walk into its own (all of them loaded in `programs`).
+pub(crate) fn load_walk_programs(
     ebpf: &mut Ebpf,
+    programs: &UprobePrograms,
     done: &[(u32, &'static str)],
 ) -> Result<WalkPrograms, crate::Error> {
-    for &(_, name) in std::iter::once(&(WALK_SLOT, STACK_WALK_PROGRAM)).chain(done) {
-        loaded_uprobe(ebpf, name)?;
-    }
-    let mut slots = ProgramArray::try_from(
-        ebpf.take_map(STACK_WALK_PROGRAMS_MAP)
-            .ok_or(crate::Error::Missing(STACK_WALK_PROGRAMS_MAP))?,
-    )?;
+    let missing = || crate::Error::Missing(STACK_WALK_PROGRAMS_MAP);
+    let Map::ProgramArray(slots) = ebpf.take_map(STACK_WALK_PROGRAMS_MAP).ok_or_else(missing)?
+    else {
+        return Err(missing());
+    };
     for &(slot, name) in std::iter::once(&(WALK_SLOT, STACK_WALK_PROGRAM)).chain(done) {
-        let fd = ebpf
-            .program(name)
-            .ok_or(crate::Error::Missing(name))?
-            .fd()
-            .map_err(|source| crate::Error::Program { name, source })?;
-        slots.set(slot, fd, 0)?;
+        programs.fill_slot(&slots, slot, name)?;
     }
     Ok(WalkPrograms { _slots: slots })
 }
@@ -169,21 +163,6 @@ pub fn walk_counters(ebpf: &Ebpf) -> Result<WalkCounters, crate::Error> {
         *total = array.get(&(slot as u32), 0)?.iter().sum();
     }
     Ok(totals)
-}
-
-/// The uprobe program `name`, loaded into the kernel (not attached).
-fn loaded_uprobe<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut UProbe, crate::Error> {
-    let with_name = |source| crate::Error::Program { name, source };
-    let program: &mut UProbe = ebpf
-        .program_mut(name)
-        .ok_or(crate::Error::Missing(name))?
-        .try_into()
-        .map_err(with_name)?;
-    program.load().map_err(with_name)?;
-    Ok(program)
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::maps::Map, crate::Error> {

@@ -2,23 +2,22 @@
 //! the calling thread's stack each time the function is called. It shows
 //! where Python code calls a C function from, and it tests the walk.
 
-use std::num::NonZeroU32;
-
 use aya::maps::{MapData, RingBuf};
-use aya::programs::uprobe::UProbeScope;
 use aya::Ebpf;
 use memray_ebpf_common::python_stack::{
     StackSample, SAMPLE_DONE_SLOT, STACK_SAMPLES_MAP, STACK_SAMPLE_DONE_PROGRAM,
-    STACK_SAMPLE_PROGRAM,
+    STACK_SAMPLE_PROGRAM, STACK_WALK_PROGRAM,
 };
 use python_frames::PythonProcess;
 
 use super::{
-    load_walk_programs, loaded_uprobe, register, stack_table, walk_counters, Error, StackTable,
-    WalkCounters, WalkPrograms,
+    load_walk_programs, register, stack_table, walk_counters, Error, StackTable, WalkCounters,
+    WalkPrograms,
 };
 use crate::object::PROBES;
 use crate::probe_log::{self, ProbeLog};
+use crate::uprobe_multi::{Sites, UprobeLink, UprobePrograms};
+use crate::LibcImage;
 use crate::Options;
 
 /// One call of the sampled function.
@@ -38,11 +37,14 @@ pub struct StackSampler {
     _walk: WalkPrograms,
     samples: RingBuf<MapData>,
     stacks: StackTable,
+    _link: UprobeLink,
+    _programs: UprobePrograms,
 }
 
 impl StackSampler {
     /// Walks the Python stack of every thread of `process` that calls
-    /// `function` of `library` (a path, or a name the process has mapped).
+    /// `function` of `library` (a path, or the name of a file the process
+    /// has mapped, with or without its version: `libc`).
     pub fn attach(
         process: &PythonProcess,
         library: &str,
@@ -51,30 +53,54 @@ impl StackSampler {
         let object = PROBES.ok_or(crate::Error::NotBuilt)?;
         let pid = u32::try_from(process.pid())
             .ok()
-            .and_then(NonZeroU32::new)
+            .filter(|&pid| pid > 0)
             .ok_or(crate::Error::InvalidPid(process.pid()))?;
         let mut ebpf = probe_log::load(object, &Options::default())?;
+        let programs = UprobePrograms::load(
+            object,
+            &ebpf,
+            &[
+                STACK_SAMPLE_PROGRAM,
+                STACK_WALK_PROGRAM,
+                STACK_SAMPLE_DONE_PROGRAM,
+            ],
+        )?;
         let log = ProbeLog::new(&mut ebpf);
         register(&mut ebpf, process)?;
-        let walk = load_walk_programs(&mut ebpf, &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)])?;
+        let walk = load_walk_programs(
+            &mut ebpf,
+            &programs,
+            &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)],
+        )?;
         let stacks = stack_table(&mut ebpf)?;
         let samples = RingBuf::try_from(
             ebpf.take_map(STACK_SAMPLES_MAP)
                 .ok_or(crate::Error::Missing(STACK_SAMPLES_MAP))?,
         )
         .map_err(crate::Error::from)?;
-        loaded_uprobe(&mut ebpf, STACK_SAMPLE_PROGRAM)?
-            .attach(function, library, UProbeScope::OneProcess(pid))
-            .map_err(|source| crate::Error::Program {
-                name: STACK_SAMPLE_PROGRAM,
-                source,
+        let image =
+            LibcImage::mapped(pid, |path| names_library(path, library))?.ok_or_else(|| {
+                crate::Error::Process {
+                    pid,
+                    what: format!("{library} is not mapped"),
+                }
             })?;
+        let sites = Sites {
+            path: &image.path,
+            offsets: &[image.function(function)?.file_offset],
+            cookies: &[],
+            at_return: false,
+            pid: Some(pid),
+        };
+        let link = programs.attach(STACK_SAMPLE_PROGRAM, &sites)?;
         Ok(StackSampler {
             ebpf,
             log,
             _walk: walk,
             samples,
             stacks,
+            _link: link,
+            _programs: programs,
         })
     }
 
@@ -107,4 +133,14 @@ impl StackSampler {
     pub fn counters(&self) -> Result<WalkCounters, crate::Error> {
         walk_counters(&self.ebpf)
     }
+}
+
+/// Whether the mapped file at `path` is `library`: that path, or a file
+/// named after it (`libc` names `libc.so.6` and `libc-2.31.so`).
+fn names_library(path: &str, library: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    path == library
+        || name
+            .strip_prefix(library)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '-']))
 }

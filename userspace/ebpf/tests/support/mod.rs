@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use memray_ebpf::{Event, EventStream, Options, Session};
+use memray_ebpf::{Event, EventStream, ExecStream, Options, Session};
 
 /// `allocators.c`, compiled once per test binary with the machine's `cc`.
 pub fn workload_binary() -> PathBuf {
@@ -99,8 +99,10 @@ impl Workload {
 
 /// Loaded probes and their records, drained on a current-thread runtime.
 pub struct Recording {
-    // Dropped in this order: the stream's registration before its runtime.
+    // Dropped in this order: the streams' registrations before their runtime.
     pub stream: EventStream,
+    /// Where the children of processes attached following forks are announced.
+    execs: ExecStream,
     pub session: Session,
     pub runtime: tokio::runtime::Runtime,
 }
@@ -112,15 +114,38 @@ impl Recording {
             .build()
             .expect("tokio runtime");
         let mut session = Session::load(options).expect("load the probes");
-        let stream = {
+        let (stream, execs) = {
             let _entered = runtime.enter();
-            session.events(1024).expect("the ring buffer")
+            let stream = session.events(1024).expect("the ring buffer");
+            (stream, session.execs().expect("the exec notices"))
         };
         Recording {
             stream,
+            execs,
             session,
             runtime,
         }
+    }
+
+    /// Lets `workload` allocate, releasing the children it forks (stopped
+    /// until their probes are placed) meanwhile; its values.
+    pub fn allocate(&mut self, workload: &mut Workload) -> HashMap<String, u64> {
+        std::thread::scope(|scope| {
+            let values = scope.spawn(|| workload.allocate());
+            while !values.is_finished() {
+                let notices = self.runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(10), self.execs.next()).await
+                });
+                for exec in notices.into_iter().flatten().flatten() {
+                    if exec.forked {
+                        self.session
+                            .release_forked(exec.pid)
+                            .expect("place the child's probes");
+                    }
+                }
+            }
+            values.join().expect("the workload's values")
+        })
     }
 
     /// Every record there after the probes had time to fire: drains until

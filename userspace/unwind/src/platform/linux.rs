@@ -146,7 +146,11 @@ pub fn stack_containing(sp: u64) -> Range<u64> {
 }
 
 /// The `start-end` address range that begins each line of `/proc/self/maps`, read a byte at
-/// a time.
+/// a time. Not `python_frames::maps`: that one takes whole lines of UTF-8 text and yields
+/// file mappings only, while this needs every mapping (a thread's stack is anonymous) and
+/// sees the file in fixed chunks that cut lines anywhere, a line's path being up to
+/// `PATH_MAX` bytes of any encoding; holding whole lines would take a stack buffer past
+/// PATH_MAX, and a copy, in an allocation hook, for two hex numbers.
 #[derive(Default)]
 struct MapsLine {
     start: u64,

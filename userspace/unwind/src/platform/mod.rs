@@ -10,7 +10,7 @@ mod process_maps;
 #[cfg(target_os = "linux")]
 pub use linux::*;
 #[cfg(target_os = "linux")]
-pub use process_maps::{file_mappings, image_at, in_root, process_images, FileMapping};
+pub use process_maps::{image_at, in_root, process_images};
 
 #[cfg(target_os = "macos")]
 mod macho;
