@@ -339,10 +339,11 @@ fn tag(test: &str) -> String {
     format!("memray-container-{test}-{}", std::process::id())
 }
 
-/// `memray attach --ebpf HOSTPID -o out.bin` on the process of each kind
-/// of container: the capture is of its host pid and holds its three blocks
-/// at the right line (memray 1.20's FileReader and our `stats --json`
-/// read it), and the process goes on once memray has detached.
+/// `memray attach --ebpf --native HOSTPID -o out.bin` on the process of
+/// each kind of container: the capture is of its host pid and holds its
+/// three blocks at the right line (memray 1.20's FileReader and our `stats
+/// --json` read it) with their native stacks (unwound over the container's
+/// files), and the process goes on once memray has detached.
 #[test]
 fn attach_records_a_process_in_a_container() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
@@ -355,7 +356,13 @@ fn attach_records_a_process_in_a_container() {
         let capture = workdir.path().join("out.bin");
         let mut memray = Running::spawn(
             Command::new(paths::memray_bin())
-                .args(["attach", "--ebpf", &container.pid.to_string(), "-o"])
+                .args([
+                    "attach",
+                    "--ebpf",
+                    "--native",
+                    &container.pid.to_string(),
+                    "-o",
+                ])
                 .arg(&capture)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped()),
@@ -390,6 +397,24 @@ fn attach_records_a_process_in_a_container() {
             "{kind:?}: {top}"
         );
         assert_eq!(top["size"], 3 * 300_011, "{kind:?}: {top}");
+        let parsed = Command::new(paths::memray_bin())
+            .args(["parse", "out.bin"])
+            .current_dir(workdir.path())
+            .output()
+            .expect("memray parse");
+        succeeded(&parsed, "memray parse");
+        let blocks: Vec<String> = String::from_utf8_lossy(&parsed.stdout)
+            .lines()
+            .filter(|line| line.contains(" size=300011 allocator=malloc "))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(blocks.len(), 3, "{kind:?}: {blocks:?}");
+        assert!(
+            blocks
+                .iter()
+                .all(|line| !line.ends_with(" native_frame_id=0")),
+            "{kind:?}: the blocks have native stacks: {blocks:?}"
+        );
     }
 }
 

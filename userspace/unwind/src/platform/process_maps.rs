@@ -47,7 +47,9 @@ pub fn image_at(pid: u32, path: &str, address: u64, offset: u64) -> Option<Image
 
 /// `path` of process `pid`, as this process reaches it.
 pub fn in_root(pid: u32, path: &str) -> String {
-    format!("/proc/{pid}/root{path}")
+    python_frames::reported_file(pid, Path::new(path))
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
