@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use memray_tests::ebpf_captures::{capture_of, out_bin_captures, run_following_execs};
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::reference::check_with_memray;
-use memray_tests::run::succeeded;
+use memray_tests::run::{memray_in, succeeded};
 use memray_tests::{paths, skip};
 
 /// The workload: prints `ready` and its pid (as it sees it), waits for the
@@ -379,11 +379,10 @@ fn attach_records_a_process_in_a_container() {
             &["out.bin", &pid.to_string(), "300011"],
             &format!("the capture ({kind:?})"),
         );
-        let stats = Command::new(paths::memray_bin())
-            .args(["stats", "--json", "-o", "stats.json", "out.bin"])
-            .current_dir(workdir.path())
-            .output()
-            .expect("memray stats");
+        let stats = memray_in(
+            workdir.path(),
+            ["stats", "--json", "-o", "stats.json", "out.bin"],
+        );
         succeeded(&stats, "memray stats --json");
         let stats: serde_json::Value = serde_json::from_slice(
             &std::fs::read(workdir.path().join("stats.json")).expect("stats.json"),
@@ -397,11 +396,7 @@ fn attach_records_a_process_in_a_container() {
             "{kind:?}: {top}"
         );
         assert_eq!(top["size"], 3 * 300_011, "{kind:?}: {top}");
-        let parsed = Command::new(paths::memray_bin())
-            .args(["parse", "out.bin"])
-            .current_dir(workdir.path())
-            .output()
-            .expect("memray parse");
+        let parsed = memray_in(workdir.path(), ["parse", "out.bin"]);
         succeeded(&parsed, "memray parse");
         let blocks: Vec<String> = String::from_utf8_lossy(&parsed.stdout)
             .lines()
