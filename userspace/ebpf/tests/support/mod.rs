@@ -21,7 +21,7 @@ pub fn workload_binary() -> PathBuf {
             let binary = dir.join("allocators");
             let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/allocators.c");
             let status = Command::new("cc")
-                .args(["-O1", "-fno-builtin", "-o"])
+                .args(["-O1", "-fno-builtin", "-pthread", "-o"])
                 .arg(&binary)
                 .arg(source)
                 .status()
@@ -32,7 +32,8 @@ pub fn workload_binary() -> PathBuf {
         .clone()
 }
 
-/// A running `allocators.c`, between its sync points.
+/// A running `allocators.c` (or a program speaking its protocol), between
+/// its sync points.
 pub struct Workload {
     pub child: Child,
     stdin: ChildStdin,
@@ -40,10 +41,14 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Starts it and waits for "ready".
+    /// Starts `allocators.c` with `args` and waits for "ready".
     pub fn start(args: &[&str]) -> Workload {
-        let mut child = Command::new(workload_binary())
-            .args(args)
+        Workload::spawn(Command::new(workload_binary()).args(args))
+    }
+
+    /// Starts `command` and waits for "ready".
+    pub fn spawn(command: &mut Command) -> Workload {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
