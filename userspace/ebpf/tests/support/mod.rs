@@ -76,7 +76,7 @@ impl Workload {
 
     /// Lets it allocate; returns the values it printed, by name, once it is done.
     pub fn allocate(&mut self) -> HashMap<String, u64> {
-        self.stdin.write_all(b"g").expect("write to the workload");
+        self.go();
         let mut values = HashMap::new();
         loop {
             let line = self.line();
@@ -89,6 +89,11 @@ impl Workload {
                 u64::from_str_radix(value, 16).expect("hex"),
             );
         }
+    }
+
+    /// Lets it allocate, without waiting.
+    pub fn go(&mut self) {
+        self.stdin.write_all(b"g").expect("write to the workload");
     }
 
     /// Lets it exit (end of its stdin) and checks that it succeeded.
