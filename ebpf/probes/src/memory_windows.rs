@@ -22,9 +22,11 @@ const WINDOW_WORDS: usize = WINDOW_BYTES / 8;
 /// A power of two: the next window to fill is masked, not compared.
 const WINDOWS: usize = 4;
 const PAGE_BYTES: u64 = 4096;
-/// How far below the address asked for a window starts (at most): the
-/// walk reads a frame's fields a little below the first one it reads too.
+/// A window starts at least this far below the address asked for, on a
+/// 64-byte boundary: the walk reads a frame's fields a little below the
+/// first one it reads too.
 const WINDOW_LEAD: u64 = 32;
+const WINDOW_ALIGN: u64 = 64;
 
 /// `WINDOW_BYTES` of the process from `start`, a multiple of 8, as words.
 #[repr(C)]
@@ -134,7 +136,7 @@ fn read_word(addr: u64, len: u64) -> Option<u64> {
 /// Reads the window around `addr` (in `page`) into the next slot.
 #[inline(always)]
 fn fill(windows: &mut Windows, addr: u64, page: u64) -> Option<&Window> {
-    let wanted = addr.saturating_sub(WINDOW_LEAD) & !(WINDOW_LEAD * 2 - 1);
+    let wanted = addr.saturating_sub(WINDOW_LEAD) & !(WINDOW_ALIGN - 1);
     let start = wanted.clamp(page, page + PAGE_BYTES - WINDOW_BYTES as u64);
     let index = (windows.next as usize) & (WINDOWS - 1);
     windows.next = windows.next.wrapping_add(1);
