@@ -38,7 +38,7 @@ impl Counter {
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// The pid set: `HashMap<u32 tgid, TrackedProcess>`.
 pub const PROCESSES_MAP: &str = "PROCESSES";
-/// The allocator calls in flight: `LruHashMap<u64 pid_tgid, PendingCall>`.
+/// The allocator calls in flight: `HashMap<u64 pid_tgid, PendingCall>`.
 pub const PENDING_MAP: &str = "PENDING";
 /// The ring buffer of [`AllocationEvent`]s.
 pub const EVENTS_MAP: &str = "EVENTS";

@@ -1,13 +1,14 @@
 //! The eBPF probes: uprobes and uretprobes on libc's allocator functions
 //! (`allocators`), the tracepoints that keep the pid set (`processes`),
 //! follow programs through exec (`execs`), the Python stack walk
-//! (`python_stack`), the native stack copy (`native_stack`) and the munmaps
-//! it needs (`unmappings`).
+//! (`python_stack`, reading through `memory_windows`), the native stack copy
+//! (`native_stack`) and the munmaps it needs (`unmappings`).
 #![no_std]
 #![no_main]
 
 mod allocators;
 mod execs;
+mod memory_windows;
 mod native_stack;
 mod processes;
 mod python_stack;

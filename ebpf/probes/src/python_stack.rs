@@ -14,8 +14,8 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_loop, bpf_probe_read_kernel,
-        bpf_probe_read_user_buf,
+        self, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_loop,
+        generated::bpf_probe_read_kernel,
     },
     macros::{map, uprobe},
     maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
@@ -29,6 +29,8 @@ use memray_ebpf_common::python_stack::{
     STATUS_BROKEN, STATUS_LOST, STATUS_TRUNCATED, WALK_SLOT,
 };
 use python_frames_core::{top_frame, CodeFingerprint, FrameReader, Memory, Target};
+
+use crate::memory_windows::{self, WindowedMemory};
 
 /// The interpreter of each profiled process (keyed by tgid), written by
 /// userspace from python-frames' remote reader: the offsets the probes walk
@@ -76,18 +78,6 @@ struct WalkState {
 #[map]
 static WALKS: PerCpuArray<WalkState> = PerCpuArray::with_max_entries(1, 0);
 
-/// The target process's memory, as the probe sees it.
-struct UserMemory;
-
-impl Memory for UserMemory {
-    #[inline(always)]
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        // SAFETY: bpf_probe_read_user checks the source and fails cleanly on
-        // unmapped memory; `buf` is a live exclusive buffer.
-        unsafe { bpf_probe_read_user_buf(addr as *const u8, buf) }.is_ok()
-    }
-}
-
 /// Starts walking the calling thread's Python stack; when it is done,
 /// `done_slot` of `STACK_WALK_PROGRAMS` runs and reads it with
 /// [`finished_stack`]. Returns only if a tail call failed.
@@ -100,6 +90,7 @@ pub fn start<C: EbpfContext>(ctx: &C, done_slot: u32) {
     // SAFETY: this CPU's walk state; nothing else runs on it until the walk ends.
     let state = unsafe { &mut *state };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    memory_windows::reset();
     state.done_slot = done_slot;
     state.programs = 0;
     state.hash = mix(0x6d65_6d72_6179_2d72, u64::from(tgid));
@@ -136,27 +127,39 @@ pub fn finished_stack() -> Option<StackHeader> {
 /// its interpreter is copied into `target`.
 #[inline(always)]
 fn first_frame(tgid: u32, target: &mut Target) -> Result<u64, WalkCounter> {
-    // SAFETY: map values of plain integers, only read (userspace writes
-    // them before attaching and never while a walk runs).
-    *target = *unsafe { PYTHON_TARGETS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
+    let source = PYTHON_TARGETS.get_ptr(tgid).ok_or(WalkCounter::NoTarget)?;
+    // One helper call: the compiler's copy of a struct this size is a
+    // byte-by-byte loop in BPF (2,000 instructions per walk).
+    // SAFETY: both are map values of plain integers, the size is theirs;
+    // userspace writes targets before attaching and never while a walk runs.
+    let copied = unsafe {
+        bpf_probe_read_kernel(
+            (target as *mut Target).cast(),
+            size_of::<Target>() as u32,
+            source.cast(),
+        )
+    };
+    if copied != 0 {
+        return Err(WalkCounter::NoTarget);
+    }
     // SAFETY: as above.
     let key = unsafe { PYTHON_THREAD_KEYS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
     // SAFETY: bpf_get_current_task returns the current task_struct; the
     // kernel read fails cleanly if the offset were wrong.
     let fsbase = unsafe {
         let task = bpf_get_current_task();
-        bpf_probe_read_kernel((task + key.task_fsbase) as *const u64)
+        helpers::bpf_probe_read_kernel((task + key.task_fsbase) as *const u64)
     }
     .map_err(|_| WalkCounter::NoThreadState)?;
     let mut tstate = [0u8; 8];
-    if !UserMemory.read(fsbase.wrapping_add(key.tstate_slot), &mut tstate) {
+    if !WindowedMemory.read(fsbase.wrapping_add(key.tstate_slot), &mut tstate) {
         return Err(WalkCounter::NoThreadState);
     }
     let tstate = u64::from_le_bytes(tstate);
     if tstate == 0 {
         return Err(WalkCounter::NoThreadState);
     }
-    top_frame(&UserMemory, &target.layout, tstate).ok_or(WalkCounter::UnreadableFrame)
+    top_frame(&WindowedMemory, &target.layout, tstate).ok_or(WalkCounter::UnreadableFrame)
 }
 
 /// Walks up to `FRAMES_PER_PROGRAM` frames, then goes on in a fresh program
@@ -208,7 +211,7 @@ fn step_frame(state: &mut WalkState) {
     if state.frame == 0 {
         return;
     }
-    let Some(step) = FrameReader::new(&state.target).step(&UserMemory, state.frame) else {
+    let Some(step) = FrameReader::new(&state.target).step(&WindowedMemory, state.frame) else {
         state.record.header.status |= STATUS_BROKEN;
         state.frame = 0;
         return;
@@ -226,7 +229,7 @@ fn step_frame(state: &mut WalkState) {
             state.frame = 0;
             return;
         }
-        let fingerprint = CodeFingerprint::read(&UserMemory, &state.target.layout, raw.code)
+        let fingerprint = CodeFingerprint::read(&WindowedMemory, &state.target.layout, raw.code)
             .map_or(0, |f| f.digest());
         let slot = frame_at(&mut state.record, depth);
         slot.code = raw.code;

@@ -86,6 +86,12 @@ impl EventStream {
     /// at most one batch of them to `out`; returns how many.
     pub async fn next_batch(&mut self, out: &mut Vec<Event>) -> io::Result<usize> {
         loop {
+            // A consumer behind the probes always finds records: without
+            // spending the task's budget it would never yield, and the
+            // runtime would never fire its timers or see its signals (a
+            // recording's duration, Ctrl-C). Spent before draining: a call
+            // dropped there has taken nothing.
+            tokio::task::consume_budget().await;
             let drained = self.drain(out);
             if drained > 0 {
                 return Ok(drained);

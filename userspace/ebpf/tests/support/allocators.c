@@ -3,9 +3,10 @@
  * "done"; exits at the end of stdin. Only write/read between the sync points:
  * nothing else allocates. Built with -fno-builtin: every call is made as
  * written (the compiler would drop free(malloc(n)) and turn realloc(NULL, n)
- * into malloc(n)). Modes: all | loop N | fork. */
+ * into malloc(n)). Modes: all | loop N [THREADS] | fork. */
 #define _GNU_SOURCE
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,32 @@ static void loop(long count) {
     for (long i = 0; i < count; i++) free(malloc(4242));
 }
 
+/* `loop N THREADS`: each round, the main thread and THREADS - 1 others
+ * started before "ready" make N pairs each, at once. */
+static long loop_count;
+static pthread_barrier_t round_start, round_end;
+
+static void loop_round(void) {
+    pthread_barrier_wait(&round_start);
+    loop(loop_count);
+    pthread_barrier_wait(&round_end);
+}
+
+static void *loop_thread(void *unused) {
+    for (;;) loop_round();
+    return unused;
+}
+
+static void start_loop_threads(long count, unsigned threads) {
+    loop_count = count;
+    pthread_barrier_init(&round_start, NULL, threads);
+    pthread_barrier_init(&round_end, NULL, threads);
+    for (unsigned i = 1; i < threads; i++) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, loop_thread, NULL) != 0) _exit(6);
+    }
+}
+
 static void forked(void) {
     pid_t child = fork();
     if (child == 0) {
@@ -94,10 +121,12 @@ static void forked(void) {
 }
 
 int main(int argc, char **argv) {
+    int looping = argc > 2 && strcmp(argv[1], "loop") == 0;
+    if (looping) start_loop_threads(atol(argv[2]), argc > 3 ? (unsigned)atoi(argv[3]) : 1);
     write(1, "ready\n", 6);
     while (go()) {
         if (argc > 1 && strcmp(argv[1], "all") == 0) all();
-        else if (argc > 2 && strcmp(argv[1], "loop") == 0) loop(atol(argv[2]));
+        else if (looping) loop_round();
         else if (argc > 1 && strcmp(argv[1], "fork") == 0) forked();
         else _exit(1);
         write(1, "done\n", 5);

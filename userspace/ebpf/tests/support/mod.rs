@@ -21,7 +21,7 @@ pub fn workload_binary() -> PathBuf {
             let binary = dir.join("allocators");
             let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/allocators.c");
             let status = Command::new("cc")
-                .args(["-O1", "-fno-builtin", "-o"])
+                .args(["-O1", "-fno-builtin", "-pthread", "-o"])
                 .arg(&binary)
                 .arg(source)
                 .status()
@@ -32,7 +32,8 @@ pub fn workload_binary() -> PathBuf {
         .clone()
 }
 
-/// A running `allocators.c`, between its sync points.
+/// A running `allocators.c` (or a program speaking its protocol), between
+/// its sync points.
 pub struct Workload {
     pub child: Child,
     stdin: ChildStdin,
@@ -40,10 +41,14 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Starts it and waits for "ready".
+    /// Starts `allocators.c` with `args` and waits for "ready".
     pub fn start(args: &[&str]) -> Workload {
-        let mut child = Command::new(workload_binary())
-            .args(args)
+        Workload::spawn(Command::new(workload_binary()).args(args))
+    }
+
+    /// Starts `command` and waits for "ready".
+    pub fn spawn(command: &mut Command) -> Workload {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -71,7 +76,7 @@ impl Workload {
 
     /// Lets it allocate; returns the values it printed, by name, once it is done.
     pub fn allocate(&mut self) -> HashMap<String, u64> {
-        self.stdin.write_all(b"g").expect("write to the workload");
+        self.go();
         let mut values = HashMap::new();
         loop {
             let line = self.line();
@@ -84,6 +89,11 @@ impl Workload {
                 u64::from_str_radix(value, 16).expect("hex"),
             );
         }
+    }
+
+    /// Lets it allocate, without waiting.
+    pub fn go(&mut self) {
+        self.stdin.write_all(b"g").expect("write to the workload");
     }
 
     /// Lets it exit (end of its stdin) and checks that it succeeded.
