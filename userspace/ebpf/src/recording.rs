@@ -255,13 +255,15 @@ pub fn start_capture(
 
 /// Whether process `pid` is stopped (held by the probes).
 pub(crate) fn is_stopped(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, state) = stat.rsplit_once(')')?;
-            Some(state.trim_start().starts_with('T'))
-        })
-        .unwrap_or(false)
+    stat_after_command(pid).is_some_and(|fields| fields.trim_start().starts_with('T'))
+}
+
+/// `/proc/PID/stat` after the command in parentheses (which may hold
+/// anything): the state first, then the parent…
+pub(crate) fn stat_after_command(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, fields) = stat.rsplit_once(')')?;
+    Some(fields.to_string())
 }
 
 /// Lets a held program go on.

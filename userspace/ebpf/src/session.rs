@@ -2,7 +2,6 @@
 //! Python stack walk of each registered process runs in them.
 
 use std::collections::{HashMap as StdHashMap, HashSet};
-use std::num::NonZeroU32;
 use std::path::Path;
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
@@ -35,7 +34,7 @@ use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, StackTable, WalkPrograms};
 use crate::python_allocators::PythonAllocators;
-use crate::recording::resume;
+use crate::recording::{resume, stat_after_command};
 use crate::uprobe_multi::{LinkCloser, Sites, UprobeLink, UprobePrograms};
 use crate::{privileges, tracefs, AllocationCounters, Error};
 use python_frames::PythonProcess;
@@ -185,15 +184,7 @@ impl Session {
             if name == NATIVE_UNMAP_PROGRAM && !options.native_stacks {
                 continue;
             }
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or(Error::Missing(name))?
-                .try_into()
-                .map_err(program_error(name))?;
-            program.load().map_err(program_error(name))?;
-            program
-                .attach(category, event)
-                .map_err(program_error(name))?;
+            attach_tracepoint(&mut ebpf, name, &[(category, event)])?;
         }
         Ok(Session {
             ebpf,
@@ -276,20 +267,11 @@ impl Session {
         for tracepoint in CLONE_EXIT_TRACEPOINTS {
             tracefs::check_field(tracepoint, "ret", SYSCALL_EXIT_RET_OFFSET)?;
         }
-        let program: &mut TracePoint = self
-            .ebpf
-            .program_mut(PROCESS_CLONED_PROGRAM)
-            .ok_or(Error::Missing(PROCESS_CLONED_PROGRAM))?
-            .try_into()
-            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
-        program
-            .load()
-            .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
-        for (category, event) in CLONE_EXIT_TRACEPOINTS {
-            program
-                .attach(category, event)
-                .map_err(program_error(PROCESS_CLONED_PROGRAM))?;
-        }
+        attach_tracepoint(
+            &mut self.ebpf,
+            PROCESS_CLONED_PROGRAM,
+            &CLONE_EXIT_TRACEPOINTS,
+        )?;
         self.clones_watched = true;
         Ok(())
     }
@@ -645,14 +627,13 @@ impl Session {
         attached.chain(own)
     }
 
-    /// Puts process `pid` in the pid set with `follow`, without probes of
-    /// its own (`attach --all`: many processes, one set of probes per
-    /// libc), not recorded yet: [`Session::follow_into_program`] places them
-    /// once its libc is mapped (a process that has just run exec has none
-    /// yet), then records it. Out of the set with [`Session::untrack`] or
-    /// the session.
+    /// Puts process `pid` in the pid set with `follow` (`attach --all`),
+    /// without probes yet and not recorded: [`Session::follow_into_program`]
+    /// places its own once its libc is mapped (a process that has just run
+    /// exec has none yet), then records it. Out of the set with
+    /// [`Session::untrack`] or the session.
     pub fn track(&mut self, pid: u32, follow: Follow) -> Result<(), Error> {
-        if NonZeroU32::new(pid).is_none() {
+        if pid == 0 {
             return Err(Error::InvalidPid(0));
         }
         if follow.forks {
@@ -682,6 +663,19 @@ impl Session {
     /// Removes the probes of followed process `pid`, which exited (in the
     /// background: the recording does not wait for the kernel).
     pub fn forget_exited(&mut self, pid: u32) {
+        let links = self.take_own(pid);
+        self.closer.close(links);
+    }
+
+    /// Sets aside the probes placed for followed process `pid` alone.
+    fn retire_own(&mut self, pid: u32) {
+        let links = self.take_own(pid);
+        self.retire_links(links);
+    }
+
+    /// The probes placed for followed process `pid` alone (libc's and the
+    /// allocators'), out of the books.
+    fn take_own(&mut self, pid: u32) -> Vec<UprobeLink> {
         let mut links = self
             .own
             .remove(&pid)
@@ -690,18 +684,7 @@ impl Session {
         links.extend(self.custom_links.remove(&pid).unwrap_or_default());
         self.custom_placed.retain(|&(owner, _)| owner != pid);
         self.python_allocators.forget(pid);
-        self.closer.close(links);
-    }
-
-    /// Sets aside the probes placed for followed process `pid` alone.
-    fn retire_own(&mut self, pid: u32) {
-        if let Some(probes) = self.own.remove(&pid) {
-            self.retire_links(probes.links);
-        }
-        if let Some(links) = self.custom_links.remove(&pid) {
-            self.retire_links(links);
-            self.custom_placed.retain(|&(owner, _)| owner != pid);
-        }
+        links
     }
 
     /// From now on, the programs that process `pid` (attached following
@@ -929,14 +912,35 @@ impl Session {
     }
 }
 
+/// Loads tracepoint program `name` and attaches it to each of `events`.
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    events: &[(&str, &str)],
+) -> Result<(), Error> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(name)
+        .ok_or(Error::Missing(name))?
+        .try_into()
+        .map_err(program_error(name))?;
+    program.load().map_err(program_error(name))?;
+    for &(category, event) in events {
+        program
+            .attach(category, event)
+            .map_err(program_error(name))?;
+    }
+    Ok(())
+}
+
 fn program_error(name: &'static str) -> impl Fn(aya::programs::ProgramError) -> Error {
     move |source| Error::Program { name, source }
 }
 
-/// The parent of process `pid`, from `/proc/PID/stat` (its fourth field,
-/// after the command in parentheses, which may hold anything).
+/// The parent of process `pid` (the field after its state).
 fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after_command) = stat.rsplit_once(')')?;
-    after_command.split_whitespace().nth(1)?.parse().ok()
+    stat_after_command(pid)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

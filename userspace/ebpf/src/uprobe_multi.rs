@@ -118,7 +118,7 @@ impl UprobePrograms {
     }
 
     /// The loaded program `name`.
-    pub(crate) fn fd(&self, name: &'static str) -> Result<BorrowedFd<'_>, Error> {
+    fn fd(&self, name: &'static str) -> Result<BorrowedFd<'_>, Error> {
         self.programs
             .get(name)
             .map(AsFd::as_fd)
