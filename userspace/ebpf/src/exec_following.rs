@@ -118,8 +118,7 @@ impl ExecFollowing {
     }
 
     /// Forgets process `pid` (it exited).
-    pub fn exited(&mut self, session: &mut Session, pid: u32) {
-        session.release_holds(pid);
+    pub fn exited(&mut self, pid: u32) {
         self.starting.remove(&pid);
         self.held.remove(&pid);
     }
@@ -130,7 +129,7 @@ impl ExecFollowing {
     pub fn end(&mut self, session: &mut Session, execs: Option<&mut ExecStream>) {
         let pids: Vec<u32> = self.starting.keys().chain(&self.held).copied().collect();
         for pid in pids {
-            session.release_holds(pid);
+            session.retire_holds(pid);
             resume_if_held(pid);
         }
         for exec in execs.map(ExecStream::drain).unwrap_or_default() {

@@ -170,7 +170,7 @@ impl Intake {
             self.drain_all()?;
             self.children.finish(session, &mut self.consumer, &exited)?;
             for &child in &exited {
-                self.following.exited(session, child);
+                self.following.exited(child);
                 session.forget_exited(child);
             }
         }

@@ -406,7 +406,7 @@ impl Session {
         self.retire_links(attachment.exit_holds);
         self.python_allocators.forget(pid);
         for &tgid in &family {
-            self.release_holds(tgid);
+            self.retire_holds(tgid);
             self.retire_own(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
         }
@@ -447,11 +447,19 @@ impl Session {
         Ok(held)
     }
 
-    /// Removes the interpreter holds placed for process `pid` (it ran
-    /// another program, or exited).
-    pub fn release_holds(&mut self, pid: u32) {
+    /// Removes the interpreter holds placed for process `pid` now: it ran
+    /// another program, which they would hold too.
+    pub(crate) fn release_holds(&mut self, pid: u32) {
         // Dropped: the links go now.
         self.holds.remove(&pid);
+    }
+
+    /// Sets aside the interpreter holds of process `pid`, which is out of
+    /// the pid set (they are inert: the hold looks the process up there),
+    /// to be removed with the session and not waited for here.
+    pub(crate) fn retire_holds(&mut self, pid: u32) {
+        let links = self.holds.remove(&pid).unwrap_or_default();
+        self.retire_links(links);
     }
 
     /// After `exec`, process `pid` maps its own libc (where the dynamic
@@ -655,7 +663,7 @@ impl Session {
         // Gone already if it exited meanwhile.
         let _ = self.processes()?.remove(&pid);
         python::unregister(&mut self.ebpf, pid)?;
-        self.release_holds(pid);
+        self.retire_holds(pid);
         self.retire_own(pid);
         self.forget_pending(&[pid])
     }
@@ -663,7 +671,8 @@ impl Session {
     /// Removes the probes of followed process `pid`, which exited (in the
     /// background: the recording does not wait for the kernel).
     pub fn forget_exited(&mut self, pid: u32) {
-        let links = self.take_own(pid);
+        let mut links = self.take_own(pid);
+        links.extend(self.holds.remove(&pid).unwrap_or_default());
         self.closer.close(links);
     }
 
