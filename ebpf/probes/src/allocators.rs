@@ -7,7 +7,7 @@
 //! allocating call (`python_stack`); the return probe records it.
 
 use aya_ebpf::{
-    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_F_NO_PREALLOC, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, uprobe, uretprobe},
     maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -35,8 +35,12 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_DEFAULT_BYTES, 0);
 #[map]
 static WOKEN: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
+/// Records lost per process. Not preallocated: 64 K per-CPU entries made
+/// up front cost ~25 ms at every start, and an entry is only made at a
+/// process's first loss.
 #[map]
-static DROPS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(64 * 1024, 0);
+static DROPS: PerCpuHashMap<u32, u64> =
+    PerCpuHashMap::with_max_entries(64 * 1024, BPF_F_NO_PREALLOC);
 
 /// The allocator call in flight on each thread, read by its return probe.
 /// Entries of exiting threads go at their exit, those of detached processes
