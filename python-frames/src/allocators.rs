@@ -13,7 +13,7 @@ use object::{Object, ObjectSegment, ObjectSymbol, SegmentFlags};
 use crate::discover::PythonSymbols;
 use crate::error::Error;
 use crate::memory::MemoryExt;
-use crate::process::{read_target_file, PythonProcess};
+use crate::process::{map_target_file, PythonProcess};
 
 /// `offsetof(_PyRuntimeState, allocators.standard.raw)` by minor version,
 /// from the CPython headers (`pycore_runtime.h`, `pycore_pymem.h`; 3.12.1,
@@ -44,7 +44,7 @@ impl PythonProcess {
     /// replace them; anything else means the tables were not found where
     /// expected, or another tool wrapped them), the others' must be set.
     pub fn allocator_tables(&self) -> Result<AllocatorTables, Error> {
-        let data = read_target_file(self.pid(), self.binary())?;
+        let data = map_target_file(self.pid(), self.binary())?;
         let unreadable = |e: object::Error| Error::Elf {
             binary: self.binary().to_path_buf(),
             message: e.to_string(),

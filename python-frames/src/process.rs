@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::code::{CodeCache, CodeInfo};
 use crate::discover::{looks_like_python, version_from_name, PythonSymbols};
 use crate::error::Error;
+use crate::file::Mmap;
 use crate::layout::{version_of_hex, Layout, DEBUG_OFFSETS_PREFIX};
 use crate::memory::{MemoryExt, PageCache, RemoteMemory};
 use crate::platform;
@@ -42,7 +43,7 @@ impl PythonProcess {
             .into_iter()
             .filter(|f| looks_like_python(&f.path) || Some(&f.path) == exe.as_ref())
         {
-            let data = read_target_file(pid, &file.path)?;
+            let data = map_target_file(pid, &file.path)?;
             let Some(symbols) = PythonSymbols::parse(&file.path, &data)? else {
                 continue;
             };
@@ -174,8 +175,8 @@ fn locate(
     })
 }
 
-pub(crate) fn read_target_file(pid: i32, path: &Path) -> Result<Vec<u8>, Error> {
-    platform::read_target_file(pid, path).map_err(|e| Error::Elf {
+pub(crate) fn map_target_file(pid: i32, path: &Path) -> Result<Mmap, Error> {
+    platform::map_target_file(pid, path).map_err(|e| Error::Elf {
         binary: path.to_path_buf(),
         message: e.to_string(),
     })

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::discover::{files_mapped_at_offset_zero, MappedFile};
 use crate::error::Error;
+use crate::file::{map_file, Mmap};
 
 /// The format of executables and libraries, as errors name it.
 pub const EXECUTABLE_FORMAT: &str = "ELF";
@@ -79,8 +80,8 @@ pub fn mapped_files(pid: i32) -> Result<(Vec<MappedFile>, Option<PathBuf>), Erro
 
 /// A file as the target sees it (through its root, so containers and deleted
 /// files work); `path` as `/proc/PID/maps` names it.
-pub fn read_target_file(pid: i32, path: &Path) -> io::Result<Vec<u8>> {
-    std::fs::read(reported_file(pid as u32, path)).or_else(|_| std::fs::read(path))
+pub fn map_target_file(pid: i32, path: &Path) -> io::Result<Mmap> {
+    map_file(&reported_file(pid as u32, path)).or_else(|_| map_file(path))
 }
 
 /// Where this process reaches the file process `pid` names `path` (an

@@ -15,6 +15,7 @@ use mach2::vm_region::{vm_region_basic_info_64, VM_REGION_BASIC_INFO_64};
 
 use crate::discover::MappedFile;
 use crate::error::Error;
+use crate::file::{map_file, Mmap};
 
 /// The format of executables and libraries, as errors name it.
 pub const EXECUTABLE_FORMAT: &str = "Mach-O";
@@ -157,8 +158,8 @@ fn path_from(buffer: &[u8], len: c_int) -> Option<PathBuf> {
 }
 
 /// A file as the target sees it: macOS has no per-process roots.
-pub fn read_target_file(_pid: i32, path: &Path) -> io::Result<Vec<u8>> {
-    std::fs::read(path)
+pub fn map_target_file(_pid: i32, path: &Path) -> io::Result<Mmap> {
+    map_file(path)
 }
 
 /// No kernel thread ids to check glibc's `struct pthread` against: the

@@ -23,7 +23,7 @@ const SYSTEM_DIRECTORIES: [&str; 4] = [
 /// RUNPATH, then the usual directories.
 pub fn interpreter_files(pid: u32, executable: &Path) -> Vec<PathBuf> {
     let mut files = vec![executable.to_path_buf()];
-    if let Some(library) = std::fs::read(executable)
+    if let Some(library) = python_frames::map_file(executable)
         .ok()
         .and_then(|data| libpython(pid, executable, &data))
     {

@@ -18,7 +18,7 @@ pub struct LibcImage {
     pub path: PathBuf,
     /// The file's (device, inode): the same libc seen through different paths.
     pub file_id: (u64, u64),
-    data: Vec<u8>,
+    data: python_frames::Mmap,
     /// The process's executable mapping of libc, `[start, end)`.
     pub text_range: (u64, u64),
     /// The file offset mapped at `text_range.0`.
@@ -53,7 +53,7 @@ impl LibcImage {
             what: format!("cannot read {}: {e}", path.display()),
         };
         let metadata = std::fs::metadata(&path).map_err(unreadable)?;
-        let data = std::fs::read(&path).map_err(unreadable)?;
+        let data = python_frames::map_file(&path).map_err(unreadable)?;
         Ok(Some(LibcImage {
             file_id: (metadata.dev(), metadata.ino()),
             path,
@@ -104,7 +104,7 @@ impl LibcImage {
 /// Where the function `symbol` of the ELF file at `path` starts in the file
 /// (its dynamic symbol table or, not stripped, its full one), if it has it.
 pub fn function_offset(path: &Path, symbol: &str) -> Option<u64> {
-    let data = std::fs::read(path).ok()?;
+    let data = python_frames::map_file(path).ok()?;
     find_function(&data, symbol, true).map(|function| function.file_offset)
 }
 

@@ -2,12 +2,11 @@
 //! the loader's, which `dlclose` may unmap while another thread still holds the old module
 //! set).
 
-use std::fs::File;
 use std::ops::{Deref, Range};
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use python_frames::{map_file, Mmap};
 
 use memray_format::Segment;
 
@@ -42,10 +41,7 @@ pub struct UnwindSections {
 
 /// Maps a 64-bit little-endian ELF file; `None` if it cannot be read or is not one.
 fn map_elf(path: &Path) -> Option<Arc<Mmap>> {
-    let file = File::open(path).ok()?;
-    // SAFETY: a read-only private mapping; a file truncated under us could fault, as for the
-    // loader's own mapping of it, and every read of it is bounds-checked against its length.
-    let map = unsafe { Mmap::map(&file) }.ok()?;
+    let map = map_file(path).ok()?;
     (map.get(..6)? == b"\x7fELF\x02\x01").then(|| Arc::new(map))
 }
 
