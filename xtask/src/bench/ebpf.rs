@@ -395,42 +395,84 @@ fn describe(label: &str, sides: &[Launch], results: &[Result<Vec<Run>, String>])
     text
 }
 
-/// `memray run --ebpf` of bench/workloads/malloc_rate.py: ~1 M malloc/free
-/// pairs per second for 10 s; the rate reached, lost records, our peak RSS.
+/// `memray run --ebpf` of bench/workloads/malloc_rate.py, twice: one
+/// process asked for 1 M malloc/free pairs per second (the probes cap what
+/// one thread reaches), then two processes (`--follow-fork`) sharing 500 K
+/// pairs per second, 1 M records per second, for 10 s each; the rate
+/// reached, lost records, our peak RSS.
 fn rate_check(context: &Context) -> Result<String> {
+    let mut text =
+        String::from("\n## 1 M records per second for 10 s under `memray run --ebpf`\n\n");
+    for (label, rate, processes) in [
+        ("one process asked for 1 M pairs/s", "1000000", "1"),
+        (
+            "two processes (--follow-fork), 500 K pairs/s between them",
+            "500000",
+            "2",
+        ),
+    ] {
+        let finished = rate_run(context, rate, processes)?;
+        text.push_str(&format!("- {label}: {finished}\n"));
+    }
+    Ok(text)
+}
+
+/// The followed children's captures of `output` (`OUTPUT.PID`), which
+/// would pile up in the cache run after run.
+fn remove_child_captures(output: &Path) -> Result<()> {
+    let (Some(directory), Some(name)) = (output.parent(), output.file_name()) else {
+        return Ok(());
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    for entry in std::fs::read_dir(directory)? {
+        let path = entry?.path();
+        let child = path
+            .file_name()
+            .is_some_and(|file| file.to_string_lossy().starts_with(&prefix));
+        if child {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// One `rate_check` run, described.
+fn rate_run(context: &Context, rate: &str, processes: &str) -> Result<String> {
     let python = &context.reference.python;
     let output = context.cache.join("ebpf-bench-rate.bin");
     let stdout = tempfile::tempfile()?;
     let stderr = tempfile::tempfile()?;
-    let child = Command::new(&context.ours)
-        .args([
-            "run",
-            "--ebpf",
-            "--quiet",
-            "--force",
-            "--no-compress",
-            "--python",
-        ])
+    let mut command = Command::new(&context.ours);
+    command.args(["run", "--ebpf"]);
+    if processes != "1" {
+        command.arg("--follow-fork");
+    }
+    let child = command
+        .args(["--quiet", "--force", "--no-compress", "--python"])
         .arg(python)
         .arg("-o")
         .arg(&output)
         .arg(context.workloads.join("malloc_rate.py"))
-        .args(["1000000", "10"])
+        .args([rate, "10", processes])
         .stdin(Stdio::null())
         .stdout(stdout.try_clone()?)
         .stderr(stderr.try_clone()?)
         .spawn()
         .context("starting memray run --ebpf")?;
     let finished = watch(child, Instant::now()).map_err(anyhow::Error::msg)?;
+    remove_child_captures(&output)?;
     let mut errors = String::new();
     let _ = read_all(stderr, &mut errors);
-    let lost = errors
+    let lost: Vec<&str> = errors
         .lines()
-        .find(|line| line.contains("lost"))
-        .unwrap_or("no records lost");
+        .filter(|line| line.contains("lost"))
+        .collect();
+    let lost = match lost.is_empty() {
+        true => "no records lost".to_string(),
+        false => lost.join("; "),
+    };
     Ok(format!(
-        "\n## 1 M malloc/free per second for 10 s under `memray run --ebpf`\n\n\
-         exit: {}; workload: {}; memray peak RSS {:.1} MiB; {lost}\n",
+        "exit: {}; workload: {}; memray peak RSS {:.1} MiB; {lost}",
         finished.status,
         last_line(stdout),
         finished.peak_rss_kib as f64 / 1024.0,
