@@ -222,10 +222,9 @@ impl Session {
         if follow_fork {
             self.watch_clones()?;
         }
-        let scope = Some(pid);
         let libc = LibcImage::of_process(pid)?;
         let mut links = Vec::new();
-        let result = self.attach_functions(&libc, scope, &mut links);
+        let result = self.attach_functions(&libc, pid, &mut links);
         if let Err(error) = result {
             self.retire_links(links);
             return Err(error);
@@ -276,16 +275,16 @@ impl Session {
         Ok(())
     }
 
-    /// Probes libc's allocator functions.
+    /// Probes libc's allocator functions for process `pid`.
     fn attach_functions(
         &mut self,
         libc: &LibcImage,
-        scope: Option<u32>,
+        pid: u32,
         links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
         // An older libc without reallocarray: nothing calls it there.
         let functions = Function::ALL.map(|f| (f, f.symbol(), f != Function::Reallocarray));
-        self.attach_symbols(libc, &functions, scope, links)
+        self.attach_symbols(libc, &functions, pid, links)
     }
 
     /// Probes each `(function, symbol, required)` of `library` as that
@@ -294,7 +293,7 @@ impl Session {
         &mut self,
         library: &LibcImage,
         functions: &[(Function, &str, bool)],
-        scope: Option<u32>,
+        pid: u32,
         links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
         let mut probed = Vec::new();
@@ -321,7 +320,7 @@ impl Session {
                 returns.push(code.file_offset);
             }
         }
-        self.place_calls(&library.path, &entries, &cookies, &returns, scope, links)
+        self.place_calls(&library.path, &entries, &cookies, &returns, pid, links)
     }
 
     /// Places the allocator entry probe at `entries` (with their `cookies`)
@@ -334,7 +333,7 @@ impl Session {
         entries: &[u64],
         cookies: &[u64],
         returns: &[u64],
-        scope: Option<u32>,
+        pid: u32,
         links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
         for (program, offsets, cookies, at_return) in [
@@ -349,7 +348,7 @@ impl Session {
                 offsets,
                 cookies,
                 at_return,
-                pid: scope,
+                pid,
             };
             links.push(self.uprobes.attach(program, &sites)?);
         }
@@ -373,7 +372,7 @@ impl Session {
             cookies: &[],
             at_return: false,
             // The children get it with the rest of its probes.
-            pid: Some(pid),
+            pid,
         };
         let link = self.uprobes.attach(CHILD_EXIT_HOLD_PROGRAM, &sites)?;
         self.attached
@@ -438,7 +437,7 @@ impl Session {
                 offsets: &[offset],
                 cookies: &[],
                 at_return: false,
-                pid: Some(pid),
+                pid,
             };
             links.push(self.uprobes.attach(INTERPRETER_HOLD_PROGRAM, &sites)?);
         }
@@ -474,7 +473,7 @@ impl Session {
         }
         let attachment = self.attached.get_mut(&pid).ok_or(Error::NotAttached(pid))?;
         let old = std::mem::take(&mut attachment.probes);
-        let probes = self.move_probes(pid, old, &libc, Some(pid));
+        let probes = self.move_probes(pid, old, &libc);
         if let Some(attachment) = self.attached.get_mut(&pid) {
             attachment.probes = probes?;
         }
@@ -482,7 +481,7 @@ impl Session {
         self.record_calls(pid, &libc)
     }
 
-    /// The probes `old` of process `pid` (placed for `scope`), moved to
+    /// The probes `old` of process `pid`, moved to
     /// `libc`: kept if they are on that file already (they follow the
     /// process through exec), else set aside and placed anew, while the
     /// process is not recorded (it may be running). On failure, what was
@@ -492,7 +491,6 @@ impl Session {
         pid: u32,
         old: LibcProbes,
         libc: &LibcImage,
-        scope: Option<u32>,
     ) -> Result<LibcProbes, Error> {
         if !old.links.is_empty() && old.libc == libc.file_id {
             return Ok(old);
@@ -502,7 +500,7 @@ impl Session {
         // (TrackedProcess::RECORDED).
         self.update_process(pid, |entry| entry.flags &= !TrackedProcess::RECORDED)?;
         let mut links = Vec::new();
-        let result = self.attach_functions(libc, scope, &mut links);
+        let result = self.attach_functions(libc, pid, &mut links);
         let probes = LibcProbes {
             libc: libc.file_id,
             links,
@@ -528,7 +526,6 @@ impl Session {
         if pid == 0 {
             return Err(Error::InvalidPid(0));
         }
-        let (scope, owner) = (Some(pid), pid);
         let mut libraries: Vec<String> = self.custom.iter().map(|c| c.library.clone()).collect();
         libraries.sort();
         libraries.dedup();
@@ -542,7 +539,7 @@ impl Session {
             let Some(image) = LibcImage::mapped(pid, |path| wanted[0].is_library(path))? else {
                 continue;
             };
-            if !self.custom_placed.insert((owner, image.file_id)) {
+            if !self.custom_placed.insert((pid, image.file_id)) {
                 continue;
             }
             let functions: Vec<(Function, &str, bool)> = wanted
@@ -550,8 +547,8 @@ impl Session {
                 .map(|c| (c.function, c.symbol.as_str(), c.required))
                 .collect();
             let mut links = Vec::new();
-            let result = self.attach_symbols(&image, &functions, scope, &mut links);
-            self.custom_links.entry(owner).or_default().extend(links);
+            let result = self.attach_symbols(&image, &functions, pid, &mut links);
+            self.custom_links.entry(pid).or_default().extend(links);
             result?;
         }
         Ok(())
@@ -564,7 +561,7 @@ impl Session {
     pub fn follow_into_program(&mut self, pid: u32) -> Result<(), Error> {
         let libc = LibcImage::of_process(pid)?;
         let old = self.own.remove(&pid).unwrap_or_default();
-        let probes = self.move_probes(pid, old, &libc, Some(pid))?;
+        let probes = self.move_probes(pid, old, &libc)?;
         self.own.insert(pid, probes);
         self.place_custom(pid)?;
         self.record_calls(pid, &libc)
@@ -792,19 +789,18 @@ impl Session {
         if pid == 0 {
             return Err(Error::InvalidPid(0).into());
         }
-        let (scope, owner) = (Some(pid), pid);
-        for (image, probes) in self.python_allocators.unplaced(process, owner)? {
+        for (image, probes) in self.python_allocators.unplaced(process, pid)? {
             let offsets: Vec<u64> = probes.iter().map(|p| p.file_offset + p.offset).collect();
             let cookies: Vec<u64> = probes.iter().map(|p| p.function.cookie()).collect();
             let mut links = Vec::new();
             // Return probes at the same places as the entries.
             let result =
-                self.place_calls(&image.path, &offsets, &cookies, &offsets, scope, &mut links);
-            self.custom_links.entry(owner).or_default().extend(links);
+                self.place_calls(&image.path, &offsets, &cookies, &offsets, pid, &mut links);
+            self.custom_links.entry(pid).or_default().extend(links);
             result?;
             for probe in probes {
                 self.python_allocators
-                    .placed(owner, image.file_id, probe.file_offset);
+                    .placed(pid, image.file_id, probe.file_offset);
             }
         }
         Ok(())

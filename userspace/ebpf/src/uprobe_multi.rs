@@ -46,9 +46,10 @@ pub(crate) struct Sites<'a> {
     pub cookies: &'a [u64],
     /// At the function's return instead of at the offset.
     pub at_return: bool,
-    /// Only this process (its thread group) runs the program and gets the
-    /// breakpoints; `None`: every process mapping the file.
-    pub pid: Option<u32>,
+    /// The process (thread group) that runs the program and gets the
+    /// breakpoints: every probe is placed for one process, so that no other
+    /// traps on it.
+    pub pid: u32,
 }
 
 /// A placed program; dropping it removes its probes (one grace period).
@@ -163,7 +164,7 @@ impl UprobePrograms {
             }
             multi.cnt = sites.offsets.len() as u32;
             multi.flags = if sites.at_return { RETURN_FLAG } else { 0 };
-            multi.pid = sites.pid.unwrap_or(0);
+            multi.pid = sites.pid;
         }
         debug_assert!(sites.cookies.is_empty() || sites.cookies.len() == sites.offsets.len());
         let fd = bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr).map_err(|source| {
@@ -190,7 +191,7 @@ impl UprobePrograms {
             offsets: &link.offsets,
             cookies: &link.cookies,
             at_return: link.at_return,
-            pid: Some(pid),
+            pid,
         };
         self.attach(link.program, &sites)
     }

@@ -90,7 +90,7 @@ impl StackSampler {
             offsets: &[image.function(function)?.file_offset],
             cookies: &[],
             at_return: false,
-            pid: Some(pid),
+            pid,
         };
         let link = programs.attach(STACK_SAMPLE_PROGRAM, &sites)?;
         Ok(StackSampler {
