@@ -405,7 +405,6 @@ impl Session {
         self.retire_links(attachment.exit_holds);
         self.python_allocators.forget(pid);
         for &tgid in &family {
-            self.retire_holds(tgid);
             self.retire_own(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
         }
@@ -660,7 +659,6 @@ impl Session {
         // Gone already if it exited meanwhile.
         let _ = self.processes()?.remove(&pid);
         python::unregister(&mut self.ebpf, pid)?;
-        self.retire_holds(pid);
         self.retire_own(pid);
         self.forget_pending(&[pid])
     }
@@ -668,19 +666,19 @@ impl Session {
     /// Removes the probes of followed process `pid`, which exited (in the
     /// background: the recording does not wait for the kernel).
     pub fn forget_exited(&mut self, pid: u32) {
-        let mut links = self.take_own(pid);
-        links.extend(self.holds.remove(&pid).unwrap_or_default());
+        let links = self.take_own(pid);
         self.closer.close(links);
     }
 
-    /// Sets aside the probes placed for followed process `pid` alone.
+    /// Sets aside the probes placed for process `pid` alone, which is out of
+    /// the pid set (they are inert there).
     fn retire_own(&mut self, pid: u32) {
         let links = self.take_own(pid);
         self.retire_links(links);
     }
 
-    /// The probes placed for followed process `pid` alone (libc's and the
-    /// allocators'), out of the books.
+    /// The probes placed for process `pid` alone (libc's when it is
+    /// followed, the allocators', its interpreter holds), out of the books.
     fn take_own(&mut self, pid: u32) -> Vec<UprobeLink> {
         let mut links = self
             .own
@@ -688,6 +686,7 @@ impl Session {
             .map(|own| own.links)
             .unwrap_or_default();
         links.extend(self.custom_links.remove(&pid).unwrap_or_default());
+        links.extend(self.holds.remove(&pid).unwrap_or_default());
         self.custom_placed.retain(|&(owner, _)| owner != pid);
         self.python_allocators.forget(pid);
         links
