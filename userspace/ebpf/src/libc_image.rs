@@ -101,11 +101,10 @@ impl LibcImage {
     }
 }
 
-/// Where the function `symbol` of the ELF file at `path` starts in the file
+/// Where the function `symbol` of the ELF file `data` starts in the file
 /// (its dynamic symbol table or, not stripped, its full one), if it has it.
-pub fn function_offset(path: &Path, symbol: &str) -> Option<u64> {
-    let data = python_frames::map_file(path).ok()?;
-    find_function(&data, symbol, true).map(|function| function.file_offset)
+pub fn function_offset(data: &[u8], symbol: &str) -> Option<u64> {
+    find_function(data, symbol, true).map(|function| function.file_offset)
 }
 
 /// The function defined under `symbol` in the dynamic symbol table of the

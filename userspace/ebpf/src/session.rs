@@ -419,14 +419,18 @@ impl Session {
         if pid == 0 {
             return Err(Error::InvalidPid(0));
         }
-        let files = interpreter_files(pid, executable);
+        // Each mapped once for every symbol looked up.
+        let files: Vec<_> = interpreter_files(pid, executable)
+            .into_iter()
+            .filter_map(|file| Some((python_frames::map_file(&file).ok()?, file)))
+            .collect();
         let mut links = Vec::new();
         // 3.13+ finalizes through _Py_Finalize, older ones in Py_FinalizeEx.
         for symbols in [&["Py_RunMain"][..], &["_Py_Finalize", "Py_FinalizeEx"]] {
-            let found = files.iter().find_map(|file| {
+            let found = files.iter().find_map(|(data, file)| {
                 symbols
                     .iter()
-                    .find_map(|&symbol| Some((file, function_offset(file, symbol)?)))
+                    .find_map(|&symbol| Some((file, function_offset(data, symbol)?)))
             });
             let Some((file, offset)) = found else {
                 continue;
