@@ -238,7 +238,7 @@ fn container_root(python: &Interpreter) -> tempfile::TempDir {
     }
     std::fs::write(root.path().join("work/worker.py"), WORKER).expect("write worker.py");
     let prefix = prefix(python);
-    let umount = on_path("umount");
+    let umount = skip::on_path("umount").expect("umount is not on PATH");
     let mut files = needed_libraries(&python.path);
     files.extend(needed_libraries(&umount));
     files.push(umount);
@@ -272,14 +272,6 @@ fn needed_libraries(executable: &Path) -> Vec<PathBuf> {
             path.starts_with('/').then(|| PathBuf::from(path))
         })
         .collect()
-}
-
-fn on_path(program: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").expect("PATH");
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("{program} is not on PATH"))
 }
 
 /// The host's libc, as this process maps it.
