@@ -110,6 +110,24 @@ impl PythonProcess {
             .collect())
     }
 
+    /// The function that frees code objects, `PyCode_Type.tp_dealloc`: a
+    /// static function, found by address (stripped or not). `None` if the
+    /// interpreter does not export `PyCode_Type`.
+    pub fn code_dealloc(&self) -> Result<Option<u64>, Error> {
+        // `tp_dealloc` is the fourth field after `PyObject_VAR_HEAD`, whose
+        // `ob_type` is followed by `ob_size`.
+        const TP_DEALLOC_AFTER_OB_TYPE: u64 = 40;
+        if self.target.code_type == 0 {
+            return Ok(None);
+        }
+        let field = self.target.code_type + self.layout().object_type + TP_DEALLOC_AFTER_OB_TYPE;
+        let dealloc = self.memory.read_u64(field).ok_or(Error::Unreadable {
+            what: "PyCode_Type.tp_dealloc",
+            address: field,
+        })?;
+        Ok(Some(dealloc))
+    }
+
     /// The code object at `code`, through `cache`.
     pub fn code(&self, cache: &mut CodeCache, code: u64) -> Result<Arc<CodeInfo>, Error> {
         cache

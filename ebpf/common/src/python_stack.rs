@@ -30,16 +30,33 @@ pub const SAMPLE_DONE_SLOT: u32 = 1;
 pub const ALLOCATION_DONE_SLOT: u32 = 2;
 pub const STACK_WALK_SLOTS: u32 = 3;
 
-/// How to find the allocating thread's own `PyThreadState` (per process):
+/// What the walk needs of each profiled process besides its interpreter's
+/// `Target` (by tgid).
+///
+/// The allocating thread's own `PyThreadState` is
 /// `*(task->thread.fsbase + tstate_slot)`, the value of CPython's
 /// `autoTSSkey` in glibc's in-thread pthread-specific block.
+///
+/// Where the process's code object deallocation is probed
+/// ([`CODE_FREED_PROGRAM`]), the walk remembers the id of each stack under
+/// its code objects' addresses: a stack walked again needs no fingerprint
+/// read (`CodeFingerprint`, 40 % of a walk). An address names the same code
+/// object as long as no code object of the process was freed, so the
+/// remembered ids hold for one value of `code_freed_at`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ThreadStateKey {
+pub struct ProcessWalk {
     /// Offset of `thread.fsbase` in the kernel's `task_struct` (from BTF).
     pub task_fsbase: u64,
     /// Offset of the key's value from the thread pointer.
     pub tstate_slot: u64,
+    /// 0: the process's code object deallocation is not probed, nothing is
+    /// remembered. Else a number of this registration, unique in the session.
+    pub remembered: u64,
+    /// When the process last freed a code object (`bpf_ktime_get_ns`; 0:
+    /// not since it was registered). A time, not a count: each free stores
+    /// a value never stored before, with no atomic increment.
+    pub code_freed_at: u64,
 }
 
 /// One frame, innermost first.
@@ -106,21 +123,24 @@ pub enum WalkCounter {
     DepthCut = 4,
     /// A new stack's record found the ring buffer full.
     StackLost = 5,
+    /// Walks whose stack id was remembered (no fingerprint read).
+    Remembered = 6,
 }
 
 impl WalkCounter {
-    pub const ALL: [WalkCounter; 6] = [
+    pub const ALL: [WalkCounter; 7] = [
         WalkCounter::Walks,
         WalkCounter::NoTarget,
         WalkCounter::NoThreadState,
         WalkCounter::UnreadableFrame,
         WalkCounter::DepthCut,
         WalkCounter::StackLost,
+        WalkCounter::Remembered,
     ];
 }
 
 /// Map and program names.
-pub const PYTHON_THREAD_KEYS_MAP: &str = "PYTHON_THREAD_KEYS";
+pub const PROCESS_WALKS_MAP: &str = "PROCESS_WALKS";
 pub const PYTHON_TARGETS_MAP: &str = "PYTHON_TARGETS";
 pub const PYTHON_STACKS_MAP: &str = "PYTHON_STACKS";
 pub const PYTHON_STACK_COUNTERS_MAP: &str = "PYTHON_STACK_COUNTERS";
@@ -130,3 +150,5 @@ pub const STACK_WALK_PROGRAM: &str = "python_stack_walk";
 pub const STACK_SAMPLE_PROGRAM: &str = "python_stack_sample";
 pub const STACK_SAMPLE_DONE_PROGRAM: &str = "python_stack_sample_done";
 pub const ALLOCATION_STACK_DONE_PROGRAM: &str = "allocation_stack_done";
+/// The uprobe on the interpreter's code object deallocation (`ProcessWalk`).
+pub const CODE_FREED_PROGRAM: &str = "code_freed";

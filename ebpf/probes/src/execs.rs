@@ -17,7 +17,7 @@ use memray_ebpf_common::execs::ExecNotice;
 use memray_ebpf_common::TrackedProcess;
 
 use crate::processes::{PROCESSES, SIGSTOP};
-use crate::python_stack::{PYTHON_TARGETS, PYTHON_THREAD_KEYS};
+use crate::python_stack::{PROCESS_WALKS, PYTHON_TARGETS};
 
 #[map]
 static EXECS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
@@ -35,7 +35,7 @@ pub fn process_exec(_ctx: TracePointContext) -> u32 {
             let flags = process.flags & !TrackedProcess::RECORDED;
             let _ = PROCESSES.insert(tgid, TrackedProcess { flags, ..process }, 0);
             let _ = PYTHON_TARGETS.remove(tgid);
-            let _ = PYTHON_THREAD_KEYS.remove(tgid);
+            let _ = PROCESS_WALKS.remove(tgid);
             if notify(tgid, ExecNotice::TRACKED) {
                 // SAFETY: no memory arguments; the signal goes to the current process.
                 unsafe { bpf_send_signal(SIGSTOP) };

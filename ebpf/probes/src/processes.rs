@@ -16,7 +16,7 @@ use memray_ebpf_common::{
 
 use crate::allocators::PENDING;
 use crate::execs::notify;
-use crate::python_stack::{PYTHON_TARGETS, PYTHON_THREAD_KEYS};
+use crate::python_stack::{PROCESS_WALKS, PYTHON_TARGETS};
 
 #[map]
 pub static PROCESSES: HashMap<u32, TrackedProcess> = HashMap::with_max_entries(64 * 1024, 0);
@@ -52,8 +52,8 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
             let _ = PYTHON_TARGETS.insert(child, target, 0);
         }
         // SAFETY: as above.
-        if let Some(key) = unsafe { PYTHON_THREAD_KEYS.get(parent) } {
-            let _ = PYTHON_THREAD_KEYS.insert(child, key, 0);
+        if let Some(walk) = unsafe { PROCESS_WALKS.get(parent) } {
+            let _ = PROCESS_WALKS.insert(child, walk, 0);
         }
     }
     0
@@ -98,7 +98,7 @@ pub fn process_exit(ctx: TracePointContext) -> u32 {
     if let Ok(task) = unsafe { ctx.read_at::<u32>(EXIT_PID_OFFSET) } {
         let _ = PROCESSES.remove(task);
         let _ = PYTHON_TARGETS.remove(task);
-        let _ = PYTHON_THREAD_KEYS.remove(task);
+        let _ = PROCESS_WALKS.remove(task);
     }
     0
 }

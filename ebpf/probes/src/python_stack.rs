@@ -9,12 +9,16 @@
 //! tail-calls itself to go on and, at the end, tail-calls the slot its
 //! starter named. See
 //! `memray_ebpf_common::python_stack` for the protocol.
+//!
+//! A stack's id is a hash of its frames: code object addresses, offsets and
+//! the code objects' fingerprints, read only for stacks not remembered under
+//! their addresses (`ProcessWalk`).
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::{
-        self, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_loop,
+        self, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_loop,
         generated::bpf_probe_read_kernel,
     },
     macros::{map, uprobe},
@@ -24,7 +28,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use memray_ebpf_common::python_stack::{
-    StackFrame, StackHeader, StackRecord, StackSample, ThreadStateKey, WalkCounter,
+    ProcessWalk, StackFrame, StackHeader, StackRecord, StackSample, WalkCounter,
     FRAMES_PER_PROGRAM, MAX_FRAMES, MAX_WALK_PROGRAMS, SAMPLE_DONE_SLOT, STACK_WALK_SLOTS,
     STATUS_BROKEN, STATUS_LOST, STATUS_TRUNCATED, WALK_SLOT,
 };
@@ -38,9 +42,9 @@ use crate::memory_windows::{self, WindowedMemory};
 #[map]
 pub static PYTHON_TARGETS: HashMap<u32, Target> = HashMap::with_max_entries(1024, 0);
 
-/// Where each profiled process keeps a thread's `PyThreadState` (by tgid).
+/// The rest of what the walk needs of each profiled process (by tgid).
 #[map]
-pub static PYTHON_THREAD_KEYS: HashMap<u32, ThreadStateKey> = HashMap::with_max_entries(1024, 0);
+pub static PROCESS_WALKS: HashMap<u32, ProcessWalk> = HashMap::with_max_entries(1024, 0);
 
 /// New stacks' records (header and frames), sent once per stack id.
 #[map]
@@ -49,6 +53,12 @@ static PYTHON_STACKS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 /// Stack ids already sent. An evicted id is only sent again.
 #[map]
 static SENT_STACKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(64 * 1024, 0);
+
+/// Ids of sent stacks by the hash of their code addresses and offsets, for
+/// one registration and count of freed code objects (`ProcessWalk`). An
+/// evicted entry costs one fingerprinted walk.
+#[map]
+static REMEMBERED_STACKS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(64 * 1024, 0);
 
 #[map]
 static PYTHON_STACK_COUNTERS: PerCpuArray<u64> =
@@ -67,7 +77,10 @@ static STACK_SAMPLES: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 struct WalkState {
     /// The next frame to decode (0: the stack is walked).
     frame: u64,
+    /// Of the frames' addresses and offsets, then of their fingerprints.
     hash: u64,
+    /// The key `hash` is remembered under: 0 for none.
+    remembered: u64,
     done_slot: u32,
     programs: u32,
     /// The process's interpreter, copied at the start.
@@ -100,7 +113,7 @@ pub fn start<C: EbpfContext>(ctx: &C, done_slot: u32) {
         depth: 0,
         status: 0,
     };
-    state.frame = match first_frame(tgid, &mut state.target) {
+    state.frame = match first_frame(tgid, state) {
         Ok(frame) => frame,
         Err(reason) => {
             count(reason);
@@ -124,9 +137,11 @@ pub fn finished_stack() -> Option<StackHeader> {
 }
 
 /// The innermost frame of the calling thread, through its own thread state;
-/// its interpreter is copied into `target`.
+/// its interpreter is copied into the walk's `target`, and the key of its
+/// remembered stacks set.
 #[inline(always)]
-fn first_frame(tgid: u32, target: &mut Target) -> Result<u64, WalkCounter> {
+fn first_frame(tgid: u32, state: &mut WalkState) -> Result<u64, WalkCounter> {
+    let target = &mut state.target;
     let source = PYTHON_TARGETS.get_ptr(tgid).ok_or(WalkCounter::NoTarget)?;
     // One helper call: the compiler's copy of a struct this size is a
     // byte-by-byte loop in BPF (2,000 instructions per walk).
@@ -142,8 +157,14 @@ fn first_frame(tgid: u32, target: &mut Target) -> Result<u64, WalkCounter> {
     if copied != 0 {
         return Err(WalkCounter::NoTarget);
     }
-    // SAFETY: as above.
-    let key = unsafe { PYTHON_THREAD_KEYS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
+    // SAFETY: as above; `code_freed_at` changes under the walk (an integer).
+    let key = unsafe { PROCESS_WALKS.get(tgid) }.ok_or(WalkCounter::NoTarget)?;
+    // Read before any frame: a code object freed during the walk is not on
+    // the walked stack, whose frames hold theirs.
+    state.remembered = match key.remembered {
+        0 => 0,
+        registration => mix(registration, key.code_freed_at) | 1,
+    };
     // SAFETY: bpf_get_current_task returns the current task_struct; the
     // kernel read fails cleanly if the offset were wrong.
     let fsbase = unsafe {
@@ -229,17 +250,12 @@ fn step_frame(state: &mut WalkState) {
             state.frame = 0;
             return;
         }
-        let fingerprint = CodeFingerprint::read(&WindowedMemory, &state.target.layout, raw.code)
-            .map_or(0, |f| f.digest());
         let slot = frame_at(&mut state.record, depth);
         slot.code = raw.code;
-        slot.fingerprint = fingerprint;
+        slot.fingerprint = 0;
         slot.instruction_offset = raw.instruction_offset as i32;
         slot.is_entry = u32::from(raw.is_entry);
-        state.hash = mix(
-            mix(state.hash, raw.code ^ fingerprint),
-            raw.instruction_offset as u64,
-        );
+        state.hash = mix(mix(state.hash, raw.code), raw.instruction_offset as u64);
         state.record.header.depth += 1;
     }
     state.frame = step.previous;
@@ -275,11 +291,61 @@ fn finish(ctx: &ProbeContext, state: &mut WalkState) {
     if header.depth == 0 {
         return;
     }
+    state.hash = mix(state.hash, u64::from(header.status));
+    let remembered = match state.remembered {
+        0 => 0,
+        key => mix(state.hash, key),
+    };
+    if remembered != 0 {
+        // SAFETY: the value is copied out at once.
+        if let Some(&id) = unsafe { REMEMBERED_STACKS.get(remembered) } {
+            header.id = id;
+            count(WalkCounter::Remembered);
+            return;
+        }
+    }
+    // SAFETY: `fingerprint_frame` has the callback signature bpf_loop
+    // expects and takes no context.
+    unsafe {
+        bpf_loop(
+            u32::from(header.depth).min(MAX_FRAMES as u32),
+            fingerprint_frame as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
     // Never 0, which means "no stack".
-    header.id = mix(state.hash, u64::from(header.status)) | 1;
-    if SENT_STACKS.get_ptr(header.id).is_some() {
+    let header = &mut state.record.header;
+    header.id = state.hash | 1;
+    let id = header.id;
+    if SENT_STACKS.get_ptr(id).is_none() && !send(ctx, state) {
         return;
     }
+    if remembered != 0 {
+        let _ = REMEMBERED_STACKS.insert(remembered, id, 0);
+    }
+}
+
+/// Reads the fingerprint of the code object of frame `index` into the
+/// record and the hash: `bpf_loop`'s callback (0 goes on).
+extern "C" fn fingerprint_frame(index: u64, _context: *mut c_void) -> i64 {
+    let Some(state) = WALKS.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's walk state, in the walk program's loop.
+    let state = unsafe { &mut *state };
+    let frame = frame_at(&mut state.record, index as usize);
+    // The frame holds its code object: it is alive, and the address is its.
+    frame.fingerprint = CodeFingerprint::read(&WindowedMemory, &state.target.layout, frame.code)
+        .map_or(0, |f| f.digest());
+    state.hash = mix(state.hash, frame.fingerprint);
+    0
+}
+
+/// Sends the stack's record; false (counted) if the ring buffer is full.
+#[inline(always)]
+fn send(ctx: &ProbeContext, state: &mut WalkState) -> bool {
+    let header = &mut state.record.header;
     let size = size_of::<StackHeader>()
         + usize::from(header.depth).min(MAX_FRAMES) * size_of::<StackFrame>();
     let id = header.id;
@@ -288,14 +354,30 @@ fn finish(ctx: &ProbeContext, state: &mut WalkState) {
         unsafe { core::slice::from_raw_parts((&raw const state.record).cast::<u8>(), size) };
     if PYTHON_STACKS.output::<[u8]>(bytes, 0).is_ok() {
         let _ = SENT_STACKS.insert(id, 0, 0);
-    } else {
-        state.record.header.status |= STATUS_LOST;
-        count(WalkCounter::StackLost);
-        debug!(
-            ctx,
-            "python stack of {}: ring buffer full", state.record.header.tgid
-        );
+        return true;
     }
+    state.record.header.status |= STATUS_LOST;
+    count(WalkCounter::StackLost);
+    debug!(
+        ctx,
+        "python stack of {}: ring buffer full", state.record.header.tgid
+    );
+    false
+}
+
+/// Notes that the process frees a code object: a uprobe on the function
+/// behind `PyCode_Type.tp_dealloc` of its interpreter. The stacks remembered
+/// so far no longer hold (`ProcessWalk`).
+#[uprobe]
+pub fn code_freed(_ctx: ProbeContext) -> u32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if let Some(walk) = PROCESS_WALKS.get_ptr_mut(tgid) {
+        // SAFETY: a map value, alive while the program runs. A plain store
+        // (BPF has no atomic add for this target): two frees on two CPUs at
+        // once each store a time never stored before, whichever lands last.
+        unsafe { (*walk).code_freed_at = bpf_ktime_get_ns() };
+    }
+    0
 }
 
 /// Samples the Python stack of the thread that called the probed function.

@@ -92,6 +92,16 @@ impl LibcImage {
         Some(LibcFunction { file_offset, bytes })
     }
 
+    /// The bytes of the executable mapping, from `text_range.0`.
+    pub fn text(&self) -> &[u8] {
+        let (start, end) = self.text_range;
+        let from = usize::try_from(self.text_offset).unwrap_or(usize::MAX);
+        let to = from.saturating_add(usize::try_from(end - start).unwrap_or(usize::MAX));
+        self.data
+            .get(from..to.min(self.data.len()))
+            .unwrap_or_default()
+    }
+
     /// The function defined under `symbol` in the dynamic symbol table.
     pub fn function(&self, symbol: &str) -> Result<LibcFunction<'_>, Error> {
         find_function(&self.data, symbol, false).ok_or_else(|| Error::Symbol {

@@ -11,11 +11,11 @@
 //! `PYTHONMALLOC=malloc` the interpreter's wrappers of libc's allocator, as
 //! memray records them.
 
-use std::collections::HashSet;
-
-use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
+use iced_x86::{Decoder, DecoderOptions};
 use python_frames::{AllocatorTables, PythonProcess};
 
+use crate::inlined_copies::takes_address;
+use crate::placed::Placed;
 use crate::placement::return_placement;
 use crate::{Error, Function, LibcImage};
 
@@ -32,12 +32,10 @@ pub struct PythonAllocatorProbe {
     pub offset: u64,
 }
 
-/// The Python allocators to probe in the processes registered from now on,
-/// each function once for the probes placed for `owner` (a process).
+/// The Python allocators to probe in the processes registered from now on.
 #[derive(Default)]
 pub struct PythonAllocators {
     enabled: bool,
-    placed: HashSet<(u32, (u64, u64), u64)>,
     /// Why a process's allocators could not be probed (the first reason).
     refused: Option<String>,
 }
@@ -52,106 +50,82 @@ impl PythonAllocators {
         self.refused.as_deref()
     }
 
-    /// The probes of the function at `file_offset` of file `file_id` are
-    /// placed for `owner`.
-    pub fn placed(&mut self, owner: u32, file_id: (u64, u64), file_offset: u64) {
-        self.placed.insert((owner, file_id, file_offset));
-    }
-
-    /// The probes placed for `parent` are placed for `child` too.
-    pub fn copy_placed(&mut self, parent: u32, child: u32) {
-        let copies: Vec<_> = self
-            .placed
-            .iter()
-            .filter(|&&(owner, _, _)| owner == parent)
-            .map(|&(_, file, offset)| (child, file, offset))
-            .collect();
-        self.placed.extend(copies);
-    }
-
-    /// The probes placed for `owner` are gone.
-    pub fn forget(&mut self, owner: u32) {
-        self.placed
-            .retain(|&(placed_for, _, _)| placed_for != owner);
-    }
-
     /// The files and functions of `process`'s allocator tables not yet
     /// probed for `owner` (none unless enabled).
     pub fn unplaced(
         &mut self,
         process: &PythonProcess,
         owner: u32,
+        placed: &Placed,
     ) -> Result<Vec<(LibcImage, Vec<PythonAllocatorProbe>)>, crate::python::Error> {
         if !self.enabled {
             return Ok(Vec::new());
         }
-        let found = self.find(process, owner);
+        let found = find(process, owner, placed);
         if let Err(error) = &found {
             self.refused.get_or_insert_with(|| error.to_string());
         }
         found
     }
+}
 
-    fn find(
-        &mut self,
-        process: &PythonProcess,
-        owner: u32,
-    ) -> Result<Vec<(LibcImage, Vec<PythonAllocatorProbe>)>, crate::python::Error> {
-        let pid = u32::try_from(process.pid()).map_err(|_| Error::InvalidPid(process.pid()))?;
-        let mut files: Vec<(LibcImage, Vec<PythonAllocatorProbe>)> = Vec::new();
-        let tables = process.allocator_tables()?;
-        for table in tables {
-            for (function, address) in Function::PYTHON.into_iter().zip(table.functions) {
-                let known = files.iter().position(|(image, _)| {
-                    (image.text_range.0..image.text_range.1).contains(&address)
-                });
-                let index = match known {
-                    Some(index) => index,
-                    None => {
-                        let image = LibcImage::containing(pid, address)?
-                            .ok_or_else(|| outside_any_file(pid, address))?;
-                        files.push((image, Vec::new()));
-                        files.len() - 1
-                    }
-                };
-                let (image, probes) = &mut files[index];
-                let code = image
-                    .code_at(address)
-                    .ok_or_else(|| outside_any_file(pid, address))?;
-                let placed = self
-                    .placed
-                    .contains(&(owner, image.file_id, code.file_offset))
-                    || probes.iter().any(|p| p.file_offset == code.file_offset);
-                if placed {
-                    continue;
+fn find(
+    process: &PythonProcess,
+    owner: u32,
+    placed: &Placed,
+) -> Result<Vec<(LibcImage, Vec<PythonAllocatorProbe>)>, crate::python::Error> {
+    let pid = u32::try_from(process.pid()).map_err(|_| Error::InvalidPid(process.pid()))?;
+    let mut files: Vec<(LibcImage, Vec<PythonAllocatorProbe>)> = Vec::new();
+    let tables = process.allocator_tables()?;
+    for table in tables {
+        for (function, address) in Function::PYTHON.into_iter().zip(table.functions) {
+            let known = files
+                .iter()
+                .position(|(image, _)| (image.text_range.0..image.text_range.1).contains(&address));
+            let index = match known {
+                Some(index) => index,
+                None => {
+                    let image = LibcImage::containing(pid, address)?
+                        .ok_or_else(|| outside_any_file(pid, address))?;
+                    files.push((image, Vec::new()));
+                    files.len() - 1
                 }
-                probes.push(PythonAllocatorProbe {
-                    function,
-                    file_offset: code.file_offset,
-                    offset: return_placement(code.bytes, arguments(function)).offset,
-                });
+            };
+            let (image, probes) = &mut files[index];
+            let code = image
+                .code_at(address)
+                .ok_or_else(|| outside_any_file(pid, address))?;
+            let placed = placed.contains(owner, image.file_id, code.file_offset)
+                || probes.iter().any(|p| p.file_offset == code.file_offset);
+            if placed {
+                continue;
             }
+            probes.push(PythonAllocatorProbe {
+                function,
+                file_offset: code.file_offset,
+                offset: return_placement(code.bytes, arguments(function)).offset,
+            });
         }
-        let object_malloc = tables_malloc(&tables);
-        if let Some((image, _)) = files
-            .iter()
-            .find(|(image, _)| guards_inlined_copy(image, object_malloc))
-        {
-            return Err(Error::Process {
-                pid,
-                what: format!(
-                    "{} calls pymalloc through inlined copies where its allocator table still \
+    }
+    let object_malloc = tables_malloc(&tables);
+    if let Some((image, _)) = files
+        .iter()
+        .find(|(image, _)| guards_inlined_copy(image, object_malloc))
+    {
+        return Err(Error::Process {
+            pid,
+            what: format!(
+                "{} calls pymalloc through inlined copies where its allocator table still \
                      points to it (a PGO/LTO build): the probes would miss those calls, so \
                      --trace-python-allocators is not possible with --ebpf for this interpreter \
                      (in-process `memray run --trace-python-allocators` is)",
-                    image.path.display()
-                ),
-            }
-            .into());
+                image.path.display()
+            ),
         }
-        files.retain(|(_, probes)| !probes.is_empty());
-        Ok(files)
+        .into());
     }
+    files.retain(|(_, probes)| !probes.is_empty());
+    Ok(files)
 }
 
 /// The OBJ domain's `malloc`.
@@ -169,17 +143,10 @@ fn guards_inlined_copy(image: &LibcImage, function: u64) -> bool {
     };
     let start = image.address_of(accessor.file_offset);
     let mut decoder = Decoder::with_ip(64, accessor.bytes, start, DecoderOptions::NONE);
-    decoder.iter().take(GUARD_WINDOW).any(|instruction| {
-        let compares = instruction.mnemonic() == Mnemonic::Cmp
-            && (0..instruction.op_count()).any(|operand| {
-                instruction.op_kind(operand) == OpKind::Immediate32to64
-                    && instruction.immediate(operand) == function
-            });
-        let takes_address = instruction.mnemonic() == Mnemonic::Lea
-            && instruction.is_ip_rel_memory_operand()
-            && instruction.ip_rel_memory_address() == function;
-        compares || takes_address
-    })
+    decoder
+        .iter()
+        .take(GUARD_WINDOW)
+        .any(|instruction| takes_address(&instruction, function))
 }
 
 /// The arguments the probes read: `ctx` first, then the function's own.

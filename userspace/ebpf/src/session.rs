@@ -1,7 +1,7 @@
 //! The probes loaded once, attached to any number of processes; the
 //! Python stack walk of each registered process runs in them.
 
-use std::collections::{HashMap as StdHashMap, HashSet};
+use std::collections::HashMap as StdHashMap;
 use std::path::Path;
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
@@ -12,7 +12,7 @@ use memray_ebpf_common::native_stack::{
     NATIVE_STACKS_MAP, NATIVE_UNMAP_PROGRAM, NATIVE_UNMAP_TRACEPOINT,
 };
 use memray_ebpf_common::python_stack::{
-    ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM, STACK_WALK_PROGRAM,
+    ALLOCATION_DONE_SLOT, ALLOCATION_STACK_DONE_PROGRAM, CODE_FREED_PROGRAM, STACK_WALK_PROGRAM,
 };
 use memray_ebpf_common::{
     Counter, Function, PendingCall, TrackedProcess, ALLOCATOR_ENTRY_PROGRAM,
@@ -30,9 +30,10 @@ use crate::interpreter_files::interpreter_files;
 use crate::libc_image::{function_offset, LibcImage};
 use crate::native::NativeCopies;
 use crate::object::PROBES;
+use crate::placed::Placed;
 use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
-use crate::python::{self, StackTable, WalkPrograms};
+use crate::python::{self, CodeDeaths, StackTable, WalkPrograms};
 use crate::python_allocators::PythonAllocators;
 use crate::recording::{resume, stat_after_command};
 use crate::uprobe_multi::{LinkCloser, Sites, UprobeLink, UprobePrograms};
@@ -110,13 +111,19 @@ pub struct Session {
     own: StdHashMap<u32, LibcProbes>,
     /// The third-party allocators to probe ([`Session::probe_allocators`]).
     custom: Vec<CustomAllocator>,
-    /// Their probes, by the process they are for…
+    /// Their probes, by the process they are for; the Python allocators'
+    /// and the code object deallocation's go with them.
     custom_links: StdHashMap<u32, Vec<UprobeLink>>,
-    /// …and the libraries (file ids) they are placed on.
-    custom_placed: HashSet<(u32, (u64, u64))>,
-    /// `--trace-python-allocators` ([`Session::probe_python_allocators`]);
-    /// the probes go with the third-party allocators' in `custom_links`.
+    /// Where those are placed: the libraries of the third-party allocators
+    /// (at offset 0) and the interpreter's functions, by process.
+    placed: Placed,
+    /// `--trace-python-allocators` ([`Session::probe_python_allocators`]).
     python_allocators: PythonAllocators,
+    /// Where the registered processes free their code objects.
+    code_deaths: CodeDeaths,
+    /// Registrations of processes whose code object deallocation is probed
+    /// ([`Session::register_python`]).
+    remembering: u64,
     /// The probes of detached processes, inert (nothing of theirs is in the
     /// pid set any more), removed when the session ends or before the next
     /// attach: each removal waits about 0.1 s ([`Session::close_after_exit`]).
@@ -166,6 +173,7 @@ impl Session {
                 CHILD_EXIT_HOLD_PROGRAM,
                 STACK_WALK_PROGRAM,
                 ALLOCATION_STACK_DONE_PROGRAM,
+                CODE_FREED_PROGRAM,
             ],
         )?;
         let log = ProbeLog::new(&mut ebpf);
@@ -195,8 +203,10 @@ impl Session {
             own: StdHashMap::new(),
             custom: Vec::new(),
             custom_links: StdHashMap::new(),
-            custom_placed: HashSet::new(),
+            placed: Placed::default(),
             python_allocators: PythonAllocators::default(),
+            code_deaths: CodeDeaths::default(),
+            remembering: 0,
             retired: Vec::new(),
             clones_watched: false,
             closer: LinkCloser::new(),
@@ -366,14 +376,9 @@ impl Session {
             return Ok(false);
         }
         let libc = LibcImage::of_process(pid)?;
-        let sites = Sites {
-            path: &libc.path,
-            offsets: &[libc.function("_exit")?.file_offset],
-            cookies: &[],
-            at_return: false,
-            // The children get it with the rest of its probes.
-            pid,
-        };
+        let exit = [libc.function("_exit")?.file_offset];
+        // The children get it with the rest of its probes.
+        let sites = Sites::entries(&libc.path, &exit, pid);
         let link = self.uprobes.attach(CHILD_EXIT_HOLD_PROGRAM, &sites)?;
         self.attached
             .get_mut(&pid)
@@ -403,7 +408,6 @@ impl Session {
         }
         self.retire_links(attachment.probes.links);
         self.retire_links(attachment.exit_holds);
-        self.python_allocators.forget(pid);
         for &tgid in &family {
             self.retire_own(tgid);
             python::unregister(&mut self.ebpf, tgid)?;
@@ -435,13 +439,8 @@ impl Session {
             let Some((file, offset)) = found else {
                 continue;
             };
-            let sites = Sites {
-                path: file,
-                offsets: &[offset],
-                cookies: &[],
-                at_return: false,
-                pid,
-            };
+            let offsets = [offset];
+            let sites = Sites::entries(file, &offsets, pid);
             links.push(self.uprobes.attach(INTERPRETER_HOLD_PROGRAM, &sites)?);
         }
         let held = !links.is_empty();
@@ -542,7 +541,7 @@ impl Session {
             let Some(image) = LibcImage::mapped(pid, |path| wanted[0].is_library(path))? else {
                 continue;
             };
-            if !self.custom_placed.insert((pid, image.file_id)) {
+            if !self.placed.insert(pid, image.file_id, WHOLE_LIBRARY) {
                 continue;
             }
             let functions: Vec<(Function, &str, bool)> = wanted
@@ -611,15 +610,7 @@ impl Session {
         self.own.insert(pid, probes);
         self.custom_links.insert(pid, custom);
         placed?;
-        let libraries: Vec<(u64, u64)> = self
-            .custom_placed
-            .iter()
-            .filter(|&&(owner, _)| owner == parent)
-            .map(|&(_, file)| file)
-            .collect();
-        self.custom_placed
-            .extend(libraries.into_iter().map(|file| (pid, file)));
-        self.python_allocators.copy_placed(parent, pid);
+        self.placed.copy(parent, pid);
         self.update_process(pid, |entry| entry.flags |= TrackedProcess::RECORDED)
     }
 
@@ -691,8 +682,7 @@ impl Session {
             .unwrap_or_default();
         links.extend(self.custom_links.remove(&pid).unwrap_or_default());
         links.extend(self.holds.remove(&pid).unwrap_or_default());
-        self.custom_placed.retain(|&(owner, _)| owner != pid);
-        self.python_allocators.forget(pid);
+        self.placed.forget(pid);
         links
     }
 
@@ -769,7 +759,28 @@ impl Session {
     /// allocators, if asked).
     pub fn register_python(&mut self, process: &PythonProcess) -> Result<(), python::Error> {
         self.place_python_allocators(process)?;
-        python::register(&mut self.ebpf, process)
+        let remembered = self.probe_code_deaths(process)?;
+        python::register(&mut self.ebpf, process, remembered)
+    }
+
+    /// Places the probe on `process`'s code object deallocation for it
+    /// alone, unless it is there already. Returns the number its stacks are
+    /// remembered under from now on, or 0 if it cannot be probed.
+    fn probe_code_deaths(&mut self, process: &PythonProcess) -> Result<u64, python::Error> {
+        let pid = u32::try_from(process.pid()).map_err(|_| Error::InvalidPid(process.pid()))?;
+        let Some(site) = self.code_deaths.site(process)? else {
+            return Ok(0);
+        };
+        let file = site.image.file_id;
+        if !self.placed.contains(pid, file, site.file_offset) {
+            let offsets = [site.file_offset];
+            let sites = Sites::entries(&site.image.path, &offsets, pid);
+            let link = self.uprobes.attach(CODE_FREED_PROGRAM, &sites)?;
+            self.custom_links.entry(pid).or_default().push(link);
+            self.placed.insert(pid, file, site.file_offset);
+        }
+        self.remembering += 1;
+        Ok(self.remembering)
     }
 
     /// Why the Python allocators of a process could not be probed, if so:
@@ -792,7 +803,10 @@ impl Session {
         if pid == 0 {
             return Err(Error::InvalidPid(0).into());
         }
-        for (image, probes) in self.python_allocators.unplaced(process, pid)? {
+        for (image, probes) in self
+            .python_allocators
+            .unplaced(process, pid, &self.placed)?
+        {
             let offsets: Vec<u64> = probes.iter().map(|p| p.file_offset + p.offset).collect();
             let cookies: Vec<u64> = probes.iter().map(|p| p.function.cookie()).collect();
             let mut links = Vec::new();
@@ -802,8 +816,7 @@ impl Session {
             self.custom_links.entry(pid).or_default().extend(links);
             result?;
             for probe in probes {
-                self.python_allocators
-                    .placed(pid, image.file_id, probe.file_offset);
+                self.placed.insert(pid, image.file_id, probe.file_offset);
             }
         }
         Ok(())
@@ -919,6 +932,9 @@ impl Session {
         Ok(HashMap::try_from(map)?)
     }
 }
+
+/// The offset [`Placed`] records a third-party allocator's library under.
+const WHOLE_LIBRARY: u64 = 0;
 
 /// Loads tracepoint program `name` and attaches it to each of `events`.
 fn attach_tracepoint(

@@ -52,6 +52,19 @@ pub(crate) struct Sites<'a> {
     pub pid: u32,
 }
 
+impl<'a> Sites<'a> {
+    /// Entry probes at `offsets` of `path`, without cookies, for `pid`.
+    pub fn entries(path: &'a Path, offsets: &'a [u64], pid: u32) -> Sites<'a> {
+        Sites {
+            path,
+            offsets,
+            cookies: &[],
+            at_return: false,
+            pid,
+        }
+    }
+}
+
 /// A placed program; dropping it removes its probes (one grace period).
 pub(crate) struct UprobeLink {
     _fd: OwnedFd,

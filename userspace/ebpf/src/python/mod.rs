@@ -3,6 +3,7 @@
 //! thread states), loading the walk programs, receiving the stacks, and
 //! naming their code objects.
 
+mod code_deaths;
 mod codes;
 mod kernel_btf;
 mod sampler;
@@ -12,14 +13,15 @@ mod thread_key;
 use aya::maps::{HashMap, Map, MapData, PerCpuArray, RingBuf};
 use aya::{Ebpf, Pod};
 use memray_ebpf_common::python_stack::{
-    ThreadStateKey, WalkCounter, PYTHON_STACKS_MAP, PYTHON_STACK_COUNTERS_MAP, PYTHON_TARGETS_MAP,
-    PYTHON_THREAD_KEYS_MAP, STACK_WALK_PROGRAM, STACK_WALK_PROGRAMS_MAP, WALK_SLOT,
+    ProcessWalk, WalkCounter, PROCESS_WALKS_MAP, PYTHON_STACKS_MAP, PYTHON_STACK_COUNTERS_MAP,
+    PYTHON_TARGETS_MAP, STACK_WALK_PROGRAM, STACK_WALK_PROGRAMS_MAP, WALK_SLOT,
 };
 use python_frames::{PythonProcess, Target};
 
 use crate::uprobe_multi::UprobePrograms;
 use crate::{LibcImage, PthreadKeyLayout};
 
+pub(crate) use code_deaths::CodeDeaths;
 pub use codes::RemoteCodes;
 pub use sampler::{Sample, StackSampler};
 pub use stacks::{Stack, StackTable};
@@ -44,19 +46,23 @@ pub enum Error {
 pub type WalkCounters = [u64; WalkCounter::ALL.len()];
 
 /// Makes the probes walk the Python stacks of `process` (its libc tells
-/// where threads keep their pthread-specific values).
-pub fn register(ebpf: &mut Ebpf, process: &PythonProcess) -> Result<(), Error> {
+/// where threads keep their pthread-specific values). `remembered`: 0, or
+/// a number unique in the session once its code object deallocation is
+/// probed ([`ProcessWalk`]).
+pub fn register(ebpf: &mut Ebpf, process: &PythonProcess, remembered: u64) -> Result<(), Error> {
     let pid = u32::try_from(process.pid()).map_err(|_| crate::Error::InvalidPid(process.pid()))?;
     let libc = LibcImage::of_process(pid)?;
     let keys = PthreadKeyLayout::from_getspecific(libc.function("pthread_getspecific")?.bytes)
         .ok_or(Error::NoThreadKey(
             "pthread_getspecific could not be decoded",
         ))?;
-    let key = ThreadStateKey {
+    let walk = ProcessWalk {
         task_fsbase: kernel_btf::task_fsbase_offset().map_err(Error::KernelBtf)?,
         tstate_slot: thread_state_slot(process, &keys)?,
+        remembered,
+        code_freed_at: 0,
     };
-    Ok(fill_process_maps(ebpf, process, key)?)
+    Ok(fill_process_maps(ebpf, process, walk)?)
 }
 
 /// The probes stop walking the stacks of process `tgid` (gone or detached).
@@ -65,24 +71,22 @@ pub fn unregister(ebpf: &mut Ebpf, tgid: u32) -> Result<(), crate::Error> {
         HashMap::try_from(map(ebpf, PYTHON_TARGETS_MAP)?)?;
     // Absent if it was never registered.
     let _ = targets.remove(&tgid);
-    let mut keys: HashMap<_, u32, KeyValue> =
-        HashMap::try_from(map(ebpf, PYTHON_THREAD_KEYS_MAP)?)?;
-    let _ = keys.remove(&tgid);
+    let mut walks: HashMap<_, u32, WalkValue> = HashMap::try_from(map(ebpf, PROCESS_WALKS_MAP)?)?;
+    let _ = walks.remove(&tgid);
     Ok(())
 }
 
 fn fill_process_maps(
     ebpf: &mut Ebpf,
     process: &PythonProcess,
-    key: ThreadStateKey,
+    walk: ProcessWalk,
 ) -> Result<(), crate::Error> {
     let tgid = process.pid() as u32;
     let mut targets: HashMap<_, u32, TargetValue> =
         HashMap::try_from(map(ebpf, PYTHON_TARGETS_MAP)?)?;
     targets.insert(tgid, TargetValue(*process.target()), 0)?;
-    let mut keys: HashMap<_, u32, KeyValue> =
-        HashMap::try_from(map(ebpf, PYTHON_THREAD_KEYS_MAP)?)?;
-    keys.insert(tgid, KeyValue(key), 0)?;
+    let mut walks: HashMap<_, u32, WalkValue> = HashMap::try_from(map(ebpf, PROCESS_WALKS_MAP)?)?;
+    walks.insert(tgid, WalkValue(walk), 0)?;
     Ok(())
 }
 
@@ -95,9 +99,9 @@ unsafe impl Pod for TargetValue {}
 
 #[repr(transparent)]
 #[derive(Clone, Copy)]
-struct KeyValue(ThreadStateKey);
-// SAFETY: `ThreadStateKey` is `#[repr(C)]`, two `u64`s.
-unsafe impl Pod for KeyValue {}
+struct WalkValue(ProcessWalk);
+// SAFETY: `ProcessWalk` is `#[repr(C)]`, four `u64`s.
+unsafe impl Pod for WalkValue {}
 
 /// The filled program array of the walk. The kernel empties a program array
 /// when userspace closes it, so keep this as long as the probes run.
@@ -140,7 +144,7 @@ pub fn give_ups(counters: &WalkCounters) -> Vec<(&'static str, u64)> {
         .filter(|&(_, &count)| count > 0)
         .filter_map(|(counter, &count)| {
             let reason = match counter {
-                WalkCounter::Walks => return None,
+                WalkCounter::Walks | WalkCounter::Remembered => return None,
                 WalkCounter::NoTarget => "no interpreter registered for the process",
                 WalkCounter::NoThreadState => "the thread had no Python thread state",
                 WalkCounter::UnreadableFrame => "a frame could not be read",

@@ -5,14 +5,14 @@
 use aya::maps::{MapData, RingBuf};
 use aya::Ebpf;
 use memray_ebpf_common::python_stack::{
-    StackSample, SAMPLE_DONE_SLOT, STACK_SAMPLES_MAP, STACK_SAMPLE_DONE_PROGRAM,
-    STACK_SAMPLE_PROGRAM, STACK_WALK_PROGRAM,
+    StackSample, CODE_FREED_PROGRAM, SAMPLE_DONE_SLOT, STACK_SAMPLES_MAP,
+    STACK_SAMPLE_DONE_PROGRAM, STACK_SAMPLE_PROGRAM, STACK_WALK_PROGRAM,
 };
 use python_frames::PythonProcess;
 
 use super::{
-    load_walk_programs, register, stack_table, walk_counters, Error, StackTable, WalkCounters,
-    WalkPrograms,
+    load_walk_programs, register, stack_table, walk_counters, CodeDeaths, Error, StackTable,
+    WalkCounters, WalkPrograms,
 };
 use crate::object::PROBES;
 use crate::probe_log::{self, ProbeLog};
@@ -38,6 +38,8 @@ pub struct StackSampler {
     samples: RingBuf<MapData>,
     stacks: StackTable,
     _link: UprobeLink,
+    /// On the interpreter's code object deallocation, if placed.
+    code_deaths: Option<UprobeLink>,
     _programs: UprobePrograms,
 }
 
@@ -63,10 +65,18 @@ impl StackSampler {
                 STACK_SAMPLE_PROGRAM,
                 STACK_WALK_PROGRAM,
                 STACK_SAMPLE_DONE_PROGRAM,
+                CODE_FREED_PROGRAM,
             ],
         )?;
         let log = ProbeLog::new(&mut ebpf);
-        register(&mut ebpf, process)?;
+        let code_deaths = match CodeDeaths::default().site(process)? {
+            Some(site) => Some(programs.attach(
+                CODE_FREED_PROGRAM,
+                &Sites::entries(&site.image.path, &[site.file_offset], pid),
+            )?),
+            None => None,
+        };
+        register(&mut ebpf, process, u64::from(code_deaths.is_some()))?;
         let walk = load_walk_programs(
             &mut ebpf,
             &programs,
@@ -85,14 +95,11 @@ impl StackSampler {
                     what: format!("{library} is not mapped"),
                 }
             })?;
-        let sites = Sites {
-            path: &image.path,
-            offsets: &[image.function(function)?.file_offset],
-            cookies: &[],
-            at_return: false,
-            pid,
-        };
-        let link = programs.attach(STACK_SAMPLE_PROGRAM, &sites)?;
+        let offset = image.function(function)?.file_offset;
+        let link = programs.attach(
+            STACK_SAMPLE_PROGRAM,
+            &Sites::entries(&image.path, &[offset], pid),
+        )?;
         Ok(StackSampler {
             ebpf,
             log,
@@ -100,6 +107,7 @@ impl StackSampler {
             samples,
             stacks,
             _link: link,
+            code_deaths,
             _programs: programs,
         })
     }
@@ -128,6 +136,12 @@ impl StackSampler {
 
     pub fn stacks(&self) -> &StackTable {
         &self.stacks
+    }
+
+    /// Whether the walk remembers stacks by their code addresses (the
+    /// interpreter's code object deallocation is probed).
+    pub fn remembers_stacks(&self) -> bool {
+        self.code_deaths.is_some()
     }
 
     pub fn counters(&self) -> Result<WalkCounters, crate::Error> {
