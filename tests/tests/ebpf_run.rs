@@ -217,6 +217,47 @@ fn follow_fork_captures_children_that_exit_at_once() {
     check_with_memray(workdir.path(), check, &children, "the children's captures");
 }
 
+/// A followed child's lost records are counted like its parent's: printed
+/// with its capture's name, and noted in that capture.
+#[test]
+fn records_a_followed_child_lost_are_counted_in_its_capture() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import os\n\
+        pid = os.fork()\n\
+        if pid == 0:\n\
+        \x20   for _ in range(200000):\n\
+        \x20       bytearray(5000)\n\
+        \x20   os._exit(0)\n\
+        os.waitpid(pid, 0)\n\
+        print(pid)\n";
+    let output = run_ebpf_code(
+        workdir.path(),
+        &[("MEMRAY_EBPF_RING_BYTES", "4096")],
+        &["--follow-fork"],
+        program,
+        &[],
+    );
+    succeeded(&output, "run --ebpf --follow-fork with a tiny ring buffer");
+    let child = printed_words(&output).concat();
+    let capture = format!("out.bin.{child}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lost: u64 = stderr
+        .lines()
+        .find(|line| line.ends_with(&format!("; {capture} misses them")))
+        .and_then(|line| line.split_once("warning: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no lost-records warning for {capture}: {stderr}"));
+    assert!(lost > 0, "{stderr}");
+    let mut reader =
+        memray_format::CaptureReader::open(workdir.path().join(&capture)).expect("our reader");
+    while reader.next_record().expect("records").is_some() {}
+    assert_eq!(reader.lost_records(), Some(lost), "{stderr}");
+}
+
 /// The words the program printed (the pids of its children).
 fn printed_words(output: &Output) -> Vec<String> {
     String::from_utf8_lossy(&output.stdout)

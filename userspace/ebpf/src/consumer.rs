@@ -46,6 +46,8 @@ struct ProcessCapture {
     /// return addresses.
     native: Option<NativeStacks>,
     addresses: Vec<u64>,
+    /// Records the probes lost (noted in the file).
+    lost_records: u64,
 }
 
 /// How one capture ended.
@@ -53,6 +55,8 @@ pub struct Finished {
     pub pid: u32,
     pub output: PathBuf,
     pub result: Result<(), FinishError>,
+    /// Records the probes lost because the ring buffer was full.
+    pub lost_records: u64,
     /// `--native`: allocations recorded without their native stack (its
     /// copy found the ring buffer full).
     pub native_stacks_missing: u64,
@@ -88,6 +92,7 @@ impl Consumer {
             frames: Vec::new(),
             native,
             addresses: Vec::new(),
+            lost_records: 0,
         };
         // The main thread is memray's thread 1, whichever thread records first.
         thread(&mut capture.threads, &mut capture.recorder, pid, pid)?;
@@ -135,6 +140,7 @@ impl Consumer {
     pub fn note_lost_records(&mut self, pid: u32, count: u64) {
         if let Some(capture) = self.captures.get_mut(&pid) {
             capture.recorder.note_lost_records(count);
+            capture.lost_records = count;
         }
     }
 
@@ -158,6 +164,7 @@ impl ProcessCapture {
         Finished {
             pid,
             output: self.output,
+            lost_records: self.lost_records,
             native_stacks_missing: self.native.as_ref().map_or(0, |native| native.missing),
             result: self.recorder.finish(),
         }

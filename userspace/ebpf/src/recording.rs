@@ -56,8 +56,6 @@ pub struct Outcome {
     /// The captures of the children it forked (`--follow-fork`) and of
     /// the programs they or it exec'd (`--follow-exec`).
     pub children: Vec<Finished>,
-    /// Records the probes lost because the ring buffer was full.
-    pub drops: u64,
     /// Why stack walks gave up.
     pub walks: python::WalkCounters,
     /// The last reason the interpreter could not be registered, if it never was.
@@ -181,7 +179,6 @@ impl Recording<'_> {
         session.detach(pid)?;
         // The records still in the ring, up to the detach.
         let finished = intake.end(session)?;
-        let drops = session.drops(pid)?;
         let walks = session.walk_counters()?;
         let (mut capture, mut children) = (None, Vec::new());
         for finished in finished {
@@ -196,7 +193,6 @@ impl Recording<'_> {
             unregistered: capture.is_none().then_some(unregistered).flatten(),
             capture,
             children,
-            drops,
             walks,
         })
     }

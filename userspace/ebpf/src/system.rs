@@ -43,8 +43,6 @@ pub struct ProcessCapture {
     pub finished: Finished,
     /// Its command line when its capture started.
     pub command: String,
-    /// Records the probes lost because the ring buffer was full.
-    pub drops: u64,
 }
 
 /// What the recording left.
@@ -120,7 +118,6 @@ impl SystemRecording<'_> {
                     .get(&finished.pid)
                     .cloned()
                     .unwrap_or_default(),
-                drops: session.drops(finished.pid)?,
                 finished,
             });
         }

@@ -113,12 +113,6 @@ pub fn record(
         )));
     }
     let outcome = outcome.map_err(|e| ebpf_error(command, e))?;
-    if outcome.drops > 0 {
-        eprintln!(
-            "memray {command}: warning: {} allocation records were lost (the ring buffer was full); the capture misses them",
-            outcome.drops
-        );
-    }
     if verbose {
         for (reason, count) in memray_ebpf::python::give_ups(&outcome.walks) {
             eprintln!("memray {command}: {count} stack walks gave up: {reason}");
@@ -137,6 +131,13 @@ pub fn record(
         let output = &finished.output;
         if let Err(error) = &finished.result {
             return Err(CliError::new(format!("memray {command}: {error}")));
+        }
+        if finished.lost_records > 0 {
+            eprintln!(
+                "memray {command}: warning: {} allocation records were lost (the ring buffer was full); {} misses them",
+                finished.lost_records,
+                output.display()
+            );
         }
         if finished.native_stacks_missing > 0 {
             eprintln!(

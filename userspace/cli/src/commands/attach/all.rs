@@ -93,7 +93,7 @@ fn summary_line(capture: &ProcessCapture) -> String {
         command,
         peak,
         allocations,
-        capture.drops,
+        capture.finished.lost_records,
         output.display()
     )
 }
