@@ -23,6 +23,8 @@ pub mod file;
 pub mod inprocess;
 pub mod maps;
 pub mod memory;
+#[cfg(target_os = "linux")]
+pub mod mounts;
 mod platform;
 pub mod process;
 pub mod threads;
@@ -38,7 +40,7 @@ pub use inprocess::InProcess;
 pub use layout::{FrameKind, Layout};
 pub use memory::{LocalMemory, Memory, PageCache, RemoteMemory, SnapshotMemory};
 #[cfg(target_os = "linux")]
-pub use platform::{process_file, reported_file};
+pub use platform::{lasting_file, process_file, reported_file};
 pub use process::{PythonProcess, ThreadStack};
 pub use threads::{thread_states, ThreadState};
 pub use walk::{walk_stack, FrameReader, FrameStep, RawFrame, StackWalk, Target};

@@ -54,6 +54,17 @@ const CHECK_WORKER: &str = "import sys\n\
     others = [r.size for r in records if str(r.size) in sys.argv[4:]]\n\
     assert others == [], others\n";
 
+/// memray 1.20 names the native frames of the three blocks of
+/// `sys.argv[2]` bytes in capture `sys.argv[1]` from the files the process
+/// ran (the container's libpython), not from files at the same paths here.
+const CHECK_NATIVE_NAMES: &str = "import sys\n\
+    from memray import FileReader\n\
+    reader = FileReader(sys.argv[1])\n\
+    found = [r.native_stack_trace() for r in reader.get_allocation_records() if r.size == int(sys.argv[2])]\n\
+    assert len(found) == 3, found\n\
+    for stack in found:\n\
+    \x20   assert any('bytearray' in f[0].lower() for f in stack), stack\n";
+
 /// How the container's root is made.
 #[derive(Clone, Copy, Debug)]
 enum Root {
@@ -142,11 +153,12 @@ impl Container {
         self.expect("done");
     }
 
-    /// Lets it end; it must end well.
-    fn stop(mut self) {
+    /// Lets it end; it must end well. Returns its root, deleted when dropped.
+    fn stop(mut self) -> tempfile::TempDir {
         std::fs::write(self.work().join("stop"), "").expect("stop");
         self.expect("bye");
         assert!(self.unshare.0.wait().expect("wait").success());
+        self.root
     }
 }
 
@@ -335,7 +347,8 @@ fn tag(test: &str) -> String {
 /// each kind of container: the capture is of its host pid and holds its
 /// three blocks at the right line (memray 1.20's FileReader and our `stats
 /// --json` read it) with their native stacks (unwound over the container's
-/// files), and the process goes on once memray has detached.
+/// files, and named from them once the container is gone), and the process
+/// goes on once memray has detached.
 #[test]
 fn attach_records_a_process_in_a_container() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
@@ -364,12 +377,19 @@ fn attach_records_a_process_in_a_container() {
         let output = memray.interrupt();
         succeeded(&output, &format!("attach --ebpf ({kind:?})"));
         let pid = container.pid;
-        container.stop();
+        // The process is gone, its files are not.
+        let _root = container.stop();
         check_with_memray(
             workdir.path(),
             CHECK_WORKER,
             &["out.bin", &pid.to_string(), "300011"],
             &format!("the capture ({kind:?})"),
+        );
+        check_with_memray(
+            workdir.path(),
+            CHECK_NATIVE_NAMES,
+            &["out.bin", "300011"],
+            &format!("the native frames' names ({kind:?})"),
         );
         let stats = memray_in(
             workdir.path(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::discover::{files_mapped_at_offset_zero, MappedFile};
 use crate::error::Error;
 use crate::file::{map_file, Mmap};
+use crate::mounts::{parse_mountinfo, translations};
 
 /// The format of executables and libraries, as errors name it.
 pub const EXECUTABLE_FORMAT: &str = "ELF";
@@ -105,6 +106,35 @@ pub fn reported_file(pid: u32, path: &Path) -> PathBuf {
         .or_else(|_| path.strip_prefix("/"))
         .unwrap_or(path);
     through_root(pid, inner)
+}
+
+/// Where this process reaches file `path` of process `pid` (as its maps
+/// name it) for as long as the file exists, not only while that process
+/// lives as through `/proc/PID/root`: `path` itself in a shared mount
+/// namespace, else the same file through our own mount of its filesystem
+/// (`mounts::translations`). `None` if there is no such path.
+pub fn lasting_file(pid: u32, path: &Path) -> Option<PathBuf> {
+    let namespace = |process: &str| std::fs::read_link(format!("/proc/{process}/ns/mnt")).ok();
+    if namespace("self") == namespace(&pid.to_string()) {
+        return Some(path.to_path_buf());
+    }
+    let table = |process: &str| {
+        std::fs::read_to_string(format!("/proc/{process}/mountinfo"))
+            .ok()
+            .map(|text| parse_mountinfo(&text))
+    };
+    let (theirs, ours) = (table(&pid.to_string())?, table("self")?);
+    let wanted = file_id(&reported_file(pid, path))?;
+    std::iter::once(path.to_path_buf())
+        .chain(translations(&theirs, &ours, path))
+        .find(|candidate| file_id(candidate) == Some(wanted))
+}
+
+/// A file's (device, inode).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.dev(), metadata.ino()))
 }
 
 fn through_root(pid: u32, relative: &Path) -> PathBuf {

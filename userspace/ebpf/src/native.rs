@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
+use std::path::Path;
 
 use aya::maps::{MapData, RingBuf};
 use memray_ebpf_common::native_stack::{
@@ -125,6 +126,34 @@ impl Change {
     }
 }
 
+/// `images` of process `pid` as its capture names them: by paths that
+/// outlive the process (`python_frames::lasting_file`), for the reports to
+/// read the objects' symbols from the files it ran, not from other files
+/// at the same paths on this machine (a container's). Where there is none,
+/// through `/proc/PID/root`: readable while the process lives, never
+/// another file.
+fn recorded_images(pid: u32, paths: &mut HashMap<String, String>, images: &[Image]) -> Vec<Image> {
+    images
+        .iter()
+        .map(|image| {
+            let filename = paths
+                .entry(image.filename.clone())
+                .or_insert_with(|| {
+                    let path = Path::new(&image.filename);
+                    python_frames::lasting_file(pid, path)
+                        .unwrap_or_else(|| python_frames::reported_file(pid, path))
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .clone();
+            Image {
+                filename,
+                ..image.clone()
+            }
+        })
+        .collect()
+}
+
 /// The native side of one process's capture.
 pub(crate) struct NativeStacks {
     pid: u32,
@@ -142,6 +171,8 @@ pub(crate) struct NativeStacks {
     refreshed_in: u64,
     /// Allocations recorded without their copy (the ring buffer was full).
     pub missing: u64,
+    /// The path the capture names each object by, by its path in the process.
+    recorded_paths: HashMap<String, String>,
 }
 
 impl NativeStacks {
@@ -154,7 +185,7 @@ impl NativeStacks {
         let images = process_images(pid);
         let mut unwinder = CopiedStackUnwinder::new(pid);
         unwinder.set_images(&images);
-        let stacks = NativeStacks {
+        let mut stacks = NativeStacks {
             pid,
             unwinder,
             images: images.clone(),
@@ -164,8 +195,10 @@ impl NativeStacks {
             started_ns,
             refreshed_in: 0,
             missing: 0,
+            recorded_paths: HashMap::new(),
         };
-        (stacks, images)
+        let recorded = recorded_images(pid, &mut stacks.recorded_paths, &images);
+        (stacks, recorded)
     }
 
     /// The return addresses of the allocation made at `time_ns` by thread
@@ -181,7 +214,11 @@ impl NativeStacks {
     ) {
         out.clear();
         if self.map_until(time_ns, copies) {
-            objects_changed(&self.images);
+            objects_changed(&recorded_images(
+                self.pid,
+                &mut self.recorded_paths,
+                &self.images,
+            ));
         }
         // Serial 0: made before the probes copied this process's stacks.
         if serial == 0 {
@@ -205,7 +242,11 @@ impl NativeStacks {
             let images = process_images(self.pid);
             if !images.is_empty() && images != self.images {
                 self.unwinder.set_images(&images);
-                objects_changed(&images);
+                objects_changed(&recorded_images(
+                    self.pid,
+                    &mut self.recorded_paths,
+                    &images,
+                ));
                 self.images = images;
                 out.clear();
                 self.unwinder.unwind(stack, out);
