@@ -258,6 +258,8 @@ mod tests {
         let mut table = vec![0u8; 32];
         table[16..24].copy_from_slice(&2u64.to_le_bytes());
         table.extend_from_slice(&[0x80 | (13 << 3), 2]);
+        // The NUL after a bytes object's data, and the rest of its block.
+        table.resize(48, 0);
         memory.insert(0x6000, table);
         memory
     }

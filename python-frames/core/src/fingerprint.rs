@@ -42,13 +42,17 @@ impl CodeFingerprint {
             if start >= linetable_size {
                 break;
             }
-            // The last word may be short: read exactly the table's bytes.
-            let mut word = [0u8; 8];
-            let take = (linetable_size - start).min(8) as usize;
-            if !mem.read(data.wrapping_add(start), &mut word[..take]) {
-                return None;
-            }
-            linetable_head = mix(linetable_head, u64::from_le_bytes(word));
+            // Whole words, the last one masked to the table's bytes (a
+            // bytes object's data ends with a NUL and sits in a block of
+            // 16-byte steps): a read of variable length would be a copy
+            // loop the BPF verifier walks for every length.
+            let word = mem.read_u64(data.wrapping_add(start))?;
+            let kept = linetable_size - start;
+            let word = match kept {
+                8.. => word,
+                _ => word & ((1u64 << (kept * 8)) - 1),
+            };
+            linetable_head = mix(linetable_head, word);
         }
         Some(CodeFingerprint {
             name: mem.read_u64(code.wrapping_add(layout.code_name))?,
