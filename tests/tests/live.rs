@@ -236,6 +236,75 @@ fn ctrl_c_while_waiting_for_the_reader_ends_the_run_quietly() {
     assert!(!screen.contains("Traceback"), "{screen}");
 }
 
+/// `run --ebpf --live`: the same view over the probes' recording, the
+/// program's output held back; its end is shown, and `q` then ends memray
+/// with the program's status.
+#[test]
+fn run_ebpf_live_shows_the_workload_to_its_end() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let Some((dir, term)) = run_in_terminal("--ebpf --live") else {
+        return;
+    };
+    // The program runs as plain `python two_threads.py`, whose code
+    // objects name the script by its absolute path (cut in the column).
+    term.wait_for("the main thread's table", |s| {
+        s.contains("hold_big at ") && s.contains("many_small at ")
+    });
+    term.keys(&["Right"]);
+    // Its threads' Python names are the interpreter's own: not seen from outside.
+    term.wait_for("the worker thread", |s| {
+        s.contains("Thread 2 of 2") && s.contains("worker_alloc at ")
+    });
+    stop(dir.path());
+    term.wait_for("the program's end", |s| s.contains("Program ended"));
+    term.keys(&["q"]);
+    let screen = term.wait_for("the shell again", |s| s.contains("exit=0"));
+    assert!(!screen.contains("workload done"), "{screen}");
+}
+
+/// `run --ebpf --live` left while the program runs ends it (as memray
+/// does); a program that fails has its error output shown and its status
+/// passed on.
+#[test]
+fn run_ebpf_live_left_early_ends_the_program_and_failures_are_shown() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let Some((dir, term)) = run_in_terminal("--ebpf --live") else {
+        return;
+    };
+    let screen = term.wait_for("the workload's allocations", |s| s.contains("hold_big at "));
+    // The header shows the program's pid.
+    let pid: u32 = screen
+        .strip_prefix("PID: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in the header:\n{screen}"));
+    term.keys(&["q"]);
+    term.wait_for("the shell again", |s| s.contains("exit=0"));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the program {pid} still runs"
+    );
+    std::fs::write(
+        dir.path().join("fails.py"),
+        "import sys\nprint('about to fail', file=sys.stderr)\nsys.exit(3)\n",
+    )
+    .expect("write the failing program");
+    term.run(&format!(
+        "{} run --ebpf --live --python {} fails.py; echo exit=$?",
+        memray_bin().display(),
+        reference_python().path.display()
+    ));
+    term.wait_for("the program's end", |s| s.contains("Program ended"));
+    term.keys(&["q"]);
+    term.wait_for("the failure", |s| {
+        s.contains("about to fail") && s.contains("exit=3")
+    });
+}
+
 /// `attach --ebpf PID --live` on a running program: the view shows its
 /// allocations from the attach on; leaving it detaches and the program goes on.
 #[test]
@@ -330,6 +399,41 @@ fn memray_live_with_nothing_listening_says_so_quickly() {
         String::from_utf8_lossy(&output.stderr),
         format!("Could not connect to a live session on port {port}: Connection refused\n")
     );
+}
+
+/// What `--ebpf` does not do live yet is refused in one line; memray's own
+/// live refusals hold with `--ebpf` too.
+#[test]
+fn ebpf_live_refusals_are_one_line() {
+    let dir = workload_dir();
+    for (flags, code, message) in [
+        (
+            &["--live-remote"][..],
+            1,
+            "memray run: --ebpf with --live-remote is not supported yet (--live is)\n",
+        ),
+        (
+            &["--live", "--native"],
+            1,
+            "memray run: --ebpf --live with --native is not supported yet\n",
+        ),
+        (
+            &["--live-port", "5000"],
+            2,
+            "memray: error: The --live-port argument requires --live-remote\n",
+        ),
+    ] {
+        let args: Vec<&str> = ["run", "--ebpf"]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .chain(["two_threads.py"])
+            .collect();
+        let output = memray(dir.path(), &args);
+        assert_eq!(output.status.code(), Some(code), "{flags:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.ends_with(message), "{flags:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), message.lines().count(), "{stderr}");
+    }
 }
 
 fn memray(dir: &Path, args: &[&str]) -> Output {

@@ -92,6 +92,15 @@ pub enum ProgramExit {
     Signaled(i32),
 }
 
+/// Where a held program's standard streams go.
+pub enum ProgramOutput {
+    /// Ours.
+    Inherited,
+    /// Nothing in, nothing out, its error output into `stderr` (a pipe):
+    /// the live view has the terminal.
+    Quiet { stderr: OwnedFd },
+}
+
 /// A started program held before `exec`.
 pub struct HeldProgram {
     pid: u32,
@@ -106,12 +115,13 @@ pub struct HeldProgram {
 
 impl HeldProgram {
     /// Forks `program` (looked up in `PATH` if it has no `/`) with `args`,
-    /// inheriting our stdio and environment; `run_as` drops to that user.
-    /// Call before any thread or async runtime is started.
+    /// our environment and `output`; `run_as` drops to that user. Call
+    /// before any thread or async runtime is started.
     pub fn start(
         program: &OsStr,
         args: &[OsString],
         run_as: Option<&RunAs>,
+        output: ProgramOutput,
     ) -> Result<HeldProgram, Error> {
         let found = find_program(program)?;
         let path = c_string(found.clone().into_os_string())?;
@@ -125,6 +135,10 @@ impl HeldProgram {
         let (go_read, go_write) = pipe()?;
         let (status_read, status_write) = pipe()?;
         let identity = run_as.map(|user| (user.uid, user.gid, user.groups.clone()));
+        let streams = match &output {
+            ProgramOutput::Inherited => None,
+            ProgramOutput::Quiet { stderr } => Some((dev_null()?, stderr.as_raw_fd())),
+        };
 
         // SAFETY: the child only makes system calls until execve or _exit.
         let pid = unsafe { libc::fork() };
@@ -138,13 +152,16 @@ impl HeldProgram {
                     go_read.as_raw_fd(),
                     status_write.as_raw_fd(),
                     identity.as_ref(),
+                    streams
+                        .as_ref()
+                        .map(|(null, stderr)| (null.as_raw_fd(), *stderr)),
                     &path,
                     &argv,
                     &envp,
                 )
             }
         }
-        drop((go_read, status_write));
+        drop((go_read, status_write, streams, output));
         Ok(HeldProgram {
             pid: pid as u32,
             path: found,
@@ -186,6 +203,33 @@ impl HeldProgram {
         Ok(())
     }
 
+    /// Whether the program has ended (not reaped: [`HeldProgram::wait`] tells how).
+    pub fn has_ended(&self) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        unsafe { libc::poll(&mut poll, 1, 0) == 1 }
+    }
+
+    /// Asks the program to end (SIGTERM), as memray ends the program of a
+    /// live view left before it.
+    pub fn terminate(&self) {
+        // SAFETY: no memory arguments; the pidfd is the program's, valid
+        // until it is reaped.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGTERM,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+
     /// Waits until the program ends.
     pub fn wait(&self) -> Result<ProgramExit, Error> {
         // SAFETY: zeroed siginfo_t is a valid out-parameter.
@@ -217,12 +261,14 @@ impl HeldProgram {
     }
 }
 
-/// The child between fork and exec: waits for the go byte, becomes the user,
-/// executes; reports errno through `status` on failure.
+/// The child between fork and exec: waits for the go byte, takes `quiet`'s
+/// `/dev/null` as stdin and stdout and its pipe as stderr, becomes the
+/// user, executes; reports errno through `status` on failure.
 unsafe fn child(
     go: libc::c_int,
     status: libc::c_int,
     identity: Option<&(u32, u32, Vec<u32>)>,
+    quiet: Option<(libc::c_int, libc::c_int)>,
     path: &CStr,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
@@ -244,6 +290,11 @@ unsafe fn child(
             libc::_exit(127);
         }
         libc::close(go);
+        if let Some((null, stderr)) = quiet {
+            if libc::dup2(null, 0) < 0 || libc::dup2(null, 1) < 0 || libc::dup2(stderr, 2) < 0 {
+                fail(status);
+            }
+        }
         if let Some((uid, gid, groups)) = identity {
             if libc::setgroups(groups.len(), groups.as_ptr()) != 0
                 || libc::setgid(*gid) != 0
@@ -316,6 +367,16 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     }
     // SAFETY: both descriptors are new and ours.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn dev_null() -> Result<OwnedFd, Error> {
+    // SAFETY: a constant NUL-terminated path; the result is checked.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::Io(std::io::Error::last_os_error()));
+    }
+    // SAFETY: a new descriptor that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A descriptor of process `pid` that becomes readable when it exits.

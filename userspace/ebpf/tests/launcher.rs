@@ -6,7 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use memray_ebpf::{HeldProgram, ProgramExit, RunAs};
+use memray_ebpf::{HeldProgram, ProgramExit, ProgramOutput, RunAs};
 use memray_tests::interpreters;
 use memray_tests::skip::{self, Requirement};
 
@@ -43,7 +43,8 @@ fn test_user() -> RunAs {
 
 fn run(program: &str, args: &[&str], run_as: Option<&RunAs>) -> ProgramExit {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-    let mut held = HeldProgram::start(OsStr::new(program), &args, run_as).expect("start");
+    let mut held = HeldProgram::start(OsStr::new(program), &args, run_as, ProgramOutput::Inherited)
+        .expect("start");
     held.release().expect("release");
     held.wait().expect("wait")
 }
@@ -69,8 +70,13 @@ fn runs_as_the_invoking_user_once_released() {
         return;
     };
     let args = [OsString::from("-c"), script.into(), report.clone().into()];
-    let mut held =
-        HeldProgram::start(python.as_os_str(), &args, Some(&user)).expect("start the program");
+    let mut held = HeldProgram::start(
+        python.as_os_str(),
+        &args,
+        Some(&user),
+        ProgramOutput::Inherited,
+    )
+    .expect("start the program");
     // Held: still our fork, nothing written.
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(!report.exists(), "the program ran before it was released");
@@ -99,13 +105,19 @@ fn reports_exit_codes_signals_and_programs_that_cannot_run() {
         run("sh", &["-c", "kill -TERM $$"], None),
         ProgramExit::Signaled(libc::SIGTERM)
     );
-    let missing = HeldProgram::start(OsStr::new("no-such-program-anywhere"), &[], None);
+    let missing = HeldProgram::start(
+        OsStr::new("no-such-program-anywhere"),
+        &[],
+        None,
+        ProgramOutput::Inherited,
+    );
     assert!(missing.is_err());
     // Found but not executable: exec fails in the child and release says so.
     let dir = tempfile::tempdir().expect("tempdir");
     let text = dir.path().join("not-a-program");
     std::fs::write(&text, "hello").expect("write");
-    let mut held = HeldProgram::start(text.as_os_str(), &[], None).expect("fork");
+    let mut held =
+        HeldProgram::start(text.as_os_str(), &[], None, ProgramOutput::Inherited).expect("fork");
     let error = held.release().expect_err("exec must fail").to_string();
     assert!(error.contains("Permission denied"), "{error}");
 }

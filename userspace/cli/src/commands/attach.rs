@@ -3,7 +3,7 @@
 //! its exit; then the probes are removed and the process goes on (Linux only,
 //! `attach/ebpf.rs`); `--all` records every CPython process of the machine
 //! (`attach/all.rs`); with `--live` the capture goes to the live view instead
-//! (`attach/live.rs`), and leaving the view detaches. Without `--ebpf`, on
+//! (`ebpf_live.rs`), and leaving the view detaches. Without `--ebpf`, on
 //! CPython 3.14+: a `memray.Tracker` started inside the process through
 //! `sys.remote_exec` (`attach/inside.rs`), until Ctrl-C, SIGTERM,
 //! `--duration`, `memray detach PID` or the process's exit.
@@ -18,8 +18,6 @@ mod all;
 mod ebpf;
 #[cfg(target_os = "linux")]
 mod inside;
-#[cfg(target_os = "linux")]
-mod live;
 
 #[derive(clap::Args, Debug)]
 #[command(about = "Begin tracking allocations in an already-started process")]

@@ -1,4 +1,4 @@
-//! `memray attach --ebpf PID --live`: the eBPF recording streams to the
+//! `--ebpf --live` (`run` and `attach`): the eBPF recording streams to the
 //! live view in this same process. The recording runs on its own thread and
 //! stops when the process exits or the view is left, whichever comes first:
 //! it waits on an epoll set holding both the process's pidfd and a pipe that
@@ -6,23 +6,43 @@
 
 use std::io::{self, PipeReader};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::thread;
 
-use memray_ebpf::{OnSignal, Recording, Session};
+use memray_ebpf::{Follow, OnSignal, Outcome, Recording, Session};
 use memray_recorder::{describe_os_error, CaptureSettings, LiveListener};
 
 use crate::commands::ebpf_capture;
-use crate::error::{CliError, CliResult};
+use crate::error::CliError;
 
+/// What is recorded and shown: process `pid`, which has ended once `exited`
+/// is readable.
+pub struct Watched<'a> {
+    pub pid: u32,
+    pub exited: BorrowedFd<'a>,
+    pub settings: CaptureSettings,
+    /// Whether it is a program `run --ebpf` started (held at its start).
+    pub starting: bool,
+    pub follow: Follow,
+}
+
+/// Shows the live view of `watched` until it is left or the process ends;
+/// the recording's outcome (its warnings printed by `memray command`).
 pub fn watch(
-    pid: u32,
-    exited: &OwnedFd,
-    mut settings: CaptureSettings,
+    command: &str,
+    watched: Watched<'_>,
     session: Session,
     verbose: bool,
-) -> CliResult {
-    let failed = |e: io::Error| CliError::new(format!("memray attach: {}", describe_os_error(&e)));
+) -> Result<Outcome, CliError> {
+    let failed =
+        |e: io::Error| CliError::new(format!("memray {command}: {}", describe_os_error(&e)));
+    let Watched {
+        pid,
+        exited,
+        mut settings,
+        starting,
+        follow,
+    } = watched;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(failed)?;
     // Waits in the listener's backlog until the recorder accepts it.
     let reader = TcpStream::connect(listener.local_addr().map_err(failed)?).map_err(failed)?;
@@ -36,23 +56,26 @@ pub fn watch(
             exited: stop.as_fd(),
             settings,
             duration: None,
+            // The view has the terminal: Ctrl-C is a key there.
             on_signal: OnSignal::Stop,
-            starting: false,
-            follow: memray_ebpf::Follow::default(),
+            starting,
+            follow,
         };
         let recorded =
-            scope.spawn(move || ebpf_capture::record("attach", recording, session, None, verbose));
+            scope.spawn(move || ebpf_capture::record(command, recording, session, None, verbose));
         let shown = memray_live::show(&feed).map_err(failed);
         drop(view_open);
-        let recorded = recorded
-            .join()
-            .unwrap_or_else(|_| Err(CliError::new("memray attach: the recording failed")));
-        shown.and(recorded.map(drop))
+        let recorded = recorded.join().unwrap_or_else(|_| {
+            Err(CliError::new(format!(
+                "memray {command}: the recording failed"
+            )))
+        });
+        shown.and(recorded)
     })
 }
 
 /// An epoll descriptor readable once either `a` or `b` is.
-fn either_readable(a: &OwnedFd, b: &PipeReader) -> io::Result<OwnedFd> {
+fn either_readable(a: BorrowedFd<'_>, b: &PipeReader) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the result is checked before it is owned.
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epoll < 0 {

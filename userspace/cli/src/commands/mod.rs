@@ -7,6 +7,8 @@ pub mod diff;
 pub mod dump_stacks;
 #[cfg(target_os = "linux")]
 pub mod ebpf_capture;
+#[cfg(target_os = "linux")]
+pub mod ebpf_live;
 pub mod flamegraph;
 pub mod inputs;
 pub mod live;

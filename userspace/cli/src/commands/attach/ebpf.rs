@@ -1,11 +1,14 @@
 //! `memray attach --ebpf PID` itself: the probes attached to the running
 //! process, recorded until it stops.
 
+use std::os::fd::AsFd;
+
 use memray_ebpf::{OnSignal, Recording, Stop};
 use memray_recorder::CaptureOptions;
 
-use super::{all, duration, live, Args};
+use super::{all, duration, Args};
 use crate::commands::ebpf_capture::{self, ebpf_error};
+use crate::commands::ebpf_live::{self, Watched};
 use crate::error::{CliError, CliResult};
 
 pub fn run(args: Args) -> CliResult {
@@ -41,14 +44,20 @@ pub fn run(args: Args) -> CliResult {
         .map_err(|e| ebpf_error("attach", e))?;
     let command_line: Vec<_> = std::env::args_os().collect();
     if args.live {
-        let settings = ebpf_capture::settings(output, CaptureOptions::default(), &command_line);
-        return live::watch(pid, &exited, settings, session, args.verbose);
+        let watched = Watched {
+            pid,
+            exited: exited.as_fd(),
+            settings: ebpf_capture::settings(output, CaptureOptions::default(), &command_line),
+            starting: false,
+            follow: memray_ebpf::Follow::default(),
+        };
+        return ebpf_live::watch("attach", watched, session, args.verbose).map(drop);
     }
     let settings = ebpf_capture::settings(output.clone(), capture_options(&args), &command_line);
     println!("Writing profile results into {}", output.display());
     let recording = Recording {
         pid,
-        exited: std::os::fd::AsFd::as_fd(&exited),
+        exited: exited.as_fd(),
         settings,
         duration,
         on_signal: OnSignal::Stop,

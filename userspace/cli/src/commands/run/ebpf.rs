@@ -1,15 +1,21 @@
 //! `sudo memray run --ebpf`: the program runs as plain `python` (nothing is
 //! loaded into it), started held before `exec` as the user who ran sudo,
 //! recorded by the probes from outside. Its exit status and death by signal
-//! become ours; SIGINT and SIGTERM are passed on to it.
+//! become ours; SIGINT and SIGTERM are passed on to it. With `--live` the
+//! live view has the terminal (`ebpf_live.rs`): the program's output is
+//! held back, as memray's `run --live` does.
 
 use std::ffi::OsString;
+use std::io::{PipeReader, Write};
 
-use memray_ebpf::{Follow, HeldProgram, OnSignal, ProgramExit, Recording, RunAs};
+use memray_ebpf::{
+    Follow, HeldProgram, OnSignal, ProgramExit, ProgramOutput, Recording, RunAs, Session,
+};
 use memray_recorder::CaptureOptions;
 
-use super::{default_output, own_command_line, program, Args, Mode};
+use super::{default_output, live, own_command_line, program, Args, Mode};
 use crate::commands::ebpf_capture::{self, ebpf_error};
+use crate::commands::ebpf_live::{self, Watched};
 use crate::error::{CliError, CliResult};
 
 pub fn run(args: Args) -> CliResult {
@@ -27,10 +33,22 @@ pub fn run(args: Args) -> CliResult {
         .clone()
         .unwrap_or_else(|| "python3".into())
         .into_os_string();
+    let (program_output, errors) = if args.live {
+        let (errors, stderr) = std::io::pipe().map_err(|e| ebpf_error("run", e))?;
+        (
+            ProgramOutput::Quiet {
+                stderr: stderr.into(),
+            },
+            Some(errors),
+        )
+    } else {
+        (ProgramOutput::Inherited, None)
+    };
     let mut held = HeldProgram::start(
         &python,
         &python_arguments(mode, &args.program),
         run_as.as_ref(),
+        program_output,
     )
     .map_err(|e| ebpf_error("run", e))?;
     let pid = held.pid();
@@ -38,7 +56,9 @@ pub fn run(args: Args) -> CliResult {
         .output
         .clone()
         .unwrap_or_else(|| default_output(mode, target, pid));
-    ebpf_capture::check_output(&output, args.force)?;
+    if !args.live {
+        ebpf_capture::check_output(&output, args.force)?;
+    }
     let follow = Follow {
         forks: args.follow_fork,
         execs: args.follow_exec,
@@ -62,6 +82,17 @@ pub fn run(args: Args) -> CliResult {
         overwrite: args.force,
     };
     let settings = ebpf_capture::settings(output.clone(), options, &own_command_line(&memray));
+    if let Some(errors) = errors {
+        held.release().map_err(|e| ebpf_error("run", e))?;
+        let watched = Watched {
+            pid,
+            exited: held.pidfd(),
+            settings,
+            starting: true,
+            follow,
+        };
+        return live_view(&held, watched, session, errors, args.verbose);
+    }
     if !args.quiet {
         println!("Writing profile results into {}", output.display());
     }
@@ -84,15 +115,47 @@ pub fn run(args: Args) -> CliResult {
     end_as(exit)
 }
 
+/// `--live`: the view until it is left or the program ends. A program
+/// still running is then ended (SIGTERM, as memray does); one that failed
+/// has its error output shown and its exit status passed on.
+fn live_view(
+    held: &HeldProgram,
+    watched: Watched<'_>,
+    session: Session,
+    errors: PipeReader,
+    verbose: bool,
+) -> CliResult {
+    let errors = live::collect(Some(errors));
+    let shown = ebpf_live::watch("run", watched, session, verbose);
+    let left_running = !held.has_ended();
+    if left_running {
+        held.terminate();
+    }
+    let exit = held.wait().map_err(|e| ebpf_error("run", e))?;
+    let errors = errors.join().unwrap_or_default();
+    shown?;
+    if left_running || exit == ProgramExit::Exited(0) {
+        return Ok(());
+    }
+    let _ = std::io::stderr().write_all(&errors);
+    end_as(exit)
+}
+
+/// The live view's refusals are memray's (`live::reject_unsupported`);
 /// `--ebpf` does not combine with these yet.
 fn reject_unsupported(args: &Args) -> CliResult {
-    let unsupported = [(args.live, "--live"), (args.live_remote, "--live-remote")];
-    match unsupported.iter().find(|(set, _)| *set) {
-        Some((_, flag)) => Err(CliError::new(format!(
-            "memray run: --ebpf with {flag} is not supported yet"
-        ))),
-        None => Ok(()),
+    live::reject_unsupported(args)?;
+    if args.live_remote {
+        return Err(CliError::new(
+            "memray run: --ebpf with --live-remote is not supported yet (--live is)",
+        ));
     }
+    if args.live && args.native {
+        return Err(CliError::new(
+            "memray run: --ebpf --live with --native is not supported yet",
+        ));
+    }
+    Ok(())
 }
 
 /// `python file.py …`, `python -m module …` or `python -c code …`.

@@ -44,7 +44,7 @@ pub fn run(args: Args) -> CliResult {
         .stderr(Stdio::piped());
     let mut child = command.spawn().map_err(|e| tracked.cannot_run(e))?;
     drop(listener);
-    let stderr = collect_stderr(&mut child);
+    let stderr = collect(child.stderr.take());
     let shown = watch(port);
     if matches!(shown, Ok(false)) {
         // The program failed before tracking: its own words say why.
@@ -97,8 +97,7 @@ fn finish(mut child: Child, stderr: JoinHandle<Vec<u8>>) -> CliResult {
 }
 
 /// Reads the program's error output as it comes, so that it never blocks on a full pipe.
-fn collect_stderr(child: &mut Child) -> JoinHandle<Vec<u8>> {
-    let pipe = child.stderr.take();
+pub(super) fn collect(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut output = Vec::new();
         if let Some(mut pipe) = pipe {
