@@ -19,11 +19,6 @@ pub fn run(args: Args) -> CliResult {
     let Some(pid) = args.pid else {
         return Err(CliError::usage("attach", "a PID or --all is required"));
     };
-    if args.live && args.native {
-        return Err(CliError::new(
-            "memray attach: --ebpf --live with --native is not supported yet",
-        ));
-    }
     let output = args
         .output
         .clone()
@@ -47,7 +42,7 @@ pub fn run(args: Args) -> CliResult {
         let watched = Watched {
             pid,
             exited: exited.as_fd(),
-            settings: ebpf_capture::settings(output, CaptureOptions::default(), &command_line),
+            settings: ebpf_capture::settings(output, live_options(&args), &command_line),
             starting: false,
             follow: memray_ebpf::Follow::default(),
         };
@@ -71,6 +66,16 @@ pub fn run(args: Args) -> CliResult {
     let memray = std::env::current_exe().unwrap_or_else(|_| "memray".into());
     ebpf_capture::announce_success(&memray, &output);
     Ok(())
+}
+
+/// What the live view records: the stacks asked for (a live stream is
+/// neither aggregated nor compressed).
+fn live_options(args: &Args) -> CaptureOptions {
+    CaptureOptions {
+        native_traces: args.native,
+        trace_python_allocators: args.trace_python_allocators,
+        ..CaptureOptions::default()
+    }
 }
 
 pub(super) fn capture_options(args: &Args) -> CaptureOptions {

@@ -150,11 +150,6 @@ fn reject_unsupported(args: &Args) -> CliResult {
             "memray run: --ebpf with --live-remote is not supported yet (--live is)",
         ));
     }
-    if args.live && args.native {
-        return Err(CliError::new(
-            "memray run: --ebpf --live with --native is not supported yet",
-        ));
-    }
     Ok(())
 }
 
