@@ -174,11 +174,13 @@ fn native_stacks_and_pymalloc_work_with_live() {
     }
 }
 
-/// `--live-remote`'s program, started by the test, and the first line it printed.
-fn start_remote(dir: &Path, port: u16) -> (std::process::Child, String) {
+/// `run FLAGS --live-remote`'s program, started by the test, and the first
+/// line it printed.
+fn start_remote(dir: &Path, port: u16, flags: &[&str]) -> (std::process::Child, String) {
     let mut program = Command::new(memray_bin())
+        .arg("run")
+        .args(flags)
         .args([
-            "run",
             "--live-remote",
             "--live-port",
             &port.to_string(),
@@ -198,55 +200,69 @@ fn start_remote(dir: &Path, port: u16) -> (std::process::Child, String) {
     (program, first)
 }
 
+/// In process and through the probes.
 #[test]
 fn a_killed_reader_leaves_the_program_to_finish() {
     if !skip::needs(&[Requirement::Tmux]) {
         return;
     }
-    let dir = workload_dir();
-    let port = free_port();
-    let (program, first) = start_remote(dir.path(), port);
-    assert_eq!(
-        first,
-        format!("Run 'memray live {port}' in another shell to see live results\n")
-    );
-    let term = Terminal::start(80, 24, dir.path());
-    term.run(&format!(
-        "sh -c 'echo $$ > reader.pid; exec {} live {port}'",
-        memray_bin().display()
-    ));
-    term.wait_for("the reader's table", |s| s.contains(HOLD_BIG));
-    let reader: i32 = std::fs::read_to_string(dir.path().join("reader.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    // SAFETY: signalling a process this test started.
-    assert_eq!(unsafe { libc::kill(reader, libc::SIGKILL) }, 0);
-    std::thread::sleep(Duration::from_millis(300));
-    stop(dir.path());
-    let output = program.wait_with_output().expect("wait for the program");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert_eq!(stdout, "workload done\n");
-    assert!(
-        stderr.ends_with(
-            "the live reader disconnected\nFailed to write output, deactivating tracking\n"
-        ),
-        "{stderr}"
-    );
+    for flags in [&[][..], &["--ebpf"]] {
+        if !flags.is_empty() && !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+            continue;
+        }
+        let dir = workload_dir();
+        let port = free_port();
+        let (program, first) = start_remote(dir.path(), port, flags);
+        assert_eq!(
+            first,
+            format!("Run 'memray live {port}' in another shell to see live results\n")
+        );
+        let term = Terminal::start(80, 24, dir.path());
+        term.run(&format!(
+            "sh -c 'echo $$ > reader.pid; exec {} live {port}'",
+            memray_bin().display()
+        ));
+        term.wait_for("the reader's table", |s| s.contains("hold_big at "));
+        let reader: i32 = std::fs::read_to_string(dir.path().join("reader.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: signalling a process this test started.
+        assert_eq!(unsafe { libc::kill(reader, libc::SIGKILL) }, 0);
+        std::thread::sleep(Duration::from_millis(300));
+        stop(dir.path());
+        let output = program.wait_with_output().expect("wait for the program");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{flags:?}: {stderr}");
+        assert_eq!(stdout, "workload done\n", "{flags:?}");
+        assert!(
+            stderr.ends_with(
+                "the live reader disconnected\nFailed to write output, deactivating tracking\n"
+            ),
+            "{flags:?}: {stderr}"
+        );
+    }
 }
 
+/// In process and through the probes (whose program never runs then).
 #[test]
 fn ctrl_c_while_waiting_for_the_reader_ends_the_run_quietly() {
-    let Some((_dir, term)) = run_in_terminal("--live-remote") else {
-        return;
-    };
-    term.wait_for("the invitation", |s| s.contains("in another shell"));
-    term.keys(&["C-c"]);
-    let screen = term.wait_for("the shell again", |s| s.contains("exit=0"));
-    assert!(!screen.contains("Traceback"), "{screen}");
+    for flags in ["--live-remote", "--ebpf --live-remote"] {
+        if flags.starts_with("--ebpf") && !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+            continue;
+        }
+        let Some((dir, term)) = run_in_terminal(flags) else {
+            return;
+        };
+        term.wait_for("the invitation", |s| s.contains("in another shell"));
+        term.keys(&["C-c"]);
+        let screen = term.wait_for("the shell again", |s| s.contains("exit=0"));
+        assert!(!screen.contains("Traceback"), "{flags}: {screen}");
+        assert!(!screen.contains("workload done"), "{flags}: {screen}");
+        drop(dir);
+    }
 }
 
 /// `run --ebpf --live`: the same view over the probes' recording, the
@@ -383,22 +399,22 @@ fn a_port_in_use_is_one_line() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
     let dir = workload_dir();
-    let output = memray(
-        dir.path(),
-        &[
-            "run",
-            "--live-remote",
-            "--live-port",
-            &port.to_string(),
-            "two_threads.py",
-        ],
-    );
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        format!("memray run: cannot listen on 127.0.0.1:{port}: Address already in use\n")
-    );
-    assert!(output.stdout.is_empty());
+    let port = port.to_string();
+    // In process and through the probes: before anything runs.
+    for run in [&["run"][..], &["run", "--ebpf"]] {
+        let args = [
+            run,
+            &["--live-remote", "--live-port", &port, "two_threads.py"],
+        ]
+        .concat();
+        let output = memray(dir.path(), &args);
+        assert_eq!(output.status.code(), Some(1), "{run:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            format!("memray run: cannot listen on 127.0.0.1:{port}: Address already in use\n")
+        );
+        assert!(output.stdout.is_empty(), "{run:?}");
+    }
 }
 
 #[test]
@@ -412,36 +428,6 @@ fn memray_live_with_nothing_listening_says_so_quickly() {
         String::from_utf8_lossy(&output.stderr),
         format!("Could not connect to a live session on port {port}: Connection refused\n")
     );
-}
-
-/// What `--ebpf` does not do live yet is refused in one line; memray's own
-/// live refusals hold with `--ebpf` too.
-#[test]
-fn ebpf_live_refusals_are_one_line() {
-    let dir = workload_dir();
-    for (flags, code, message) in [
-        (
-            &["--live-remote"][..],
-            1,
-            "memray run: --ebpf with --live-remote is not supported yet (--live is)\n",
-        ),
-        (
-            &["--live-port", "5000"],
-            2,
-            "memray: error: The --live-port argument requires --live-remote\n",
-        ),
-    ] {
-        let args: Vec<&str> = ["run", "--ebpf"]
-            .into_iter()
-            .chain(flags.iter().copied())
-            .chain(["two_threads.py"])
-            .collect();
-        let output = memray(dir.path(), &args);
-        assert_eq!(output.status.code(), Some(code), "{flags:?}: {output:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.ends_with(message), "{flags:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), message.lines().count(), "{stderr}");
-    }
 }
 
 fn memray(dir: &Path, args: &[&str]) -> Output {
@@ -483,20 +469,24 @@ fn refusals_are_memrays() {
     };
     for flags in refused {
         let args: Vec<&str> = [&["run"], flags, &["two_threads.py"]].concat();
-        let ours = memray(dir.path(), &args);
         let theirs = Command::new(reference_memray().memray)
             .args(&args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .output()
             .expect("run memray 1.20");
-        assert_eq!(last_line(&ours), last_line(&theirs), "{args:?}");
-        assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
-        assert_eq!(
-            String::from_utf8_lossy(&ours.stderr).lines().count(),
-            1,
-            "{args:?}"
-        );
+        // The same with --ebpf, refused before anything is loaded.
+        let with_ebpf: Vec<&str> = [&["run", "--ebpf"], flags, &["two_threads.py"]].concat();
+        for args in [&args, &with_ebpf] {
+            let ours = memray(dir.path(), args);
+            assert_eq!(last_line(&ours), last_line(&theirs), "{args:?}");
+            assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&ours.stderr).lines().count(),
+                1,
+                "{args:?}"
+            );
+        }
     }
     // A program that cannot start: its error, and no view.
     let args = ["run", "--live", "missing.py"];

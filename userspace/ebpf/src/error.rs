@@ -38,6 +38,10 @@ pub enum Error {
     Probes(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Writing a capture (its file or its live reader) failed: the
+    /// recording stops, the program goes on.
+    #[error("{0}")]
+    Capture(std::io::Error),
     #[error("{0}")]
     Launch(String),
 }

@@ -79,13 +79,13 @@ impl Intake {
     pub fn take_batch(&mut self) -> Result<(), Error> {
         self.children
             .start(&mut self.consumer, &self.batch, &self.following)
-            .map_err(Error::Io)?;
+            .map_err(Error::Capture)?;
         // After the batch: every stack it names is in the ring by now.
         self.stacks.drain();
         self.native_copies.drain();
         self.consumer
             .record(&self.batch, &self.stacks, &mut self.native_copies)
-            .map_err(Error::Io)?;
+            .map_err(Error::Capture)?;
         self.batch.clear();
         Ok(())
     }

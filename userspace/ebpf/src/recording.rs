@@ -84,7 +84,12 @@ impl Recording<'_> {
     /// capture, then detaches. Runs its own tokio runtime: call it after
     /// any `fork`.
     pub fn run(self, session: &mut Session) -> Result<Outcome, python::Error> {
-        runtime()?.block_on(self.record(session))
+        let pid = self.pid;
+        let outcome = runtime()?.block_on(self.record(session));
+        if outcome.is_err() {
+            abandon(session, pid);
+        }
+        outcome
     }
 
     async fn record(self, session: &mut Session) -> Result<Outcome, python::Error> {
@@ -156,7 +161,7 @@ impl Recording<'_> {
                         resume_if_held(pid);
                     }
                     if intake.consumer.records(pid) || execed {
-                        intake.consumer.sample_memory().map_err(Error::Io)?;
+                        intake.consumer.sample_memory().map_err(Error::Capture)?;
                     } else {
                         unregistered =
                             start_capture(session, &mut intake.consumer, pid, &self.settings).err();
@@ -195,6 +200,17 @@ impl Recording<'_> {
             children,
             walks,
         })
+    }
+}
+
+/// After a failed recording: process `pid` and the children it was followed
+/// into leave the pid set, and those the probes hold go on.
+fn abandon(session: &mut Session, pid: u32) {
+    let tracked = session.tracked().unwrap_or_default();
+    // Detached already if it failed at its end.
+    let _ = session.detach(pid);
+    for tgid in tracked.into_iter().chain([pid]) {
+        resume_if_held(tgid);
     }
 }
 

@@ -16,7 +16,7 @@ use memray_recorder::CaptureSettings;
 use crate::consumer::{Consumer, Finished};
 use crate::discovery::{capture_name, command_line, looks_like_python, python_candidates};
 use crate::intake::{Intake, Naming};
-use crate::recording::{runtime, start_capture, Pacing};
+use crate::recording::{resume_if_held, runtime, start_capture, Pacing};
 use crate::{python, Error, Exec, Follow, Session, Stop};
 
 /// What every process is recorded with.
@@ -59,7 +59,15 @@ impl SystemRecording<'_> {
     /// Records until a signal or the duration, then detaches. Runs its own
     /// tokio runtime.
     pub fn run(self, session: &mut Session) -> Result<SystemOutcome, python::Error> {
-        runtime()?.block_on(self.record(session))
+        let outcome = runtime()?.block_on(self.record(session));
+        if outcome.is_err() {
+            // The processes leave the pid set, and those the probes hold go on.
+            for pid in session.tracked().unwrap_or_default() {
+                let _ = session.untrack(pid);
+                resume_if_held(pid);
+            }
+        }
+        outcome
     }
 
     async fn record(self, session: &mut Session) -> Result<SystemOutcome, python::Error> {

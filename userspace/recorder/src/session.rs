@@ -2,7 +2,7 @@
 //! the header fields the recorder fills itself.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -34,20 +34,38 @@ pub struct CaptureOptions {
 /// The listening socket of a live session (`memray run --live-remote`):
 /// the capture goes to the first reader that connects, and no other.
 #[derive(Debug, Clone)]
-pub struct LiveListener(Arc<Mutex<Option<TcpListener>>>);
+pub struct LiveListener(Arc<Mutex<Option<LiveReader>>>);
+
+#[derive(Debug)]
+enum LiveReader {
+    Waiting(TcpListener),
+    Connected(TcpStream),
+}
 
 impl LiveListener {
     pub fn new(listener: TcpListener) -> LiveListener {
-        LiveListener(Arc::new(Mutex::new(Some(listener))))
+        LiveListener::holding(LiveReader::Waiting(listener))
     }
 
-    /// Waits for the reader, then closes the listening socket.
+    /// A reader that has connected already (its caller waited for it, in
+    /// a way Ctrl-C can end).
+    pub fn connected(reader: TcpStream) -> LiveListener {
+        LiveListener::holding(LiveReader::Connected(reader))
+    }
+
+    fn holding(reader: LiveReader) -> LiveListener {
+        LiveListener(Arc::new(Mutex::new(Some(reader))))
+    }
+
+    /// Waits for the reader (if it has not come), then closes the
+    /// listening socket.
     fn accept(&self) -> io::Result<SocketSink> {
-        let mut listener = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(open) = listener.take() else {
-            return Err(io::Error::other("the live session's reader already came"));
+        let mut reader = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let stream = match reader.take() {
+            Some(LiveReader::Waiting(listener)) => listener.accept()?.0,
+            Some(LiveReader::Connected(stream)) => stream,
+            None => return Err(io::Error::other("the live session's reader already came")),
         };
-        let (stream, _) = open.accept()?;
         Ok(SocketSink::new(stream))
     }
 }

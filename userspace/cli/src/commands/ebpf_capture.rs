@@ -4,8 +4,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use memray_ebpf::{CustomAllocator, Outcome, Recording, RunAs, Session};
-use memray_recorder::{CaptureOptions, CaptureSettings, Header};
+use memray_ebpf::{python, CustomAllocator, Outcome, Recording, RunAs, Session};
+use memray_recorder::{describe_os_error, CaptureOptions, CaptureSettings, Header};
 
 use crate::error::CliError;
 
@@ -93,6 +93,14 @@ pub fn ebpf_error(command: &str, error: impl std::fmt::Display) -> CliError {
     CliError::new(format!("memray {command}: {error}"))
 }
 
+/// How a recording went.
+pub enum Recorded {
+    Finished(Box<Outcome>),
+    /// Its capture could not be written (a full disk, a live reader gone):
+    /// said as memray says it, the probes off, the program going on.
+    Deactivated,
+}
+
 /// Records, then reports how it went: the file (given to `owner`), lost
 /// records, or why no capture was written; with `verbose`, why stack walks
 /// gave up.
@@ -102,7 +110,7 @@ pub fn record(
     mut session: Session,
     owner: Option<&RunAs>,
     verbose: bool,
-) -> Result<Outcome, CliError> {
+) -> Result<Recorded, CliError> {
     let pid = recording.pid;
     let outcome = recording.run(&mut session);
     let refused = session.python_allocators_refused().map(str::to_string);
@@ -112,7 +120,15 @@ pub fn record(
             "memray {command}: --trace-python-allocators: {why}"
         )));
     }
-    let outcome = outcome.map_err(|e| ebpf_error(command, e))?;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(python::Error::Ebpf(memray_ebpf::Error::Capture(error))) => {
+            eprintln!("memray {command}: {}", describe_os_error(&error));
+            eprintln!("Failed to write output, deactivating tracking");
+            return Ok(Recorded::Deactivated);
+        }
+        Err(error) => return Err(ebpf_error(command, error)),
+    };
     if verbose {
         for (reason, count) in memray_ebpf::python::give_ups(&outcome.walks) {
             eprintln!("memray {command}: {count} stack walks gave up: {reason}");
@@ -155,7 +171,7 @@ pub fn record(
             })?;
         }
     }
-    Ok(outcome)
+    Ok(Recorded::Finished(Box::new(outcome)))
 }
 
 /// The file belongs to the user who ran sudo, not to root.

@@ -9,10 +9,10 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::thread;
 
-use memray_ebpf::{Follow, OnSignal, Outcome, Recording, Session};
+use memray_ebpf::{Follow, OnSignal, Recording, Session};
 use memray_recorder::{describe_os_error, CaptureSettings, LiveListener};
 
-use crate::commands::ebpf_capture;
+use crate::commands::ebpf_capture::{self, Recorded};
 use crate::error::CliError;
 
 /// What is recorded and shown: process `pid`, which has ended once `exited`
@@ -33,7 +33,7 @@ pub fn watch(
     watched: Watched<'_>,
     session: Session,
     verbose: bool,
-) -> Result<Outcome, CliError> {
+) -> Result<Recorded, CliError> {
     let failed =
         |e: io::Error| CliError::new(format!("memray {command}: {}", describe_os_error(&e)));
     let Watched {

@@ -7,7 +7,7 @@ use memray_ebpf::{OnSignal, Recording, Stop};
 use memray_recorder::CaptureOptions;
 
 use super::{all, duration, Args};
-use crate::commands::ebpf_capture::{self, ebpf_error};
+use crate::commands::ebpf_capture::{self, ebpf_error, Recorded};
 use crate::commands::ebpf_live::{self, Watched};
 use crate::error::{CliError, CliResult};
 
@@ -59,7 +59,15 @@ pub fn run(args: Args) -> CliResult {
         starting: false,
         follow: memray_ebpf::Follow::default(),
     };
-    let outcome = ebpf_capture::record("attach", recording, session, None, args.verbose)?;
+    let Recorded::Finished(outcome) =
+        ebpf_capture::record("attach", recording, session, None, args.verbose)?
+    else {
+        // Said already; the process goes on.
+        return Err(CliError {
+            message: String::new(),
+            exit_code: 1,
+        });
+    };
     if outcome.stop == Stop::Exited {
         println!("Process {pid} exited; the capture ends there.");
     }

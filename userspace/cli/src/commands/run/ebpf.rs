@@ -3,24 +3,34 @@
 //! recorded by the probes from outside. Its exit status and death by signal
 //! become ours; SIGINT and SIGTERM are passed on to it. With `--live` the
 //! live view has the terminal (`ebpf_live.rs`): the program's output is
-//! held back, as memray's `run --live` does.
+//! held back, as memray's `run --live` does. With `--live-remote` the
+//! capture goes to the `memray live PORT` that connects, the program held
+//! until it has.
 
 use std::ffi::OsString;
 use std::io::{PipeReader, Write};
+use std::net::{TcpListener, TcpStream};
 
 use memray_ebpf::{
     Follow, HeldProgram, OnSignal, ProgramExit, ProgramOutput, Recording, RunAs, Session,
 };
-use memray_recorder::CaptureOptions;
+use memray_recorder::{describe_os_error, CaptureOptions, LiveListener};
 
 use super::{default_output, live, own_command_line, program, Args, Mode};
-use crate::commands::ebpf_capture::{self, ebpf_error};
+use crate::commands::ebpf_capture::{self, ebpf_error, Recorded};
 use crate::commands::ebpf_live::{self, Watched};
+use crate::commands::live::valid_port;
 use crate::error::{CliError, CliResult};
 
 pub fn run(args: Args) -> CliResult {
-    reject_unsupported(&args)?;
+    // The live modes' refusals are memray's.
+    live::reject_unsupported(&args)?;
     let (mode, target) = program(&args)?;
+    // A port in use is said before anything runs.
+    let remote = match args.live_remote {
+        true => Some(live::bind(args.live_port.map(valid_port).transpose()?)?),
+        false => None,
+    };
     let allocators = ebpf_capture::custom_allocators("run", &args.allocator)?;
     let mut session = ebpf_capture::load_session("run", args.native)?;
     session.probe_allocators(allocators);
@@ -56,7 +66,8 @@ pub fn run(args: Args) -> CliResult {
         .output
         .clone()
         .unwrap_or_else(|| default_output(mode, target, pid));
-    if !args.live {
+    let to_file = !args.live && !args.live_remote;
+    if to_file {
         ebpf_capture::check_output(&output, args.force)?;
     }
     let follow = Follow {
@@ -81,7 +92,14 @@ pub fn run(args: Args) -> CliResult {
         buffered: args.buffered_file_io,
         overwrite: args.force,
     };
-    let settings = ebpf_capture::settings(output.clone(), options, &own_command_line(&memray));
+    let mut settings = ebpf_capture::settings(output.clone(), options, &own_command_line(&memray));
+    if let Some((listener, port)) = remote {
+        match wait_for_reader(listener, port)? {
+            Some(reader) => settings.live = Some(LiveListener::connected(reader)),
+            // Ctrl-C: the program, still held, never runs.
+            None => return Ok(()),
+        }
+    }
     if let Some(errors) = errors {
         held.release().map_err(|e| ebpf_error("run", e))?;
         let watched = Watched {
@@ -93,7 +111,7 @@ pub fn run(args: Args) -> CliResult {
         };
         return live_view(&held, watched, session, errors, args.verbose);
     }
-    if !args.quiet {
+    if !args.quiet && to_file {
         println!("Writing profile results into {}", output.display());
     }
     held.release().map_err(|e| ebpf_error("run", e))?;
@@ -108,11 +126,38 @@ pub fn run(args: Args) -> CliResult {
     };
     let recorded = ebpf_capture::record("run", recording, session, run_as.as_ref(), args.verbose);
     let exit = held.wait().map_err(|e| ebpf_error("run", e))?;
-    recorded?;
-    if !args.quiet {
+    let finished = matches!(recorded?, Recorded::Finished(_));
+    if !args.quiet && to_file && finished {
         ebpf_capture::announce_success(&memray, &output);
     }
     end_as(exit)
+}
+
+/// `--live-remote`: invites the reader, as memray does, and waits for it;
+/// `None` if Ctrl-C comes first.
+fn wait_for_reader(listener: TcpListener, port: u16) -> Result<Option<TcpStream>, CliError> {
+    println!("Run 'memray live {port}' in another shell to see live results");
+    let _ = std::io::stdout().flush();
+    let failed =
+        |e: std::io::Error| CliError::new(format!("memray run: {}", describe_os_error(&e)));
+    listener.set_nonblocking(true).map_err(failed)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(failed)?;
+    let reader = runtime
+        .block_on(async {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::select! {
+                accepted = listener.accept() => Ok(Some(accepted?.0.into_std()?)),
+                interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| None),
+            }
+        })
+        .map_err(failed)?;
+    if let Some(reader) = &reader {
+        reader.set_nonblocking(false).map_err(failed)?;
+    }
+    Ok(reader)
 }
 
 /// `--live`: the view until it is left or the program ends. A program
@@ -139,18 +184,6 @@ fn live_view(
     }
     let _ = std::io::stderr().write_all(&errors);
     end_as(exit)
-}
-
-/// The live view's refusals are memray's (`live::reject_unsupported`);
-/// `--ebpf` does not combine with these yet.
-fn reject_unsupported(args: &Args) -> CliResult {
-    live::reject_unsupported(args)?;
-    if args.live_remote {
-        return Err(CliError::new(
-            "memray run: --ebpf with --live-remote is not supported yet (--live is)",
-        ));
-    }
-    Ok(())
 }
 
 /// `python file.py …`, `python -m module …` or `python -c code …`.

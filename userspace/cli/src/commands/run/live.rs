@@ -26,11 +26,7 @@ use crate::error::{CliError, CliResult};
 pub fn run(args: Args) -> CliResult {
     let port = args.live_port.map(valid_port).transpose()?;
     let tracked = TrackedProgram::new(&args)?;
-    let listener = listen(port)?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| CliError::new(format!("memray run: {}", describe_os_error(&e))))?
-        .port();
+    let (listener, port) = bind(port)?;
     let socket = inheritable(&listener)?;
     let mut command = tracked.command(&args, &OsString::from(socket.to_string()), flags::LIVE)?;
     if args.live_remote {
@@ -105,6 +101,16 @@ pub(super) fn collect(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Ve
         }
         output
     })
+}
+
+/// The listening socket of `--live-port` (else one the kernel picks) and its port.
+pub(super) fn bind(port: Option<u16>) -> Result<(TcpListener, u16), CliError> {
+    let listener = listen(port)?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| CliError::new(format!("memray run: {}", describe_os_error(&e))))?
+        .port();
+    Ok((listener, port))
 }
 
 /// The loopback address only: the capture shows the program's code and data.
