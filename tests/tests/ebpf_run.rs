@@ -288,6 +288,41 @@ fn run_ebpf_code(
         .expect("run memray")
 }
 
+/// `--python` (or the `python3` found in `PATH`) may be a launcher script,
+/// as pyenv's shims are: the interpreter it runs is held and probed from its
+/// first line, so even a program that ends at once has its allocation.
+#[test]
+fn a_launcher_script_runs_the_interpreter_behind_it_from_its_first_line() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let launcher = workdir.path().join("python-launcher");
+    let python = interpreters::reference_python();
+    std::fs::write(
+        &launcher,
+        format!("#!/bin/sh\nexec '{}' \"$@\"\n", python.path.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &launcher,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let output = Command::new(paths::memray_bin())
+        .args(["run", "--ebpf", "-q", "-f", "-o", "out.bin", "--python"])
+        .arg(&launcher)
+        .args(["-c", "keep = bytearray(765431)"])
+        .current_dir(workdir.path())
+        .output()
+        .expect("run memray");
+    succeeded(&output, "run --ebpf through a launcher script");
+    let check = "from memray import FileReader\n\
+        [record] = [r for r in FileReader('out.bin').get_allocation_records() if r.size == 765432]\n\
+        assert [f[0] for f in record.stack_trace()] == ['<module>'], record.stack_trace()\n";
+    check_with_memray(workdir.path(), check, &[], "the first line's allocation");
+}
+
 /// A 300-deep recursion's allocation has its whole stack; a 700-deep one
 /// (beyond the walk's 512 frames) keeps its innermost 512, and `-v` says
 /// that stacks were cut.

@@ -308,6 +308,59 @@ unsafe fn child(
     fail(status)
 }
 
+/// The interpreter executable that `program` (looked up in `PATH` if it has
+/// no `/`) runs: itself if it is an ELF file, else the `sys.executable` it
+/// reports when run as `run_as`. A launcher script such as pyenv's shims
+/// execs the interpreter only after other programs: started directly, the
+/// interpreter is held and probed from its first instruction.
+pub fn resolve_interpreter(program: &OsStr, run_as: Option<&RunAs>) -> Result<PathBuf, Error> {
+    use std::os::unix::process::CommandExt;
+    let found = find_program(program)?;
+    if !is_executable(&found) {
+        return Err(Error::Launch(format!(
+            "{}: no such program",
+            found.display()
+        )));
+    }
+    if is_elf(&found) {
+        return Ok(found);
+    }
+    let mut command = std::process::Command::new(&found);
+    command
+        .args(["-c", "import sys; sys.stdout.write(sys.executable)"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(user) = run_as {
+        // Dropping from root, std clears the supplementary groups too.
+        command
+            .uid(user.uid)
+            .gid(user.gid)
+            .env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name);
+    }
+    let failed = |why: String| {
+        Error::Launch(format!(
+            "{} is a script, and it did not name the Python it runs ({why})",
+            found.display()
+        ))
+    };
+    let output = command.output().map_err(|e| failed(e.to_string()))?;
+    let executable = PathBuf::from(OsString::from_vec(output.stdout));
+    if !output.status.success() || !executable.is_absolute() || !is_elf(&executable) {
+        return Err(failed(format!("`-c sys.executable` gave {executable:?}")));
+    }
+    Ok(executable)
+}
+
+/// Whether `path` starts with the ELF magic number.
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).is_ok_and(|mut file| file.read_exact(&mut magic).is_ok())
+        && &magic == b"\x7fELF"
+}
+
 fn find_program(program: &OsStr) -> Result<PathBuf, Error> {
     if program.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(program));

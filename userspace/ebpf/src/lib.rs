@@ -52,7 +52,9 @@ pub use discovery::capture_name;
 pub use error::Error;
 pub use events::{Event, EventStream, DRAIN_PERIOD};
 pub use execs::{Exec, ExecStream};
-pub use launcher::{pidfd_open, HeldProgram, ProgramExit, ProgramOutput, RunAs};
+pub use launcher::{
+    pidfd_open, resolve_interpreter, HeldProgram, ProgramExit, ProgramOutput, RunAs,
+};
 pub use libc_image::{LibcFunction, LibcImage};
 pub use memray_ebpf_common::Function;
 pub use memray_format::Allocator;

@@ -124,15 +124,19 @@ impl Recording<'_> {
                     sleep(INTERPRETER_POLL).await;
                 }
             };
-            tokio::select! {
-                _ = found => {}
-                _ = exited.readable() => {}
-                _ = sleep(INTERPRETER_WAIT) => {}
+            let ended = tokio::select! {
+                _ = found => false,
+                _ = exited.readable() => true,
+                _ = sleep(INTERPRETER_WAIT) => false,
+            };
+            if !ended {
+                // Attached before exec: the probes were placed on our libc.
+                session.follow_exec(pid)?;
+                intake.children_held_at_exit = session.hold_children_at_exit(pid)?;
             }
-            // Attached before exec: the probes were placed on our libc.
-            session.follow_exec(pid)?;
+        } else {
+            intake.children_held_at_exit = session.hold_children_at_exit(pid)?;
         }
-        intake.children_held_at_exit = session.hold_children_at_exit(pid)?;
         if self.starting {
             resume_if_held(pid);
         }

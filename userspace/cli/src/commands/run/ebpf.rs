@@ -12,7 +12,8 @@ use std::io::{PipeReader, Write};
 use std::net::{TcpListener, TcpStream};
 
 use memray_ebpf::{
-    Follow, HeldProgram, OnSignal, ProgramExit, ProgramOutput, Recording, RunAs, Session,
+    resolve_interpreter, Follow, HeldProgram, OnSignal, ProgramExit, ProgramOutput, Recording,
+    RunAs, Session,
 };
 use memray_recorder::{describe_os_error, CaptureOptions, LiveListener};
 
@@ -38,10 +39,9 @@ pub fn run(args: Args) -> CliResult {
         session.probe_python_allocators();
     }
     let run_as = RunAs::invoking_user().map_err(|e| ebpf_error("run", e))?;
-    let python = args
-        .python
-        .clone()
-        .unwrap_or_else(|| "python3".into())
+    let python = args.python.clone().unwrap_or_else(|| "python3".into());
+    let python = resolve_interpreter(python.as_os_str(), run_as.as_ref())
+        .map_err(|e| ebpf_error("run", e))?
         .into_os_string();
     let (program_output, errors) = if args.live {
         let (errors, stderr) = std::io::pipe().map_err(|e| ebpf_error("run", e))?;
