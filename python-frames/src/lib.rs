@@ -25,8 +25,10 @@ pub mod maps;
 pub mod memory;
 #[cfg(target_os = "linux")]
 pub mod mounts;
+pub mod objects;
 mod platform;
 pub mod process;
+pub mod thread_names;
 pub mod threads;
 
 pub use python_frames_core::{fingerprint, layout, linetable, walk};
@@ -42,5 +44,6 @@ pub use memory::{LocalMemory, Memory, PageCache, RemoteMemory, SnapshotMemory};
 #[cfg(target_os = "linux")]
 pub use platform::{lasting_file, process_file, reported_file};
 pub use process::{PythonProcess, ThreadStack};
+pub use thread_names::ThreadNameReader;
 pub use threads::{thread_states, ThreadState};
 pub use walk::{walk_stack, FrameReader, FrameStep, RawFrame, StackWalk, Target};

@@ -15,7 +15,7 @@ use crate::threads::{is_finalizing, thread_states, ThreadState};
 use crate::walk::{walk_stack, RawFrame, StackWalk, Target};
 
 /// A CPython process, located and ready to be read.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PythonProcess {
     memory: RemoteMemory,
     target: Target,
@@ -138,7 +138,7 @@ impl PythonProcess {
             })
     }
 
-    fn native_thread_ids<M: MemoryExt>(
+    pub(crate) fn native_thread_ids<M: MemoryExt>(
         &self,
         mem: &M,
         threads: &[ThreadState],

@@ -4,7 +4,7 @@
 
 use memray_tests::interpreters::{self, Interpreter};
 use memray_tests::parked_python::ParkedPython;
-use python_frames::{dump_stacks, CodeCache, Error, PythonProcess};
+use python_frames::{dump_stacks, CodeCache, Error, PythonProcess, ThreadNameReader};
 
 #[test]
 fn remote_stacks_match_the_interpreters_own_view() {
@@ -53,6 +53,12 @@ fn remote_stacks_match_the_interpreters_own_view() {
             assert_eq!(got, want, "{}: thread {native_id}", python.label());
         }
         check_truncation_keeps_innermost(&process, &parked, &mut cache);
+        let mut names: Vec<(u32, String)> =
+            ThreadNameReader::new().read(&process).into_iter().collect();
+        names.sort();
+        let mut want = parked.expected_names();
+        want.sort();
+        assert_eq!(names, want, "{}: thread names", python.label());
         eprintln!(
             "{}: {} threads match ({})",
             python.label(),

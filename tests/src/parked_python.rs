@@ -69,6 +69,21 @@ impl ParkedPython {
     }
 }
 
+impl ParkedPython {
+    /// `(native thread id, threading's name of the thread)`.
+    pub fn expected_names(&self) -> Vec<(u32, String)> {
+        self.expected["threads"]
+            .as_array()
+            .expect("threads")
+            .iter()
+            .map(|t| {
+                let name = t["name"].as_str().expect("name").to_owned();
+                (t["native_id"].as_u64().expect("native_id") as u32, name)
+            })
+            .collect()
+    }
+}
+
 impl Drop for ParkedPython {
     fn drop(&mut self) {
         let _ = self.child.kill();

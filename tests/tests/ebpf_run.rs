@@ -84,6 +84,38 @@ fn run_ebpf_records_what_the_in_process_tracker_records() {
     }
 }
 
+/// Threads are named from memray's sources, read from outside: the
+/// `threading.Thread` name given before start, set inside the thread, set
+/// from outside, then a `prctl` name (S7, paced so that each rename is seen
+/// between two allocations), on each CPython here.
+#[test]
+fn threads_are_named_as_memray_names_them() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let reference = reference::reference_memray();
+    let workdir = tempfile::tempdir().expect("tempdir");
+    for python in interpreters::all_for_tests() {
+        let label = format!("thread names on Python {}", python.label());
+        let capture = workdir.path().join("names.bin");
+        succeeded(
+            &memray_run(&python, true, "threads", "names_paced", &capture),
+            &format!("run --ebpf of {label}"),
+        );
+        let checked = Command::new(&reference.python)
+            .arg(scenario("threads"))
+            .args([
+                "check".as_ref(),
+                capture.as_os_str(),
+                "names_paced".as_ref(),
+            ])
+            .env("PYTHONPATH", fixtures())
+            .output()
+            .expect("check");
+        succeeded(&checked, &label);
+    }
+}
+
 /// The program runs as the user who ran sudo, and the capture is theirs.
 #[test]
 fn the_program_and_the_capture_belong_to_the_invoking_user() {

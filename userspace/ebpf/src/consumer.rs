@@ -1,6 +1,6 @@
 //! The probes' records of many processes turned into memray captures: one
-//! [`Recorder`] per tgid, threads numbered in order of first use, thread
-//! names from `/proc/PID/task/TID/comm`, Python stacks from the probes'
+//! [`Recorder`] per tgid, threads numbered in order of first use and named
+//! as memray names them ([`ThreadNames`]), Python stacks from the probes'
 //! stack table named through the process's own memory.
 //!
 //! A process is recorded from the moment its interpreter is registered for
@@ -21,6 +21,7 @@ use python_frames::PythonProcess;
 
 use crate::native::{NativeCopies, NativeStacks};
 use crate::python::{RemoteCodes, StackTable};
+use crate::thread_names::ThreadNames;
 use crate::Event;
 
 /// memray's thread id of a process's main thread (the first to record).
@@ -40,6 +41,7 @@ struct ProcessCapture {
     codes: RemoteCodes,
     /// By kernel tid.
     threads: HashMap<u32, RecordedThread>,
+    names: ThreadNames,
     /// Reused for each event's stack.
     frames: Vec<RawFrame>,
     /// `--native`: the unwinder over the probes' copies, and each event's
@@ -89,13 +91,20 @@ impl Consumer {
             output: settings.output.clone(),
             codes: RemoteCodes::new(*process.memory(), *layout),
             threads: HashMap::new(),
+            names: ThreadNames::new(process),
             frames: Vec::new(),
             native,
             addresses: Vec::new(),
             lost_records: 0,
         };
         // The main thread is memray's thread 1, whichever thread records first.
-        thread(&mut capture.threads, &mut capture.recorder, pid, pid)?;
+        let ProcessCapture {
+            threads,
+            names,
+            recorder,
+            ..
+        } = &mut capture;
+        thread(threads, names, recorder, pid)?;
         self.captures.insert(pid, capture);
         Ok(())
     }
@@ -122,11 +131,17 @@ impl Consumer {
         Ok(())
     }
 
-    /// A resident-set-size sample of every process.
+    /// A resident-set-size sample of every process, and the threads
+    /// renamed since the last look.
     pub fn sample_memory(&mut self) -> io::Result<()> {
         for capture in self.captures.values_mut() {
             let rss = capture.recorder.process().resident_set_size();
             capture.recorder.memory_sample(rss)?;
+            for (tid, name) in capture.names.renamed() {
+                if let Some(thread) = capture.threads.get(&tid) {
+                    capture.recorder.thread_name(thread, &name)?;
+                }
+            }
         }
         Ok(())
     }
@@ -181,12 +196,13 @@ impl ProcessCapture {
             recorder,
             codes,
             threads,
+            names,
             frames,
             native,
             addresses,
             ..
         } = self;
-        let thread = thread(threads, recorder, event.tgid, event.tid)?;
+        let thread = thread(threads, names, recorder, event.tid)?;
         if matches!(event.allocator, Allocator::Free | Allocator::Munmap) {
             return recorder.deallocation(thread, event.address, event.size, event.allocator);
         }
@@ -230,8 +246,8 @@ impl ProcessCapture {
 /// The thread `tid` of `threads`, numbered and named the first time it records.
 fn thread<'a>(
     threads: &'a mut HashMap<u32, RecordedThread>,
+    names: &mut ThreadNames,
     recorder: &mut Recorder,
-    tgid: u32,
     tid: u32,
 ) -> io::Result<&'a mut RecordedThread> {
     let next = threads.len() as u64 + MAIN_THREAD;
@@ -239,19 +255,10 @@ fn thread<'a>(
         Entry::Occupied(known) => Ok(known.into_mut()),
         Entry::Vacant(new) => {
             let thread = RecordedThread::new(next, u64::from(tid));
-            if let Some(name) = thread_name(tgid, tid) {
+            if let Some(name) = names.first(tid) {
                 recorder.thread_name(&thread, &name)?;
             }
             Ok(new.insert(thread))
         }
     }
-}
-
-/// The thread's name as the kernel knows it (`comm`, without the newline).
-fn thread_name(tgid: u32, tid: u32) -> Option<Vec<u8>> {
-    let mut name = std::fs::read(format!("/proc/{tgid}/task/{tid}/comm")).ok()?;
-    if name.last() == Some(&b'\n') {
-        name.pop();
-    }
-    Some(name)
 }

@@ -43,6 +43,7 @@ mod python_allocators;
 mod recording;
 mod session;
 mod system;
+mod thread_names;
 mod tracefs;
 mod uprobe_multi;
 

@@ -1,0 +1,130 @@
+//! The thread names of an eBPF capture, from memray's two sources: the
+//! thread's `threading.Thread.name`, read from the process, and the name
+//! given with `prctl(PR_SET_NAME)`, seen as the kernel's `comm` once it
+//! differs from the one the thread inherited. Both are looked at when a
+//! thread first records and every `REFRESH`: a rename applies from the next
+//! look on, and the name that changed last wins, as in memray's hooks.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use python_frames::{PythonProcess, ThreadNameReader};
+
+/// How often renames are looked for (a read of `threading`'s names costs
+/// ~35 µs, a thread's `comm` ~3 µs).
+const REFRESH: Duration = Duration::from_millis(100);
+/// How often a thread recording for the first time has `threading`'s names
+/// read again at once (a thread may end within milliseconds).
+const NEW_THREAD_REFRESH: Duration = Duration::from_millis(1);
+
+pub(crate) struct ThreadNames {
+    process: PythonProcess,
+    reader: ThreadNameReader,
+    /// The process's `comm` when its capture began: what threads inherit.
+    inherited: Option<Vec<u8>>,
+    /// `threading`'s names by tid, as last read (kept after a thread ends:
+    /// its records may still be on their way).
+    python: HashMap<u32, String>,
+    python_read_at: Option<Instant>,
+    renames_read_at: Option<Instant>,
+    /// What each recorded thread was last seen named, by tid.
+    seen: HashMap<u32, Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    python: Option<String>,
+    comm: Option<Vec<u8>>,
+    /// Its `comm` could not be read: it has ended.
+    ended: bool,
+}
+
+impl ThreadNames {
+    pub fn new(process: &PythonProcess) -> ThreadNames {
+        let pid = process.pid() as u32;
+        ThreadNames {
+            process: process.clone(),
+            reader: ThreadNameReader::new(),
+            inherited: comm(pid, pid),
+            python: HashMap::new(),
+            python_read_at: None,
+            renames_read_at: None,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The name of thread `tid`, recorded for the first time, if it has one.
+    pub fn first(&mut self, tid: u32) -> Option<Vec<u8>> {
+        let stale = self
+            .python_read_at
+            .is_none_or(|at| at.elapsed() >= NEW_THREAD_REFRESH);
+        if stale {
+            let names = self.read_python();
+            self.python.extend(names);
+        }
+        self.changed(tid)
+    }
+
+    /// The recorded threads whose name changed since it was recorded, with
+    /// their new name; nothing until `REFRESH` has passed since the last look.
+    pub fn renamed(&mut self) -> Vec<(u32, Vec<u8>)> {
+        let now = Instant::now();
+        if self.renames_read_at.is_some_and(|at| now - at < REFRESH) {
+            return Vec::new();
+        }
+        self.renames_read_at = Some(now);
+        let names = self.read_python();
+        self.python.extend(names);
+        let tids: Vec<u32> = self
+            .seen
+            .iter()
+            .filter(|(_, seen)| !seen.ended)
+            .map(|(&tid, _)| tid)
+            .collect();
+        tids.into_iter()
+            .filter_map(|tid| Some((tid, self.changed(tid)?)))
+            .collect()
+    }
+
+    fn read_python(&mut self) -> HashMap<u32, String> {
+        self.python_read_at = Some(Instant::now());
+        self.reader.read(&self.process)
+    }
+
+    /// Thread `tid`'s name if it changed since last asked. A `comm` that
+    /// starts the Python name is CPython 3.14's copy of it (cut to 15 bytes).
+    fn changed(&mut self, tid: u32) -> Option<Vec<u8>> {
+        let pid = self.process.pid() as u32;
+        let python = self.python.get(&tid).cloned();
+        let comm = comm(pid, tid);
+        let seen = self.seen.entry(tid).or_default();
+        seen.ended = comm.is_none();
+        let python_changed = python.is_some() && python != seen.python;
+        let comm_changed = comm.is_some() && comm != seen.comm;
+        if python.is_some() {
+            seen.python.clone_from(&python);
+        }
+        if comm.is_some() {
+            seen.comm.clone_from(&comm);
+        }
+        if python_changed {
+            return python.map(String::into_bytes);
+        }
+        let comm = comm.filter(|_| comm_changed)?;
+        let mirrors_python = seen
+            .python
+            .as_ref()
+            .is_some_and(|name| name.as_bytes().starts_with(&comm));
+        let inherited = self.inherited.as_deref() == Some(comm.as_slice());
+        (!inherited && !mirrors_python).then_some(comm)
+    }
+}
+
+/// The thread's name as the kernel knows it (`comm`, without the newline).
+fn comm(tgid: u32, tid: u32) -> Option<Vec<u8>> {
+    let mut name = std::fs::read(format!("/proc/{tgid}/task/{tid}/comm")).ok()?;
+    if name.last() == Some(&b'\n') {
+        name.pop();
+    }
+    Some(name)
+}
