@@ -355,6 +355,46 @@ fn a_launcher_script_runs_the_interpreter_behind_it_from_its_first_line() {
     check_with_memray(workdir.path(), check, &[], "the first line's allocation");
 }
 
+/// Without `--follow-exec`, a recorded process that execs leaves the
+/// recording there, as memray's tracker leaves it: neither the program the
+/// script execs nor the one its subprocess execs (a `--follow-fork` child)
+/// is recorded, under no stack, and a line says so.
+#[test]
+fn a_process_that_execs_leaves_the_recording() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import os, subprocess, sys\n\
+        keep = bytearray(666666)\n\
+        subprocess.run([sys.executable, '-c', 'x = bytearray(555555)'], check=True)\n\
+        os.execv(sys.executable, [sys.executable, '-c', 'x = bytearray(777777)'])\n";
+    let check = "import glob\n\
+        from memray import FileReader\n\
+        sizes = sorted(r.size for f in glob.glob('out.bin*') for r in FileReader(f).get_allocation_records() if r.size in (555556, 666667, 777778))\n\
+        assert sizes == [666667], sizes\n";
+    for (flags, left) in [(&[][..], 1), (&["--follow-fork"][..], 2)] {
+        let output = run_ebpf_code(workdir.path(), &[], flags, program, &[]);
+        succeeded(
+            &output,
+            &format!("run --ebpf {flags:?} of a program that execs"),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "{left} recorded process(es) ran exec, where their recording ends"
+            )),
+            "{flags:?}: {stderr}"
+        );
+        check_with_memray(
+            workdir.path(),
+            check,
+            &[],
+            &format!("{flags:?}: what was recorded"),
+        );
+    }
+}
+
 /// A 300-deep recursion's allocation has its whole stack; a 700-deep one
 /// (beyond the walk's 512 frames) keeps its innermost 512, and `-v` says
 /// that stacks were cut.

@@ -154,7 +154,7 @@ pub struct AllocationEvent {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrackedProcess {
     /// [`TrackedProcess::FOLLOW_FORK`], [`TrackedProcess::FOLLOW_EXEC`],
-    /// [`TrackedProcess::RECORDED`].
+    /// [`TrackedProcess::RECORDED`], [`TrackedProcess::BEFORE_EXEC`].
     pub flags: u64,
     /// Where libc's executable code is mapped in the process (start, end):
     /// calls from there to the syscall wrappers are libc's own.
@@ -179,6 +179,9 @@ impl TrackedProcess {
     /// would stay in flight for good, every later call of its thread
     /// counted as nested in it and never recorded.
     pub const RECORDED: u64 = 8;
+    /// Attached before its program's `exec` (`run --ebpf`'s held program):
+    /// it stays in the set through that first exec.
+    pub const BEFORE_EXEC: u64 = 16;
 }
 
 /// An allocator call in flight on a thread, from its entry probe to its

@@ -8,8 +8,8 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExecNotice {
     pub tgid: u32,
-    /// [`ExecNotice::WATCHED`], [`ExecNotice::TRACKED`] or
-    /// [`ExecNotice::FORKED`].
+    /// [`ExecNotice::WATCHED`], [`ExecNotice::TRACKED`],
+    /// [`ExecNotice::FORKED`] or [`ExecNotice::LEFT`].
     pub tracked: u32,
 }
 
@@ -21,6 +21,10 @@ impl ExecNotice {
     /// Not an exec: a new child of a process whose forks are followed,
     /// stopped before its first instruction until its probes are placed.
     pub const FORKED: u32 = 2;
+    /// In the pid set without following execs: taken out of it at its exec
+    /// (as memray's tracker leaves a process that execs), not stopped. Its
+    /// capture ends there.
+    pub const LEFT: u32 = 3;
 }
 
 /// The ring buffer of [`ExecNotice`]s.

@@ -3,8 +3,10 @@
 //! recorded until userspace has placed the probes its new program needs, and
 //! is stopped until userspace has looked at its new program (placed the probes
 //! that hold a CPython at its start, or found it is not one); userspace hears
-//! of it through the `EXECS` ring. While `EXEC_WATCH` is set (`attach
-//! --all`), every other exec on the machine is only reported.
+//! of it through the `EXECS` ring. Another process of the set leaves it at
+//! its exec (its capture ends), except `run`'s program at the exec that
+//! starts it. While `EXEC_WATCH` is set (`attach --all`), every other exec
+//! on the machine is only reported.
 
 use aya_ebpf::{
     bindings::BPF_RB_FORCE_WAKEUP,
@@ -41,7 +43,16 @@ pub fn process_exec(_ctx: TracePointContext) -> u32 {
                 unsafe { bpf_send_signal(SIGSTOP) };
             }
         }
-        Some(_) => {}
+        Some(process) if process.flags & TrackedProcess::BEFORE_EXEC != 0 => {
+            let flags = process.flags & !TrackedProcess::BEFORE_EXEC;
+            let _ = PROCESSES.insert(tgid, TrackedProcess { flags, ..process }, 0);
+        }
+        Some(_) => {
+            let _ = PROCESSES.remove(tgid);
+            let _ = PYTHON_TARGETS.remove(tgid);
+            let _ = PROCESS_WALKS.remove(tgid);
+            notify(tgid, ExecNotice::LEFT);
+        }
         None => {
             if EXEC_WATCH.get(0).is_some_and(|&watch| watch != 0) {
                 notify(tgid, ExecNotice::WATCHED);

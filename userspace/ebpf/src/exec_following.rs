@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use crate::consumer::{Consumer, Finished};
 use crate::intake::Naming;
 use crate::recording::{is_stopped, resume, resume_if_held, start_capture};
-use crate::{Exec, ExecStream, Session};
+use crate::{Exec, ExecKind, ExecStream, Session};
 
 pub(crate) struct ExecFollowing {
     /// The settings of each new program's capture.
@@ -31,6 +31,8 @@ pub(crate) struct ExecFollowing {
     used: HashSet<PathBuf>,
     /// The captures of the programs that were replaced by an exec.
     pub finished: Vec<Finished>,
+    /// Processes that left at an exec ([`ExecFollowing::left`]).
+    left: usize,
 }
 
 impl ExecFollowing {
@@ -42,6 +44,7 @@ impl ExecFollowing {
             execed: HashSet::new(),
             used: HashSet::new(),
             finished: Vec::new(),
+            left: 0,
         }
     }
 
@@ -63,13 +66,28 @@ impl ExecFollowing {
         let held =
             program(pid).is_some_and(|path| session.hold_interpreter(pid, &path).unwrap_or(false));
         if held {
-            self.starting.insert(pid, !exec.tracked);
+            self.starting.insert(pid, exec.kind != ExecKind::Tracked);
         }
-        if exec.tracked {
+        if exec.kind == ExecKind::Tracked {
             // Maybe not stopped yet: the notice comes first.
             resume(pid);
         }
         held
+    }
+
+    /// Process `pid`, which did not follow execs, ran one: it has left the
+    /// pid set, and its capture ends (drain the ring before: its last
+    /// records).
+    pub fn left(&mut self, session: &Session, consumer: &mut Consumer, pid: u32) {
+        self.execed.insert(pid);
+        self.left += 1;
+        consumer.note_lost_records(pid, session.drops(pid).unwrap_or(0));
+        self.finished.extend(consumer.finish_one(pid));
+    }
+
+    /// How many processes left the recording at an exec.
+    pub fn left_at_exec(&self) -> usize {
+        self.left
     }
 
     /// Whether process `pid` has run exec since the recording started.
@@ -125,16 +143,19 @@ impl ExecFollowing {
 
     /// The recording ends, its processes out of the pid set: every process
     /// the probes still hold goes on (those stopped at an exec whose
-    /// notice is still in `execs` too).
-    pub fn end(&mut self, session: &mut Session, execs: Option<&mut ExecStream>) {
+    /// notice is still in `execs` too), and those that left at an exec
+    /// meanwhile are counted.
+    pub fn end(&mut self, session: &mut Session, consumer: &mut Consumer, execs: &mut ExecStream) {
         let pids: Vec<u32> = self.starting.keys().chain(&self.held).copied().collect();
         for pid in pids {
             session.retire_holds(pid);
             resume_if_held(pid);
         }
-        for exec in execs.map(ExecStream::drain).unwrap_or_default() {
-            if exec.tracked {
-                resume(exec.pid);
+        for exec in execs.drain() {
+            match exec.kind {
+                ExecKind::Tracked => resume(exec.pid),
+                ExecKind::Left => self.left(session, consumer, exec.pid),
+                ExecKind::Watched | ExecKind::Forked => {}
             }
         }
     }

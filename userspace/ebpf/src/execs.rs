@@ -8,16 +8,27 @@ use memray_ebpf_common::execs::ExecNotice;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// A process has run `exec` (or, `forked`, was just forked by a process
-/// whose forks are followed).
+/// A process has run `exec` (or, [`ExecKind::Forked`], was just forked by
+/// a process whose forks are followed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exec {
     pub pid: u32,
-    /// In the pid set, and stopped until userspace lets it go on.
-    pub tracked: bool,
+    pub kind: ExecKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecKind {
+    /// Not in the pid set (`attach --all` hears of every exec).
+    Watched,
+    /// In the pid set, following execs, and stopped until userspace lets
+    /// it go on.
+    Tracked,
     /// Not an exec: a new child, stopped until its probes are placed
     /// ([`crate::Session::follow_fork`]).
-    pub forked: bool,
+    Forked,
+    /// In the pid set without following execs: it has left the set, and
+    /// its capture ends.
+    Left,
 }
 
 /// The ring of exec notices.
@@ -58,10 +69,15 @@ impl ExecStream {
             // valid ExecNotice (two u32s); read_unaligned needs no alignment.
             let notice: ExecNotice =
                 unsafe { record.as_ptr().cast::<ExecNotice>().read_unaligned() };
+            let kind = match notice.tracked {
+                ExecNotice::TRACKED => ExecKind::Tracked,
+                ExecNotice::FORKED => ExecKind::Forked,
+                ExecNotice::LEFT => ExecKind::Left,
+                _ => ExecKind::Watched,
+            };
             execs.push(Exec {
                 pid: notice.tgid,
-                tracked: notice.tracked != ExecNotice::WATCHED,
-                forked: notice.tracked == ExecNotice::FORKED,
+                kind,
             });
         }
         execs

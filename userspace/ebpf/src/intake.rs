@@ -16,7 +16,7 @@ use crate::exec_following::ExecFollowing;
 use crate::native::NativeCopies;
 use crate::python::StackTable;
 use crate::recording::{is_stopped, resume_if_held};
-use crate::{Error, Event, EventStream, Exec, ExecStream, Follow, Session};
+use crate::{Error, Event, EventStream, Exec, ExecKind, ExecStream, Follow, Session};
 
 /// Records taken from the ring buffer at a time.
 const BATCH: usize = 64 * 1024;
@@ -33,19 +33,12 @@ pub(crate) struct Intake {
     pub consumer: Consumer,
     children: Children,
     pub following: ExecFollowing,
-    /// The exec notices, if execs are followed.
-    pub execs: Option<ExecStream>,
+    /// The exec notices (a recorded process that execs without execs
+    /// being followed is announced there too).
+    pub execs: ExecStream,
     /// The followed children stop at `_exit` until their records are in
     /// ([`Session::hold_children_at_exit`]).
     pub children_held_at_exit: bool,
-}
-
-/// The next exec notices of `execs` (never, if execs are not followed).
-async fn next_execs(execs: &mut Option<ExecStream>) -> Result<Vec<Exec>, Error> {
-    match execs {
-        Some(execs) => execs.next().await.map_err(Error::Io),
-        None => std::future::pending().await,
-    }
 }
 
 impl Intake {
@@ -65,11 +58,7 @@ impl Intake {
             consumer: Consumer::new(),
             children: Children::new(parent, Rc::clone(&naming), follow.forks),
             following: ExecFollowing::new(naming),
-            // Forked children are announced there too.
-            execs: match follow.execs || follow.forks {
-                true => Some(session.execs()?),
-                false => None,
-            },
+            execs: session.execs()?,
             children_held_at_exit: false,
         })
     }
@@ -107,18 +96,14 @@ impl Intake {
                 self.take_batch()?;
                 Ok(Vec::new())
             }
-            notices = next_execs(&mut self.execs) => self.after_records(notices?),
+            notices = self.execs.next() => self.after_records(notices.map_err(Error::Io)?),
         }
     }
 
     /// The exec notices waiting (a process stopped at its exec is not at a
     /// hold: its notice, sent before it stopped, is taken first).
     pub fn waiting_execs(&mut self) -> Result<Vec<Exec>, Error> {
-        let notices = self
-            .execs
-            .as_mut()
-            .map(ExecStream::drain)
-            .unwrap_or_default();
+        let notices = self.execs.drain();
         self.after_records(notices)
     }
 
@@ -133,7 +118,11 @@ impl Intake {
     /// A followed process ran exec ([`ExecFollowing::exec`]), or forked
     /// one, which goes on once its probes are placed.
     pub fn exec(&mut self, session: &mut Session, exec: Exec) -> bool {
-        if exec.forked {
+        if exec.kind == ExecKind::Left {
+            self.following.left(session, &mut self.consumer, exec.pid);
+            return false;
+        }
+        if exec.kind == ExecKind::Forked {
             let placed = session.release_forked(exec.pid);
             let alive = std::path::Path::new(&format!("/proc/{}", exec.pid)).exists();
             if let (Err(error), true) = (placed, alive) {
@@ -194,10 +183,11 @@ impl Intake {
     /// The recording ends (its processes out of the pid set): the processes
     /// still held go on, the records still in the ring are taken, and every
     /// capture ends.
-    pub fn end(mut self, session: &mut Session) -> Result<Vec<Finished>, Error> {
+    pub fn end(mut self, session: &mut Session) -> Result<Ended, Error> {
         let held = self.held_at_exit(&session.tracked()?);
-        self.following.end(session, self.execs.as_mut());
         self.drain_all()?;
+        self.following
+            .end(session, &mut self.consumer, &mut self.execs);
         // Children still held at their exit go on (and end) without us.
         held.into_iter().for_each(resume_if_held);
         session.flush_log();
@@ -205,14 +195,28 @@ impl Intake {
             self.consumer
                 .note_lost_records(recorded, session.drops(recorded)?);
         }
-        Ok(self
+        let left_at_exec = self.following.left_at_exec();
+        let finished = self
             .following
             .finished
             .into_iter()
             .chain(self.children.finished)
             .chain(self.consumer.finish())
-            .collect())
+            .collect();
+        Ok(Ended {
+            finished,
+            left_at_exec,
+        })
     }
+}
+
+/// How a recording's intake ended.
+pub struct Ended {
+    /// Every capture.
+    pub finished: Vec<Finished>,
+    /// Processes that left the recording at an exec
+    /// ([`ExecFollowing::left_at_exec`]).
+    pub left_at_exec: usize,
 }
 
 /// The children a recorded process forks (`--follow-fork`: the probes add

@@ -52,7 +52,7 @@ pub use custom_allocators::CustomAllocator;
 pub use discovery::capture_name;
 pub use error::Error;
 pub use events::{Event, EventStream, DRAIN_PERIOD};
-pub use execs::{Exec, ExecStream};
+pub use execs::{Exec, ExecKind, ExecStream};
 pub use launcher::{
     pidfd_open, resolve_interpreter, HeldProgram, ProgramExit, ProgramOutput, RunAs,
 };

@@ -22,7 +22,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{interval, sleep, Interval, MissedTickBehavior, Sleep};
 
 use crate::consumer::{Consumer, Finished};
-use crate::intake::{Intake, Naming};
+use crate::intake::{Ended, Intake, Naming};
 use crate::{python, Error, Follow, Session};
 
 /// How often a starting program is looked at until its interpreter is up,
@@ -60,6 +60,9 @@ pub struct Outcome {
     pub walks: python::WalkCounters,
     /// The last reason the interpreter could not be registered, if it never was.
     pub unregistered: Option<python::Error>,
+    /// Recorded processes that ran exec, execs not being followed: each
+    /// left the recording there (its capture, if it had one, ends there).
+    pub left_at_exec: usize,
 }
 
 /// What to record and until when.
@@ -187,7 +190,10 @@ impl Recording<'_> {
         };
         session.detach(pid)?;
         // The records still in the ring, up to the detach.
-        let finished = intake.end(session)?;
+        let Ended {
+            finished,
+            left_at_exec,
+        } = intake.end(session)?;
         let walks = session.walk_counters()?;
         let (mut capture, mut children) = (None, Vec::new());
         for finished in finished {
@@ -200,6 +206,7 @@ impl Recording<'_> {
         Ok(Outcome {
             stop,
             unregistered: capture.is_none().then_some(unregistered).flatten(),
+            left_at_exec,
             capture,
             children,
             walks,

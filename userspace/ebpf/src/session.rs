@@ -365,6 +365,13 @@ impl Session {
         Ok(())
     }
 
+    /// Process `pid`, attached, has yet to exec its program (`run`'s held
+    /// program): it stays in the pid set through that exec, where any later
+    /// exec takes it out unless execs are followed.
+    pub fn expect_exec(&mut self, pid: u32) -> Result<(), Error> {
+        self.update_process(pid, |entry| entry.flags |= TrackedProcess::BEFORE_EXEC)
+    }
+
     /// Has the children attached process `pid` is followed into stopped
     /// (SIGSTOP; the caller continues them) at libc's `_exit`, so that their
     /// records can be taken in while their memory is there. Nothing without

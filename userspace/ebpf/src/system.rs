@@ -17,7 +17,7 @@ use crate::consumer::{Consumer, Finished};
 use crate::discovery::{capture_name, command_line, looks_like_python, python_candidates};
 use crate::intake::{Intake, Naming};
 use crate::recording::{resume_if_held, runtime, start_capture, Pacing};
-use crate::{python, Error, Exec, Follow, Session, Stop};
+use crate::{python, Error, Exec, ExecKind, Follow, Session, Stop};
 
 /// What every process is recorded with.
 const FOLLOW: Follow = Follow {
@@ -116,7 +116,7 @@ impl SystemRecording<'_> {
         for pid in session.tracked()? {
             session.untrack(pid)?;
         }
-        let finished = intake.end(session)?;
+        let finished = intake.end(session)?.finished;
         let walks = session.walk_counters()?;
         let mut captures = Vec::new();
         for finished in finished {
@@ -141,7 +141,7 @@ impl SystemRecording<'_> {
     /// A process ran exec: a followed one goes on as [`Intake::exec`] says;
     /// another that execs a CPython the caller wants starts being recorded.
     fn exec(&self, session: &mut Session, intake: &mut Intake, exec: Exec) -> Result<(), Error> {
-        if exec.tracked {
+        if exec.kind != ExecKind::Watched {
             intake.exec(session, exec);
             return Ok(());
         }

@@ -143,6 +143,16 @@ pub fn record(
             "memray {command}: no capture: the Python interpreter of process {pid} was not found ({why})"
         )));
     };
+    if outcome.left_at_exec > 0 {
+        let hint = match command {
+            "run" => "; --follow-exec records the Python programs started through exec",
+            _ => "",
+        };
+        eprintln!(
+            "memray {command}: {} recorded process(es) ran exec, where their recording ends{hint}",
+            outcome.left_at_exec
+        );
+    }
     for finished in [finished].into_iter().chain(&outcome.children) {
         let output = &finished.output;
         if let Err(error) = &finished.result {

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use memray_ebpf::{Event, EventStream, ExecStream, Options, Session};
+use memray_ebpf::{Event, EventStream, ExecKind, ExecStream, Options, Session};
 
 /// `allocators.c`, compiled once per test binary with the machine's `cc`.
 pub fn workload_binary() -> PathBuf {
@@ -147,7 +147,7 @@ impl Recording {
                     tokio::time::timeout(Duration::from_millis(10), self.execs.next()).await
                 });
                 for exec in notices.into_iter().flatten().flatten() {
-                    if exec.forked {
+                    if exec.kind == ExecKind::Forked {
                         self.session
                             .release_forked(exec.pid)
                             .expect("place the child's probes");

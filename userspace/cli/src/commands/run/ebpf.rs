@@ -76,6 +76,7 @@ pub fn run(args: Args) -> CliResult {
     };
     session
         .attach(pid, follow.forks)
+        .and_then(|()| session.expect_exec(pid))
         .map_err(|e| ebpf_error("run", e))?;
     // Without the hold (not CPython, or its libpython not found) stacks
     // start once the interpreter is found, milliseconds into the program.
