@@ -649,52 +649,62 @@ fn attach_twice_then_the_process_goes_on_unchanged() {
     assert_eq!(rest, "sum 499500\n");
 }
 
-/// A process that exits while attached ends the recording: the capture is
-/// finished and holds what it allocated.
+/// A process that exits or execs while attached ends the recording: the
+/// capture is finished and holds what it allocated, none of what the
+/// program it execs allocates.
 #[test]
-fn attach_ends_when_the_process_exits() {
+fn attach_ends_when_the_process_exits_or_execs() {
     if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
         return;
     }
     let python = interpreters::reference_python();
     let workdir = tempfile::tempdir().expect("tempdir");
-    // Runs until memray has attached (the file appears), then a little more.
-    let mut child = Command::new(&python.path)
-        .args([
-            "-c",
-            "import os, time\n\
-             while not os.path.exists('attached.bin'): time.sleep(0.01)\n\
-             blocks = [bytearray(200003) for _ in range(5)]\n\
-             time.sleep(0.5)\n",
-        ])
-        .current_dir(workdir.path())
-        .spawn()
-        .expect("start python");
-    let output = Command::new(paths::memray_bin())
-        .args([
-            "attach",
-            "--ebpf",
-            &child.id().to_string(),
-            "-o",
-            "attached.bin",
-        ])
-        .current_dir(workdir.path())
-        .output()
-        .expect("run memray attach");
-    succeeded(&output, "attach --ebpf until the exit");
-    assert!(child.wait().expect("wait").success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("exited"), "{stdout}");
-    let allocations = Command::new(paths::memray_bin())
-        .args(["parse", "attached.bin"])
-        .current_dir(workdir.path())
-        .output()
-        .expect("memray parse");
-    let parsed = String::from_utf8_lossy(&allocations.stdout);
-    let blocks = parsed
-        .lines()
-        // bytearray(n) asks for n + 1 bytes.
-        .filter(|line| line.contains("size=200004 allocator=malloc"))
-        .count();
-    assert_eq!(blocks, 5, "{parsed}");
+    // The program it execs allocates 7 more blocks.
+    let exec = "import sys\n\
+        os.execv(sys.executable, [sys.executable, '-c', \
+        'import time; x = [bytearray(200003) for _ in range(7)]; time.sleep(0.5)'])\n";
+    for (ending, said) in [("time.sleep(0.5)\n", "exited"), (exec, "ran exec")] {
+        // Runs until memray has attached (the file appears), then a little more.
+        let mut child = Command::new(&python.path)
+            .arg("-c")
+            .arg(format!(
+                "import os, time\n\
+                 while not os.path.exists('attached.bin'): time.sleep(0.01)\n\
+                 blocks = [bytearray(200003) for _ in range(5)]\n\
+                 time.sleep(0.5)\n\
+                 {ending}"
+            ))
+            .current_dir(workdir.path())
+            .spawn()
+            .expect("start python");
+        let output = Command::new(paths::memray_bin())
+            .args([
+                "attach",
+                "--ebpf",
+                "-f",
+                &child.id().to_string(),
+                "-o",
+                "attached.bin",
+            ])
+            .current_dir(workdir.path())
+            .output()
+            .expect("run memray attach");
+        succeeded(&output, &format!("attach --ebpf until the process {said}"));
+        assert!(child.wait().expect("wait").success());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(said), "{stdout}");
+        let allocations = Command::new(paths::memray_bin())
+            .args(["parse", "attached.bin"])
+            .current_dir(workdir.path())
+            .output()
+            .expect("memray parse");
+        let parsed = String::from_utf8_lossy(&allocations.stdout);
+        let blocks = parsed
+            .lines()
+            // bytearray(n) asks for n + 1 bytes.
+            .filter(|line| line.contains("size=200004 allocator=malloc"))
+            .count();
+        assert_eq!(blocks, 5, "{said}: {parsed}");
+        std::fs::remove_file(workdir.path().join("attached.bin")).expect("remove the capture");
+    }
 }

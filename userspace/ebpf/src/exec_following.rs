@@ -32,7 +32,7 @@ pub(crate) struct ExecFollowing {
     /// The captures of the programs that were replaced by an exec.
     pub finished: Vec<Finished>,
     /// Processes that left at an exec ([`ExecFollowing::left`]).
-    left: usize,
+    left: HashSet<u32>,
 }
 
 impl ExecFollowing {
@@ -44,7 +44,7 @@ impl ExecFollowing {
             execed: HashSet::new(),
             used: HashSet::new(),
             finished: Vec::new(),
-            left: 0,
+            left: HashSet::new(),
         }
     }
 
@@ -80,14 +80,19 @@ impl ExecFollowing {
     /// records).
     pub fn left(&mut self, session: &Session, consumer: &mut Consumer, pid: u32) {
         self.execed.insert(pid);
-        self.left += 1;
+        self.left.insert(pid);
         consumer.note_lost_records(pid, session.drops(pid).unwrap_or(0));
         self.finished.extend(consumer.finish_one(pid));
     }
 
     /// How many processes left the recording at an exec.
     pub fn left_at_exec(&self) -> usize {
-        self.left
+        self.left.len()
+    }
+
+    /// Whether process `pid` left the recording at an exec.
+    pub fn has_left(&self, pid: u32) -> bool {
+        self.left.contains(&pid)
     }
 
     /// Whether process `pid` has run exec since the recording started.

@@ -46,6 +46,8 @@ pub enum Stop {
     Exited,
     Signal,
     Duration,
+    /// The attached process ran exec (execs not followed).
+    Exec,
 }
 
 /// What a recording left.
@@ -153,6 +155,10 @@ impl Recording<'_> {
                     session.flush_log();
                     for exec in notices? {
                         intake.exec(session, exec);
+                    }
+                    if !self.starting && intake.following.has_left(pid) {
+                        // Attached: nothing more of it to record.
+                        break Stop::Exec;
                     }
                 }
                 _ = pacing.memory.tick() => {

@@ -143,13 +143,11 @@ pub fn record(
             "memray {command}: no capture: the Python interpreter of process {pid} was not found ({why})"
         )));
     };
-    if outcome.left_at_exec > 0 {
-        let hint = match command {
-            "run" => "; --follow-exec records the Python programs started through exec",
-            _ => "",
-        };
+    // `attach` says it of its one process (Stop::Exec).
+    if outcome.left_at_exec > 0 && command == "run" {
         eprintln!(
-            "memray {command}: {} recorded process(es) ran exec, where their recording ends{hint}",
+            "memray run: {} recorded process(es) ran exec, where their recording ends; \
+             --follow-exec records the Python programs started through exec",
             outcome.left_at_exec
         );
     }

@@ -68,8 +68,10 @@ pub fn run(args: Args) -> CliResult {
             exit_code: 1,
         });
     };
-    if outcome.stop == Stop::Exited {
-        println!("Process {pid} exited; the capture ends there.");
+    match outcome.stop {
+        Stop::Exited => println!("Process {pid} exited; the capture ends there."),
+        Stop::Exec => println!("Process {pid} ran exec; the capture ends there."),
+        Stop::Signal | Stop::Duration => {}
     }
     let memray = std::env::current_exe().unwrap_or_else(|_| "memray".into());
     ebpf_capture::announce_success(&memray, &output);
