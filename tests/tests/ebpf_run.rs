@@ -705,6 +705,17 @@ fn attach_ends_when_the_process_exits_or_execs() {
             .filter(|line| line.contains("size=200004 allocator=malloc"))
             .count();
         assert_eq!(blocks, 5, "{said}: {parsed}");
+        // The last memory record is the process's last size, not the
+        // nothing left of it once it is gone.
+        let memory: Vec<&str> = parsed
+            .lines()
+            .filter(|line| line.starts_with("MEMORY_RECORD"))
+            .collect();
+        assert!(
+            memory.iter().all(|line| !line.ends_with(" memory=0")),
+            "{said}: {:?}",
+            &memory[memory.len().saturating_sub(3)..]
+        );
         std::fs::remove_file(workdir.path().join("attached.bin")).expect("remove the capture");
     }
 }

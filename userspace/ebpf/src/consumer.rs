@@ -135,8 +135,9 @@ impl Consumer {
     /// renamed since the last look.
     pub fn sample_memory(&mut self) -> io::Result<()> {
         for capture in self.captures.values_mut() {
-            let rss = capture.recorder.process().resident_set_size();
-            capture.recorder.memory_sample(rss)?;
+            if let Some(rss) = capture.recorder.process().resident_set_size() {
+                capture.recorder.memory_sample(rss)?;
+            }
             for (tid, name) in capture.names.renamed() {
                 if let Some(thread) = capture.threads.get(&tid) {
                     capture.recorder.thread_name(thread, &name)?;

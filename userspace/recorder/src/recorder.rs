@@ -51,6 +51,10 @@ pub struct Recorder {
     output: Option<PathBuf>,
     /// Set by the first failed write; nothing is written after it.
     failed: bool,
+    /// The last resident set size recorded: the last memory record's too,
+    /// if the process has none left to read by then (an eBPF capture
+    /// finished after the process exited).
+    last_rss: u64,
 }
 
 impl Recorder {
@@ -87,7 +91,8 @@ impl Recorder {
         if let Some(images) = native {
             writer.write_mappings(images)?;
         }
-        writer.write_memory_record(rss::now_ms(), process.resident_set_size())?;
+        let rss = process.resident_set_size().unwrap_or(0);
+        writer.write_memory_record(rss::now_ms(), rss)?;
         Ok(Recorder {
             writer,
             process,
@@ -98,6 +103,7 @@ impl Recorder {
             compress: None,
             output: None,
             failed: false,
+            last_rss: rss,
         })
     }
 
@@ -218,6 +224,7 @@ impl Recorder {
     /// [`MEMORY_INTERVAL`](crate::rss::MEMORY_INTERVAL), outside its lock);
     /// a live session's reader gets what was written so far (at most 100 ms late).
     pub fn memory_sample(&mut self, rss: u64) -> io::Result<()> {
+        self.last_rss = rss;
         self.guarded(|this| {
             this.writer.write_memory_record(rss::now_ms(), rss)?;
             this.writer.flush()
@@ -235,7 +242,7 @@ impl Recorder {
     /// is written, so the file reads as cut off where writing stopped.
     pub fn finish(mut self) -> Result<(), FinishError> {
         let ended = self.guarded(|this| {
-            let rss = this.process.resident_set_size();
+            let rss = this.process.resident_set_size().unwrap_or(this.last_rss);
             this.writer.write_memory_record(rss::now_ms(), rss)?;
             this.writer.finish(rss::now_ms())
         });

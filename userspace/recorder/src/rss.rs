@@ -31,45 +31,37 @@ impl Process {
         }
     }
 
-    /// Its resident set size in bytes; 0 when unreadable (the process is gone).
-    pub fn resident_set_size(self) -> u64 {
+    /// Its resident set size in bytes; `None` when the process has none
+    /// to read (it has exited: a zombie has no memory).
+    pub fn resident_set_size(self) -> Option<u64> {
         resident_bytes(self)
     }
 }
 
 /// `VmRSS` + `HugetlbPages` from the process's `/proc/…/status` (as memray reads it).
 #[cfg(target_os = "linux")]
-fn resident_bytes(process: Process) -> u64 {
+fn resident_bytes(process: Process) -> Option<u64> {
     let status = match process {
         Process::Current => std::fs::read_to_string("/proc/self/status"),
         Process::Other(pid) => std::fs::read_to_string(format!("/proc/{pid}/status")),
     };
-    let Ok(status) = status else {
-        return 0;
+    let status = status.ok()?;
+    let kib = |key: &str| {
+        status.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            let value = value.trim().trim_end_matches("kB").trim();
+            (name == key).then(|| value.parse::<u64>().ok()).flatten()
+        })
     };
-    status
-        .lines()
-        .filter_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            matches!(key, "VmRSS" | "HugetlbPages").then_some(value)
-        })
-        .filter_map(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .sum::<u64>()
-        * 1024
+    let resident = kib("VmRSS")?;
+    Some((resident + kib("HugetlbPages").unwrap_or(0)) * 1024)
 }
 
 /// `resident_size` of the task's `mach_task_basic_info` (as memray reads it
 /// on macOS); another process's from `proc_pidinfo`, which needs no task port.
 #[cfg(target_os = "macos")]
 #[allow(unsafe_code)]
-fn resident_bytes(process: Process) -> u64 {
+fn resident_bytes(process: Process) -> Option<u64> {
     use mach2::task_info::{
         mach_task_basic_info, MACH_TASK_BASIC_INFO, MACH_TASK_BASIC_INFO_COUNT,
     };
@@ -87,11 +79,7 @@ fn resident_bytes(process: Process) -> u64 {
                     &mut count,
                 )
             };
-            if rc == mach2::kern_return::KERN_SUCCESS {
-                info.resident_size
-            } else {
-                0
-            }
+            (rc == mach2::kern_return::KERN_SUCCESS).then_some(info.resident_size)
         }
         Process::Other(pid) => {
             // SAFETY: a plain C struct of integers.
@@ -107,11 +95,7 @@ fn resident_bytes(process: Process) -> u64 {
                     size,
                 )
             };
-            if got == size {
-                info.pti_resident_size
-            } else {
-                0
-            }
+            (got == size).then_some(info.pti_resident_size)
         }
     }
 }

@@ -85,7 +85,9 @@ impl Session {
             if *stopped {
                 break;
             }
-            let rss = Process::Current.resident_set_size();
+            let Some(rss) = Process::Current.resident_set_size() else {
+                continue;
+            };
             if let Some(recorder) = lock(&self.recorder).as_mut() {
                 if let Err(error) = recorder.memory_sample(rss) {
                     tracking::stop_after_failed_write(&error);
