@@ -33,7 +33,9 @@ pub struct ObjectLayout {
     /// `PyInterpreterState.modules` (`imports.modules` from 3.12): `sys.modules`.
     pub interp_modules: u64,
     keys: KeysLayout,
-    instance_dict: InstanceDict,
+    /// How instances of classes keep their attributes (3.11+; before, in
+    /// a dict at `tp_dictoffset`, as other types still do).
+    managed: Option<ManagedDict>,
     /// `PyHeapTypeObject.ht_cached_keys`: the keys an instance's values
     /// (without a dict of their own) share.
     cached_keys: u64,
@@ -53,13 +55,12 @@ enum KeysLayout {
     Log2,
 }
 
-/// Where an instance keeps its attributes.
+/// Where an instance of a class (`Py_TPFLAGS_MANAGED_DICT`) keeps its
+/// attributes.
 #[derive(Clone, Copy, Debug)]
-enum InstanceDict {
-    /// A dict at `tp_dictoffset` (3.8–3.10).
-    AtDictOffset,
+enum ManagedDict {
     /// 3.11: values at `obj - 32` or a dict at `obj - 24`.
-    ManagedValuesOrDict,
+    ValuesOrDict,
     /// 3.12: at `obj - 24`, values tagged with their low bit (stored minus
     /// one) or a dict.
     TaggedValuesOrDict,
@@ -79,15 +80,15 @@ impl ObjectLayout {
         let old = |interp_modules, cached_keys| ObjectLayout {
             interp_modules,
             keys: KeysLayout::Sized,
-            instance_dict: InstanceDict::AtDictOffset,
+            managed: None,
             cached_keys,
             values_header: 0,
             tagged_ints: false,
         };
-        let new = |interp_modules, instance_dict, values_header| ObjectLayout {
+        let new = |interp_modules, managed, values_header| ObjectLayout {
             interp_modules,
             keys: KeysLayout::Log2,
-            instance_dict,
+            managed: Some(managed),
             cached_keys: 880,
             values_header,
             tagged_ints: true,
@@ -99,12 +100,12 @@ impl ObjectLayout {
             (3, 11) => ObjectLayout {
                 cached_keys: 872,
                 tagged_ints: false,
-                ..new(888, InstanceDict::ManagedValuesOrDict, 0)
+                ..new(888, ManagedDict::ValuesOrDict, 0)
             },
-            (3, 12) => new(944, InstanceDict::TaggedValuesOrDict, 0),
+            (3, 12) => new(944, ManagedDict::TaggedValuesOrDict, 0),
             // `interpreter_state.imports_modules` of `_Py_DebugOffsets`.
-            (3, 13) => new(debug_slot(11)?, InstanceDict::InlineValues, 8),
-            (3, 14) => new(debug_slot(12)?, InstanceDict::InlineValues, 8),
+            (3, 13) => new(debug_slot(11)?, ManagedDict::InlineValues, 8),
+            (3, 14) => new(debug_slot(12)?, ManagedDict::InlineValues, 8),
             _ => return None,
         })
     }
@@ -114,7 +115,7 @@ impl ObjectLayout {
 pub struct Objects<'a, M: ?Sized> {
     pub mem: &'a M,
     pub layout: &'a Layout,
-    pub objects: ObjectLayout,
+    pub object_layout: ObjectLayout,
 }
 
 impl<M: Memory + ?Sized> Objects<'_, M> {
@@ -139,27 +140,30 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
         let mem = self.mem;
         let object_type = mem.read_u64(object + self.layout.object_type)?;
         let flags = mem.read_u64(object_type + TYPE_FLAGS)?;
-        let cached_keys = || mem.read_u64(object_type + self.objects.cached_keys);
-        let entries = match self.objects.instance_dict {
-            _ if flags & TPFLAGS_MANAGED_DICT == 0 => {
+        let cached_keys = || mem.read_u64(object_type + self.object_layout.cached_keys);
+        let managed = self
+            .object_layout
+            .managed
+            .filter(|_| flags & TPFLAGS_MANAGED_DICT != 0);
+        let entries = match managed {
+            None => {
                 let offset = mem.read_u64(object_type + TYPE_DICTOFFSET)? as i64;
                 if offset <= 0 {
                     return None;
                 }
                 self.dict_entries(mem.read_u64(object + offset as u64)?)?
             }
-            InstanceDict::AtDictOffset => return None,
-            InstanceDict::ManagedValuesOrDict => match mem.read_u64(object.wrapping_sub(32))? {
+            Some(ManagedDict::ValuesOrDict) => match mem.read_u64(object.wrapping_sub(32))? {
                 0 => self.dict_entries(mem.read_u64(object.wrapping_sub(24))?)?,
                 values => self.keys_entries(cached_keys()?, Some(values))?,
             },
-            InstanceDict::TaggedValuesOrDict => match mem.read_u64(object.wrapping_sub(24))? {
+            Some(ManagedDict::TaggedValuesOrDict) => match mem.read_u64(object.wrapping_sub(24))? {
                 tagged if tagged & 1 == 1 => {
                     self.keys_entries(cached_keys()?, Some(tagged.wrapping_add(1)))?
                 }
                 dict => self.dict_entries(dict)?,
             },
-            InstanceDict::InlineValues => {
+            Some(ManagedDict::InlineValues) => {
                 let size = mem.read_u64(object_type + TYPE_BASICSIZE)?;
                 let values = object + size;
                 // `PyDictValues.valid`, after `capacity`, `size` and `embedded`.
@@ -181,7 +185,7 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
     /// The value of the `int` at `object`, if it fits 64 bits.
     pub fn int(&self, object: u64) -> Option<i128> {
         let tag = self.mem.read_u64(object + VAR_SIZE)?;
-        let (digits, negative) = match self.objects.tagged_ints {
+        let (digits, negative) = match self.object_layout.tagged_ints {
             true => (tag >> 3, tag & 3 == 2),
             false => ((tag as i64).unsigned_abs(), (tag as i64) < 0),
         };
@@ -213,7 +217,7 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
     /// split `values` array if given.
     fn keys_entries(&self, keys: u64, values: Option<u64>) -> Option<Vec<(u64, u64)>> {
         let mem = self.mem;
-        let (count, first, entry_size) = match self.objects.keys {
+        let (count, first, entry_size) = match self.object_layout.keys {
             KeysLayout::Sized => {
                 let slots = mem.read_u64(keys + 8)?;
                 let index_bytes = match slots {
@@ -253,7 +257,7 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
             let key = word(entry, entry_size - 16);
             let value = match values {
                 Some(values) => {
-                    mem.read_u64(values + self.objects.values_header + 8 * index as u64)?
+                    mem.read_u64(values + self.object_layout.values_header + 8 * index as u64)?
                 }
                 None => word(entry, entry_size - 8),
             };

@@ -50,14 +50,14 @@ impl ThreadNameReader {
         let objects = Objects {
             mem: pages,
             layout: process.layout(),
-            objects: ObjectLayout::for_version(process.layout(), &head)?,
+            object_layout: ObjectLayout::for_version(process.layout(), &head)?,
         };
         let active = match self.active {
             Some(active) => active,
             None => {
                 let interp =
                     pages.read_u64(target.runtime + target.layout.runtime_interpreters_head)?;
-                let modules = pages.read_u64(interp + objects.objects.interp_modules)?;
+                let modules = pages.read_u64(interp + objects.object_layout.interp_modules)?;
                 let threading = objects.module_dict(objects.dict_item(modules, "threading")?)?;
                 *self.active.insert(objects.dict_item(threading, "_active")?)
             }
