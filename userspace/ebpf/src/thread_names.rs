@@ -91,32 +91,45 @@ impl ThreadNames {
         self.reader.read(&self.process)
     }
 
-    /// Thread `tid`'s name if it changed since last asked. A `comm` that
-    /// starts the Python name is CPython 3.14's copy of it (cut to 15 bytes).
+    /// Thread `tid`'s name if it changed since last asked.
     fn changed(&mut self, tid: u32) -> Option<Vec<u8>> {
         let pid = self.process.pid() as u32;
         let python = self.python.get(&tid).cloned();
         let comm = comm(pid, tid);
         let seen = self.seen.entry(tid).or_default();
         seen.ended = comm.is_none();
-        let python_changed = python.is_some() && python != seen.python;
-        let comm_changed = comm.is_some() && comm != seen.comm;
+        seen.look(python, comm, self.inherited.as_deref())
+    }
+}
+
+impl Seen {
+    /// What a look at the thread's names now (`python`, `comm`; `None`
+    /// when not there to read) says to record, if anything: a new Python
+    /// name, else a new `comm` that is neither the one threads inherit nor
+    /// CPython 3.14's copy of the Python name (cut to 15 bytes).
+    fn look(
+        &mut self,
+        python: Option<String>,
+        comm: Option<Vec<u8>>,
+        inherited: Option<&[u8]>,
+    ) -> Option<Vec<u8>> {
+        let python_changed = python.is_some() && python != self.python;
+        let comm_changed = comm.is_some() && comm != self.comm;
         if python.is_some() {
-            seen.python.clone_from(&python);
+            self.python.clone_from(&python);
         }
         if comm.is_some() {
-            seen.comm.clone_from(&comm);
+            self.comm.clone_from(&comm);
         }
         if python_changed {
             return python.map(String::into_bytes);
         }
         let comm = comm.filter(|_| comm_changed)?;
-        let mirrors_python = seen
+        let mirrors_python = self
             .python
             .as_ref()
             .is_some_and(|name| name.as_bytes().starts_with(&comm));
-        let inherited = self.inherited.as_deref() == Some(comm.as_slice());
-        (!inherited && !mirrors_python).then_some(comm)
+        (inherited != Some(comm.as_slice()) && !mirrors_python).then_some(comm)
     }
 }
 
@@ -127,4 +140,58 @@ fn comm(tgid: u32, tid: u32) -> Option<Vec<u8>> {
         name.pop();
     }
     Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INHERITED: Option<&[u8]> = Some(b"python3.12");
+
+    fn look(seen: &mut Seen, python: Option<&str>, comm: &str) -> Option<String> {
+        seen.look(python.map(str::to_string), Some(comm.into()), INHERITED)
+            .map(|name| String::from_utf8(name).unwrap())
+    }
+
+    #[test]
+    fn a_thread_is_named_by_python_then_by_whichever_name_changes() {
+        let mut seen = Seen::default();
+        // Not known to `threading` yet, its comm inherited: no name.
+        assert_eq!(look(&mut seen, None, "python3.12"), None);
+        assert_eq!(
+            look(&mut seen, Some("worker"), "python3.12"),
+            Some("worker".into())
+        );
+        assert_eq!(look(&mut seen, Some("worker"), "python3.12"), None);
+        assert_eq!(
+            look(&mut seen, Some("renamed"), "python3.12"),
+            Some("renamed".into())
+        );
+        // prctl(PR_SET_NAME) after it: the newer name.
+        assert_eq!(
+            look(&mut seen, Some("renamed"), "by prctl"),
+            Some("by prctl".into())
+        );
+        assert_eq!(look(&mut seen, Some("renamed"), "by prctl"), None);
+        // Then Python again.
+        assert_eq!(
+            look(&mut seen, Some("last"), "by prctl"),
+            Some("last".into())
+        );
+    }
+
+    #[test]
+    fn a_prctl_name_alone_names_a_thread_python_does_not_know() {
+        let mut seen = Seen::default();
+        assert_eq!(look(&mut seen, None, "io-worker"), Some("io-worker".into()));
+    }
+
+    #[test]
+    fn cpython_3_14s_copy_of_the_name_into_comm_is_not_a_rename() {
+        let mut seen = Seen::default();
+        let long = "a thread with a long name";
+        assert_eq!(look(&mut seen, Some(long), "python3.12"), Some(long.into()));
+        // 3.14 copies the name into comm, cut to 15 bytes.
+        assert_eq!(look(&mut seen, Some(long), &long[..15]), None);
+    }
 }
