@@ -12,6 +12,7 @@ use crate::memory::{Memory, MemoryExt};
 const MAX_ENTRIES: u64 = 1 << 16;
 
 // `PyDictObject`, every version.
+const DICT_USED: u64 = 16;
 const DICT_KEYS: u64 = 32;
 const DICT_VALUES: u64 = 40;
 // `PyTypeObject`, every version.
@@ -122,6 +123,11 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
     /// The value under the `str` key `name` in the dict at `dict`.
     pub fn dict_item(&self, dict: u64, name: &str) -> Option<u64> {
         self.find(self.dict_entries(dict)?, name)
+    }
+
+    /// The number of items of the dict at `dict` (`ma_used`).
+    pub fn dict_len(&self, dict: u64) -> Option<u64> {
+        self.mem.read_u64(dict + DICT_USED)
     }
 
     /// The `(key, value)` pairs of the dict at `dict`, in storage order

@@ -12,11 +12,15 @@ use crate::threads::{is_finalizing, thread_states};
 
 /// Reads the thread names of one process, again and again: where
 /// `threading._active` is is looked up once (`sys.modules` is large), then
-/// kept while it reads as a dict of threads.
+/// kept while it reads as a dict of threads; while `threading` is not
+/// imported, `sys.modules` is looked through again only once it has grown.
 #[derive(Default)]
 pub struct ThreadNameReader {
     /// The `_active` dict.
     active: Option<u64>,
+    /// How many modules `sys.modules` held when `threading` was not among
+    /// them.
+    modules_without_threading: Option<u64>,
 }
 
 impl ThreadNameReader {
@@ -58,7 +62,15 @@ impl ThreadNameReader {
                 let interp =
                     pages.read_u64(target.runtime + target.layout.runtime_interpreters_head)?;
                 let modules = pages.read_u64(interp + objects.object_layout.interp_modules)?;
-                let threading = objects.module_dict(objects.dict_item(modules, "threading")?)?;
+                let count = objects.dict_len(modules)?;
+                if self.modules_without_threading == Some(count) {
+                    return None;
+                }
+                let Some(threading) = objects.dict_item(modules, "threading") else {
+                    self.modules_without_threading = Some(count);
+                    return None;
+                };
+                let threading = objects.module_dict(threading)?;
                 *self.active.insert(objects.dict_item(threading, "_active")?)
             }
         };

@@ -116,6 +116,27 @@ fn threads_are_named_as_memray_names_them() {
     }
 }
 
+/// A program that imports `threading` late has its main thread named from
+/// then on (`sys.modules` is looked through again once it has grown).
+#[test]
+fn the_main_thread_is_named_once_threading_is_imported() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import time\n\
+        time.sleep(0.3)\n\
+        import threading\n\
+        time.sleep(0.3)\n\
+        keep = bytearray(123456)\n";
+    let output = run_ebpf_code(workdir.path(), &[], &[], program, &[]);
+    succeeded(&output, "run --ebpf of a late import of threading");
+    let check = "from memray import FileReader\n\
+        names = [r.thread_name for r in FileReader('out.bin').get_allocation_records() if r.size == 123457]\n\
+        assert names == ['MainThread'], names\n";
+    check_with_memray(workdir.path(), check, &[], "the main thread's name");
+}
+
 /// The program runs as the user who ran sudo, and the capture is theirs.
 #[test]
 fn the_program_and_the_capture_belong_to_the_invoking_user() {
