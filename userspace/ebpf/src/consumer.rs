@@ -11,6 +11,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use memray_ebpf_common::python_stack::STATUS_TRUNCATED;
 use memray_recorder::{
@@ -104,7 +105,7 @@ impl Consumer {
             recorder,
             ..
         } = &mut capture;
-        thread(threads, names, recorder, pid)?;
+        thread(threads, names, recorder, pid, Instant::now())?;
         self.captures.insert(pid, capture);
         Ok(())
     }
@@ -123,9 +124,11 @@ impl Consumer {
         copies: &mut NativeCopies,
     ) -> io::Result<()> {
         self.batches += 1;
+        // Every record of the batch was made before this.
+        let taken_at = Instant::now();
         for event in events {
             if let Some(capture) = self.captures.get_mut(&event.tgid) {
-                capture.record(event, stacks, copies, self.batches)?;
+                capture.record(event, stacks, copies, (self.batches, taken_at))?;
             }
         }
         Ok(())
@@ -191,7 +194,7 @@ impl ProcessCapture {
         event: &Event,
         stacks: &StackTable,
         copies: &mut NativeCopies,
-        batch: u64,
+        (batch, taken_at): (u64, Instant),
     ) -> io::Result<()> {
         let ProcessCapture {
             recorder,
@@ -203,7 +206,7 @@ impl ProcessCapture {
             addresses,
             ..
         } = self;
-        let thread = thread(threads, names, recorder, event.tid)?;
+        let thread = thread(threads, names, recorder, event.tid, taken_at)?;
         if matches!(event.allocator, Allocator::Free | Allocator::Munmap) {
             return recorder.deallocation(thread, event.address, event.size, event.allocator);
         }
@@ -244,19 +247,21 @@ impl ProcessCapture {
     }
 }
 
-/// The thread `tid` of `threads`, numbered and named the first time it records.
+/// The thread `tid` of `threads`, numbered and named the first time it
+/// records (in records taken in at `taken_at`).
 fn thread<'a>(
     threads: &'a mut HashMap<u32, RecordedThread>,
     names: &mut ThreadNames,
     recorder: &mut Recorder,
     tid: u32,
+    taken_at: Instant,
 ) -> io::Result<&'a mut RecordedThread> {
     let next = threads.len() as u64 + MAIN_THREAD;
     match threads.entry(tid) {
         Entry::Occupied(known) => Ok(known.into_mut()),
         Entry::Vacant(new) => {
             let thread = RecordedThread::new(next, u64::from(tid));
-            if let Some(name) = names.first(tid) {
+            if let Some(name) = names.first(tid, taken_at) {
                 recorder.thread_name(&thread, &name)?;
             }
             Ok(new.insert(thread))

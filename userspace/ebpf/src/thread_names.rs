@@ -13,9 +13,6 @@ use python_frames::{PythonProcess, ThreadNameReader};
 /// How often renames are looked for (a read of `threading`'s names costs
 /// ~35 µs, a thread's `comm` ~3 µs).
 const REFRESH: Duration = Duration::from_millis(100);
-/// How often a thread recording for the first time has `threading`'s names
-/// read again at once (a thread may end within milliseconds).
-const NEW_THREAD_REFRESH: Duration = Duration::from_millis(1);
 
 pub(crate) struct ThreadNames {
     process: PythonProcess,
@@ -53,12 +50,13 @@ impl ThreadNames {
         }
     }
 
-    /// The name of thread `tid`, recorded for the first time, if it has one.
-    pub fn first(&mut self, tid: u32) -> Option<Vec<u8>> {
-        let stale = self
-            .python_read_at
-            .is_none_or(|at| at.elapsed() >= NEW_THREAD_REFRESH);
-        if stale {
+    /// The name of thread `tid`, recorded for the first time by records
+    /// taken in at `taken_at`, if it has one. `threading`'s names are read
+    /// again unless read since: the thread was in `threading._active` by
+    /// then if it allocated from its Python code.
+    pub fn first(&mut self, tid: u32, taken_at: Instant) -> Option<Vec<u8>> {
+        let stale = self.python_read_at.is_none_or(|at| at < taken_at);
+        if stale && !self.python.contains_key(&tid) {
             let names = self.read_python();
             self.python.extend(names);
         }
