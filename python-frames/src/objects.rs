@@ -1,5 +1,5 @@
-//! Reading plain Python objects of another process: dicts, the attributes
-//! of an instance, small ints. Enough to find `threading.Thread.name`
+//! Reading plain Python objects of another process: dicts, sets, weak
+//! references, the attributes of an instance, small ints. Enough to find `threading.Thread.name`
 //! ([`crate::thread_names`]); offsets measured from each version's internal
 //! headers (`pycore_dict.h`, `pycore_object.h`, `Objects/dict-common.h`).
 
@@ -24,6 +24,13 @@ const VAR_SIZE: u64 = 16;
 const LONG_DIGITS: u64 = 24;
 // `PyModuleObject.md_dict`.
 const MODULE_DICT: u64 = 16;
+// `PySetObject`, every version: `mask`, then `table`, of 16-byte
+// `setentry`s (key, hash).
+const SET_MASK: u64 = 32;
+const SET_TABLE: u64 = 40;
+const SET_ENTRY: u64 = 16;
+// `PyWeakReference.wr_object`.
+const WEAKREF_OBJECT: u64 = 16;
 
 const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
 const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
@@ -181,6 +188,31 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
             }
         };
         self.find(entries, name)
+    }
+
+    /// The keys of the set at `set`, with the dummies deleted keys leave
+    /// (not objects of the set's kind: what is read from them fails).
+    pub fn set_keys(&self, set: u64) -> Option<Vec<u64>> {
+        let slots = self.mem.read_u64(set + SET_MASK)?.checked_add(1)?;
+        if slots > MAX_ENTRIES {
+            return None;
+        }
+        let table = self.mem.read_u64(set + SET_TABLE)?;
+        let mut entries = vec![0u8; (slots * SET_ENTRY) as usize];
+        self.mem.read(table, &mut entries).then_some(())?;
+        Some(
+            entries
+                .chunks_exact(SET_ENTRY as usize)
+                .map(|entry| u64::from_le_bytes(entry[..8].try_into().unwrap_or_default()))
+                .filter(|&key| key != 0)
+                .collect(),
+        )
+    }
+
+    /// The object the weak reference at `weakref` points to (`None` once
+    /// it has died and points to `None`, whose attributes fail to read).
+    pub fn weakref_target(&self, weakref: u64) -> Option<u64> {
+        self.mem.read_u64(weakref + WEAKREF_OBJECT)
     }
 
     /// The `dict` of the module at `module`.

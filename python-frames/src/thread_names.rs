@@ -1,6 +1,10 @@
 //! `threading.Thread.name` of another process's threads, as memray names
-//! threads: read from `threading._active` (every started `Thread`, by
-//! `get_ident()`, which is the thread state's `thread_id`).
+//! threads. Two places of the `threading` module say which thread a
+//! `Thread` is: `_active` (the running ones, by `get_ident()`, the thread
+//! state's `thread_id`) and `_dangling` (a `WeakSet` of every `Thread` object
+//! still alive, each with its OS thread id, `_native_id`, once started): the
+//! latter names a thread that has ended while its object is kept, the
+//! former decides when an ended thread's id has been reused.
 
 use std::collections::HashMap;
 
@@ -11,16 +15,24 @@ use crate::process::PythonProcess;
 use crate::threads::{is_finalizing, thread_states};
 
 /// Reads the thread names of one process, again and again: where
-/// `threading._active` is is looked up once (`sys.modules` is large), then
-/// kept while it reads as a dict of threads; while `threading` is not
-/// imported, `sys.modules` is looked through again only once it has grown.
+/// `threading`'s two collections are is looked up once (`sys.modules` is
+/// large), then kept while they read; while `threading` is not imported,
+/// `sys.modules` is looked through again only once it has grown.
 #[derive(Default)]
 pub struct ThreadNameReader {
-    /// The `_active` dict.
-    active: Option<u64>,
+    collections: Option<Collections>,
     /// How many modules `sys.modules` held when `threading` was not among
     /// them.
     modules_without_threading: Option<u64>,
+}
+
+/// Where `threading` keeps its threads.
+#[derive(Clone, Copy)]
+struct Collections {
+    /// The `_active` dict.
+    active: u64,
+    /// The set behind the `_dangling` WeakSet (its `data`).
+    dangling: u64,
 }
 
 impl ThreadNameReader {
@@ -28,14 +40,15 @@ impl ThreadNameReader {
         ThreadNameReader::default()
     }
 
-    /// The name of each thread that `threading` knows, by OS thread id.
-    /// Empty if the process has not imported `threading`, is finalizing, or
-    /// is changing what is read (a thread starting): ask again later.
+    /// The name of each thread that `threading` knows, by OS thread id
+    /// (ended ones too, while their `Thread` object lives). Empty if the
+    /// process has not imported `threading`, is finalizing, or is changing
+    /// what is read (a thread starting): ask again later.
     pub fn read(&mut self, process: &PythonProcess) -> HashMap<u32, String> {
         let pages = PageCache::new(*process.memory());
         let names = self.read_names(process, &pages);
         if names.is_none() {
-            self.active = None;
+            self.collections = None;
         }
         names.unwrap_or_default()
     }
@@ -56,40 +69,69 @@ impl ThreadNameReader {
             layout: process.layout(),
             object_layout: ObjectLayout::for_version(process.layout(), &head)?,
         };
-        let active = match self.active {
-            Some(active) => active,
+        let collections = match self.collections {
+            Some(collections) => collections,
             None => {
-                let interp =
-                    pages.read_u64(target.runtime + target.layout.runtime_interpreters_head)?;
-                let modules = pages.read_u64(interp + objects.object_layout.interp_modules)?;
-                let count = objects.dict_len(modules)?;
-                if self.modules_without_threading == Some(count) {
-                    return None;
-                }
-                let Some(threading) = objects.dict_item(modules, "threading") else {
-                    self.modules_without_threading = Some(count);
-                    return None;
-                };
-                let threading = objects.module_dict(threading)?;
-                *self.active.insert(objects.dict_item(threading, "_active")?)
+                let found = self.find_collections(process, &objects)?;
+                *self.collections.insert(found)
             }
         };
+        let name = |thread: u64| objects.str(objects.attribute(thread, "_name")?);
+        // Every thread object alive, by the OS thread id it ran as.
+        let mut names: HashMap<u32, String> = objects
+            .set_keys(collections.dangling)?
+            .into_iter()
+            .filter_map(|weakref| {
+                let thread = objects.weakref_target(weakref)?;
+                let tid = u32::try_from(objects.int(objects.attribute(thread, "_native_id")?)?);
+                Some((tid.ok()?, name(thread)?))
+            })
+            .collect();
+        // The running ones win: an ended thread's id may have been reused.
         let by_ident: HashMap<u64, String> = objects
-            .dict_entries(active)?
+            .dict_entries(collections.active)?
             .into_iter()
             .filter_map(|(ident, thread)| {
-                let ident = u64::try_from(objects.int(ident)?).ok()?;
-                Some((ident, objects.str(objects.attribute(thread, "_name")?)?))
+                Some((u64::try_from(objects.int(ident)?).ok()?, name(thread)?))
             })
             .collect();
         let threads = thread_states(pages, target)?;
         let tids = process.native_thread_ids(pages, &threads);
-        Some(
-            threads
-                .iter()
-                .zip(tids)
-                .filter_map(|(thread, tid)| Some((tid?, by_ident.get(&thread.thread_id)?.clone())))
-                .collect(),
-        )
+        for (thread, tid) in threads.iter().zip(tids) {
+            if let (Some(tid), Some(name)) = (tid, by_ident.get(&thread.thread_id)) {
+                names.insert(tid, name.clone());
+            }
+        }
+        Some(names)
+    }
+
+    /// `threading._active` and `threading._dangling.data`, if `threading`
+    /// is imported.
+    fn find_collections(
+        &mut self,
+        process: &PythonProcess,
+        objects: &Objects<'_, PageCache<RemoteMemory>>,
+    ) -> Option<Collections> {
+        let target = process.target();
+        let interp = objects
+            .mem
+            .read_u64(target.runtime + target.layout.runtime_interpreters_head)?;
+        let modules = objects
+            .mem
+            .read_u64(interp + objects.object_layout.interp_modules)?;
+        let count = objects.dict_len(modules)?;
+        if self.modules_without_threading == Some(count) {
+            return None;
+        }
+        let Some(threading) = objects.dict_item(modules, "threading") else {
+            self.modules_without_threading = Some(count);
+            return None;
+        };
+        let threading = objects.module_dict(threading)?;
+        let dangling = objects.dict_item(threading, "_dangling")?;
+        Some(Collections {
+            active: objects.dict_item(threading, "_active")?,
+            dangling: objects.attribute(dangling, "data")?,
+        })
     }
 }

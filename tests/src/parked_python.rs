@@ -20,7 +20,7 @@ pub struct ExpectedFrame {
 /// A running `parked_threads.py`, killed on drop.
 pub struct ParkedPython {
     pub child: Child,
-    /// The fixture's report: `{"pid", "threads": [{"native_id", "frames": [[name, file, line, qualname]...]}]}`.
+    /// The fixture's report: `{"pid", "threads": [{"native_id", "name", "frames": [[name, file, line, qualname]...]}], "unparked": [{"native_id", "name"}]}`.
     expected: Value,
 }
 
@@ -70,12 +70,13 @@ impl ParkedPython {
 }
 
 impl ParkedPython {
-    /// `(native thread id, threading's name of the thread)`.
+    /// `(native thread id, threading's name of the thread)` of the parked
+    /// threads, the reporter, and a thread that has ended, its object kept.
     pub fn expected_names(&self) -> Vec<(u32, String)> {
-        self.expected["threads"]
-            .as_array()
-            .expect("threads")
-            .iter()
+        let listed = |key: &str| self.expected[key].as_array().expect("thread list").clone();
+        listed("threads")
+            .into_iter()
+            .chain(listed("unparked"))
             .map(|t| {
                 let name = t["name"].as_str().expect("name").to_owned();
                 (t["native_id"].as_u64().expect("native_id") as u32, name)

@@ -116,6 +116,29 @@ fn threads_are_named_as_memray_names_them() {
     }
 }
 
+/// Threads that end within a millisecond, before their records are taken
+/// in, keep their names while their `Thread` objects live
+/// (`threading._dangling`).
+#[test]
+fn threads_that_end_at_once_keep_their_names() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let program = "import threading, time\n\
+        quick = [threading.Thread(target=bytearray, args=(200000 + i,), name=f'quick {i}') for i in range(4)]\n\
+        for thread in quick:\n\
+        \x20   thread.start()\n\
+        \x20   thread.join()\n\
+        time.sleep(0.2)\n";
+    let output = run_ebpf_code(workdir.path(), &[], &[], program, &[]);
+    succeeded(&output, "run --ebpf of threads that end at once");
+    let check = "from memray import FileReader\n\
+        names = sorted((r.size, r.thread_name) for r in FileReader('out.bin').get_allocation_records() if 200000 < r.size < 200005)\n\
+        assert names == [(200001 + i, f'quick {i}') for i in range(4)], names\n";
+    check_with_memray(workdir.path(), check, &[], "the quick threads' names");
+}
+
 /// A program that imports `threading` late has its main thread named from
 /// then on (`sys.modules` is looked through again once it has grown).
 #[test]
