@@ -150,15 +150,16 @@ impl Recording<'_> {
             session.follow_execs(pid)?;
         }
         let stop = loop {
+            // Its exec is heard of with the records or at a memory tick.
+            if !self.starting && intake.following.has_left(pid) {
+                // Attached: nothing more of it to record.
+                break Stop::Exec;
+            }
             tokio::select! {
                 notices = intake.next() => {
                     session.flush_log();
                     for exec in notices? {
                         intake.exec(session, exec);
-                    }
-                    if !self.starting && intake.following.has_left(pid) {
-                        // Attached: nothing more of it to record.
-                        break Stop::Exec;
                     }
                 }
                 _ = pacing.memory.tick() => {
