@@ -4,7 +4,7 @@
 //! headers (`pycore_dict.h`, `pycore_object.h`, `Objects/dict-common.h`).
 
 use crate::code::read_str;
-use crate::layout::Layout;
+use crate::layout::{debug_offsets_slot, Layout};
 use crate::memory::{Memory, MemoryExt};
 
 /// Bound on the entries read from one dict (a torn read must not allocate
@@ -81,10 +81,7 @@ impl ObjectLayout {
     /// The layout of `layout`'s version; `runtime_head` is the start of
     /// `_PyRuntime`, whose debug offsets (3.13+) give `sys.modules`.
     pub fn for_version(layout: &Layout, runtime_head: &[u8]) -> Option<ObjectLayout> {
-        let debug_slot = |slot: usize| {
-            let bytes = runtime_head.get(slot * 8..slot * 8 + 8)?;
-            Some(u64::from_le_bytes(bytes.try_into().ok()?))
-        };
+        let debug_slot = |index| debug_offsets_slot(runtime_head, index);
         let old = |interp_modules, cached_keys| ObjectLayout {
             interp_modules,
             keys: KeysLayout::Sized,
@@ -203,7 +200,7 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
         Some(
             entries
                 .chunks_exact(SET_ENTRY as usize)
-                .map(|entry| u64::from_le_bytes(entry[..8].try_into().unwrap_or_default()))
+                .map(|entry| word_at(entry, 0))
                 .filter(|&key| key != 0)
                 .collect(),
         )
@@ -280,24 +277,20 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
         if count > MAX_ENTRIES {
             return None;
         }
-        let mut table = vec![0u8; (count * entry_size) as usize];
+        let mut table = vec![0u8; count as usize * entry_size];
         if !mem.read(first, &mut table) {
             return None;
         }
         // The key is the entry's last word but one (after the hash of
         // 24-byte entries), its value the last.
-        let word = |entry: &[u8], at: u64| {
-            let at = at as usize;
-            u64::from_le_bytes(entry[at..at + 8].try_into().unwrap_or_default())
-        };
         let mut entries = Vec::new();
-        for (index, entry) in table.chunks_exact(entry_size as usize).enumerate() {
-            let key = word(entry, entry_size - 16);
+        for (index, entry) in table.chunks_exact(entry_size).enumerate() {
+            let key = word_at(entry, entry_size - 16);
             let value = match values {
                 Some(values) => {
                     mem.read_u64(values + self.object_layout.values_header + 8 * index as u64)?
                 }
-                None => word(entry, entry_size - 8),
+                None => word_at(entry, entry_size - 8),
             };
             if key != 0 && value != 0 {
                 entries.push((key, value));
@@ -305,4 +298,12 @@ impl<M: Memory + ?Sized> Objects<'_, M> {
         }
         Some(entries)
     }
+}
+
+/// The little-endian word at `at` of `bytes` (a table entry read whole).
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..at + 8)
+        .and_then(|word| word.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }

@@ -12,7 +12,7 @@ use crate::layout::DEBUG_OFFSETS_PREFIX;
 use crate::memory::{Memory, MemoryExt, PageCache, RemoteMemory};
 use crate::objects::{ObjectLayout, Objects};
 use crate::process::PythonProcess;
-use crate::threads::{is_finalizing, thread_states};
+use crate::threads::{is_finalizing, main_interpreter, thread_states};
 
 /// Reads the thread names of one process, again and again: where
 /// `threading`'s two collections are is looked up once (`sys.modules` is
@@ -20,6 +20,8 @@ use crate::threads::{is_finalizing, thread_states};
 /// `sys.modules` is looked through again only once it has grown.
 #[derive(Default)]
 pub struct ThreadNameReader {
+    /// The process's version's object layout, once read.
+    object_layout: Option<ObjectLayout>,
     collections: Option<Collections>,
     /// How many modules `sys.modules` held when `threading` was not among
     /// them.
@@ -62,12 +64,19 @@ impl ThreadNameReader {
         if is_finalizing(pages, target) {
             return None;
         }
-        let mut head = vec![0u8; DEBUG_OFFSETS_PREFIX];
-        pages.read(target.runtime, &mut head).then_some(())?;
+        let object_layout = match self.object_layout {
+            Some(object_layout) => object_layout,
+            None => {
+                let mut head = vec![0u8; DEBUG_OFFSETS_PREFIX];
+                pages.read(target.runtime, &mut head).then_some(())?;
+                let found = ObjectLayout::for_version(process.layout(), &head)?;
+                *self.object_layout.insert(found)
+            }
+        };
         let objects = Objects {
             mem: pages,
             layout: process.layout(),
-            object_layout: ObjectLayout::for_version(process.layout(), &head)?,
+            object_layout,
         };
         let collections = match self.collections {
             Some(collections) => collections,
@@ -112,10 +121,7 @@ impl ThreadNameReader {
         process: &PythonProcess,
         objects: &Objects<'_, PageCache<RemoteMemory>>,
     ) -> Option<Collections> {
-        let target = process.target();
-        let interp = objects
-            .mem
-            .read_u64(target.runtime + target.layout.runtime_interpreters_head)?;
+        let interp = main_interpreter(objects.mem, process.target())?;
         let modules = objects
             .mem
             .read_u64(interp + objects.object_layout.interp_modules)?;

@@ -21,7 +21,7 @@ pub struct ThreadState {
 /// The main interpreter's thread states, newest first (CPython's order).
 pub fn thread_states<M: Memory + ?Sized>(mem: &M, target: &Target) -> Option<Vec<ThreadState>> {
     let layout = &target.layout;
-    let interp = mem.read_u64(target.runtime + layout.runtime_interpreters_head)?;
+    let interp = main_interpreter(mem, target)?;
     if interp == 0 {
         return Some(Vec::new());
     }
@@ -59,6 +59,10 @@ pub fn finalizing_thread<M: Memory + ?Sized>(mem: &M, target: &Target) -> Option
 /// addresses still valid" check for remote readers.
 pub fn code_object_generation<M: Memory + ?Sized>(mem: &M, target: &Target) -> Option<u64> {
     let offset = present(target.layout.interp_code_object_generation)?;
-    let interp = mem.read_u64(target.runtime + target.layout.runtime_interpreters_head)?;
-    mem.read_u64(interp + offset)
+    mem.read_u64(main_interpreter(mem, target)? + offset)
+}
+
+/// The main interpreter's `PyInterpreterState` (0 before it exists).
+pub fn main_interpreter<M: Memory + ?Sized>(mem: &M, target: &Target) -> Option<u64> {
+    mem.read_u64(target.runtime + target.layout.runtime_interpreters_head)
 }

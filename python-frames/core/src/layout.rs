@@ -233,12 +233,7 @@ impl Layout {
         }
         // Every slot read below lies inside the prefix checked above; a
         // missing one would read as ABSENT rather than panic.
-        let slot = |index: usize| {
-            bytes
-                .get(index * 8..index * 8 + 8)
-                .and_then(|word| word.try_into().ok())
-                .map_or(ABSENT, u64::from_le_bytes)
-        };
+        let slot = |index: usize| debug_offsets_slot(bytes, index).unwrap_or(ABSENT);
         let (major, minor) = version_of_hex(slot(1) as u32);
         if slot(2) != 0 {
             return Err(LayoutError::FreeThreaded);
@@ -313,6 +308,13 @@ impl Layout {
     pub const fn linetable(&self) -> LineTableKind {
         LineTableKind::from_code(self.linetable_kind)
     }
+}
+
+/// Word `index` of `_Py_DebugOffsets` (every field is a `u64`; the cookie
+/// is word 0), read from the start of `_PyRuntime`, if `bytes` holds it.
+pub fn debug_offsets_slot(bytes: &[u8], index: usize) -> Option<u64> {
+    let word = bytes.get(index * 8..index * 8 + 8)?;
+    Some(u64::from_le_bytes(word.try_into().ok()?))
 }
 
 /// Whether the start of `_PyRuntime` is `_Py_DebugOffsets` (3.13+).

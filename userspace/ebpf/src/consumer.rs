@@ -134,9 +134,9 @@ impl Consumer {
         Ok(())
     }
 
-    /// A resident-set-size sample of every process, and the threads
-    /// renamed since the last look.
-    pub fn sample_memory(&mut self) -> io::Result<()> {
+    /// What each memory tick records of every process: a resident-set-size
+    /// sample, and the threads renamed since the last look.
+    pub fn sample(&mut self) -> io::Result<()> {
         for capture in self.captures.values_mut() {
             if let Some(rss) = capture.recorder.process().resident_set_size() {
                 capture.recorder.memory_sample(rss)?;

@@ -65,6 +65,15 @@ impl RunAs {
             home: PathBuf::from(OsStr::from_bytes(home.to_bytes())),
         })
     }
+
+    /// The environment variables that say who the user is.
+    fn variables(&self) -> Vec<(&'static str, OsString)> {
+        vec![
+            ("HOME", self.home.clone().into_os_string()),
+            ("USER", self.name.clone().into()),
+            ("LOGNAME", self.name.clone().into()),
+        ]
+    }
 }
 
 fn group_list(name: &CStr, gid: u32) -> Result<Vec<u32>, Error> {
@@ -332,12 +341,7 @@ pub fn resolve_interpreter(program: &OsStr, run_as: Option<&RunAs>) -> Result<Pa
         .stderr(std::process::Stdio::null());
     if let Some(user) = run_as {
         // Dropping from root, std clears the supplementary groups too.
-        command
-            .uid(user.uid)
-            .gid(user.gid)
-            .env("HOME", &user.home)
-            .env("USER", &user.name)
-            .env("LOGNAME", &user.name);
+        command.uid(user.uid).gid(user.gid).envs(user.variables());
     }
     let failed = |why: String| {
         Error::Launch(format!(
@@ -380,23 +384,12 @@ fn is_executable(path: &Path) -> bool {
 
 /// Our environment, with `HOME`, `USER` and `LOGNAME` of `run_as`.
 fn environment(run_as: Option<&RunAs>) -> Result<Vec<CString>, Error> {
-    let replaced: &[&str] = if run_as.is_some() {
-        &["HOME", "USER", "LOGNAME"]
-    } else {
-        &[]
-    };
-    let mut variables: Vec<OsString> = std::env::vars_os()
-        .filter(|(name, _)| !replaced.iter().any(|r| name == r))
-        .map(|(name, value)| [name, value].join(OsStr::new("=")))
-        .collect();
-    if let Some(user) = run_as {
-        variables.push(format!("USER={}", user.name).into());
-        variables.push(format!("LOGNAME={}", user.name).into());
-        let mut home = OsString::from("HOME=");
-        home.push(&user.home);
-        variables.push(home);
-    }
-    variables.into_iter().map(c_string).collect()
+    let own = run_as.map(RunAs::variables).unwrap_or_default();
+    std::env::vars_os()
+        .filter(|(name, _)| !own.iter().any(|(own, _)| name == own))
+        .chain(own.iter().map(|(name, value)| (name.into(), value.clone())))
+        .map(|(name, value)| c_string([name, value].join(OsStr::new("="))))
+        .collect()
 }
 
 fn c_string(value: OsString) -> Result<CString, Error> {

@@ -112,6 +112,9 @@ impl Recording<'_> {
             .map_err(Error::Io)?;
         let mut pacing = Pacing::new(self.duration)?;
         let mut unregistered = None;
+        // A starting program that ended before its interpreter was found
+        // has no libc left to place anything on.
+        let mut ended = false;
         if self.starting {
             // Nothing is drained meanwhile: the records wait in the ring and
             // are taken with the stacks the walk can give once it knows the
@@ -129,7 +132,7 @@ impl Recording<'_> {
                     sleep(INTERPRETER_POLL).await;
                 }
             };
-            let ended = tokio::select! {
+            ended = tokio::select! {
                 _ = found => false,
                 _ = exited.readable() => true,
                 _ = sleep(INTERPRETER_WAIT) => false,
@@ -137,9 +140,9 @@ impl Recording<'_> {
             if !ended {
                 // Attached before exec: the probes were placed on our libc.
                 session.follow_exec(pid)?;
-                intake.children_held_at_exit = session.hold_children_at_exit(pid)?;
             }
-        } else {
+        }
+        if !ended {
             intake.children_held_at_exit = session.hold_children_at_exit(pid)?;
         }
         if self.starting {
@@ -175,7 +178,7 @@ impl Recording<'_> {
                         resume_if_held(pid);
                     }
                     if intake.consumer.records(pid) || execed {
-                        intake.consumer.sample_memory().map_err(Error::Capture)?;
+                        intake.consumer.sample().map_err(Error::Capture)?;
                     } else {
                         unregistered =
                             start_capture(session, &mut intake.consumer, pid, &self.settings).err();

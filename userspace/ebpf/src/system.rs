@@ -105,7 +105,7 @@ impl SystemRecording<'_> {
                         self.exec(session, &mut intake, exec)?;
                     }
                     intake.follow_up(session)?;
-                    intake.consumer.sample_memory().map_err(Error::Io)?;
+                    intake.consumer.sample().map_err(Error::Io)?;
                 }
                 _ = pacing.interrupt.recv() => break Stop::Signal,
                 _ = pacing.terminate.recv() => break Stop::Signal,

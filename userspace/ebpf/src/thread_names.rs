@@ -57,8 +57,7 @@ impl ThreadNames {
     pub fn first(&mut self, tid: u32, taken_at: Instant) -> Option<Vec<u8>> {
         let stale = self.python_read_at.is_none_or(|at| at < taken_at);
         if stale && !self.python.contains_key(&tid) {
-            let names = self.read_python();
-            self.python.extend(names);
+            self.read_python();
         }
         self.changed(tid)
     }
@@ -71,8 +70,7 @@ impl ThreadNames {
             return Vec::new();
         }
         self.renames_read_at = Some(now);
-        let names = self.read_python();
-        self.python.extend(names);
+        self.read_python();
         let tids: Vec<u32> = self
             .seen
             .iter()
@@ -84,9 +82,11 @@ impl ThreadNames {
             .collect()
     }
 
-    fn read_python(&mut self) -> HashMap<u32, String> {
+    /// Reads `threading`'s names again into `python`.
+    fn read_python(&mut self) {
         self.python_read_at = Some(Instant::now());
-        self.reader.read(&self.process)
+        let names = self.reader.read(&self.process);
+        self.python.extend(names);
     }
 
     /// Thread `tid`'s name if it changed since last asked.
