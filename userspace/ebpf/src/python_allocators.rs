@@ -36,8 +36,11 @@ pub struct PythonAllocatorProbe {
 #[derive(Default)]
 pub struct PythonAllocators {
     enabled: bool,
-    /// Why a process's allocators could not be probed (the first reason).
-    refused: Option<String>,
+    /// Why the allocators of processes could not be probed, in the order
+    /// they were refused. A process found starting can be refused while
+    /// its loader has not relocated the tables yet, then placed: only the
+    /// last try of each process counts.
+    refused: Vec<(i32, String)>,
 }
 
 impl PythonAllocators {
@@ -47,7 +50,7 @@ impl PythonAllocators {
 
     /// The first reason a process's allocators could not be probed.
     pub fn refused(&self) -> Option<&str> {
-        self.refused.as_deref()
+        self.refused.first().map(|(_, why)| why.as_str())
     }
 
     /// The files and functions of `process`'s allocator tables not yet
@@ -62,10 +65,17 @@ impl PythonAllocators {
             return Ok(Vec::new());
         }
         let found = find(process, owner, placed);
-        if let Err(error) = &found {
-            self.refused.get_or_insert_with(|| error.to_string());
-        }
+        self.note(process.pid(), found.as_ref().err().map(ToString::to_string));
         found
+    }
+
+    /// The outcome of process `pid`'s latest try: refused with a reason,
+    /// or placed.
+    fn note(&mut self, pid: i32, refusal: Option<String>) {
+        self.refused.retain(|&(refused, _)| refused != pid);
+        if let Some(why) = refusal {
+            self.refused.push((pid, why));
+        }
     }
 }
 
@@ -164,5 +174,30 @@ fn outside_any_file(pid: u32, address: u64) -> Error {
             "its Python allocator function at {address:#x} is in no mapped file: \
              --trace-python-allocators cannot probe it"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PythonAllocators;
+
+    #[test]
+    fn a_process_placed_after_a_refusal_is_not_refused() {
+        let mut allocators = PythonAllocators::default();
+        allocators.note(7, Some("not relocated yet".into()));
+        allocators.note(9, Some("a PGO build".into()));
+        allocators.note(7, None);
+        assert_eq!(allocators.refused(), Some("a PGO build"));
+        allocators.note(9, None);
+        assert_eq!(allocators.refused(), None);
+    }
+
+    #[test]
+    fn the_first_refusal_still_standing_is_given() {
+        let mut allocators = PythonAllocators::default();
+        allocators.note(7, Some("first".into()));
+        allocators.note(9, Some("second".into()));
+        allocators.note(7, Some("first, again".into()));
+        assert_eq!(allocators.refused(), Some("second"));
     }
 }

@@ -121,11 +121,14 @@ impl Recording<'_> {
             // interpreter (held at `Py_RunMain` if the session could).
             let found = async {
                 loop {
+                    // Held before this try: its interpreter is as up as it
+                    // gets before the program runs.
+                    let held = is_stopped(pid);
                     match start_capture(session, &mut intake.consumer, pid, &self.settings) {
                         Ok(()) => break,
                         Err(error) => unregistered = Some(error),
                     }
-                    if is_stopped(pid) {
+                    if held {
                         // Held, and still not found: it goes on without stacks.
                         break;
                     }
