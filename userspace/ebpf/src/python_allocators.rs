@@ -37,9 +37,9 @@ pub struct PythonAllocatorProbe {
 pub struct PythonAllocators {
     enabled: bool,
     /// Why the allocators of processes could not be probed, in the order
-    /// they were refused. A process found starting can be refused while
-    /// its loader has not relocated the tables yet, then placed: only the
-    /// last try of each process counts.
+    /// they were refused: each process's first reason, until it is placed
+    /// (a process found starting is refused while its loader has not yet
+    /// relocated the tables, then placed).
     refused: Vec<(i32, String)>,
 }
 
@@ -69,12 +69,15 @@ impl PythonAllocators {
         found
     }
 
-    /// The outcome of process `pid`'s latest try: refused with a reason,
-    /// or placed.
+    /// The outcome of a try of process `pid`: refused with a reason, or
+    /// placed. Tries go on after a refusal, the last ones perhaps on a
+    /// process that is exiting: the first reason stands.
     fn note(&mut self, pid: i32, refusal: Option<String>) {
-        self.refused.retain(|&(refused, _)| refused != pid);
-        if let Some(why) = refusal {
-            self.refused.push((pid, why));
+        let known = self.refused.iter().any(|&(refused, _)| refused == pid);
+        match refusal {
+            None => self.refused.retain(|&(refused, _)| refused != pid),
+            Some(why) if !known => self.refused.push((pid, why)),
+            Some(_) => {}
         }
     }
 }
@@ -193,11 +196,11 @@ mod tests {
     }
 
     #[test]
-    fn the_first_refusal_still_standing_is_given() {
+    fn a_process_keeps_its_first_reason() {
         let mut allocators = PythonAllocators::default();
-        allocators.note(7, Some("first".into()));
-        allocators.note(9, Some("second".into()));
-        allocators.note(7, Some("first, again".into()));
-        assert_eq!(allocators.refused(), Some("second"));
+        allocators.note(7, Some("a PGO build".into()));
+        allocators.note(9, Some("another".into()));
+        allocators.note(7, Some("it exited".into()));
+        assert_eq!(allocators.refused(), Some("a PGO build"));
     }
 }
