@@ -158,9 +158,10 @@ impl ExecFollowing {
         }
         for exec in execs.drain() {
             match exec.kind {
-                ExecKind::Tracked => resume(exec.pid),
+                // Stopped at the exec, or where it was forked.
+                ExecKind::Tracked | ExecKind::Forked => resume(exec.pid),
                 ExecKind::Left => self.left(session, consumer, exec.pid),
-                ExecKind::Watched | ExecKind::Forked => {}
+                ExecKind::Watched => {}
             }
         }
     }

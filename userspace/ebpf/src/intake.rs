@@ -145,15 +145,14 @@ impl Intake {
             self.drain_all()?;
         }
         self.following.resume(session, &mut self.consumer, &stopped);
-        let tracked = session.tracked()?;
-        let held = self.held_at_exit(&tracked);
+        let held = self.held_at_exit(&session.recorded()?);
         if !held.is_empty() {
             // Stopped at `_exit`: their records are taken in while their
             // code objects can still be read.
             self.drain_all()?;
             held.into_iter().for_each(resume_if_held);
         }
-        let exited = self.children.exited(&self.consumer, &tracked);
+        let exited = self.children.exited(&self.consumer, &session.tracked()?);
         if !exited.is_empty() {
             // Their last records first.
             self.drain_all()?;
@@ -167,12 +166,14 @@ impl Intake {
     }
 
     /// The followed children (not the recorded process, nor programs
-    /// waiting at an interpreter hold) stopped at `_exit` by the probes.
-    fn held_at_exit(&self, tracked: &[u32]) -> Vec<u32> {
+    /// waiting at an interpreter hold) stopped at `_exit` by the probes,
+    /// among the `recorded` processes (a child stopped where it was forked
+    /// is not recorded yet: it goes on once its probes are placed).
+    fn held_at_exit(&self, recorded: &[u32]) -> Vec<u32> {
         if !self.children_held_at_exit {
             return Vec::new();
         }
-        tracked
+        recorded
             .iter()
             .copied()
             .filter(|&pid| Some(pid) != self.children.parent && !self.following.awaits(pid))
@@ -184,7 +185,7 @@ impl Intake {
     /// still held go on, the records still in the ring are taken, and every
     /// capture ends.
     pub fn end(mut self, session: &mut Session) -> Result<Ended, Error> {
-        let held = self.held_at_exit(&session.tracked()?);
+        let held = self.held_at_exit(&session.recorded()?);
         self.drain_all()?;
         self.following
             .end(session, &mut self.consumer, &mut self.execs);

@@ -893,6 +893,22 @@ impl Session {
         Ok(processes.keys().filter_map(Result::ok).collect())
     }
 
+    /// The tracked processes whose calls are recorded: not a followed child
+    /// still stopped where it was forked, waiting for its probes.
+    pub fn recorded(&self) -> Result<Vec<u32>, Error> {
+        let map = self
+            .ebpf
+            .map(PROCESSES_MAP)
+            .ok_or(Error::Missing(PROCESSES_MAP))?;
+        let processes = HashMap::<_, u32, ProcessEntry>::try_from(map)?;
+        Ok(processes
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, entry)| entry.0.flags & TrackedProcess::RECORDED != 0)
+            .map(|(pid, _)| pid)
+            .collect())
+    }
+
     /// Records of process `pid` lost because the ring buffer was full.
     pub fn drops(&self, pid: u32) -> Result<u64, Error> {
         let map = self.ebpf.map(DROPS_MAP).ok_or(Error::Missing(DROPS_MAP))?;
