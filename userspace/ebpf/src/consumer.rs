@@ -247,8 +247,8 @@ impl ProcessCapture {
     }
 }
 
-/// The thread `tid` of `threads`, numbered and named the first time it
-/// records (in records taken in at `taken_at`).
+/// The thread `tid` of `threads`, numbered the first time it records, and
+/// named when its name is found (in records taken in at `taken_at`).
 fn thread<'a>(
     threads: &'a mut HashMap<u32, RecordedThread>,
     names: &mut ThreadNames,
@@ -257,14 +257,12 @@ fn thread<'a>(
     taken_at: Instant,
 ) -> io::Result<&'a mut RecordedThread> {
     let next = threads.len() as u64 + MAIN_THREAD;
-    match threads.entry(tid) {
-        Entry::Occupied(known) => Ok(known.into_mut()),
-        Entry::Vacant(new) => {
-            let thread = RecordedThread::new(next, u64::from(tid));
-            if let Some(name) = names.first(tid, taken_at) {
-                recorder.thread_name(&thread, &name)?;
-            }
-            Ok(new.insert(thread))
-        }
+    let thread = match threads.entry(tid) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(new) => new.insert(RecordedThread::new(next, u64::from(tid))),
+    };
+    if let Some(name) = names.look(tid, taken_at) {
+        recorder.thread_name(thread, &name)?;
     }
+    Ok(thread)
 }

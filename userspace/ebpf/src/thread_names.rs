@@ -34,6 +34,11 @@ struct Seen {
     comm: Option<Vec<u8>>,
     /// Its `comm` could not be read: it has ended.
     ended: bool,
+    /// When the records of its first look and of its latest were taken in.
+    first_look: Option<Instant>,
+    last_look: Option<Instant>,
+    /// A look found it a name.
+    named: bool,
 }
 
 impl ThreadNames {
@@ -50,16 +55,31 @@ impl ThreadNames {
         }
     }
 
-    /// The name of thread `tid`, recorded for the first time by records
-    /// taken in at `taken_at`, if it has one. `threading`'s names are read
-    /// again unless read since: the thread was in `threading._active` by
-    /// then if it allocated from its Python code.
-    pub fn first(&mut self, tid: u32, taken_at: Instant) -> Option<Vec<u8>> {
+    /// The name of thread `tid`, which records in records taken in at
+    /// `taken_at`, if it is to be recorded now. A thread not named yet is
+    /// looked at in each batch of its first `REFRESH` (its first records,
+    /// made by the interpreter as the thread starts, may precede its entry in
+    /// `threading._active`); after that, only [`ThreadNames::renamed`]
+    /// looks. `threading`'s names are read again unless read since: the
+    /// thread was in `threading._active` by then if it allocated from its
+    /// Python code.
+    pub fn look(&mut self, tid: u32, taken_at: Instant) -> Option<Vec<u8>> {
+        if let Some(seen) = self.seen.get(&tid) {
+            let first = seen.first_look.unwrap_or(taken_at);
+            let settled = seen.named || taken_at.saturating_duration_since(first) > REFRESH;
+            if settled || seen.last_look == Some(taken_at) {
+                return None;
+            }
+        }
         let stale = self.python_read_at.is_none_or(|at| at < taken_at);
         if stale && !self.python.contains_key(&tid) {
             self.read_python();
         }
-        self.changed(tid)
+        let name = self.changed(tid);
+        let seen = self.seen.entry(tid).or_default();
+        seen.first_look.get_or_insert(taken_at);
+        seen.last_look = Some(taken_at);
+        name
     }
 
     /// The recorded threads whose name changed since it was recorded, with
@@ -96,7 +116,9 @@ impl ThreadNames {
         let comm = comm(pid, tid);
         let seen = self.seen.entry(tid).or_default();
         seen.ended = comm.is_none();
-        seen.look(python, comm, self.inherited.as_deref())
+        let name = seen.look(python, comm, self.inherited.as_deref());
+        seen.named |= name.is_some();
+        name
     }
 }
 
