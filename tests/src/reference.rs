@@ -163,5 +163,36 @@ pub fn check_with_memray(dir: &Path, check: &str, args: &[&str], what: &str) {
         .current_dir(dir)
         .output()
         .expect("run the check with memray 1.20");
+    if !checked.status.success() {
+        eprintln!("{}", describe_captures(dir));
+    }
     crate::run::succeeded(&checked, what);
+}
+
+/// What a failed check had to read: each capture in `dir` (a `.bin` in its
+/// name), its size and the last records our `memray parse` reads in it.
+fn describe_captures(dir: &Path) -> String {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().contains(".bin"))
+        .collect();
+    names.sort();
+    let mut described = String::new();
+    for path in names {
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let parsed = crate::run::memray_in(dir, [std::ffi::OsStr::new("parse"), path.as_os_str()]);
+        let records = String::from_utf8_lossy(&parsed.stdout);
+        let last: Vec<&str> = records.lines().rev().take(8).collect();
+        described += &format!(
+            "{} ({size} bytes, {} records), last records:\n{}\n{}",
+            path.display(),
+            records.lines().count(),
+            last.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            String::from_utf8_lossy(&parsed.stderr)
+        );
+    }
+    described
 }
