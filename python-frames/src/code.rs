@@ -45,7 +45,10 @@ pub struct UnreadableCode {
     pub address: u64,
 }
 
-/// Reads the code object at `code`.
+/// Reads the code object at `code`. Its names must be strings without a
+/// NUL (what `compile` makes): a code object read from another process
+/// after it died still has its fields, but their strings may already be
+/// other objects.
 pub fn read_code<M: Memory + ?Sized>(
     mem: &M,
     layout: &Layout,
@@ -53,14 +56,19 @@ pub fn read_code<M: Memory + ?Sized>(
 ) -> Result<CodeInfo, UnreadableCode> {
     let fail = UnreadableCode { address: code };
     let pointer = |offset: u64| mem.read_u64(code + offset).ok_or(fail);
+    let name = |offset: u64| {
+        read_str(mem, layout, pointer(offset)?)
+            .filter(|name| !name.contains('\0'))
+            .ok_or(fail)
+    };
     let qualname = match present(layout.code_qualname) {
-        Some(offset) => Some(read_str(mem, layout, pointer(offset)?).ok_or(fail)?),
+        Some(offset) => Some(name(offset)?),
         None => None,
     };
     Ok(CodeInfo {
-        name: read_str(mem, layout, pointer(layout.code_name)?).ok_or(fail)?,
+        name: name(layout.code_name)?,
         qualname,
-        filename: read_str(mem, layout, pointer(layout.code_filename)?).ok_or(fail)?,
+        filename: name(layout.code_filename)?,
         firstlineno: mem.read_i32(code + layout.code_firstlineno).ok_or(fail)?,
         linetable: read_bytes(mem, layout, pointer(layout.code_linetable)?).ok_or(fail)?,
     })

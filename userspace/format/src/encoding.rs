@@ -96,8 +96,12 @@ pub fn put_delta(out: &mut Vec<u8>, prev: &mut u64, v: u64) {
     *prev = v;
 }
 
+/// A C string: `s` up to its first NUL, as memray's C++ writer would
+/// write it (a Python thread name may hold one), then the NUL. The
+/// records after it stay where readers look for them.
 pub fn put_cstr(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(s);
+    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+    out.extend_from_slice(&s[..end]);
     out.push(0);
 }
 
@@ -336,6 +340,16 @@ mod tests {
         let mut out = Vec::new();
         put_varint(&mut out, v);
         out
+    }
+
+    #[test]
+    fn a_c_string_ends_at_its_first_nul() {
+        let mut out = Vec::new();
+        put_cstr(&mut out, b"worker\0 #2");
+        put_cstr(&mut out, b"next");
+        let mut cursor = Cursor::new(&out, 0);
+        assert_eq!(cursor.cstr(), Ok(&b"worker"[..]));
+        assert_eq!(cursor.cstr(), Ok(&b"next"[..]));
     }
 
     #[test]
