@@ -439,6 +439,45 @@ fn a_process_that_execs_leaves_the_recording() {
     }
 }
 
+/// A module's code object is freed once the module is imported, before
+/// its records are taken in, and its memory is at once reused (thousands of
+/// compiled snippets): its frames keep their names and lines, from the copy
+/// the probe made as it was freed. On every CPython here.
+#[test]
+fn code_objects_freed_before_their_records_are_read_keep_their_names() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        workdir.path().join("freed_module.py"),
+        "import sys\nkeep = bytearray(424242)\n",
+    )
+    .expect("write the module");
+    let program = "import sys\n\
+        sys.path.insert(0, '.')\n\
+        import freed_module\n\
+        junk = [compile(f'name_{i} = {i}', f'junk_{i}.py', 'exec') for i in range(3000)]\n";
+    let check = "from memray import FileReader\n\
+        [record] = [r for r in FileReader('out.bin').get_allocation_records() if r.size == 424243]\n\
+        function, filename, line = record.stack_trace()[0]\n\
+        assert (function, filename.rsplit('/', 1)[-1], line) == ('<module>', 'freed_module.py', 2), record.stack_trace()\n";
+    for python in interpreters::all_for_tests() {
+        let output = Command::new(paths::memray_bin())
+            .args(["run", "--ebpf", "-q", "-f", "-o", "out.bin", "--python"])
+            .arg(&python.path)
+            .args(["-c", program])
+            .current_dir(workdir.path())
+            .output()
+            .expect("run memray");
+        let label = format!("Python {}", python.label());
+        succeeded(&output, &format!("run --ebpf on {label}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("<unknown>"), "{label}: {stderr}");
+        check_with_memray(workdir.path(), check, &[], &label);
+    }
+}
+
 /// A 300-deep recursion's allocation has its whole stack; a 700-deep one
 /// (beyond the walk's 512 frames) keeps its innermost 512, and `-v` says
 /// that stacks were cut.

@@ -2,6 +2,7 @@
 #![no_std]
 
 mod allocators;
+pub mod code_snapshot;
 pub mod execs;
 pub mod native_stack;
 pub mod python_stack;

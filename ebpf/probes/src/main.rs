@@ -7,6 +7,7 @@
 #![no_main]
 
 mod allocators;
+mod code_snapshots;
 mod execs;
 mod memory_windows;
 mod native_stack;

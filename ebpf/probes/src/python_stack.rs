@@ -34,6 +34,7 @@ use memray_ebpf_common::python_stack::{
 };
 use python_frames_core::{top_frame, CodeFingerprint, FrameReader, Memory, Target};
 
+use crate::code_snapshots;
 use crate::memory_windows::{self, WindowedMemory};
 
 /// The interpreter of each profiled process (keyed by tgid), written by
@@ -367,15 +368,20 @@ fn send(ctx: &ProbeContext, state: &mut WalkState) -> bool {
 
 /// Notes that the process frees a code object: a uprobe on the function
 /// behind `PyCode_Type.tp_dealloc` of its interpreter. The stacks remembered
-/// so far no longer hold (`ProcessWalk`).
+/// so far no longer hold (`ProcessWalk`), and the code object is sent as it
+/// is, for the records that hold it and are taken in after it is gone.
 #[uprobe]
-pub fn code_freed(_ctx: ProbeContext) -> u32 {
+pub fn code_freed(ctx: ProbeContext) -> u32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if let Some(walk) = PROCESS_WALKS.get_ptr_mut(tgid) {
-        // SAFETY: a map value, alive while the program runs. A plain store
-        // (BPF has no atomic add for this target): two frees on two CPUs at
-        // once each store a time never stored before, whichever lands last.
-        unsafe { (*walk).code_freed_at = bpf_ktime_get_ns() };
+    let Some(walk) = PROCESS_WALKS.get_ptr_mut(tgid) else {
+        return 0;
+    };
+    // SAFETY: a map value, alive while the program runs. A plain store
+    // (BPF has no atomic add for this target): two frees on two CPUs at
+    // once each store a time never stored before, whichever lands last.
+    unsafe { (*walk).code_freed_at = bpf_ktime_get_ns() };
+    if let Some(code) = ctx.arg::<u64>(0) {
+        code_snapshots::send(tgid, code);
     }
     0
 }

@@ -21,7 +21,7 @@ use memray_recorder::{
 use python_frames::PythonProcess;
 
 use crate::native::{NativeCopies, NativeStacks};
-use crate::python::{RemoteCodes, StackTable};
+use crate::python::{CodeSnapshots, RemoteCodes, StackTable};
 use crate::thread_names::ThreadNames;
 use crate::Event;
 
@@ -63,6 +63,9 @@ pub struct Finished {
     /// `--native`: allocations recorded without their native stack (its
     /// copy found the ring buffer full).
     pub native_stacks_missing: u64,
+    /// Code objects freed before their records were taken in, whose frames
+    /// are `<unknown>` ([`RemoteCodes::unnamed`]).
+    pub unnamed_code_objects: usize,
 }
 
 impl Consumer {
@@ -116,11 +119,13 @@ impl Consumer {
     }
 
     /// Records a batch of events; `stacks` holds every stack they name,
-    /// `copies` every native stack copy.
+    /// `snapshots` the code objects freed lately, `copies` every native
+    /// stack copy.
     pub fn record(
         &mut self,
         events: &[Event],
         stacks: &StackTable,
+        snapshots: &mut CodeSnapshots,
         copies: &mut NativeCopies,
     ) -> io::Result<()> {
         self.batches += 1;
@@ -128,7 +133,7 @@ impl Consumer {
         let taken_at = Instant::now();
         for event in events {
             if let Some(capture) = self.captures.get_mut(&event.tgid) {
-                capture.record(event, stacks, copies, (self.batches, taken_at))?;
+                capture.record(event, stacks, snapshots, copies, (self.batches, taken_at))?;
             }
         }
         Ok(())
@@ -185,6 +190,7 @@ impl ProcessCapture {
             output: self.output,
             lost_records: self.lost_records,
             native_stacks_missing: self.native.as_ref().map_or(0, |native| native.missing),
+            unnamed_code_objects: self.codes.unnamed(),
             result: self.recorder.finish(),
         }
     }
@@ -193,6 +199,7 @@ impl ProcessCapture {
         &mut self,
         event: &Event,
         stacks: &StackTable,
+        snapshots: &mut CodeSnapshots,
         copies: &mut NativeCopies,
         (batch, taken_at): (u64, Instant),
     ) -> io::Result<()> {
@@ -212,7 +219,7 @@ impl ProcessCapture {
         }
         frames.clear();
         if let Some(stack) = stacks.get(event.stack_id) {
-            for died in codes.note(&stack.frames) {
+            for died in codes.note(&stack.frames, event.tgid, snapshots) {
                 recorder.code_object_died(died);
             }
             frames.extend(stack.frames.iter().map(|f| RawFrame {

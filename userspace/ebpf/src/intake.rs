@@ -14,7 +14,7 @@ use python_frames::PythonProcess;
 use crate::consumer::{Consumer, Finished};
 use crate::exec_following::ExecFollowing;
 use crate::native::NativeCopies;
-use crate::python::StackTable;
+use crate::python::{CodeSnapshots, StackTable};
 use crate::recording::{is_stopped, resume_if_held};
 use crate::{Error, Event, EventStream, Exec, ExecKind, ExecStream, Follow, Session};
 
@@ -28,6 +28,7 @@ pub(crate) type Naming = Rc<dyn Fn(u32) -> CaptureSettings>;
 pub(crate) struct Intake {
     pub events: EventStream,
     pub stacks: StackTable,
+    pub snapshots: CodeSnapshots,
     pub native_copies: NativeCopies,
     pub batch: Vec<Event>,
     pub consumer: Consumer,
@@ -53,6 +54,7 @@ impl Intake {
         Ok(Intake {
             events: session.events(BATCH)?,
             stacks: session.stacks()?,
+            snapshots: session.code_snapshots()?,
             native_copies: session.native_copies()?,
             batch: Vec::new(),
             consumer: Consumer::new(),
@@ -71,10 +73,19 @@ impl Intake {
             .map_err(Error::Capture)?;
         // After the batch: every stack it names is in the ring by now.
         self.stacks.drain();
+        self.snapshots.drain();
         self.native_copies.drain();
         self.consumer
-            .record(&self.batch, &self.stacks, &mut self.native_copies)
+            .record(
+                &self.batch,
+                &self.stacks,
+                &mut self.snapshots,
+                &mut self.native_copies,
+            )
             .map_err(Error::Capture)?;
+        if let Some(newest) = self.batch.iter().map(|event| event.timestamp_ns).max() {
+            self.snapshots.forget_before(newest);
+        }
         self.batch.clear();
         Ok(())
     }

@@ -33,7 +33,7 @@ use crate::object::PROBES;
 use crate::placed::Placed;
 use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
-use crate::python::{self, CodeDeaths, StackTable, WalkPrograms};
+use crate::python::{self, CodeDeaths, CodeSnapshots, StackTable, WalkPrograms};
 use crate::python_allocators::PythonAllocators;
 use crate::recording::{resume, stat_after_command};
 use crate::uprobe_multi::{LinkCloser, Sites, UprobeLink, UprobePrograms};
@@ -837,6 +837,11 @@ impl Session {
     /// The Python stacks the probes send. Taken once.
     pub fn stacks(&mut self) -> Result<StackTable, Error> {
         python::stack_table(&mut self.ebpf)
+    }
+
+    /// The code objects the probes copy as they are freed. Taken once.
+    pub fn code_snapshots(&mut self) -> Result<CodeSnapshots, Error> {
+        python::code_snapshots(&mut self.ebpf)
     }
 
     /// Why stack walks gave up, so far.

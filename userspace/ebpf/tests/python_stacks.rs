@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use memray_ebpf::python::{RemoteCodes, Sample, StackSampler};
+use memray_ebpf::python::{CodeSnapshots, RemoteCodes, Sample, StackSampler};
 use memray_ebpf_common::python_stack::{StackFrame, WalkCounter, MAX_FRAMES, STATUS_TRUNCATED};
 use memray_recorder::CodeNamer;
 use memray_tests::interpreters::{all_for_tests, Interpreter};
@@ -52,11 +52,12 @@ fn parse_line(line: &str) -> Option<Expected> {
 /// through the recorder's `CodeNamer`.
 fn name_stack(
     codes: &mut RemoteCodes,
+    snapshots: &mut CodeSnapshots,
     process: &PythonProcess,
     frames: &[StackFrame],
     replaced: &mut usize,
 ) -> Named {
-    *replaced += codes.note(frames).len();
+    *replaced += codes.note(frames, process.pid() as u32, snapshots).len();
     frames
         .iter()
         .map(|f| match codes.code(f.code) {
@@ -138,7 +139,13 @@ fn check_interpreter(python: &Interpreter) -> bool {
         let expected = parse_line(&line).unwrap_or_else(|| panic!("{label}: bad line {line:?}"));
         if expected.wait {
             let (sample, frames) = samples.next(&mut sampler, expected.tid);
-            let named = name_stack(&mut codes, &process, &frames, &mut replaced);
+            let named = name_stack(
+                &mut codes,
+                sampler.code_snapshots(),
+                &process,
+                &frames,
+                &mut replaced,
+            );
             if expected.stack.len() <= MAX_FRAMES {
                 assert_eq!(sample.status, 0, "{label}: walk status");
                 assert_eq!(
@@ -165,7 +172,13 @@ fn check_interpreter(python: &Interpreter) -> bool {
     assert_eq!(threads.len(), 8, "{label}: eight threads reported");
     for expected in &later {
         let (_, frames) = samples.next(&mut sampler, expected.tid);
-        let named = name_stack(&mut codes, &process, &frames, &mut replaced);
+        let named = name_stack(
+            &mut codes,
+            sampler.code_snapshots(),
+            &process,
+            &frames,
+            &mut replaced,
+        );
         assert_eq!(
             named, expected.stack,
             "{label}: stack of thread {}",

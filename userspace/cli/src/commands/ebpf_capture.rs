@@ -169,6 +169,12 @@ pub fn record(
                 finished.native_stacks_missing, finished.pid
             );
         }
+        if finished.unnamed_code_objects > 0 {
+            eprintln!(
+                "memray {command}: warning: {} code objects of process {} were freed before their records were read; their frames show as <unknown>",
+                finished.unnamed_code_objects, finished.pid
+            );
+        }
         if let Some(user) = owner {
             give_to(output, user).map_err(|e| {
                 CliError::new(format!(

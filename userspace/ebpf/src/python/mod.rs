@@ -7,11 +7,13 @@ mod code_deaths;
 mod codes;
 mod kernel_btf;
 mod sampler;
+mod snapshots;
 mod stacks;
 mod thread_key;
 
 use aya::maps::{HashMap, Map, MapData, PerCpuArray, RingBuf};
 use aya::{Ebpf, Pod};
+use memray_ebpf_common::code_snapshot::CODE_SNAPSHOTS_MAP;
 use memray_ebpf_common::python_stack::{
     ProcessWalk, WalkCounter, PROCESS_WALKS_MAP, PYTHON_STACKS_MAP, PYTHON_STACK_COUNTERS_MAP,
     PYTHON_TARGETS_MAP, STACK_WALK_PROGRAM, STACK_WALK_PROGRAMS_MAP, WALK_SLOT,
@@ -24,6 +26,7 @@ use crate::{LibcImage, PthreadKeyLayout};
 pub(crate) use code_deaths::CodeDeaths;
 pub use codes::RemoteCodes;
 pub use sampler::{Sample, StackSampler};
+pub use snapshots::{CodeSnapshot, CodeSnapshots};
 pub use stacks::{Stack, StackTable};
 pub use thread_key::thread_state_slot;
 
@@ -129,11 +132,17 @@ pub(crate) fn load_walk_programs(
 
 /// The table of the stacks the probes send.
 pub fn stack_table(ebpf: &mut Ebpf) -> Result<StackTable, crate::Error> {
-    let ring = RingBuf::try_from(
-        ebpf.take_map(PYTHON_STACKS_MAP)
-            .ok_or(crate::Error::Missing(PYTHON_STACKS_MAP))?,
-    )?;
-    Ok(StackTable::new(ring))
+    Ok(StackTable::new(take_ring(ebpf, PYTHON_STACKS_MAP)?))
+}
+
+/// The code objects the probes copy as they are freed.
+pub fn code_snapshots(ebpf: &mut Ebpf) -> Result<CodeSnapshots, crate::Error> {
+    Ok(CodeSnapshots::new(take_ring(ebpf, CODE_SNAPSHOTS_MAP)?))
+}
+
+fn take_ring(ebpf: &mut Ebpf, name: &'static str) -> Result<RingBuf<MapData>, crate::Error> {
+    let map = ebpf.take_map(name).ok_or(crate::Error::Missing(name))?;
+    Ok(RingBuf::try_from(map)?)
 }
 
 /// The reasons walks gave up, in words, with how often (the non-zero ones).

@@ -11,8 +11,8 @@ use memray_ebpf_common::python_stack::{
 use python_frames::PythonProcess;
 
 use super::{
-    load_walk_programs, register, stack_table, walk_counters, CodeDeaths, Error, StackTable,
-    WalkCounters, WalkPrograms,
+    code_snapshots, load_walk_programs, register, stack_table, walk_counters, CodeDeaths,
+    CodeSnapshots, Error, StackTable, WalkCounters, WalkPrograms,
 };
 use crate::object::PROBES;
 use crate::probe_log::{self, ProbeLog};
@@ -37,6 +37,7 @@ pub struct StackSampler {
     _walk: WalkPrograms,
     samples: RingBuf<MapData>,
     stacks: StackTable,
+    snapshots: CodeSnapshots,
     _link: UprobeLink,
     /// On the interpreter's code object deallocation, if placed.
     code_deaths: Option<UprobeLink>,
@@ -83,6 +84,7 @@ impl StackSampler {
             &[(SAMPLE_DONE_SLOT, STACK_SAMPLE_DONE_PROGRAM)],
         )?;
         let stacks = stack_table(&mut ebpf)?;
+        let snapshots = code_snapshots(&mut ebpf)?;
         let samples = RingBuf::try_from(
             ebpf.take_map(STACK_SAMPLES_MAP)
                 .ok_or(crate::Error::Missing(STACK_SAMPLES_MAP))?,
@@ -106,6 +108,7 @@ impl StackSampler {
             _walk: walk,
             samples,
             stacks,
+            snapshots,
             _link: link,
             code_deaths,
             _programs: programs,
@@ -130,12 +133,18 @@ impl StackSampler {
         }
         // After the samples: every stack they name is in the ring by now.
         self.stacks.drain();
+        self.snapshots.drain();
         self.log.flush();
         out
     }
 
     pub fn stacks(&self) -> &StackTable {
         &self.stacks
+    }
+
+    /// The code objects freed while sampling, as they were.
+    pub fn code_snapshots(&mut self) -> &mut CodeSnapshots {
+        &mut self.snapshots
     }
 
     /// Whether the walk remembers stacks by their code addresses (the
