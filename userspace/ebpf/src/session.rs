@@ -890,17 +890,16 @@ impl Session {
 
     /// The processes being recorded now (attached ones and followed children).
     pub fn tracked(&self) -> Result<Vec<u32>, Error> {
-        let map = self
-            .ebpf
-            .map(PROCESSES_MAP)
-            .ok_or(Error::Missing(PROCESSES_MAP))?;
-        let processes = HashMap::<_, u32, ProcessEntry>::try_from(map)?;
-        Ok(processes.keys().filter_map(Result::ok).collect())
+        self.tracked_where(|_| true)
     }
 
     /// The tracked processes whose calls are recorded: not a followed child
     /// still stopped where it was forked, waiting for its probes.
     pub fn recorded(&self) -> Result<Vec<u32>, Error> {
+        self.tracked_where(|entry| entry.flags & TrackedProcess::RECORDED != 0)
+    }
+
+    fn tracked_where(&self, wanted: impl Fn(&TrackedProcess) -> bool) -> Result<Vec<u32>, Error> {
         let map = self
             .ebpf
             .map(PROCESSES_MAP)
@@ -909,7 +908,7 @@ impl Session {
         Ok(processes
             .iter()
             .filter_map(Result::ok)
-            .filter(|(_, entry)| entry.0.flags & TrackedProcess::RECORDED != 0)
+            .filter(|(_, entry)| wanted(&entry.0))
             .map(|(pid, _)| pid)
             .collect())
     }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use memray_ebpf::python::{CodeSnapshots, RemoteCodes, Sample, StackSampler};
+use memray_ebpf::python::{RemoteCodes, Sample, StackSampler};
 use memray_ebpf_common::python_stack::{StackFrame, WalkCounter, MAX_FRAMES, STATUS_TRUNCATED};
 use memray_recorder::CodeNamer;
 use memray_tests::interpreters::{all_for_tests, Interpreter};
@@ -47,28 +47,36 @@ fn parse_line(line: &str) -> Option<Expected> {
     Some(Expected { wait, tid, stack })
 }
 
-/// Names a stack as a capture does: its code objects noted first (counting
-/// the addresses that now hold another code object), then each named
-/// through the recorder's `CodeNamer`.
-fn name_stack(
-    codes: &mut RemoteCodes,
-    snapshots: &mut CodeSnapshots,
-    process: &PythonProcess,
-    frames: &[StackFrame],
-    replaced: &mut usize,
-) -> Named {
-    *replaced += codes.note(frames, process.pid() as u32, snapshots).len();
-    frames
-        .iter()
-        .map(|f| match codes.code(f.code) {
-            Some(info) => (
-                info.name.clone(),
-                info.filename.clone(),
-                info.line(process.layout(), i64::from(f.instruction_offset)),
-            ),
-            None => ("<unnamed>".into(), String::new(), 0),
-        })
-        .collect()
+/// Names stacks as a capture does: their code objects noted first
+/// (counting the addresses that now hold another code object), then each
+/// named through the recorder's `CodeNamer`.
+struct StackNamer {
+    codes: RemoteCodes,
+    replaced: usize,
+}
+
+impl StackNamer {
+    fn name(
+        &mut self,
+        sampler: &mut StackSampler,
+        process: &PythonProcess,
+        frames: &[StackFrame],
+    ) -> Named {
+        let pid = process.pid() as u32;
+        let replaced = self.codes.note(frames, pid, sampler.code_snapshots());
+        self.replaced += replaced.len();
+        frames
+            .iter()
+            .map(|f| match self.codes.code(f.code) {
+                Some(info) => (
+                    info.name.clone(),
+                    info.filename.clone(),
+                    info.line(process.layout(), i64::from(f.instruction_offset)),
+                ),
+                None => ("<unnamed>".into(), String::new(), 0),
+            })
+            .collect()
+    }
 }
 
 /// The samples received, per thread in call order.
@@ -120,7 +128,10 @@ fn check_interpreter(python: &Interpreter) -> bool {
     let process = PythonProcess::attach(pid).expect("attach python-frames");
     let mut sampler =
         StackSampler::attach(&process, "libc", "fsync").unwrap_or_else(|e| panic!("{label}: {e}"));
-    let mut codes = RemoteCodes::new(*process.memory(), *process.layout());
+    let mut namer = StackNamer {
+        codes: RemoteCodes::new(*process.memory(), *process.layout()),
+        replaced: 0,
+    };
     writeln!(stdin, "go").expect("write");
 
     let mut samples = Samples {
@@ -130,7 +141,6 @@ fn check_interpreter(python: &Interpreter) -> bool {
     let mut later: Vec<Expected> = Vec::new();
     let mut checked = 0usize;
     let mut generated_addresses = Vec::new();
-    let mut replaced = 0;
     loop {
         line.clear();
         if stdout.read_line(&mut line).expect("read") == 0 || line.trim() == "done" {
@@ -139,13 +149,7 @@ fn check_interpreter(python: &Interpreter) -> bool {
         let expected = parse_line(&line).unwrap_or_else(|| panic!("{label}: bad line {line:?}"));
         if expected.wait {
             let (sample, frames) = samples.next(&mut sampler, expected.tid);
-            let named = name_stack(
-                &mut codes,
-                sampler.code_snapshots(),
-                &process,
-                &frames,
-                &mut replaced,
-            );
+            let named = namer.name(&mut sampler, &process, &frames);
             if expected.stack.len() <= MAX_FRAMES {
                 assert_eq!(sample.status, 0, "{label}: walk status");
                 assert_eq!(
@@ -172,13 +176,7 @@ fn check_interpreter(python: &Interpreter) -> bool {
     assert_eq!(threads.len(), 8, "{label}: eight threads reported");
     for expected in &later {
         let (_, frames) = samples.next(&mut sampler, expected.tid);
-        let named = name_stack(
-            &mut codes,
-            sampler.code_snapshots(),
-            &process,
-            &frames,
-            &mut replaced,
-        );
+        let named = namer.name(&mut sampler, &process, &frames);
         assert_eq!(
             named, expected.stack,
             "{label}: stack of thread {}",
@@ -215,6 +213,7 @@ fn check_interpreter(python: &Interpreter) -> bool {
         distinct.len() < generated_addresses.len(),
         "{label}: no code-object address was reused, the reuse case went untested"
     );
+    let replaced = namer.replaced;
     assert!(replaced > 0, "{label}: no reused address was noticed");
     if remembers {
         // The eight threads walk each of their stacks five times.
