@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use memray_ebpf::{python, CustomAllocator, Outcome, Recording, RunAs, Session};
+use memray_ebpf::{python, CustomAllocator, Finished, Outcome, Recording, RunAs, Session};
 use memray_recorder::{describe_os_error, CaptureOptions, CaptureSettings, Header};
 
 use crate::error::CliError;
@@ -163,18 +163,7 @@ pub fn record(
                 output.display()
             );
         }
-        if finished.native_stacks_missing > 0 {
-            eprintln!(
-                "memray {command}: warning: {} allocations of process {} have no native stack (its copy found the ring buffer full)",
-                finished.native_stacks_missing, finished.pid
-            );
-        }
-        if finished.unnamed_code_objects > 0 {
-            eprintln!(
-                "memray {command}: warning: {} code objects of process {} were freed before their records were read; their frames show as <unknown>",
-                finished.unnamed_code_objects, finished.pid
-            );
-        }
+        warn_of_gaps(command, finished);
         if let Some(user) = owner {
             give_to(output, user).map_err(|e| {
                 CliError::new(format!(
@@ -186,6 +175,23 @@ pub fn record(
         }
     }
     Ok(Recorded::Finished(Box::new(outcome)))
+}
+
+/// Says what a capture holds less of than its records: native stacks whose
+/// copy was lost, frames whose code object could not be named.
+pub fn warn_of_gaps(command: &str, finished: &Finished) {
+    if finished.native_stacks_missing > 0 {
+        eprintln!(
+            "memray {command}: warning: {} allocations of process {} have no native stack (its copy found the ring buffer full)",
+            finished.native_stacks_missing, finished.pid
+        );
+    }
+    if finished.unnamed_code_objects > 0 {
+        eprintln!(
+            "memray {command}: warning: {} code objects of process {} were freed before their records were read; their frames show as <unknown>",
+            finished.unnamed_code_objects, finished.pid
+        );
+    }
 }
 
 /// The file belongs to the user who ran sudo, not to root.

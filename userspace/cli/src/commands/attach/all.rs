@@ -76,6 +76,9 @@ pub fn run(args: &Args, duration: Option<Duration>) -> CliResult {
         }
         println!("{}", summary_line(capture));
     }
+    for capture in &outcome.captures {
+        ebpf_capture::warn_of_gaps("attach", &capture.finished);
+    }
     failed.map_or(Ok(()), |message| Err(CliError::new(message)))
 }
 
