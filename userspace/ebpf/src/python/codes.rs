@@ -72,7 +72,10 @@ impl RemoteCodes {
             read_code(&snapshot.memory, &layout, frame.code).ok()
         };
         let mut info = snapshot(snapshots);
-        if info.is_none() && self.name(frame.code, frame.fingerprint).is_none() {
+        // Known unnamed: its memory was read once already (the snapshots
+        // are taken in again with each batch).
+        let read_before = self.unnamed.contains(&key);
+        if info.is_none() && !read_before && self.name(frame.code, frame.fingerprint).is_none() {
             // Freed since the snapshots were last taken in: its snapshot
             // was sent before its memory went.
             snapshots.drain();

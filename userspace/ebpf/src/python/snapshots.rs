@@ -45,9 +45,6 @@ impl CodeSnapshots {
     /// The snapshot of the code object at `code` with `fingerprint` that
     /// process `tgid` freed, if it was freed lately.
     pub fn get(&self, tgid: u32, code: u64, fingerprint: u64) -> Option<&CodeSnapshot> {
-        if self.snapshots.is_empty() {
-            return None;
-        }
         self.snapshots.get(&(tgid, code, fingerprint))
     }
 
