@@ -364,6 +364,49 @@ fn run_ebpf_code(
         .expect("run memray")
 }
 
+/// Where nothing mounted tracefs (a container, a minimal VM), `run --ebpf`
+/// mounts it itself, as systemd would, and records. Run in a mount
+/// namespace of its own (util-linux's `unshare`) so that no other process
+/// loses its tracefs.
+#[test]
+fn tracefs_is_mounted_where_nothing_mounted_it() {
+    if !skip::needs_built_ebpf(memray_ebpf::is_built()) {
+        return;
+    }
+    let workdir = tempfile::tempdir().expect("tempdir");
+    let python = interpreters::reference_python();
+    let script = "while umount /sys/kernel/tracing 2>/dev/null; do :; done\n\
+        umount -l /sys/kernel/debug 2>/dev/null\n\
+        test -e /sys/kernel/tracing/events && { echo 'tracefs is still mounted'; exit 3; }\n\
+        \"$@\" || exit\n\
+        test -e /sys/kernel/tracing/events/sched/sched_process_fork/format\n";
+    let output = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(paths::memray_bin())
+        .args(["run", "--ebpf", "-q", "-f", "-o", "out.bin", "--python"])
+        .arg(&python.path)
+        .args(["-c", "keep = bytearray(515151)"])
+        .current_dir(workdir.path())
+        .output()
+        .expect("run unshare (util-linux)");
+    succeeded(&output, "run --ebpf without tracefs");
+    check_with_memray(
+        workdir.path(),
+        "from memray import FileReader\n\
+        assert [r.size for r in FileReader('out.bin').get_allocation_records() if r.size == 515152]\n",
+        &[],
+        "the capture made without tracefs",
+    );
+}
+
 /// `--python` (or the `python3` found in `PATH`) may be a launcher script,
 /// as pyenv's shims are: the interpreter it runs is held and probed from its
 /// first line, so even a program that ends at once has its allocation.
