@@ -20,7 +20,9 @@ pub const CODE_OBJECT_BYTES: usize = 256;
 pub const CODE_STRING_BYTES: usize = 512;
 /// Bytes copied of the line table's `bytes` object at most (a power of
 /// two); a larger table is not copied, and its code object stays unnamed.
-pub const CODE_LINETABLE_BYTES: usize = 16 * 1024;
+/// The largest in CPython's standard library and pip (module bodies that
+/// build big tables of data, such as `html.entities`) are 37–71 KiB.
+pub const CODE_LINETABLE_BYTES: usize = 128 * 1024;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,6 +61,8 @@ pub const fn part_offset(part: usize) -> usize {
     }
 }
 
-/// The ring buffer of [`CodeSnapshot`]s, and the probe's per-CPU scratch.
+/// The ring buffer of [`CodeSnapshot`]s, and the probe's scratch: one
+/// snapshot a CPU, in a plain array (a per-CPU value is at most 32 KiB), that
+/// userspace sizes at load time.
 pub const CODE_SNAPSHOTS_MAP: &str = "CODE_SNAPSHOTS";
 pub const CODE_SNAPSHOT_SCRATCH_MAP: &str = "CODE_SNAPSHOT_SCRATCH";

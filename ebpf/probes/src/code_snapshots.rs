@@ -5,9 +5,9 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
-    helpers::{bpf_ktime_get_ns, generated::bpf_probe_read_user},
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, generated::bpf_probe_read_user},
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{Array, RingBuf},
 };
 use memray_ebpf_common::code_snapshot::{
     CodeSnapshot, CodeSnapshotHeader, CODE_LINETABLE_BYTES, CODE_OBJECT_BYTES, CODE_PART,
@@ -22,9 +22,9 @@ use crate::python_stack::PYTHON_TARGETS;
 #[map]
 static CODE_SNAPSHOTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 
-/// The snapshot being made, by CPU.
+/// The snapshot being made, by CPU (userspace makes one entry a CPU).
 #[map]
-static CODE_SNAPSHOT_SCRATCH: PerCpuArray<CodeSnapshot> = PerCpuArray::with_max_entries(1, 0);
+static CODE_SNAPSHOT_SCRATCH: Array<CodeSnapshot> = Array::with_max_entries(1, 0);
 
 /// Sends the snapshot of the code object at `code`, freed by process
 /// `tgid`, if its interpreter is registered. A full ring loses it: the
@@ -32,14 +32,17 @@ static CODE_SNAPSHOT_SCRATCH: PerCpuArray<CodeSnapshot> = PerCpuArray::with_max_
 /// userspace).
 #[inline(always)]
 pub fn send(tgid: u32, code: u64) {
+    // SAFETY: no preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
     let (Some(target), Some(snapshot)) = (
         PYTHON_TARGETS.get_ptr(tgid),
-        CODE_SNAPSHOT_SCRATCH.get_ptr_mut(0),
+        CODE_SNAPSHOT_SCRATCH.get_ptr_mut(cpu),
     ) else {
         return;
     };
     // SAFETY: map values: the target is written by userspace before it
-    // attaches, the scratch is this CPU's (a probe runs to its end on it).
+    // attaches, the scratch entry is this CPU's (a probe runs to its end on
+    // it).
     let (layout, snapshot) = unsafe { (&(*target).layout, &mut *snapshot) };
     memory_windows::reset();
     let Some(fingerprint) = CodeFingerprint::read(&WindowedMemory, layout, code) else {
@@ -66,7 +69,7 @@ pub fn send(tgid: u32, code: u64) {
         }
     }
     copy_linetable(snapshot, code, layout);
-    let length = (snapshot.header.lengths[LINETABLE_PART] as usize) & (CODE_LINETABLE_BYTES - 1);
+    let length = (snapshot.header.lengths[LINETABLE_PART] as usize).min(CODE_LINETABLE_BYTES);
     let size = size_of::<CodeSnapshot>() - CODE_LINETABLE_BYTES + length;
     // SAFETY: `size` is at most the snapshot's size, which it reads.
     let bytes = unsafe { core::slice::from_raw_parts((&raw const *snapshot).cast::<u8>(), size) };

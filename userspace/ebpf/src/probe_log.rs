@@ -5,6 +5,7 @@
 
 use aya::{Ebpf, EbpfLoader};
 use aya_log::EbpfLogger;
+use memray_ebpf_common::code_snapshot::CODE_SNAPSHOT_SCRATCH_MAP;
 use memray_ebpf_common::native_stack::{
     NATIVE_COPIES_MAP, NATIVE_STACKS_DEFAULT_BYTES, NATIVE_STACKS_MAP,
 };
@@ -24,16 +25,15 @@ fn level() -> log::LevelFilter {
         .unwrap_or(log::LevelFilter::Off)
 }
 
-/// Loads `object` with the log level patched in and the ring buffers
-/// `options` ask for (the native stacks' is one page unless asked for).
+/// Loads `object` with the log level patched in, the ring buffers
+/// `options` ask for (the native stacks' is one page unless asked for) and
+/// a scratch entry a CPU in the arrays the probes index by CPU.
 pub(crate) fn load(object: &[u8], options: &Options) -> Result<Ebpf, crate::Error> {
     let level = level() as u8;
+    let cpus = aya::util::nr_cpus().map_err(|(_, error)| crate::Error::Io(error))? as u32;
     // Without native stacks: a page of ring and one scratch entry, unused.
     let (native_bytes, native_copies) = match options.native_stacks {
-        true => (
-            NATIVE_STACKS_DEFAULT_BYTES,
-            aya::util::nr_cpus().map_err(|(_, error)| crate::Error::Io(error))? as u32,
-        ),
+        true => (NATIVE_STACKS_DEFAULT_BYTES, cpus),
         false => (4096, 1),
     };
     Ok(EbpfLoader::new()
@@ -41,6 +41,7 @@ pub(crate) fn load(object: &[u8], options: &Options) -> Result<Ebpf, crate::Erro
         .map_max_entries(EVENTS_MAP, options.ring_buffer_bytes)
         .map_max_entries(NATIVE_STACKS_MAP, native_bytes)
         .map_max_entries(NATIVE_COPIES_MAP, native_copies)
+        .map_max_entries(CODE_SNAPSHOT_SCRATCH_MAP, cpus)
         .load(object)?)
 }
 
