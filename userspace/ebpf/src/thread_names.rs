@@ -37,8 +37,6 @@ struct Seen {
     /// When the records of its first look and of its latest were taken in.
     first_look: Option<Instant>,
     last_look: Option<Instant>,
-    /// A look found it a name.
-    named: bool,
 }
 
 impl ThreadNames {
@@ -56,20 +54,20 @@ impl ThreadNames {
     }
 
     /// The name of thread `tid`, which records in records taken in at
-    /// `taken_at`, if it is to be recorded now. A thread not named yet is
-    /// looked at in each batch of its first `REFRESH` (its first records,
-    /// made by the interpreter as the thread starts, may precede its entry in
-    /// `threading._active`); after that, only [`ThreadNames::renamed`]
+    /// `taken_at`, if it is to be recorded now. A thread without a Python
+    /// name yet is looked at in each batch of its first `REFRESH` (its first
+    /// records, made by the interpreter as the thread starts, may precede
+    /// its entry in `threading._active`); after that, only [`ThreadNames::renamed`]
     /// looks. `threading`'s names are read again unless read since: the
     /// thread was in `threading._active` by then if it allocated from its
     /// Python code.
     pub fn look(&mut self, tid: u32, taken_at: Instant) -> Option<Vec<u8>> {
-        if let Some(seen) = self.seen.get(&tid) {
-            let first = seen.first_look.unwrap_or(taken_at);
-            let settled = seen.named || taken_at.saturating_duration_since(first) > REFRESH;
-            if settled || seen.last_look == Some(taken_at) {
-                return None;
-            }
+        if self
+            .seen
+            .get(&tid)
+            .is_some_and(|seen| seen.settled(taken_at) || seen.last_look == Some(taken_at))
+        {
+            return None;
         }
         let stale = self.python_read_at.is_none_or(|at| at < taken_at);
         if stale && !self.python.contains_key(&tid) {
@@ -116,13 +114,21 @@ impl ThreadNames {
         let comm = comm(pid, tid);
         let seen = self.seen.entry(tid).or_default();
         seen.ended = comm.is_none();
-        let name = seen.look(python, comm, self.inherited.as_deref());
-        seen.named |= name.is_some();
-        name
+        seen.look(python, comm, self.inherited.as_deref())
     }
 }
 
 impl Seen {
+    /// Whether looks for records taken in at `taken_at` can wait for
+    /// [`ThreadNames::renamed`]: once `threading` named the thread, or
+    /// `REFRESH` after its first look. A `comm` alone does not settle it: on
+    /// CPython 3.14 it may be the copy of the Python name to come, set before
+    /// the thread is in `threading._active`.
+    fn settled(&self, taken_at: Instant) -> bool {
+        let first = self.first_look.unwrap_or(taken_at);
+        self.python.is_some() || taken_at.saturating_duration_since(first) > REFRESH
+    }
+
     /// What a look at the thread's names now (`python`, `comm`; `None`
     /// when not there to read) says to record, if anything: a new Python
     /// name, else a new `comm` that is neither the one threads inherit nor
@@ -198,6 +204,33 @@ mod tests {
             look(&mut seen, Some("last"), "by prctl"),
             Some("last".into())
         );
+    }
+
+    #[test]
+    fn a_thread_named_by_comm_alone_is_looked_at_again_until_python_names_it() {
+        let start = Instant::now();
+        let mut seen = Seen {
+            first_look: Some(start),
+            ..Seen::default()
+        };
+        // 3.14 copied the name into comm before `threading` knew the thread.
+        assert_eq!(
+            look(&mut seen, None, "set before star"),
+            Some("set before star".into())
+        );
+        assert!(!seen.settled(start + REFRESH / 2));
+        assert_eq!(
+            look(&mut seen, Some("set before start"), "set before star"),
+            Some("set before start".into())
+        );
+        assert!(seen.settled(start + REFRESH / 2));
+        // A thread Python never names settles after REFRESH.
+        let unnamed = Seen {
+            first_look: Some(start),
+            ..Seen::default()
+        };
+        assert!(!unnamed.settled(start + REFRESH / 2));
+        assert!(unnamed.settled(start + REFRESH * 2));
     }
 
     #[test]
