@@ -17,6 +17,7 @@
 //! [`Error::NotBuilt`].
 
 mod after_exit;
+mod allocator_sites;
 mod consumer;
 mod custom_allocators;
 mod discovery;
@@ -47,6 +48,7 @@ mod thread_names;
 mod tracefs;
 mod uprobe_multi;
 
+pub use allocator_sites::AllocatorSites;
 pub use consumer::{Consumer, Finished};
 pub use custom_allocators::CustomAllocator;
 pub use discovery::capture_name;

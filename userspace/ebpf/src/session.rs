@@ -23,6 +23,7 @@ use memray_ebpf_common::{
 };
 
 use crate::after_exit::drop_after_exit;
+use crate::allocator_sites::AllocatorSites;
 use crate::custom_allocators::CustomAllocator;
 use crate::events::EventStream;
 use crate::execs::ExecStream;
@@ -31,7 +32,6 @@ use crate::libc_image::{function_offset, LibcImage};
 use crate::native::NativeCopies;
 use crate::object::PROBES;
 use crate::placed::Placed;
-use crate::placement::entry_placement;
 use crate::probe_log::{self, ProbeLog};
 use crate::python::{self, CodeDeaths, CodeSnapshots, StackTable, WalkPrograms};
 use crate::python_allocators::PythonAllocators;
@@ -292,63 +292,30 @@ impl Session {
         pid: u32,
         links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
-        // An older libc without reallocarray: nothing calls it there.
-        let functions = Function::ALL.map(|f| (f, f.symbol(), f != Function::Reallocarray));
-        self.attach_symbols(libc, &functions, pid, links)
+        let sites = AllocatorSites::libc(libc)?;
+        self.place_calls(&libc.path, &sites, pid, links)
     }
 
-    /// Probes each `(function, symbol, required)` of `library` as that
-    /// allocator function; a symbol not required is skipped where missing.
-    fn attach_symbols(
-        &mut self,
-        library: &LibcImage,
-        functions: &[(Function, &str, bool)],
-        pid: u32,
-        links: &mut Vec<UprobeLink>,
-    ) -> Result<(), Error> {
-        let mut probed = Vec::new();
-        let (mut entries, mut cookies, mut returns) = (Vec::new(), Vec::new(), Vec::new());
-        for &(function, symbol, required) in functions {
-            let code = match library.function(symbol) {
-                Ok(code) => code,
-                Err(_) if !required => continue,
-                Err(error) => return Err(error),
-            };
-            // Aliases (glibc's memalign and aligned_alloc) are one function.
-            if probed.contains(&code.file_offset) {
-                continue;
-            }
-            probed.push(code.file_offset);
-            let entry_offset = if function.has_return_probe() || function.is_syscall_wrapper() {
-                0
-            } else {
-                entry_placement(code.bytes, 1).offset
-            };
-            entries.push(code.file_offset + entry_offset);
-            cookies.push(function.cookie());
-            if function.has_return_probe() {
-                returns.push(code.file_offset);
-            }
-        }
-        self.place_calls(&library.path, &entries, &cookies, &returns, pid, links)
-    }
-
-    /// Places the allocator entry probe at `entries` (with their `cookies`)
-    /// and its return probe at `returns` of the file at `path`: the return
-    /// probes first, so that a call in flight meanwhile is not left without
-    /// its return (a return without its entry is ignored).
+    /// Places the allocator entry probe at `sites.entries` (with their
+    /// cookies) and its return probe at `sites.returns` of the file at
+    /// `path`: the return probes first, so that a call in flight meanwhile
+    /// is not left without its return (a return without its entry is
+    /// ignored).
     fn place_calls(
         &self,
         path: &Path,
-        entries: &[u64],
-        cookies: &[u64],
-        returns: &[u64],
+        sites: &AllocatorSites,
         pid: u32,
         links: &mut Vec<UprobeLink>,
     ) -> Result<(), Error> {
         for (program, offsets, cookies, at_return) in [
-            (ALLOCATOR_RETURN_PROGRAM, returns, &[][..], true),
-            (ALLOCATOR_ENTRY_PROGRAM, entries, cookies, false),
+            (ALLOCATOR_RETURN_PROGRAM, &sites.returns, &[][..], true),
+            (
+                ALLOCATOR_ENTRY_PROGRAM,
+                &sites.entries,
+                &sites.cookies[..],
+                false,
+            ),
         ] {
             if offsets.is_empty() {
                 continue;
@@ -556,7 +523,8 @@ impl Session {
                 .map(|c| (c.function, c.symbol.as_str(), c.required))
                 .collect();
             let mut links = Vec::new();
-            let result = self.attach_symbols(&image, &functions, pid, &mut links);
+            let result = AllocatorSites::of(&image, &functions)
+                .and_then(|sites| self.place_calls(&image.path, &sites, pid, &mut links));
             self.custom_links.entry(pid).or_default().extend(links);
             result?;
         }
@@ -815,11 +783,14 @@ impl Session {
             .unplaced(process, pid, &self.placed)?
         {
             let offsets: Vec<u64> = probes.iter().map(|p| p.file_offset + p.offset).collect();
-            let cookies: Vec<u64> = probes.iter().map(|p| p.function.cookie()).collect();
-            let mut links = Vec::new();
             // Return probes at the same places as the entries.
-            let result =
-                self.place_calls(&image.path, &offsets, &cookies, &offsets, pid, &mut links);
+            let sites = AllocatorSites {
+                entries: offsets.clone(),
+                cookies: probes.iter().map(|p| p.function.cookie()).collect(),
+                returns: offsets,
+            };
+            let mut links = Vec::new();
+            let result = self.place_calls(&image.path, &sites, pid, &mut links);
             self.custom_links.entry(pid).or_default().extend(links);
             result?;
             for probe in probes {

@@ -1,7 +1,9 @@
-//! `cargo xtask bench ebpf`: the tracker workloads run five ways, interleaved —
+//! `cargo xtask bench ebpf`: the tracker workloads run six ways, interleaved —
 //! plain python, `memray run --ebpf`, our in-process `memray run`, memray
-//! 1.20's `memray run`, and plain python under bench/workloads/allocs.bt
-//! (`bpftrace -p PID`, counting libc's allocator calls). Each run goes through
+//! 1.20's `memray run`, plain python under bench/workloads/allocs.bt
+//! (`bpftrace -p PID`, counting libc's allocator calls), and plain python
+//! with bare uprobes where `run --ebpf` places its libc probes (`traps`: the
+//! floor of any uprobe profiler). Each run goes through
 //! bench/workloads/self_cost.py, which holds the profiled process until
 //! perf-event counters are opened on it: its own task clock, context switches
 //! and page faults, whoever profiles it.
@@ -21,37 +23,70 @@ use python_frames::maps::file_mappings;
 use super::counters::{Counters, Counts};
 use super::measure::{last_line, median_by, BenchCommand};
 use super::proc_stats;
+use super::traps::Traps;
 use super::{report, Context};
 
-const SIDES: [&str; 5] = [
+const SIDES: [&str; 6] = [
     "plain",
     "ours --ebpf",
     "ours in-process",
     "memray 1.20",
     "bpftrace",
+    "uprobe traps alone",
 ];
 const PLAIN: usize = 0;
 const EBPF: usize = 1;
 const MEMRAY: usize = 3;
 const BPFTRACE: usize = 4;
+const TRAPS: usize = 5;
 
 /// What one run cost: wall time, the launched process's peak RSS (memray's
-/// own for ours, python's for the others), and the profiled process's own cost.
+/// own for ours, python's for the others), the profiled process's own cost,
+/// and the bare uprobes' hits on their side.
 #[derive(Clone, Copy)]
 struct Run {
     wall: Duration,
     launched_rss_kib: u64,
     counts: Counts,
+    uprobe_hits: Option<u64>,
 }
 
-/// How a side starts: a command, or python held until bpftrace has attached.
+/// How a side starts: a command, or python held until a tracer from
+/// outside has attached (timed from its release: attaching is not the
+/// program's cost).
 enum Launch {
     Direct(BenchCommand),
-    UnderBpftrace {
-        bpftrace: Bpftrace,
+    Traced {
+        tracer: Tracer,
         python: PathBuf,
         args: Vec<OsString>,
     },
+}
+
+enum Tracer {
+    Bpftrace(Bpftrace),
+    Traps,
+}
+
+/// A tracer attached to the held python.
+enum Attached {
+    Bpftrace(Child),
+    Traps(Traps),
+}
+
+impl Attached {
+    /// Ends it, once python has exited; the bare uprobes' hits.
+    fn end(self) -> Option<u64> {
+        match self {
+            Attached::Bpftrace(mut tracer) => {
+                // SAFETY: sends SIGINT to bpftrace, our own child, not yet waited for.
+                unsafe { libc::kill(tracer.id() as libc::pid_t, libc::SIGINT) };
+                let _ = tracer.wait();
+                None
+            }
+            Attached::Traps(mut traps) => Some(traps.hits()),
+        }
+    }
 }
 
 /// The bpftrace program and bench/workloads/allocs.bt.
@@ -141,8 +176,13 @@ fn launches(
             &environment.memray,
             run(&[], capture("memray")),
         )),
-        Launch::UnderBpftrace {
-            bpftrace: bpftrace.clone(),
+        Launch::Traced {
+            tracer: Tracer::Bpftrace(bpftrace.clone()),
+            python: python.to_path_buf(),
+            args: program.to_vec(),
+        },
+        Launch::Traced {
+            tracer: Tracer::Traps,
             python: python.to_path_buf(),
             args: program.to_vec(),
         },
@@ -154,7 +194,7 @@ fn run_once(launch: &Launch, pid_file: &Path) -> Result<Run, String> {
     let stderr = tempfile::tempfile().map_err(|e| format!("temporary file: {e}"))?;
     let (program, args) = match launch {
         Launch::Direct(command) => (&command.program, &command.args),
-        Launch::UnderBpftrace { python, args, .. } => (python, args),
+        Launch::Traced { python, args, .. } => (python, args),
     };
     let spawned = Instant::now();
     let mut child = Command::new(program)
@@ -175,8 +215,6 @@ fn run_once(launch: &Launch, pid_file: &Path) -> Result<Run, String> {
             last_line(stderr)
         ));
     };
-    // bpftrace's side is timed from the release: its attaching is not the
-    // program's cost.
     let start = if tracer.is_some() {
         Instant::now()
     } else {
@@ -188,11 +226,7 @@ fn run_once(launch: &Launch, pid_file: &Path) -> Result<Run, String> {
         .map(|mut stdin| stdin.write_all(b"\n"))
         .transpose();
     let finished = watch(child, start);
-    if let Some(mut tracer) = tracer {
-        // SAFETY: sends SIGINT to bpftrace, our own child, not yet waited for.
-        unsafe { libc::kill(tracer.id() as libc::pid_t, libc::SIGINT) };
-        let _ = tracer.wait();
-    }
+    let uprobe_hits = tracer.and_then(Attached::end);
     released.map_err(|e| format!("releasing python: {e}"))?;
     let finished = finished?;
     if !finished.status.success() {
@@ -205,19 +239,30 @@ fn run_once(launch: &Launch, pid_file: &Path) -> Result<Run, String> {
         wall: finished.wall,
         launched_rss_kib: finished.peak_rss_kib,
         counts,
+        uprobe_hits,
     })
 }
 
-/// Once the held python (self_cost.py) has written its pid: bpftrace
-/// attached to it on the bpftrace side, and its counters opened.
+/// Once the held python (self_cost.py) has written its pid: the tracer
+/// of its side attached to it, and its counters opened.
 fn hold(
     launch: &Launch,
     child: &mut Child,
     pid_file: &Path,
-) -> Result<(Counters, Option<Child>), String> {
+) -> Result<(Counters, Option<Attached>), String> {
     let pid = held_pid(child, pid_file)?;
     let tracer = match launch {
-        Launch::UnderBpftrace { bpftrace, .. } => Some(trace_until_attached(bpftrace, pid)?),
+        Launch::Traced {
+            tracer: Tracer::Bpftrace(bpftrace),
+            ..
+        } => Some(Attached::Bpftrace(trace_until_attached(bpftrace, pid)?)),
+        Launch::Traced {
+            tracer: Tracer::Traps,
+            ..
+        } => {
+            libc_of(pid)?;
+            Some(Attached::Traps(Traps::place(pid)?))
+        }
         Launch::Direct(_) => None,
     };
     let counters = Counters::open(pid).map_err(|e| {
@@ -225,12 +270,12 @@ fn hold(
     });
     match (counters, tracer) {
         (Ok(counters), tracer) => Ok((counters, tracer)),
-        (Err(why), Some(mut tracer)) => {
+        (Err(why), Some(Attached::Bpftrace(mut tracer))) => {
             let _ = tracer.kill();
             let _ = tracer.wait();
             Err(why)
         }
-        (Err(why), None) => Err(why),
+        (Err(why), _) => Err(why),
     }
 }
 
@@ -346,8 +391,16 @@ fn describe(label: &str, sides: &[Launch], results: &[Result<Vec<Run>, String>])
     for (side, launch) in sides.iter().enumerate() {
         let command = match launch {
             Launch::Direct(command) => command.display(),
-            Launch::UnderBpftrace { python, args, .. } => format!(
-                "bpftrace -p PID allocs.bt PID; {} {}",
+            Launch::Traced {
+                tracer,
+                python,
+                args,
+            } => format!(
+                "{}; {} {}",
+                match tracer {
+                    Tracer::Bpftrace(_) => "bpftrace -p PID allocs.bt PID",
+                    Tracer::Traps => "perf-event uprobes, no program, where --ebpf probes libc",
+                },
                 python.display(),
                 args.iter()
                     .map(|a| a.to_string_lossy())
@@ -387,8 +440,20 @@ fn describe(label: &str, sides: &[Launch], results: &[Result<Vec<Run>, String>])
                 .and_then(|(o, t)| report::ratio(o, t)),
         )
     };
+    let floor = report::format_ratio(
+        added(TRAPS)
+            .zip(added(MEMRAY))
+            .and_then(|(t, m)| report::ratio(t, m)),
+    );
+    let hits = results[TRAPS].as_ref().ok().map_or("n/a".into(), |runs| {
+        format!(
+            "{:.0}",
+            median_by(runs, |r| r.uprobe_hits.unwrap_or(0) as f64)
+        )
+    });
     text.push_str(&format!(
-        "\nadded time, ours --ebpf / memray 1.20: {}; ours --ebpf / bpftrace: {}\n",
+        "\nadded time, ours --ebpf / memray 1.20: {}; ours --ebpf / bpftrace: {}; \
+         uprobe traps alone / memray 1.20: {floor} ({hits} uprobe hits a run)\n",
         ratio(MEMRAY),
         ratio(BPFTRACE)
     ));

@@ -20,6 +20,8 @@ mod self_cost;
 #[cfg(target_os = "linux")]
 mod system;
 mod tracker;
+#[cfg(target_os = "linux")]
+mod traps;
 
 use std::path::PathBuf;
 
