@@ -41,14 +41,12 @@ const BPFTRACE: usize = 4;
 const TRAPS: usize = 5;
 
 /// What one run cost: wall time, the launched process's peak RSS (memray's
-/// own for ours, python's for the others), the profiled process's own cost,
-/// and the bare uprobes' hits on their side.
+/// own for ours, python's for the others), and the profiled process's own cost.
 #[derive(Clone, Copy)]
 struct Run {
     wall: Duration,
     launched_rss_kib: u64,
     counts: Counts,
-    uprobe_hits: Option<u64>,
 }
 
 /// How a side starts: a command, or python held until a tracer from
@@ -75,16 +73,15 @@ enum Attached {
 }
 
 impl Attached {
-    /// Ends it, once python has exited; the bare uprobes' hits.
-    fn end(self) -> Option<u64> {
+    /// Ends it, once python has exited.
+    fn end(self) {
         match self {
             Attached::Bpftrace(mut tracer) => {
                 // SAFETY: sends SIGINT to bpftrace, our own child, not yet waited for.
                 unsafe { libc::kill(tracer.id() as libc::pid_t, libc::SIGINT) };
                 let _ = tracer.wait();
-                None
             }
-            Attached::Traps(mut traps) => Some(traps.hits()),
+            Attached::Traps(traps) => drop(traps),
         }
     }
 }
@@ -226,7 +223,9 @@ fn run_once(launch: &Launch, pid_file: &Path) -> Result<Run, String> {
         .map(|mut stdin| stdin.write_all(b"\n"))
         .transpose();
     let finished = watch(child, start);
-    let uprobe_hits = tracer.and_then(Attached::end);
+    if let Some(tracer) = tracer {
+        tracer.end();
+    }
     released.map_err(|e| format!("releasing python: {e}"))?;
     let finished = finished?;
     if !finished.status.success() {
@@ -239,7 +238,6 @@ fn run_once(launch: &Launch, pid_file: &Path) -> Result<Run, String> {
         wall: finished.wall,
         launched_rss_kib: finished.peak_rss_kib,
         counts,
-        uprobe_hits,
     })
 }
 
@@ -445,15 +443,9 @@ fn describe(label: &str, sides: &[Launch], results: &[Result<Vec<Run>, String>])
             .zip(added(MEMRAY))
             .and_then(|(t, m)| report::ratio(t, m)),
     );
-    let hits = results[TRAPS].as_ref().ok().map_or("n/a".into(), |runs| {
-        format!(
-            "{:.0}",
-            median_by(runs, |r| r.uprobe_hits.unwrap_or(0) as f64)
-        )
-    });
     text.push_str(&format!(
         "\nadded time, ours --ebpf / memray 1.20: {}; ours --ebpf / bpftrace: {}; \
-         uprobe traps alone / memray 1.20: {floor} ({hits} uprobe hits a run)\n",
+         uprobe traps alone / memray 1.20: {floor}\n",
         ratio(MEMRAY),
         ratio(BPFTRACE)
     ));

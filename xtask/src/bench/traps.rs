@@ -1,11 +1,13 @@
 //! The floor under any uprobe profiler: the kernel's uprobe traps alone.
 //! Perf-event uprobes with no BPF program, at the places `run --ebpf`
 //! probes libc's allocator functions (`memray_ebpf::AllocatorSites`), for
-//! one process: each hit traps into the kernel, counts and returns.
+//! one process: each hit traps into the kernel and returns. The events
+//! belong to the process's first thread (an inherited uprobe event makes
+//! the process's thread creation fail); the breakpoints are in its memory,
+//! so every thread traps on them, as under `run --ebpf`.
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -16,12 +18,11 @@ const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe";
 
 /// The process's uprobes, removed when dropped.
 pub struct Traps {
-    events: Vec<File>,
+    _events: Vec<File>,
 }
 
 impl Traps {
-    /// Places them in process `pid` (its libc mapped), inherited by the
-    /// threads and children it starts.
+    /// Places them in process `pid` (its libc mapped).
     pub fn place(pid: u32) -> Result<Traps, String> {
         let libc = LibcImage::of_process(pid).map_err(|e| e.to_string())?;
         let sites = AllocatorSites::libc(&libc).map_err(|e| e.to_string())?;
@@ -44,19 +45,7 @@ impl Traps {
         let events = places
             .map(|(offset, config)| open(pid, kind, config, &path, offset))
             .collect::<Result<_, _>>()?;
-        Ok(Traps { events })
-    }
-
-    /// The hits so far, over every probe.
-    pub fn hits(&mut self) -> u64 {
-        let mut total = 0;
-        for event in &mut self.events {
-            let mut count = [0u8; 8];
-            if event.read_exact(&mut count).is_ok() {
-                total += u64::from_ne_bytes(count);
-            }
-        }
-        total
+        Ok(Traps { _events: events })
     }
 }
 
@@ -75,7 +64,6 @@ fn open(pid: u32, kind: u32, config: u64, path: &CString, offset: u64) -> Result
     };
     attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
     attr.__bindgen_anon_4.probe_offset = offset;
-    attr.set_inherit(1);
     // SAFETY: `attr` is a valid attribute block whose path outlives the call.
     let fd =
         unsafe { perf_event_open_sys::perf_event_open(&mut attr, pid as libc::pid_t, -1, -1, 0) };
