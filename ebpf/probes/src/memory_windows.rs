@@ -112,13 +112,45 @@ fn read_directly(addr: u64, buf: &mut [u8]) -> bool {
     unsafe { bpf_probe_read_user_buf(addr as *const u8, buf) }.is_ok()
 }
 
-/// The `len` (1 to 8) bytes at `addr`, little-endian in a word. One BPF
-/// function rather than inlined at each of the walk's reads.
-#[inline(never)]
+/// The `len` (1 to 8) bytes at `addr`, little-endian in a word.
+#[inline(always)]
 fn read_word(addr: u64, len: u64) -> Option<u64> {
-    let windows = MEMORY_WINDOWS.get_ptr_mut(0)?;
+    let mut word = 0;
+    (memray_read_word(addr, len, &mut word) == 0).then_some(word)
+}
+
+/// [`read_word`]'s work, into `word`: 0 if it could. A global BPF function:
+/// the verifier checks it once, for any arguments, where a static one is
+/// checked again at each of the walk's many reads (20 times the time at
+/// every start: 424 ms against 22 ms for the walk on a 2-core AMD EPYC).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn memray_read_word(addr: u64, len: u64, word: *mut u64) -> i64 {
+    let Some(windows) = MEMORY_WINDOWS.get_ptr_mut(0) else {
+        return -1;
+    };
+    if word.is_null() {
+        return -1;
+    }
     // SAFETY: this CPU's windows; a probe runs to its end on its CPU.
     let windows = unsafe { &mut *windows };
+    let len = len & 15;
+    if len == 0 || len > 8 {
+        return -1;
+    }
+    match find_word(windows, addr, len) {
+        Some(found) => {
+            // SAFETY: the caller's word, checked not null (the verifier
+            // checks every caller passes 8 writable bytes or null).
+            unsafe { *word = found };
+            0
+        }
+        None => -1,
+    }
+}
+
+#[inline(always)]
+fn find_word(windows: &mut Windows, addr: u64, len: u64) -> Option<u64> {
     for window in &windows.windows {
         if let Some(word) = window.word(addr, len) {
             return Some(word);

@@ -127,8 +127,9 @@ impl UprobePrograms {
                 .ok_or(Error::Missing(name))?;
             Ok((name, load_program(name, program, function, btf)?))
         };
-        // Each on a thread: the verifier takes ~50 ms over the stack walk
-        // alone, the others together ~15 ms, at every start.
+        // Each on a thread: the verifier takes 20–50 ms over the allocator
+        // entry and the stack walk each, the others together ~5 ms, at
+        // every start.
         let programs = std::thread::scope(|scope| {
             let loads: Vec<_> = names
                 .iter()
