@@ -134,6 +134,7 @@ pub extern "C" fn memray_read_word(addr: u64, len: u64, word: *mut u64) -> i64 {
     }
     // SAFETY: this CPU's windows; a probe runs to its end on its CPU.
     let windows = unsafe { &mut *windows };
+    // Checked for any `len`: bounded here, not by the callers' constants.
     let len = len & 15;
     if len == 0 || len > 8 {
         return -1;
@@ -149,6 +150,8 @@ pub extern "C" fn memray_read_word(addr: u64, len: u64, word: *mut u64) -> i64 {
     }
 }
 
+/// The word from the window that holds it; else read directly if it
+/// crosses a page's end, or through the next window filled around it.
 #[inline(always)]
 fn find_word(windows: &mut Windows, addr: u64, len: u64) -> Option<u64> {
     for window in &windows.windows {
