@@ -15,6 +15,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
+use crate::ring_record::read;
+
 /// How often the buffer is drained when nothing wakes the consumer.
 pub const DRAIN_PERIOD: Duration = Duration::from_millis(10);
 
@@ -39,13 +41,7 @@ pub struct Event {
 impl Event {
     /// Decodes one ring buffer record; `None` for a record of another kind.
     pub fn from_record(record: &[u8]) -> Option<Event> {
-        if record.len() < size_of::<AllocationEvent>() {
-            return None;
-        }
-        // SAFETY: long enough (checked above), and every bit pattern is a valid
-        // AllocationEvent (plain integers); read_unaligned makes no alignment demand.
-        let raw: AllocationEvent =
-            unsafe { record.as_ptr().cast::<AllocationEvent>().read_unaligned() };
+        let raw = read::<AllocationEvent>(record)?;
         Some(Event {
             allocator: Allocator::from_id(u8::try_from(raw.kind).ok()?)?,
             tgid: raw.tgid,

@@ -8,6 +8,8 @@ use memray_ebpf_common::execs::ExecNotice;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use crate::ring_record::read;
+
 /// A process has run `exec` (or, [`ExecKind::Forked`], was just forked by
 /// a process whose forks are followed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,13 +64,9 @@ impl ExecStream {
         let ring = self.ring.get_mut();
         let mut execs = Vec::new();
         while let Some(record) = ring.next() {
-            if record.len() < size_of::<ExecNotice>() {
+            let Some(notice) = read::<ExecNotice>(&record) else {
                 continue;
-            }
-            // SAFETY: long enough (checked above), every bit pattern is a
-            // valid ExecNotice (two u32s); read_unaligned needs no alignment.
-            let notice: ExecNotice =
-                unsafe { record.as_ptr().cast::<ExecNotice>().read_unaligned() };
+            };
             let kind = match notice.tracked {
                 ExecNotice::TRACKED => ExecKind::Tracked,
                 ExecNotice::FORKED => ExecKind::Forked,

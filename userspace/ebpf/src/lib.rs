@@ -42,6 +42,7 @@ mod pthread_keys;
 pub mod python;
 mod python_allocators;
 mod recording;
+mod ring_record;
 mod session;
 mod system;
 mod thread_names;

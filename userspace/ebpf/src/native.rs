@@ -24,6 +24,7 @@ use memray_format::Image;
 use memray_unwind::{image_at, process_images, CopiedStack, CopiedStackUnwinder};
 
 use crate::executable_mappings::{ExecutableMappings, Mapping};
+use crate::ring_record::read;
 
 /// One copy of a thread's stack top.
 struct Copy {
@@ -93,23 +94,6 @@ impl NativeCopies {
         None
     }
 }
-
-/// The `T` at the start of `record`, if it is that long.
-fn read<T: Plain>(record: &[u8]) -> Option<T> {
-    let bytes = record.get(..size_of::<T>())?;
-    // SAFETY: any bytes are a valid `T` (`Plain`); `bytes` is as long; read unaligned.
-    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
-}
-
-/// A record of the ring: any bytes of its size are a valid value.
-///
-/// # Safety
-/// Only for `repr(C)` types made of integers.
-unsafe trait Plain: std::marker::Copy {}
-// SAFETY: repr(C), u32s then u64s.
-unsafe impl Plain for NativeStackHeader {}
-// SAFETY: repr(C), u32s then u64s.
-unsafe impl Plain for NativeUnmapping {}
 
 /// A change of the process's mappings, applied in time order.
 enum Change {

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::object::PROBES;
 use crate::probe_log::{self, ProbeLog};
+use crate::ring_record::read;
 use crate::uprobe_multi::{Sites, UprobeLink, UprobePrograms};
 use crate::LibcImage;
 use crate::Options;
@@ -120,10 +121,7 @@ impl StackSampler {
     pub fn samples(&mut self) -> Vec<Sample> {
         let mut out = Vec::new();
         while let Some(record) = self.samples.next() {
-            if record.len() >= size_of::<StackSample>() {
-                // SAFETY: `StackSample` is plain integers; the record holds one.
-                let sample: StackSample =
-                    unsafe { record.as_ptr().cast::<StackSample>().read_unaligned() };
+            if let Some(sample) = read::<StackSample>(&record) {
                 out.push(Sample {
                     tid: sample.tid,
                     status: sample.stack.status,

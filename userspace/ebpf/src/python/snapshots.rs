@@ -9,6 +9,8 @@ use aya::maps::{MapData, RingBuf};
 use memray_ebpf_common::code_snapshot::{part_offset, CodeSnapshotHeader, CODE_SNAPSHOT_PARTS};
 use python_frames::SnapshotMemory;
 
+use crate::ring_record::read;
+
 /// How long after a code object's free records made before it may still
 /// come: those of other CPUs, committed a little later than their time.
 const LATE_RECORDS_NS: u64 = 50_000_000;
@@ -58,15 +60,7 @@ impl CodeSnapshots {
 }
 
 fn parse(record: &[u8]) -> Option<((u32, u64, u64), CodeSnapshot)> {
-    let header = record.get(..size_of::<CodeSnapshotHeader>())?;
-    // SAFETY: `CodeSnapshotHeader` is plain integers (any bytes are valid)
-    // and the slice holds `size_of` bytes; read unaligned.
-    let header: CodeSnapshotHeader = unsafe {
-        header
-            .as_ptr()
-            .cast::<CodeSnapshotHeader>()
-            .read_unaligned()
-    };
+    let header = read::<CodeSnapshotHeader>(record)?;
     let mut memory = SnapshotMemory::new();
     for part in 0..CODE_SNAPSHOT_PARTS {
         let (address, length) = (header.addresses[part], header.lengths[part] as usize);

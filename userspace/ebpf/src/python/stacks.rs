@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use aya::maps::{MapData, RingBuf};
 use memray_ebpf_common::python_stack::{StackFrame, StackHeader};
 
+use crate::ring_record::read;
+
 /// One stack as the probe saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stack {
@@ -49,16 +51,11 @@ impl StackTable {
 }
 
 fn parse(record: &[u8]) -> Option<(u64, Stack)> {
-    let header_size = size_of::<StackHeader>();
-    let header = record.get(..header_size)?;
-    // SAFETY: `StackHeader` is plain integers (any bytes are valid) and the
-    // slice holds `size_of` bytes; read unaligned.
-    let header: StackHeader = unsafe { header.as_ptr().cast::<StackHeader>().read_unaligned() };
-    let frames = record[header_size..]
+    let header = read::<StackHeader>(record)?;
+    let frames = record[size_of::<StackHeader>()..]
         .chunks_exact(size_of::<StackFrame>())
         .take(usize::from(header.depth))
-        // SAFETY: as above, for `StackFrame`.
-        .map(|bytes| unsafe { bytes.as_ptr().cast::<StackFrame>().read_unaligned() })
+        .filter_map(read::<StackFrame>)
         .collect();
     Some((
         header.id,
