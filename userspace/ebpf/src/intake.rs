@@ -156,14 +156,15 @@ impl Intake {
             self.drain_all()?;
         }
         self.following.resume(session, &mut self.consumer, &stopped);
-        let held = self.held_at_exit(&session.recorded()?);
+        let pid_set = session.pid_set()?;
+        let held = self.held_at_exit(&pid_set.recorded);
         if !held.is_empty() {
             // Stopped at `_exit`: their records are taken in while their
             // code objects can still be read.
             self.drain_all()?;
             held.into_iter().for_each(resume_if_held);
         }
-        let exited = self.children.exited(&self.consumer, &session.tracked()?);
+        let exited = self.children.exited(&self.consumer, &pid_set.tracked);
         if !exited.is_empty() {
             // Their last records first.
             self.drain_all()?;
@@ -196,7 +197,7 @@ impl Intake {
     /// still held go on, the records still in the ring are taken, and every
     /// capture ends.
     pub fn end(mut self, session: &mut Session) -> Result<Ended, Error> {
-        let held = self.held_at_exit(&session.recorded()?);
+        let held = self.held_at_exit(&session.pid_set()?.recorded);
         self.drain_all()?;
         self.following
             .end(session, &mut self.consumer, &mut self.execs);

@@ -67,7 +67,7 @@ pub use privileges::require as require_privileges;
 pub use probes::{AllocationCounters, MallocProbes};
 pub use pthread_keys::PthreadKeyLayout;
 pub use recording::{start_capture, OnSignal, Outcome, Recording, Stop};
-pub use session::{Follow, Options, Session};
+pub use session::{Follow, Options, PidSet, Session};
 pub use system::{ProcessCapture, SystemOutcome, SystemRecording};
 
 /// Whether this binary carries the eBPF object.

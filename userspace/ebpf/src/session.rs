@@ -155,6 +155,16 @@ struct Attachment {
     exit_holds: Vec<UprobeLink>,
 }
 
+/// The processes of the pid set.
+#[derive(Debug, Default)]
+pub struct PidSet {
+    /// Every one (attached ones and followed children).
+    pub tracked: Vec<u32>,
+    /// Those whose calls are recorded: not a followed child still stopped
+    /// where it was forked, waiting for its probes.
+    pub recorded: Vec<u32>,
+}
+
 impl Session {
     /// Loads the probes and the tracepoints that keep the pid set.
     pub fn load(options: Options) -> Result<Session, Error> {
@@ -861,27 +871,24 @@ impl Session {
 
     /// The processes being recorded now (attached ones and followed children).
     pub fn tracked(&self) -> Result<Vec<u32>, Error> {
-        self.tracked_where(|_| true)
+        Ok(self.pid_set()?.tracked)
     }
 
-    /// The tracked processes whose calls are recorded: not a followed child
-    /// still stopped where it was forked, waiting for its probes.
-    pub fn recorded(&self) -> Result<Vec<u32>, Error> {
-        self.tracked_where(|entry| entry.flags & TrackedProcess::RECORDED != 0)
-    }
-
-    fn tracked_where(&self, wanted: impl Fn(&TrackedProcess) -> bool) -> Result<Vec<u32>, Error> {
+    /// The pid set as it stands, read once.
+    pub fn pid_set(&self) -> Result<PidSet, Error> {
         let map = self
             .ebpf
             .map(PROCESSES_MAP)
             .ok_or(Error::Missing(PROCESSES_MAP))?;
         let processes = HashMap::<_, u32, ProcessEntry>::try_from(map)?;
-        Ok(processes
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, entry)| wanted(&entry.0))
-            .map(|(pid, _)| pid)
-            .collect())
+        let mut set = PidSet::default();
+        for (pid, entry) in processes.iter().filter_map(Result::ok) {
+            set.tracked.push(pid);
+            if entry.0.flags & TrackedProcess::RECORDED != 0 {
+                set.recorded.push(pid);
+            }
+        }
+        Ok(set)
     }
 
     /// Records of process `pid` lost because the ring buffer was full.
